@@ -1,0 +1,62 @@
+"""The public face of archspec. Only `build` and `load` import torch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .analysis.report import Report, analyze_network
+from .compiler import Spec, load_spec, to_network
+
+
+def build(spec: Any, *, _init: bool = True, **overrides: Any):
+    """Compile a spec (path, zoo name, YAML text, dict or `Spec`) into a plain `nn.Module`.
+
+    Keyword arguments override spec keys: `build("resnet50", num_classes=10)`,
+    `build(path, **{"input.size": [32, 32]})`.
+    """
+    from .backends.torch_module import build_module
+
+    return build_module(to_network(spec, **overrides), init=_init)
+
+
+def analyze(spec: Any, input: Any = None, **overrides: Any) -> Report:
+    """Shapes, parameters, MACs, memory and receptive field, without building the model.
+
+    `input` sets the input size: `(3, 224, 224)`, `(224, 224)`, `224` or "3x224x224".
+    """
+    if input is not None:
+        overrides.update(_input_overrides(input))
+    return analyze_network(to_network(spec, **overrides))
+
+
+def _input_overrides(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        value = [int(v) for v in value.lower().replace(",", "x").split("x") if v.strip()]
+    if isinstance(value, int):
+        return {"input.size": [value, value]}
+    value = list(value)
+    if len(value) == 3:
+        return {"input.channels": value[0], "input.size": value[1:]}
+    if len(value) == 2:
+        return {"input.size": value}
+    if len(value) == 1:
+        return {"input.size": [value[0], value[0]]}
+    raise ValueError(f"input must be CxHxW, HxW or a size, got {value}")
+
+
+def save(model: Any, path: str | Path) -> None:
+    """Write weights and the resolved spec to a safetensors file (atomically)."""
+    from .checkpoint import save as _save
+
+    _save(model, path)
+
+
+def load(path: str | Path, device: str = "cpu"):
+    """Rebuild a module from a checkpoint written by `archspec build -o` / `archspec.save`."""
+    from .checkpoint import load as _load
+
+    return _load(path, device)
+
+
+__all__ = ["Spec", "analyze", "build", "load", "load_spec", "save"]

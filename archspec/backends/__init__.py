@@ -1,0 +1,1 @@
+"""Backends read the IR: torch modules, diagrams, source and deployment exports."""

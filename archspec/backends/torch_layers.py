@@ -1,0 +1,90 @@
+"""Small torch modules that PyTorch lacks, used by compiled networks.
+
+Each class is self-contained (imports only torch), so that code export can copy
+its source into a standalone file.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of an N x C x H x W tensor (ConvNeXt)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Stage(nn.Module):
+    """A stage: its blocks, run in order (`stages.2.blocks.0`)."""
+
+    def __init__(self, blocks: list[nn.Module]):
+        super().__init__()
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)
+
+
+class Network(nn.Module):
+    """stem -> stages -> head. Auxiliary heads (if any) run in training only, after
+    the stage given in `aux_after`; then forward returns `(logits, *aux_logits)`."""
+
+    def __init__(self, stem: nn.Module, stages: list[nn.Module], head: nn.Module,
+                 aux_heads: list[nn.Module] | None = None, aux_after: tuple[int, ...] = ()):
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.Sequential(*stages)
+        if aux_heads:
+            self.aux_heads = nn.ModuleList(aux_heads)
+        self.head = head
+        self.aux_after = tuple(aux_after)
+
+    def forward(self, x: torch.Tensor):
+        x = self.stem(x)
+        if not self.aux_after or not self.training:
+            return self.head(self.stages(x))
+        aux = []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)
+            for head, after in zip(self.aux_heads, self.aux_after):
+                if after == i:
+                    aux.append(head(x))
+        return (self.head(x), *aux)
+
+
+class StochasticDepth(nn.Module):
+    """Drop a residual branch per sample in training (torchvision's StochasticDepth, "row" mode)."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        survival = 1.0 - self.p
+        noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
+        noise = noise.bernoulli_(survival)
+        if survival > 0.0:
+            noise.div_(survival)
+        return x * noise
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class LayerScale(nn.Module):
+    """Per-channel learned scale (ConvNeXt), initialised to a small constant."""
+
+    def __init__(self, channels: int, init: float = 1e-6, ndim: int = 3):
+        super().__init__()
+        shape = (channels,) + (1,) * (ndim - 1)
+        self.scale = nn.Parameter(torch.full(shape, float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.scale * x

@@ -1,0 +1,92 @@
+"""The block-family registry.
+
+A family is a pydantic model of its parameters plus an `emit` method that writes
+IR through a `GraphBuilder`. Registering one is all it takes to use it in specs:
+
+    @register_block("fire")
+    class Fire(BlockFamily):
+        '''SqueezeNet's fire module.'''
+        squeeze: int
+        expand: int
+
+        def emit(self, b, x, ctx):
+            s = b.act(b.conv(x, out=self.squeeze, kernel=1, name="squeeze"), name="squeeze_act")
+            e1 = b.act(b.conv(s, out=self.expand, kernel=1, name="expand1x1"), name="expand1x1_act")
+            e3 = b.act(b.conv(s, out=self.expand, kernel=3, padding=1, name="expand3x3"), name="expand3x3_act")
+            return b.concat(e1, e3)
+
+The built-in families in this package are written exactly this way; the compiler
+core never names a family.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import ArchspecError, unknown_name
+from ..ir.builder import GraphBuilder, Value
+from ..ir.op import OpDefaults
+
+
+@dataclass(frozen=True)
+class BlockContext:
+    """What a block may know beyond its own parameters."""
+
+    stride: int  # the stage's stride for its first block, 1 for the others
+    index: int  # position within the stage
+    repeat: int  # blocks in the stage
+    stage: int  # stage index
+    global_index: int  # position among all blocks of the network
+    total_blocks: int  # blocks in the network (for schedules such as stochastic depth)
+    defaults: OpDefaults = OpDefaults()
+
+
+class BlockFamily(BaseModel):
+    """Base of every block family: the fields are the family's spec parameters."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    family: ClassVar[str] = ""
+    # Whether the stage's `stride` means something to this family.
+    strided: ClassVar[bool] = True
+    # Parameters that are channel counts, scaled by a width multiplier.
+    channel_fields: ClassVar[tuple[str, ...]] = ("out",)
+
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        raise NotImplementedError
+
+
+BLOCKS: dict[str, type[BlockFamily]] = {}
+_F = TypeVar("_F", bound=type[BlockFamily])
+
+
+def register_block(name: str) -> Callable[[_F], _F]:
+    """Class decorator: make a `BlockFamily` subclass usable as `block: <name>`."""
+
+    def decorate(cls: _F) -> _F:
+        if not (isinstance(cls, type) and issubclass(cls, BlockFamily)):
+            raise TypeError("register_block decorates BlockFamily subclasses")
+        if name in BLOCKS and BLOCKS[name].__qualname__ != cls.__qualname__:
+            raise ValueError(f"block type '{name}' is already registered by {BLOCKS[name].__qualname__}")
+        cls.family = name
+        BLOCKS[name] = cls
+        return cls
+
+    return decorate
+
+
+def block_family(name: str) -> type[BlockFamily]:
+    load_builtin_blocks()
+    try:
+        return BLOCKS[name]
+    except KeyError:
+        raise ArchspecError(unknown_name("block type", name, BLOCKS)) from None
+
+
+def load_builtin_blocks() -> dict[str, type[BlockFamily]]:
+    from . import builtin  # noqa: F401  (registers the built-in families)
+
+    return BLOCKS

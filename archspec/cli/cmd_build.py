@@ -1,0 +1,68 @@
+"""archspec build: validate, compile, print the per-stage table, optionally save weights."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_spec_options, human, load, print_json, shape_text, table
+
+EXAMPLE = """\
+example:
+  archspec build specs/vgg19.yaml
+  archspec build specs/resnet50.yaml --set num_classes=10 -o resnet50.safetensors
+  python -c "import archspec; m = archspec.load('resnet50.safetensors')"
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("build", help="compile a spec into a PyTorch module and print its table",
+                       description="Validate SPEC, compile it into a torch module and print, per stage, the output "
+                                   "shape and parameters, then the totals (parameters, MACs, receptive field).",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", metavar="SPEC", help="a spec file or a zoo name")
+    add_spec_options(p)
+    p.add_argument("-o", "--output", metavar="FILE.safetensors",
+                   help="save the initialised weights, with the resolved spec in the file's metadata")
+    p.add_argument("--max-params", type=float, default=2e9, metavar="N",
+                   help="refuse networks with more parameters than this (default: 2e9)")
+    p.add_argument("--json", action="store_true", help="print the totals as JSON")
+    p.set_defaults(run=run)
+
+
+def stage_table(report) -> str:
+    rows = []
+    for group, layers in report.groups():
+        rows.append([group, shape_text(layers[-1].output_shape), f"{sum(la.params for la in layers):,}",
+                     human(sum(la.macs for la in layers))])
+    return table(rows, ["part", "output", "params", "MACs"], right={2, 3})
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze_network
+    from ..compiler import check_params_limit
+
+    spec = load(args.spec, args)
+    report = analyze_network(spec.network())
+    check_params_limit(report.params, args.max_params, spec)
+
+    from ..api import build, save
+
+    model = build(spec)
+    actual = sum(p.numel() for p in model.parameters())
+    if actual != report.params:  # the analysis and the module come from one IR; say so loudly if not
+        raise AssertionError(f"analysis counts {report.params} parameters, the module has {actual}")
+    if args.output:
+        save(model, args.output)
+    if args.json:
+        print_json({"name": spec.name, "params": report.params, "macs": report.macs,
+                    "input_shape": list(report.input_shape), "output_shape": list(report.output_shape),
+                    "output": args.output})
+        return 0
+    print(f"{spec.name}: input {shape_text(report.input_shape)}")
+    print(stage_table(report))
+    rf = report.receptive_field
+    print(f"\ntotal: {report.params:,} parameters, {human(report.macs)} MACs, "
+          f"output {shape_text(report.output_shape)}, receptive field {rf.size[0]}x{rf.size[1]}")
+    if args.output:
+        print(f"saved {args.output}")
+    return 0

@@ -1,0 +1,57 @@
+"""archspec validate: check specs without building anything (no torch)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ArchspecError, SpecError
+from .common import add_spec_options, load, print_json
+
+EXAMPLE = """\
+example:
+  archspec validate specs/*.yaml
+  archspec validate my_net.yaml --set num_classes=10
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="check specs and report every problem with its location",
+                       description="Parse, resolve and validate each SPEC, including the shape checks, "
+                                   "without allocating weights. Exit code 2 if any spec is wrong.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("specs", nargs="+", metavar="SPEC")
+    add_spec_options(p)
+    p.add_argument("--max-params", type=float, default=2e9, metavar="N",
+                   help="refuse networks with more parameters than this (default: 2e9)")
+    p.add_argument("--json", action="store_true", help="print one result per spec as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..analysis import analyze_network
+    from ..compiler import check_params_limit
+
+    failed = False
+    results = []
+    for path in args.specs:
+        try:
+            spec = load(path, args)
+            report = analyze_network(spec.network())
+            check_params_limit(report.params, args.max_params, spec)
+            results.append({"spec": path, "ok": True, "params": report.params})
+            if not args.json:
+                print(f"{path}: ok ({spec.name}, {report.params:,} parameters)")
+        except SpecError as exc:
+            failed = True
+            results.append({"spec": path, "ok": False, "errors": [str(p) for p in exc.problems]})
+            if not args.json:
+                print(str(exc), file=sys.stderr)
+        except ArchspecError as exc:
+            failed = True
+            results.append({"spec": path, "ok": False, "errors": [f"{path}: {exc}"]})
+            if not args.json:
+                print(f"{path}: {exc}", file=sys.stderr)
+    if args.json:
+        print_json(results)
+    return 2 if failed else 0

@@ -1,0 +1,68 @@
+"""Pieces shared by the commands: spec arguments, loading, number formatting, JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from ..compiler import Spec, load_spec
+from ..spec.resolve import parse_assignment
+
+
+def add_spec_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key, e.g. --set num_classes=10 --set input.size=[32,32] "
+                        "--set scale.width=1.5 (repeatable; the value is read as YAML)")
+
+
+def add_input_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 3x224x224 or 224x224 (default: the spec's)")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in getattr(args, "overrides", []) or []:
+        key, value = parse_assignment(text)
+        out[key] = value
+    if getattr(args, "input", None):
+        from ..api import _input_overrides
+
+        try:
+            out.update(_input_overrides(args.input))
+        except ValueError as exc:
+            from ..errors import ArchspecError
+
+            raise ArchspecError(f"--input: {exc}") from None
+    return out
+
+
+def load(spec: str, args: argparse.Namespace) -> Spec:
+    return load_spec(spec, **overrides(args))
+
+
+def human(n: float) -> str:
+    """1234567 -> 1.23M."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(int(n))
+
+
+def shape_text(shape: Any) -> str:
+    return "x".join(str(s) for s in shape)
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def table(rows: list[list[str]], header: list[str], right: set[int] = frozenset()) -> str:
+    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
+
+    def line(r: list[str]) -> str:
+        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])

@@ -1,0 +1,92 @@
+"""`archspec` entry point: parses arguments, calls the API, maps errors to exit codes.
+
+Exit codes: 0 success, 1 internal error, 2 bad spec or bad input, 3 a missing
+external tool (Graphviz's `dot`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import textwrap
+
+from ..errors import ArchspecError, SpecError
+
+# One module `cmd_<name>.py` per command, each with `register(subparsers)`.
+COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "schema"]
+
+EPILOG = textwrap.dedent("""\
+    examples:
+      archspec build specs/vgg19.yaml                  compile, print the table and totals
+      archspec build specs/resnet50.yaml --set num_classes=10 -o resnet50.safetensors
+      archspec validate specs/*.yaml                   check specs, report every problem
+      archspec list                                    the zoo, with parameter counts
+      archspec summary resnet50 --json                 per-layer shapes, MACs, receptive field
+
+    Run `archspec COMMAND --help` for the options and an example of each command.
+    A SPEC is a path to a YAML file or the name of a zoo network (see `archspec list`).
+""")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="archspec",
+        description="A declarative architecture compiler for convolutional networks: "
+                    "YAML spec -> PyTorch module, analysis, diagrams, exports.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--debug", action="store_true", help="show the Python traceback of errors")
+    top.add_argument("--version", action="version", version=f"archspec {_version()}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f".cmd_{name}", __package__)
+        except ModuleNotFoundError as exc:
+            if exc.name == f"{__package__}.cmd_{name}":
+                continue
+            raise
+        module.register(sub)
+    return top
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    top = parser()
+    args = top.parse_args(argv)
+    if not getattr(args, "run", None):
+        top.print_help()
+        return 0
+    try:
+        return int(args.run(args) or 0)
+    except SpecError as exc:
+        if args.debug:
+            raise
+        print(str(exc), file=sys.stderr)
+        return 2
+    except ArchspecError as exc:
+        if args.debug:
+            raise
+        print(f"archspec: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_code", 2)
+    except KeyboardInterrupt:
+        print("archspec: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # an archspec bug, not a user error
+        if args.debug:
+            raise
+        print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
+              f"(run with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

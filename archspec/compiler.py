@@ -1,0 +1,142 @@
+"""The front half of the compiler: any spec source -> a validated `Spec` -> the IR `Network`.
+
+Nothing here imports torch; analysis, diagrams and validation stop at the IR.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import LimitError, Location, Problem, SpecError
+from .ir.graph import Network
+from .ir.lower import LoweringError, lower
+from .spec.models import SpecModel
+from .spec.resolve import Document, Locator, resolve_data, resolve_source
+from .spec.scaling import apply_scaling
+from .spec.source import parse_text, read_file
+from .spec.validate import validate_document
+
+SpecLike = "str | Path | dict | Spec"
+MAX_SEARCH_SIZE = 1 << 14
+
+
+@dataclass
+class Spec:
+    """A resolved, validated spec. `data` is the explicit document (no extends, no vars)."""
+
+    model: SpecModel
+    data: dict
+    locator: Locator = field(default_factory=Locator, repr=False)
+    _network: Network | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def source(self) -> str:
+        return self.locator.root
+
+    def network(self) -> Network:
+        """The IR, lowered once and cached."""
+        if self._network is None:
+            self._network = _lower_located(self)
+        return self._network
+
+    def with_overrides(self, **overrides: Any) -> "Spec":
+        return from_document(resolve_data(self.data, self.source, _flatten_overrides(overrides)))
+
+
+def _flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """API keywords: `num_classes=10`, `input={"size": [32, 32]}` or `**{"input.size": [32, 32]}`."""
+    return {str(k): copy.deepcopy(v) for k, v in overrides.items()}
+
+
+def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
+    if isinstance(spec, Spec):
+        return resolve_data(spec.data, spec.source, overrides)
+    if isinstance(spec, dict):
+        return resolve_data(spec, "<dict>", overrides)
+    if isinstance(spec, Path):
+        return resolve_source(read_file(spec), overrides)
+    if isinstance(spec, str):
+        path = Path(spec)
+        if "\n" not in spec and len(spec) < 4096:
+            if path.is_file():
+                return resolve_source(read_file(path), overrides)
+            from . import zoo
+
+            zoo_path = zoo.path_of(spec)
+            if zoo_path is not None:
+                return resolve_source(read_file(zoo_path), overrides)
+            if ":" not in spec:
+                return resolve_source(read_file(path), overrides)  # reports "no such file"
+        return resolve_source(parse_text(spec, "<string>"), overrides)
+    raise TypeError(f"a spec is a path, a YAML string, a dict or a Spec, not {type(spec).__name__}")
+
+
+def from_document(doc: Document) -> Spec:
+    model = apply_scaling(validate_document(doc))
+    return Spec(model, doc.data, doc.locator)
+
+
+def load_spec(spec: Any, **overrides: Any) -> Spec:
+    """Parse, resolve and validate a spec from a path, zoo name, YAML text, dict or Spec."""
+    return from_document(_document(spec, _flatten_overrides(overrides)))
+
+
+def _lower_located(spec: Spec) -> Network:
+    try:
+        return lower(spec.model, spec.data)
+    except LoweringError as exc:
+        message = str(exc)
+        if exc.spatial_zero:
+            smallest = smallest_input(spec.model)
+            if smallest:
+                message += f"; the smallest input that works is {smallest}x{smallest}"
+        cls = LimitError if "more than" in message and "layers" in message else SpecError
+        raise cls(spec.locator.problem(message, exc.origin)) from None
+
+
+def smallest_input(model: SpecModel) -> int | None:
+    """The smallest square input size for which every layer keeps a positive size."""
+
+    def works(n: int) -> bool:
+        trial = model.model_copy(update={"input": model.input.model_copy(update={"size": (n, n)})})
+        try:
+            lower(trial)
+            return True
+        except LoweringError:
+            return False
+
+    hi = 1
+    while not works(hi):
+        hi *= 2
+        if hi > MAX_SEARCH_SIZE:
+            return None
+    lo = hi // 2
+    while lo + 1 < hi:
+        mid = (lo + hi) // 2
+        if works(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def to_network(spec: Any, **overrides: Any) -> Network:
+    if isinstance(spec, Network):
+        return spec
+    if isinstance(spec, Spec) and not overrides:
+        return spec.network()
+    return load_spec(spec, **overrides).network()
+
+
+def check_params_limit(params: int, limit: float, spec: Spec) -> None:
+    if params > limit:
+        raise LimitError(Problem(
+            f"the network has {params:,} parameters, over the limit of {int(limit):,}; "
+            "raise it with --max-params if you mean it", (), Location(spec.source)))

@@ -1,0 +1,92 @@
+"""Errors that point at the spec.
+
+Every problem found in a spec is a `Problem`: a message, the path inside the spec
+(`stages[2].repeat`) and, where known, the source location (`file:line:column`).
+A `SpecError` carries one or more problems so that several mistakes are reported
+together. The CLI prints `str(error)` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+PathItem = str | int
+SpecPath = tuple[PathItem, ...]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a source file; line and column are 1-based, as editors show them."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+def format_path(path: Sequence[PathItem]) -> str:
+    """`("stages", 2, "repeat")` -> `stages[2].repeat`."""
+    out = ""
+    for item in path:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        else:
+            out += f".{item}" if out else str(item)
+    return out
+
+
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    path: SpecPath = ()
+    location: Location | None = None
+    # The `extends` chain that led to the file holding the problem, child first.
+    chain: tuple[str, ...] = field(default=())
+
+    def __str__(self) -> str:
+        where = str(self.location) if self.location else "<spec>"
+        what = format_path(self.path)
+        text = f"{where}: {what}: {self.message}" if what else f"{where}: {self.message}"
+        if len(self.chain) > 1:
+            text += f" (via extends: {' -> '.join(self.chain)})"
+        return text
+
+
+class ArchspecError(Exception):
+    """Base class of every error archspec raises on purpose."""
+
+
+class SpecError(ArchspecError, ValueError):
+    """One or more problems in a spec. `str()` gives one located line per problem."""
+
+    def __init__(self, problems: Problem | Iterable[Problem]):
+        self.problems: list[Problem] = [problems] if isinstance(problems, Problem) else list(problems)
+        if not self.problems:
+            raise ValueError("SpecError needs at least one problem")
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def at(cls, message: str, path: SpecPath = (), location: Location | None = None) -> "SpecError":
+        return cls(Problem(message, tuple(path), location))
+
+
+class LimitError(SpecError):
+    """A spec that is valid but beyond a resource limit (parameters, layers, repeats)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A short suffix suggesting the closest known name, or "" when nothing is close."""
+    close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def unknown_name(kind: str, word: str, choices: Iterable[str]) -> str:
+    """`unknown block type 'botleneck' (did you mean 'bottleneck'?); known: basic, bottleneck, ...`"""
+    choices = sorted(set(choices))
+    return f"unknown {kind} '{word}'{did_you_mean(word, choices)}; known: {', '.join(choices)}"

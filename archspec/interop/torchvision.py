@@ -1,0 +1,97 @@
+"""Weights to and from torchvision models.
+
+archspec names modules after the spec (`stages.0.blocks.0.conv1`), torchvision
+after its own classes (`layer1.0.conv1`). The two state_dicts hold the same
+tensors in the same order (modules are created in execution order on both
+sides), so tensors are paired by position and every pair must agree in shape.
+Where torchvision registers a module out of execution order (Inception-v3's
+auxiliary head sits between Mixed_6e and Mixed_7a), `ORDER_HINTS` moves its keys
+to where archspec has them. A 1x1 convolution and a linear layer (N x C vs
+N x C x 1 x 1) are treated as the same tensor.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+from ..errors import ArchspecError
+
+
+class InteropError(ArchspecError):
+    pass
+
+
+def _move_before(prefix: str, before: str) -> Callable[[list[str]], list[str]]:
+    """Move the keys under `prefix` to just before the first key under `before`."""
+
+    def reorder(keys: list[str]) -> list[str]:
+        moved = [k for k in keys if k.startswith(prefix)]
+        rest = [k for k in keys if not k.startswith(prefix)]
+        at = next((i for i, k in enumerate(rest) if k.startswith(before)), len(rest))
+        return rest[:at] + moved + rest[at:]
+
+    return reorder
+
+
+# torchvision model class name -> reordering of its state_dict keys into archspec's order.
+ORDER_HINTS: dict[str, Callable[[list[str]], list[str]]] = {
+    "Inception3": _move_before("AuxLogits.", "fc."),
+}
+
+
+def _state(source: Any) -> tuple[dict[str, Any], str | None]:
+    if hasattr(source, "state_dict") and callable(source.state_dict):
+        return dict(source.state_dict()), type(source).__name__
+    if isinstance(source, Mapping):
+        return dict(source), None
+    raise TypeError("source must be a torchvision model or its state_dict")
+
+
+def _same(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    def strip(s: tuple[int, ...]) -> tuple[int, ...]:
+        while len(s) > 2 and s[-1] == 1:
+            s = s[:-1]
+        return s
+
+    return a == b or strip(a) == strip(b)
+
+
+def _pairs(ours: dict[str, Any], theirs: dict[str, Any], arch: str | None) -> list[tuple[str, str]]:
+    keys = list(theirs)
+    if arch in ORDER_HINTS:
+        keys = ORDER_HINTS[arch](keys)
+    our_keys = list(ours)
+    for i, (mine, other) in enumerate(zip(our_keys, keys)):
+        a, b = tuple(ours[mine].shape), tuple(theirs[other].shape)
+        if not _same(a, b):
+            raise InteropError(
+                f"tensor #{i} disagrees: archspec '{mine}' has shape {list(a)}, torchvision '{other}' has {list(b)}")
+    if len(our_keys) != len(keys):
+        n = min(len(our_keys), len(keys))
+        extra = our_keys[n] if len(our_keys) > n else keys[n]
+        side = "archspec" if len(our_keys) > n else "torchvision"
+        raise InteropError(
+            f"archspec has {len(our_keys)} tensors, torchvision {len(keys)}; the first unmatched is {side} '{extra}'")
+    return list(zip(our_keys, keys))
+
+
+def load_torchvision(model: Any, source: Any, arch: str | None = None) -> Any:
+    """Copy the weights of a torchvision model (or its state_dict) into a compiled model.
+
+    `arch` names the torchvision class (e.g. "Inception3") when `source` is a state_dict.
+    Refuses, naming the first tensor that disagrees, when the architectures differ.
+    """
+    theirs, found = _state(source)
+    ours = model.state_dict()
+    pairs = _pairs(ours, theirs, arch or found)
+    model.load_state_dict({mine: theirs[other].reshape(ours[mine].shape) for mine, other in pairs})
+    return model
+
+
+def to_torchvision(model: Any, target: Any) -> Any:
+    """Copy a compiled model's weights into a torchvision model (the inverse of `load_torchvision`)."""
+    theirs, arch = _state(target)
+    ours = model.state_dict()
+    pairs = _pairs(ours, theirs, arch)
+    target.load_state_dict({other: ours[mine].reshape(theirs[other].shape) for mine, other in pairs})
+    return target

@@ -1,0 +1,163 @@
+"""`GraphBuilder`: how block families (and the stem and head) emit IR.
+
+A family's `emit` receives a builder and a symbolic input `Value`, calls ops on
+it and returns the output value; shapes are inferred as it goes, so a family can
+read `x.channels` to decide, say, whether a projection shortcut is needed:
+
+    def emit(self, b, x, ctx):
+        y = b.conv(x, out=self.out, kernel=3, stride=ctx.stride, name="conv1")
+        y = b.act(b.norm(y, name="bn1"), name="relu1")
+        ...
+        return b.act(b.add(y, shortcut), name="relu")
+
+Names are local to the graph; `with b.scope("downsample"):` prefixes them, and
+unnamed nodes are numbered within their scope like `nn.Sequential` children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+from ..errors import SpecPath
+from .graph import INPUT, Graph, Node
+from .op import Op, OpDefaults, Shape, ShapeError, op_class
+
+
+@dataclass(frozen=True)
+class Value:
+    """A symbolic tensor: the output of one node (or the graph input)."""
+
+    index: int
+    shape: Shape
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return self.shape[1:]
+
+
+class NodeShapeError(ShapeError):
+    """A shape rule failed; carries the node's local name and spec origin."""
+
+    def __init__(self, message: str, name: str, origin: SpecPath, spatial_zero: bool):
+        super().__init__(message, spatial_zero)
+        self.name = name
+        self.origin = origin
+
+
+class GraphBuilder:
+    def __init__(self, in_shape: Shape, defaults: OpDefaults = OpDefaults(), origin: SpecPath = ()):
+        self.in_shape = tuple(in_shape)
+        self.defaults = defaults
+        self.origin = origin
+        self.nodes: list[Node] = []
+        self._prefix: list[str] = []
+        self._counters: dict[str, int] = {}
+        self._names: set[str] = set()
+        self.input = Value(INPUT, self.in_shape)
+
+    # -- naming --------------------------------------------------------------------
+    @contextlib.contextmanager
+    def scope(self, name: str) -> Iterator[None]:
+        """Prefix the names of nodes emitted inside with `name.`."""
+        self._prefix.append(str(name))
+        try:
+            yield
+        finally:
+            self._prefix.pop()
+
+    def _name(self, name: str | None) -> str:
+        prefix = ".".join(self._prefix)
+        if name is None:
+            n = self._counters.get(prefix, 0)
+            while f"{prefix}.{n}".lstrip(".") in self._names:
+                n += 1
+            self._counters[prefix] = n + 1
+            name = str(n)
+        full = f"{prefix}.{name}" if prefix else str(name)
+        if full in self._names:
+            raise ShapeError(f"two layers are named '{full}' in the same block")
+        self._names.add(full)
+        return full
+
+    # -- emitting ------------------------------------------------------------------
+    def op(self, op: Op | str, *inputs: Value, name: str | None = None, origin: SpecPath | None = None, **fields: Any) -> Value:
+        """Append one node. `op` is an Op instance or a kind name with `fields`."""
+        if isinstance(op, str):
+            op = op_class(op)(**fields)
+        elif fields:
+            op = op.model_copy(update=fields)
+        arity = type(op).arity
+        if arity is not None and len(inputs) != arity:
+            raise ShapeError(f"{op.kind} takes {arity} input(s), got {len(inputs)}")
+        full = self._name(name if name is not None else op.name)
+        where = self.origin if origin is None else origin
+        try:
+            op = op.resolved(self.defaults)
+            shape = tuple(op.out_shape([v.shape for v in inputs]))
+        except NodeShapeError:
+            raise
+        except ShapeError as exc:
+            raise NodeShapeError(str(exc), full, where, exc.spatial_zero) from None
+        self.nodes.append(Node(full, op, tuple(v.index for v in inputs), shape, where))
+        return Value(len(self.nodes) - 1, shape)
+
+    def sequence(self, x: Value, ops: Sequence[Op], origins: Sequence[SpecPath] | None = None) -> Value:
+        for i, op in enumerate(ops):
+            x = self.op(op, x, origin=origins[i] if origins else None)
+        return x
+
+    # Shorthands for the common ops; each forwards to `op`.
+    def conv(self, x: Value, name: str | None = None, **fields: Any) -> Value:
+        return self.op("conv", x, name=name, **fields)
+
+    def norm(self, x: Value, name: str | None = None, **fields: Any) -> Value:
+        return self.op("norm", x, name=name, **fields)
+
+    def act(self, x: Value, name: str | None = None, **fields: Any) -> Value:
+        return self.op("act", x, name=name, **fields)
+
+    def add(self, *xs: Value, name: str | None = None) -> Value:
+        return self.op("add", *xs, name=name)
+
+    def concat(self, *xs: Value, name: str | None = None) -> Value:
+        return self.op("concat", *xs, name=name)
+
+    def mul(self, *xs: Value, name: str | None = None) -> Value:
+        return self.op("mul", *xs, name=name)
+
+    def conv_norm_act(
+        self,
+        x: Value,
+        out: int,
+        kernel: int | Sequence[int] = 1,
+        stride: int = 1,
+        padding: Any = "same",
+        groups: Any = 1,
+        act: str | None | bool = True,
+        norm: bool = True,
+        names: Sequence[str] | None = ("conv", "bn", "act"),
+        **conv_fields: Any,
+    ) -> Value:
+        """conv -> norm -> activation, the unit most families are made of.
+
+        `act=True` uses the default activation, a string names one, False/None skips it.
+        The conv has no bias when a norm follows. Names default to conv/bn/act.
+        """
+        names = list(names) if names else [None, None, None]
+        use_norm = norm and self.defaults.norm is not None
+        y = self.conv(x, name=names[0], out=out, kernel=kernel, stride=stride, padding=padding,
+                      groups=groups, bias=conv_fields.pop("bias", not use_norm), **conv_fields)
+        if use_norm:
+            y = self.norm(y, name=names[1])
+        if act:
+            y = self.act(y, name=names[2], **({} if act is True else {"type": act}))
+        return y
+
+    def finish(self, out: Value) -> Graph:
+        return Graph(self.in_shape, self.nodes, out.index)

@@ -1,0 +1,110 @@
+"""Lowering: a validated spec model -> the IR `Network`. Families emit their own nodes."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from pydantic import ValidationError
+
+from ..blocks.registry import BlockContext
+from ..errors import ArchspecError, SpecPath
+from .builder import GraphBuilder, NodeShapeError
+from .graph import AuxHead, Block, Graph, Network, Stage
+from .op import Op, OpDefaults, Shape
+
+MAX_NODES = 50_000
+
+
+class LoweringError(ArchspecError):
+    """A block or layer could not be built; `origin` is its path in the spec."""
+
+    def __init__(self, message: str, origin: SpecPath, spatial_zero: bool = False):
+        super().__init__(message)
+        self.origin = origin
+        self.spatial_zero = spatial_zero
+
+
+def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecPath) -> Graph:
+    b = GraphBuilder(shape, defaults, origin)
+    try:
+        out = b.sequence(b.input, ops, [origin + (i,) for i in range(len(ops))])
+    except NodeShapeError as exc:
+        raise LoweringError(f"{exc}", exc.origin, exc.spatial_zero) from None
+    return b.finish(out)
+
+
+def _stage_index(after: str | int, spec: Any) -> int:
+    if isinstance(after, int):
+        if 0 <= after < len(spec.stages):
+            return after
+        raise LoweringError(f"no stage {after}; the spec has {len(spec.stages)}", ())
+    for i in range(len(spec.stages)):
+        if spec.stage_name(i) == after:
+            return i
+    names = [spec.stage_name(i) for i in range(len(spec.stages))]
+    from ..errors import unknown_name
+
+    raise LoweringError(unknown_name("stage", after, names), ())
+
+
+def lower(spec: Any, spec_data: dict | None = None) -> Network:
+    """Build the IR of a validated (and scaled) `SpecModel`."""
+    shape: Shape = spec.input.shape
+    defaults = spec.defaults.op_defaults()
+    stem = _layers(spec.stem, shape, defaults, ("stem",))
+    shape = stem.out_shape
+    total = sum(s.repeat for s in spec.stages)
+    count = len(stem.nodes)
+    stages: list[Stage] = []
+    global_index = 0
+    for i, st in enumerate(spec.stages):
+        origin: SpecPath = ("stages", i)
+        stage_defaults = spec.stage_defaults(st).op_defaults()
+        blocks: list[Block] = []
+        for r in range(st.repeat):
+            ctx = BlockContext(
+                stride=st.stride if r == 0 else 1, index=r, repeat=st.repeat, stage=i,
+                global_index=global_index, total_blocks=total, defaults=stage_defaults,
+            )
+            b = GraphBuilder(shape, stage_defaults, origin)
+            try:
+                out = st.emit(b, b.input, ctx)
+            except NodeShapeError as exc:
+                where = f"block {r} of {st.repeat}, " if st.repeat > 1 else ""
+                raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin, exc.spatial_zero) from None
+            except (ValidationError, ValueError, ArchspecError) as exc:
+                raise LoweringError(f"{st.block}: {_short(exc)}", origin) from None
+            graph = b.finish(out)
+            count += len(graph.nodes)
+            if count > MAX_NODES:
+                raise LoweringError(f"the network has more than {MAX_NODES} layers", origin)
+            blocks.append(Block(st.block, graph, st, origin))
+            shape = graph.out_shape
+            global_index += 1
+        stages.append(Stage(spec.stage_name(i), blocks, origin))
+
+    aux: list[AuxHead] = []
+    for a, head in enumerate(spec.aux_heads):
+        if not head.enabled:
+            continue
+        try:
+            after = _stage_index(head.after, spec)
+        except LoweringError as exc:
+            raise LoweringError(str(exc), ("aux_heads", a, "after")) from None
+        src = stages[after].out_shape if stages else stem.out_shape
+        graph = _layers(head.layers, src, defaults, ("aux_heads", a, "layers"))
+        aux.append(AuxHead(head.name or f"aux{a + 1}", after, graph, ("aux_heads", a)))
+
+    head_graph = _layers(spec.head, shape, defaults, ("head",))
+    return Network(
+        name=spec.name, input_shape=spec.input.shape, stem=stem, stages=stages, head=head_graph,
+        aux_heads=aux, description=spec.description, spec_data=spec_data or {}, init=spec.init,
+    )
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        return f"{loc}: {first['msg']}" if loc else first["msg"]
+    return str(exc)

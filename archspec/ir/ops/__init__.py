@@ -1,0 +1,3 @@
+"""The built-in primitive ops. Importing this package registers them all."""
+
+from . import activation, conv, linear, merge, norm, pool, regularize, shape  # noqa: F401

@@ -1,0 +1,27 @@
+"""Field types shared by op definitions."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field
+
+PosInt = Annotated[int, Field(ge=1)]
+NonNegInt = Annotated[int, Field(ge=0)]
+# An int for both axes, or [h, w] for asymmetric kernels such as 1x7.
+PosPair = PosInt | tuple[PosInt, PosInt]
+NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+def hw(pair: tuple[int, int]) -> str:
+    """(3, 3) -> "3x3"."""
+    return f"{pair[0]}x{pair[1]}"
+
+
+def spatial(shape: tuple[int, ...], kind: str) -> tuple[int, int, int]:
+    from ..op import ShapeError
+
+    if len(shape) != 3:
+        raise ShapeError(f"{kind} needs a (C, H, W) feature map, got a flat vector of {shape[0]}; remove the flatten before it")
+    return shape  # type: ignore[return-value]

@@ -1,0 +1,100 @@
+"""Convolution."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Sequence
+
+from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op, window_out
+from ._types import NonNegPair, PosInt, PosPair, hw, spatial
+
+
+@register_op
+class Conv(Op):
+    """2-d convolution: `conv: {out: 64, kernel: 3, stride: 1, padding: same, groups: 1, bias: true}`.
+
+    `padding: same` pads by `dilation * (kernel - 1) / 2` on each side (odd kernels only),
+    which keeps the size at stride 1 and gives torchvision's padding at stride > 1.
+    `groups: depthwise` sets groups to the input channels.
+    """
+
+    kind: ClassVar[str] = "conv"
+    category: ClassVar[str] = "conv"
+    channel_fields: ClassVar[tuple[str, ...]] = ("out",)
+
+    out: PosInt
+    kernel: PosPair = 1
+    stride: PosPair = 1
+    padding: NonNegPair | Literal["same"] = 0
+    dilation: PosPair = 1
+    groups: PosInt | Literal["depthwise"] = 1
+    bias: bool = True
+
+    # -- normalised views ---------------------------------------------------------
+    @property
+    def k(self) -> tuple[int, int]:
+        return pair(self.kernel)
+
+    @property
+    def s(self) -> tuple[int, int]:
+        return pair(self.stride)
+
+    @property
+    def d(self) -> tuple[int, int]:
+        return pair(self.dilation)
+
+    @property
+    def p(self) -> tuple[int, int]:
+        if self.padding == "same":
+            if any(k % 2 == 0 for k in self.k):
+                raise ShapeError(f"padding 'same' needs an odd kernel, got {hw(self.k)}")
+            return tuple(d * (k - 1) // 2 for k, d in zip(self.k, self.d))  # type: ignore[return-value]
+        return pair(self.padding)
+
+    def g(self, ins: Sequence[Shape]) -> int:
+        return ins[0][0] if self.groups == "depthwise" else self.groups  # type: ignore[return-value]
+
+    # -- rules ---------------------------------------------------------------------
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        c, h, w = spatial(ins[0], "conv")
+        g = self.g(ins)
+        if c % g or self.out % g:
+            raise ShapeError(f"groups={g} must divide both input channels ({c}) and output channels ({self.out})")
+        size = [window_out(n, k, s, p, d) for n, k, s, p, d in zip((h, w), self.k, self.s, self.p, self.d)]
+        if min(size) < 1:
+            raise ShapeError(f"input {c}x{h}x{w} is too small for conv {hw(self.k)}/{self.s[0]}", spatial_zero=True)
+        return (self.out, size[0], size[1])
+
+    def params(self, ins: Sequence[Shape]) -> int:
+        c = ins[0][0]
+        return self.out * (c // self.g(ins)) * self.k[0] * self.k[1] + (self.out if self.bias else 0)
+
+    def macs(self, ins: Sequence[Shape], out: Shape) -> int:
+        c = ins[0][0]
+        return out[0] * out[1] * out[2] * (c // self.g(ins)) * self.k[0] * self.k[1]
+
+    def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        return fields[0].window(self.k, self.s, self.p, self.d)
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        kwargs = {"kernel_size": _compact(self.k), "stride": _compact(self.s), "padding": _compact(self.p)}
+        if self.d != (1, 1):
+            kwargs["dilation"] = _compact(self.d)
+        if self.g(ins) != 1:
+            kwargs["groups"] = self.g(ins)
+        kwargs["bias"] = self.bias
+        return ModuleCall("torch.nn.Conv2d", (ins[0][0], self.out), kwargs)
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        text = f"conv {hw(self.k)}"
+        if self.s != (1, 1):
+            text += f"/{self.s[0]}" if self.s[0] == self.s[1] else f"/{hw(self.s)}"
+        if self.d != (1, 1):
+            text += f" d{self.d[0]}"
+        g = self.g(ins)
+        if g != 1:
+            text += " dw" if g == ins[0][0] == self.out else f" g{g}"
+        return f"{text}, {ins[0][0]}->{self.out}"
+
+
+def _compact(p: tuple[int, int]) -> int | tuple[int, int]:
+    return p[0] if p[0] == p[1] else p

@@ -1,0 +1,39 @@
+"""Fully connected layers."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Sequence
+
+from ..op import ModuleCall, Op, Shape, ShapeError, register_op
+from ._types import PosInt
+
+
+@register_op
+class Linear(Op):
+    """A fully connected layer on a flat vector: `linear: {out: 1000}` or `linear: 1000`."""
+
+    kind: ClassVar[str] = "linear"
+    category: ClassVar[str] = "linear"
+    shorthand: ClassVar[str] = "out"
+
+    out: PosInt
+    bias: bool = True
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if len(ins[0]) != 1:
+            shape = "x".join(map(str, ins[0]))
+            raise ShapeError(f"linear needs a flat input, got {shape}; add 'flatten' (after 'global_pool') before it")
+        return (self.out,)
+
+    def params(self, ins: Sequence[Shape]) -> int:
+        return ins[0][0] * self.out + (self.out if self.bias else 0)
+
+    def macs(self, ins: Sequence[Shape], out: Shape) -> int:
+        return ins[0][0] * self.out
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        kwargs = {} if self.bias else {"bias": False}
+        return ModuleCall("torch.nn.Linear", (ins[0][0], self.out), kwargs)
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"linear {ins[0][0]}->{self.out}"

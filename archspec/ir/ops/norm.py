@@ -1,0 +1,86 @@
+"""Normalisation layers."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Sequence
+
+from pydantic import Field
+
+from ..op import ModuleCall, Op, OpDefaults, Shape, ShapeError, register_op
+from ._types import PosInt
+
+NormKind = Literal["batch", "layer"]
+
+
+@register_op
+class Norm(Op):
+    """Normalisation: `norm: batch` (BatchNorm), `norm: layer` (LayerNorm over channels).
+
+    A bare `norm` takes the spec's `defaults.norm`, eps and momentum.
+    """
+
+    kind: ClassVar[str] = "norm"
+    category: ClassVar[str] = "norm"
+    shorthand: ClassVar[str] = "type"
+
+    type: NormKind | None = None
+    eps: float | None = Field(default=None, gt=0)
+    momentum: float | None = Field(default=None, ge=0, le=1)
+
+    def resolved(self, defaults: OpDefaults) -> "Norm":
+        kind = self.type or defaults.norm
+        if kind is None:
+            raise ShapeError("a bare 'norm' needs defaults.norm to be set")
+        update: dict = {"type": kind}
+        if self.eps is None:
+            update["eps"] = defaults.norm_eps
+        if self.momentum is None:
+            update["momentum"] = defaults.norm_momentum
+        return self.model_copy(update=update)
+
+    def params(self, ins: Sequence[Shape]) -> int:
+        return 2 * ins[0][0]
+
+    def buffers(self, ins: Sequence[Shape]) -> int:
+        # running mean, running var, num_batches_tracked
+        return 2 * ins[0][0] + 1 if self.type == "batch" else 0
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        c = ins[0][0]
+        if self.type == "batch":
+            target = "torch.nn.BatchNorm2d" if len(ins[0]) == 3 else "torch.nn.BatchNorm1d"
+            kwargs = {}
+            if self.eps != 1e-5:
+                kwargs["eps"] = self.eps
+            if self.momentum != 0.1:
+                kwargs["momentum"] = self.momentum
+            return ModuleCall(target, (c,), kwargs)
+        if self.type == "layer":
+            kwargs = {} if self.eps == 1e-5 else {"eps": self.eps}
+            if len(ins[0]) == 3:
+                return ModuleCall("archspec.backends.torch_layers.LayerNorm2d", (c,), kwargs)
+            return ModuleCall("torch.nn.LayerNorm", (c,), kwargs)
+        raise ShapeError(f"norm type '{self.type}' has no torch form")
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return {"batch": "bn", "layer": "ln"}.get(self.type or "", "norm")
+
+
+@register_op
+class LocalResponseNorm(Op):
+    """Local response normalisation across channels (AlexNet, GoogLeNet's paper)."""
+
+    kind: ClassVar[str] = "lrn"
+    category: ClassVar[str] = "norm"
+    shorthand: ClassVar[str] = "size"
+
+    size: PosInt = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        return ModuleCall("torch.nn.LocalResponseNorm", (self.size,), {"alpha": self.alpha, "beta": self.beta, "k": self.k})
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"lrn {self.size}"

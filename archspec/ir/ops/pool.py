@@ -1,0 +1,152 @@
+"""Pooling: windowed, adaptive and global."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal, Sequence
+
+from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op, window_out
+from ._types import NonNegPair, PosInt, PosPair, hw, spatial
+
+
+class _WindowPool(Op):
+    category: ClassVar[str] = "pool"
+    shorthand: ClassVar[str] = "kernel"
+    _torch: ClassVar[str]
+
+    kernel: PosPair = 2
+    stride: PosPair | None = None  # defaults to the kernel, as in PyTorch
+    padding: NonNegPair = 0
+    ceil_mode: bool = False
+
+    @property
+    def k(self) -> tuple[int, int]:
+        return pair(self.kernel)
+
+    @property
+    def s(self) -> tuple[int, int]:
+        return pair(self.stride) if self.stride is not None else self.k
+
+    @property
+    def p(self) -> tuple[int, int]:
+        return pair(self.padding)
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        c, h, w = spatial(ins[0], self.kind)
+        if any(2 * p > k for p, k in zip(self.p, self.k)):
+            raise ShapeError(f"padding {self.padding} must be at most half the kernel {hw(self.k)}")
+        size = [window_out(n, k, s, p, 1, self.ceil_mode) for n, k, s, p in zip((h, w), self.k, self.s, self.p)]
+        if min(size) < 1:
+            raise ShapeError(f"input {c}x{h}x{w} is too small for {self.kind} {hw(self.k)}/{self.s[0]}", spatial_zero=True)
+        return (c, size[0], size[1])
+
+    def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        return fields[0].window(self.k, self.s, self.p)
+
+    def _kwargs(self) -> dict:
+        kwargs: dict = {"kernel_size": _compact(self.k), "stride": _compact(self.s)}
+        if self.p != (0, 0):
+            kwargs["padding"] = _compact(self.p)
+        if self.ceil_mode:
+            kwargs["ceil_mode"] = True
+        return kwargs
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        return ModuleCall(self._torch, (), self._kwargs())
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        text = f"{self.kind} {hw(self.k)}"
+        if self.s != (1, 1):
+            text += f"/{self.s[0]}"
+        return text + (" ceil" if self.ceil_mode else "")
+
+
+@register_op
+class MaxPool(_WindowPool):
+    """Max pooling: `maxpool: {kernel: 3, stride: 2, padding: 1, ceil_mode: false}`; `maxpool: 2` for 2x2/2."""
+
+    kind: ClassVar[str] = "maxpool"
+    _torch: ClassVar[str] = "torch.nn.MaxPool2d"
+
+
+@register_op
+class AvgPool(_WindowPool):
+    """Average pooling; `count_include_pad` as in PyTorch (true by default)."""
+
+    kind: ClassVar[str] = "avgpool"
+    _torch: ClassVar[str] = "torch.nn.AvgPool2d"
+
+    count_include_pad: bool = True
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        kwargs = self._kwargs()
+        if not self.count_include_pad:
+            kwargs["count_include_pad"] = False
+        return ModuleCall(self._torch, (), kwargs)
+
+
+@register_op
+class AdaptivePool(Op):
+    """Adaptive pooling to a fixed output size: `adaptive_pool: {size: [6, 6], type: avg}`."""
+
+    kind: ClassVar[str] = "adaptive_pool"
+    category: ClassVar[str] = "pool"
+    shorthand: ClassVar[str] = "size"
+
+    size: PosPair = 1
+    type: Literal["avg", "max"] = "avg"
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        c, _, _ = spatial(ins[0], self.kind)
+        h, w = pair(self.size)
+        return (c, h, w)
+
+    def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        # Output i pools input rows [floor(i*n/m), ceil((i+1)*n/m)): the widest window and
+        # the mean step stand in for kernel and stride (exact when m divides n).
+        _, h, w = ins[0]
+        kernel, stride = [], []
+        for n, m in zip((h, w), pair(self.size)):
+            kernel.append(max(math.ceil((i + 1) * n / m) - (i * n) // m for i in range(m)))
+            stride.append(max(1, n // m))
+        return fields[0].window(kernel, stride, (0, 0))
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        target = "torch.nn.AdaptiveAvgPool2d" if self.type == "avg" else "torch.nn.AdaptiveMaxPool2d"
+        h, w = pair(self.size)
+        return ModuleCall(target, ((h, w),))
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"adaptive {self.type}pool {hw(pair(self.size))}"
+
+
+@register_op
+class GlobalPool(Op):
+    """Global pooling to 1x1 (kept as C x 1 x 1; add `flatten` for a vector): `global_pool: avg`."""
+
+    kind: ClassVar[str] = "global_pool"
+    category: ClassVar[str] = "pool"
+    shorthand: ClassVar[str] = "type"
+
+    type: Literal["avg", "max"] = "avg"
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        c, _, _ = spatial(ins[0], self.kind)
+        return (c, 1, 1)
+
+    def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        return fields[0].whole(ins[0][1:])
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        target = "torch.nn.AdaptiveAvgPool2d" if self.type == "avg" else "torch.nn.AdaptiveMaxPool2d"
+        return ModuleCall(target, ((1, 1),))
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"global {self.type}pool"
+
+
+def _compact(p: tuple[int, int]) -> int | tuple[int, int]:
+    return p[0] if p[0] == p[1] else p
+
+
+__all__ = ["MaxPool", "AvgPool", "AdaptivePool", "GlobalPool", "PosInt"]

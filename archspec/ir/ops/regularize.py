@@ -1,0 +1,49 @@
+"""Ops that act on a residual branch: stochastic depth and layer scale."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Sequence
+
+from pydantic import Field
+
+from ..op import ModuleCall, Op, Shape, register_op
+from ._types import Probability
+
+
+@register_op
+class DropPath(Op):
+    """Stochastic depth: in training, drop the whole branch for a sample with probability `p`
+    (and scale the survivors by 1/(1-p)); the identity in eval. Same as torchvision's
+    `StochasticDepth(p, "row")`."""
+
+    kind: ClassVar[str] = "drop_path"
+    category: ClassVar[str] = "dropout"
+    shorthand: ClassVar[str] = "p"
+
+    p: Probability = 0.0
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        return ModuleCall("archspec.backends.torch_layers.StochasticDepth", (self.p,))
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"drop path {self.p:.3g}"
+
+
+@register_op
+class LayerScale(Op):
+    """Multiply each channel by a learned scale, initialised to `init` (ConvNeXt)."""
+
+    kind: ClassVar[str] = "layer_scale"
+    category: ClassVar[str] = "other"
+    shorthand: ClassVar[str] = "init"
+
+    init: float = Field(default=1e-6)
+
+    def params(self, ins: Sequence[Shape]) -> int:
+        return ins[0][0]
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        return ModuleCall("archspec.backends.torch_layers.LayerScale", (ins[0][0], self.init, len(ins[0])))
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return "layer scale"

@@ -1,0 +1,43 @@
+"""Ops that move or drop values without weights: flatten, dropout."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Sequence
+
+from ..op import RF, ModuleCall, Op, Shape, register_op
+from ._types import Probability
+
+
+@register_op
+class Flatten(Op):
+    """Flatten C x H x W to one vector (the batch dimension stays)."""
+
+    kind: ClassVar[str] = "flatten"
+    category: ClassVar[str] = "reshape"
+
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        return (math.prod(ins[0]),)
+
+    def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        return fields[0].whole(ins[0][1:]) if len(ins[0]) == 3 else fields[0]
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        return ModuleCall("torch.nn.Flatten", (1,))
+
+
+@register_op
+class Dropout(Op):
+    """Dropout, active in training only: `dropout: 0.5`."""
+
+    kind: ClassVar[str] = "dropout"
+    category: ClassVar[str] = "dropout"
+    shorthand: ClassVar[str] = "p"
+
+    p: Probability = 0.5
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        return ModuleCall("torch.nn.Dropout", (), {"p": self.p})
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        return f"dropout {self.p:g}"

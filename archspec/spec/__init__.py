@@ -1,0 +1,1 @@
+"""The spec language: loading with locations, models, resolution, validation, scaling."""

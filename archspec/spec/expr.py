@@ -1,0 +1,197 @@
+"""A small, safe evaluator for `${...}` expressions in specs.
+
+Specs may compute values (`${num_classes}`, `${width * 2}`, `${convs[1]}`,
+`${make_divisible(32 * width, 8)}`). Python's `eval` would let a spec run code, so
+expressions are parsed with `ast` and only a whitelist of node types is walked:
+literals, names, indexing, attribute access on mappings, arithmetic, comparisons,
+conditionals and a few pure functions. Results are bounded in size.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from typing import Any, Callable, Mapping
+
+MAX_EXPR_CHARS = 500
+MAX_RESULT_ITEMS = 10_000
+MAX_ABS_INT = 10**15
+
+
+class ExprError(ValueError):
+    pass
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of `divisor`, never below 90% of `value`.
+
+    This is the rule of the MobileNet and EfficientNet reference code (torchvision's
+    `_make_divisible`), which compound scaling must reproduce exactly.
+    """
+    if min_value is None:
+        min_value = divisor
+    new = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new < 0.9 * value:
+        new += divisor
+    return new
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "int": int,
+    "float": float,
+    "round": round,
+    "min": min,
+    "max": max,
+    "abs": abs,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "len": len,
+    "make_divisible": make_divisible,
+}
+
+_BINARY = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+}
+_COMPARE = {
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
+}
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and abs(value) > MAX_ABS_INT:
+        raise ExprError(f"number too large: more than {MAX_ABS_INT}")
+    if isinstance(value, (str, list, tuple)) and len(value) > MAX_RESULT_ITEMS:
+        raise ExprError(f"result too long: more than {MAX_RESULT_ITEMS} items")
+    return value
+
+
+class _Evaluator:
+    def __init__(self, lookup: Callable[[str], Any]):
+        self.lookup = lookup
+
+    def eval(self, node: ast.AST) -> Any:
+        method = getattr(self, f"_{type(node).__name__}", None)
+        if method is None:
+            raise ExprError(f"'{type(node).__name__}' is not allowed in an expression")
+        return _bounded(method(node))
+
+    def _Expression(self, node: ast.Expression) -> Any:
+        return self.eval(node.body)
+
+    def _Constant(self, node: ast.Constant) -> Any:
+        if not isinstance(node.value, (int, float, str, bool)) and node.value is not None:
+            raise ExprError(f"constant {node.value!r} is not allowed")
+        return node.value
+
+    def _Name(self, node: ast.Name) -> Any:
+        if node.id in ("true", "True"):
+            return True
+        if node.id in ("false", "False"):
+            return False
+        if node.id in ("null", "None"):
+            return None
+        return self.lookup(node.id)
+
+    def _List(self, node: ast.List) -> list:
+        return [self.eval(e) for e in node.elts]
+
+    def _Tuple(self, node: ast.Tuple) -> list:
+        return [self.eval(e) for e in node.elts]
+
+    def _Subscript(self, node: ast.Subscript) -> Any:
+        container = self.eval(node.value)
+        key = self.eval(node.slice)
+        try:
+            return container[key]
+        except (KeyError, IndexError, TypeError) as exc:
+            raise ExprError(f"cannot index {_short(container)} with {key!r}: {exc}") from None
+
+    def _Attribute(self, node: ast.Attribute) -> Any:
+        container = self.eval(node.value)
+        if isinstance(container, Mapping) and node.attr in container:
+            return container[node.attr]
+        raise ExprError(f"no key '{node.attr}' in {_short(container)}")
+
+    def _BinOp(self, node: ast.BinOp) -> Any:
+        op = _BINARY.get(type(node.op))
+        if op is None:
+            raise ExprError(f"operator '{type(node.op).__name__}' is not allowed")
+        left, right = self.eval(node.left), self.eval(node.right)
+        if isinstance(node.op, ast.Mult):
+            seq, count = (left, right) if isinstance(left, (str, list)) else (right, left)
+            if isinstance(seq, (str, list)) and isinstance(count, int) and count * len(seq) > MAX_RESULT_ITEMS:
+                raise ExprError(f"result too long: more than {MAX_RESULT_ITEMS} items")
+        try:
+            return op(left, right)
+        except (TypeError, ZeroDivisionError, OverflowError) as exc:
+            raise ExprError(str(exc)) from None
+
+    def _UnaryOp(self, node: ast.UnaryOp) -> Any:
+        value = self.eval(node.operand)
+        if isinstance(node.op, ast.USub):
+            return -value
+        if isinstance(node.op, ast.UAdd):
+            return +value
+        if isinstance(node.op, ast.Not):
+            return not value
+        raise ExprError(f"operator '{type(node.op).__name__}' is not allowed")
+
+    def _Compare(self, node: ast.Compare) -> bool:
+        left = self.eval(node.left)
+        for op_node, right_node in zip(node.ops, node.comparators):
+            op = _COMPARE.get(type(op_node))
+            if op is None:
+                raise ExprError(f"comparison '{type(op_node).__name__}' is not allowed")
+            right = self.eval(right_node)
+            if not op(left, right):
+                return False
+            left = right
+        return True
+
+    def _BoolOp(self, node: ast.BoolOp) -> Any:
+        values = [self.eval(v) for v in node.values]
+        return all(values) if isinstance(node.op, ast.And) else any(values)
+
+    def _IfExp(self, node: ast.IfExp) -> Any:
+        return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
+
+    def _Call(self, node: ast.Call) -> Any:
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
+            name = node.func.id if isinstance(node.func, ast.Name) else "this call"
+            raise ExprError(f"function '{name}' is not available; use one of {', '.join(sorted(FUNCTIONS))}")
+        if node.keywords:
+            raise ExprError("keyword arguments are not supported")
+        args = [self.eval(a) for a in node.args]
+        try:
+            return FUNCTIONS[node.func.id](*args)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ExprError(f"{node.func.id}(): {exc}") from None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
+    """Evaluate one expression; names are resolved through `lookup` (which raises ExprError)."""
+    if len(expression) > MAX_EXPR_CHARS:
+        raise ExprError(f"expression longer than {MAX_EXPR_CHARS} characters")
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"invalid expression '{expression.strip()}': {exc.msg}") from None
+    return _Evaluator(lookup).eval(tree)

@@ -1,0 +1,86 @@
+"""The layer notation shared by stem, head, auxiliary heads and layer-list blocks.
+
+A layer is written as a one-key mapping `kind: params`, where params is a mapping,
+a scalar for the op's shorthand field (`act: relu`, `dropout: 0.5`,
+`linear: 1000`) or nothing (`flatten:`); a bare string (`- flatten`) is the kind
+with its defaults. Validation goes through the op's own pydantic model, looked up
+in the op registry at validation time, so ops registered by users work too and
+errors keep their full location (`stem[0].conv.kernel`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, create_model
+from pydantic_core import PydanticCustomError, core_schema
+
+from ..errors import did_you_mean
+from ..ir.op import OPS, Op, op_class
+
+
+@lru_cache(maxsize=None)
+def _wrapper(cls: type[Op]) -> type[BaseModel]:
+    """`{conv: Conv}`: validating through it puts the kind into error locations."""
+    return create_model(  # type: ignore[call-overload]
+        f"{cls.__name__}Layer", __config__=ConfigDict(extra="forbid"), **{cls.kind: (cls, ...)}
+    )
+
+
+def layer_kinds() -> list[str]:
+    op_class("conv")  # make sure the built-in ops are registered
+    return sorted(k for k, c in OPS.items() if c.in_layer_lists)
+
+
+def parse_layer(value: Any) -> Op:
+    if isinstance(value, Op):
+        return value
+    if isinstance(value, str):
+        value = {value: None}
+    if not isinstance(value, dict) or len(value) != 1:
+        if isinstance(value, dict) and not value:
+            raise PydanticCustomError("layer", "empty layer; write it as `kind: params`, e.g. `conv: {out: 64, kernel: 3}`")
+        if isinstance(value, dict):
+            keys = ", ".join(map(str, value))
+            raise PydanticCustomError(
+                "layer", "a layer has exactly one key, its kind (found {keys}); indent its parameters under the kind",
+                {"keys": keys},
+            )
+        raise PydanticCustomError("layer", "a layer is written `kind: params`, e.g. `conv: {out: 64, kernel: 3}`")
+    (kind, params), = value.items()
+    kinds = layer_kinds()
+    if kind not in kinds:
+        if kind in OPS:
+            raise PydanticCustomError(
+                "layer", "'{kind}' merges paths and is only available inside a block definition", {"kind": kind}
+            )
+        raise PydanticCustomError(
+            "unknown_layer",
+            "unknown layer type '{kind}'{hint}; known: {known}",
+            {"kind": str(kind), "hint": did_you_mean(str(kind), kinds), "known": ", ".join(kinds)},
+        )
+    wrapped = _wrapper(OPS[kind]).model_validate({kind: params})
+    return getattr(wrapped, kind)
+
+
+class _LayerType:
+    """Pydantic type hook: a layer validated through the op registry."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(parse_layer)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {"$ref": "#/$defs/Layer"}
+
+
+Layer = Annotated[Op, _LayerType]
+LayerList = list[Layer]
+
+
+def parse_layer_list(values: list[Any]) -> list[Op]:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(LayerList).validate_python(values)

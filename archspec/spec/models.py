@@ -1,0 +1,230 @@
+"""The pydantic models of a spec. Unknown keys are errors everywhere.
+
+Layers are validated through the op registry (`spec.layers`) and stages through
+the block registry (`Stage` below), both at validation time, so families and ops
+that users register take part exactly like the built-in ones.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    ValidationInfo,
+    create_model,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError, core_schema
+
+from ..blocks.registry import BLOCKS, BlockFamily, load_builtin_blocks
+from ..errors import did_you_mean
+from ..ir.op import OpDefaults
+from ..ir.ops.activation import ActKind
+from ..ir.ops.norm import NormKind
+from .layers import LayerList
+
+MAX_REPEAT = 1024
+NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _none_word(value: Any) -> Any:
+    return None if isinstance(value, str) and value.lower() == "none" else value
+
+
+class InputSpec(StrictModel):
+    """`input: {channels: 3, size: [224, 224]}`; `size: 224` means square."""
+
+    channels: int = Field(default=3, ge=1, le=65536)
+    size: tuple[Annotated[int, Field(ge=1, le=1 << 16)], Annotated[int, Field(ge=1, le=1 << 16)]] = (224, 224)
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _square(cls, value: Any) -> Any:
+        return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.size[0], self.size[1])
+
+
+class Defaults(StrictModel):
+    """What bare `norm` and `act` layers, and blocks, use unless told otherwise."""
+
+    norm: NormKind | None = "batch"
+    activation: ActKind | None = "relu"
+    norm_eps: float = Field(default=1e-5, gt=0)
+    norm_momentum: float = Field(default=0.1, ge=0, le=1)
+
+    @field_validator("norm", "activation", mode="before")
+    @classmethod
+    def _none(cls, value: Any) -> Any:
+        return _none_word(value)
+
+    def op_defaults(self) -> OpDefaults:
+        return OpDefaults(self.norm, self.activation, self.norm_eps, self.norm_momentum)
+
+    def updated(self, override: "DefaultsOverride | None") -> "Defaults":
+        if override is None:
+            return self
+        return self.model_copy(update=override.model_dump(exclude_unset=True))
+
+
+class DefaultsOverride(Defaults):
+    """A stage's partial override of the spec defaults: only the keys written apply."""
+
+
+class ScaleSpec(StrictModel):
+    """Compound scaling (EfficientNet): channels times `width` rounded to a multiple of
+    `divisor`, repeats times `depth` rounded up."""
+
+    width: float = Field(default=1.0, gt=0, le=64)
+    depth: float = Field(default=1.0, gt=0, le=64)
+    divisor: int = Field(default=8, ge=1)
+
+
+InitScheme = Annotated[str, Field(pattern=r"^(default|zeros|ones|kaiming_normal(_fan_in|_fan_out)?|kaiming_uniform|"
+                                          r"xavier_uniform|uniform_fan_out|(trunc_)?normal\(\s*[0-9.eE+-]+\s*\))$")]
+
+
+class InitRule(StrictModel):
+    """How to initialise the weight and bias of one kind of layer.
+
+    Schemes: default (PyTorch's), zeros, ones, kaiming_normal_fan_out, kaiming_normal_fan_in,
+    kaiming_uniform, xavier_uniform, uniform_fan_out (U(-1/sqrt(out), 1/sqrt(out))),
+    normal(STD), trunc_normal(STD) (truncated at +-2).
+    """
+
+    weight: InitScheme = "default"
+    bias: InitScheme = "default"
+
+
+class InitSpec(StrictModel):
+    """Weight initialisation, as the reference implementation of a family does it."""
+
+    conv: InitRule = InitRule()
+    linear: InitRule = InitRule()
+    norm: InitRule = InitRule()
+    # Module-path globs (`aux_heads.*.1`) with their own rule; the last match wins.
+    by_name: dict[str, InitRule] = {}
+
+
+class AuxHeadSpec(StrictModel):
+    """An auxiliary classifier, fed by the output of stage `after`, used in training only."""
+
+    after: str | int
+    name: str | None = None
+    enabled: bool = True
+    layers: LayerList = Field(min_length=1)
+
+
+class StageFields(BaseModel):
+    """Keys every stage has, whatever its block type."""
+
+    block: str
+    repeat: int = Field(default=1, ge=1, le=MAX_REPEAT)
+    stride: int = Field(default=1, ge=1, le=64)
+    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    defaults: DefaultsOverride | None = None
+
+    STAGE_KEYS: ClassVar[tuple[str, ...]] = ("block", "repeat", "stride", "name", "defaults")
+
+
+@lru_cache(maxsize=None)
+def stage_model(family: type[BlockFamily]) -> type[BlockFamily]:
+    """The stage model of a family: its parameters plus the common stage keys."""
+    return create_model(  # type: ignore[call-overload]
+        f"{family.__name__}Stage",
+        __base__=(family, StageFields),
+        block=(Literal[family.family], ...),  # type: ignore[valid-type]
+    )
+
+
+def _layer_stage(value: dict) -> dict | None:
+    """A stage item written as a single layer (`- maxpool: {kernel: 3}`) -> a `layers` stage."""
+    from ..ir.op import OPS
+
+    if "block" not in value and len(value) == 1 and next(iter(value)) in OPS:
+        return {"block": "layers", "layers": [value]}
+    return None
+
+
+def parse_stage(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, BlockFamily):
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("stage", "a stage is a mapping such as `{block: bottleneck, out: 256, repeat: 3}`")
+    value = _layer_stage(value) or value
+    families = dict(load_builtin_blocks())
+    families.update((info.context or {}).get("families", {}))
+    if "block" not in value:
+        raise PydanticCustomError(
+            "missing_block", "a stage needs `block: TYPE` (known types: {known})", {"known": ", ".join(sorted(families))}
+        )
+    kind = value["block"]
+    if not isinstance(kind, str) or kind not in families:
+        known = sorted(families)
+        raise PydanticCustomError(
+            "unknown_block",
+            "unknown block type '{kind}'{hint}; known: {known}",
+            {"kind": str(kind), "hint": did_you_mean(str(kind), known), "known": ", ".join(known)},
+        )
+    model = stage_model(families[kind])
+    stage = model.model_validate(value, context=info.context)
+    if stage.stride != 1 and not model.strided:
+        raise PydanticCustomError("stride", "block type '{kind}' takes no stride", {"kind": kind})
+    return stage
+
+
+class _StageType:
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.with_info_plain_validator_function(parse_stage)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {"$ref": "#/$defs/Stage"}
+
+
+Stage = Annotated[BlockFamily, _StageType]
+
+
+class SpecModel(StrictModel):
+    """A whole network. `extends` and `vars` are consumed while resolving."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=128)
+    description: str = ""
+    extends: str | None = None
+    vars: dict[str, Any] = {}
+    input: InputSpec = InputSpec()
+    num_classes: int = Field(default=1000, ge=1, le=1 << 24)
+    defaults: Defaults = Defaults()
+    init: InitSpec = InitSpec()
+    scale: ScaleSpec | None = None
+    blocks: dict[str, Any] = {}
+    stem: LayerList = []
+    stages: list[Stage] = []
+    head: LayerList = []
+    aux_heads: list[AuxHeadSpec] = []
+
+    def stage_defaults(self, stage: Any) -> Defaults:
+        return self.defaults.updated(getattr(stage, "defaults", None))
+
+    def stage_name(self, index: int) -> str:
+        return getattr(self.stages[index], "name", None) or f"stage{index}"
+
+
+def known_blocks() -> list[str]:
+    return sorted(load_builtin_blocks())
+
+
+__all__ = ["SpecModel", "StageFields", "stage_model", "known_blocks", "BLOCKS"]

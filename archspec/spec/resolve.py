@@ -1,0 +1,254 @@
+"""Resolve a spec into one fully explicit document: extends, overrides, `${...}` variables.
+
+Order: load the file and its `extends` chain (a child's mappings merge into its
+parent's, a child's lists and scalars replace the parent's), apply overrides
+(`--set input.size=[32,32]`, API keyword arguments), then substitute `${expr}`
+using `vars` and the top-level keys. Every value keeps the location of the file
+and line that gave it, so errors point at the right file even through `extends`.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
+from .expr import ExprError, evaluate
+from .source import Source, parse_text, read_file
+
+MAX_EXTENDS_DEPTH = 16
+_INTERP = re.compile(r"\$\{([^{}]*)\}")
+
+
+@dataclass
+class Locator:
+    """Locations of the values of a merged document, and the extends chain of each file."""
+
+    values: dict[SpecPath, Location] = field(default_factory=dict)
+    keys: dict[SpecPath, Location] = field(default_factory=dict)
+    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    root: str = "<spec>"
+
+    @classmethod
+    def of(cls, source: Source, chain: tuple[str, ...]) -> "Locator":
+        return cls(dict(source.values), dict(source.keys), {source.name: chain}, source.name)
+
+    def where(self, path: SpecPath, key: bool = False) -> Location:
+        path = tuple(path)
+        if key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), Location(self.root))
+
+    def problem(self, message: str, path: SpecPath, key: bool = False) -> Problem:
+        location = self.where(path, key)
+        return Problem(message, tuple(path), location, self.chains.get(location.file, ()))
+
+    def drop_under(self, path: SpecPath) -> None:
+        n = len(path)
+        for table in (self.values, self.keys):
+            for p in [p for p in table if p[:n] == path and len(p) > n]:
+                del table[p]
+
+    def overlay(self, child: "Locator", data: Any, path: SpecPath = ()) -> None:
+        """Take the child's locations wherever the child's document gave the value."""
+        for p, loc in child.values.items():
+            self.values[p] = loc
+        for p, loc in child.keys.items():
+            self.keys[p] = loc
+        self.chains.update(child.chains)
+        self.root = child.root
+
+
+def _merge(parent: Any, child: Any, path: SpecPath, locator: Locator) -> Any:
+    """Deep-merge mappings; anything else in the child replaces the parent's value."""
+    if isinstance(parent, dict) and isinstance(child, dict):
+        out = dict(parent)
+        for key, value in child.items():
+            out[key] = _merge(parent[key], value, path + (key,), locator) if key in parent else value
+        return out
+    locator.drop_under(path)
+    return child
+
+
+def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
+    if not isinstance(ref, str) or not ref.strip():
+        raise SpecError(locator.problem("extends must name a spec file, e.g. `extends: resnet50.yaml`", ("extends",)))
+    base = Path(child.name).parent if not child.name.startswith("<") else Path.cwd()
+    candidate = base / ref
+    if candidate.exists():
+        return candidate
+    from .. import zoo
+
+    zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
+    if zoo_path is not None:
+        return zoo_path
+    raise SpecError(locator.problem(f"extends '{ref}': no such file (looked in {base or '.'} and the zoo)", ("extends",)))
+
+
+def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Locator]:
+    """The merged document of `source` and its extends chain, with locations."""
+    chain = chain + (source.name,)
+    locator = Locator.of(source, chain)
+    data = dict(source.data)
+    ref = data.pop("extends", None)
+    if ref is None:
+        return data, locator
+    parent_path = _parent_path(ref, source, locator)
+    key = str(parent_path.resolve())
+    seen = [str(Path(c).resolve()) for c in chain if not c.startswith("<")]
+    if key in seen:
+        cycle = " -> ".join(list(chain) + [str(parent_path)])
+        raise SpecError(locator.problem(f"extends cycle: {cycle}", ("extends",)))
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise SpecError(locator.problem(f"extends chain deeper than {MAX_EXTENDS_DEPTH}", ("extends",)))
+    parent_data, merged = load_document(read_file(parent_path), chain)
+    data = _merge(parent_data, data, (), merged)
+    merged.overlay(locator, data)
+    return data, merged
+
+
+# -- overrides ---------------------------------------------------------------------
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`input.size=[32,32]` -> ("input.size", [32, 32]); the value is read as YAML."""
+    if "=" not in text:
+        raise SpecError(Problem(f"--set needs KEY=VALUE, got '{text}'", (), Location("--set")))
+    key, raw = text.split("=", 1)
+    try:
+        value = parse_text(f"v: {raw}" if raw.strip() else "v: ''", f"--set {key}").data["v"]
+    except SpecError:
+        value = raw
+    return key.strip(), value
+
+
+def _split_key(key: str) -> SpecPath:
+    parts: list[str | int] = []
+    for part in re.split(r"\.|\[|\]", key):
+        if part == "":
+            continue
+        parts.append(int(part) if re.fullmatch(r"-?\d+", part) else part)
+    return tuple(parts)
+
+
+def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) -> dict:
+    """Set each dotted path (`stages.0.repeat`, `input.size`) to its value."""
+    data = copy.deepcopy(data)
+    for key, value in overrides.items():
+        path = _split_key(key)
+        where = Location(f"--set {key}")
+        if not path:
+            raise SpecError(Problem("empty override key", (), where))
+        target: Any = data
+        for i, part in enumerate(path[:-1]):
+            if isinstance(target, dict):
+                target = target.setdefault(part, {})
+            elif isinstance(target, list) and isinstance(part, int) and -len(target) <= part < len(target):
+                target = target[part]
+            else:
+                raise SpecError(Problem(f"cannot set '{key}': no item {part!r} at {format_path(path[:i]) or 'top level'}",
+                                        path[: i + 1], where))
+        last = path[-1]
+        if isinstance(target, dict):
+            if isinstance(value, dict) and isinstance(target.get(last), dict):
+                value = _merge(target[last], value, path, locator)
+            target[last] = value
+        elif isinstance(target, list) and isinstance(last, int) and -len(target) <= last < len(target):
+            target[last] = value
+        else:
+            raise SpecError(Problem(f"cannot set '{key}'", path, where))
+        locator.drop_under(path)
+        locator.values[path] = where
+    return data
+
+
+# -- interpolation -----------------------------------------------------------------
+
+class _Interpolator:
+    def __init__(self, data: dict, locator: Locator):
+        self.data = data
+        self.vars = data.get("vars", {}) if isinstance(data.get("vars"), dict) else {}
+        self.locator = locator
+        self.done: dict[str, Any] = {}
+        self.active: list[str] = []
+
+    def lookup(self, name: str) -> Any:
+        if name in self.done:
+            return self.done[name]
+        if name in self.vars:
+            path: SpecPath = ("vars", name)
+            raw = self.vars[name]
+        elif name in self.data and name != "vars":
+            path = (name,)
+            raw = self.data[name]
+        else:
+            known = sorted(set(self.vars) | {k for k in self.data if k != "vars"})
+            raise ExprError(f"unknown name '{name}'{did_you_mean(name, known)}; known: {', '.join(known)}")
+        if name in self.active:
+            raise ExprError(f"'{name}' refers to itself: {' -> '.join(self.active + [name])}")
+        self.active.append(name)
+        try:
+            value = self.value(raw, path)
+        finally:
+            self.active.pop()
+        self.done[name] = value
+        return value
+
+    def value(self, value: Any, path: SpecPath) -> Any:
+        if isinstance(value, dict):
+            return {k: self.value(v, path + (k,)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v, path + (i,)) for i, v in enumerate(value)]
+        if isinstance(value, str) and "${" in value:
+            return self.string(value, path)
+        return value
+
+    def string(self, text: str, path: SpecPath) -> Any:
+        try:
+            whole = _INTERP.fullmatch(text.strip())
+            if whole:
+                return evaluate(whole.group(1), self.lookup)
+            return _INTERP.sub(lambda m: _as_text(evaluate(m.group(1), self.lookup)), text)
+        except ExprError as exc:
+            raise SpecError(self.locator.problem(f"in '{text}': {exc}", path)) from None
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def interpolate(data: dict, locator: Locator) -> dict:
+    """Substitute every `${expr}`; `vars` is consumed."""
+    engine = _Interpolator(data, locator)
+    out = {k: engine.value(v, (k,)) for k, v in data.items() if k != "vars"}
+    return out
+
+
+@dataclass
+class Document:
+    """A resolved document: plain data plus where each value came from."""
+
+    data: dict
+    locator: Locator
+
+
+def resolve_source(source: Source, overrides: Mapping[str, Any] | None = None) -> Document:
+    data, locator = load_document(source)
+    if overrides:
+        data = apply_overrides(data, overrides, locator)
+    data = interpolate(data, locator)
+    return Document(data, locator)
+
+
+def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] | None = None) -> Document:
+    """Resolve an in-memory spec (already plain data): no file locations, paths only."""
+    source = Source(copy.deepcopy(data), name, {(): Location(name)})
+    return resolve_source(source, overrides)

@@ -1,0 +1,184 @@
+"""Safe YAML loading that remembers where every value came from.
+
+PyYAML's safe loader already refuses to construct Python objects, but it forgets
+positions, silently keeps the last of two duplicate keys, expands aliases without
+bound and recurses without limit. This loader composes the node tree with PyYAML
+and then builds plain Python data itself, so that it can:
+
+* record `file:line:column` for every value and every key (`Source.where`);
+* refuse duplicate keys, non-standard tags, binary or non-UTF-8 input, tab
+  indentation, oversized files, deep nesting and alias bombs, each with a location.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import Location, Problem, SpecError, SpecPath
+
+MAX_FILE_BYTES = 1 << 20  # 1 MiB: a spec is a page of text, not a data set.
+MAX_NODES = 100_000  # values built, aliases counted each time they are used.
+MAX_DEPTH = 64  # nesting of mappings and lists.
+
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+}
+
+
+@dataclass
+class Source:
+    """Plain data loaded from one document, with the location of each value and key."""
+
+    data: Any
+    name: str
+    values: dict[SpecPath, Location] = field(default_factory=dict)
+    keys: dict[SpecPath, Location] = field(default_factory=dict)
+
+    def where(self, path: SpecPath, key: bool = False) -> Location:
+        """The location of `path`, or of its nearest ancestor that has one."""
+        path = tuple(path)
+        if key and path in self.keys:
+            return self.keys[path]
+        while path:
+            if path in self.values:
+                return self.values[path]
+            path = path[:-1]
+        return self.values.get((), Location(self.name, 1, 1))
+
+
+def _loc(name: str, mark: yaml.Mark | None) -> Location:
+    if mark is None:
+        return Location(name)
+    return Location(name, mark.line + 1, mark.column + 1)
+
+
+def _fail(name: str, message: str, mark: yaml.Mark | None = None, path: SpecPath = ()) -> SpecError:
+    return SpecError(Problem(message, path, _loc(name, mark)))
+
+
+def _decode(raw: bytes, name: str) -> str:
+    if len(raw) > MAX_FILE_BYTES:
+        raise SpecError(Problem(f"file is {len(raw)} bytes; a spec may be at most {MAX_FILE_BYTES}", (), Location(name)))
+    if b"\x00" in raw:
+        offset = raw.index(b"\x00")
+        line = raw.count(b"\n", 0, offset) + 1
+        raise SpecError(Problem("this is a binary file, not a YAML spec (it contains NUL bytes)", (), Location(name, line, 1)))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(Problem("the file is not valid UTF-8", (), Location(name, line, column))) from None
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    for number, line_text in enumerate(text.splitlines(), start=1):
+        indent = line_text[: len(line_text) - len(line_text.lstrip(" \t"))]
+        if "\t" in indent:
+            raise SpecError(
+                Problem("tab used for indentation; YAML needs spaces", (), Location(name, number, indent.index("\t") + 1))
+            )
+    return text
+
+
+class _Builder:
+    """Turns a composed node tree into plain data, recording locations."""
+
+    def __init__(self, source: Source, loader: yaml.SafeLoader):
+        self.source = source
+        self.loader = loader
+        self.count = 0
+
+    def build(self, node: yaml.Node, path: SpecPath, depth: int) -> Any:
+        name = self.source.name
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise _fail(name, f"document expands to more than {MAX_NODES} values (an alias bomb?)", node.start_mark, path)
+        if depth > MAX_DEPTH:
+            raise _fail(name, f"nested deeper than {MAX_DEPTH} levels", node.start_mark, path)
+        self.source.values.setdefault(path, _loc(name, node.start_mark))
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag not in _PLAIN_TAGS:
+                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain values", node.start_mark, path)
+            value = self.loader.construct_object(node)
+            if isinstance(value, (datetime.date, datetime.datetime)):
+                return str(node.value)
+            return value
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain lists", node.start_mark, path)
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode):
+            if node.tag != "tag:yaml.org,2002:map":
+                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain mappings", node.start_mark, path)
+            self.loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _PLAIN_TAGS:
+                    raise _fail(name, "mapping keys must be plain strings or numbers", key_node.start_mark, path)
+                key = self.loader.construct_object(key_node)
+                if not isinstance(key, (str, int)) or isinstance(key, bool):
+                    key = str(key_node.value)
+                if key in out:
+                    first = self.source.keys.get(path + (key,))
+                    raise _fail(name, f"duplicate key '{key}' (first defined at {first})", key_node.start_mark, path + (key,))
+                self.source.keys[path + (key,)] = _loc(name, key_node.start_mark)
+                out[key] = self.build(value_node, path + (key,), depth + 1)
+            return out
+        raise _fail(name, "unsupported YAML node", node.start_mark, path)  # pragma: no cover
+
+
+def parse_text(text: str | bytes, name: str = "<string>") -> Source:
+    """Parse one YAML document into a `Source`; raise `SpecError` with a location on any problem."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    decoded = _decode(raw, name)
+    source = Source(data=None, name=name)
+    loader = yaml.SafeLoader(decoded)
+    try:
+        try:
+            node = loader.get_single_node()
+        except yaml.composer.ComposerError as exc:
+            if "expected a single document" in str(exc):
+                raise _fail(name, "a spec holds exactly one YAML document (found '---' starting another)", exc.problem_mark)
+            raise
+        if node is None:
+            raise SpecError(Problem("the spec is empty", (), Location(name, 1, 1)))
+        source.data = _Builder(source, loader).build(node, (), 0)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = (exc.problem or str(exc)).strip()
+        if exc.context:
+            message = f"{exc.context.strip()}: {message}"
+        raise _fail(name, f"invalid YAML: {message}", mark) from None
+    except yaml.YAMLError as exc:
+        raise SpecError(Problem(f"invalid YAML: {exc}", (), Location(name))) from None
+    except RecursionError:
+        raise SpecError(Problem(f"nested too deeply (more than {MAX_DEPTH} levels)", (), Location(name))) from None
+    finally:
+        loader.dispose()
+    if not isinstance(source.data, dict):
+        kind = type(source.data).__name__ if source.data is not None else "null"
+        raise SpecError(Problem(f"a spec must be a mapping of keys to values, not a {kind}", (), source.where(())))
+    return source
+
+
+def read_file(path: str | Path) -> Source:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SpecError(Problem("no such file", (), Location(str(path)))) from None
+    except IsADirectoryError:
+        raise SpecError(Problem("is a directory, not a spec file", (), Location(str(path)))) from None
+    except OSError as exc:
+        raise SpecError(Problem(f"cannot read: {exc.strerror}", (), Location(str(path)))) from None
+    return parse_text(raw, str(path))

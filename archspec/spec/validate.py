@@ -1,0 +1,136 @@
+"""Validate a resolved document against the pydantic models; turn errors into located problems."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import Problem, SpecError, SpecPath, did_you_mean
+from .models import SpecModel
+from .resolve import Document, Locator
+
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "string": "a string",
+    "dict": "a mapping",
+    "model": "a mapping",
+    "list": "a list",
+    "tuple": "a list",
+}
+
+
+@lru_cache(maxsize=1)
+def _vocabulary() -> tuple[str, ...]:
+    """Every key any model accepts: the pool for "did you mean" on unknown keys."""
+    from ..blocks.registry import load_builtin_blocks
+    from ..ir.op import OPS, op_class
+    from .models import AuxHeadSpec, Defaults, InitRule, InitSpec, InputSpec, ScaleSpec, StageFields
+
+    op_class("conv")
+    models: list[type[BaseModel]] = [SpecModel, InputSpec, Defaults, ScaleSpec, InitRule, InitSpec, AuxHeadSpec,
+                                     StageFields]
+    models += list(OPS.values()) + list(load_builtin_blocks().values())
+    words = set(OPS)
+    for model in models:
+        words.update(model.model_fields)
+    return tuple(sorted(words))
+
+
+def _clean_path(loc: tuple, data: Any) -> SpecPath:
+    """Drop the parts of a pydantic location that are not in the data (union member tags)."""
+    path: list[Any] = []
+    node = data
+    for i, part in enumerate(loc):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif i == len(loc) - 1 and isinstance(node, dict) and isinstance(part, str):
+            path.append(part)  # a missing or unknown key
+        elif part == "layers" and isinstance(node, dict) and "layers" not in node:
+            # a stage written as one layer: stages[i].layers[0].maxpool -> stages[i].maxpool
+            node = [node]
+        else:
+            continue
+    return tuple(path)
+
+
+def _message(err: dict, path: SpecPath) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx", {}) or {}
+    got = err.get("input")
+    shown = repr(got) if isinstance(got, str) else str(got).lower() if isinstance(got, bool) else got
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        return f"unknown key '{key}'{did_you_mean(key, _vocabulary())}"
+    if kind == "greater_than_equal":
+        return f"must be >= {ctx.get('ge')}, got {shown}"
+    if kind == "greater_than":
+        return f"must be > {ctx.get('gt')}, got {shown}"
+    if kind == "less_than_equal":
+        return f"must be <= {ctx.get('le')}, got {shown}"
+    if kind == "less_than":
+        return f"must be < {ctx.get('lt')}, got {shown}"
+    if kind == "literal_error":
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        hint = did_you_mean(str(got), options) if isinstance(got, str) else ""
+        return f"must be one of {', '.join(options)}; got {shown}{hint}"
+    if kind in ("too_short", "too_long"):
+        if kind == "too_short" and ctx.get("min_length") == 1:
+            return "must not be empty"
+        return err["msg"].replace("Value", "must be a list").replace("List", "the list")
+    if kind == "string_pattern_mismatch":
+        return f"{shown} is not allowed here (expected a name such as 'resnet50' or a valid scheme)"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
+    for prefix, word in _TYPE_WORDS.items():
+        if kind.startswith(prefix + "_"):
+            return f"must be {word}, got {shown}"
+    return err["msg"]
+
+
+def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: SpecPath = ()) -> list[Problem]:
+    """One problem per distinct location; several union-branch messages are joined with "or"."""
+    grouped: dict[SpecPath, list[tuple[str, str]]] = {}
+    for err in exc.errors(include_url=False):
+        path = prefix + _clean_path(tuple(err["loc"]), data)
+        grouped.setdefault(path, []).append((err["type"], _message(err, path)))
+    problems = []
+    for path, items in grouped.items():
+        # Prefer a constraint message ("must be >= 1") over the other union branches' type errors.
+        specific = [m for t, m in items if not t.endswith(("_type", "_parsing"))]
+        messages = list(dict.fromkeys(specific or [m for _, m in items]))
+        key = any(t == "extra_forbidden" for t, _ in items)
+        problems.append(locator.problem(" or ".join(messages[:3]), path, key=key))
+    return problems
+
+
+def validate_document(doc: Document) -> SpecModel:
+    """The validated model of a resolved document, or a SpecError listing every problem."""
+    from ..blocks.registry import load_builtin_blocks
+
+    load_builtin_blocks()
+    families = _user_families(doc)
+    try:
+        return SpecModel.model_validate(doc.data, context={"families": families})
+    except ValidationError as exc:
+        raise SpecError(problems_from(exc, doc.data, doc.locator)) from None
+
+
+def _user_families(doc: Document) -> dict[str, Any]:
+    """Block families defined in the spec's `blocks:` section (see blocks.composite)."""
+    defined = doc.data.get("blocks")
+    if not defined:
+        return {}
+    from ..blocks import composite
+
+    return composite.families_from_spec(defined, doc.locator)
