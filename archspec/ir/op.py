@@ -63,17 +63,41 @@ class RF:
         )
 
     @staticmethod
-    def union(fields: Sequence["RF"]) -> "RF":
-        """The field of a merge (add, concat, mul): every path's field together, so the largest wins."""
+    def union(fields: Sequence["RF"], ins: Sequence[Shape] = ()) -> "RF":
+        """The field of a merge (add, concat, mul): the union of every path's field.
+
+        A unit of the merge sees what each path's unit sees, so the field starts where
+        the earliest path starts (largest padding) and ends where the latest ends
+        (Araujo et al., 2019, "multi-path networks"). The jump comes from the inputs
+        at full resolution: a broadcast input (an SE gate of C x 1 x 1) shows every
+        output unit the same region, so it widens the field but sets no spacing.
+        """
         if len(fields) == 1:
             return fields[0]
         padding = tuple(max(f.padding[a] for f in fields) for a in range(2))
         end = tuple(max(f.size[a] - f.padding[a] for f in fields) for a in range(2))
-        return RF(
-            size=tuple(e + p for e, p in zip(end, padding)),
-            jump=tuple(max(f.jump[a] for f in fields) for a in range(2)),
-            padding=padding,
-        )
+        jump = []
+        for a in range(2):
+            spaced = list(fields)
+            if len(ins) == len(fields) and all(len(s) == 3 for s in ins):
+                n = max(s[1 + a] for s in ins)
+                spaced = [f for f, s in zip(fields, ins) if s[1 + a] == n]
+            jump.append(max(f.jump[a] for f in spaced))
+        return RF(size=tuple(e + p for e, p in zip(end, padding)), jump=tuple(jump), padding=padding)
+
+    # -- where a unit looks ----------------------------------------------------------
+    def start(self, index: Sequence[int]) -> tuple[int, int]:
+        """First input pixel (h, w) in the field of output unit `index` (may be negative: padding)."""
+        return tuple(-p + i * j for p, i, j in zip(self.padding, index, self.jump))  # type: ignore[return-value]
+
+    def region(self, index: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((first row, last row), (first column, last column)) that unit `index` sees, inclusive."""
+        first = self.start(index)
+        return tuple((f, f + s - 1) for f, s in zip(first, self.size))  # type: ignore[return-value]
+
+    def centre(self, index: Sequence[int]) -> tuple[float, float]:
+        """Centre (h, w) of unit `index`'s field in input coordinates: `-padding + i * jump + (size - 1) / 2`."""
+        return tuple(f + (s - 1) / 2 for f, s in zip(self.start(index), self.size))  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -160,7 +184,7 @@ class Op(BaseModel):
         return 0
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
-        return RF.union(fields)
+        return RF.union(fields, ins)
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall | FunctionCall:
         raise NotImplementedError(f"op '{self.kind}' has no torch form")
