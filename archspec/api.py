@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .analysis.report import Report, analyze_network
+from .analysis.report import DTYPE_BYTES, Report, analyze_network
 from .compiler import Spec, load_spec, to_network
 
 
@@ -20,19 +20,28 @@ def build(spec: Any, *, _init: bool = True, **overrides: Any):
     return build_module(to_network(spec, **overrides), init=_init)
 
 
-def analyze(spec: Any, input: Any = None, **overrides: Any) -> Report:
+def analyze(spec: Any, input: Any = None, *, batch: int = 1, dtype: str = "float32", **overrides: Any) -> Report:
     """Shapes, parameters, MACs, memory and receptive field, without building the model.
 
     `input` sets the input size: `(3, 224, 224)`, `(224, 224)`, `224` or "3x224x224".
+    `batch` and `dtype` (float32, float16, bfloat16, float64, int8) scale the activation memory.
     """
     if input is not None:
         overrides.update(_input_overrides(input))
-    return analyze_network(to_network(spec, **overrides))
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype is one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
+    if batch < 1:
+        raise ValueError(f"batch must be at least 1, got {batch}")
+    return analyze_network(to_network(spec, **overrides), dtype_bytes=DTYPE_BYTES[dtype], batch=batch)
 
 
 def _input_overrides(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
-        value = [int(v) for v in value.lower().replace(",", "x").split("x") if v.strip()]
+        text = value
+        try:
+            value = [int(v) for v in text.lower().replace(",", "x").split("x") if v.strip()]
+        except ValueError:
+            raise ValueError(f"input must be CxHxW, HxW or a size such as 3x224x224, got {text!r}") from None
     if isinstance(value, int):
         return {"input.size": [value, value]}
     value = list(value)

@@ -4,7 +4,10 @@ Conventions (also printed by the CLI):
 * MACs: one fused multiply-add counted once, over conv and linear layers, on the
   inference path (auxiliary heads excluded): torchvision's documented GFLOPS.
 * FLOPs: 2 x MACs.
-* Activation memory: output elements x dtype bytes, per sample.
+* Activation memory: output elements x dtype bytes x batch, summed over the layers of
+  the inference path; the forward peak is the most bytes alive at once when each
+  value is freed after its last reader (inputs of a block stay alive until then).
+* Depth: the most conv and linear layers on any input-to-output path (ResNet-50: 50).
 * Receptive field: size, jump (effective stride) and padding per axis (h, w); the
   network's field is taken at the end of the feature extractor, before global
   pooling, flatten and the classifier, as published tables do.
@@ -20,6 +23,20 @@ from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Shape
 
 _FEATURE_END = {"global_pool", "adaptive_pool", "flatten", "linear"}
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
+_WEIGHT_LAYERS = {"conv", "linear"}  # op categories that count towards depth
+
+CONVENTIONS = {
+    "macs": "one fused multiply-add counted once, over conv and linear layers on the inference (eval) path, "
+            "auxiliary heads excluded: the convention of torchvision's documented GFLOPS",
+    "flops": "2 x macs",
+    "activation_bytes": "output elements x dtype bytes x batch, summed over the layers of the inference path",
+    "peak_activation_bytes": "most output bytes alive at once in a forward pass, each freed after its last reader",
+    "receptive_field": "size, stride (jump) and padding per axis [h, w]; unit i of a layer sees input pixels "
+                       "[-padding + i*stride, -padding + i*stride + size - 1]; the network's field is taken at the "
+                       "end of the feature extractor, before global pooling and the classifier",
+    "depth": "most conv and linear layers on any path from input to output",
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +71,9 @@ class Report:
     receptive_field_layer: str
     stage_names: list[str] = field(default_factory=list)
     dtype_bytes: int = 4
-    peak_activation_elements: int = 0
+    peak_activation_elements: int = 0  # per sample
+    depth: int = 0
+    batch: int = 1
 
     # -- totals ------------------------------------------------------------------------
     @property
@@ -77,28 +96,51 @@ class Report:
     def flops(self) -> int:
         return 2 * self.macs
 
+    def layer_bytes(self, layer: LayerInfo) -> int:
+        """Bytes of one layer's output for the report's batch and dtype."""
+        return layer.activation_elements * self.dtype_bytes * self.batch
+
     @property
     def activation_bytes(self) -> int:
-        return sum(layer.activation_elements for layer in self.layers if layer.group != "aux") * self.dtype_bytes
+        return sum(self.layer_bytes(layer) for layer in self.layers if layer.group != "aux")
 
     @property
     def peak_activation_bytes(self) -> int:
-        return self.peak_activation_elements * self.dtype_bytes
+        return self.peak_activation_elements * self.dtype_bytes * self.batch
 
     def layer(self, name: str) -> LayerInfo:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        from ..errors import ArchspecError, unknown_name
+        from ..errors import ArchspecError, did_you_mean, unknown_name
 
-        raise ArchspecError(unknown_name("layer", name, [la.name for la in self.layers]))
+        names = [la.name for la in self.layers]
+        if len(names) > 40:  # too many to list: suggest, and say where the names are
+            raise ArchspecError(f"unknown layer '{name}'{did_you_mean(name, names)}; "
+                                f"`archspec summary {self.name} --depth layer` lists the {len(names)} layer names")
+        raise ArchspecError(unknown_name("layer", name, names))
 
     def groups(self) -> list[tuple[str, list[LayerInfo]]]:
         """Rows for a compact table: stem, each stage, auxiliary heads, head."""
+        return self.rows("stage")
+
+    def rows(self, depth: str = "stage") -> list[tuple[str, list[LayerInfo]]]:
+        """The layers grouped for a table: `stage` (stem, stages, aux heads, head),
+        `block` (every block on its own) or `layer` (one row per layer)."""
+        if depth not in ("stage", "block", "layer"):
+            raise ValueError(f"depth is stage, block or layer, not {depth!r}")
         rows: dict[str, list[LayerInfo]] = {}
         for layer in self.layers:
-            if layer.group == "stages":
-                key = f"stages.{layer.stage} ({self.stage_names[layer.stage]})"
+            if depth == "layer":
+                key = layer.name
+            elif layer.group == "stages" and depth == "block":
+                key = f"stages.{layer.stage}.blocks.{layer.block}"
+            elif layer.group == "stages":
+                key = f"stages.{layer.stage}"
+                if self.stage_names[layer.stage] != f"stage{layer.stage}":
+                    key += f" ({self.stage_names[layer.stage]})"
+            elif layer.group == "aux":
+                key = ".".join(layer.name.split(".")[:2])  # aux_heads.0
             else:
                 key = layer.group
             rows.setdefault(key, []).append(layer)
@@ -117,29 +159,32 @@ class Report:
             "flops": self.flops,
             "activation_bytes": self.activation_bytes,
             "peak_activation_bytes": self.peak_activation_bytes,
+            "batch": self.batch,
+            "dtype_bytes": self.dtype_bytes,
+            "depth": self.depth,
             "receptive_field": {
                 "size": list(rf.size), "stride": list(rf.jump), "padding": list(rf.padding),
                 "layer": self.receptive_field_layer,
             },
-            "conventions": {
-                "macs": "fused multiply-adds of conv and linear layers on the inference path",
-                "flops": "2 x macs",
-                "activation_bytes": f"output elements x {self.dtype_bytes} bytes, per sample",
-            },
+            "conventions": CONVENTIONS,
             "layers": [
                 {
                     "name": la.name, "op": la.op, "output_shape": list(la.output_shape), "params": la.params,
                     "macs": la.macs, "rf_size": list(la.rf.size), "rf_stride": list(la.rf.jump),
-                    "rf_padding": list(la.rf.padding),
+                    "rf_padding": list(la.rf.padding), "buffers": la.buffers,
+                    "activation_bytes": self.layer_bytes(la), "group": la.group,
                 }
                 for la in self.layers
             ],
         }
 
 
-def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block, out: list[LayerInfo]) -> tuple[RF, int]:
-    """Append the graph's layers; return the output's field and the graph's peak live elements."""
+def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block,
+                  out: list[LayerInfo]) -> tuple[RF, int, int]:
+    """Append the graph's layers; return the output's field, the graph's peak live
+    elements and its depth (most conv/linear layers on a path through it)."""
     fields: dict[int, RF] = {INPUT: rf_in}
+    depth: dict[int, int] = {INPUT: 0}
     remaining = graph.consumers()
     live = {INPUT: math.prod(graph.in_shape)}
     peak = sum(live.values())
@@ -148,6 +193,8 @@ def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block
         op = node.op
         rf = op.rf([fields[j] for j in node.inputs], ins)
         fields[i] = rf
+        weighted = type(op).category in _WEIGHT_LAYERS
+        depth[i] = max(depth[j] for j in node.inputs) + weighted if node.inputs else int(weighted)
         out.append(LayerInfo(
             name=f"{prefix}.{node.name}", op=op.kind, label=op.label(ins), category=type(op).category,
             group=group, stage=stage, block=block, input_shapes=tuple(ins), output_shape=node.shape,
@@ -159,34 +206,36 @@ def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block
             remaining[j] -= 1
             if remaining[j] == 0:
                 live.pop(j, None)
-    return fields[graph.output], peak
+    return fields[graph.output], peak, depth[graph.output]
 
 
-def analyze_network(net: Network, dtype_bytes: int = 4) -> Report:
+def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Report:
+    """Every per-layer number of `net` and its totals, from the IR alone (no torch).
+
+    `batch` and `dtype_bytes` only scale the activation memory.
+    """
     layers: list[LayerInfo] = []
-    rf = RF()
-    peak = 0
     stage_rf: dict[int, RF] = {}
     # Walk in execution order; auxiliary heads read the field of the stage they follow.
-    rf, p = _graph_layers("stem", net.stem, rf, "stem", None, None, layers)
-    peak = max(peak, p)
+    rf, peak, depth = _graph_layers("stem", net.stem, RF(), "stem", None, None, layers)
     for s, stage in enumerate(net.stages):
         for b, block in enumerate(stage.blocks):
-            rf, p = _graph_layers(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b, layers)
-            peak = max(peak, p)
+            rf, p, d = _graph_layers(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b, layers)
+            peak, depth = max(peak, p), depth + d
         stage_rf[s] = rf
     aux_layers: list[LayerInfo] = []
     for a, aux in enumerate(net.aux_heads):
         _graph_layers(f"aux_heads.{a}", aux.graph, stage_rf.get(aux.after, RF()), "aux", aux.after, None, aux_layers)
     head_layers: list[LayerInfo] = []
-    _, p = _graph_layers("head", net.head, rf, "head", None, None, head_layers)
-    peak = max(peak, p)
+    _, p, d = _graph_layers("head", net.head, rf, "head", None, None, head_layers)
+    peak, depth = max(peak, p), depth + d
     layers += aux_layers + head_layers
 
     # The network's field: the last spatial layer before global pooling / flatten / classifier.
-    main = [la for la in layers if la.group != "aux"]
     feature = None
-    for la in main:
+    for la in layers:
+        if la.group == "aux":
+            continue
         if la.op in _FEATURE_END or len(la.output_shape) != 3:
             break
         feature = la
@@ -194,6 +243,7 @@ def analyze_network(net: Network, dtype_bytes: int = 4) -> Report:
         name=net.name, input_shape=net.input_shape, output_shape=net.output_shape, layers=layers,
         receptive_field=feature.rf if feature else RF(), receptive_field_layer=feature.name if feature else "input",
         stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, peak_activation_elements=peak,
+        depth=depth, batch=batch,
     )
 
 
