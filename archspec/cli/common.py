@@ -21,6 +21,12 @@ def add_input_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 3x224x224 or 224x224 (default: the spec's)")
 
 
+def add_analysis_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--batch", type=int, default=1, metavar="N", help="batch size for the activation memory (default: 1)")
+    p.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16", "float64", "int8"],
+                   help="value type for the activation memory (default: float32)")
+
+
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for text in getattr(args, "overrides", []) or []:
@@ -42,12 +48,32 @@ def load(spec: str, args: argparse.Namespace) -> Spec:
     return load_spec(spec, **overrides(args))
 
 
+def analyze(spec: str, args: argparse.Namespace):
+    """Load SPEC with the command's overrides and analyse it (the IR only; no torch)."""
+    from ..analysis.report import DTYPE_BYTES, analyze_network
+    from ..errors import ArchspecError
+
+    batch = getattr(args, "batch", 1)
+    if batch < 1:
+        raise ArchspecError(f"--batch must be at least 1, got {batch}")
+    dtype = DTYPE_BYTES[getattr(args, "dtype", "float32")]
+    return analyze_network(load(spec, args).network(), dtype_bytes=dtype, batch=batch)
+
+
 def human(n: float) -> str:
     """1234567 -> 1.23M."""
     for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= size:
             return f"{n / size:.2f}{unit}"
     return str(int(n))
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> 1.5 KiB."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if abs(n) >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
 
 
 def shape_text(shape: Any) -> str:
@@ -63,6 +89,7 @@ def table(rows: list[list[str]], header: list[str], right: set[int] = frozenset(
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
 
     def line(r: list[str]) -> str:
-        return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        cells = (str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        return "  ".join(cells).rstrip()
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
