@@ -47,7 +47,7 @@ class BlockContext:
 class BlockFamily(BaseModel):
     """Base of every block family: the fields are the family's spec parameters."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     family: ClassVar[str] = ""
     # Whether the stage's `stride` means something to this family.

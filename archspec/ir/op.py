@@ -146,7 +146,7 @@ def window_out(size: int, kernel: int, stride: int, padding: int, dilation: int 
 class Op(BaseModel):
     """Base of every primitive op. Subclasses set `kind`, `category` and override the rules."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     kind: ClassVar[str]
     # Colour group in diagrams and grouping in reports.

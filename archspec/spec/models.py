@@ -34,7 +34,7 @@ NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def _none_word(value: Any) -> Any:
@@ -129,6 +129,8 @@ class AuxHeadSpec(StrictModel):
 
 class StageFields(BaseModel):
     """Keys every stage has, whatever its block type."""
+
+    model_config = ConfigDict(defer_build=True)
 
     block: str
     repeat: int = Field(default=1, ge=1, le=MAX_REPEAT)
