@@ -31,36 +31,51 @@ class ShapeError(ArchspecError):
         self.spatial_zero = spatial_zero
 
 
+Interval = tuple[int, int]  # first and last input pixel, inclusive
+
+
+def _hull(a: Interval | None, b: Interval | None) -> Interval | None:
+    if a is None or b is None:
+        return a or b
+    return (min(a[0], b[0]), max(a[1], b[1]))
+
+
 @dataclass(frozen=True)
 class RF:
-    """Receptive field of one unit, per spatial axis (h, w), in input pixels.
+    """Receptive field of one unit, per spatial axis (h, w), in input pixels
+    (Araujo et al., "Computing receptive fields of convolutional neural networks", 2019).
 
     size: extent of the field; jump: distance between neighbouring units' fields
     (the effective stride); padding: how far the first unit's field reaches before
-    pixel 0 (its field starts at `-padding`). The centre of unit i lies at
-    `-padding + i * jump + (size - 1) / 2`.
+    pixel 0. Unit i sees pixels `[-padding + i*jump, -padding + i*jump + size - 1]`
+    and its centre lies at `-padding + i * jump + (size - 1) / 2`.
+
+    context: per axis, pixels that *every* unit sees whatever its position, or None.
+    A globally pooled value broadcast back over the map (a squeeze-and-excitation
+    gate) gives each unit the whole map's field on top of its own local field, which
+    no (size, jump, padding) can express; size/jump/padding stay the local,
+    translation-equivariant part and `region` adds the context.
     """
 
     size: tuple[int, int] = (1, 1)
     jump: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
+    context: tuple[Interval | None, Interval | None] = (None, None)
 
     def window(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation=(1, 1)) -> "RF":
-        """The field after a sliding window (conv or pool)."""
+        """The field after a sliding window (conv or pool): r + (k_eff - 1) * j, j * s, P + p * j."""
         eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
         return RF(
             size=tuple(r + (e - 1) * j for r, e, j in zip(self.size, eff, self.jump)),
             jump=tuple(j * s for j, s in zip(self.jump, stride)),
             padding=tuple(p0 + p * j for p0, p, j in zip(self.padding, padding, self.jump)),
+            context=self.context,
         )
 
     def whole(self, spatial: Sequence[int]) -> "RF":
-        """The field of a unit that sees every position of a (H, W) map (global pooling, flatten)."""
-        return RF(
-            size=tuple(r + (n - 1) * j for r, n, j in zip(self.size, spatial, self.jump)),
-            jump=tuple(j * n for j, n in zip(self.jump, spatial)),
-            padding=self.padding,
-        )
+        """The field of a unit that sees every position of a (H, W) map (global pooling, flatten):
+        a window as large as the map."""
+        return self.window(spatial, spatial, (0, 0))
 
     @staticmethod
     def union(fields: Sequence["RF"], ins: Sequence[Shape] = ()) -> "RF":
@@ -68,36 +83,50 @@ class RF:
 
         A unit of the merge sees what each path's unit sees, so the field starts where
         the earliest path starts (largest padding) and ends where the latest ends
-        (Araujo et al., 2019, "multi-path networks"). The jump comes from the inputs
-        at full resolution: a broadcast input (an SE gate of C x 1 x 1) shows every
-        output unit the same region, so it widens the field but sets no spacing.
+        (Araujo et al., "multi-path networks"). An input broadcast along an axis (an SE
+        gate of C x 1 x 1 against C x H x W) shows every output unit the same pixels:
+        they join the context and set neither the size nor the jump.
         """
         if len(fields) == 1:
             return fields[0]
-        padding = tuple(max(f.padding[a] for f in fields) for a in range(2))
-        end = tuple(max(f.size[a] - f.padding[a] for f in fields) for a in range(2))
-        jump = []
+        spatial = len(ins) == len(fields) and all(len(s) == 3 for s in ins)
+        size, jump, padding, context = [], [], [], []
         for a in range(2):
-            spaced = list(fields)
-            if len(ins) == len(fields) and all(len(s) == 3 for s in ins):
+            spaced, spread = list(fields), []
+            if spatial:
                 n = max(s[1 + a] for s in ins)
                 spaced = [f for f, s in zip(fields, ins) if s[1 + a] == n]
+                spread = [f for f, s in zip(fields, ins) if s[1 + a] != n]
+            p = max(f.padding[a] for f in spaced)
+            end = max(f.size[a] - f.padding[a] for f in spaced)
+            size.append(end + p)
+            padding.append(p)
             jump.append(max(f.jump[a] for f in spaced))
-        return RF(size=tuple(e + p for e, p in zip(end, padding)), jump=tuple(jump), padding=padding)
+            ctx = None
+            for f in spaced:
+                ctx = _hull(ctx, f.context[a])
+            for f in spread:  # its one unit's whole field, seen by every output unit
+                ctx = _hull(ctx, _hull(f.context[a], (-f.padding[a], f.size[a] - f.padding[a] - 1)))
+            context.append(ctx)
+        return RF(tuple(size), tuple(jump), tuple(padding), tuple(context))  # type: ignore[arg-type]
 
     # -- where a unit looks ----------------------------------------------------------
     def start(self, index: Sequence[int]) -> tuple[int, int]:
-        """First input pixel (h, w) in the field of output unit `index` (may be negative: padding)."""
+        """First pixel (h, w) of unit `index`'s local field (negative: in the padding)."""
         return tuple(-p + i * j for p, i, j in zip(self.padding, index, self.jump))  # type: ignore[return-value]
 
-    def region(self, index: Sequence[int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    def region(self, index: Sequence[int]) -> tuple[Interval, Interval]:
         """((first row, last row), (first column, last column)) that unit `index` sees, inclusive."""
-        first = self.start(index)
-        return tuple((f, f + s - 1) for f, s in zip(first, self.size))  # type: ignore[return-value]
+        local = [(f, f + s - 1) for f, s in zip(self.start(index), self.size)]
+        return tuple(_hull(loc, ctx) for loc, ctx in zip(local, self.context))  # type: ignore[return-value]
 
     def centre(self, index: Sequence[int]) -> tuple[float, float]:
-        """Centre (h, w) of unit `index`'s field in input coordinates: `-padding + i * jump + (size - 1) / 2`."""
+        """Centre (h, w) of unit `index` in input coordinates: `-padding + i * jump + (size - 1) / 2`."""
         return tuple(f + (s - 1) / 2 for f, s in zip(self.start(index), self.size))  # type: ignore[return-value]
+
+    @property
+    def has_context(self) -> bool:
+        return any(c is not None for c in self.context)
 
 
 @dataclass(frozen=True)
