@@ -33,8 +33,10 @@ CONVENTIONS = {
     "activation_bytes": "output elements x dtype bytes x batch, summed over the layers of the inference path",
     "peak_activation_bytes": "most output bytes alive at once in a forward pass, each freed after its last reader",
     "receptive_field": "size, stride (jump) and padding per axis [h, w]; unit i of a layer sees input pixels "
-                       "[-padding + i*stride, -padding + i*stride + size - 1]; the network's field is taken at the "
-                       "end of the feature extractor, before global pooling and the classifier",
+                       "[-padding + i*stride, -padding + i*stride + size - 1], plus the context [first, last] per "
+                       "axis that every unit sees through a broadcast global value (squeeze-and-excitation); the "
+                       "network's field is taken at the end of the feature extractor, before global pooling and "
+                       "the classifier",
     "depth": "most conv and linear layers on any path from input to output",
 }
 
@@ -164,19 +166,23 @@ class Report:
             "depth": self.depth,
             "receptive_field": {
                 "size": list(rf.size), "stride": list(rf.jump), "padding": list(rf.padding),
-                "layer": self.receptive_field_layer,
+                "layer": self.receptive_field_layer, "context": _context(rf),
             },
             "conventions": CONVENTIONS,
             "layers": [
                 {
                     "name": la.name, "op": la.op, "output_shape": list(la.output_shape), "params": la.params,
                     "macs": la.macs, "rf_size": list(la.rf.size), "rf_stride": list(la.rf.jump),
-                    "rf_padding": list(la.rf.padding), "buffers": la.buffers,
+                    "rf_padding": list(la.rf.padding), "rf_context": _context(la.rf), "buffers": la.buffers,
                     "activation_bytes": self.layer_bytes(la), "group": la.group,
                 }
                 for la in self.layers
             ],
         }
+
+
+def _context(rf: RF) -> list[list[int] | None]:
+    return [list(c) if c is not None else None for c in rf.context]
 
 
 def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block,

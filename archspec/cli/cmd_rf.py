@@ -66,10 +66,17 @@ def locate(report, name: str, unit: tuple[int, int] | None) -> dict:
         "rows": [r0, r1], "columns": [c0, c1],
         "rows_in_image": [max(r0, 0), min(r1, height - 1)], "columns_in_image": [max(c0, 0), min(c1, width - 1)],
         "centre": list(rf.centre(index)),
+        "context": [list(c) if c is not None else None for c in rf.context],
     }
 
 
-def _rows(report) -> list[list[str]]:
+def _context_text(rf) -> str:
+    if not rf.has_context:
+        return ""
+    return " ".join(f"{axis} {c[0]}..{c[1]}" for axis, c in zip(("rows", "cols"), rf.context) if c is not None)
+
+
+def _rows(report, context: bool) -> list[list[str]]:
     rows = []
     for la in report.layers:
         if len(la.output_shape) != 3:
@@ -77,7 +84,7 @@ def _rows(report) -> list[list[str]]:
         centre = la.rf.centre((0, 0))
         rows.append([la.name, la.label, shape_text(la.output_shape), f"{la.rf.size[0]}x{la.rf.size[1]}",
                      f"{la.rf.jump[0]}x{la.rf.jump[1]}", f"{la.rf.padding[0]}x{la.rf.padding[1]}",
-                     f"({centre[0]:g}, {centre[1]:g})"])
+                     f"({centre[0]:g}, {centre[1]:g})"] + ([_context_text(la.rf)] if context else []))
     return rows
 
 
@@ -95,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  receptive field  {where['rf_size'][0]}x{where['rf_size'][1]}, stride "
               f"{where['rf_stride'][0]}x{where['rf_stride'][1]}, padding {where['rf_padding'][0]}x{where['rf_padding'][1]}")
         print(f"  sees rows {r0}..{r1} and columns {c0}..{c1} (inclusive)")
+        if any(where["context"]):
+            print("  (that includes the context every unit sees through a broadcast global value, e.g. an SE gate)")
         (a, b), (c, d) = where["rows_in_image"], where["columns_in_image"]
         print(f"  inside the image: rows {a}..{b}, columns {c}..{d}; the rest is padding")
         print(f"  centre at ({where['centre'][0]:g}, {where['centre'][1]:g}) in input pixels (row, column)")
@@ -107,12 +116,15 @@ def run(args: argparse.Namespace) -> int:
                                 "padding": list(report.receptive_field.padding),
                                 "layer": report.receptive_field_layer},
             "layers": [{"name": la.name, "op": la.op, "output_shape": list(la.output_shape),
-                        "rf_size": list(la.rf.size), "rf_stride": list(la.rf.jump), "rf_padding": list(la.rf.padding)}
+                        "rf_size": list(la.rf.size), "rf_stride": list(la.rf.jump), "rf_padding": list(la.rf.padding),
+                        "rf_context": [list(c) if c is not None else None for c in la.rf.context]}
                        for la in report.layers if len(la.output_shape) == 3],
         })
         return 0
     print(f"{report.name}: input {shape_text(report.input_shape)}")
-    print(table(_rows(report), ["layer", "op", "output", "size", "stride", "padding", "unit (0,0) centre"]))
+    context = any(la.rf.has_context for la in report.layers)
+    print(table(_rows(report, context), ["layer", "op", "output", "size", "stride", "padding", "unit (0,0) centre"]
+                + (["context (seen by every unit)"] if context else [])))
     rf = report.receptive_field
     print(f"\nnetwork receptive field (at {report.receptive_field_layer}, before global pooling): "
           f"{rf.size[0]}x{rf.size[1]}, stride {rf.jump[0]}x{rf.jump[1]}, padding {rf.padding[0]}x{rf.padding[1]}")
