@@ -1,0 +1,101 @@
+"""Receptive fields equal an empirical measurement: the support of the input gradient of
+one output unit (positive weights, max-pool swapped for avg-pool, neutral BN, float64)."""
+
+from __future__ import annotations
+
+import pytest
+
+from archspec.analysis import analyze_network
+from archspec.compiler import to_network
+from archspec.errors import SpecError
+from tests.analysis_helpers import measure_region, paths, spec
+
+
+def clipped(region, shape):
+    return tuple((max(a, 0), min(b, n - 1)) for (a, b), n in zip(region, shape[1:]))
+
+
+def check(net, layer_name: str, unit: tuple[int, int], interior: bool = True) -> None:
+    layer = analyze_network(net).layer(layer_name)
+    region = layer.rf.region(unit)
+    inside = clipped(region, net.input_shape)
+    if interior:  # the field must not be clipped, or the measurement could not see its size
+        assert inside == region, f"pick a larger input: {region} is clipped to {inside}"
+    assert measure_region(net, layer_name, unit) == inside
+
+
+SMALL = {
+    "dilation": (spec([], stem=[{"conv": {"out": 4, "kernel": 3, "dilation": 2, "padding": 2}},
+                                {"conv": {"out": 4, "kernel": 3, "stride": 2, "padding": 1}},
+                                {"conv": {"out": 4, "kernel": 3, "dilation": 3, "padding": 3}}], size=32),
+                 "stem.2", (8, 8)),
+    "asymmetric": (spec([], stem=[{"conv": {"out": 2, "kernel": [3, 1], "stride": [2, 1], "padding": [1, 0]}},
+                                  {"conv": {"out": 2, "kernel": [1, 7], "padding": [0, 3]}},
+                                  {"conv": {"out": 2, "kernel": [7, 1], "padding": [3, 0]}}], size=17),
+                   "stem.2", (4, 8)),
+    "ceil_mode": (spec([], stem=[{"conv": {"out": 2, "kernel": 3, "padding": 1}},
+                                 {"maxpool": {"kernel": 3, "stride": 2, "ceil_mode": True}},
+                                 {"maxpool": {"kernel": 2, "stride": 2, "padding": 1, "ceil_mode": True}}], size=9),
+                  "stem.2", (1, 1)),
+    "inception_concat": (spec([paths([{"conv": {"out": 2}}],
+                                     [{"conv": {"out": 3}}, {"conv": {"out": 3, "kernel": 3, "padding": 1}}],
+                                     [{"conv": {"out": 4}}, {"conv": {"out": 4, "kernel": 5, "padding": 2}}],
+                                     [{"maxpool": {"kernel": 3, "stride": 1, "padding": 1}}, {"conv": {"out": 5}}])],
+                              stem=[{"conv": {"out": 4, "kernel": 3, "stride": 2, "padding": 1}}], size=16),
+                         "stages.0.blocks.0.merge", (4, 4)),
+    "unaligned_paths": (spec([paths([{"conv": {"out": 2, "kernel": [3, 1], "padding": [1, 0]}}],
+                                    [{"conv": {"out": 2, "kernel": [1, 5], "padding": [0, 2]}},
+                                     {"conv": {"out": 2, "kernel": 3, "dilation": 2, "padding": 2}}],
+                                    merge="add")], size=16),
+                        "stages.0.blocks.0.merge", (7, 8)),
+    "residual": (dict(spec([{"block": "basic", "out": 4, "stride": 2}], size=8),
+                      defaults={"norm": "batch", "activation": "relu"}),
+                 "stages.0.blocks.0.relu", (2, 2)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SMALL))
+def test_small_networks(case: str) -> None:
+    s, layer, unit = SMALL[case]
+    check(to_network(s), layer, unit)
+
+
+def test_squeeze_excitation_unit_sees_the_whole_input() -> None:
+    s = spec([paths([], [{"global_pool": "avg"}, {"conv": {"out": 4}}, {"act": "sigmoid"}], merge="mul"),
+              {"block": "layers", "layers": [{"conv": {"out": 4, "kernel": 3, "padding": 1}}]}],
+             stem=[{"conv": {"out": 4, "kernel": 3, "padding": 1}}], size=12)
+    net = to_network(s)
+    check(net, "stages.1.blocks.0.0", (9, 2), interior=False)
+    assert measure_region(net, "stages.1.blocks.0.0", (9, 2)) == ((0, 11), (0, 11))
+
+
+@pytest.mark.parametrize("size", [12, 13])
+def test_global_pooling(size: int) -> None:
+    s = spec([{"block": "layers", "layers": [{"conv": {"out": 2, "kernel": 3}}, {"maxpool": 2}]}],
+             head=[{"global_pool": "max"}], size=size)
+    check(to_network(s), "head.0", (0, 0), interior=False)
+
+
+def interior_size(name: str, overrides: dict) -> int:
+    """The smallest input (multiple of 16) whose centre unit at the network's field is not clipped."""
+    for n in range(32, 1024, 16):
+        try:
+            report = analyze_network(to_network(name, **overrides, **{"input.size": [n, n]}))
+        except SpecError:  # too small for the network
+            continue
+        layer = report.layer(report.receptive_field_layer)
+        centre = tuple((m - 1) // 2 for m in layer.output_shape[1:])
+        if clipped(layer.rf.region(centre), report.input_shape) == layer.rf.region(centre):
+            return n
+    raise AssertionError(f"no input up to 1024 holds the field of {name}")
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg16", "resnet18", "resnet50"])
+def test_zoo_networks(name: str) -> None:
+    # Narrow (the field does not depend on width) and headless, to keep float64 cheap.
+    overrides = {"scale.width": 0.125, "head": []}
+    n = interior_size(name, overrides)
+    net = to_network(name, **overrides, **{"input.size": [n, n]})
+    report = analyze_network(net)
+    layer = report.layer(report.receptive_field_layer)
+    check(net, layer.name, tuple((m - 1) // 2 for m in layer.output_shape[1:]))
