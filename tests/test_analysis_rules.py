@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from archspec import zoo
 from archspec.analysis import analyze_network
 from archspec.compiler import load_spec, to_network
 from archspec.errors import SpecError
@@ -146,6 +147,17 @@ def test_vgg16_published_field_and_unit_region() -> None:
     # unit (3, 3) of the 7x7 pool5: starts at -90 + 3*32 = 6, ends at 6 + 211 = 217, centre 111.5
     assert rf.region((3, 3)) == ((6, 217), (6, 217))
     assert rf.centre((3, 3)) == (111.5, 111.5)
+
+
+# Araujo et al., Table 1, at the end of the feature extractor: (size, stride, padding).
+PUBLISHED = {"vgg16": (212, 32, 90), "inception_v3": (1311, 32, 618)}
+
+
+@pytest.mark.parametrize("name", [n for n in PUBLISHED if n in zoo.names()])
+def test_published_receptive_fields(name: str) -> None:
+    rf = analyze_network(to_network(name)).receptive_field
+    size, stride, padding = PUBLISHED[name]
+    assert (rf.size, rf.jump, rf.padding) == ((size, size), (stride, stride), (padding, padding))
 
 
 def test_depth_counts_weight_layers_on_the_longest_path() -> None:

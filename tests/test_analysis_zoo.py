@@ -1,0 +1,101 @@
+"""Every zoo network: the analysis agrees with the module built on the meta device
+(shapes per layer, parameters, buffers) at two input sizes, and with torchvision's
+documented GFLOPS and parameter counts where torchvision has the network."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import archspec
+from archspec.analysis import analyze_network
+from archspec.backends.torch_module import to_meta
+from archspec.compiler import to_network
+from archspec.ir.op import ModuleCall
+
+ZOO = archspec.zoo.names()
+
+
+def input_sizes(name: str) -> list[tuple[int, int]]:
+    """The spec's own input and one 32 pixels larger on each side."""
+    h, w = to_network(name).input_shape[1:]
+    return [(h, w), (h + 32, w + 32)]
+
+
+def run_meta(net, model: torch.nn.Module) -> dict[str, tuple[list, tuple]]:
+    """{module path: (input shapes, output shape)} for every module a forward pass calls."""
+    seen: dict[str, tuple[list, tuple]] = {}
+    hooks = []
+    for path, module in model.named_modules():
+        if path:
+            def hook(mod, args, out, path=path):
+                seen[path] = ([tuple(a.shape[1:]) for a in args if isinstance(a, torch.Tensor)], tuple(out.shape[1:]))
+            hooks.append(module.register_forward_hook(hook))
+    # Training mode runs the auxiliary heads too; batch 2 keeps BatchNorm happy on 1x1 maps.
+    model.train(bool(net.aux_heads))
+    try:
+        model(torch.empty((2,) + tuple(net.input_shape), device="meta"))
+    finally:
+        for h in hooks:
+            h.remove()
+    return seen
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_analysis_matches_the_meta_module(name: str) -> None:
+    for size in input_sizes(name):
+        net = to_network(name, **{"input.size": list(size)})
+        report = analyze_network(net)
+        model = to_meta(net)
+        seen = run_meta(net, model)
+        modules = dict(model.named_modules())
+        # layers: modules without children, less empty containers (an empty stem)
+        leaves = {p for p, m in modules.items()
+                  if p and not list(m.children()) and not isinstance(m, (torch.nn.Sequential, torch.fx.GraphModule))}
+        layers = {la.name: la for la in report.layers}
+        ops = {ref.path: ref.node.op for ref in net.nodes()}
+        assert leaves <= set(layers), f"{name}: modules the analysis does not know: {sorted(leaves - set(layers))}"
+        for la in report.layers:
+            if la.name in leaves:
+                module = modules[la.name]
+                assert sum(p.numel() for p in module.parameters()) == la.params, (name, size, la.name)
+                assert sum(b.numel() for b in module.buffers()) == la.buffers, (name, size, la.name)
+                ins, out = seen[la.name]
+                assert out == la.output_shape, (name, size, la.name, out, la.output_shape)
+                assert ins == list(la.input_shapes), (name, size, la.name, ins, la.input_shapes)
+            else:  # a function in forward (add, concat, mul): no weights, no module of its own
+                assert not isinstance(ops[la.name].torch(list(la.input_shapes)), ModuleCall), (name, la.name)
+                assert la.params == 0 and la.buffers == 0
+        # block outputs (which may be a function node's) and the network's output
+        for prefix, graph, *_ in net.graphs():
+            if prefix in seen:
+                assert seen[prefix][1] == graph.out_shape, (name, size, prefix)
+        assert seen["head"][1] == report.output_shape
+        assert sum(p.numel() for p in model.parameters()) == report.params
+        assert sum(p.numel() for p in model.parameters() if p.requires_grad) == report.trainable_params
+        assert sum(b.numel() for b in model.buffers()) == report.buffers
+
+
+def torchvision_weights(name: str):
+    try:
+        return torchvision.models.get_model_weights(name).DEFAULT
+    except (ValueError, KeyError):
+        return None
+
+
+WITH_TORCHVISION = [name for name in ZOO if torchvision_weights(name) is not None]
+
+
+def test_the_zoo_has_torchvision_counterparts() -> None:
+    assert "resnet50" in WITH_TORCHVISION
+
+
+@pytest.mark.parametrize("name", WITH_TORCHVISION)
+def test_macs_equal_torchvision_documented_gflops(name: str) -> None:
+    weights = torchvision_weights(name)
+    crop = weights.transforms().crop_size  # the size torchvision measured its GFLOPS at
+    report = archspec.analyze(name, input=(crop[0], crop[-1]))
+    documented = weights.meta["_ops"]  # GFLOPS as torchvision prints it: multiply-adds, 3 decimals
+    assert round(report.macs / 1e9, 3) == pytest.approx(documented, abs=1e-9), (report.macs, documented)
+    assert report.params == weights.meta["num_params"]
