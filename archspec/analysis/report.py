@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..ir.graph import INPUT, Graph, Network
-from ..ir.op import RF, Shape
+from ..ir.op import RF, Op, Shape
 
 _FEATURE_END = {"global_pool", "adaptive_pool", "flatten", "linear"}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
@@ -45,7 +45,6 @@ CONVENTIONS = {
 class LayerInfo:
     name: str  # module path
     op: str  # op kind
-    label: str
     category: str
     group: str  # stem / stages / aux / head
     stage: int | None
@@ -57,6 +56,12 @@ class LayerInfo:
     macs: int
     rf: RF
     origin: tuple = ()
+    node_op: Op | None = field(default=None, repr=False, compare=False)  # the IR op, for its label
+
+    @property
+    def label(self) -> str:
+        """A short human label such as `conv 3x3/2, 64->128` (computed on demand)."""
+        return self.node_op.label(list(self.input_shapes)) if self.node_op is not None else self.op
 
     @property
     def activation_elements(self) -> int:
@@ -193,25 +198,25 @@ def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block
     depth: dict[int, int] = {INPUT: 0}
     remaining = graph.consumers()
     live = {INPUT: math.prod(graph.in_shape)}
-    peak = sum(live.values())
+    total = peak = live[INPUT]
     for i, node in enumerate(graph.nodes):
-        ins = graph.in_shapes(node)
+        ins = [graph.in_shape if j == INPUT else graph.nodes[j].shape for j in node.inputs]
         op = node.op
-        rf = op.rf([fields[j] for j in node.inputs], ins)
-        fields[i] = rf
-        weighted = type(op).category in _WEIGHT_LAYERS
-        depth[i] = max(depth[j] for j in node.inputs) + weighted if node.inputs else int(weighted)
+        category = type(op).category
+        rf = fields[i] = op.rf([fields[j] for j in node.inputs], ins)
+        depth[i] = max([depth[j] for j in node.inputs], default=0) + (category in _WEIGHT_LAYERS)
         out.append(LayerInfo(
-            name=f"{prefix}.{node.name}", op=op.kind, label=op.label(ins), category=type(op).category,
-            group=group, stage=stage, block=block, input_shapes=tuple(ins), output_shape=node.shape,
-            params=op.params(ins), buffers=op.buffers(ins), macs=op.macs(ins, node.shape), rf=rf, origin=node.origin,
+            prefix + "." + node.name, op.kind, category, group, stage, block, tuple(ins), node.shape,
+            op.params(ins), op.buffers(ins), op.macs(ins, node.shape), rf, node.origin, op,
         ))
-        live[i] = math.prod(node.shape)
-        peak = max(peak, sum(live.values()))
+        live[i] = size = math.prod(node.shape)
+        total += size
+        if total > peak:
+            peak = total
         for j in node.inputs:
             remaining[j] -= 1
             if remaining[j] == 0:
-                live.pop(j, None)
+                total -= live.pop(j, 0)
     return fields[graph.output], peak, depth[graph.output]
 
 

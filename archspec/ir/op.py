@@ -64,12 +64,12 @@ class RF:
 
     def window(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation=(1, 1)) -> "RF":
         """The field after a sliding window (conv or pool): r + (k_eff - 1) * j, j * s, P + p * j."""
-        eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+        (r0, r1), (j0, j1), (p0, p1) = self.size, self.jump, self.padding
         return RF(
-            size=tuple(r + (e - 1) * j for r, e, j in zip(self.size, eff, self.jump)),
-            jump=tuple(j * s for j, s in zip(self.jump, stride)),
-            padding=tuple(p0 + p * j for p0, p, j in zip(self.padding, padding, self.jump)),
-            context=self.context,
+            (r0 + dilation[0] * (kernel[0] - 1) * j0, r1 + dilation[1] * (kernel[1] - 1) * j1),
+            (j0 * stride[0], j1 * stride[1]),
+            (p0 + padding[0] * j0, p1 + padding[1] * j1),
+            self.context,
         )
 
     def whole(self, spatial: Sequence[int]) -> "RF":
@@ -252,6 +252,8 @@ def register_op(cls: type[Op]) -> type[Op]:
 
 
 def op_class(kind: str) -> type[Op]:
+    if kind in OPS:
+        return OPS[kind]
     from . import ops  # noqa: F401  (registers the built-in ops)
 
     try:

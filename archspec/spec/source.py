@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from ..errors import Location, Problem, SpecError, SpecPath
+from .fastyaml import compose
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a spec is a page of text, not a data set.
 MAX_NODES = 100_000  # values built, aliases counted each time they are used.
@@ -142,10 +143,11 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
     raw = text.encode("utf-8") if isinstance(text, str) else text
     decoded = _decode(raw, name)
     source = Source(data=None, name=name)
-    loader = yaml.SafeLoader(decoded)
+    fast = compose(yaml.SafeLoader, decoded)  # libyaml scanning; None: take PyYAML's path (and its errors)
+    loader = fast[0] if fast else yaml.SafeLoader(decoded)
     try:
         try:
-            node = loader.get_single_node()
+            node = fast[1] if fast else loader.get_single_node()
         except yaml.composer.ComposerError as exc:
             if "expected a single document" in str(exc):
                 raise _fail(name, "a spec holds exactly one YAML document (found '---' starting another)", exc.problem_mark)
