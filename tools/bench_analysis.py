@@ -1,0 +1,121 @@
+"""Benchmark: analysis from the spec against torchinfo, and the CLI's cold start.
+
+    python tools/bench_analysis.py          # a table
+    python tools/bench_analysis.py --json   # the rows as JSON
+
+`measure()` returns one dict per check with `name`, `ours_s`, `reference_s`,
+`ratio` (reference_s / ours_s: the speed-up, or the headroom under a time budget)
+and `target` (text), plus `met` (bool) and `detail`:
+
+* resnet152: `archspec.analyze` (spec file -> report, nothing cached) against
+  `torchinfo.summary` of torchvision's resnet152 (weights=None, built beforehand and
+  not timed) on one 3x224x224 input, same machine, same run. Target: ratio >= 50.
+* resnet50: a full `archspec.analyze("resnet50")`. Target: under 10 ms (reference_s is the budget).
+* cold CLI: a new `python -m archspec.cli.main summary specs/resnet50.yaml --json`
+  process, wall time, median of several after one untimed run that writes the
+  bytecode cache (as an installed package has). Target: under 0.5 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _median_time(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _row(name: str, ours: float, reference: float, target: str, threshold: float, detail: str) -> dict[str, Any]:
+    ratio = reference / ours
+    return {"name": name, "ours_s": ours, "reference_s": reference, "ratio": ratio, "target": target,
+            "met": ratio >= threshold, "detail": detail}
+
+
+def bench_resnet152_vs_torchinfo(repeat: int = 10, reference_repeat: int = 3) -> dict[str, Any]:
+    import torch
+    import torchinfo
+    import torchvision
+
+    import archspec
+
+    spec = str(ROOT / "specs" / "resnet152.yaml")
+    ours = _median_time(lambda: archspec.analyze(spec), repeat)
+    model = torchvision.models.resnet152(weights=None).eval()
+    with torch.no_grad():
+        reference = _median_time(lambda: torchinfo.summary(model, input_size=(1, 3, 224, 224), verbose=0),
+                                 reference_repeat)
+    return _row("resnet152: archspec.analyze vs torchinfo.summary", ours, reference, ">= 50x faster", 50.0,
+                f"torch threads {torch.get_num_threads()}")
+
+
+def bench_resnet50_analysis(repeat: int = 50) -> dict[str, Any]:
+    import archspec
+
+    ours = _median_time(lambda: archspec.analyze("resnet50"), repeat)
+    return _row("resnet50: full analysis", ours, 0.010, "< 10 ms", 1.0, "spec file -> report, median")
+
+
+def cold_summary_command() -> list[str]:
+    return [sys.executable, "-m", "archspec.cli.main", "summary", "specs/resnet50.yaml", "--json"]
+
+
+def bench_cold_summary(repeat: int = 7) -> dict[str, Any]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # let the untimed first run write the bytecode cache
+
+    def once() -> None:
+        subprocess.run(cold_summary_command(), cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+    ours = _median_time(once, repeat)
+    return _row("cold `archspec summary specs/resnet50.yaml --json`", ours, 0.5, "< 0.5 s wall", 1.0,
+                f"new process each time, median of {repeat}")
+
+
+def measure() -> list[dict[str, Any]]:
+    """Run every check once, in this process and machine."""
+    return [bench_resnet152_vs_torchinfo(), bench_resnet50_analysis(), bench_cold_summary()]
+
+
+def _load() -> str:
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    rows = measure()
+    if "--json" in argv:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    print(f"machine: {_load()}")
+    for r in rows:
+        mark = "ok " if r["met"] else "MISS"
+        print(f"[{mark}] {r['name']}: ours {r['ours_s'] * 1000:.2f} ms, reference {r['reference_s'] * 1000:.2f} ms, "
+              f"ratio {r['ratio']:.1f}x (target {r['target']}; {r['detail']})")
+    return 0 if all(r["met"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
