@@ -74,3 +74,12 @@ def test_a_fork_needs_two_branches():
     with pytest.raises(SpecError) as err:
         archspec.load_spec(_spec([["1x1 4", {"concat": ["1x3 5"]}]]))
     assert "stages[0].branches[0][1].concat" in str(err.value)
+
+
+def test_compiled_parameters_follow_the_branch_order():
+    """Positional weight loading needs the state_dict in execution order, even when a plain
+    branch (one nn.Sequential) follows a split one (loose modules)."""
+    model = archspec.build(_spec([["1x1 4", {"concat": ["1x3 5", "3x1 6"]}], "1x1 3"], size=8))
+    convs = [k.split("blocks.0.")[1] for k in model.state_dict()
+             if k.startswith("stages.") and ".conv" in k and k.endswith(".weight")]
+    assert convs == ["branch1.conv0.weight", "branch1.conv1a.weight", "branch1.conv1b.weight", "branch2.conv.weight"]
