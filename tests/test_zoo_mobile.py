@@ -209,3 +209,21 @@ def test_squeeze_excitation_gate_leaves_the_spatial_field_alone():
     assert with_se.receptive_field == without.receptive_field
     assert with_se.receptive_field_layer == without.receptive_field_layer
     assert with_se.receptive_field.jump == (32, 32)
+
+
+def test_depth_scaling_repeats_blocks_not_fixed_layers():
+    """A pool written as a stage is one layer, not a depth; VGG's depth is its `convs`."""
+    spec = {
+        "name": "tiny", "input": {"size": 32}, "num_classes": 10,
+        "stages": [
+            {"block": "vgg", "out": 16, "convs": 2},
+            {"block": "basic", "out": 32, "repeat": 3, "stride": 2},
+            {"maxpool": {"kernel": 2}},
+        ],
+        "head": ["flatten", {"linear": 10}],
+        "scale": {"depth": 1.5},
+    }
+    stages = archspec.load_spec(spec).model.stages
+    assert (stages[0].convs, stages[0].repeat) == (3, 1)  # ceil(2 * 1.5), the stage itself once
+    assert stages[1].repeat == 5  # ceil(3 * 1.5)
+    assert stages[2].repeat == 1
