@@ -16,6 +16,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    ValidationError,
     ValidationInfo,
     create_model,
     field_validator,
@@ -173,11 +174,13 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
     kind = value["block"]
     if not isinstance(kind, str) or kind not in families:
         known = sorted(families)
-        raise PydanticCustomError(
+        error = PydanticCustomError(
             "unknown_block",
             "unknown block type '{kind}'{hint}; known: {known}",
             {"kind": str(kind), "hint": did_you_mean(str(kind), known), "known": ", ".join(known)},
         )
+        # Located at the `block:` value rather than the whole stage.
+        raise ValidationError.from_exception_data("Stage", [{"type": error, "loc": ("block",), "input": kind}])
     model = stage_model(families[kind])
     stage = model.model_validate(value, context=info.context)
     if stage.stride != 1 and not model.strided:
