@@ -6,7 +6,10 @@ outputs, documented `_ops`), ResNet-18, BasicBlock and SqueezeExcitation; hand c
 
 from __future__ import annotations
 
+import os
 import runpy
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -86,6 +89,15 @@ def test_whole_shufflenet_v2_with_the_user_unit(way: str) -> None:
     assert_parity(str(NETWORK), reference, (3, 64, 64), **{"vars.unit": UNITS[way]})
     documented = torchvision.models.ShuffleNet_V2_X1_0_Weights.DEFAULT.meta["_ops"]  # 0.145 GFLOPS
     assert round(archspec.analyze(NETWORK, **{"vars.unit": UNITS[way]}).macs / 1e9, 3) == documented
+
+
+def test_validating_user_blocks_does_not_import_torch() -> None:
+    code = ("import sys; from archspec.cli.main import main; "
+            f"rc = main(['validate', {str(NETWORK)!r}, '--plugin', {str(EXAMPLES / 'shufflenet_unit.py')!r}]); "
+            "sys.exit(10 * rc + ('torch' in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_cli_plugin_loads_a_python_block() -> None:

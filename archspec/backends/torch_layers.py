@@ -113,9 +113,8 @@ class ChannelShuffle(nn.Module):
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, h, w = x.shape
-        x = x.view(n, self.groups, c // self.groups, h, w).transpose(1, 2)
-        return x.reshape(n, c, h, w)
+        # No shape reads, so that fx tracing and export see plain tensor ops.
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
