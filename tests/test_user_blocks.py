@@ -375,5 +375,7 @@ def test_unknown_block_type_through_the_cli(tmp_path: Path, capsys: pytest.Captu
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1
     assert lines[0].startswith(f"{spec}:7:13: stages[0].block: unknown block type 'botleneck' "
-                               "(did you mean 'bottleneck'?); known: basic, bottleneck, ")
-    assert "my_unit" in lines[0] and "fire" in lines[0]
+                               "(did you mean 'bottleneck'?); known: ")
+    known = lines[0].split("; known: ")[1].split(", ")
+    assert known == sorted(known)
+    assert {"basic", "bottleneck", "my_unit", "fire"} <= set(known)

@@ -16,7 +16,6 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
-    ValidationError,
     ValidationInfo,
     create_model,
     field_validator,
