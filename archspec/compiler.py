@@ -96,49 +96,35 @@ def _lower_located(spec: Spec) -> Network:
         if exc.spatial_zero:
             smallest = smallest_input(spec.model)
             if smallest:
-                message += f"; the smallest input that works is {smallest[0]}x{smallest[1]}"
+                message += f"; the smallest input that works is {smallest}x{smallest}"
         cls = LimitError if "more than" in message and "layers" in message else SpecError
         raise cls(spec.locator.problem(message, exc.origin)) from None
 
 
-def smallest_input(model: SpecModel) -> tuple[int, int] | None:
-    """The smallest input (height, width) for which every layer keeps a positive size.
+def smallest_input(model: SpecModel) -> int | None:
+    """The smallest square input size for which every layer keeps a positive size."""
 
-    First the smallest square side that works (doubling, then bisection: a size that
-    works keeps working when it grows, since every window rule is monotone), then the
-    smallest height and width with the other side at that square side, for networks
-    with asymmetric kernels or strides. None when nothing up to MAX_SEARCH_SIZE works.
-    """
-
-    def works(h: int, w: int) -> bool:
-        trial = model.model_copy(update={"input": model.input.model_copy(update={"size": (h, w)})})
+    def works(n: int) -> bool:
+        trial = model.model_copy(update={"input": model.input.model_copy(update={"size": (n, n)})})
         try:
             lower(trial)
             return True
         except LoweringError:
             return False
 
-    def smallest(ok) -> int | None:
-        hi = 1
-        while not ok(hi):
-            hi *= 2
-            if hi > MAX_SEARCH_SIZE:
-                return None
-        lo = hi // 2
-        while lo + 1 < hi:
-            mid = (lo + hi) // 2
-            if ok(mid):
-                hi = mid
-            else:
-                lo = mid
-        return hi
-
-    side = smallest(lambda n: works(n, n))
-    if side is None:
-        return None
-    h = smallest(lambda n: n >= side or works(n, side)) or side
-    w = smallest(lambda n: n >= side or works(side, n)) or side
-    return (h, w) if works(h, w) else (side, side)
+    hi = 1
+    while not works(hi):
+        hi *= 2
+        if hi > MAX_SEARCH_SIZE:
+            return None
+    lo = hi // 2
+    while lo + 1 < hi:
+        mid = (lo + hi) // 2
+        if works(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 def to_network(spec: Any, **overrides: Any) -> Network:

@@ -105,7 +105,9 @@ def measure_region(net: Network, layer: str, unit: tuple[int, int]) -> tuple[tup
     captured = {}
     target = model.get_submodule(module_path(net, layer))
     handle = target.register_forward_hook(lambda mod, args, out: captured.__setitem__("out", out))
-    x = torch.ones((1,) + tuple(net.input_shape), dtype=torch.float64, requires_grad=True)
+    # Small positive input: residual sums double values per block, and ReLU6 / hard sigmoid
+    # would saturate (zero gradient) on large ones.
+    x = torch.full((1,) + tuple(net.input_shape), 1e-4, dtype=torch.float64, requires_grad=True)
     try:
         model(x)
     finally:

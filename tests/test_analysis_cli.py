@@ -64,7 +64,7 @@ def test_summary_batch_scales_memory(capsys) -> None:
 
 def test_summary_errors_are_located_not_tracebacks(capsys) -> None:
     code, _, err = run_cli(capsys, "summary", "vgg16", "--input", "3x16x16")
-    assert code == 2 and "stages.4.blocks.0.pool" in err and "32x32" in err and "Traceback" not in err
+    assert code == 2 and "stages[4]: vgg (layer 'pool')" in err and "32x32" in err and "Traceback" not in err
     code, _, err = run_cli(capsys, "summary", "resnet50", "--input", "big")
     assert code == 2 and "--input" in err
 

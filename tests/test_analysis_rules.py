@@ -180,16 +180,17 @@ def test_activation_memory_scales_with_batch_and_dtype() -> None:
 
 
 def test_too_small_input_names_the_layer_and_the_smallest_input() -> None:
-    # VGG: five 2x2/2 pools need 2**5 = 32 pixels; at 16 the fifth pool meets a 1x1 map.
+    # VGG: five 2x2/2 pools need 2**5 = 32 pixels; at 16 the fifth pool (stage 4's 'pool') meets a 1x1 map.
     with pytest.raises(SpecError) as err:
         to_network("vgg16", **{"input.size": [16, 16]})
     message = str(err.value)
-    assert "stages.4.blocks.0.pool" in message
+    assert "stages[4]: vgg (layer 'pool'): input 512x1x1 is too small for maxpool 2x2/2" in message
     assert "the smallest input that works is 32x32" in message
 
 
-def test_smallest_input_per_axis_for_asymmetric_kernels() -> None:
-    # conv [3, 7] without padding needs at least 3 rows and 7 columns
+def test_smallest_input_for_an_asymmetric_kernel() -> None:
+    # conv [3, 7] without padding needs 7 columns, so the smallest square input is 7x7
     s = spec([], stem=[{"conv": {"out": 2, "kernel": [3, 7]}}], size=(5, 5))
-    with pytest.raises(SpecError, match=r"layer 'stem\.0'.*the smallest input that works is 3x7"):
+    with pytest.raises(SpecError, match=r"stem\[0\]: input 1x5x5 is too small for conv 3x7/1; "
+                                        r"the smallest input that works is 7x7"):
         load_spec(s).network()

@@ -99,3 +99,20 @@ def test_macs_equal_torchvision_documented_gflops(name: str) -> None:
     documented = weights.meta["_ops"]  # GFLOPS as torchvision prints it: multiply-adds, 3 decimals
     assert round(report.macs / 1e9, 3) == pytest.approx(documented, abs=1e-9), (report.macs, documented)
     assert report.params == weights.meta["num_params"]
+
+
+@pytest.mark.parametrize("name", ["lenet5", "alexnet", "vgg16", "googlenet", "squeezenet1_1", "inception_v3"])
+def test_smallest_input_is_where_torch_starts_to_work(name: str) -> None:
+    """The search's answer against torch's own shape checks: the module (aux heads
+    included) runs at (h, w) and fails one pixel lower on either side."""
+    from archspec.compiler import load_spec, smallest_input
+
+    h = w = smallest_input(load_spec(name).model)
+    net = to_network(name, **{"input.size": [h, w]})
+    model = to_meta(net).train(bool(net.aux_heads))
+    model(torch.empty((2, net.input_shape[0], h, w), device="meta"))
+    for size in ((h - 1, w), (h, w - 1)):
+        if min(size) < 1:
+            continue
+        with pytest.raises(RuntimeError):
+            model(torch.empty((2, net.input_shape[0]) + size, device="meta"))

@@ -24,12 +24,12 @@ class LoweringError(ArchspecError):
         self.spatial_zero = spatial_zero
 
 
-def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecPath, prefix: str) -> Graph:
+def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecPath) -> Graph:
     b = GraphBuilder(shape, defaults, origin)
     try:
         out = b.sequence(b.input, ops, [origin + (i,) for i in range(len(ops))])
     except NodeShapeError as exc:
-        raise LoweringError(f"layer '{prefix}.{exc.name}': {exc}", exc.origin, exc.spatial_zero) from None
+        raise LoweringError(f"{exc}", exc.origin, exc.spatial_zero) from None
     return b.finish(out)
 
 
@@ -51,7 +51,7 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
     """Build the IR of a validated (and scaled) `SpecModel`."""
     shape: Shape = spec.input.shape
     defaults = spec.defaults.op_defaults()
-    stem = _layers(spec.stem, shape, defaults, ("stem",), "stem")
+    stem = _layers(spec.stem, shape, defaults, ("stem",))
     shape = stem.out_shape
     total = sum(s.repeat for s in spec.stages)
     count = len(stem.nodes)
@@ -71,8 +71,7 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
                 out = st.emit(b, b.input, ctx)
             except NodeShapeError as exc:
                 where = f"block {r} of {st.repeat}, " if st.repeat > 1 else ""
-                raise LoweringError(f"{st.block} ({where}layer 'stages.{i}.blocks.{r}.{exc.name}'): {exc}",
-                                    origin, exc.spatial_zero) from None
+                raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin, exc.spatial_zero) from None
             except (ValidationError, ValueError, ArchspecError) as exc:
                 raise LoweringError(f"{st.block}: {_short(exc)}", origin) from None
             graph = b.finish(out)
@@ -93,10 +92,10 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
         except LoweringError as exc:
             raise LoweringError(str(exc), ("aux_heads", a, "after")) from None
         src = stages[after].out_shape if stages else stem.out_shape
-        graph = _layers(head.layers, src, defaults, ("aux_heads", a, "layers"), f"aux_heads.{len(aux)}")
+        graph = _layers(head.layers, src, defaults, ("aux_heads", a, "layers"))
         aux.append(AuxHead(head.name or f"aux{a + 1}", after, graph, ("aux_heads", a)))
 
-    head_graph = _layers(spec.head, shape, defaults, ("head",), "head")
+    head_graph = _layers(spec.head, shape, defaults, ("head",))
     return Network(
         name=spec.name, input_shape=spec.input.shape, stem=stem, stages=stages, head=head_graph,
         aux_heads=aux, description=spec.description, spec_data=spec_data or {}, init=spec.init,
