@@ -41,9 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def rf_text(rf) -> str:
+def rf_text(rf, shape) -> str:
+    """`427x427/32`: the field and the step between neighbouring units (none for one unit)."""
     size, jump = rf.size, rf.jump
-    return f"{size[0]}x{size[1]}/{jump[0]}" if jump[0] == jump[1] else f"{size[0]}x{size[1]}/{jump[0]}x{jump[1]}"
+    text = f"{size[0]}x{size[1]}"
+    if len(shape) != 3 or tuple(shape[1:]) == (1, 1):
+        return text
+    return f"{text}/{jump[0]}" if jump[0] == jump[1] else f"{text}/{jump[0]}x{jump[1]}"
 
 
 def summary_table(report, depth: str) -> str:
@@ -53,7 +57,7 @@ def summary_table(report, depth: str) -> str:
         what = last.label if depth == "layer" else str(len(layers))
         rows.append([name, what, shape_text(last.output_shape), f"{sum(la.params for la in layers):,}",
                      human(sum(la.macs for la in layers)), human_bytes(sum(report.layer_bytes(la) for la in layers)),
-                     rf_text(last.rf)])
+                     rf_text(last.rf, last.output_shape)])
     return table(rows, ["name", "layer" if depth == "layer" else "layers", "output", "params", "MACs",
                         "activations", "RF/stride"], right={3, 4, 5})
 

@@ -50,6 +50,27 @@ class NodeShapeError(ShapeError):
         self.origin = origin
 
 
+_MADE: dict = {}
+
+
+def _made(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> Op:
+    """`cls(**fields).resolved(defaults)`, shared between identical requests: ops are
+    immutable, and a network asks for the same few (`norm`, `act`, a 1x1 conv) hundreds of
+    times. Unhashable field values (lists) skip the cache; value types are part of the key
+    (True == 1 in Python, not for validation)."""
+    try:
+        key = (cls, tuple((k, type(v), v) for k, v in sorted(fields.items())), defaults)
+        op = _MADE.get(key)
+    except TypeError:
+        return cls(**fields).resolved(defaults)
+    if op is None:
+        op = cls(**fields).resolved(defaults)
+        if len(_MADE) >= 4096:
+            _MADE.clear()
+        _MADE[key] = op
+    return op
+
+
 class GraphBuilder:
     def __init__(self, in_shape: Shape, defaults: OpDefaults = OpDefaults(), origin: SpecPath = ()):
         self.in_shape = tuple(in_shape)
@@ -98,17 +119,20 @@ class GraphBuilder:
     # -- emitting ------------------------------------------------------------------
     def op(self, op: Op | str, *inputs: Value, name: str | None = None, origin: SpecPath | None = None, **fields: Any) -> Value:
         """Append one node. `op` is an Op instance or a kind name with `fields`."""
-        if isinstance(op, str):
-            op = op_class(op)(**fields)
-        elif fields:
-            op = op.model_copy(update=fields)
-        arity = type(op).arity
+        kind = op if isinstance(op, str) else None
+        if kind is not None:
+            cls = op_class(kind)
+        else:
+            if fields:
+                op = op.model_copy(update=fields)
+            cls = type(op)
+        arity = cls.arity
         if arity is not None and len(inputs) != arity:
-            raise ShapeError(f"{op.kind} takes {arity} input(s), got {len(inputs)}")
-        full = self._name(name if name is not None else op.name)
+            raise ShapeError(f"{cls.kind} takes {arity} input(s), got {len(inputs)}")
+        full = self._name(name if name is not None else (fields.get("name") if kind else op.name))
         where = self.origin if origin is None else origin
         try:
-            op = op.resolved(self.defaults)
+            op = _made(cls, fields, self.defaults) if kind is not None else op.resolved(self.defaults)
             shape = tuple(op.out_shape([v.shape for v in inputs]))
         except NodeShapeError:
             raise
