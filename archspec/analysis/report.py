@@ -213,8 +213,7 @@ def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block
         ))
         live[i] = size = math.prod(node.shape)
         total += size
-        if total > peak:
-            peak = total
+        peak = max(peak, total)
         for j in node.inputs:
             remaining[j] -= 1
             if remaining[j] == 0:

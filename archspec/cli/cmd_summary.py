@@ -64,14 +64,14 @@ def summary_table(report, depth: str) -> str:
 
 def totals_text(report) -> str:
     rf = report.receptive_field
+    context = " (+ context: every unit also sees the whole map through a broadcast gate)" if rf.has_context else ""
     lines = [
         f"params       {report.params:,} (trainable {report.trainable_params:,}), buffers {report.buffers:,}",
         f"MACs         {report.macs:,} ({human(report.macs)}); FLOPs = 2 x MACs = {human(report.flops)}",
-        f"activations  {human_bytes(report.activation_bytes)} in all, forward peak "
-        f"{human_bytes(report.peak_activation_bytes)} (batch {report.batch}, {report.dtype_bytes} bytes a value)",
-        f"receptive    {rf.size[0]}x{rf.size[1]} px, stride {rf.jump[0]}x{rf.jump[1]}, padding "
-        f"{rf.padding[0]}x{rf.padding[1]} at {report.receptive_field_layer}"
-        + (" (+ global context: every unit also sees the whole map through a broadcast gate)" if rf.has_context else ""),
+        (f"activations  {human_bytes(report.activation_bytes)} in all, forward peak "
+         f"{human_bytes(report.peak_activation_bytes)} (batch {report.batch}, {report.dtype_bytes} bytes a value)"),
+        (f"receptive    {rf.size[0]}x{rf.size[1]} px, stride {rf.jump[0]}x{rf.jump[1]}, padding "
+         f"{rf.padding[0]}x{rf.padding[1]} at {report.receptive_field_layer}{context}"),
         f"depth        {report.depth} conv/linear layers on the longest path",
         "",
         "conventions: MACs count one fused multiply-add once, over conv and linear layers on the inference",

@@ -17,8 +17,9 @@ unnamed nodes are numbered within their scope like `nn.Sequential` children.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 from ..errors import SpecPath
 from .graph import INPUT, Graph, Node

@@ -13,8 +13,9 @@ vectors.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -62,7 +63,7 @@ class RF:
     padding: tuple[int, int] = (0, 0)
     context: tuple[Interval | None, Interval | None] = (None, None)
 
-    def window(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation=(1, 1)) -> "RF":
+    def window(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation=(1, 1)) -> RF:
         """The field after a sliding window (conv or pool): r + (k_eff - 1) * j, j * s, P + p * j."""
         (r0, r1), (j0, j1), (p0, p1) = self.size, self.jump, self.padding
         return RF(
@@ -72,13 +73,13 @@ class RF:
             self.context,
         )
 
-    def whole(self, spatial: Sequence[int]) -> "RF":
+    def whole(self, spatial: Sequence[int]) -> RF:
         """The field of a unit that sees every position of a (H, W) map (global pooling, flatten):
         a window as large as the map."""
         return self.window(spatial, spatial, (0, 0))
 
     @staticmethod
-    def union(fields: Sequence["RF"], ins: Sequence[Shape] = ()) -> "RF":
+    def union(fields: Sequence[RF], ins: Sequence[Shape] = ()) -> RF:
         """The field of a merge (add, concat, mul): the union of every path's field.
 
         A unit of the merge sees what each path's unit sees, so the field starts where
@@ -222,7 +223,7 @@ class Op(BaseModel):
         """A short human label: `conv 3x3/2, 64->128`."""
         return self.kind
 
-    def resolved(self, defaults: "OpDefaults") -> "Op":
+    def resolved(self, defaults: OpDefaults) -> Op:
         """This op with spec defaults filled in (default norm, default activation)."""
         return self
 

@@ -9,13 +9,13 @@ re-parses with the pure-Python loader, so error messages and locations are PyYAM
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import yaml
 
 
-@lru_cache(maxsize=None)
+@cache
 def with_libyaml(loader: type) -> type | None:
     """`loader` (a PyYAML loader class) taking its events from libyaml, or None without libyaml."""
     cparser = getattr(getattr(yaml, "_yaml", None), "CParser", None)
