@@ -160,10 +160,17 @@ def test_published_receptive_fields(name: str) -> None:
     assert (rf.size, rf.jump, rf.padding) == ((size, size), (stride, stride), (padding, padding))
 
 
-def test_depth_counts_weight_layers_on_the_longest_path() -> None:
-    # The names say it: ResNet-50 and VGG-16 (projection shortcuts are not on the longest path).
-    assert analyze_network(to_network("resnet50")).depth == 50
-    assert analyze_network(to_network("vgg16")).depth == 16
+# "Depth" in MathWorks' table of pretrained networks ("Pretrained Deep Neural Networks",
+# Deep Learning Toolbox documentation): the most conv/fully connected layers on a path.
+PUBLISHED_DEPTH = {"alexnet": 8, "vgg16": 16, "vgg19": 19, "resnet18": 18, "resnet50": 50, "resnet101": 101,
+                   "googlenet": 22, "inception_v3": 48, "squeezenet1_1": 18, "mobilenet_v2": 53,
+                   "efficientnet_b0": 82}
+
+
+@pytest.mark.parametrize("name", [n for n in PUBLISHED_DEPTH if n in zoo.names()])
+def test_depth_counts_weight_layers_on_the_longest_path(name: str) -> None:
+    # projection shortcuts and parallel branches are not on the longest path
+    assert analyze_network(to_network(name)).depth == PUBLISHED_DEPTH[name]
 
 
 def test_activation_memory_scales_with_batch_and_dtype() -> None:

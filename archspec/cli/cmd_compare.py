@@ -70,6 +70,10 @@ def plot(rows: list[dict], path: str) -> None:
     ax.scatter(xs, ys, color="tab:blue")
     for r, x, y in zip(rows, xs, ys):
         ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    # Networks often span decades (LeNet to EfficientNet-B7): log axes keep them apart.
+    for values, axis in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
+        if min(values) > 0 and max(values) / min(values) > 20:
+            axis("log")
     ax.set_xlabel("GMACs (multiply-adds per image)")
     ax.set_ylabel("parameters (millions)")
     ax.set_title("archspec compare")
