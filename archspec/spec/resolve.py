@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
-from .expr import ExprError, evaluate
-from .source import Source, parse_text, read_file
+from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, evaluate
+from .source import MAX_NODES, Source, parse_text, read_file
 
 MAX_EXTENDS_DEPTH = 16
 _INTERP = re.compile(r"\$\{([^{}]*)\}")
@@ -192,6 +192,8 @@ class _Interpolator:
             raise ExprError(f"unknown name '{name}'{did_you_mean(name, known)}; known: {', '.join(known)}")
         if name in self.active:
             raise ExprError(f"'{name}' refers to itself: {' -> '.join(self.active + [name])}")
+        if len(self.active) >= MAX_VAR_DEPTH:
+            raise ExprError(f"variables refer to variables more than {MAX_VAR_DEPTH} deep")
         self.active.append(name)
         try:
             value = self.value(raw, path)
@@ -214,7 +216,10 @@ class _Interpolator:
             whole = _INTERP.fullmatch(text.strip())
             if whole:
                 return evaluate(whole.group(1), self.lookup)
-            return _INTERP.sub(lambda m: _as_text(evaluate(m.group(1), self.lookup)), text)
+            out = _INTERP.sub(lambda m: _as_text(evaluate(m.group(1), self.lookup)), text)
+            if len(out) > MAX_RESULT_ITEMS:
+                raise ExprError(f"the text grows longer than {MAX_RESULT_ITEMS} characters")
+            return out
         except ExprError as exc:
             raise SpecError(self.locator.problem(f"in '{text}': {exc}", path)) from None
 
@@ -229,7 +234,25 @@ def interpolate(data: dict, locator: Locator) -> dict:
     """Substitute every `${expr}`; `vars` is consumed."""
     engine = _Interpolator(data, locator)
     out = {k: engine.value(v, (k,)) for k, v in data.items() if k != "vars"}
+    _check_size(out, locator)
     return out
+
+
+def _check_size(data: dict, locator: Locator) -> None:
+    """Refuse a document that variables blow up (lists of lists of ... of shared values)."""
+    count = 0
+    for key, value in data.items():
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            count += 1
+            if count > MAX_NODES:
+                raise SpecError(locator.problem(
+                    f"variables expand the document to more than {MAX_NODES} values", (key,)))
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
 
 
 @dataclass

@@ -62,8 +62,9 @@ def _loc(name: str, mark: yaml.Mark | None) -> Location:
     return Location(name, mark.line + 1, mark.column + 1)
 
 
-def _fail(name: str, message: str, mark: yaml.Mark | None = None, path: SpecPath = ()) -> SpecError:
-    return SpecError(Problem(message, path, _loc(name, mark)))
+def _fail(name: str, message: str, mark: yaml.Mark | Location | None = None, path: SpecPath = ()) -> SpecError:
+    where = mark if isinstance(mark, Location) else _loc(name, mark)
+    return SpecError(Problem(message, path, where))
 
 
 def _decode(raw: bytes, name: str) -> str:
@@ -90,6 +91,28 @@ def _decode(raw: bytes, name: str) -> str:
     return text
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing deep nesting while composing (the composer recurses per level)."""
+
+    def __init__(self, stream: str, name: str):
+        super().__init__(stream)
+        self.spec_name = name
+        self.depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _fail(self.spec_name, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_KIND_WORDS = {"str": "string", "int": "number", "float": "number", "bool": "boolean", "list": "list"}
+
+
 class _Builder:
     """Turns a composed node tree into plain data, recording locations."""
 
@@ -97,14 +120,16 @@ class _Builder:
         self.source = source
         self.loader = loader
         self.count = 0
+        self.active: set[int] = set()  # ids of the collections being built: an alias to one is a cycle
 
     def build(self, node: yaml.Node, path: SpecPath, depth: int) -> Any:
         name = self.source.name
         self.count += 1
         if self.count > MAX_NODES:
-            raise _fail(name, f"document expands to more than {MAX_NODES} values (an alias bomb?)", node.start_mark, path)
+            raise _fail(name, f"aliases expand the document to more than {MAX_NODES} values (a \"billion laughs\" "
+                              "file?); write the values out instead", self._mark(path[:1], node), path[:1])
         if depth > MAX_DEPTH:
-            raise _fail(name, f"nested deeper than {MAX_DEPTH} levels", node.start_mark, path)
+            raise _fail(name, f"nested deeper than {MAX_DEPTH} levels", node.start_mark, path[:1])
         self.source.values.setdefault(path, _loc(name, node.start_mark))
         if isinstance(node, yaml.ScalarNode):
             if node.tag not in _PLAIN_TAGS:
@@ -113,28 +138,53 @@ class _Builder:
             if isinstance(value, (datetime.date, datetime.datetime)):
                 return str(node.value)
             return value
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != "tag:yaml.org,2002:seq":
-                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain lists", node.start_mark, path)
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
-            if node.tag != "tag:yaml.org,2002:map":
-                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain mappings", node.start_mark, path)
-            self.loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _PLAIN_TAGS:
-                    raise _fail(name, "mapping keys must be plain strings or numbers", key_node.start_mark, path)
-                key = self.loader.construct_object(key_node)
-                if not isinstance(key, (str, int)) or isinstance(key, bool):
-                    key = str(key_node.value)
-                if key in out:
-                    first = self.source.keys.get(path + (key,))
-                    raise _fail(name, f"duplicate key '{key}' (first defined at {first})", key_node.start_mark, path + (key,))
-                self.source.keys[path + (key,)] = _loc(name, key_node.start_mark)
-                out[key] = self.build(value_node, path + (key,), depth + 1)
-            return out
+        if id(node) in self.active:
+            raise _fail(name, "an alias refers to a list or mapping that contains it", node.start_mark, path)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != "tag:yaml.org,2002:seq":
+                    raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain lists", node.start_mark, path)
+                return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path, depth)
+        finally:
+            self.active.discard(id(node))
         raise _fail(name, "unsupported YAML node", node.start_mark, path)  # pragma: no cover
+
+    def _mark(self, path: SpecPath, node: yaml.Node) -> yaml.Mark | Location:
+        return self.source.keys.get(path) or node.start_mark
+
+    def mapping(self, node: yaml.MappingNode, path: SpecPath, depth: int) -> dict:
+        name = self.source.name
+        if node.tag != "tag:yaml.org,2002:map":
+            raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain mappings", node.start_mark, path)
+        out: dict[Any, Any] = {}
+        merges: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _PLAIN_TAGS:
+                raise _fail(name, "mapping keys must be plain strings or numbers", key_node.start_mark, path)
+            key = self.loader.construct_object(key_node)
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                key = str(key_node.value)
+            if key in out:
+                first = self.source.keys.get(path + (key,))
+                raise _fail(name, f"duplicate key '{key}' (first defined at {first})", key_node.start_mark, path + (key,))
+            # setdefault: a key written in the mapping keeps its location over the same key merged in by `<<`.
+            self.source.keys.setdefault(path + (key,), _loc(name, key_node.start_mark))
+            out[key] = self.build(value_node, path + (key,), depth + 1)
+        # YAML merge keys (`<<: *base` or `<<: [*a, *b]`): written keys win, then earlier merged mappings.
+        for merge in merges:
+            sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
+            for item in sources:
+                if not isinstance(item, yaml.MappingNode):
+                    raise _fail(name, "'<<' merges mappings only, e.g. `<<: *defaults`", item.start_mark, path)
+                for key, value in self.build(item, path, depth + 1).items():
+                    out.setdefault(key, value)
+        return out
 
 
 def parse_text(text: str | bytes, name: str = "<string>") -> Source:
@@ -142,7 +192,7 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
     raw = text.encode("utf-8") if isinstance(text, str) else text
     decoded = _decode(raw, name)
     source = Source(data=None, name=name)
-    loader = yaml.SafeLoader(decoded)
+    loader = _Loader(decoded, name)
     try:
         try:
             node = loader.get_single_node()
@@ -161,12 +211,12 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
         raise _fail(name, f"invalid YAML: {message}", mark) from None
     except yaml.YAMLError as exc:
         raise SpecError(Problem(f"invalid YAML: {exc}", (), Location(name))) from None
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - the depth checks above come first
         raise SpecError(Problem(f"nested too deeply (more than {MAX_DEPTH} levels)", (), Location(name))) from None
     finally:
         loader.dispose()
     if not isinstance(source.data, dict):
-        kind = type(source.data).__name__ if source.data is not None else "null"
+        kind = "null" if source.data is None else _KIND_WORDS.get(type(source.data).__name__, type(source.data).__name__)
         raise SpecError(Problem(f"a spec must be a mapping of keys to values, not a {kind}", (), source.where(())))
     return source
 
