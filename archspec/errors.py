@@ -62,14 +62,21 @@ class ArchspecError(Exception):
     """Base class of every error archspec raises on purpose."""
 
 
+MAX_SHOWN_PROBLEMS = 50
+
+
 class SpecError(ArchspecError, ValueError):
-    """One or more problems in a spec. `str()` gives one located line per problem."""
+    """One or more problems in a spec. `str()` gives one located line per problem
+    (the first MAX_SHOWN_PROBLEMS of them; `problems` keeps them all)."""
 
     def __init__(self, problems: Problem | Iterable[Problem]):
         self.problems: list[Problem] = [problems] if isinstance(problems, Problem) else list(problems)
         if not self.problems:
             raise ValueError("SpecError needs at least one problem")
-        super().__init__("\n".join(str(p) for p in self.problems))
+        lines = [str(p) for p in self.problems[:MAX_SHOWN_PROBLEMS]]
+        if len(self.problems) > MAX_SHOWN_PROBLEMS:
+            lines.append(f"... and {len(self.problems) - MAX_SHOWN_PROBLEMS} more problems")
+        super().__init__("\n".join(lines))
 
     @classmethod
     def at(cls, message: str, path: SpecPath = (), location: Location | None = None) -> "SpecError":
