@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -82,6 +82,8 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
         raise SpecError(locator.problem("extends must name a spec file, e.g. `extends: resnet50.yaml`", ("extends",)))
     base = Path(child.name).parent if not child.name.startswith("<") else Path.cwd()
     candidate = base / ref
+    if candidate.is_dir():
+        raise SpecError(locator.problem(f"'{ref}' is a directory, not a spec file", ("extends",)))
     if candidate.exists():
         return candidate
     from .. import zoo
@@ -89,7 +91,7 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
     zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
     if zoo_path is not None:
         return zoo_path
-    raise SpecError(locator.problem(f"extends '{ref}': no such file (looked in {base or '.'} and the zoo)", ("extends",)))
+    raise SpecError(locator.problem(f"no spec '{ref}' (looked in {base or '.'} and in the zoo)", ("extends",)))
 
 
 def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Locator]:
@@ -105,10 +107,14 @@ def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Lo
     seen = [str(Path(c).resolve()) for c in chain if not c.startswith("<")]
     if key in seen:
         cycle = " -> ".join(list(chain) + [str(parent_path)])
-        raise SpecError(locator.problem(f"extends cycle: {cycle}", ("extends",)))
+        raise SpecError(locator.problem(f"cycle: {cycle}", ("extends",)))
     if len(chain) >= MAX_EXTENDS_DEPTH:
         raise SpecError(locator.problem(f"extends chain deeper than {MAX_EXTENDS_DEPTH}", ("extends",)))
-    parent_data, merged = load_document(read_file(parent_path), chain)
+    try:
+        parent = read_file(parent_path)
+    except SpecError as exc:  # an unreadable parent: say which spec asked for it
+        raise SpecError(replace(p, chain=p.chain or chain + (str(parent_path),)) for p in exc.problems) from None
+    parent_data, merged = load_document(parent, chain)
     data = _merge(parent_data, data, (), merged)
     merged.overlay(locator, data)
     return data, merged

@@ -69,7 +69,8 @@ def _fail(name: str, message: str, mark: yaml.Mark | Location | None = None, pat
 
 def _decode(raw: bytes, name: str) -> str:
     if len(raw) > MAX_FILE_BYTES:
-        raise SpecError(Problem(f"file is {len(raw)} bytes; a spec may be at most {MAX_FILE_BYTES}", (), Location(name)))
+        raise SpecError(Problem(f"the file is larger than {MAX_FILE_BYTES:,} bytes, too large for a spec",
+                                (), Location(name, 1, 1)))
     if b"\x00" in raw:
         offset = raw.index(b"\x00")
         line = raw.count(b"\n", 0, offset) + 1
@@ -224,7 +225,8 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
 def read_file(path: str | Path) -> Source:
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:  # bounded: /dev/zero or a huge file must not fill memory
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(Problem("no such file", (), Location(str(path)))) from None
     except IsADirectoryError:
