@@ -10,6 +10,7 @@ and line that gave it, so errors point at the right file even through `extends`.
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -91,7 +92,9 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
     zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
     if zoo_path is not None:
         return zoo_path
-    raise SpecError(locator.problem(f"no spec '{ref}' (looked in {base or '.'} and in the zoo)", ("extends",)))
+    nearby = [p.name for p in itertools.islice(base.glob("*.y*ml"), 1000)] if base.is_dir() else []
+    hint = did_you_mean(ref, nearby + [f"{n}.yaml" for n in zoo.names()])
+    raise SpecError(locator.problem(f"no spec '{ref}'{hint}; looked in {base} and in the zoo", ("extends",)))
 
 
 def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Locator]:
@@ -107,7 +110,7 @@ def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Lo
     seen = [str(Path(c).resolve()) for c in chain if not c.startswith("<")]
     if key in seen:
         cycle = " -> ".join(list(chain) + [str(parent_path)])
-        raise SpecError(locator.problem(f"cycle: {cycle}", ("extends",)))
+        raise SpecError(Problem(f"cycle: {cycle}", ("extends",), locator.where(("extends",))))
     if len(chain) >= MAX_EXTENDS_DEPTH:
         raise SpecError(locator.problem(f"extends chain deeper than {MAX_EXTENDS_DEPTH}", ("extends",)))
     try:
@@ -239,7 +242,21 @@ def _as_text(value: Any) -> str:
 def interpolate(data: dict, locator: Locator) -> dict:
     """Substitute every `${expr}`; `vars` is consumed."""
     engine = _Interpolator(data, locator)
-    out = {k: engine.value(v, (k,)) for k, v in data.items() if k != "vars"}
+    out: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in data.items():  # each top-level key, and each layer or stage, on its own: report them all
+        if key == "vars":
+            continue
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        done = []
+        for i, item in items:
+            try:
+                done.append(engine.value(item, (key,) if i is None else (key, i)))
+            except SpecError as exc:
+                problems += [p for p in exc.problems if p not in problems]
+        out[key] = done if isinstance(value, list) else done[0] if done else None
+    if problems:
+        raise SpecError(problems)
     _check_size(out, locator)
     return out
 

@@ -67,20 +67,32 @@ def _fail(name: str, message: str, mark: yaml.Mark | Location | None = None, pat
     return SpecError(Problem(message, path, where))
 
 
+def _byte_location(raw: bytes, offset: int, name: str) -> Location:
+    """The line and column of a byte offset (the column counts characters before it on its line)."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[start:offset].decode("utf-8", errors="replace")) + 1
+    return Location(name, raw.count(b"\n", 0, offset) + 1, column)
+
+
+def _tag_error(name: str, node: yaml.Node, path: SpecPath) -> SpecError:
+    tag = str(node.tag)
+    shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+    return _fail(name, f"tag '{shown}' is not allowed: a spec holds only plain values, lists and mappings",
+                 node.start_mark, path)
+
+
 def _decode(raw: bytes, name: str) -> str:
     if len(raw) > MAX_FILE_BYTES:
         raise SpecError(Problem(f"the file is larger than {MAX_FILE_BYTES:,} bytes, too large for a spec",
                                 (), Location(name, 1, 1)))
     if b"\x00" in raw:
-        offset = raw.index(b"\x00")
-        line = raw.count(b"\n", 0, offset) + 1
-        raise SpecError(Problem("this is a binary file, not a YAML spec (it contains NUL bytes)", (), Location(name, line, 1)))
+        raise SpecError(Problem("this is a binary file, not a YAML spec (it contains NUL bytes)", (),
+                                _byte_location(raw, raw.index(b"\x00"), name)))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SpecError(Problem("the file is not valid UTF-8", (), Location(name, line, column))) from None
+        raise SpecError(Problem(f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8", (),
+                                _byte_location(raw, exc.start, name))) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     for number, line_text in enumerate(text.splitlines(), start=1):
@@ -127,14 +139,15 @@ class _Builder:
         name = self.source.name
         self.count += 1
         if self.count > MAX_NODES:
-            raise _fail(name, f"aliases expand the document to more than {MAX_NODES} values (a \"billion laughs\" "
-                              "file?); write the values out instead", self._mark(path[:1], node), path[:1])
+            top = path[:2] if path[:2] in self.source.keys else path[:1]
+            raise _fail(name, f"aliases expand the document to more than {MAX_NODES:,} values (a \"billion laughs\" "
+                              "file?); write the values out instead", self.source.keys.get(top, node.start_mark), top)
         if depth > MAX_DEPTH:
             raise _fail(name, f"nested deeper than {MAX_DEPTH} levels", node.start_mark, path[:1])
         self.source.values.setdefault(path, _loc(name, node.start_mark))
         if isinstance(node, yaml.ScalarNode):
             if node.tag not in _PLAIN_TAGS:
-                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain values", node.start_mark, path)
+                raise _tag_error(name, node, path)
             value = self.loader.construct_object(node)
             if isinstance(value, (datetime.date, datetime.datetime)):
                 return str(node.value)
@@ -145,7 +158,7 @@ class _Builder:
         try:
             if isinstance(node, yaml.SequenceNode):
                 if node.tag != "tag:yaml.org,2002:seq":
-                    raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain lists", node.start_mark, path)
+                    raise _tag_error(name, node, path)
                 return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
             if isinstance(node, yaml.MappingNode):
                 return self.mapping(node, path, depth)
@@ -153,13 +166,10 @@ class _Builder:
             self.active.discard(id(node))
         raise _fail(name, "unsupported YAML node", node.start_mark, path)  # pragma: no cover
 
-    def _mark(self, path: SpecPath, node: yaml.Node) -> yaml.Mark | Location:
-        return self.source.keys.get(path) or node.start_mark
-
     def mapping(self, node: yaml.MappingNode, path: SpecPath, depth: int) -> dict:
         name = self.source.name
         if node.tag != "tag:yaml.org,2002:map":
-            raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain mappings", node.start_mark, path)
+            raise _tag_error(name, node, path)
         out: dict[Any, Any] = {}
         merges: list[yaml.Node] = []
         for key_node, value_node in node.value:
@@ -207,7 +217,14 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = (exc.problem or str(exc)).strip()
-        if exc.context:
+        context_at = exc.context_mark and f"line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        if exc.context and context_at and exc.context.startswith("while "):
+            # "while parsing a flow mapping" + where it started: usually where the mistake is (a missing '}').
+            context = exc.context.strip().replace("while parsing a", "in the")
+            message += f" ({context} that starts at {context_at})"
+        elif exc.context and context_at:
+            message = f"{exc.context.strip()} at {context_at}; {message} here"
+        elif exc.context:
             message = f"{exc.context.strip()}: {message}"
         raise _fail(name, f"invalid YAML: {message}", mark) from None
     except yaml.YAMLError as exc:
