@@ -30,6 +30,7 @@ INIT_SCHEMES = ("default", "zeros", "ones", "kaiming_normal", "kaiming_normal_fa
 # Custom errors raised for a whole stage that are about one of its keys: point at that key.
 _ERROR_KEYS = {"unknown_block": "block", "stride": "stride"}
 MAX_SHOWN_PER_PATH = 3
+MAX_PROBLEMS = 200  # problem locations worked out in full; the rest are only counted
 
 
 def _count(n: object, word: str) -> str:
@@ -116,10 +117,15 @@ def _message(err: dict, path: SpecPath) -> str:
 
 
 def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: SpecPath = ()) -> list[Problem]:
-    """One problem per distinct location; several union-branch messages are joined with "or"."""
+    """One problem per distinct location; several union-branch messages are joined with "or".
+
+    At most MAX_PROBLEMS locations are worked out (suggestions cost time); see `count_omitted`.
+    """
     grouped: dict[SpecPath, list[tuple[str, str]]] = {}
     for err in exc.errors(include_url=False):
         path = _clean_path(tuple(err["loc"]), data)
+        if len(grouped) >= MAX_PROBLEMS and prefix + path not in grouped:
+            continue
         key = _ERROR_KEYS.get(err["type"])
         if key is not None and isinstance(_at(data, path), dict) and key in _at(data, path):
             path += (key,)
@@ -162,7 +168,15 @@ def validate_document(doc: Document) -> SpecModel:
     try:
         return SpecModel.model_validate(doc.data, context={"families": families})
     except ValidationError as exc:
-        raise SpecError(problems_from(exc, doc.data, doc.locator)) from None
+        problems = problems_from(exc, doc.data, doc.locator)
+        raise SpecError(problems, omitted=count_omitted(exc, doc.data, len(problems))) from None
+
+
+def count_omitted(exc: ValidationError, data: Any, shown: int) -> int:
+    """How many distinct problem locations `problems_from` left out."""
+    if shown < MAX_PROBLEMS:
+        return 0
+    return max(0, len({_clean_path(tuple(e["loc"]), data) for e in exc.errors(include_url=False)}) - shown)
 
 
 def _user_families(doc: Document) -> dict[str, Any]:
