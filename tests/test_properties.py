@@ -11,12 +11,13 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from clirun import run_cli
@@ -217,3 +218,50 @@ def test_validated_specs_build_with_analysed_shapes(spec: dict) -> None:
         assert seen[name] == tuple(shape), name
     # Every layer that holds weights has a module, and so was checked above.
     assert all(layer.name in seen for layer in report.layers if layer.params), sorted(names - set(seen))
+
+
+# -- 3. the schema is never stricter than archspec on what archspec accepts ----------------
+
+# No booleans for numbers and no quoted numbers: pydantic's lax mode takes `true` as 1 and
+# "3" as 3, which the schema (rightly, for an editor) does not.
+SCHEMA_VALUES = st.one_of(
+    st.none(), st.integers(-3, 70), st.floats(-2, 100, allow_nan=False), st.lists(st.integers(0, 9), max_size=3),
+    st.sampled_from(["same", "relu", "avg", "max", "batch", "none", "depthwise", "flatten", "basic", "bottleneck"]),
+    st.dictionaries(st.sampled_from(["out", "kernel", "stride", "padding", "type"]), st.integers(0, 70), max_size=2),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_specs_archspec_accepts_pass_the_schema(data: st.DataObject) -> None:
+    import jsonschema
+
+    from archspec import load_spec
+    from archspec.errors import SpecError
+    from archspec.spec.schema import build_schema
+
+    doc = yaml.safe_load(data.draw(st.sampled_from(ZOO)).read_text(encoding="utf-8"))
+    paths = [p for p in _paths(doc) if p and p[0] not in ("vars", "description")]
+    path = data.draw(st.sampled_from(paths))
+    parent = doc
+    for part in path[:-1]:
+        parent = parent[part]
+    parent[path[-1]] = data.draw(SCHEMA_VALUES)
+    try:
+        load_spec(copy.deepcopy(doc))
+    except SpecError:
+        event("refused by archspec")
+        return
+    event("accepted by archspec")
+    validator = jsonschema.Draft202012Validator(_schema(build_schema))
+    assert [e.message for e in validator.iter_errors(doc)] == []
+
+
+def _schema(build) -> dict:
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = build()
+    return _SCHEMA
+
+
+_SCHEMA = None

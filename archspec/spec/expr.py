@@ -211,6 +211,22 @@ def _short(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _check(tree: ast.AST) -> None:
+    """Refuse the whole expression up front if any part of it is not allowed, taken branch or not."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)):
+            continue  # Load, Add, Lt, And...: checked where they are used
+        if not hasattr(_Evaluator, f"_{type(node).__name__}"):
+            raise ExprError(f"'{type(node).__name__}' is not allowed in an expression")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise ExprError(f"'.{node.attr}' is not allowed (names starting with '_' are private)")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
+            name = node.func.id if isinstance(node.func, ast.Name) else None
+            available = ", ".join(sorted(FUNCTIONS))
+            raise ExprError(f"function '{name}' is not available; use one of {available}" if name else
+                            f"only the functions {available} can be called")
+
+
 def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
     """Evaluate one expression; names are resolved through `lookup` (which raises ExprError)."""
     if len(expression) > MAX_EXPR_CHARS:
@@ -221,6 +237,7 @@ def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
         raise ExprError(f"invalid expression '{expression.strip()}': {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ExprError("expression too complex") from None
+    _check(tree)
     try:
         return _Evaluator(lookup).eval(tree)
     except RecursionError:

@@ -271,7 +271,7 @@ def _check_size(data: dict, locator: Locator) -> None:
             count += 1
             if count > MAX_NODES:
                 raise SpecError(locator.problem(
-                    f"variables expand the document to more than {MAX_NODES} values", (key,)))
+                    f"variables expand the document to more than {MAX_NODES:,} values", (key,)))
             if isinstance(item, dict):
                 stack.extend(item.values())
             elif isinstance(item, list):
