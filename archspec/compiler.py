@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import LimitError, Location, Problem, SpecError
+from .errors import LimitError, Location, Problem, SpecError, did_you_mean
 from .ir.graph import Network
 from .ir.lower import LoweringError, lower
 from .spec.models import SpecModel
@@ -76,7 +76,10 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
             if zoo_path is not None:
                 return resolve_source(read_file(zoo_path), overrides)
             if ":" not in spec:
-                return resolve_source(read_file(path), overrides)  # reports "no such file"
+                if "/" in spec or "\\" in spec:
+                    raise SpecError(Problem("no such file", (), Location(spec)))
+                hint = did_you_mean(spec.removesuffix(".yaml"), zoo.names())
+                raise SpecError(Problem(f"no such file, and no zoo network of that name{hint}", (), Location(spec)))
         return resolve_source(parse_text(spec, "<string>"), overrides)
     raise TypeError(f"a spec is a path, a YAML string, a dict or a Spec, not {type(spec).__name__}")
 
@@ -100,6 +103,9 @@ def _lower_located(spec: Spec) -> Network:
             smallest = smallest_input(spec.model)
             if smallest:
                 message += f"; the smallest input that works is {smallest}x{smallest}"
+            elif smallest == 0:
+                message += (f"; no input up to {MAX_SEARCH_SIZE}x{MAX_SEARCH_SIZE} works: an adaptive or global pool "
+                            "before this layer fixes its input size")
         cls = LimitError if exc.limit else SpecError
         raise cls(spec.locator.problem(message, exc.origin)) from None
 
@@ -107,8 +113,8 @@ def _lower_located(spec: Spec) -> Network:
 def smallest_input(model: SpecModel, budget_s: float = SEARCH_BUDGET_S) -> int | None:
     """The smallest square input size for which every layer keeps a positive size.
 
-    None when no size up to MAX_SEARCH_SIZE works, or when lowering is so slow (a
-    huge network) that the search would take longer than `budget_s`.
+    0 when no size up to MAX_SEARCH_SIZE works; None when lowering is so slow (a huge
+    network) that the search would take longer than `budget_s`.
     """
     deadline = time.monotonic() + budget_s
 
@@ -127,7 +133,7 @@ def smallest_input(model: SpecModel, budget_s: float = SEARCH_BUDGET_S) -> int |
         while not works(hi):
             hi *= 2
             if hi > MAX_SEARCH_SIZE:
-                return None
+                return 0
         lo = hi // 2
         while lo + 1 < hi:
             mid = (lo + hi) // 2
