@@ -75,6 +75,8 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
             zoo_path = zoo.path_of(spec)
             if zoo_path is not None:
                 return resolve_source(read_file(zoo_path), overrides)
+            if path.exists():  # a directory or a device: read_file says what is wrong with it
+                return resolve_source(read_file(path), overrides)
             if ":" not in spec:
                 if "/" in spec or "\\" in spec:
                     raise SpecError(Problem("no such file", (), Location(spec)))

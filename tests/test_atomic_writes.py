@@ -40,10 +40,9 @@ def test_failing_writer_creates_no_file_where_there_was_none(tmp_path: Path) -> 
 def test_interrupt_midway_is_handled_like_a_failure(tmp_path: Path) -> None:
     target = tmp_path / "schema.json"
     target.write_text("{}", encoding="utf-8")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_path(target) as tmp:
-            tmp.write_text('{"half": ', encoding="utf-8")
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_path(target) as tmp:
+        tmp.write_text('{"half": ', encoding="utf-8")
+        raise KeyboardInterrupt
     assert target.read_text(encoding="utf-8") == "{}"
     assert [p.name for p in tmp_path.iterdir()] == ["schema.json"]
 
@@ -59,7 +58,7 @@ def test_success_replaces_the_file_in_one_step(tmp_path: Path) -> None:
 def test_schema_command_failure_keeps_the_previous_schema(tmp_path: Path, monkeypatch) -> None:
     from clirun import run_cli
 
-    import archspec.spec.schema as schema
+    from archspec.spec import schema
 
     target = tmp_path / "archspec.schema.json"
     target.write_text("previous", encoding="utf-8")

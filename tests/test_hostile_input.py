@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import run_cli
 
 from archspec.errors import SpecError
 from archspec.spec.source import MAX_DEPTH, parse_text
-
-from clirun import run_cli
 
 LOCATED = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<column>\d+): \S")
 SECONDS = 10  # generous for a loaded 2-core machine; each case takes well under a second alone
@@ -92,7 +91,7 @@ def test_no_tag_constructs_python_objects(tmp_path: Path) -> None:
     payloads = [
         f'name: !!python/object/apply:os.mkdir ["{marker}"]',
         f'name: !!python/object/new:os.mkdir ["{marker}"]',
-        f"name: !!python/name:os.mkdir ''",
+        "name: !!python/name:os.mkdir ''",
         f'!!python/object/apply:os.mkdir ["{marker}"]: 1',
         f'name: x\nstem: !!python/object/apply:os.mkdir ["{marker}"]',
         "name: !!binary aGVsbG8=",
@@ -142,11 +141,11 @@ def test_cli_exit_code_and_no_traceback_in_a_real_process(tmp_path: Path) -> Non
     bad.write_text("name: x\nstages:\n  - {block: basic, out: 16, repeat: 0}\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     run = subprocess.run([sys.executable, "-m", "archspec.cli.main", "validate", str(bad)],
-                         capture_output=True, text=True, env=env, timeout=60)
+                         capture_output=True, text=True, env=env, timeout=60, check=False)
     assert run.returncode == 2
     assert run.stdout == ""
     assert run.stderr == f"{bad}:3:37: stages[0].repeat: must be >= 1, got 0\n"
     debug = subprocess.run([sys.executable, "-m", "archspec.cli.main", "--debug", "validate", str(bad)],
-                           capture_output=True, text=True, env=env, timeout=60)
+                           capture_output=True, text=True, env=env, timeout=60, check=False)
     assert debug.returncode != 0
     assert "Traceback (most recent call last)" in debug.stderr and "SpecError" in debug.stderr

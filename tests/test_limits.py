@@ -115,18 +115,20 @@ def test_absurd_counts_are_refused_quickly(text: str, message: str) -> None:
 
 def _run_python(code: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT,
+                          timeout=120, check=False)
 
 
 def test_validate_and_schema_never_import_torch(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\ninput: {size: 4}\nstem: [{conv: {out: 8, kernel: 7}}]\n", encoding="utf-8")
+    schema = str(tmp_path / "s.json")
     run = _run_python(
         "import sys\n"
         "from archspec.cli.main import main\n"
-        "codes = [main(['validate', 'specs/resnet50.yaml']), main(['validate', %r]),\n"
-        "         main(['validate', '--set', 'num_classes=10', 'resnet50']), main(['schema', '-o', %r])]\n"
-        "print(codes, 'torch' in sys.modules)\n" % (str(bad), str(tmp_path / "s.json"))
+        f"codes = [main(['validate', 'specs/resnet50.yaml']), main(['validate', {str(bad)!r}]),\n"
+        f"         main(['validate', '--set', 'num_classes=10', 'resnet50']), main(['schema', '-o', {schema!r}])]\n"
+        "print(codes, 'torch' in sys.modules)\n"
     )
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip().splitlines()[-1] == "[0, 2, 0, 0] False"

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from clirun import run_cli
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
-
-from clirun import run_cli
 
 ZOO = sorted(Path(__file__).resolve().parent.parent.joinpath("specs").glob("*.yaml"))
 

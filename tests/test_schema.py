@@ -10,8 +10,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from jsonschema.exceptions import best_match
 import yaml
+from jsonschema.exceptions import best_match
 
 from archspec.spec.schema import build_schema, schema_text
 
