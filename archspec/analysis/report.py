@@ -192,25 +192,31 @@ def _context(rf: RF) -> list[list[int] | None]:
     return [list(c) if c is not None else None for c in rf.context]
 
 
-def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block,
-                  out: list[LayerInfo]) -> tuple[RF, int, int]:
-    """Append the graph's layers; return the output's field, the graph's peak live
-    elements and its depth (most conv/linear layers on a path through it)."""
-    fields: dict[int, RF] = {INPUT: rf_in}
+@dataclass(slots=True)
+class _Static:
+    """What one graph contributes whatever feeds it: per node (name, op, category, input
+    indices, input shapes, output shape, params, buffers, MACs, origin, whether the op keeps
+    its input's field); peak live elements; depth."""
+
+    nodes: list[tuple]
+    peak: int
+    depth: int
+
+
+def _static(graph: Graph) -> _Static:
     depth: dict[int, int] = {INPUT: 0}
     remaining = graph.consumers()
     live = {INPUT: math.prod(graph.in_shape)}
     total = peak = live[INPUT]
+    nodes = []
     for i, node in enumerate(graph.nodes):
-        ins = [graph.in_shape if j == INPUT else graph.nodes[j].shape for j in node.inputs]
+        ins = tuple([graph.in_shape if j == INPUT else graph.nodes[j].shape for j in node.inputs])
         op = node.op
         category = type(op).category
-        rf = fields[i] = op.rf([fields[j] for j in node.inputs], ins)
         depth[i] = max([depth[j] for j in node.inputs], default=0) + (category in _WEIGHT_LAYERS)
-        out.append(LayerInfo(
-            prefix + "." + node.name, op.kind, category, group, stage, block, tuple(ins), node.shape,
-            op.params(ins), op.buffers(ins), op.macs(ins, node.shape), rf, node.origin, op,
-        ))
+        same = len(node.inputs) == 1 and type(op).rf is Op.rf
+        nodes.append((node.name, op, category, node.inputs, ins, node.shape, op.params(ins), op.buffers(ins),
+                      op.macs(ins, node.shape), node.origin, same))
         live[i] = size = math.prod(node.shape)
         total += size
         peak = max(peak, total)
@@ -218,7 +224,31 @@ def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block
             remaining[j] -= 1
             if remaining[j] == 0:
                 total -= live.pop(j, 0)
-    return fields[graph.output], peak, depth[graph.output]
+    return _Static(nodes, peak, depth[graph.output])
+
+
+def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block,
+                  out: list[LayerInfo], memo: dict) -> tuple[RF, int, int]:
+    """Append the graph's layers; return the output's field, the graph's peak live
+    elements and its depth (most conv/linear layers on a path through it).
+
+    Lowering reuses one graph for identical blocks; `memo` keeps its static part (shapes,
+    counts, memory, depth) by identity, so only the receptive fields are walked again.
+    """
+    hit = memo.get(id(graph))
+    if hit is None or hit[0] is not graph:
+        hit = memo[id(graph)] = (graph, _static(graph))
+    static = hit[1]
+    fields: list[RF] = []
+    for name, op, category, inputs, ins, shape, params, buffers, macs, origin, same in static.nodes:
+        if same:  # the base rule on one input: the union of one field is that field
+            rf = rf_in if inputs[0] == INPUT else fields[inputs[0]]
+        else:
+            rf = op.rf([rf_in if j == INPUT else fields[j] for j in inputs], ins)
+        fields.append(rf)
+        out.append(LayerInfo(prefix + "." + name, op.kind, category, group, stage, block, ins, shape,
+                             params, buffers, macs, rf, origin, op))
+    return (rf_in if graph.output == INPUT else fields[graph.output]), static.peak, static.depth
 
 
 def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Report:
@@ -229,17 +259,19 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     layers: list[LayerInfo] = []
     stage_rf: dict[int, RF] = {}
     # Walk in execution order; auxiliary heads read the field of the stage they follow.
-    rf, peak, depth = _graph_layers("stem", net.stem, RF(), "stem", None, None, layers)
+    memo: dict = {}
+    rf, peak, depth = _graph_layers("stem", net.stem, RF(), "stem", None, None, layers, memo)
     for s, stage in enumerate(net.stages):
         for b, block in enumerate(stage.blocks):
-            rf, p, d = _graph_layers(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b, layers)
+            rf, p, d = _graph_layers(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b, layers, memo)
             peak, depth = max(peak, p), depth + d
         stage_rf[s] = rf
     aux_layers: list[LayerInfo] = []
     for a, aux in enumerate(net.aux_heads):
-        _graph_layers(f"aux_heads.{a}", aux.graph, stage_rf.get(aux.after, RF()), "aux", aux.after, None, aux_layers)
+        _graph_layers(f"aux_heads.{a}", aux.graph, stage_rf.get(aux.after, RF()), "aux", aux.after, None,
+                      aux_layers, memo)
     head_layers: list[LayerInfo] = []
-    _, p, d = _graph_layers("head", net.head, rf, "head", None, None, head_layers)
+    _, p, d = _graph_layers("head", net.head, rf, "head", None, None, head_layers, memo)
     peak, depth = max(peak, p), depth + d
     layers += aux_layers + head_layers
 

@@ -58,18 +58,36 @@ def _made(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> Op:
     """`cls(**fields).resolved(defaults)`, shared between identical requests: ops are
     immutable, and a network asks for the same few (`norm`, `act`, a 1x1 conv) hundreds of
     times. Unhashable field values (lists) skip the cache; value types are part of the key
-    (True == 1 in Python, not for validation)."""
+    (True == 1 in Python, not for validation). The entry keeps `defaults` alive, so that its
+    identity stands for it."""
     try:
-        key = (cls, tuple((k, type(v), v) for k, v in sorted(fields.items())), defaults)
-        op = _MADE.get(key)
+        key = (cls, id(defaults), tuple(fields.items()), tuple(map(type, fields.values())))
+        hit = _MADE.get(key)
     except TypeError:
         return cls(**fields).resolved(defaults)
-    if op is None:
-        op = cls(**fields).resolved(defaults)
-        if len(_MADE) >= 4096:
-            _MADE.clear()
-        _MADE[key] = op
+    if hit is not None and hit[0] is defaults:
+        return hit[1]
+    op = cls(**fields).resolved(defaults)
+    if len(_MADE) >= 4096:
+        _MADE.clear()
+    _MADE[key] = (defaults, op)
     return op
+
+
+_SHAPES: dict = {}
+
+
+def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
+    """`op.out_shape(ins)`, remembered for ops shared by `_made` (keyed by identity, which
+    is cheap where hashing a pydantic model is not; the entry keeps the op alive)."""
+    hit = _SHAPES.get((id(op), ins))
+    if hit is not None and hit[0] is op:
+        return hit[1]
+    shape = tuple(op.out_shape(list(ins)))
+    if len(_SHAPES) >= 8192:
+        _SHAPES.clear()
+    _SHAPES[(id(op), ins)] = (op, shape)
+    return shape
 
 
 class GraphBuilder:
@@ -134,12 +152,12 @@ class GraphBuilder:
         where = self.origin if origin is None else origin
         try:
             op = _made(cls, fields, self.defaults) if kind is not None else op.resolved(self.defaults)
-            shape = tuple(op.out_shape([v.shape for v in inputs]))
+            shape = _out_shape(op, tuple([v.shape for v in inputs]))
         except NodeShapeError:
             raise
         except ShapeError as exc:
             raise NodeShapeError(str(exc), full, where, exc.spatial_zero) from None
-        self.nodes.append(Node(full, op, tuple(v.index for v in inputs), shape, where))
+        self.nodes.append(Node(full, op, tuple([v.index for v in inputs]), shape, where))
         return Value(len(self.nodes) - 1, shape)
 
     def sequence(self, x: Value, ops: Sequence[Op], origins: Sequence[SpecPath] | None = None) -> Value:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -51,6 +53,24 @@ def _stage_index(after: str | int, spec: Any) -> int:
     raise LoweringError(unknown_name("stage", after, names), ())
 
 
+class _ContextReads(BlockContext):
+    """A `BlockContext` that notes which of its fields the family reads, so that the next
+    block of the stage can reuse the graph when those fields and the input are unchanged."""
+
+    def __getattribute__(self, name: str) -> Any:
+        value = object.__getattribute__(self, name)
+        if name in _CONTEXT_FIELDS:
+            object.__getattribute__(self, "__dict__").setdefault("_reads", {})[name] = value
+        return value
+
+    @property
+    def reads(self) -> dict[str, Any]:
+        return object.__getattribute__(self, "__dict__").get("_reads", {})
+
+
+_CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(BlockContext))
+
+
 def lower(spec: Any, spec_data: dict | None = None) -> Network:
     """Build the IR of a validated (and scaled) `SpecModel`."""
     shape: Shape = spec.input.shape
@@ -68,20 +88,27 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
         origin: SpecPath = ("stages", i)
         stage_defaults = spec.stage_defaults(st).op_defaults()
         blocks: list[Block] = []
+        last: tuple[Shape, dict[str, Any], Graph] | None = None
         for r in range(st.repeat):
-            ctx = BlockContext(
-                stride=st.stride if r == 0 else 1, index=r, repeat=st.repeat, stage=i,
-                global_index=global_index, total_blocks=total, defaults=stage_defaults,
-            )
-            b = GraphBuilder(shape, stage_defaults, origin)
-            try:
-                out = st.emit(b, b.input, ctx)
-            except NodeShapeError as exc:
-                where = f"block {r} of {st.repeat}, " if st.repeat > 1 else ""
-                raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin, exc.spatial_zero) from None
-            except (ValidationError, ValueError, ArchspecError) as exc:
-                raise LoweringError(f"{st.block}: {_short(exc)}", origin) from None
-            graph = b.finish(out)
+            context = dict(stride=st.stride if r == 0 else 1, index=r, repeat=st.repeat, stage=i,
+                           global_index=global_index, total_blocks=total, defaults=stage_defaults)
+            if last is not None and last[0] == shape and all(context[k] == v for k, v in last[1].items()):
+                # Same family parameters, same input, and the context agrees wherever the family
+                # looked: the block is the previous one again (graphs are never modified).
+                graph = last[2]
+            else:
+                b = GraphBuilder(shape, stage_defaults, origin)
+                ctx = _ContextReads(**context)
+                try:
+                    out = st.emit(b, b.input, ctx)
+                except NodeShapeError as exc:
+                    where = f"block {r} of {st.repeat}, " if st.repeat > 1 else ""
+                    raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin,
+                                        exc.spatial_zero) from None
+                except (ValidationError, ValueError, ArchspecError) as exc:
+                    raise LoweringError(f"{st.block}: {_short(exc)}", origin) from None
+                graph = b.finish(out)
+                last = (shape, ctx.reads, graph)
             count += len(graph.nodes)
             if count > MAX_NODES:
                 raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)

@@ -287,4 +287,27 @@ def read_file(path: str | Path) -> Source:
         raise SpecError(Problem("is a directory, not a spec file", (), Location(str(path)))) from None
     except OSError as exc:
         raise SpecError(Problem(f"cannot read: {exc.strerror}", (), Location(str(path)))) from None
-    return parse_text(raw, str(path))
+    if len(raw) > MAX_CACHED_BYTES:
+        return parse_text(raw, str(path))
+    key = (str(path), raw)
+    parsed = _PARSED.get(key)
+    if parsed is None:
+        parsed = parse_text(raw, str(path))
+        if len(_PARSED) >= 64:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+    return Source(_plain_copy(parsed.data), parsed.name, dict(parsed.values), dict(parsed.keys))
+
+
+MAX_CACHED_BYTES = 1 << 16
+# Files parsed in this process, by path and content: a zoo's specs extend a few parents, and
+# analysis is asked for the same spec again and again. Callers get their own copy of the data.
+_PARSED: dict[tuple[str, bytes], Source] = {}
+
+
+def _plain_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_copy(v) for v in value]
+    return value
