@@ -118,3 +118,16 @@ def measure_region(net: Network, layer: str, unit: tuple[int, int]) -> tuple[tup
     rows = torch.nonzero(support.any(1)).flatten()
     cols = torch.nonzero(support.any(0)).flatten()
     return (int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))
+
+
+@register_block("test_grows")
+class Grows(BlockFamily):
+    """Test-only family whose conv width depends on the block's position in its stage."""
+
+    channel_fields: ClassVar[tuple[str, ...]] = ()
+    strided: ClassVar[bool] = False
+
+    base: int = 4
+
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        return b.conv(x, name="conv", out=self.base * (ctx.index + 1), kernel=3, padding=1)

@@ -15,7 +15,7 @@ from archspec.analysis import analyze_network
 from archspec.compiler import load_spec, to_network
 from archspec.errors import SpecError
 from archspec.ir.op import RF
-from tests.analysis_helpers import paths, spec
+from tests.analysis_helpers import paths, spec  # also registers the test families
 
 
 def report(s: dict):
@@ -201,3 +201,12 @@ def test_smallest_input_for_an_asymmetric_kernel() -> None:
     with pytest.raises(SpecError, match=r"stem\[0\]: input 1x5x5 is too small for conv 3x7/1; "
                                         r"the smallest input that works is 7x7"):
         load_spec(s).network()
+
+
+def test_lowering_reuses_a_block_only_when_nothing_it_read_changed() -> None:
+    # ResNet-50's stage 2: block 0 downsamples (stride 2), blocks 1-5 are one block five times.
+    stage = to_network("resnet50").stages[2]
+    assert len({id(b.graph) for b in stage.blocks}) == 2
+    # A family that reads its index gets a graph per block, with the widths its index gives.
+    net = to_network(spec([{"block": "test_grows", "base": 2, "repeat": 3}], size=8))
+    assert [b.graph.out_shape for b in net.stages[0].blocks] == [(2, 8, 8), (4, 8, 8), (6, 8, 8)]
