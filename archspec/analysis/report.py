@@ -183,11 +183,12 @@ def analyze_network(net: Network, dtype_bytes: int = 4) -> Report:
     peak = max(peak, p)
     layers += aux_layers + head_layers
 
-    # The network's field: the last spatial layer before global pooling / flatten / classifier.
+    # The network's field: the last spatial layer before the head's global pooling / flatten /
+    # classifier (a global pool inside a block, as in squeeze-and-excitation, ends nothing).
     main = [la for la in layers if la.group != "aux"]
     feature = None
     for la in main:
-        if la.op in _FEATURE_END or len(la.output_shape) != 3:
+        if (la.group == "head" and la.op in _FEATURE_END) or len(la.output_shape) != 3:
             break
         feature = la
     return Report(

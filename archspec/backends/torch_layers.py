@@ -31,8 +31,10 @@ class Stage(nn.Module):
 
 
 class Network(nn.Module):
-    """stem -> stages -> head. Auxiliary heads (if any) run in training only, after
-    the stage given in `aux_after`; then forward returns `(logits, *aux_logits)`."""
+    """stem -> stages -> head. Auxiliary heads (if any) run in training only, each right
+    after the stage given in `aux_after`; then forward returns `(logits, *aux_logits)`
+    with the auxiliary logits in the order the heads are listed (which need not be the
+    order they run in: torchvision's GoogLeNet returns `(logits, aux2, aux1)`)."""
 
     def __init__(self, stem: nn.Module, stages: list[nn.Module], head: nn.Module,
                  aux_heads: list[nn.Module] | None = None, aux_after: tuple[int, ...] = ()):
@@ -48,12 +50,12 @@ class Network(nn.Module):
         x = self.stem(x)
         if not self.aux_after or not self.training:
             return self.head(self.stages(x))
-        aux = []
+        aux: list[torch.Tensor | None] = [None] * len(self.aux_after)
         for i, stage in enumerate(self.stages):
             x = stage(x)
-            for head, after in zip(self.aux_heads, self.aux_after):
+            for k, (head, after) in enumerate(zip(self.aux_heads, self.aux_after)):
                 if after == i:
-                    aux.append(head(x))
+                    aux[k] = head(x)
         return (self.head(x), *aux)
 
 

@@ -111,7 +111,26 @@ def graph_module(graph: Graph, class_name: str = "Block") -> nn.Module:
                 value = g.create_node("call_function", fn, (value, other), dict(call.kwargs), name=name)
             values[i] = value
     g.output(values[graph.output])
-    return fx.GraphModule(root, g, class_name=class_name)
+    return fx.GraphModule(_module_tree(root), g, class_name=class_name)
+
+
+def _module_tree(modules: dict[str, nn.Module]) -> nn.Module:
+    """The modules under their dotted names, registered in the order given (execution order).
+
+    GraphModule copies from a module in node order; from a dict it would sort the names by
+    depth, putting `branch4` before `branch2.conv0` and breaking the state_dict order that
+    positional interop (`load_torchvision`) relies on.
+    """
+    tree = nn.Module()
+    for name, module in modules.items():
+        *parents, leaf = name.split(".")
+        parent = tree
+        for part in parents:
+            if not hasattr(parent, part):
+                parent.add_module(part, nn.Module())
+            parent = getattr(parent, part)
+        parent.add_module(leaf, module)
+    return tree
 
 
 def _class_name(family: str) -> str:

@@ -21,6 +21,7 @@ class Layers(BlockFamily):
 
     strided: ClassVar[bool] = False
     channel_fields: ClassVar[tuple[str, ...]] = ()
+    depth_fields: ClassVar[tuple[str, ...]] = ()
 
     layers: LayerList = Field(min_length=1)
 

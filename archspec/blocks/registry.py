@@ -54,6 +54,9 @@ class BlockFamily(BaseModel):
     strided: ClassVar[bool] = True
     # Parameters that are channel counts, scaled by a width multiplier.
     channel_fields: ClassVar[tuple[str, ...]] = ("out",)
+    # Counts scaled (rounded up) by a depth multiplier: the stage's `repeat`, or a family's own
+    # count of layers (VGG's `convs`); none for a stage that is one fixed layer (a pool).
+    depth_fields: ClassVar[tuple[str, ...]] = ("repeat",)
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         raise NotImplementedError

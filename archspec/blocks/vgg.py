@@ -19,6 +19,7 @@ class VGGBlock(BlockFamily):
     """
 
     strided: ClassVar[bool] = False
+    depth_fields: ClassVar[tuple[str, ...]] = ("convs",)
 
     out: int = Field(ge=1)
     convs: int = Field(default=2, ge=1, le=64)

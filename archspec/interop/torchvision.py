@@ -36,6 +36,8 @@ def _move_before(prefix: str, before: str) -> Callable[[list[str]], list[str]]:
 # torchvision model class name -> reordering of its state_dict keys into archspec's order.
 ORDER_HINTS: dict[str, Callable[[list[str]], list[str]]] = {
     "Inception3": _move_before("AuxLogits.", "fc."),
+    # The zoo's googlenet lists aux2 before aux1 (torchvision's output order); torchvision registers aux1 first.
+    "GoogLeNet": _move_before("aux2.", "aux1."),
 }
 
 

@@ -158,6 +158,24 @@ def _layer_stage(value: dict) -> dict | None:
     return None
 
 
+class _BlockName(BaseModel):
+    """Checks `block:` alone, so that an unknown type is reported at `stages[i].block`."""
+
+    block: str
+
+    @field_validator("block")
+    @classmethod
+    def _known(cls, kind: str, info: ValidationInfo) -> str:
+        known = sorted(info.context["families"])
+        if kind not in known:
+            raise PydanticCustomError(
+                "unknown_block",
+                "unknown block type '{kind}'{hint}; known: {known}",
+                {"kind": kind, "hint": did_you_mean(kind, known), "known": ", ".join(known)},
+            )
+        return kind
+
+
 def parse_stage(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, BlockFamily):
         return value
@@ -170,14 +188,7 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
         raise PydanticCustomError(
             "missing_block", "a stage needs `block: TYPE` (known types: {known})", {"known": ", ".join(sorted(families))}
         )
-    kind = value["block"]
-    if not isinstance(kind, str) or kind not in families:
-        known = sorted(families)
-        raise PydanticCustomError(
-            "unknown_block",
-            "unknown block type '{kind}'{hint}; known: {known}",
-            {"kind": str(kind), "hint": did_you_mean(str(kind), known), "known": ", ".join(known)},
-        )
+    kind = _BlockName.model_validate({"block": value["block"]}, context={"families": families}).block
     model = stage_model(families[kind])
     stage = model.model_validate(value, context=info.context)
     if stage.stride != 1 and not model.strided:

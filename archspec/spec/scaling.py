@@ -1,10 +1,12 @@
 """Compound scaling: one width and one depth multiplier applied to any spec.
 
 Channel counts (the fields each op or family lists in `channel_fields`) become
-`make_divisible(c * width, divisor)` and stage repeats become `ceil(r * depth)`,
-exactly as torchvision's EfficientNet builder rounds them. Linear layers (the
-classifier) are not scaled. The multipliers live outside the network definition,
-so `efficientnet_b3.yaml` is b0 plus three numbers.
+`make_divisible(c * width, divisor)` and depths (the fields a family lists in
+`depth_fields`: the stage's `repeat` unless it says otherwise) become `ceil(d * depth)`,
+exactly as torchvision's EfficientNet builder rounds them. Widths a family derives
+inside a block (an expansion, a squeeze) follow from the scaled channels it receives.
+Linear layers (the classifier) are not scaled. The multipliers live outside the
+network definition, so `efficientnet_b3.yaml` is b0 plus three numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ def _scale_op(op: Op, scale: ScaleSpec) -> Op:
 
 
 def _scale_stage(stage: Any, scale: ScaleSpec) -> Any:
-    update: dict[str, Any] = {"repeat": int(math.ceil(stage.repeat * scale.depth))}
+    update: dict[str, Any] = {f: math.ceil(getattr(stage, f) * scale.depth) for f in type(stage).depth_fields}
     for f in type(stage).channel_fields:
         value = getattr(stage, f)
         if isinstance(value, int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar, Sequence
 
-from ..op import FunctionCall, Op, Shape, ShapeError, register_op
+from ..op import RF, FunctionCall, Op, Shape, ShapeError, register_op
 
 
 def _show(shape: Shape) -> str:
@@ -75,6 +75,17 @@ class Mul(Op):
                 raise ShapeError(f"mul needs broadcastable shapes, got {', '.join(_show(s) for s in ins)}")
             out = [max(a, b) for a, b in zip(out, s)]
         return tuple(out)
+
+    def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        """The field of the full-size inputs; a broadcast input (an SE gate, C x 1 x 1) is left out.
+
+        Such a gate is computed from the whole map, so strictly every later unit depends on
+        the whole input; the (size, jump, padding) form cannot say "everything" and would
+        compound the map size at every gate. The reported field is the spatial path's.
+        """
+        out = self.out_shape(ins)
+        grid = [f for f, s in zip(fields, ins) if tuple(s[1:]) == tuple(out[1:])]
+        return RF.union(grid or fields)
 
     def torch(self, ins: Sequence[Shape]) -> FunctionCall:
         return FunctionCall("operator.mul", "binary")

@@ -1,0 +1,97 @@
+"""The command line: tables, exit codes, located one-line errors, no traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "archspec.cli.main", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_build_vgg19_shows_the_parameter_count() -> None:
+    result = run("build", "specs/vgg19.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "143,667,240 parameters" in result.stdout
+    assert "stages.4" in result.stdout
+
+
+def test_build_json() -> None:
+    result = run("build", "lenet5", "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["params"] == 61_706
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    from archspec.cli.main import parser
+
+    top = parser()
+    sub = next(a for a in top._actions if a.dest == "command")
+    assert {"build", "validate", "list"} <= set(sub.choices)
+    for name, p in sub.choices.items():
+        assert "example" in (p.epilog or ""), name
+
+
+BAD = {
+    "unknown block type": ("{block: bottleneck, out: 256", "{block: botleneck, out: 256",
+                           "stages[0].block: unknown block type 'botleneck' (did you mean 'bottleneck'?)"),
+    "missing field": ("{block: bottleneck, out: 256, repeat", "{block: bottleneck, repeat",
+                      "stages[0].out: required key is missing"),
+    "wrong type": ("input: {channels: 3", "input: {channels: three", "input.channels: must be an integer, got 'three'"),
+    "stride 0": ("stride: 2, padding: 3", "stride: 0, padding: 3", "stem[0].conv.stride: must be >= 1, got 0"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_malformed_spec_gets_one_located_line_and_exit_2(case: str, tmp_path: Path) -> None:
+    old, new, message = BAD[case]
+    text = (ROOT / "specs" / "resnet50.yaml").read_text()
+    assert old in text
+    bad = text.replace(old, new, 1)
+    path = tmp_path / "bad.yaml"
+    path.write_text(bad)
+    line = next(i for i, t in enumerate(bad.splitlines(), 1) if new in t)
+    for command in ("build", "validate"):
+        result = run(command, str(path))
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"{path}:{line}:"), lines[0]
+        assert lines[0].endswith(message) or f": {message}" in lines[0], lines[0]
+        assert "Traceback" not in result.stderr
+
+
+def test_internal_errors_exit_1(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from archspec.cli import cmd_list, main
+
+    def boom(args):  # an archspec bug, not a user error
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cmd_list, "run", boom)
+    assert main.main(["list"]) == 1
+    assert "internal error" in capsys.readouterr().err
+
+
+def test_list_shows_the_zoo() -> None:
+    result = run("list", "--json")
+    assert result.returncode == 0
+    rows = {r["name"]: r for r in json.loads(result.stdout)}
+    assert rows["resnet50"]["params"] == 25_557_032
+    assert rows["lenet5"]["params"] == 61_706
+
+
+def test_set_overrides_from_the_command_line() -> None:
+    result = run("build", "resnet18", "--set", "num_classes=10", "--set", "input.size=[32,32]", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["output_shape"] == [10] and data["input_shape"] == [3, 32, 32]
