@@ -43,7 +43,6 @@ EDGE = re.compile(r"^\s*(n\d+) -> (n\d+)\b(?! \[style=invis)", re.MULTILINE)
 BGCOLOR = re.compile(r'BGCOLOR="(#[0-9a-f]{6})"')
 
 
-@register_block("diagram_test_inception")
 class Inception(BlockFamily):
     """GoogLeNet's inception module (Szegedy et al. 2014, fig. 2b): 1x1 | 1x1-3x3 | 1x1-5x5 | pool-1x1."""
 
@@ -65,6 +64,29 @@ class Inception(BlockFamily):
             y = b.op("maxpool", x, name="0", kernel=3, stride=1, padding=1)
             b4 = b.conv_norm_act(y, self.pool, 1, names=("1.conv", "1.bn", "1.act"))
         return b.concat(b1, b2, b3, b4)
+
+
+class Identity(BlockFamily):
+    """A block that emits no layer at all."""
+
+    strided = False
+
+    def emit(self, b, x, ctx):
+        return x
+
+
+@pytest.fixture
+def custom_blocks():
+    """Register the test families for one test only, so that other tests' lists of known
+    block types stay as they are."""
+    from archspec.blocks.registry import BLOCKS
+
+    before = dict(BLOCKS)
+    register_block("diagram_test_inception")(Inception)
+    register_block("diagram_test_identity")(Identity)
+    yield
+    BLOCKS.clear()
+    BLOCKS.update(before)
 
 
 INCEPTION_SPEC = {
@@ -125,7 +147,9 @@ def _leaf_modules_and_functions(net) -> tuple[set[str], int, Counter]:
     from archspec.backends.torch_module import to_meta
 
     model = to_meta(net)
-    leaves = {name for name, m in model.named_modules() if name and not list(m.children())}
+    containers = (torch.nn.Sequential, torch.nn.ModuleList, fx.GraphModule)  # an empty stem is no layer
+    leaves = {name for name, m in model.named_modules()
+              if name and not list(m.children()) and not isinstance(m, containers)}
     merges, cats = 0, Counter()
     for m in model.modules():
         if not isinstance(m, fx.GraphModule):
@@ -200,7 +224,7 @@ def test_numbers_shown_for_lenet_by_hand():
     assert "2.42K params" in source and "RF 16" in source and "240.00K MACs" in source
 
 
-def test_inception_branches_side_by_side():
+def test_inception_branches_side_by_side(custom_blocks):
     need_dot()
     net = archspec.load_spec(INCEPTION_SPEC).network()
     pic = picture(net, "block")
@@ -237,7 +261,7 @@ def test_no_overlapping_boxes_in_layout():
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
 
 
-def test_colours_are_one_per_category_across_the_zoo():
+def test_colours_are_one_per_category_across_the_zoo(custom_blocks):
     """At layer level every box is filled with its op category's colour, whatever the network."""
     seen: dict[str, set[str]] = {}
     for name in zoo.names() + [INCEPTION_SPEC, LENET]:
@@ -269,6 +293,27 @@ def test_options():
     with pytest.raises(archspec.ArchspecError, match="unknown --show value 'flops'"):
         archspec.diagram(LENET, show="params,flops")
     assert "input 1x64x64" in archspec.diagram(LENET, input=64).source
+
+
+def test_empty_parts_and_blocks_without_layers(custom_blocks):
+    """No stem, no head and blocks that emit nothing still make valid pictures at every level."""
+    need_dot()
+    spec = {"name": "bare", "input": {"size": [8, 8]},
+            "stages": [{"block": "diagram_test_identity", "repeat": 2}, {"block": "basic", "out": 3}]}
+    net = archspec.load_spec(spec).network()
+    for level in LEVELS:
+        g = diagram_network(net, level=level, show="params,macs,rf")
+        text, _ = _svg_texts(render_bytes(g.source, "svg"))
+        assert "input 3x8x8" in text
+    stage = picture(net, "stage")
+    assert [b.header for b in stage.boxes()] == ["", "stage0", "stage1"]
+    assert stage.boxes()[1].rows[0].text == "diagram_test_identity ×2"
+
+
+def test_renders_inline_in_jupyter():
+    need_dot()
+    bundle = archspec.diagram(LENET, level="stage")._repr_mimebundle_()
+    assert bundle["image/svg+xml"].lstrip().startswith("<?xml")
 
 
 # -- escaping -----------------------------------------------------------------------------------

@@ -43,8 +43,9 @@ class Entry:
 GALLERY = [
     Entry("resnet50", "stage", "params,macs,rf"),
     Entry("resnet50", "block"),
-    Entry("resnet152", "stage", "params,macs"),
     Entry("googlenet", "block"),
+    Entry("mobilenet_v3_small", "block"),
+    Entry("efficientnet_b0", "stage", "params,macs"),
     Entry("vgg19", "block"),
     Entry("lenet5", "layer", "params,macs,rf"),
 ]
