@@ -90,3 +90,33 @@ class LayerScale(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.scale * x
+
+
+class ChannelSplit(nn.Module):
+    """One of `parts` equal channel groups (`x.chunk(parts, dim=1)[index]`)."""
+
+    def __init__(self, parts: int, index: int):
+        super().__init__()
+        self.parts = parts
+        self.index = index
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.chunk(self.parts, dim=1)[self.index]
+
+    def extra_repr(self) -> str:
+        return f"parts={self.parts}, index={self.index}"
+
+
+class ChannelShuffle(nn.Module):
+    """Interleave channel groups: (N, g, C/g, H, W) -> transpose -> (N, C, H, W) (ShuffleNet)."""
+
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # No shape reads, so that fx tracing and export see plain tensor ops.
+        return x.unflatten(1, (self.groups, -1)).transpose(1, 2).flatten(1, 2)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"

@@ -15,6 +15,9 @@ def add_spec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a spec key, e.g. --set num_classes=10 --set input.size=[32,32] "
                         "--set scale.width=1.5 (repeatable; the value is read as YAML)")
+    p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE",
+                   help="import a Python file or module first, e.g. one that registers block types "
+                        "with @register_block (repeatable)")
 
 
 def add_input_option(p: argparse.ArgumentParser) -> None:
@@ -39,6 +42,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load(spec: str, args: argparse.Namespace) -> Spec:
+    from ..plugins import load_plugins
+
+    load_plugins(getattr(args, "plugins", []) or [])
     return load_spec(spec, **overrides(args))
 
 

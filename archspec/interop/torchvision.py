@@ -5,8 +5,9 @@ after its own classes (`layer1.0.conv1`). The two state_dicts hold the same
 tensors in the same order (modules are created in execution order on both
 sides), so tensors are paired by position and every pair must agree in shape.
 Where torchvision registers a module out of execution order (Inception-v3's
-auxiliary head sits between Mixed_6e and Mixed_7a), `ORDER_HINTS` moves its keys
-to where archspec has them. A 1x1 convolution and a linear layer (N x C vs
+auxiliary head sits between Mixed_6e and Mixed_7a; ConvNeXt's `layer_scale` is a
+parameter of the block, saved before the layers it scales), `ORDER_HINTS` moves its
+keys to where archspec has them. A 1x1 convolution and a linear layer (N x C vs
 N x C x 1 x 1) are treated as the same tensor.
 """
 
@@ -33,11 +34,34 @@ def _move_before(prefix: str, before: str) -> Callable[[list[str]], list[str]]:
     return reorder
 
 
+def _own_after_children(name: str) -> Callable[[list[str]], list[str]]:
+    """Move each parameter `P.<name>` registered directly on module P to after P's submodules' keys.
+
+    PyTorch saves a module's own parameters before its children's, whatever the order
+    of execution; archspec makes such a parameter a node of its own, after the layers
+    it follows (ConvNeXt's `layer_scale` multiplies the output of `block`).
+    """
+    suffix = "." + name
+
+    def reorder(keys: list[str]) -> list[str]:
+        out = list(keys)
+        for key in [k for k in keys if k.endswith(suffix)]:
+            parent = key[: -len(suffix)] + "."
+            at = out.index(key)
+            last = max((i for i, k in enumerate(out) if k.startswith(parent) and k != key), default=at)
+            if last > at:
+                out.insert(last, out.pop(at))  # after the pop, `last` is just past P's last child
+        return out
+
+    return reorder
+
+
 # torchvision model class name -> reordering of its state_dict keys into archspec's order.
 ORDER_HINTS: dict[str, Callable[[list[str]], list[str]]] = {
     "Inception3": _move_before("AuxLogits.", "fc."),
     # The zoo's googlenet lists aux2 before aux1 (torchvision's output order); torchvision registers aux1 first.
     "GoogLeNet": _move_before("aux2.", "aux1."),
+    "ConvNeXt": _own_after_children("layer_scale"),
 }
 
 

@@ -85,6 +85,16 @@ class GraphBuilder:
         self._names.add(full)
         return full
 
+    def free_name(self, base: str) -> str:
+        """`base`, else `base1`, `base2`, ...: the first name not yet taken in the current scope."""
+        prefix = ".".join(self._prefix)
+        n = 0
+        while True:
+            name = base if n == 0 else f"{base}{n}"
+            if (f"{prefix}.{name}" if prefix else name) not in self._names:
+                return name
+            n += 1
+
     # -- emitting ------------------------------------------------------------------
     def op(self, op: Op | str, *inputs: Value, name: str | None = None, origin: SpecPath | None = None, **fields: Any) -> Value:
         """Append one node. `op` is an Op instance or a kind name with `fields`."""

@@ -12,8 +12,10 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 from typing import Any, Callable, Mapping
 
+INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 MAX_EXPR_CHARS = 500
 MAX_RESULT_ITEMS = 10_000
 MAX_ABS_INT = 10**15
@@ -195,3 +197,28 @@ def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
     except SyntaxError as exc:
         raise ExprError(f"invalid expression '{expression.strip()}': {exc.msg}") from None
     return _Evaluator(lookup).eval(tree)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def substitute(text: str, lookup: Callable[[str], Any]) -> Any:
+    """`"${a * 2}"` -> the value itself (any type); `"conv${i}"` -> the text with each `${}` replaced."""
+    whole = INTERPOLATION.fullmatch(text.strip())
+    if whole:
+        return evaluate(whole.group(1), lookup)
+    return INTERPOLATION.sub(lambda m: _as_text(evaluate(m.group(1), lookup)), text)
+
+
+def free_names(expression: str) -> tuple[set[str], set[str]]:
+    """The variable names and the function names an expression uses (raises ExprError on bad syntax)."""
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise ExprError(f"invalid expression '{expression.strip()}': {exc.msg}") from None
+    functions = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} - functions
+    return names - {"true", "True", "false", "False", "null", "None"}, functions

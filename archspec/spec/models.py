@@ -210,11 +210,12 @@ Stage = Annotated[BlockFamily, _StageType]
 
 
 class SpecModel(StrictModel):
-    """A whole network. `extends` and `vars` are consumed while resolving."""
+    """A whole network. `extends`, `include` and `vars` are consumed while resolving."""
 
     name: str = Field(pattern=NAME_PATTERN, max_length=128)
     description: str = ""
     extends: str | None = None
+    include: str | list[str] | None = None  # files whose `blocks:` join this spec's (consumed while resolving)
     vars: dict[str, Any] = {}
     input: InputSpec = InputSpec()
     num_classes: int = Field(default=1000, ge=1, le=1 << 24)

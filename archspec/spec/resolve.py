@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
-from .expr import ExprError, evaluate
+from .expr import ExprError, substitute
 from .source import Source, parse_text, read_file
 
 MAX_EXTENDS_DEPTH = 16
-_INTERP = re.compile(r"\$\{([^{}]*)\}")
 
 
 @dataclass
@@ -97,6 +96,7 @@ def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Lo
     chain = chain + (source.name,)
     locator = Locator.of(source, chain)
     data = dict(source.data)
+    include_blocks(data, source.name, locator, () if source.name.startswith("<") else (str(Path(source.name).resolve()),))
     ref = data.pop("extends", None)
     if ref is None:
         return data, locator
@@ -112,6 +112,64 @@ def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Lo
     data = _merge(parent_data, data, (), merged)
     merged.overlay(locator, data)
     return data, merged
+
+
+# -- include -----------------------------------------------------------------------
+
+INCLUDABLE_KEYS = ("blocks", "include")
+
+
+def _relative(ref: str, including: str) -> Path:
+    return (Path(including).parent if not including.startswith("<") else Path.cwd()) / ref
+
+
+def include_blocks(data: dict, name: str, locator: Locator, stack: tuple[str, ...]) -> None:
+    """Consume `include:` (a file or a list of files): their `blocks:` join this document's,
+    with their own locations. A block defined twice is an error, not a silent override."""
+    if "include" not in data:
+        return
+    refs = data.pop("include")
+    paths: list[tuple[str, SpecPath]] = []
+    if isinstance(refs, str) and refs.strip():
+        paths = [(refs, ("include",))]
+    elif isinstance(refs, list) and all(isinstance(r, str) and r.strip() for r in refs):
+        paths = [(r, ("include", i)) for i, r in enumerate(refs)]
+    else:
+        raise SpecError(locator.problem("include must name a file or a list of files, e.g. `include: [blocks.yaml]`",
+                                        ("include",)))
+    own = data.get("blocks") if isinstance(data.get("blocks"), dict) else {}
+    found: dict[str, Location] = {k: locator.where(("blocks", k), key=True) for k in own}
+    merged: dict[str, Any] = {}
+    for ref, at in paths:
+        path = _relative(ref, name)
+        if not path.is_file():
+            raise SpecError(locator.problem(f"include '{ref}': no such file (looked in {path.parent})", at))
+        key = str(path.resolve())
+        if key in stack or len(stack) >= MAX_EXTENDS_DEPTH:
+            raise SpecError(locator.problem(f"include cycle: {' -> '.join(stack + (str(path),))}", at))
+        source = read_file(path)
+        inner = Locator.of(source, ())
+        extra = sorted(set(source.data) - set(INCLUDABLE_KEYS))
+        if extra:
+            raise SpecError(inner.problem(f"an included file holds only `blocks:` (and `include:`), not '{extra[0]}'",
+                                          (extra[0],), key=True))
+        included = dict(source.data)
+        include_blocks(included, source.name, inner, stack + (key,))
+        blocks = included.get("blocks", {})
+        if not isinstance(blocks, dict):
+            raise SpecError(inner.problem("blocks must map block names to definitions", ("blocks",)))
+        for block, definition in blocks.items():
+            where = inner.where(("blocks", block), key=True)
+            if block in found:
+                raise SpecError(inner.problem(f"block '{block}' is already defined at {found[block]}",
+                                              ("blocks", block), key=True))
+            found[block] = where
+            merged[block] = definition
+        for table, theirs in ((locator.values, inner.values), (locator.keys, inner.keys)):
+            table.update((p, loc) for p, loc in theirs.items() if p[:1] == ("blocks",) and len(p) > 1)
+    if merged:
+        locator.values.setdefault(("blocks",), locator.where(at))
+        data["blocks"] = {**merged, **own}
 
 
 # -- overrides ---------------------------------------------------------------------
@@ -211,25 +269,16 @@ class _Interpolator:
 
     def string(self, text: str, path: SpecPath) -> Any:
         try:
-            whole = _INTERP.fullmatch(text.strip())
-            if whole:
-                return evaluate(whole.group(1), self.lookup)
-            return _INTERP.sub(lambda m: _as_text(evaluate(m.group(1), self.lookup)), text)
+            return substitute(text, self.lookup)
         except ExprError as exc:
             raise SpecError(self.locator.problem(f"in '{text}': {exc}", path)) from None
 
 
-def _as_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def interpolate(data: dict, locator: Locator) -> dict:
-    """Substitute every `${expr}`; `vars` is consumed."""
+    """Substitute every `${expr}`; `vars` is consumed. Block definitions keep theirs: there
+    `${}` names the block's parameters, evaluated when the block is built (blocks.composite)."""
     engine = _Interpolator(data, locator)
-    out = {k: engine.value(v, (k,)) for k, v in data.items() if k != "vars"}
-    return out
+    return {k: v if k == "blocks" else engine.value(v, (k,)) for k, v in data.items() if k != "vars"}
 
 
 @dataclass

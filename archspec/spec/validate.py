@@ -62,7 +62,7 @@ def _clean_path(loc: tuple, data: Any) -> SpecPath:
     return tuple(path)
 
 
-def _message(err: dict, path: SpecPath) -> str:
+def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
     kind = err["type"]
     ctx = err.get("ctx", {}) or {}
     got = err.get("input")
@@ -71,7 +71,7 @@ def _message(err: dict, path: SpecPath) -> str:
         return "required key is missing"
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
-        return f"unknown key '{key}'{did_you_mean(key, _vocabulary())}"
+        return f"unknown key '{key}'{did_you_mean(key, _vocabulary() + words)}"
     if kind == "greater_than_equal":
         return f"must be >= {ctx.get('ge')}, got {shown}"
     if kind == "greater_than":
@@ -98,12 +98,14 @@ def _message(err: dict, path: SpecPath) -> str:
     return err["msg"]
 
 
-def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: SpecPath = ()) -> list[Problem]:
-    """One problem per distinct location; several union-branch messages are joined with "or"."""
+def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: SpecPath = (),
+                  words: tuple[str, ...] = ()) -> list[Problem]:
+    """One problem per distinct location; several union-branch messages are joined with "or".
+    `words` adds keys (of user-defined blocks) to the suggestions for unknown keys."""
     grouped: dict[SpecPath, list[tuple[str, str]]] = {}
     for err in exc.errors(include_url=False):
         path = prefix + _clean_path(tuple(err["loc"]), data)
-        grouped.setdefault(path, []).append((err["type"], _message(err, path)))
+        grouped.setdefault(path, []).append((err["type"], _message(err, path, words)))
     problems = []
     for path, items in grouped.items():
         # Prefer a constraint message ("must be >= 1") over the other union branches' type errors.
@@ -123,7 +125,8 @@ def validate_document(doc: Document) -> SpecModel:
     try:
         return SpecModel.model_validate(doc.data, context={"families": families})
     except ValidationError as exc:
-        raise SpecError(problems_from(exc, doc.data, doc.locator)) from None
+        words = tuple(sorted({f for family in families.values() for f in family.model_fields}))
+        raise SpecError(problems_from(exc, doc.data, doc.locator, words=words)) from None
 
 
 def _user_families(doc: Document) -> dict[str, Any]:

@@ -1,0 +1,222 @@
+"""Block types defined in YAML: a named, parameterised composition of layers.
+
+A spec's `blocks:` section (or a file it includes) defines each block as
+parameters plus a body; stages then use it like any built-in family:
+
+    blocks:
+      fire:
+        doc: SqueezeNet's fire module.
+        params:
+          squeeze: {type: int, min: 1, channels: true}
+          expand: {type: int, min: 1, channels: true}
+        layers:
+          - conv: {out: "${squeeze}", name: squeeze}
+          - act: {name: squeeze_activation}
+          - concat:
+              expand1x1: [conv: {out: "${expand}"}, act]
+              expand3x3: [conv: {out: "${expand}", kernel: 3, padding: 1}, act]
+    stages:
+      - {block: fire, squeeze: 16, expand: 64}
+
+The body is a list (a sequence). An item is a layer (`kind: params`, as in stem and
+head), a combinator or a conditional:
+
+    residual: BODY            x + BODY(x)
+    add | concat | mul: BRANCHES   the branches' outputs summed, concatenated along
+                              channels, or multiplied (SE gating); BRANCHES is a list
+                              of bodies or a mapping name -> body (the name scopes the
+                              branch's layers); `identity` is the input itself
+    block: TYPE, PARAMS...    another block type (built-in, Python or YAML) inside this one
+    if: COND, then: BODY, else: BODY
+
+Inside a definition, `${...}` names the block's parameters and what the block knows
+of its place: `channels` (the current input's), `in_channels` (the block's input),
+`stride` (the stage's stride for its first block, else 1), `index`, `repeat`,
+`stage`, `global_index`, `total_blocks`. A block that uses `stride` accepts a stage
+stride. Mistakes are reported where they are written (file:line:column), the static
+ones when the spec is validated and the others when the block is built.
+
+This module makes the families; `composite_parse` reads and checks a definition,
+`composite_emit` builds a block from it.
+"""
+
+from __future__ import annotations
+
+import json
+import keyword
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ValidationError, create_model
+
+from ..errors import Problem, SpecError, SpecPath, did_you_mean, format_path
+from ..ir.builder import GraphBuilder, Value
+from .composite_emit import Compiled, Emitter
+from .composite_parse import CONTEXT_NAMES, NAME, STAGE_KEYS, TYPES, Definition, ParamDecl, Parser
+from .registry import BlockContext, BlockFamily, load_builtin_blocks
+
+
+class CompositeFamily(BlockFamily):
+    """Base of the families made from YAML definitions; `compiled` holds the parsed body."""
+
+    compiled: ClassVar[Compiled]
+
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        params = {name: getattr(self, name) for name in self.compiled.params}
+        return Emitter(self.compiled, b, ctx, params, x.channels).body(self.compiled.body, x)
+
+
+# -- building the families of a spec ----------------------------------------------------------
+
+def families_from_spec(defined: Any, locator: Any) -> dict[str, type[BlockFamily]]:
+    """The block families of a spec's `blocks:` section; a SpecError lists every problem found."""
+    if not isinstance(defined, dict):
+        raise SpecError(locator.problem("blocks must map block names to definitions", ("blocks",)))
+    key = json.dumps(defined, sort_keys=True, default=str)
+    where = tuple(sorted((format_path(p), str(loc)) for table in (locator.values, locator.keys)
+                         for p, loc in table.items() if p[:1] == ("blocks",)))
+    return dict(_families(key, where, _Frozen(defined, locator)))
+
+
+@dataclass(frozen=True)
+class _Frozen:
+    """Carries the unhashable definitions and locator through the cache, which keys on text."""
+
+    defined: dict = field(hash=False, compare=False)
+    locator: Any = field(hash=False, compare=False)
+
+
+@lru_cache(maxsize=64)
+def _families(key: str, where: tuple, frozen: _Frozen) -> tuple[tuple[str, type[BlockFamily]], ...]:
+    # Cached on the definitions' text and every location in them, so that validating the same
+    # spec again reuses the classes (and the stage models built from them).
+    defined, locator = frozen.defined, frozen.locator
+    builtin = load_builtin_blocks()
+    problems: list[Problem] = []
+    families: dict[str, type[BlockFamily]] = {}
+    uses: dict[str, set[str]] = {}
+    for name, definition in defined.items():
+        if not isinstance(name, str) or not NAME.match(name):
+            problems.append(locator.problem(f"block name '{name}' must be a plain identifier such as 'my_block'",
+                                            ("blocks", name), key=True))
+            continue
+        if name in builtin:
+            problems.append(locator.problem(f"'{name}' is already a block type ({builtin[name].__qualname__}); "
+                                            "choose another name", ("blocks", name), key=True))
+            continue
+        made = _family(name, definition, locator, set(builtin) | set(defined), problems)
+        if made is not None:
+            families[name], uses[name] = made
+    problems += _cycles(uses, locator)
+    if problems:
+        raise SpecError(problems)
+    every = {**builtin, **families}
+    for family in families.values():
+        family.compiled.families.update(every)
+    return tuple(families.items())
+
+
+def _family(name: str, definition: Any, locator: Any, known: set[str],
+            problems: list[Problem]) -> tuple[type[BlockFamily], set[str]] | None:
+    from ..spec.validate import problems_from
+
+    at: SpecPath = ("blocks", name)
+    before = len(problems)
+    spec = _checked(Definition, definition, locator, at, problems)
+    if spec is None:
+        return None
+    fields: dict[str, Any] = {}
+    decls: dict[str, ParamDecl] = {}
+    for pname, raw in spec.params.items():
+        where = at + ("params", pname)
+        if isinstance(raw, str) and raw not in TYPES:
+            problems.append(locator.problem(f"a parameter is a type ({', '.join(TYPES)}) or a mapping such as "
+                                            f"{{type: int, default: 4}}; got '{raw}'{did_you_mean(raw, TYPES)}", where))
+            continue
+        decl = _checked(ParamDecl, {"type": raw} if isinstance(raw, str) else raw, locator, where, problems)
+        if decl is None:
+            continue
+        if not NAME.match(str(pname)) or keyword.iskeyword(pname):
+            problems.append(locator.problem(f"parameter name '{pname}' must be a plain identifier", where, key=True))
+            continue
+        if pname in CONTEXT_NAMES or pname in STAGE_KEYS:
+            problems.append(locator.problem(f"'{pname}' is reserved (stage keys: {', '.join(STAGE_KEYS)}; "
+                                            f"names a block knows: {', '.join(CONTEXT_NAMES)})", where, key=True))
+            continue
+        if "default" in decl.model_fields_set:
+            default = decl.default
+            try:
+                default = _adapter(decl).validate_python(default)
+            except ValidationError as exc:
+                problems += problems_from(exc, default, locator, where + ("default",))
+            fields[pname] = (decl.annotation(), default)
+        else:
+            fields[pname] = (decl.annotation(), ...)
+        decls[pname] = decl
+    # Every declared name counts as known, so that a bad declaration is reported once, not at each use.
+    parser = Parser(name, locator, {str(p) for p in spec.params} | set(CONTEXT_NAMES), known)
+    body = parser.body(spec.layers, ("layers",))
+    problems += parser.problems
+    # A misspelled use is already reported; "never used" would only repeat it.
+    for unused in sorted(set(decls) - parser.uses) if not parser.misspelled else ():
+        problems.append(locator.problem(f"parameter '{unused}' is never used in the layers (write ${{{unused}}})",
+                                        at + ("params", unused), key=True))
+    if len(problems) > before:
+        return None
+    compiled = Compiled(name, body, tuple(decls), locator, {})
+    family = create_model(  # type: ignore[call-overload]
+        "".join(part.capitalize() for part in name.split("_")) or "Block",
+        __base__=CompositeFamily,
+        __doc__=spec.doc or f"Block '{name}', defined in YAML.",
+        **fields,
+    )
+    family.family = name
+    family.compiled = compiled
+    family.strided = "stride" in parser.uses
+    family.channel_fields = tuple(p for p, d in decls.items() if d.channels)
+    return family, parser.nested
+
+
+def _checked(model: type[BaseModel], data: Any, locator: Any, at: SpecPath, problems: list[Problem]) -> Any:
+    """`data` validated as `model`, or None with the problems recorded; unknown keys get
+    suggestions from the model's own keys."""
+    from ..spec.validate import problems_from
+
+    if isinstance(data, dict):
+        unknown = [k for k in data if k not in model.model_fields]
+        for key in unknown:
+            problems.append(locator.problem(f"unknown key '{key}'{did_you_mean(str(key), model.model_fields)}; "
+                                            f"known: {', '.join(model.model_fields)}", at + (key,), key=True))
+        if unknown:
+            return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems += problems_from(exc, data, locator, at)
+        return None
+
+
+def _adapter(decl: ParamDecl) -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(decl.annotation())
+
+
+def _cycles(uses: dict[str, set[str]], locator: Any) -> list[Problem]:
+    """Blocks that contain each other, directly or not, can never be built."""
+    problems = []
+    for start in uses:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            name, trail = stack.pop()
+            for inner in uses.get(name, ()):
+                if inner == start:
+                    problems.append(locator.problem(f"blocks contain each other: {' -> '.join(trail + (start,))}",
+                                                    ("blocks", start), key=True))
+                    stack = []
+                    break
+                if inner not in seen:
+                    seen.add(inner)
+                    stack.append((inner, trail + (inner,)))
+    return problems[:1]

@@ -1,0 +1,45 @@
+"""Importing user code that registers block types (`@register_block`) or ops (`@register_op`).
+
+    archspec build net.yaml --plugin my_blocks.py      # a file
+    archspec build net.yaml --plugin mypackage.blocks  # an importable module
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from .errors import ArchspecError
+
+
+class PluginError(ArchspecError):
+    pass
+
+
+def load_plugins(names: Iterable[str]) -> None:
+    """Import each file or module once; a failure is reported with the plugin's name."""
+    for name in names:
+        path = Path(name)
+        try:
+            if name.endswith(".py"):
+                if not path.is_file():
+                    raise PluginError(f"--plugin {name}: no such file")
+                key = f"archspec_plugin_{abs(hash(str(path.resolve())))}"
+                if key in sys.modules:
+                    continue
+                spec = importlib.util.spec_from_file_location(key, path)
+                module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+                sys.modules[key] = module
+                spec.loader.exec_module(module)  # type: ignore[union-attr]
+            else:
+                importlib.import_module(name)
+        except PluginError:
+            raise
+        except ImportError as exc:
+            raise PluginError(f"--plugin {name}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the user's code failed while importing
+            sys.modules.pop(f"archspec_plugin_{abs(hash(str(path.resolve())))}", None)
+            raise PluginError(f"--plugin {name}: {type(exc).__name__}: {exc}") from None
