@@ -458,10 +458,27 @@ def _small(s: str, color: str = "#555555") -> str:
     return f'<FONT POINT-SIZE="9" COLOR="{color}">{text(s)}</FONT>' if s else ""
 
 
-def box_label(box: Box, show: Sequence[str] = ()) -> str:
+def box_label(box: Box, show: Sequence[str] = (), title: str = "", rankdir: str = "TB") -> str:
+    """The box as an HTML-like table. A cluster `title` goes beside the box (above it for LR)
+    inside the same node, mirrored by an invisible copy so that the box stays centred; the box
+    is the port `b` that edges attach to. A title node or a Graphviz cluster label would not do:
+    edges are drawn straight through cluster labels, and extra nodes make long chains of
+    clusters drift sideways."""
+    table = _box_table(box, show)
+    if not title:
+        return f"<{table}>"
+    shown = f'<TD ALIGN="LEFT" VALIGN="TOP" CELLPADDING="4">{_small(title)}</TD>'
+    hidden = f'<TD CELLPADDING="4">{_small(title, "white")}</TD>'
+    cell = f'<TD PORT="b">{table}</TD>'
+    rows = [shown + cell + hidden] if rankdir == "TB" else [shown, cell, hidden]
+    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">'
+            + "".join(f"<TR>{r}</TR>" for r in rows) + "</TABLE>>")
+
+
+def _box_table(box: Box, show: Sequence[str]) -> str:
     cols = 2 + len(show)
     style = ' STYLE="dashed"' if box.dashed else ""
-    out = [f'<<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="{INK}"{style}>']
+    out = [f'<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="{INK}"{style}>']
     if box.header:
         out.append(f'<TR><TD COLSPAN="{cols}" ALIGN="LEFT"><B>{text(box.header)}</B></TD></TR>')
     if box.note:
@@ -472,7 +489,7 @@ def box_label(box: Box, show: Sequence[str] = ()) -> str:
                  f'<TD ALIGN="RIGHT"{bg}>{_small(shape_text(row.shape))}</TD>']
         cells += [f'<TD ALIGN="RIGHT"{bg}>{_small(n)}</TD>' for n in _numbers(row, show)]
         out.append("<TR>" + "".join(cells) + "</TR>")
-    out.append("</TABLE>>")
+    out.append("</TABLE>")
     return "".join(out)
 
 
@@ -498,43 +515,47 @@ def to_digraph(pic: Picture, rankdir: str = "TB") -> graphviz.Digraph:
         node_attr={"shape": "plain", "fontname": FONT, "fontsize": "11"},
         edge_attr={"arrowsize": "0.6", "color": "#555555"},
     )
-    _emit(g, pic.root, pic.show)
+    titles = _titles(pic.root)
+    _emit(g, pic.root, pic.show, titles, rankdir)
+
+    into, out = ("n", "s") if rankdir == "TB" else ("w", "e")
+
+    def end(box_id: str, side: str) -> str:
+        return f"{box_id}:b:{side}" if box_id in titles else box_id
+
     for e in pic.edges:
         attrs = {"style": "dashed"} if e.dashed else {}
         if e.skip:
             attrs["weight"] = "0"
-        g.edge(e.src, e.dst, **attrs)
+        g.edge(end(e.src, out), end(e.dst, into), **attrs)
     return g
 
 
-def _emit(g: graphviz.Digraph, cluster: Cluster, show: Sequence[str]) -> None:
+def _titles(cluster: Cluster) -> dict[str, str]:
+    """Cluster titles by the box that carries them: the first box drawn in each cluster."""
+    out: dict[str, str] = {}
+    for sub in cluster.clusters:
+        out.update(_titles(sub))
+        if sub.label:
+            out[min((b.id for b in sub.all_boxes()), key=_rank)] = sub.label
+    return out
+
+
+def _emit(g: graphviz.Digraph, cluster: Cluster, show: Sequence[str], titles: dict[str, str], rankdir: str) -> None:
     for box in cluster.boxes:
         attrs = {"tooltip": _attr_text(_tooltip(box))} if box.paths else {}
         if box.group:
             attrs["group"] = box.group
-        g.node(box.id, box_label(box, show), **attrs)
+        g.node(box.id, box_label(box, show, titles.get(box.id, ""), rankdir), **attrs)
     for sub in cluster.clusters:
         with g.subgraph(name=f"cluster_{sub.id}") as c:
             c.attr(label="", style="rounded,dashed" if sub.dashed else "rounded", color="#aaaaaa")
-            _emit(c, sub, show)
-            if sub.label:
-                _cluster_title(c, sub)
+            _emit(c, sub, show, titles, rankdir)
     for row in cluster.orders:
         with g.subgraph() as same:
             same.attr(rank="same")
             for a, b in itertools.pairwise(row):
                 same.edge(a, b, style="invis")
-
-
-def _cluster_title(c: graphviz.Digraph, cluster: Cluster) -> None:
-    """The cluster's title as a node beside its first box, not as a Graphviz cluster label:
-    edges are routed around nodes but straight through cluster labels."""
-    first = min((b.id for b in cluster.all_boxes()), key=_rank)
-    title = f"t{cluster.id[1:]}"
-    c.node(title, f"<{_small(cluster.label)}>", shape="plain")
-    with c.subgraph() as same:
-        same.attr(rank="same")
-        same.edge(title, first, style="invis")
 
 
 def _tooltip(box: Box) -> str:
