@@ -6,18 +6,27 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.report import Report, analyze_network
-from .compiler import Spec, load_spec, to_network
+from .compiler import DEFAULT_MAX_PARAMS, Spec, check_params_limit, load_spec, to_network
+from .ir.graph import Network
 
 
-def build(spec: Any, *, _init: bool = True, **overrides: Any):
+def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bool = True, **overrides: Any):
     """Compile a spec (path, zoo name, YAML text, dict or `Spec`) into a plain `nn.Module`.
 
     Keyword arguments override spec keys: `build("resnet50", num_classes=10)`,
-    `build(path, **{"input.size": [32, 32]})`.
+    `build(path, **{"input.size": [32, 32]})`. A network with more than `max_params`
+    parameters (from analysis, before any weight exists) is refused; None lifts the limit.
     """
     from .backends.torch_module import build_module
 
-    return build_module(to_network(spec, **overrides), init=_init)
+    if isinstance(spec, Network):
+        net, located = spec, None
+    else:
+        located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
+        net = located.network()
+    if max_params is not None:
+        check_params_limit(analyze_network(net).params, max_params, located)
+    return build_module(net, init=_init)
 
 
 def analyze(spec: Any, input: Any = None, **overrides: Any) -> Report:

@@ -6,11 +6,12 @@ Nothing here imports torch; analysis, diagrams and validation stop at the IR.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import LimitError, Location, Problem, SpecError
+from .errors import LimitError, Location, Problem, SpecError, did_you_mean
 from .ir.graph import Network
 from .ir.lower import LoweringError, lower
 from .spec.models import SpecModel
@@ -21,6 +22,8 @@ from .spec.validate import validate_document
 
 SpecLike = "str | Path | dict | Spec"
 MAX_SEARCH_SIZE = 1 << 14
+SEARCH_BUDGET_S = 5.0
+DEFAULT_MAX_PARAMS = 2e9
 
 
 @dataclass
@@ -72,8 +75,13 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
             zoo_path = zoo.path_of(spec)
             if zoo_path is not None:
                 return resolve_source(read_file(zoo_path), overrides)
+            if path.exists():  # a directory or a device: read_file says what is wrong with it
+                return resolve_source(read_file(path), overrides)
             if ":" not in spec:
-                return resolve_source(read_file(path), overrides)  # reports "no such file"
+                if "/" in spec or "\\" in spec:
+                    raise SpecError(Problem("no such file", (), Location(spec)))
+                hint = did_you_mean(spec.removesuffix(".yaml"), zoo.names())
+                raise SpecError(Problem(f"no such file, and no zoo network of that name{hint}", (), Location(spec)))
         return resolve_source(parse_text(spec, "<string>"), overrides)
     raise TypeError(f"a spec is a path, a YAML string, a dict or a Spec, not {type(spec).__name__}")
 
@@ -97,14 +105,24 @@ def _lower_located(spec: Spec) -> Network:
             smallest = smallest_input(spec.model)
             if smallest:
                 message += f"; the smallest input that works is {smallest}x{smallest}"
-        cls = LimitError if "more than" in message and "layers" in message else SpecError
+            elif smallest == 0:
+                message += (f"; no input up to {MAX_SEARCH_SIZE}x{MAX_SEARCH_SIZE} works: an adaptive or global pool "
+                            "before this layer fixes its input size")
+        cls = LimitError if exc.limit else SpecError
         raise cls(spec.locator.problem(message, exc.origin)) from None
 
 
-def smallest_input(model: SpecModel) -> int | None:
-    """The smallest square input size for which every layer keeps a positive size."""
+def smallest_input(model: SpecModel, budget_s: float = SEARCH_BUDGET_S) -> int | None:
+    """The smallest square input size for which every layer keeps a positive size.
+
+    0 when no size up to MAX_SEARCH_SIZE works; None when lowering is so slow (a huge
+    network) that the search would take longer than `budget_s`.
+    """
+    deadline = time.monotonic() + budget_s
 
     def works(n: int) -> bool:
+        if time.monotonic() > deadline:
+            raise TimeoutError
         trial = model.model_copy(update={"input": model.input.model_copy(update={"size": (n, n)})})
         try:
             lower(trial)
@@ -112,18 +130,21 @@ def smallest_input(model: SpecModel) -> int | None:
         except LoweringError:
             return False
 
-    hi = 1
-    while not works(hi):
-        hi *= 2
-        if hi > MAX_SEARCH_SIZE:
-            return None
-    lo = hi // 2
-    while lo + 1 < hi:
-        mid = (lo + hi) // 2
-        if works(mid):
-            hi = mid
-        else:
-            lo = mid
+    try:
+        hi = 1
+        while not works(hi):
+            hi *= 2
+            if hi > MAX_SEARCH_SIZE:
+                return 0
+        lo = hi // 2
+        while lo + 1 < hi:
+            mid = (lo + hi) // 2
+            if works(mid):
+                hi = mid
+            else:
+                lo = mid
+    except TimeoutError:
+        return None
     return hi
 
 
@@ -135,8 +156,26 @@ def to_network(spec: Any, **overrides: Any) -> Network:
     return load_spec(spec, **overrides).network()
 
 
-def check_params_limit(params: int, limit: float, spec: Spec) -> None:
-    if params > limit:
-        raise LimitError(Problem(
-            f"the network has {params:,} parameters, over the limit of {int(limit):,}; "
-            "raise it with --max-params if you mean it", (), Location(spec.source)))
+def check_params_limit(params: int, limit: float | None, spec: Spec | None) -> None:
+    """Refuse, before any weight is allocated, a network with more than `limit` parameters.
+
+    The error points at the part of the spec (a stem layer, a stage, a head layer) holding
+    the most parameters, which is where a typo such as `out: 655360` usually is.
+    """
+    if limit is None or params <= limit:
+        return
+    from .analysis.report import analyze_network
+
+    if spec is None:  # a bare Network: no spec to point into
+        raise LimitError(Problem(f"the network has {params:,} parameters, over the limit of {int(limit):,}",
+                                 (), Location("<network>")))
+
+    by_part: dict[tuple, int] = {}
+    for layer in analyze_network(spec.network()).layers:
+        part = tuple(layer.origin[:2])
+        by_part[part] = by_part.get(part, 0) + layer.params
+    part = max(by_part, key=by_part.__getitem__, default=())
+    share = f" ({by_part[part]:,} of them here)" if part else ""
+    raise LimitError(spec.locator.problem(
+        f"the network has {params:,} parameters{share}, over the limit of {int(limit):,}; "
+        "raise the limit with --max-params (max_params= in the API) if you mean it", part))

@@ -62,14 +62,24 @@ class ArchspecError(Exception):
     """Base class of every error archspec raises on purpose."""
 
 
-class SpecError(ArchspecError, ValueError):
-    """One or more problems in a spec. `str()` gives one located line per problem."""
+MAX_SHOWN_PROBLEMS = 50
 
-    def __init__(self, problems: Problem | Iterable[Problem]):
+
+class SpecError(ArchspecError, ValueError):
+    """One or more problems in a spec. `str()` gives one located line per problem
+    (the first MAX_SHOWN_PROBLEMS of them; `problems` keeps them all)."""
+
+    def __init__(self, problems: Problem | Iterable[Problem], omitted: int = 0):
+        """`omitted`: further problems that were counted but not worked out (a file with thousands)."""
         self.problems: list[Problem] = [problems] if isinstance(problems, Problem) else list(problems)
         if not self.problems:
             raise ValueError("SpecError needs at least one problem")
-        super().__init__("\n".join(str(p) for p in self.problems))
+        self.omitted = omitted
+        lines = [str(p) for p in self.problems[:MAX_SHOWN_PROBLEMS]]
+        hidden = max(0, len(self.problems) - MAX_SHOWN_PROBLEMS) + omitted
+        if hidden:
+            lines.append(f"... and {hidden} more problems")
+        super().__init__("\n".join(lines))
 
     @classmethod
     def at(cls, message: str, path: SpecPath = (), location: Location | None = None) -> "SpecError":

@@ -293,7 +293,7 @@ def test_stage_parameters_are_validated(tmp_path: Path) -> None:
     assert "net.yaml:10:32: stages[1].act: must be one of relu, gelu; got 'tanh'" in text
     assert "net.yaml:11:27: stages[2].oot: unknown key 'oot' (did you mean 'out'?)" in text
     assert "stages[3].out: required key is missing" in text
-    assert "stages[4]: block type 'mine' takes no stride" in text
+    assert "net.yaml:13:35: stages[4].stride: block type 'mine' takes no stride" in text
 
 
 def test_build_time_errors_point_at_the_definition(tmp_path: Path) -> None:

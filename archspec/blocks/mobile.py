@@ -81,7 +81,7 @@ class InvertedResidual(BlockFamily):
     se_gate: ActKind = "sigmoid"
     drop_path: float = Field(default=0.0, ge=0, lt=1)
 
-    @field_validator("se", mode="before")
+    @field_validator("se", mode="before", json_schema_input_type=float | bool)
     @classmethod
     def _se_flag(cls, value: Any) -> Any:
         if isinstance(value, bool):

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..api import build, save
 
-    model = build(spec)
+    model = build(spec, max_params=None)  # checked above, against --max-params
     actual = sum(p.numel() for p in model.parameters())
     if actual != report.params:  # the analysis and the module come from one IR; say so loudly if not
         raise AssertionError(f"analysis counts {report.params} parameters, the module has {actual}")

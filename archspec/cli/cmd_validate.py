@@ -43,11 +43,15 @@ def run(args: argparse.Namespace) -> int:
             if not args.json:
                 print(f"{path}: ok ({spec.name}, {report.params:,} parameters)")
         except SpecError as exc:
+            if args.debug:
+                raise
             failed = True
             results.append({"spec": path, "ok": False, "errors": [str(p) for p in exc.problems]})
             if not args.json:
                 print(str(exc), file=sys.stderr)
         except ArchspecError as exc:
+            if args.debug:
+                raise
             failed = True
             results.append({"spec": path, "ok": False, "errors": [f"{path}: {exc}"]})
             if not args.json:

@@ -13,15 +13,19 @@ from .graph import AuxHead, Block, Graph, Network, Stage
 from .op import Op, OpDefaults, Shape
 
 MAX_NODES = 50_000
+MAX_BLOCKS = 4096  # blocks in all stages together; the deepest published CNNs have a few hundred
 
 
 class LoweringError(ArchspecError):
-    """A block or layer could not be built; `origin` is its path in the spec."""
+    """A block or layer could not be built; `origin` is its path in the spec.
 
-    def __init__(self, message: str, origin: SpecPath, spatial_zero: bool = False):
+    `limit` marks a network beyond a size limit rather than a wrong one."""
+
+    def __init__(self, message: str, origin: SpecPath, spatial_zero: bool = False, limit: bool = False):
         super().__init__(message)
         self.origin = origin
         self.spatial_zero = spatial_zero
+        self.limit = limit
 
 
 def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecPath) -> Graph:
@@ -54,6 +58,9 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
     stem = _layers(spec.stem, shape, defaults, ("stem",))
     shape = stem.out_shape
     total = sum(s.repeat for s in spec.stages)
+    if total > MAX_BLOCKS:
+        raise LoweringError(f"the stages hold {total:,} blocks in all, more than the limit of {MAX_BLOCKS:,}",
+                            ("stages",), limit=True)
     count = len(stem.nodes)
     stages: list[Stage] = []
     global_index = 0
@@ -77,7 +84,7 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
             graph = b.finish(out)
             count += len(graph.nodes)
             if count > MAX_NODES:
-                raise LoweringError(f"the network has more than {MAX_NODES} layers", origin)
+                raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)
             blocks.append(Block(st.block, graph, st, origin))
             shape = graph.out_shape
             global_index += 1

@@ -39,10 +39,21 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return new
 
 
+MAX_ROUND_DIGITS = 20
+MAX_VAR_DEPTH = 64  # variables referring to variables, as deep as this
+
+
+def _round(value: float, ndigits: int | None = None) -> float:
+    """`round`, with the digits bounded: `round(5, -10**15)` would compute 10**(10**15)."""
+    if ndigits is not None and (not isinstance(ndigits, int) or abs(ndigits) > MAX_ROUND_DIGITS):
+        raise ValueError(f"the number of digits must be an integer within +-{MAX_ROUND_DIGITS}")
+    return round(value, ndigits)
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": int,
     "float": float,
-    "round": round,
+    "round": _round,
     "min": min,
     "max": max,
     "abs": abs,
@@ -132,6 +143,8 @@ class _Evaluator:
         if op is None:
             raise ExprError(f"operator '{type(node.op).__name__}' is not allowed")
         left, right = self.eval(node.left), self.eval(node.right)
+        if isinstance(node.op, ast.Mod) and not isinstance(left, (int, float)):
+            raise ExprError("'%' works on numbers only (string formatting is not supported)")
         if isinstance(node.op, ast.Mult):
             seq, count = (left, right) if isinstance(left, (str, list)) else (right, left)
             if isinstance(seq, (str, list)) and isinstance(count, int) and count * len(seq) > MAX_RESULT_ITEMS:
@@ -143,6 +156,8 @@ class _Evaluator:
 
     def _UnaryOp(self, node: ast.UnaryOp) -> Any:
         value = self.eval(node.operand)
+        if isinstance(node.op, (ast.USub, ast.UAdd)) and not isinstance(value, (int, float)):
+            raise ExprError(f"'{'-' if isinstance(node.op, ast.USub) else '+'}' needs a number, got {_short(value)}")
         if isinstance(node.op, ast.USub):
             return -value
         if isinstance(node.op, ast.UAdd):
@@ -158,34 +173,60 @@ class _Evaluator:
             if op is None:
                 raise ExprError(f"comparison '{type(op_node).__name__}' is not allowed")
             right = self.eval(right_node)
-            if not op(left, right):
-                return False
+            try:
+                if not op(left, right):
+                    return False
+            except TypeError as exc:
+                raise ExprError(str(exc)) from None
             left = right
         return True
 
     def _BoolOp(self, node: ast.BoolOp) -> Any:
-        values = [self.eval(v) for v in node.values]
-        return all(values) if isinstance(node.op, ast.And) else any(values)
+        """Python's `and`/`or`: the deciding operand itself, so `${width or 1}` gives a number."""
+        value: Any = None
+        for operand in node.values:
+            value = self.eval(operand)
+            if bool(value) != isinstance(node.op, ast.And):
+                return value
+        return value
 
     def _IfExp(self, node: ast.IfExp) -> Any:
         return self.eval(node.body) if self.eval(node.test) else self.eval(node.orelse)
 
     def _Call(self, node: ast.Call) -> Any:
-        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-            name = node.func.id if isinstance(node.func, ast.Name) else "this call"
-            raise ExprError(f"function '{name}' is not available; use one of {', '.join(sorted(FUNCTIONS))}")
+        available = ", ".join(sorted(FUNCTIONS))
+        if not isinstance(node.func, ast.Name):
+            raise ExprError(f"only the functions {available} can be called")
+        if node.func.id not in FUNCTIONS:
+            raise ExprError(f"function '{node.func.id}' is not available; use one of {available}")
         if node.keywords:
             raise ExprError("keyword arguments are not supported")
         args = [self.eval(a) for a in node.args]
         try:
             return FUNCTIONS[node.func.id](*args)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except (TypeError, ValueError, OverflowError, ZeroDivisionError) as exc:
             raise ExprError(f"{node.func.id}(): {exc}") from None
 
 
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check(tree: ast.AST) -> None:
+    """Refuse the whole expression up front if any part of it is not allowed, taken branch or not."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)):
+            continue  # Load, Add, Lt, And...: checked where they are used
+        if not hasattr(_Evaluator, f"_{type(node).__name__}"):
+            raise ExprError(f"'{type(node).__name__}' is not allowed in an expression")
+        if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
+            raise ExprError(f"'.{node.attr}' is not allowed (names starting with '_' are private)")
+        if isinstance(node, ast.Call) and not (isinstance(node.func, ast.Name) and node.func.id in FUNCTIONS):
+            name = node.func.id if isinstance(node.func, ast.Name) else None
+            available = ", ".join(sorted(FUNCTIONS))
+            raise ExprError(f"function '{name}' is not available; use one of {available}" if name else
+                            f"only the functions {available} can be called")
 
 
 def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
@@ -196,7 +237,13 @@ def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
         tree = ast.parse(expression.strip(), mode="eval")
     except SyntaxError as exc:
         raise ExprError(f"invalid expression '{expression.strip()}': {exc.msg}") from None
-    return _Evaluator(lookup).eval(tree)
+    except (RecursionError, MemoryError, ValueError):
+        raise ExprError("expression too complex") from None
+    _check(tree)
+    try:
+        return _Evaluator(lookup).eval(tree)
+    except RecursionError:
+        raise ExprError("expression nested too deeply") from None
 
 
 def _as_text(value: Any) -> str:

@@ -41,13 +41,17 @@ def _none_word(value: Any) -> Any:
     return None if isinstance(value, str) and value.lower() == "none" else value
 
 
+_Size = Annotated[int, Field(ge=1, le=1 << 16)]
+_NoneWord = Literal["none", "None"]
+
+
 class InputSpec(StrictModel):
     """`input: {channels: 3, size: [224, 224]}`; `size: 224` means square."""
 
     channels: int = Field(default=3, ge=1, le=65536)
-    size: tuple[Annotated[int, Field(ge=1, le=1 << 16)], Annotated[int, Field(ge=1, le=1 << 16)]] = (224, 224)
+    size: tuple[_Size, _Size] = (224, 224)
 
-    @field_validator("size", mode="before")
+    @field_validator("size", mode="before", json_schema_input_type=_Size | tuple[_Size, _Size])
     @classmethod
     def _square(cls, value: Any) -> Any:
         return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
@@ -65,9 +69,14 @@ class Defaults(StrictModel):
     norm_eps: float = Field(default=1e-5, gt=0)
     norm_momentum: float = Field(default=0.1, ge=0, le=1)
 
-    @field_validator("norm", "activation", mode="before")
+    @field_validator("norm", mode="before", json_schema_input_type=NormKind | _NoneWord | None)
     @classmethod
-    def _none(cls, value: Any) -> Any:
+    def _no_norm(cls, value: Any) -> Any:
+        return _none_word(value)
+
+    @field_validator("activation", mode="before", json_schema_input_type=ActKind | _NoneWord | None)
+    @classmethod
+    def _no_activation(cls, value: Any) -> Any:
         return _none_word(value)
 
     def op_defaults(self) -> OpDefaults:

@@ -10,14 +10,15 @@ and line that gave it, so errors point at the right file even through `extends`.
 from __future__ import annotations
 
 import copy
+import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
-from .expr import ExprError, substitute
-from .source import Source, parse_text, read_file
+from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
+from .source import MAX_NODES, Source, parse_text, read_file
 
 MAX_EXTENDS_DEPTH = 16
 
@@ -81,6 +82,8 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
         raise SpecError(locator.problem("extends must name a spec file, e.g. `extends: resnet50.yaml`", ("extends",)))
     base = Path(child.name).parent if not child.name.startswith("<") else Path.cwd()
     candidate = base / ref
+    if candidate.is_dir():
+        raise SpecError(locator.problem(f"'{ref}' is a directory, not a spec file", ("extends",)))
     if candidate.exists():
         return candidate
     from .. import zoo
@@ -88,7 +91,9 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
     zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
     if zoo_path is not None:
         return zoo_path
-    raise SpecError(locator.problem(f"extends '{ref}': no such file (looked in {base or '.'} and the zoo)", ("extends",)))
+    nearby = [p.name for p in itertools.islice(base.glob("*.y*ml"), 1000)] if base.is_dir() else []
+    hint = did_you_mean(ref, nearby + [f"{n}.yaml" for n in zoo.names()])
+    raise SpecError(locator.problem(f"no spec '{ref}'{hint}; looked in {base} and in the zoo", ("extends",)))
 
 
 def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Locator]:
@@ -105,10 +110,14 @@ def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Lo
     seen = [str(Path(c).resolve()) for c in chain if not c.startswith("<")]
     if key in seen:
         cycle = " -> ".join(list(chain) + [str(parent_path)])
-        raise SpecError(locator.problem(f"extends cycle: {cycle}", ("extends",)))
+        raise SpecError(Problem(f"cycle: {cycle}", ("extends",), locator.where(("extends",))))
     if len(chain) >= MAX_EXTENDS_DEPTH:
         raise SpecError(locator.problem(f"extends chain deeper than {MAX_EXTENDS_DEPTH}", ("extends",)))
-    parent_data, merged = load_document(read_file(parent_path), chain)
+    try:
+        parent = read_file(parent_path)
+    except SpecError as exc:  # an unreadable parent: say which spec asked for it
+        raise SpecError(replace(p, chain=p.chain or chain + (str(parent_path),)) for p in exc.problems) from None
+    parent_data, merged = load_document(parent, chain)
     data = _merge(parent_data, data, (), merged)
     merged.overlay(locator, data)
     return data, merged
@@ -250,6 +259,8 @@ class _Interpolator:
             raise ExprError(f"unknown name '{name}'{did_you_mean(name, known)}; known: {', '.join(known)}")
         if name in self.active:
             raise ExprError(f"'{name}' refers to itself: {' -> '.join(self.active + [name])}")
+        if len(self.active) >= MAX_VAR_DEPTH:
+            raise ExprError(f"variables refer to variables more than {MAX_VAR_DEPTH} deep")
         self.active.append(name)
         try:
             value = self.value(raw, path)
@@ -269,7 +280,10 @@ class _Interpolator:
 
     def string(self, text: str, path: SpecPath) -> Any:
         try:
-            return substitute(text, self.lookup)
+            out = substitute(text, self.lookup)
+            if isinstance(out, str) and len(out) > MAX_RESULT_ITEMS:
+                raise ExprError(f"the text grows longer than {MAX_RESULT_ITEMS} characters")
+            return out
         except ExprError as exc:
             raise SpecError(self.locator.problem(f"in '{text}': {exc}", path)) from None
 
@@ -278,7 +292,43 @@ def interpolate(data: dict, locator: Locator) -> dict:
     """Substitute every `${expr}`; `vars` is consumed. Block definitions keep theirs: there
     `${}` names the block's parameters, evaluated when the block is built (blocks.composite)."""
     engine = _Interpolator(data, locator)
-    return {k: v if k == "blocks" else engine.value(v, (k,)) for k, v in data.items() if k != "vars"}
+    out: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for key, value in data.items():  # each top-level key, and each layer or stage, on its own: report them all
+        if key == "vars":
+            continue
+        if key == "blocks":  # evaluated per block when it is built (blocks.composite)
+            out[key] = value
+            continue
+        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        done = []
+        for i, item in items:
+            try:
+                done.append(engine.value(item, (key,) if i is None else (key, i)))
+            except SpecError as exc:
+                problems += [p for p in exc.problems if p not in problems]
+        out[key] = done if isinstance(value, list) else done[0] if done else None
+    if problems:
+        raise SpecError(problems)
+    _check_size(out, locator)
+    return out
+
+
+def _check_size(data: dict, locator: Locator) -> None:
+    """Refuse a document that variables blow up (lists of lists of ... of shared values)."""
+    count = 0
+    for key, value in data.items():
+        stack = [value]
+        while stack:
+            item = stack.pop()
+            count += 1
+            if count > MAX_NODES:
+                raise SpecError(locator.problem(
+                    f"variables expand the document to more than {MAX_NODES:,} values", (key,)))
+            if isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
 
 
 @dataclass

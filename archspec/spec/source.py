@@ -22,7 +22,7 @@ import yaml
 from ..errors import Location, Problem, SpecError, SpecPath
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a spec is a page of text, not a data set.
-MAX_NODES = 100_000  # values built, aliases counted each time they are used.
+MAX_NODES = 20_000  # values in a spec, aliases counted each time they are used (zoo specs: a few hundred)
 MAX_DEPTH = 64  # nesting of mappings and lists.
 
 _PLAIN_TAGS = {
@@ -62,23 +62,37 @@ def _loc(name: str, mark: yaml.Mark | None) -> Location:
     return Location(name, mark.line + 1, mark.column + 1)
 
 
-def _fail(name: str, message: str, mark: yaml.Mark | None = None, path: SpecPath = ()) -> SpecError:
-    return SpecError(Problem(message, path, _loc(name, mark)))
+def _fail(name: str, message: str, mark: yaml.Mark | Location | None = None, path: SpecPath = ()) -> SpecError:
+    where = mark if isinstance(mark, Location) else _loc(name, mark)
+    return SpecError(Problem(message, path, where))
+
+
+def _byte_location(raw: bytes, offset: int, name: str) -> Location:
+    """The line and column of a byte offset (the column counts characters before it on its line)."""
+    start = raw.rfind(b"\n", 0, offset) + 1
+    column = len(raw[start:offset].decode("utf-8", errors="replace")) + 1
+    return Location(name, raw.count(b"\n", 0, offset) + 1, column)
+
+
+def _tag_error(name: str, node: yaml.Node, path: SpecPath) -> SpecError:
+    tag = str(node.tag)
+    shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org,2002:") else tag
+    return _fail(name, f"tag '{shown}' is not allowed: a spec holds only plain values, lists and mappings",
+                 node.start_mark, path)
 
 
 def _decode(raw: bytes, name: str) -> str:
     if len(raw) > MAX_FILE_BYTES:
-        raise SpecError(Problem(f"file is {len(raw)} bytes; a spec may be at most {MAX_FILE_BYTES}", (), Location(name)))
+        raise SpecError(Problem(f"the file is larger than {MAX_FILE_BYTES:,} bytes, too large for a spec",
+                                (), Location(name, 1, 1)))
     if b"\x00" in raw:
-        offset = raw.index(b"\x00")
-        line = raw.count(b"\n", 0, offset) + 1
-        raise SpecError(Problem("this is a binary file, not a YAML spec (it contains NUL bytes)", (), Location(name, line, 1)))
+        raise SpecError(Problem("this is a binary file, not a YAML spec (it contains NUL bytes)", (),
+                                _byte_location(raw, raw.index(b"\x00"), name)))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SpecError(Problem("the file is not valid UTF-8", (), Location(name, line, column))) from None
+        raise SpecError(Problem(f"the file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8", (),
+                                _byte_location(raw, exc.start, name))) from None
     if text.startswith("\ufeff"):
         text = text[1:]
     for number, line_text in enumerate(text.splitlines(), start=1):
@@ -90,6 +104,65 @@ def _decode(raw: bytes, name: str) -> str:
     return text
 
 
+try:  # libyaml's parser: ten times faster than PyYAML's, and a state machine (no recursion)
+    from yaml._yaml import CParser as _Parser
+
+    _FAST = True
+except ImportError:  # pragma: no cover - PyYAML built without libyaml
+    _FAST = False
+
+
+class _PureLoader(yaml.SafeLoader):
+    pass
+
+
+if _FAST:
+    class _FastLoader(yaml.composer.Composer, _Parser, yaml.constructor.SafeConstructor, yaml.resolver.Resolver):
+        """libyaml parses into events; PyYAML's (Python) composer builds the nodes, so that the
+        depth and size checks below apply while composing."""
+
+        def __init__(self, stream: str):
+            _Parser.__init__(self, stream)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+            yaml.composer.Composer.__init__(self)
+
+    _Base: type = _FastLoader
+else:  # pragma: no cover
+    _Base = _PureLoader
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """A safe loader that refuses deep nesting and huge documents while composing.
+
+    The composer recurses once per level, so the depth is checked before each node;
+    nodes are counted (an alias once) so that a big file stops early.
+    """
+
+    def __init__(self, stream: str, name: str):
+        super().__init__(stream)
+        self.spec_name = name
+        self.depth = 0
+        self.nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        self.depth += 1
+        self.nodes += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _fail(self.spec_name, f"nested deeper than {MAX_DEPTH} levels", self.peek_event().start_mark)
+            if self.nodes > MAX_NODES:
+                raise _fail(self.spec_name, f"the spec has more than {MAX_NODES:,} values; a spec is a page of text",
+                            self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_KIND_WORDS = {"str": "string", "int": "number", "float": "number", "bool": "boolean", "list": "list"}
+
+
 class _Builder:
     """Turns a composed node tree into plain data, recording locations."""
 
@@ -97,44 +170,69 @@ class _Builder:
         self.source = source
         self.loader = loader
         self.count = 0
+        self.active: set[int] = set()  # ids of the collections being built: an alias to one is a cycle
 
     def build(self, node: yaml.Node, path: SpecPath, depth: int) -> Any:
         name = self.source.name
         self.count += 1
         if self.count > MAX_NODES:
-            raise _fail(name, f"document expands to more than {MAX_NODES} values (an alias bomb?)", node.start_mark, path)
+            top = path[:2] if path[:2] in self.source.keys else path[:1]
+            raise _fail(name, f"aliases expand the document to more than {MAX_NODES:,} values (a \"billion laughs\" "
+                              "file?); write the values out instead", self.source.keys.get(top, node.start_mark), top)
         if depth > MAX_DEPTH:
-            raise _fail(name, f"nested deeper than {MAX_DEPTH} levels", node.start_mark, path)
+            raise _fail(name, f"nested deeper than {MAX_DEPTH} levels", node.start_mark, path[:1])
         self.source.values.setdefault(path, _loc(name, node.start_mark))
         if isinstance(node, yaml.ScalarNode):
             if node.tag not in _PLAIN_TAGS:
-                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain values", node.start_mark, path)
+                raise _tag_error(name, node, path)
             value = self.loader.construct_object(node)
             if isinstance(value, (datetime.date, datetime.datetime)):
                 return str(node.value)
             return value
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != "tag:yaml.org,2002:seq":
-                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain lists", node.start_mark, path)
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
-            if node.tag != "tag:yaml.org,2002:map":
-                raise _fail(name, f"tag '{node.tag}' is not allowed in a spec; use plain mappings", node.start_mark, path)
-            self.loader.flatten_mapping(node)  # YAML merge keys (<<: *anchor)
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _PLAIN_TAGS:
-                    raise _fail(name, "mapping keys must be plain strings or numbers", key_node.start_mark, path)
-                key = self.loader.construct_object(key_node)
-                if not isinstance(key, (str, int)) or isinstance(key, bool):
-                    key = str(key_node.value)
-                if key in out:
-                    first = self.source.keys.get(path + (key,))
-                    raise _fail(name, f"duplicate key '{key}' (first defined at {first})", key_node.start_mark, path + (key,))
-                self.source.keys[path + (key,)] = _loc(name, key_node.start_mark)
-                out[key] = self.build(value_node, path + (key,), depth + 1)
-            return out
+        if id(node) in self.active:
+            raise _fail(name, "an alias refers to a list or mapping that contains it", node.start_mark, path)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != "tag:yaml.org,2002:seq":
+                    raise _tag_error(name, node, path)
+                return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path, depth)
+        finally:
+            self.active.discard(id(node))
         raise _fail(name, "unsupported YAML node", node.start_mark, path)  # pragma: no cover
+
+    def mapping(self, node: yaml.MappingNode, path: SpecPath, depth: int) -> dict:
+        name = self.source.name
+        if node.tag != "tag:yaml.org,2002:map":
+            raise _tag_error(name, node, path)
+        out: dict[Any, Any] = {}
+        merges: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _MERGE_TAG:
+                merges.append(value_node)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _PLAIN_TAGS:
+                raise _fail(name, "mapping keys must be plain strings or numbers", key_node.start_mark, path)
+            key = self.loader.construct_object(key_node)
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
+                key = str(key_node.value)
+            if key in out:
+                first = self.source.keys.get(path + (key,))
+                raise _fail(name, f"duplicate key '{key}' (first defined at {first})", key_node.start_mark, path + (key,))
+            # setdefault: a key written in the mapping keeps its location over the same key merged in by `<<`.
+            self.source.keys.setdefault(path + (key,), _loc(name, key_node.start_mark))
+            out[key] = self.build(value_node, path + (key,), depth + 1)
+        # YAML merge keys (`<<: *base` or `<<: [*a, *b]`): written keys win, then earlier merged mappings.
+        for merge in merges:
+            sources = merge.value if isinstance(merge, yaml.SequenceNode) else [merge]
+            for item in sources:
+                if not isinstance(item, yaml.MappingNode):
+                    raise _fail(name, "'<<' merges mappings only, e.g. `<<: *defaults`", item.start_mark, path)
+                for key, value in self.build(item, path, depth + 1).items():
+                    out.setdefault(key, value)
+        return out
 
 
 def parse_text(text: str | bytes, name: str = "<string>") -> Source:
@@ -142,7 +240,7 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
     raw = text.encode("utf-8") if isinstance(text, str) else text
     decoded = _decode(raw, name)
     source = Source(data=None, name=name)
-    loader = yaml.SafeLoader(decoded)
+    loader = _Loader(decoded, name)
     try:
         try:
             node = loader.get_single_node()
@@ -156,17 +254,24 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = (exc.problem or str(exc)).strip()
-        if exc.context:
+        context_at = exc.context_mark and f"line {exc.context_mark.line + 1}, column {exc.context_mark.column + 1}"
+        if exc.context and context_at and exc.context.startswith("while "):
+            # "while parsing a flow mapping" + where it started: usually where the mistake is (a missing '}').
+            context = exc.context.strip().replace("while parsing a", "in the")
+            message += f" ({context} that starts at {context_at})"
+        elif exc.context and context_at:
+            message = f"{exc.context.strip()} at {context_at}; {message} here"
+        elif exc.context:
             message = f"{exc.context.strip()}: {message}"
         raise _fail(name, f"invalid YAML: {message}", mark) from None
     except yaml.YAMLError as exc:
         raise SpecError(Problem(f"invalid YAML: {exc}", (), Location(name))) from None
-    except RecursionError:
+    except RecursionError:  # pragma: no cover - the depth checks above come first
         raise SpecError(Problem(f"nested too deeply (more than {MAX_DEPTH} levels)", (), Location(name))) from None
     finally:
-        loader.dispose()
+        getattr(loader, "dispose", lambda: None)()
     if not isinstance(source.data, dict):
-        kind = type(source.data).__name__ if source.data is not None else "null"
+        kind = "null" if source.data is None else _KIND_WORDS.get(type(source.data).__name__, type(source.data).__name__)
         raise SpecError(Problem(f"a spec must be a mapping of keys to values, not a {kind}", (), source.where(())))
     return source
 
@@ -174,7 +279,8 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
 def read_file(path: str | Path) -> Source:
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as f:  # bounded: /dev/zero or a huge file must not fill memory
+            raw = f.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         raise SpecError(Problem("no such file", (), Location(str(path)))) from None
     except IsADirectoryError:

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import Problem, SpecError, SpecPath, did_you_mean
-from .models import SpecModel
+from .models import NAME_PATTERN, SpecModel
 from .resolve import Document, Locator
 
 _TYPE_WORDS = {
@@ -22,6 +22,19 @@ _TYPE_WORDS = {
     "list": "a list",
     "tuple": "a list",
 }
+
+
+# The schemes `InitScheme` accepts, as a reader would write them.
+INIT_SCHEMES = ("default", "zeros", "ones", "kaiming_normal", "kaiming_normal_fan_in", "kaiming_normal_fan_out",
+                "kaiming_uniform", "xavier_uniform", "uniform_fan_out", "normal(STD)", "trunc_normal(STD)")
+# Custom errors raised for a whole stage that are about one of its keys: point at that key.
+_ERROR_KEYS = {"unknown_block": "block", "stride": "stride"}
+MAX_SHOWN_PER_PATH = 3
+MAX_PROBLEMS = 200  # problem locations worked out in full; the rest are only counted
+
+
+def _count(n: object, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 @lru_cache(maxsize=1)
@@ -87,9 +100,14 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
     if kind in ("too_short", "too_long"):
         if kind == "too_short" and ctx.get("min_length") == 1:
             return "must not be empty"
-        return err["msg"].replace("Value", "must be a list").replace("List", "the list")
+        items = "character" if ctx.get("field_type") == "Value" else "item"
+        if kind == "too_short":
+            return f"must have at least {_count(ctx.get('min_length'), items)}, got {ctx.get('actual_length')}"
+        return f"must have at most {_count(ctx.get('max_length'), items)}, got {ctx.get('actual_length')}"
     if kind == "string_pattern_mismatch":
-        return f"{shown} is not allowed here (expected a name such as 'resnet50' or a valid scheme)"
+        if ctx.get("pattern") == NAME_PATTERN:
+            return f"{shown} is not a valid name: use letters, digits and _ . + - (such as 'resnet50')"
+        return f"unknown init scheme {shown}{did_you_mean(str(got), INIT_SCHEMES)}; known: {', '.join(INIT_SCHEMES)}"
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
     for prefix, word in _TYPE_WORDS.items():
@@ -101,10 +119,19 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
 def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: SpecPath = (),
                   words: tuple[str, ...] = ()) -> list[Problem]:
     """One problem per distinct location; several union-branch messages are joined with "or".
-    `words` adds keys (of user-defined blocks) to the suggestions for unknown keys."""
+    `words` adds keys (of user-defined blocks) to the suggestions for unknown keys.
+
+    At most MAX_PROBLEMS locations are worked out (suggestions cost time); see `count_omitted`.
+    """
     grouped: dict[SpecPath, list[tuple[str, str]]] = {}
     for err in exc.errors(include_url=False):
-        path = prefix + _clean_path(tuple(err["loc"]), data)
+        path = _clean_path(tuple(err["loc"]), data)
+        if len(grouped) >= MAX_PROBLEMS and prefix + path not in grouped:
+            continue
+        key = _ERROR_KEYS.get(err["type"])
+        if key is not None and isinstance(_at(data, path), dict) and key in _at(data, path):
+            path += (key,)
+        path = prefix + path
         grouped.setdefault(path, []).append((err["type"], _message(err, path, words)))
     problems = []
     for path, items in grouped.items():
@@ -112,8 +139,26 @@ def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: Spe
         specific = [m for t, m in items if not t.endswith(("_type", "_parsing"))]
         messages = list(dict.fromkeys(specific or [m for _, m in items]))
         key = any(t == "extra_forbidden" for t, _ in items)
-        problems.append(locator.problem(" or ".join(messages[:3]), path, key=key))
-    return problems
+        problems.append(locator.problem(" or ".join(messages[:MAX_SHOWN_PER_PATH]), path, key=key))
+    return sort_problems(problems)
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    """In reading order: by file, line and column (problems without a line keep their place at the end)."""
+    def order(p: Problem) -> tuple:
+        loc = p.location
+        return (0, loc.file, loc.line, loc.column) if loc and loc.line > 0 else (1, "", 0, 0)
+
+    return sorted(problems, key=order)
+
+
+def _at(data: Any, path: SpecPath) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
 
 
 def validate_document(doc: Document) -> SpecModel:
@@ -126,7 +171,15 @@ def validate_document(doc: Document) -> SpecModel:
         return SpecModel.model_validate(doc.data, context={"families": families})
     except ValidationError as exc:
         words = tuple(sorted({f for family in families.values() for f in family.model_fields}))
-        raise SpecError(problems_from(exc, doc.data, doc.locator, words=words)) from None
+        problems = problems_from(exc, doc.data, doc.locator, words=words)
+        raise SpecError(problems, omitted=count_omitted(exc, doc.data, len(problems))) from None
+
+
+def count_omitted(exc: ValidationError, data: Any, shown: int) -> int:
+    """How many distinct problem locations `problems_from` left out."""
+    if shown < MAX_PROBLEMS:
+        return 0
+    return max(0, len({_clean_path(tuple(e["loc"]), data) for e in exc.errors(include_url=False)}) - shown)
 
 
 def _user_families(doc: Document) -> dict[str, Any]:
@@ -134,6 +187,9 @@ def _user_families(doc: Document) -> dict[str, Any]:
     defined = doc.data.get("blocks")
     if not defined:
         return {}
-    from ..blocks import composite
+    try:
+        from ..blocks import composite
+    except ImportError:  # this build has no user-defined blocks
+        raise SpecError(doc.locator.problem("user-defined blocks are not supported by this version", ("blocks",)))
 
     return composite.families_from_spec(defined, doc.locator)

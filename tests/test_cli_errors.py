@@ -1,0 +1,60 @@
+"""How the CLI reports wrong specs: stderr, exit 2, every spec checked, JSON on request."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from clirun import run_cli
+
+from archspec.cli.main import main
+from archspec.errors import SpecError
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD = str(ROOT / "specs" / "resnet50.yaml")
+
+
+@pytest.fixture
+def bad(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: bad\nstages:\n  - {block: basic, out: 16, repeat: 0}\n", encoding="utf-8")
+    return path
+
+
+def test_every_spec_is_checked_and_any_failure_exits_2(bad: Path) -> None:
+    code, out, err = run_cli("validate", GOOD, str(bad), GOOD)
+    assert code == 2
+    assert out.count(": ok (resnet50, 25,557,032 parameters)") == 2  # torchvision documents 25,557,032
+    assert err == f"{bad}:3:37: stages[0].repeat: must be >= 1, got 0\n"
+
+
+def test_json_lists_the_located_errors(bad: Path) -> None:
+    code, out, err = run_cli("validate", "--json", str(bad))
+    assert code == 2 and err == ""
+    assert json.loads(out) == [{"spec": str(bad), "ok": False,
+                                "errors": [f"{bad}:3:37: stages[0].repeat: must be >= 1, got 0"]}]
+
+
+def test_unknown_zoo_name_gets_a_suggestion() -> None:
+    code, _, err = run_cli("validate", "resnet_50")
+    assert code == 2
+    assert err == "resnet_50: no such file, and no zoo network of that name (did you mean 'resnet50'?)\n"
+
+
+def test_override_errors_name_the_override() -> None:
+    code, _, err = run_cli("validate", GOOD, "--set", "stages.0.repeat=0", "--set", "num_clases=10")
+    assert code == 2
+    assert err.splitlines() == ["--set stages.0.repeat: stages[0].repeat: must be >= 1, got 0",
+                                "--set num_clases: num_clases: unknown key 'num_clases' (did you mean 'num_classes'?)"]
+
+
+def test_debug_raises_instead_of_printing(bad: Path) -> None:
+    with pytest.raises(SpecError):
+        main(["--debug", "validate", str(bad)])
+
+
+def test_build_reports_like_validate(bad: Path) -> None:
+    code, out, err = run_cli("build", str(bad))
+    assert (code, out) == (2, "")
+    assert err == f"{bad}:3:37: stages[0].repeat: must be >= 1, got 0\n"

@@ -1,0 +1,117 @@
+"""`${...}` is evaluated by a small whitelist interpreter: never `eval`, bounded in time and size."""
+
+from __future__ import annotations
+
+import builtins
+import time
+
+import pytest
+
+from archspec.compiler import load_spec
+from archspec.errors import SpecError
+from archspec.spec.expr import ExprError, evaluate
+
+VARS = {"width": 2, "convs": [1, 2, 3], "cfg": {"out": 64}, "name": "net"}
+
+
+def lookup(name: str):
+    if name in VARS:
+        return VARS[name]
+    raise ExprError(f"unknown name '{name}'")
+
+
+@pytest.mark.parametrize("expression", [
+    "__import__('os').system('echo pwned')",
+    "().__class__.__bases__[0].__subclasses__()",
+    "cfg.__class__",
+    "cfg.__init__.__globals__",
+    "name.upper()",
+    "open('/etc/passwd').read()",
+    "eval('1')",
+    "exec('x = 1')",
+    "getattr(cfg, '__class__')",
+    "(lambda: 1)()",
+    "[x for x in convs]",
+    "{'a': 1}",
+    "f'{width}'",
+    "9 ** 9 ** 9",
+    "'a' * 10 ** 9",
+    "[0] * 10 ** 9",
+    "'%0999999999d' % 1",
+    "round(5, -10 ** 15)",
+    "10 ** 15 * 10 ** 15",
+    "int('9' * 4000)",
+    "make_divisible(32, 0)",
+    "1 < 'a'",
+    "-'a'",
+    "convs[1:2]",
+    "width if width else __import__('os')",
+    "(" * 240 + "1" + ")" * 240,  # too many nested parentheses for Python's parser
+    "x" * 600,
+])
+def test_hostile_expression_is_refused_quickly(expression: str) -> None:
+    start = time.monotonic()
+    with pytest.raises(ExprError):
+        evaluate(expression, lookup)
+    assert time.monotonic() - start < 1
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("width * 2", 4),
+    ("convs[1] + cfg.out", 66),
+    ("make_divisible(32 * 1.1, 8)", 32),  # torchvision's _make_divisible(35.2, 8) = 32 (within 10%)
+    ("max(convs) if width > 1 else 0", 3),
+    ("0 or width", 2),  # Python's `or` gives the operand, not True
+    ("width and 0", 0),
+    ("round(2.675, 2)", 2.67),  # binary floating point, as Python rounds it
+    ("10 % 3", 1),
+    ("len(convs) * 8 // 3", 8),
+])
+def test_expressions_compute_what_python_computes(expression: str, value) -> None:
+    assert evaluate(expression, lookup) == value
+
+
+def test_evaluator_never_calls_eval_or_exec(monkeypatch) -> None:
+    text = "name: x\nvars: {w: 3}\ninput: {size: 8}\nhead: [global_pool, flatten, {linear: '${w * 2}'}]\n"
+    load_spec(text)  # once first: pydantic builds its models lazily (and evaluates type hints) on first use
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("eval/exec called")
+
+    monkeypatch.setattr(builtins, "eval", forbidden)
+    monkeypatch.setattr(builtins, "exec", forbidden)
+    assert evaluate("make_divisible(width * 24, 8) + convs[2]", lookup) == 51
+    spec = load_spec(text)
+    assert spec.model.head[-1].out == 6
+
+
+def test_hostile_expression_in_a_spec_is_a_located_error(tmp_path) -> None:
+    marker = tmp_path / "pwned"
+    path = tmp_path / "x.yaml"
+    path.write_text(f"name: x\nnum_classes: \"${{__import__('os').mkdir('{marker}')}}\"\n", encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load_spec(str(path))
+    assert str(info.value).startswith(f"{path}:2:14: num_classes: in ")
+    assert not marker.exists()
+
+
+def test_variable_chains_and_expansions_are_bounded() -> None:
+    chain = "name: x\nvars:\n" + "".join(f"  v{i}: '${{v{i + 1}}}'\n" for i in range(200)) + "  v200: 1\n" \
+            "num_classes: '${v0}'\n"
+    with pytest.raises(SpecError, match="variables refer to variables more than 64 deep"):
+        load_spec(chain)
+    text = "name: x\nvars:\n  s0: " + "a" * 60 + "\n" + "".join(
+        f"  s{i}: '" + f"${{s{i - 1}}}" * 10 + "'\n" for i in range(1, 8)) + "description: '${s7}'\n"
+    start = time.monotonic()
+    with pytest.raises(SpecError, match="the text grows longer than 10000 characters"):
+        load_spec(text)
+    lists = "name: x\nvars:\n  l0: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"  l{i}: [" + ", ".join([f"'${{l{i - 1}}}'"] * 10) + "]\n" for i in range(1, 9)) + "description: '${l8}'\n"
+    with pytest.raises(SpecError, match="variables expand the document to more than 20,000 values"):
+        load_spec(lists)
+    assert time.monotonic() - start < 5
+
+
+def test_self_reference_is_reported_with_the_cycle() -> None:
+    with pytest.raises(SpecError, match=r"'a' refers to itself: a -> b -> a"):
+        load_spec("name: x\nvars: {a: '${b}', b: '${a}'}\nnum_classes: '${a}'\n")

@@ -1,0 +1,138 @@
+"""The JSON Schema: current, valid, accepted by every zoo spec, and strict where the models are.
+
+The outside truth is the `jsonschema` package's implementation of JSON Schema 2020-12.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from jsonschema.exceptions import best_match
+
+from archspec.spec.schema import build_schema, schema_text
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_FILE = ROOT / "schemas" / "archspec.schema.json"
+ZOO = sorted((ROOT / "specs").glob("*.yaml"))
+SCHEMA_LINE = "# yaml-language-server: $schema=../schemas/archspec.schema.json"
+
+
+@pytest.fixture(scope="module")
+def validator() -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(build_schema())
+
+
+def errors(validator: jsonschema.Draft202012Validator, doc: dict) -> list[tuple[list, str]]:
+    return [(list(e.absolute_path), e.message) for e in validator.iter_errors(doc)]
+
+
+def test_schema_file_is_current() -> None:
+    """In a fresh process, so that families other tests register do not count."""
+    import subprocess
+    import sys
+
+    assert SCHEMA_FILE.is_file(), "run: python tools/gen_schema.py"
+    run = subprocess.run([sys.executable, str(ROOT / "tools" / "gen_schema.py"), "--check"], capture_output=True,
+                         text=True, timeout=120, check=False)
+    assert run.returncode == 0, f"stale schema: run python tools/gen_schema.py\n{run.stderr}"
+
+
+def test_schema_is_valid_json_schema_2020_12() -> None:
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+def test_zoo_spec_validates_against_the_schema(path: Path, validator) -> None:
+    assert errors(validator, yaml.safe_load(path.read_text(encoding="utf-8"))) == []
+
+
+@pytest.mark.parametrize("path", ZOO, ids=lambda p: p.stem)
+def test_zoo_spec_names_the_schema_on_its_first_line(path: Path) -> None:
+    assert path.read_text(encoding="utf-8").splitlines()[0] == SCHEMA_LINE
+
+
+def test_schema_has_every_registered_layer_and_family() -> None:
+    from archspec.blocks.registry import load_builtin_blocks
+    from archspec.spec.layers import layer_kinds
+
+    schema = build_schema()
+    assert sorted(schema["$defs"]["LayerMapping"]["properties"]) == layer_kinds()
+    assert schema["$defs"]["Layer"]["anyOf"][1]["enum"] == layer_kinds()
+    dispatched = [rule["if"]["properties"]["block"]["const"] for rule in schema["$defs"]["Stage"]["then"]["allOf"]]
+    assert sorted(dispatched) == sorted(load_builtin_blocks())
+
+
+BASE = {"name": "net", "input": {"size": 32}, "stem": [{"conv": {"out": 8, "kernel": 3}}]}
+
+
+@pytest.mark.parametrize("change, path", [
+    ({"stages": [{"block": "basic", "out": 16, "repaet": 2}]}, ["stages", 0]),
+    ({"stages": [{"block": "botleneck", "out": 16}]}, ["stages", 0, "block"]),
+    ({"stages": [{"block": "basic", "out": 16, "repeat": 0}]}, ["stages", 0, "repeat"]),
+    ({"stages": [{"block": "basic", "out": 16, "groups": 2}]}, ["stages", 0]),  # a bottleneck key on basic
+    ({"stem": [{"conv": {"out": 8, "kernel": 3}, "norm": None}]}, ["stem", 0]),  # two layers in one item
+    ({"stem": ["nrom"]}, ["stem", 0]),
+    ({"stem": [{"act": "rleu"}]}, ["stem", 0, "act"]),
+    ({"stem": [{"conv": 8}]}, ["stem", 0, "conv"]),  # conv has no shorthand
+    ({"defaults": {"activation": "rlu"}}, ["defaults", "activation"]),
+    ({"input": {"size": [1, 2, 3]}}, ["input", "size"]),
+    ({"num_clases": 10}, []),
+])
+def test_schema_rejects(change: dict, path: list, validator) -> None:
+    """Refused, and the most relevant error (as editors pick it) points at the wrong value."""
+    best = best_match(validator.iter_errors({**BASE, **change}))
+    assert best is not None
+    assert list(best.absolute_path) == path, best.message
+
+
+@pytest.mark.parametrize("change", [
+    {"input": {"size": 32}},  # a square size as one int
+    {"defaults": {"norm": "none", "activation": "None"}},
+    {"stem": ["flatten", {"act": "relu"}, {"linear": 10}, {"dropout": 0.5}, {"norm": None}]},  # bare / shorthand / null
+    {"stages": [{"maxpool": {"kernel": 3, "stride": 2}}]},  # a single-layer stage
+    {"stages": [{"block": "${kind}", "out": 16}], "vars": {"kind": "basic"}},
+    {"num_classes": "${classes}", "input": {"size": ["${h}", 32]}, "vars": {"classes": 10, "h": 32}},
+    {"blocks": {"mine": {}}, "stages": [{"block": "mine", "width": 3}]},  # a user-defined family
+])
+def test_schema_accepts(change: dict, validator) -> None:
+    assert errors(validator, {**BASE, **change}) == []
+
+
+def test_schema_needs_a_name_unless_the_spec_extends_another(validator) -> None:
+    assert errors(validator, {"stem": []}) != []
+    assert errors(validator, {"extends": "resnet50.yaml", "num_classes": 10}) == []
+
+
+def test_unregistered_block_types_are_refused_without_user_blocks(validator) -> None:
+    assert errors(validator, {**BASE, "stages": [{"block": "mine", "width": 3}]}) != []
+
+
+def test_cli_schema_prints_and_writes_atomically(tmp_path, capsys) -> None:
+    from archspec.cli.main import main
+
+    assert main(["schema"]) == 0
+    assert capsys.readouterr().out == schema_text()
+    target = tmp_path / "out" / "archspec.schema.json"
+    assert main(["schema", "-o", str(target)]) == 0
+    assert target.read_text(encoding="utf-8") == schema_text()
+    assert [p.name for p in target.parent.iterdir()] == ["archspec.schema.json"]  # no temporary left
+
+
+def test_gen_schema_tool_check(tmp_path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_schema", ROOT / "tools" / "gen_schema.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    target = tmp_path / "schema.json"
+    assert tool.main(["--check", "-o", str(target)]) == 1  # missing
+    assert tool.main(["-o", str(target)]) == 0
+    assert tool.main(["--check", "-o", str(target)]) == 0
+    target.write_text("{}", encoding="utf-8")
+    assert tool.main(["--check", "-o", str(target)]) == 1  # stale
