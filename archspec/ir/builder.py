@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
+from collections.abc import Iterator, Sequence
 
 from ..errors import SpecPath
 from .graph import INPUT, Graph, Node
@@ -51,9 +52,9 @@ class NodeShapeError(ShapeError):
 
 
 class GraphBuilder:
-    def __init__(self, in_shape: Shape, defaults: OpDefaults = OpDefaults(), origin: SpecPath = ()):
+    def __init__(self, in_shape: Shape, defaults: OpDefaults | None = None, origin: SpecPath = ()):
         self.in_shape = tuple(in_shape)
-        self.defaults = defaults
+        self.defaults = defaults if defaults is not None else OpDefaults()
         self.origin = origin
         self.nodes: list[Node] = []
         self._prefix: list[str] = []
