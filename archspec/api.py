@@ -63,6 +63,21 @@ def _input_overrides(value: Any) -> dict[str, Any]:
     raise ValueError(f"input must be CxHxW, HxW or a size, got {value}")
 
 
+def diagram(spec: Any, level: str = "block", *, show: Any = (), rankdir: str = "TB", input: Any = None,
+            **overrides: Any):
+    """A Graphviz diagram of the network, as a `graphviz.Digraph` (it renders inline in Jupyter).
+
+    `level`: "stage", "block" or "layer"; `show`: any of "params", "macs", "rf" (a list or
+    "params,macs"); `rankdir`: "TB" (top to bottom) or "LR". Other keywords override spec keys.
+    Write it with `archspec.backends.diagram.render(d, "net.svg")` or `d.render(...)`.
+    """
+    from .backends.diagram import diagram_network
+
+    if input is not None:
+        overrides.update(_input_overrides(input))
+    return diagram_network(to_network(spec, **overrides), level=level, show=show, rankdir=rankdir)
+
+
 def save(model: Any, path: str | Path) -> None:
     """Write weights and the resolved spec to a safetensors file (atomically)."""
     from .checkpoint import save as _save
@@ -77,4 +92,4 @@ def load(path: str | Path, device: str = "cpu"):
     return _load(path, device)
 
 
-__all__ = ["Spec", "analyze", "build", "load", "load_spec", "save"]
+__all__ = ["Spec", "analyze", "build", "diagram", "load", "load_spec", "save"]

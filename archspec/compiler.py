@@ -9,7 +9,8 @@ import copy
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+from collections.abc import Mapping
 
 from .errors import LimitError, Location, Problem, SpecError, did_you_mean
 from .ir.graph import Network

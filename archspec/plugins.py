@@ -40,6 +40,6 @@ def load_plugins(names: Iterable[str]) -> None:
             raise
         except ImportError as exc:
             raise PluginError(f"--plugin {name}: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - the user's code failed while importing
+        except Exception as exc:
             sys.modules.pop(f"archspec_plugin_{abs(hash(str(path.resolve())))}", None)
             raise PluginError(f"--plugin {name}: {type(exc).__name__}: {exc}") from None

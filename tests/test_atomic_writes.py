@@ -92,3 +92,18 @@ def test_checkpoint_save_failing_midway_keeps_the_previous_checkpoint(tmp_path: 
         archspec.save(model, target)
     assert target.read_bytes() == b"previous checkpoint"
     assert [p.name for p in tmp_path.iterdir()] == ["net.safetensors"]
+
+
+def test_atomic_output_has_the_mode_of_a_plain_write(tmp_path) -> None:
+    import os
+
+    from archspec.io import write_atomic
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = tmp_path / "atomic.txt"
+    write_atomic(atomic, "x")
+    assert os.stat(atomic).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
+    os.chmod(atomic, 0o640)
+    write_atomic(atomic, "y")  # replacing keeps the existing file's mode
+    assert os.stat(atomic).st_mode & 0o777 == 0o640

@@ -74,7 +74,8 @@ def test_load_torchvision_refuses_a_different_architecture() -> None:
     from archspec.interop import InteropError, load_torchvision
 
     model = archspec.build("resnet18")
-    with pytest.raises(InteropError, match=r"tensor #\d+ disagrees: archspec 'stages\.1\.blocks\.0\.conv1\.weight' has shape \[128, 64, 3, 3\]"):
+    first_difference = r"tensor #\d+ disagrees: archspec 'stages\.1\.blocks\.0\.conv1\.weight' has shape \[128, 64, 3, 3\]"
+    with pytest.raises(InteropError, match=first_difference):
         load_torchvision(model, torchvision.models.resnet34(weights=None))
     with pytest.raises(InteropError, match="tensors"):
         load_torchvision(model, {k: v for k, v in torchvision.models.resnet18().state_dict().items()

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import importlib
 from collections import OrderedDict
-from functools import lru_cache
-from typing import Any, Callable
+from functools import cache
+from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import fx, nn
@@ -23,7 +24,7 @@ from . import torch_layers
 from .torch_init import initialise
 
 
-@lru_cache(maxsize=None)
+@cache
 def resolve_target(path: str) -> Callable[..., Any]:
     """`torch.nn.Conv2d` -> the class; `operator.add` -> the function."""
     module, _, attr = path.rpartition(".")

@@ -22,7 +22,8 @@ core never names a family.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
+from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 

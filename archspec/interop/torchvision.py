@@ -13,7 +13,8 @@ N x C x 1 x 1) are treated as the same tensor.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 from ..errors import ArchspecError
 

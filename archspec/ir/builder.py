@@ -91,9 +91,9 @@ def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
 
 
 class GraphBuilder:
-    def __init__(self, in_shape: Shape, defaults: OpDefaults = OpDefaults(), origin: SpecPath = ()):
+    def __init__(self, in_shape: Shape, defaults: OpDefaults | None = None, origin: SpecPath = ()):
         self.in_shape = tuple(in_shape)
-        self.defaults = defaults
+        self.defaults = defaults if defaults is not None else OpDefaults()
         self.origin = origin
         self.nodes: list[Node] = []
         self._prefix: list[str] = []

@@ -12,7 +12,8 @@ The IR knows nothing of YAML or of torch modules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
+from collections.abc import Iterator
 
 from ..errors import SpecPath
 from .op import Op, Shape

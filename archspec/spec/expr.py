@@ -13,7 +13,8 @@ import ast
 import math
 import operator
 import re
-from typing import Any, Callable, Mapping
+from typing import Any
+from collections.abc import Callable, Mapping
 
 INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 MAX_EXPR_CHARS = 500

@@ -10,7 +10,7 @@ errors keep their full location (`stem[0].conv.kernel`).
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, create_model
@@ -20,7 +20,7 @@ from ..errors import did_you_mean
 from ..ir.op import OPS, Op, op_class
 
 
-@lru_cache(maxsize=None)
+@cache
 def _wrapper(cls: type[Op]) -> type[BaseModel]:
     """`{conv: Conv}`: validating through it puts the kind into error locations."""
     return create_model(  # type: ignore[call-overload]

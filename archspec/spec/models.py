@@ -7,7 +7,7 @@ that users register take part exactly like the built-in ones.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -150,7 +150,7 @@ class StageFields(BaseModel):
     STAGE_KEYS: ClassVar[tuple[str, ...]] = ("block", "repeat", "stride", "name", "defaults")
 
 
-@lru_cache(maxsize=None)
+@cache
 def stage_model(family: type[BlockFamily]) -> type[BlockFamily]:
     """The stage model of a family: its parameters plus the common stage keys."""
     return create_model(  # type: ignore[call-overload]

@@ -246,7 +246,8 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
             node = loader.get_single_node()
         except yaml.composer.ComposerError as exc:
             if "expected a single document" in str(exc):
-                raise _fail(name, "a spec holds exactly one YAML document (found '---' starting another)", exc.problem_mark)
+                raise _fail(name, "a spec holds exactly one YAML document (found '---' starting another)",
+                            exc.problem_mark) from None
             raise
         if node is None:
             raise SpecError(Problem("the spec is empty", (), Location(name, 1, 1)))

@@ -187,9 +187,6 @@ def _user_families(doc: Document) -> dict[str, Any]:
     defined = doc.data.get("blocks")
     if not defined:
         return {}
-    try:
-        from ..blocks import composite
-    except ImportError:  # this build has no user-defined blocks
-        raise SpecError(doc.locator.problem("user-defined blocks are not supported by this version", ("blocks",)))
+    from ..blocks import composite
 
     return composite.families_from_spec(defined, doc.locator)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Sequence
+from typing import ClassVar, Literal
+from collections.abc import Sequence
 
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Sequence
+from typing import ClassVar
+from collections.abc import Sequence
 
 from ..op import ModuleCall, Op, Shape, ShapeError, register_op
 from ._types import PosInt

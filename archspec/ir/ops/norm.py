@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Sequence
+from typing import ClassVar, Literal
+from collections.abc import Sequence
 
 from pydantic import Field
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Sequence
+from typing import ClassVar
+from collections.abc import Sequence
 
 from ..op import RF, ModuleCall, Op, Shape, register_op
 from ._types import Probability

@@ -1,0 +1,613 @@
+"""Graphviz diagrams of a network, drawn from the IR; the numbers come from the analysis `Report`.
+
+Three levels of detail:
+
+* `stage`: input, stem, one box per stage (its blocks folded as "family xN"), head, auxiliary heads;
+* `block`: every block. Each maximal chain of layers is one box whose rows fuse a layer with the
+  norm, activation and dropout after it ("conv 3x3, 64->64 · bn · relu"); merges (add, concat)
+  start a box of their own, so inception branches sit side by side and residual skips and dense
+  concatenations are edges;
+* `layer`: every layer, one box each, in one cluster per block.
+
+The picture is first described as plain data (`Picture`: boxes, clusters, edges), then written as
+a `graphviz.Digraph`. Every piece of text goes through `text()` into HTML-like labels, and node
+identifiers are generated, so layer and spec names may hold any character. Nothing here imports
+torch; `graphviz` is imported only when a Digraph is made.
+"""
+
+from __future__ import annotations
+
+import html
+import itertools
+import re
+import shutil
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..analysis.report import LayerInfo, Report, analyze_network
+from ..cli.common import human, shape_text
+from ..errors import ArchspecError, unknown_name
+from ..ir.graph import INPUT, Graph, Network
+from ..ir.op import RF, Shape
+
+if TYPE_CHECKING:
+    import graphviz
+
+LEVELS = ("stage", "block", "layer")
+SHOWABLE = ("params", "macs", "rf")
+RANKDIRS = ("TB", "LR")
+FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
+
+# Fill colour per op category (`type(op).category`), the same in every diagram; the legend's order.
+PALETTE = {
+    "conv": "#c6dbef",
+    "norm": "#fff0a8",
+    "act": "#fcc5c0",
+    "pool": "#c7e9c0",
+    "linear": "#dadaeb",
+    "merge": "#fdd0a2",
+    "dropout": "#e0e0e0",
+    "reshape": "#ccebe6",
+    "other": "#ffffff",
+}
+LEGEND_NAMES = {"act": "activation"}
+# Categories that join the row of the layer before them in fused (block and stage level) boxes.
+FUSED = {"norm", "act", "dropout"}
+FONT = "Helvetica,Arial,sans-serif"
+INK = "#333333"
+MAX_TEXT = 80
+
+INSTALL_HINT = ("install Graphviz (Debian/Ubuntu: sudo apt-get install graphviz; macOS: brew install graphviz; "
+                "conda: conda install -c conda-forge graphviz)")
+
+
+class DotMissing(ArchspecError):
+    """Graphviz's `dot` program (or the `graphviz` Python package) is missing; the CLI exits with code 3."""
+
+    exit_code = 3
+
+
+def _graphviz():
+    try:
+        import graphviz
+    except ModuleNotFoundError as exc:
+        if exc.name != "graphviz":
+            raise
+        raise DotMissing("diagrams need the `graphviz` Python package: pip install 'archspec[diagram]' "
+                         "(or pip install graphviz)") from None
+    return graphviz
+
+
+# -- the picture as data ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class Row:
+    """One line of a box: a layer (or fused layers, or a folded stage) and its numbers."""
+
+    text: str
+    category: str | None  # None: not a layer (a folded stage, the input)
+    shape: Shape
+    params: int = 0
+    macs: int = 0
+    rf: RF | None = None
+
+    @classmethod
+    def of(cls, layers: Sequence[LayerInfo]) -> Row:
+        return cls(
+            text=" · ".join(la.label for la in layers),
+            category=layers[0].category if layers[0].category in PALETTE else "other",
+            shape=layers[-1].output_shape,
+            params=sum(la.params for la in layers),
+            macs=sum(la.macs for la in layers),
+            rf=layers[-1].rf,
+        )
+
+
+@dataclass
+class Box:
+    """A node of the diagram: a title line, a small note line and rows."""
+
+    id: str
+    rows: list[Row]
+    header: str = ""
+    note: str = ""
+    paths: tuple[str, ...] = ()  # module paths of the layers drawn in this box
+    dashed: bool = False
+    group: str = ""  # boxes of one chain share a group, which Graphviz draws in a straight line
+
+
+@dataclass
+class Cluster:
+    id: str
+    label: str
+    boxes: list[Box] = field(default_factory=list)
+    clusters: list[Cluster] = field(default_factory=list)
+    dashed: bool = False
+    # Boxes to keep side by side in this order (the branches leaving one box), for the layout.
+    orders: list[list[str]] = field(default_factory=list)
+
+    def all_boxes(self) -> Iterator[Box]:
+        yield from self.boxes
+        for c in self.clusters:
+            yield from c.all_boxes()
+
+
+@dataclass(frozen=True)
+class Edge:
+    src: str
+    dst: str
+    dashed: bool = False
+    skip: bool = False  # a shortcut: its source also reaches the destination through other boxes
+
+
+@dataclass
+class Picture:
+    name: str
+    level: str
+    summary: str  # "60.19M params · 11.51G MACs · input 3x224x224"
+    root: Cluster
+    edges: list[Edge]
+    show: tuple[str, ...] = ()
+
+    def boxes(self) -> list[Box]:
+        return list(self.root.all_boxes())
+
+    def categories(self) -> list[str]:
+        used = {row.category for box in self.boxes() for row in box.rows}
+        return [c for c in PALETTE if c in used]
+
+
+# -- options -----------------------------------------------------------------------------------
+def parse_show(show: str | Iterable[str] | None) -> tuple[str, ...]:
+    """`"params,macs"` or `["params", "macs"]` -> ("params", "macs"), in canonical order."""
+    if not show:
+        return ()
+    items = show.split(",") if isinstance(show, str) else list(show)
+    wanted = {str(s).strip().lower() for s in items if str(s).strip()}
+    for item in sorted(wanted):
+        if item not in SHOWABLE:
+            raise ArchspecError(unknown_name("--show value", item, SHOWABLE))
+    return tuple(s for s in SHOWABLE if s in wanted)
+
+
+def _check(level: str, rankdir: str) -> tuple[str, str]:
+    if level not in LEVELS:
+        raise ArchspecError(unknown_name("diagram level", str(level), LEVELS))
+    rankdir = str(rankdir).upper()
+    if rankdir not in RANKDIRS:
+        raise ArchspecError(unknown_name("rankdir", rankdir, RANKDIRS))
+    return level, rankdir
+
+
+# -- IR -> picture ----------------------------------------------------------------------------
+def chains(graph: Graph) -> list[list[int]]:
+    """Split a graph into maximal chains: a node joins the chain of its only input when it is
+    that input's only reader. Merges (several inputs) and branch points end chains."""
+    readers = graph.consumers()
+    units: list[list[int]] = []
+    unit_of: dict[int, int] = {}
+    for i, node in enumerate(graph.nodes):
+        src = node.inputs[0] if len(node.inputs) == 1 else INPUT
+        if src != INPUT and readers.get(src) == 1 and units[unit_of[src]][-1] == src:
+            unit_of[i] = unit_of[src]
+            units[unit_of[i]].append(i)
+        else:
+            unit_of[i] = len(units)
+            units.append([i])
+    return units
+
+
+def fused_rows(layers: Sequence[LayerInfo]) -> list[Row]:
+    """Rows of a chain: each layer that is not a norm, activation or dropout starts a row."""
+    rows: list[list[LayerInfo]] = []
+    for la in layers:
+        if rows and la.category in FUSED:
+            rows[-1].append(la)
+        else:
+            rows.append([la])
+    return [Row.of(r) for r in rows]
+
+
+class _Drawer:
+    def __init__(self, net: Network, report: Report, level: str):
+        self.net = net
+        self.level = level
+        self.info = {la.name: la for la in report.layers}
+        self.edges: list[Edge] = []
+        self._ids = 0
+
+    def new_id(self) -> str:
+        self._ids += 1
+        return f"n{self._ids}"
+
+    def box(self, rows: list[Row], paths: Sequence[str] = (), **kw) -> Box:
+        return Box(self.new_id(), rows, paths=tuple(paths), **kw)
+
+    def graph(self, graph: Graph, prefix: str, source: str, into: Cluster, dashed: bool = False) -> str:
+        """Draw a graph's boxes into `into`, wired to the box `source` that feeds its input;
+        return the box holding its output."""
+        per_layer = self.level == "layer"
+        units = chains(graph)
+        group: dict[int, str] = {}
+        if per_layer:  # a box per layer, each chain kept straight
+            group = {i: f"g{self._ids}_{k}" for k, unit in enumerate(units) if len(unit) > 1 for i in unit}
+            units = [[i] for i in range(len(graph.nodes))]
+        box_of: dict[int, str] = {INPUT: source}
+        for unit in units:
+            paths = [f"{prefix}.{graph.nodes[i].name}" for i in unit]
+            layers = [self.info[p] for p in paths]
+            name = graph.nodes[unit[0]].name
+            note = name if per_layer and not name.isdigit() else ""
+            box = self.box(fused_rows(layers), paths, note=note, dashed=dashed, group=group.get(unit[0], ""))
+            into.boxes.append(box)
+            for j in graph.nodes[unit[0]].inputs:
+                self.edges.append(Edge(box_of[j], box.id, dashed))
+            for i in unit:
+                box_of[i] = box.id
+        return box_of[graph.output]
+
+    def part(self, graph: Graph, prefix: str, source: str, title: str, into: Cluster, dashed: bool = False) -> str:
+        """Stem, head or an aux head, drawn into its own cluster (see `place`)."""
+        inner = Cluster(self.new_id(), title, dashed=dashed)
+        out = self.graph(graph, prefix, source, inner, dashed)
+        self.place(inner, into)
+        return out
+
+    def place(self, cluster: Cluster, into: Cluster) -> None:
+        """Put `cluster` into `into`; above layer level, a cluster of one box becomes that box,
+        titled with the cluster's label. Empty clusters are dropped."""
+        if len(cluster.boxes) == 1 and not cluster.clusters and self.level != "layer":
+            cluster.boxes[0].header = cluster.label
+            into.boxes.extend(cluster.boxes)
+        elif cluster.boxes or cluster.clusters:
+            into.clusters.append(cluster)
+
+    def start(self) -> tuple[Cluster, Box]:
+        """The root cluster holding the input box."""
+        inp = self.box([Row("input", None, self.net.input_shape)])
+        return Cluster("root", "", boxes=[inp]), inp
+
+    def network(self) -> Cluster:
+        """Block and layer level."""
+        net = self.net
+        root, inp = self.start()
+        out = self.part(net.stem, "stem", inp.id, "stem", root)
+        stage_out: dict[int, str] = {}
+        for s, stage in enumerate(net.stages):
+            if self.level == "layer":  # one cluster per block
+                for b, block in enumerate(stage.blocks):
+                    title = (_stage_title(stage) if len(stage.blocks) == 1
+                             else f"{stage.name} · block {b} · {block.family}")
+                    cluster = Cluster(self.new_id(), title)
+                    out = self.graph(block.graph, f"stages.{s}.blocks.{b}", out, cluster)
+                    self.place(cluster, root)
+            else:  # one cluster per stage
+                cluster = Cluster(self.new_id(), _stage_title(stage))
+                for b, block in enumerate(stage.blocks):
+                    out = self.graph(block.graph, f"stages.{s}.blocks.{b}", out, cluster)
+                self.place(cluster, root)
+            stage_out[s] = out
+        for a, aux in enumerate(net.aux_heads):
+            src = stage_out.get(aux.after, out)
+            self.part(aux.graph, f"aux_heads.{a}", src, f"{aux.name} (training only)", root, dashed=True)
+        self.part(net.head, "head", out, "head", root)
+        return root
+
+    def stages(self) -> Cluster:
+        """Stage level: one box per part, blocks folded."""
+        net = self.net
+        root, inp = self.start()
+        prev = inp.id
+
+        def add(box: Box, src: str) -> str:
+            root.boxes.append(box)
+            self.edges.append(Edge(src, box.id, box.dashed))
+            return box.id
+
+        prev = add(self._layers_box("stem", net.stem, "stem"), prev) if net.stem.nodes else prev
+        stage_box: dict[int, str] = {}
+        for s, stage in enumerate(net.stages):
+            prefixes = [(f"stages.{s}.blocks.{b}", block.graph) for b, block in enumerate(stage.blocks)]
+            layers = [self.info[f"{p}.{n.name}"] for p, g in prefixes for n in g.nodes]
+            paths = [la.name for la in layers]
+            if all(block.family == "layers" for block in stage.blocks):
+                rows = fused_rows(layers) if layers else [Row("identity", None, stage.out_shape)]
+            else:
+                rows = [Row(
+                    _folded(stage), None, stage.out_shape, sum(la.params for la in layers),
+                    sum(la.macs for la in layers), layers[-1].rf if layers else None,
+                )]
+            prev = add(self.box(rows, paths, header=stage.name), prev)
+            stage_box[s] = prev
+        for a, aux in enumerate(net.aux_heads):
+            box = self._layers_box(f"aux_heads.{a}", aux.graph, f"{aux.name} (training only)")
+            box.dashed = True
+            add(box, stage_box.get(aux.after, prev))
+        if net.head.nodes:
+            add(self._layers_box("head", net.head, "head"), prev)
+        return root
+
+    def _layers_box(self, prefix: str, graph: Graph, title: str) -> Box:
+        layers = [self.info[f"{prefix}.{n.name}"] for n in graph.nodes]
+        return self.box(fused_rows(layers), [la.name for la in layers], header=title)
+
+
+def order_branches(root: Cluster, edges: list[Edge]) -> None:
+    """Keep the branches that leave one box for one cluster in the order the block emitted them
+    (inception's 1x1, 3x3, 5x5, pool from left to right)."""
+    home: dict[str, Cluster] = {}
+
+    def index(c: Cluster) -> None:
+        for b in c.boxes:
+            home[b.id] = c
+        for sub in c.clusters:
+            index(sub)
+
+    index(root)
+    fans: dict[str, list[str]] = {}
+    for e in edges:
+        if not e.skip:
+            fans.setdefault(e.src, []).append(e.dst)
+    for dsts in fans.values():
+        by_cluster: dict[int, list[str]] = {}
+        for d in dict.fromkeys(dsts):
+            by_cluster.setdefault(id(home[d]), []).append(d)
+        for row in by_cluster.values():
+            if len(row) > 1:
+                home[row[0]].orders.append(row)
+
+
+def _folded(stage) -> str:
+    """"bottleneck ×3" (runs of different families in order); "" for plain layer stages."""
+    runs: list[list] = []
+    for block in stage.blocks:
+        if runs and runs[-1][0] == block.family:
+            runs[-1][1] += 1
+        else:
+            runs.append([block.family, 1])
+    return ", ".join(family if n == 1 else f"{family} ×{n}" for family, n in runs if family != "layers")
+
+
+def _stage_title(stage) -> str:
+    folded = _folded(stage)
+    return f"{stage.name} · {folded}" if folded else stage.name
+
+
+def picture(net: Network, level: str = "block", show: str | Iterable[str] | None = (),
+            report: Report | None = None) -> Picture:
+    """The diagram of `net` as plain data."""
+    level, _ = _check(level, "TB")
+    report = report or analyze_network(net)
+    drawer = _Drawer(net, report, level)
+    root = drawer.stages() if level == "stage" else drawer.network()
+    edges = mark_skips(drawer.edges)
+    order_branches(root, edges)
+    summary = (f"{human(report.params)} params · {human(report.macs)} MACs · "
+               f"input {shape_text(net.input_shape)}")
+    return Picture(net.name, level, summary, root, edges, parse_show(show))
+
+
+def _rank(box_id: str) -> int:
+    return int(box_id[1:])
+
+
+def mark_skips(edges: list[Edge]) -> list[Edge]:
+    """Flag edges u -> v where u also reaches v through another of v's inputs (residual and
+    dense shortcuts), so that the layout keeps the main path straight and curves the shortcut.
+
+    Boxes are numbered in topological order, so the search from u stops at boxes made after v.
+    """
+    succ: dict[str, list[str]] = {}
+    preds: dict[str, list[str]] = {}
+    for e in edges:
+        succ.setdefault(e.src, []).append(e.dst)
+        preds.setdefault(e.dst, []).append(e.src)
+
+    def reaches(u: str, targets: set[str], limit: int) -> bool:
+        seen, stack = set(), [u]
+        while stack:
+            for w in succ.get(stack.pop(), ()):
+                if w in targets:
+                    return True
+                if w not in seen and _rank(w) < limit:
+                    seen.add(w)
+                    stack.append(w)
+        return False
+
+    out = []
+    for e in edges:
+        others = {p for p in preds[e.dst] if p != e.src}
+        skip = bool(others) and reaches(e.src, others, _rank(e.dst))
+        out.append(Edge(e.src, e.dst, e.dashed, skip) if skip else e)
+    return out
+
+
+# -- picture -> Graphviz ----------------------------------------------------------------------
+def text(value: object, limit: int = MAX_TEXT) -> str:
+    """Any value as safe text for an HTML-like label: control characters and line breaks become
+    spaces, the text is cut at `limit` characters, and & < > " ' become entities."""
+    s = "".join(ch if ch.isprintable() else " " for ch in str(value))
+    if len(s) > limit:
+        s = s[: limit - 1] + "…"
+    return html.escape(s, quote=True)
+
+
+def _attr_text(value: str) -> str:
+    """Any value as a plain (non-HTML) attribute string, e.g. a tooltip."""
+    graphviz = _graphviz()
+    s = "".join(ch if ch.isprintable() else " " for ch in value)
+    return graphviz.escape(s)
+
+
+def _numbers(row: Row, show: Sequence[str]) -> list[str]:
+    out = []
+    for item in show:
+        if item == "params":
+            out.append(f"{human(row.params)} params" if row.params else "")
+        elif item == "macs":
+            out.append(f"{human(row.macs)} MACs" if row.macs else "")
+        elif item == "rf":
+            rf = row.rf
+            out.append("" if rf is None else f"RF {rf.size[0]}" if rf.size[0] == rf.size[1]
+                       else f"RF {rf.size[0]}x{rf.size[1]}")
+    return out
+
+
+def _small(s: str, color: str = "#555555") -> str:
+    return f'<FONT POINT-SIZE="9" COLOR="{color}">{text(s)}</FONT>' if s else ""
+
+
+def box_label(box: Box, show: Sequence[str] = (), title: str = "", rankdir: str = "TB") -> str:
+    """The box as an HTML-like table. A cluster `title` goes beside the box (above it for LR)
+    inside the same node, mirrored by an invisible copy so that the box stays centred; the box
+    is the port `b` that edges attach to. A title node or a Graphviz cluster label would not do:
+    edges are drawn straight through cluster labels, and extra nodes make long chains of
+    clusters drift sideways."""
+    table = _box_table(box, show)
+    if not title:
+        return f"<{table}>"
+    shown = f'<TD ALIGN="LEFT" VALIGN="TOP" CELLPADDING="4">{_small(title)}</TD>'
+    hidden = f'<TD CELLPADDING="4">{_small(title, "white")}</TD>'
+    cell = f'<TD PORT="b">{table}</TD>'
+    rows = [shown + cell + hidden] if rankdir == "TB" else [shown, cell, hidden]
+    return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">'
+            + "".join(f"<TR>{r}</TR>" for r in rows) + "</TABLE>>")
+
+
+def _box_table(box: Box, show: Sequence[str]) -> str:
+    cols = 2 + len(show)
+    style = ' STYLE="dashed"' if box.dashed else ""
+    out = [f'<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="{INK}"{style}>']
+    if box.header:
+        out.append(f'<TR><TD COLSPAN="{cols}" ALIGN="LEFT"><B>{text(box.header)}</B></TD></TR>')
+    if box.note:
+        out.append(f'<TR><TD COLSPAN="{cols}" ALIGN="LEFT">{_small(box.note)}</TD></TR>')
+    for row in box.rows:
+        bg = f' BGCOLOR="{PALETTE[row.category]}"' if row.category else ""
+        cells = [f'<TD ALIGN="LEFT"{bg}>{text(row.text)}</TD>',
+                 f'<TD ALIGN="RIGHT"{bg}>{_small(shape_text(row.shape))}</TD>']
+        cells += [f'<TD ALIGN="RIGHT"{bg}>{_small(n)}</TD>' for n in _numbers(row, show)]
+        out.append("<TR>" + "".join(cells) + "</TR>")
+    out.append("</TABLE>")
+    return "".join(out)
+
+
+def title_label(pic: Picture) -> str:
+    legend = "".join(
+        f'<TD BGCOLOR="{PALETTE[c]}" BORDER="1" COLOR="{INK}">{_small(LEGEND_NAMES.get(c, c), INK)}</TD>'
+        for c in pic.categories()
+    )
+    if legend:
+        legend = f'<TR><TD><TABLE BORDER="0" CELLSPACING="3" CELLPADDING="3"><TR>{legend}</TR></TABLE></TD></TR>'
+    return (f'<<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">'
+            f'<TR><TD><FONT POINT-SIZE="16"><B>{text(pic.name)}</B></FONT></TD></TR>'
+            f'<TR><TD>{text(pic.summary)} · {text(pic.level)} level</TD></TR>{legend}</TABLE>>')
+
+
+def to_digraph(pic: Picture, rankdir: str = "TB") -> graphviz.Digraph:
+    graphviz = _graphviz()
+    _, rankdir = _check(pic.level, rankdir)
+    g = graphviz.Digraph(
+        name=re.sub(r"\W", "_", pic.name, flags=re.ASCII) or "network",
+        graph_attr={"rankdir": rankdir, "label": title_label(pic), "labelloc": "t", "fontname": FONT,
+                    "nodesep": "0.25", "ranksep": "0.3", "bgcolor": "white", "newrank": "true"},
+        node_attr={"shape": "plain", "fontname": FONT, "fontsize": "11"},
+        edge_attr={"arrowsize": "0.6", "color": "#555555"},
+    )
+    titles = _titles(pic.root)
+    _emit(g, pic.root, pic.show, titles, rankdir)
+
+    into, out = ("n", "s") if rankdir == "TB" else ("w", "e")
+
+    def end(box_id: str, side: str) -> str:
+        return f"{box_id}:b:{side}" if box_id in titles else box_id
+
+    for e in pic.edges:
+        attrs = {"style": "dashed"} if e.dashed else {}
+        if e.skip:
+            attrs["weight"] = "0"
+        g.edge(end(e.src, out), end(e.dst, into), **attrs)
+    return g
+
+
+def _titles(cluster: Cluster) -> dict[str, str]:
+    """Cluster titles by the box that carries them: the first box drawn in each cluster."""
+    out: dict[str, str] = {}
+    for sub in cluster.clusters:
+        out.update(_titles(sub))
+        if sub.label:
+            out[min((b.id for b in sub.all_boxes()), key=_rank)] = sub.label
+    return out
+
+
+def _emit(g: graphviz.Digraph, cluster: Cluster, show: Sequence[str], titles: dict[str, str], rankdir: str) -> None:
+    for box in cluster.boxes:
+        attrs = {"tooltip": _attr_text(_tooltip(box))} if box.paths else {}
+        if box.group:
+            attrs["group"] = box.group
+        g.node(box.id, box_label(box, show, titles.get(box.id, ""), rankdir), **attrs)
+    for sub in cluster.clusters:
+        with g.subgraph(name=f"cluster_{sub.id}") as c:
+            c.attr(label="", style="rounded,dashed" if sub.dashed else "rounded", color="#aaaaaa")
+            _emit(c, sub, show, titles, rankdir)
+    for row in cluster.orders:
+        with g.subgraph() as same:
+            same.attr(rank="same")
+            for a, b in itertools.pairwise(row):
+                same.edge(a, b, style="invis")
+
+
+def _tooltip(box: Box) -> str:
+    if len(box.paths) == 1:
+        return box.paths[0]
+    return f"{box.paths[0]} … {box.paths[-1]} ({len(box.paths)} layers)"
+
+
+def diagram_network(net: Network, level: str = "block", show: str | Iterable[str] | None = (),
+                    rankdir: str = "TB") -> graphviz.Digraph:
+    return to_digraph(picture(net, level, show), rankdir)
+
+
+# -- output -----------------------------------------------------------------------------------
+def output_format(path: str | Path) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in FORMATS:
+        raise ArchspecError(f"cannot tell the diagram format from '{path}': use a file name ending in "
+                            f"{', '.join(sorted(FORMATS))}")
+    return FORMATS[suffix]
+
+
+def render_bytes(source: str, fmt: str) -> bytes | None:
+    """DOT `source` drawn by Graphviz's `dot` in format `fmt` (svg, png, pdf), or None without `dot`."""
+    if shutil.which("dot") is None:
+        return None
+    graphviz = _graphviz()
+    try:
+        return graphviz.pipe("dot", fmt, source.encode("utf-8"))
+    except graphviz.ExecutableNotFound:
+        return None
+
+
+def render(g: graphviz.Digraph, path: str | Path) -> Path:
+    """Write `g` to `path` in the format its extension names, atomically.
+
+    Without Graphviz's `dot`, the DOT source goes next to `path` (same name, `.dot`) and
+    `DotMissing` says how to install Graphviz.
+    """
+    from ..io import write_atomic
+
+    path = Path(path)
+    fmt = output_format(path)
+    if fmt == "dot":
+        write_atomic(path, g.source)
+        return path
+    data = render_bytes(g.source, fmt)
+    if data is None:
+        fallback = path.with_suffix(".dot")
+        write_atomic(fallback, g.source)
+        raise DotMissing(f"Graphviz's `dot` program was not found, so {path} was not drawn; wrote the DOT source to "
+                         f"{fallback} instead. To draw it, {INSTALL_HINT}, then run "
+                         f"`dot -T{fmt} {fallback} -o {path}` or this command again.")
+    write_atomic(path, data)
+    return path

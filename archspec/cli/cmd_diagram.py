@@ -1,0 +1,57 @@
+"""archspec diagram: draw the network with Graphviz (no torch needed)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_input_option, add_spec_options, load
+
+EXAMPLE = """\
+examples:
+  archspec diagram resnet50 -o resnet50.svg                     every block, residual skips as edges
+  archspec diagram resnet50 --level stage --show params,macs -o resnet50.png
+  archspec diagram specs/vgg19.yaml --level layer --rankdir LR -o vgg19.pdf
+  archspec diagram resnet50 -o resnet50.dot                     DOT source only: no Graphviz needed
+  archspec diagram resnet50 | dot -Tpng -o resnet50.png         without -o the DOT source goes to stdout
+
+The picture is drawn from the same IR that builds the module. Rendering SVG, PNG or PDF needs
+Graphviz's `dot` (apt-get install graphviz, brew install graphviz or conda install graphviz);
+without it the .dot file is written next to the requested output and the exit code is 3.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("diagram", help="draw the network as a Graphviz diagram (SVG, PNG, PDF or DOT)",
+                       description="Draw SPEC at stage, block or layer level, coloured by layer kind, with a "
+                                   "legend and a title giving parameters, MACs and input size.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", metavar="SPEC", help="a spec file or a zoo name")
+    add_spec_options(p)
+    add_input_option(p)
+    p.add_argument("--level", choices=("stage", "block", "layer"), default="block",
+                   help="stage: stem, stages (blocks folded as xN) and head; block: every block, with "
+                        "branches, skips and concatenations; layer: every layer (default: block)")
+    p.add_argument("--show", metavar="LIST", default="",
+                   help="numbers to add to each row, comma-separated: params, macs, rf")
+    p.add_argument("--rankdir", choices=("TB", "LR"), type=str.upper, default="TB",
+                   help="TB draws top to bottom, LR left to right (default: TB)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="output file; the format follows the extension: .svg, .png, .pdf or .dot "
+                        "(default: the DOT source on stdout)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..backends.diagram import diagram_network, output_format, render
+
+    if args.output:
+        output_format(args.output)  # a bad extension is reported before any work
+    spec = load(args.spec, args)
+    graph = diagram_network(spec.network(), level=args.level, show=args.show, rankdir=args.rankdir)
+    if not args.output:
+        sys.stdout.write(graph.source)
+        return 0
+    path = render(graph, args.output)
+    print(f"wrote {path}", file=sys.stderr)
+    return 0
