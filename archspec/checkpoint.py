@@ -41,7 +41,13 @@ def read_spec(path: str | Path) -> dict:
         raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
     if SPEC_KEY not in metadata:
         raise CheckpointError(f"{path}: no archspec spec in the metadata (not written by `archspec build -o`?)")
-    return json.loads(metadata[SPEC_KEY])
+    try:
+        data = json.loads(metadata[SPEC_KEY])
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: the archspec spec in the metadata is not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path}: the archspec spec in the metadata is not a mapping")
+    return data
 
 
 def load(path: str | Path, device: str = "cpu") -> Any:

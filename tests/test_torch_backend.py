@@ -22,7 +22,7 @@ def test_readable_nested_names() -> None:
     assert "(conv1): Conv2d(3, 64, kernel_size=(7, 7), stride=(2, 2), padding=(3, 3), bias=False)" in text
     # the generated forward is plain Python calling the submodules
     code = model.stages[1].blocks[0].code
-    assert "self.downsample(x)" in code and "bn3 + downsample" in code
+    assert "self.downsample(x)" in code and "bn3 += downsample" in code
 
 
 def test_state_dict_round_trip(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Small torch modules that PyTorch lacks, used by compiled networks.
 
 Each class is self-contained (imports only torch), so that code export can copy
-its source into a standalone file.
+its source into a standalone file; for the same reason they are formatted as
+`ruff format` would write them at its default line length of 88.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ class LayerNorm2d(nn.LayerNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)
-        x = nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        x = nn.functional.layer_norm(
+            x, self.normalized_shape, self.weight, self.bias, self.eps
+        )
         return x.permute(0, 3, 1, 2)
 
 
@@ -60,7 +63,10 @@ class Network(nn.Module):
 
 
 class StochasticDepth(nn.Module):
-    """Drop a residual branch per sample in training (torchvision's StochasticDepth, "row" mode)."""
+    """Drop a residual branch per sample in training.
+
+    As torchvision's StochasticDepth in "row" mode.
+    """
 
     def __init__(self, p: float):
         super().__init__()
@@ -70,7 +76,8 @@ class StochasticDepth(nn.Module):
         if not self.training or self.p == 0.0:
             return x
         survival = 1.0 - self.p
-        noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device)
+        shape = [x.shape[0]] + [1] * (x.ndim - 1)
+        noise = torch.empty(shape, dtype=x.dtype, device=x.device)
         noise = noise.bernoulli_(survival)
         if survival > 0.0:
             noise.div_(survival)
@@ -108,7 +115,10 @@ class ChannelSplit(nn.Module):
 
 
 class ChannelShuffle(nn.Module):
-    """Interleave channel groups: (N, g, C/g, H, W) -> transpose -> (N, C, H, W) (ShuffleNet)."""
+    """Interleave channel groups (ShuffleNet).
+
+    (N, g, C/g, H, W) -> transpose -> (N, C, H, W).
+    """
 
     def __init__(self, groups: int):
         super().__init__()

@@ -18,9 +18,9 @@ import torch
 from torch import fx, nn
 
 from ..ir.graph import INPUT, Graph, Network
-from ..ir.op import FunctionCall, ModuleCall
-from ..ir.ops.activation import INPLACE_CAPABLE
+from ..ir.op import ModuleCall
 from . import torch_layers
+from .plan import INPLACE_FORM, ModuleStep, plan_graph
 from .torch_init import initialise
 
 
@@ -35,83 +35,38 @@ def instantiate(call: ModuleCall) -> nn.Module:
     return resolve_target(call.target)(*call.args, **call.kwargs)
 
 
-def _modules(graph: Graph) -> dict[int, nn.Module]:
-    """One module per node that has a module form; activations go in place when safe."""
-    readers = graph.consumers()
-    out: dict[int, nn.Module] = {}
-    for i, node in enumerate(graph.nodes):
-        call = node.op.torch(graph.in_shapes(node))
-        if isinstance(call, ModuleCall):
-            if node.op.kind == "act" and getattr(node.op, "type", None) in INPLACE_CAPABLE:
-                src = node.inputs[0]
-                if src != INPUT and readers.get(src, 0) == 1:
-                    call = ModuleCall(call.target, call.args, {**call.kwargs, "inplace": True})
-            out[i] = instantiate(call)
-    return out
-
-
-def _sequential_groups(graph: Graph, modules: dict[int, nn.Module]) -> dict[int, str]:
-    """Nodes named `prefix.k` that form a chain read only at its end -> {last node: prefix}.
-
-    Such a group (a projection shortcut `downsample.0`, `downsample.1`) becomes one
-    `nn.Sequential` called once in forward, as hand-written code would have it.
-    """
-    members: dict[str, list[int]] = {}
-    for i, node in enumerate(graph.nodes):
-        prefix, dot, rest = node.name.partition(".")
-        if dot and "." not in rest:
-            members.setdefault(prefix, []).append(i)
-    readers = graph.consumers()
-    groups: dict[int, str] = {}
-    for prefix, idx in members.items():
-        if len(idx) < 2 or idx != list(range(idx[0], idx[-1] + 1)) or not all(i in modules for i in idx):
-            continue
-        chained = all(graph.nodes[i].inputs == (i - 1,) and readers.get(i - 1) == 1 for i in idx[1:])
-        if chained and len(graph.nodes[idx[0]].inputs) == 1 and not any(
-            n.name == prefix for n in graph.nodes
-        ):
-            groups[idx[-1]] = prefix
-    return groups
+def _module(step: ModuleStep) -> nn.Module:
+    if step.call is not None:
+        return instantiate(step.call)
+    return nn.Sequential(OrderedDict((name, instantiate(call)) for name, call in step.children))
 
 
 def graph_module(graph: Graph, class_name: str = "Block") -> nn.Module:
-    modules = _modules(graph)
-    if graph.is_chain() and all("." not in n.name for n in graph.nodes) and len(modules) == len(graph.nodes):
-        return nn.Sequential(OrderedDict((graph.nodes[i].name, m) for i, m in modules.items()))
-    groups = _sequential_groups(graph, modules)
-    grouped = {i for last, prefix in groups.items() for i in range(len(graph.nodes))
-               if graph.nodes[i].name.startswith(prefix + ".")}
+    """The graph as a module, following its plan (see `plan.py`)."""
+    plan = plan_graph(graph)
+    if plan.sequential:
+        return nn.Sequential(OrderedDict((step.name, _module(step)) for step in plan.steps))  # type: ignore[arg-type]
     root: dict[str, nn.Module] = {}
     g = fx.Graph()
     values: dict[int, fx.Node] = {INPUT: g.placeholder("x")}
-    for i, node in enumerate(graph.nodes):
-        local = node.name.replace(".", "_")
-        if i in grouped:
-            if i in groups:
-                prefix = groups[i]
-                idx = [k for k in sorted(grouped) if graph.nodes[k].name.startswith(prefix + ".")]
-                root[prefix] = nn.Sequential(OrderedDict(
-                    (graph.nodes[k].name.partition(".")[2], modules[k]) for k in idx))
-                first = graph.nodes[idx[0]]
-                values[i] = g.create_node("call_module", prefix, (values[first.inputs[0]],), name=prefix)
+    for k, step in enumerate(plan.steps):
+        args = [values[j] for j in step.inputs]
+        local = step.name.replace(".", "_")
+        if isinstance(step, ModuleStep):
+            root[step.name] = _module(step)
+            values[k] = g.create_node("call_module", step.name, tuple(args), name=local)
             continue
-        args = [values[j] for j in node.inputs]
-        if i in modules:
-            root[node.name] = modules[i]
-            values[i] = g.create_node("call_module", node.name, tuple(args), name=local)
-            continue
-        call = node.op.torch(graph.in_shapes(node))
-        assert isinstance(call, FunctionCall)
-        fn = resolve_target(call.target)
+        call = step.call
         if call.style == "list":
-            values[i] = g.create_node("call_function", fn, (args,), dict(call.kwargs), name=local)
-        else:
-            value = args[0]
-            for k, other in enumerate(args[1:]):
-                name = local if k == len(args) - 2 else f"{local}_{k}"
-                value = g.create_node("call_function", fn, (value, other), dict(call.kwargs), name=name)
-            values[i] = value
-    g.output(values[graph.output])
+            values[k] = g.create_node("call_function", resolve_target(call.target), (args,), dict(call.kwargs), name=local)
+            continue
+        fn = resolve_target(INPLACE_FORM[call.target] if step.inplace else call.target)
+        value = args[0]
+        for i, other in enumerate(args[1:]):
+            name = local if i == len(args) - 2 else f"{local}_{i}"
+            value = g.create_node("call_function", fn, (value, other), dict(call.kwargs), name=name)
+        values[k] = value
+    g.output(values[plan.output])
     return fx.GraphModule(_module_tree(root), g, class_name=class_name)
 
 

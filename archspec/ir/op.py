@@ -140,6 +140,22 @@ class ModuleCall:
     target: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # Keyword arguments left out of `kwargs` because they equal the constructor's default.
+    # Code export reads them when blocks of one class differ there (stride 1 in one, 2 in another).
+    defaults: dict[str, Any] = field(default_factory=dict)
+    order: tuple[str, ...] = ()  # the keywords' order in `arguments()`
+
+    def arguments(self) -> dict[str, Any]:
+        """Every keyword this call states or leaves at its default, in the constructor's order."""
+        merged = {**self.defaults, **self.kwargs}
+        return {k: merged[k] for k in self.order if k in merged} | merged
+
+
+def omit_defaults(target: str, args: tuple[Any, ...], kwargs: dict[str, Any], defaults: dict[str, Any]) -> ModuleCall:
+    """A ModuleCall that states only the keywords differing from the constructor's `defaults`."""
+    stated = {k: v for k, v in kwargs.items() if k not in defaults or v != defaults[k]}
+    left = {k: v for k, v in defaults.items() if k not in stated}
+    return ModuleCall(target, args, stated, left, tuple(kwargs) + tuple(k for k in defaults if k not in kwargs))
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ class Act(Op):
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs = {"negative_slope": self.negative_slope} if self.type == "leaky_relu" else {}
-        return ModuleCall(_TORCH[self.type or "relu"], (), kwargs)
+        defaults = {"inplace": False} if self.type in INPLACE_CAPABLE else {}
+        return ModuleCall(_TORCH[self.type or "relu"], (), kwargs, defaults, tuple(kwargs) + tuple(defaults))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return self.type or "act"

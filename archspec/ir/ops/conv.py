@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from collections.abc import Sequence
 
-from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op, window_out
+from ..op import RF, ModuleCall, Op, Shape, ShapeError, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
+
+CONV2D_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True}  # nn.Conv2d's
 
 
 @register_op
@@ -77,13 +79,9 @@ class Conv(Op):
         return fields[0].window(self.k, self.s, self.p, self.d)
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        kwargs = {"kernel_size": _compact(self.k), "stride": _compact(self.s), "padding": _compact(self.p)}
-        if self.d != (1, 1):
-            kwargs["dilation"] = _compact(self.d)
-        if self.g(ins) != 1:
-            kwargs["groups"] = self.g(ins)
-        kwargs["bias"] = self.bias
-        return ModuleCall("torch.nn.Conv2d", (ins[0][0], self.out), kwargs)
+        kwargs = {"kernel_size": _compact(self.k), "stride": _compact(self.s), "padding": _compact(self.p),
+                  "dilation": _compact(self.d), "groups": self.g(ins), "bias": self.bias}
+        return omit_defaults("torch.nn.Conv2d", (ins[0][0], self.out), kwargs, CONV2D_DEFAULTS)
 
     def label(self, ins: Sequence[Shape]) -> str:
         text = f"conv {hw(self.k)}"

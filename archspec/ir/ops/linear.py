@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 from collections.abc import Sequence
 
-from ..op import ModuleCall, Op, Shape, ShapeError, register_op
+from ..op import ModuleCall, Op, Shape, ShapeError, omit_defaults, register_op
 from ._types import PosInt
 
 
@@ -33,8 +33,7 @@ class Linear(Op):
         return ins[0][0] * self.out
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        kwargs = {} if self.bias else {"bias": False}
-        return ModuleCall("torch.nn.Linear", (ins[0][0], self.out), kwargs)
+        return omit_defaults("torch.nn.Linear", (ins[0][0], self.out), {"bias": self.bias}, {"bias": True})
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"linear {ins[0][0]}->{self.out}"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from pydantic import Field
 
-from ..op import ModuleCall, Op, OpDefaults, Shape, ShapeError, register_op
+from ..op import ModuleCall, Op, OpDefaults, Shape, ShapeError, omit_defaults, register_op
 from ._types import PosInt
 
 NormKind = Literal["batch", "layer"]
@@ -50,12 +50,8 @@ class Norm(Op):
         c = ins[0][0]
         if self.type == "batch":
             target = "torch.nn.BatchNorm2d" if len(ins[0]) == 3 else "torch.nn.BatchNorm1d"
-            kwargs = {}
-            if self.eps != 1e-5:
-                kwargs["eps"] = self.eps
-            if self.momentum != 0.1:
-                kwargs["momentum"] = self.momentum
-            return ModuleCall(target, (c,), kwargs)
+            kwargs = {"eps": self.eps, "momentum": self.momentum}
+            return omit_defaults(target, (c,), kwargs, {"eps": 1e-5, "momentum": 0.1})
         if self.type == "layer":
             kwargs = {} if self.eps == 1e-5 else {"eps": self.eps}
             if len(ins[0]) == 3:

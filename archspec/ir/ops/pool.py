@@ -6,7 +6,7 @@ import math
 from typing import ClassVar, Literal
 from collections.abc import Sequence
 
-from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op, window_out
+from ..op import RF, ModuleCall, Op, Shape, ShapeError, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
 
 
@@ -45,15 +45,11 @@ class _WindowPool(Op):
         return fields[0].window(self.k, self.s, self.p)
 
     def _kwargs(self) -> dict:
-        kwargs: dict = {"kernel_size": _compact(self.k), "stride": _compact(self.s)}
-        if self.p != (0, 0):
-            kwargs["padding"] = _compact(self.p)
-        if self.ceil_mode:
-            kwargs["ceil_mode"] = True
-        return kwargs
+        return {"kernel_size": _compact(self.k), "stride": _compact(self.s), "padding": _compact(self.p),
+                "ceil_mode": self.ceil_mode}
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall(self._torch, (), self._kwargs())
+        return omit_defaults(self._torch, (), self._kwargs(), {"padding": 0, "ceil_mode": False})
 
     def label(self, ins: Sequence[Shape]) -> str:
         text = f"{self.kind} {hw(self.k)}"
@@ -80,10 +76,8 @@ class AvgPool(_WindowPool):
     count_include_pad: bool = True
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        kwargs = self._kwargs()
-        if not self.count_include_pad:
-            kwargs["count_include_pad"] = False
-        return ModuleCall(self._torch, (), kwargs)
+        kwargs = {**self._kwargs(), "count_include_pad": self.count_include_pad}
+        return omit_defaults(self._torch, (), kwargs, {"padding": 0, "ceil_mode": False, "count_include_pad": True})
 
 
 @register_op

@@ -1,0 +1,112 @@
+"""Export formats: standalone Python source, ONNX, and a `torch.export` program (.pt2).
+
+Each format is one function `(model or network, path, options) -> path`, registered
+in `FORMATS` with the file suffix that selects it. ONNX and .pt2 trace the compiled
+module; Python source is written from the IR and needs no torch at all.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ArchspecError
+from ..io import write_atomic, write_with
+from ..ir.graph import Network
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+class ExportError(ArchspecError):
+    pass
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    suffix: str
+    needs_weights: bool
+    write: Callable[..., None]
+    help: str
+
+
+def write_python(net: Network, model: Any, path: Path, batch: int, opset: int | None) -> None:
+    from .python_source import python_source
+
+    write_atomic(path, python_source(net))
+
+
+def _example(net: Network, model: Any, batch: int) -> Any:
+    import torch
+
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else "cpu"
+    return torch.randn(max(batch, 2), *net.input_shape, device=device)
+
+
+def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | None) -> None:
+    """ONNX through torch's exporter, with a dynamic batch axis named `batch`."""
+    import torch
+
+    model.eval()
+    x = _example(net, model, batch)
+    options: dict[str, Any] = {"opset_version": opset} if opset else {}
+
+    def save(tmp: Path) -> None:
+        torch.onnx.export(model, (x,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamo=True,
+                          dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, external_data=False, verbose=False,
+                          **options)
+
+    _quietly(lambda: write_with(path, save))
+
+
+def write_pt2(net: Network, model: Any, path: Path, batch: int, opset: int | None) -> None:
+    """A `torch.export` program with a dynamic batch dimension; load it with `torch.export.load`."""
+    import torch
+
+    model.eval()
+    x = _example(net, model, batch)
+    program = torch.export.export(model, (x,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer, not our temporary file
+    torch.export.save(program, buffer)
+    write_atomic(path, buffer.getvalue())
+
+
+def _quietly(action: Callable[[], None]) -> None:
+    """Run the ONNX exporter without its progress lines on stdout (which `--json` owns)."""
+    import contextlib
+    import warnings
+
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        action()
+
+
+FORMATS: dict[str, ExportFormat] = {
+    f.name: f
+    for f in (
+        ExportFormat("python", ".py", False, write_python, "standalone PyTorch source (no archspec import)"),
+        ExportFormat("onnx", ".onnx", True, write_onnx, "ONNX with a dynamic batch axis"),
+        ExportFormat("export", ".pt2", True, write_pt2, "a torch.export program (torch.export.load)"),
+    )
+}
+
+
+def format_for(path: str | Path, name: str | None) -> ExportFormat:
+    """The format named, or the one the file suffix implies."""
+    if name is not None:
+        if name not in FORMATS:
+            from ..errors import unknown_name
+
+            raise ExportError(unknown_name("export format", name, FORMATS))
+        return FORMATS[name]
+    suffix = Path(path).suffix.lower()
+    for f in FORMATS.values():
+        if f.suffix == suffix:
+            return f
+    known = ", ".join(f"{f.suffix} ({f.name})" for f in FORMATS.values())
+    raise ExportError(f"cannot tell the export format from '{path}'; use --format or one of the suffixes {known}")

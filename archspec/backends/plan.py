@@ -1,0 +1,143 @@
+"""How one IR graph runs as PyTorch code: the plan that the torch backend and code export share.
+
+The torch backend turns a plan into modules and an fx graph; `python_source` turns the
+same plan into class source. Every decision about the form of the code lives here,
+once: which nodes become one `nn.Sequential` (a projection shortcut `downsample.0`,
+`downsample.1`), which activations run in place, which residual sums write into
+their first operand (`out += identity`, as torchvision's ResNet does), and whether
+the whole graph is a plain chain (`nn.Sequential`).
+
+Nothing here imports torch: `archspec export --format python` needs no weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from ..ir.graph import INPUT, Graph
+from ..ir.op import FunctionCall, ModuleCall
+from ..ir.ops.activation import INPLACE_CAPABLE
+
+# Ops whose backward pass does not read their own output, so that a sum may be
+# written into that output in place without breaking autograd.
+_OVERWRITABLE = frozenset({"conv", "norm", "linear"})
+# The in-place form of each function a sum may use.
+INPLACE_FORM = {"operator.add": "operator.iadd"}
+
+
+@dataclass(frozen=True)
+class ModuleStep:
+    """A module call: `name` is its attribute path (`conv1`, `downsample`). A module is
+    either one `call` or, when `children` is set, an `nn.Sequential` of named calls."""
+
+    name: str
+    inputs: tuple[int, ...]  # earlier step indices, or INPUT
+    call: ModuleCall | None = None
+    children: tuple[tuple[str, ModuleCall], ...] = ()
+
+
+@dataclass(frozen=True)
+class FunctionStep:
+    """A parameter-free function of earlier values (`a + b`, `torch.cat([a, b], dim=1)`).
+
+    `inplace`: the first input is read by nothing else and may be overwritten (`a += b`).
+    """
+
+    name: str
+    inputs: tuple[int, ...]
+    call: FunctionCall
+    inplace: bool = False
+
+
+Step = ModuleStep | FunctionStep
+
+
+@dataclass(frozen=True)
+class GraphPlan:
+    steps: tuple[Step, ...]
+    output: int  # step index, or INPUT for an empty graph
+    sequential: bool  # a chain of plainly named modules: compiled as `nn.Sequential`
+
+    def readers(self) -> dict[int, int]:
+        """How many steps read each value; the output counts as one reader."""
+        counts: dict[int, int] = {self.output: 1}
+        for step in self.steps:
+            for i in step.inputs:
+                counts[i] = counts.get(i, 0) + 1
+        return counts
+
+
+def plan_graph(graph: Graph) -> GraphPlan:
+    readers = graph.consumers()
+    calls: dict[int, ModuleCall | FunctionCall] = {}
+    for i, node in enumerate(graph.nodes):
+        call = node.op.torch(graph.in_shapes(node))
+        if isinstance(call, ModuleCall) and node.op.kind == "act" and getattr(node.op, "type", None) in INPLACE_CAPABLE:
+            src = node.inputs[0]
+            if src != INPUT and readers.get(src, 0) == 1:
+                rest = {k: v for k, v in call.defaults.items() if k != "inplace"}
+                call = ModuleCall(call.target, call.args, {**call.kwargs, "inplace": True}, rest, call.order)
+        calls[i] = call
+    is_module = {i for i, c in calls.items() if isinstance(c, ModuleCall)}
+    if graph.is_chain() and all("." not in n.name for n in graph.nodes) and len(is_module) == len(graph.nodes):
+        steps = tuple(ModuleStep(n.name, (i - 1,) if i else (INPUT,), calls[i]) for i, n in enumerate(graph.nodes))
+        return GraphPlan(steps, len(steps) - 1, True)
+
+    groups = _sequential_groups(graph, is_module)
+    grouped = {i for idx in groups.values() for i in idx}
+    step_of: dict[int, int] = {INPUT: INPUT}  # node index -> step index
+    steps: list[Step] = []
+    for i, node in enumerate(graph.nodes):
+        if i in grouped:
+            if i in groups:  # the group's last node: emit the whole nn.Sequential here
+                idx = groups[i]
+                prefix = node.name.partition(".")[0]
+                children = tuple((graph.nodes[k].name.partition(".")[2], calls[k]) for k in idx)
+                steps.append(ModuleStep(prefix, (step_of[graph.nodes[idx[0]].inputs[0]],), children=children))
+            else:
+                continue
+        elif i in is_module:
+            steps.append(ModuleStep(node.name, tuple(step_of[j] for j in node.inputs), calls[i]))
+        else:
+            steps.append(FunctionStep(node.name, tuple(step_of[j] for j in node.inputs), calls[i]))  # type: ignore[arg-type]
+        step_of[i] = len(steps) - 1
+    plan = GraphPlan(tuple(steps), step_of[graph.output], False)
+    return _inplace_sums(plan, graph, step_of)
+
+
+def _sequential_groups(graph: Graph, is_module: set[int]) -> dict[int, list[int]]:
+    """Nodes named `prefix.k` that form a chain read only at its end -> {last node: member nodes}.
+
+    Such a group becomes one `nn.Sequential` called once in forward, as hand-written
+    code would have it.
+    """
+    members: dict[str, list[int]] = {}
+    for i, node in enumerate(graph.nodes):
+        prefix, dot, rest = node.name.partition(".")
+        if dot and "." not in rest:
+            members.setdefault(prefix, []).append(i)
+    readers = graph.consumers()
+    groups: dict[int, list[int]] = {}
+    for prefix, idx in members.items():
+        if len(idx) < 2 or idx != list(range(idx[0], idx[-1] + 1)) or not all(i in is_module for i in idx):
+            continue
+        chained = all(graph.nodes[i].inputs == (i - 1,) and readers.get(i - 1) == 1 for i in idx[1:])
+        if chained and len(graph.nodes[idx[0]].inputs) == 1 and not any(n.name == prefix for n in graph.nodes):
+            groups[idx[-1]] = idx
+    return groups
+
+
+def _inplace_sums(plan: GraphPlan, graph: Graph, step_of: dict[int, int]) -> GraphPlan:
+    """Mark residual sums whose first operand is a conv/norm output read only by the sum."""
+    node_of = {s: n for n, s in step_of.items() if n != INPUT}
+    readers = plan.readers()
+    steps = list(plan.steps)
+    for k, step in enumerate(steps):
+        if not (isinstance(step, FunctionStep) and step.call.target in INPLACE_FORM and step.call.style == "binary"):
+            continue
+        first = step.inputs[0]
+        if first == INPUT or readers.get(first, 0) != 1 or first in step.inputs[1:]:
+            continue
+        if graph.nodes[node_of[first]].op.kind in _OVERWRITABLE:
+            steps[k] = replace(step, inplace=True)
+    return replace(plan, steps=tuple(steps))

@@ -1,0 +1,678 @@
+"""Code export: a network as standalone, readable PyTorch source that needs only torch.
+
+The source follows the same plans as the torch backend (`plan.py`), so the module it
+defines has the compiled module's state_dict keys, in the same order, and computes
+the same function. Its shape:
+
+* one class per block type used. The blocks of a family share a class when their
+  plans differ only in constructor values (channels, strides, kernels: these become
+  the class's arguments) and in steps that some blocks leave out (a projection
+  shortcut, an expansion conv, a residual sum: these become `None` modules or
+  boolean flags, and a left-out step passes its first input through). Blocks of one
+  family whose wiring differs in any other way get classes of their own;
+* a `Stem`, a `Head` (and an `AuxHead` when there are auxiliary classifiers), a
+  `Stage` holding its blocks, and the model class that puts them together;
+* the few archspec layers PyTorch lacks (`LayerNorm2d`, `StochasticDepth`, ...),
+  copied from `torch_layers.py` when used.
+
+Nothing here imports torch: writing source needs no weights.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import importlib.util
+import keyword
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import __version__
+from ..ir.graph import INPUT, Graph, Network
+from ..ir.op import ModuleCall
+from .plan import FunctionStep, GraphPlan, ModuleStep, Step, plan_graph
+from .source_format import INDENT, WIDTH, Call, Expr, render
+
+# Names of positional constructor arguments, for naming class arguments after them.
+POSITIONAL_NAMES = {
+    "torch.nn.Conv2d": ("in_channels", "out_channels"),
+    "torch.nn.Linear": ("in_features", "out_features"),
+    "torch.nn.BatchNorm2d": ("num_features",),
+    "torch.nn.BatchNorm1d": ("num_features",),
+    "torch.nn.LayerNorm": ("normalized_shape",),
+    "torch.nn.LocalResponseNorm": ("size",),
+    "torch.nn.AdaptiveAvgPool2d": ("output_size",),
+    "torch.nn.AdaptiveMaxPool2d": ("output_size",),
+    "torch.nn.Flatten": ("start_dim",),
+    "archspec.backends.torch_layers.LayerNorm2d": ("normalized_shape",),
+    "archspec.backends.torch_layers.StochasticDepth": ("p",),
+    "archspec.backends.torch_layers.LayerScale": ("channels", "init", "ndim"),
+    "archspec.backends.torch_layers.ChannelSplit": ("parts", "index"),
+    "archspec.backends.torch_layers.ChannelShuffle": ("groups",),
+}
+# A width named after the layer that produces it: `conv1_channels`, `fc1_features`.
+CHANNEL_ARGUMENTS = {"out_channels": "channels", "num_features": "channels", "out_features": "features"}
+BINARY_OPERATORS = {"operator.add": "+", "operator.mul": "*", "operator.sub": "-", "operator.truediv": "/"}
+RESERVED_CLASSES = {"Stage", "OrderedDict", "Tensor"}
+
+
+# -- naming the targets ----------------------------------------------------------------------------------------
+class Imports:
+    """Where each target comes from in the generated file: `torch.nn.Conv2d` -> `nn.Conv2d`;
+    an archspec layer -> its class, copied in; anything else -> a `from module import name`."""
+
+    def __init__(self) -> None:
+        self.copied: dict[str, str] = {}  # target -> class name
+        self.extra: dict[str, str] = {}  # target -> name
+        self.ordered_dict = False
+
+    def name(self, target: str) -> str:
+        module, _, attr = target.rpartition(".")
+        if module == "torch.nn":
+            return f"nn.{attr}"
+        if module in ("torch", "torch.nn.functional"):
+            return target
+        if module.split(".")[0] == "archspec":
+            self.copied[target] = attr
+            return attr
+        self.extra[target] = attr
+        return attr
+
+    def header(self) -> list[str]:
+        lines = ["from __future__ import annotations", ""]
+        if self.ordered_dict:
+            lines += ["from collections import OrderedDict", ""]
+        lines += ["import torch", "from torch import nn"]
+        for target, attr in sorted(self.extra.items()):
+            lines.append(f"from {target.rpartition('.')[0]} import {attr}")
+        return lines
+
+    def copied_classes(self) -> list[str]:
+        return [class_source(target) for target in sorted(self.copied, key=lambda t: self.copied[t])]
+
+
+def class_source(target: str) -> str:
+    """The source of an archspec layer class, read from its file without importing it (nor torch)."""
+    module, _, name = target.rpartition(".")
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"cannot find the source of {target}")
+    with open(spec.origin, encoding="utf-8") as f:
+        text = f.read()
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return ast.get_source_segment(text, node) or ""
+    raise ValueError(f"{module} defines no class {name}")
+
+
+# -- one class for several graphs --------------------------------------------------------------------------------
+def _step_key(step: Step) -> tuple:
+    """What must agree for two steps to be written by the same line of code."""
+    if isinstance(step, FunctionStep):
+        return ("function", step.call.target, step.call.style, tuple(sorted(step.call.kwargs.items())), step.inplace,
+                len(step.inputs))
+    calls = [("", step.call)] if step.call is not None else list(step.children)
+    return ("module", step.call is None, tuple((n, c.target, len(c.args), tuple(sorted(c.arguments()))) for n, c in calls))
+
+
+def _slots(step: ModuleStep) -> dict[tuple[str, str], Any]:
+    """(child, argument) -> value, for every constructor argument of the step."""
+    calls = [("", step.call)] if step.call is not None else list(step.children)
+    out: dict[tuple[str, str], Any] = {}
+    for child, call in calls:
+        names = POSITIONAL_NAMES.get(call.target, ())
+        for i, value in enumerate(call.args):
+            out[(child, names[i] if i < len(names) else f"arg{i}")] = value
+        for key, value in call.arguments().items():
+            out[(child, key)] = value
+    return out
+
+
+@dataclass
+class Member:
+    """One graph that the class builds: its plan and its steps by name."""
+
+    plan: GraphPlan
+    in_channels: int
+    out_channels: int
+    by_name: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.by_name = {s.name: i for i, s in enumerate(self.plan.steps)}
+
+    def input_names(self, step: Step) -> list[str | None]:
+        return [None if i == INPUT else self.plan.steps[i].name for i in step.inputs]
+
+    @property
+    def output_name(self) -> str | None:
+        return None if self.plan.output == INPUT else self.plan.steps[self.plan.output].name
+
+
+@dataclass
+class Argument:
+    name: str
+    slots: list[tuple[str, str, str]]  # (step, child, argument)
+    values: list[Any]  # per member; None where no slot of it exists
+    flag: str | None = None  # the optional step this flag switches
+
+
+@dataclass
+class ClassDesign:
+    name: str
+    members: list[Member]
+    order: list[str]  # step names in execution order
+    steps: dict[str, Step]  # a representative of each step (the first member that has it)
+    inputs: dict[str, list[str | None]]  # each step's inputs, by name (None: the class input)
+    output: str | None
+    optional: set[str]
+    arguments: list[Argument]
+    constants: dict[tuple[str, str, str], Any]
+
+    def present(self, member: Member, name: str) -> bool:
+        return name in member.by_name
+
+
+def _union_order(members: Sequence[Member]) -> list[str]:
+    order: list[str] = []
+    for m in members:
+        previous = None
+        for step in m.plan.steps:
+            if step.name not in order:
+                order.insert(order.index(previous) + 1 if previous else 0, step.name)
+            previous = step.name
+    return order
+
+
+def design_class(name: str, members: list[Member]) -> ClassDesign | None:
+    """One class writing every member, or None when their wiring differs beyond left-out steps."""
+    order = _union_order(members)
+    position = {n: i for i, n in enumerate(order)}
+
+    def latest(refs: set[str | None]) -> str | None:  # the most specific of the members' inputs
+        return max(refs, key=lambda r: -1 if r is None else position[r])
+
+    steps: dict[str, Step] = {}
+    seen: dict[str, list[list[str | None]]] = {}
+    for m in members:
+        for step in m.plan.steps:
+            if step.name not in steps:
+                steps[step.name] = step
+            elif _step_key(step) != _step_key(steps[step.name]):
+                return None
+            seen.setdefault(step.name, []).append(m.input_names(step))
+    inputs = {n: [latest(set(refs)) for refs in zip(*seen[n])] for n in order}
+    if any(i is not None and position[i] >= position[n] for n in order for i in inputs[n]):
+        return None
+    optional = {n for n in order if any(n not in m.by_name for m in members)}
+    for n in optional:
+        if isinstance(steps[n], ModuleStep) and len(inputs[n]) != 1:
+            return None
+
+    def resolve(m: Member, ref: str | None) -> str | None:
+        while ref is not None and ref not in m.by_name:
+            ref = inputs[ref][0]
+        return ref
+
+    output = latest({m.output_name for m in members})
+    for m in members:
+        if resolve(m, output) != m.output_name:
+            return None
+        for step in m.plan.steps:
+            if [resolve(m, i) for i in inputs[step.name]] != m.input_names(step):
+                return None
+    arguments, constants = _arguments(members, order, steps, optional)
+    return ClassDesign(name, members, order, steps, inputs, output, optional, arguments, constants)
+
+
+def _arguments(members: list[Member], order: list[str], steps: dict[str, Step],
+               optional: set[str]) -> tuple[list[Argument], dict[tuple[str, str, str], Any]]:
+    """Constructor values: constant ones stay literals; varying ones become arguments,
+    one per group of slots that hold equal values wherever they exist.
+
+    The block's input and output widths are groups from the start, so that a slot
+    holding them in some blocks only (the conv of an optional expansion) still joins
+    `in_channels`; steps every member has are grouped before optional ones.
+    """
+    constants: dict[tuple[str, str, str], Any] = {}
+    seeded = [Argument("in_channels", [], [m.in_channels for m in members]),
+              Argument("out_channels", [], [m.out_channels for m in members])]
+    groups: list[Argument] = list(seeded)
+    for name in sorted((n for n in order if isinstance(steps[n], ModuleStep)), key=lambda n: n in optional):
+        per_member: list[dict[tuple[str, str], Any] | None] = [
+            _slots(m.plan.steps[m.by_name[name]]) if name in m.by_name else None for m in members]  # type: ignore[arg-type]
+        keys = next(s for s in per_member if s is not None)
+        for child, arg in keys:
+            values = [None if s is None else s[(child, arg)] for s in per_member]
+            defined = [v for v in values if v is not None]
+            if all(v == defined[0] for v in defined):
+                constants[(name, child, arg)] = defined[0]
+                continue
+            for group in groups:
+                if all(v is None or (g is not None and g == v and type(g) is type(v)) for v, g in zip(values, group.values)):
+                    group.slots.append((name, child, arg))
+                    break
+            else:
+                groups.append(Argument("", [(name, child, arg)], values))
+    groups = [g for g in groups if g.slots]
+    _name_arguments([g for g in groups if g not in seeded], {g.name for g in groups if g in seeded})
+    position = {n: i for i, n in enumerate(order)}
+    groups.sort(key=lambda g: (g not in seeded, min(position[slot[0]] for slot in g.slots)))
+    flags = [Argument(_identifier(n), [], [n in m.by_name for m in members], flag=n) for n in order if n in optional]
+    taken = {a.name for a in groups}
+    for f in flags:
+        if isinstance(steps[f.flag], FunctionStep) or f.name in taken:  # type: ignore[index]
+            f.name = _unique(f"use_{f.name}", taken)
+        taken.add(f.name)
+    always = [a for a in groups if not _sometimes(a)]
+    return always + flags + [a for a in groups if _sometimes(a)], constants
+
+
+# Arguments that keep their own name when only one group holds them.
+PLAIN_ARGUMENTS = ("stride", "kernel_size", "padding", "dilation", "groups")
+
+
+def _name_arguments(groups: list[Argument], taken: set[str]) -> None:
+    """A width is named after the first layer that produces it (`conv1_channels`); a
+    stride, kernel or padding keeps its name when it is the only one; else step_argument."""
+    counts: dict[str, int] = {}
+    for g in groups:
+        counts[g.slots[0][2]] = counts.get(g.slots[0][2], 0) + 1
+    for g in groups:
+        producer = next(((step, arg) for step, _, arg in g.slots if arg in CHANNEL_ARGUMENTS), None)
+        step, child, arg = g.slots[0]
+        if producer:
+            name = f"{producer[0]}_{CHANNEL_ARGUMENTS[producer[1]]}"
+        elif arg in PLAIN_ARGUMENTS and counts[arg] == 1:
+            name = arg
+        else:
+            name = "_".join(p for p in (step, child, arg) if p)
+        g.name = _unique(_identifier(name), taken)
+        taken.add(g.name)
+
+
+def _identifier(text: str) -> str:
+    name = re.sub(r"\W", "_", text).strip("_") or "value"
+    if name[0].isdigit():
+        name = "_" + name
+    return name + "_" if keyword.iskeyword(name) else name
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    k, out = 2, name
+    while out in taken or out == "self":
+        out, k = f"{name}{k}", k + 1
+    return out
+
+
+# -- writing one class ------------------------------------------------------------------------------------------
+def _literal(value: Any) -> str:
+    """Source for a constructor value, with strings in double quotes as formatters write them."""
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    return repr(value)
+
+
+class ClassWriter:
+    def __init__(self, design: ClassDesign, imports: Imports, doc: str):
+        self.d = design
+        self.imports = imports
+        self.doc = doc
+        self.slot_argument = {slot: a.name for a in design.arguments for slot in a.slots}
+        self.flag_of = {a.flag: a.name for a in design.arguments if a.flag}
+
+    def value(self, step: str, child: str, arg: str) -> str:
+        key = (step, child, arg)
+        return self.slot_argument[key] if key in self.slot_argument else _literal(self.d.constants[key])
+
+    def constructor(self, step: str, child: str, call: ModuleCall) -> Call:
+        names = POSITIONAL_NAMES.get(call.target, ())
+        args = [self.value(step, child, names[i] if i < len(names) else f"arg{i}") for i in range(len(call.args))]
+        kwargs = []
+        for key in call.arguments():
+            text = self.value(step, child, key)
+            if key in call.defaults and (step, child, key) not in self.slot_argument and text == _literal(call.defaults[key]):
+                continue  # left at its default, in every member
+            kwargs.append((key, text))
+        return Call(self.imports.name(call.target), args, kwargs)
+
+    def module_expr(self, step: ModuleStep) -> Expr:
+        if step.call is not None:
+            return self.constructor(step.name, "", step.call)
+        return sequential([(n, self.constructor(step.name, n, c)) for n, c in step.children], self.imports)
+
+    # -- __init__ ----------------------------------------------------------------------
+    def init_lines(self) -> list[str]:
+        params = ["self"] + [f"{a.name}: {_type(a.values)}" + (" = None" if _sometimes(a) else "")
+                             for a in self.d.arguments]
+        lines = render(Call("def __init__", params), 1, "", " -> None:")
+        body = ["super().__init__()"]
+        containers: set[str] = set()
+        out: list[str] = []
+        for text in body:
+            out.append(INDENT * 2 + text)
+        for name in self.d.order:
+            step = self.d.steps[name]
+            parents = name.split(".")[:-1]
+            for k in range(1, len(parents) + 1):
+                path = ".".join(parents[:k])
+                if path not in containers:
+                    containers.add(path)
+                    out += _assign(path, "nn.Module()", 2)
+            if isinstance(step, FunctionStep):
+                if name in self.d.optional:
+                    flag = self.flag_of[name]
+                    out.append(f"{INDENT * 2}self.{flag} = {flag}")
+                continue
+            expr = self.module_expr(step)
+            if name in self.d.optional:
+                out += _assign(name, "None", 2)
+                out.append(f"{INDENT * 2}if {self.flag_of[name]}:")
+                out += _assign(name, expr, 3)
+            else:
+                out += _assign(name, expr, 2)
+        return lines + out
+
+    # -- forward -----------------------------------------------------------------------
+    def forward_lines(self) -> list[str]:
+        d = self.d
+        readers: dict[str | None, list[int]] = {}
+        for k, name in enumerate(d.order):
+            for i in d.inputs[name]:
+                readers.setdefault(i, []).append(k)
+        last_read = {ref: max(ks) for ref, ks in readers.items()}
+        variable: dict[str | None, str] = {None: "x"}
+        live: set[str] = {"x"}
+        body: list[str] = []
+        for k, name in enumerate(d.order):
+            step = d.steps[name]
+            args = [variable[i] for i in d.inputs[name]]
+            for ref in set(d.inputs[name]):  # values read for the last time here
+                if last_read.get(ref) == k and ref != d.output:
+                    live.discard(variable[ref])
+            # Variables: a chain keeps writing its variable (`out = self.bn1(out)`); the main path
+            # out of a fork is `out`; the branches of a wider fork (inception) and values that
+            # must stay live are named after their step; a merge writes `out`.
+            first = args[0]
+            branches = len(readers.get(d.inputs[name][0], ())) >= 3
+            reuse = first not in live and not branches and (isinstance(step, ModuleStep) or first in ("x", "out"))
+            if reuse:
+                target = first
+            elif "out" not in live and not (branches and isinstance(step, ModuleStep)):
+                target = "out"
+            else:
+                target = _unique(_identifier(name), live | {"x", "out"})
+            variable[name] = target
+            live.add(target)
+            optional = name in d.optional
+            condition = "" if not optional else (
+                f"{_read(name)} is not None" if isinstance(step, ModuleStep) else f"self.{self.flag_of[name]}")
+            if isinstance(step, FunctionStep) and step.inplace and reuse:
+                operator = BINARY_OPERATORS[step.call.target]
+                lines = [f"{first} {operator}= {a}" for a in args[1:]]
+            else:
+                lines = [f"{target} = {self.expression(step, args)}"]
+            if not optional:
+                body += lines
+            elif reuse:
+                body += [f"if {condition}:"] + [INDENT + line for line in lines]
+            else:
+                body.append(f"{target} = {self.expression(step, args)} if {condition} else {first}")
+        result = variable[d.output]
+        body.append(f"return {result}")
+        head = [f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:"]
+        return head + [INDENT * 2 + line for line in body]
+
+    def expression(self, step: Step, args: list[str]) -> str:
+        if isinstance(step, ModuleStep):
+            return f"{_read(step.name)}({args[0]})"
+        call = step.call
+        if call.style == "list":
+            kwargs = "".join(f", {k}={_literal(v)}" for k, v in call.kwargs.items())
+            return f"{self.imports.name(call.target)}([{', '.join(args)}]{kwargs})"
+        if call.target in BINARY_OPERATORS and not call.kwargs:
+            return f" {BINARY_OPERATORS[call.target]} ".join(args)
+        fn = self.imports.name(call.target)
+        value = args[0]
+        for other in args[1:]:
+            value = f"{fn}({value}, {other})"
+        return value
+
+    def source(self) -> str:
+        plan = self.d.members[0].plan
+        if len(self.d.members) == 1 and plan.sequential and not all(_is_name(s.name) for s in plan.steps):
+            # A chain of unnamed layers (`stem.0`, `stem.1`): an nn.Sequential, as one would write it.
+            children = [(s.name, self.module_expr(s)) for s in plan.steps]  # type: ignore[arg-type]
+            lines = [f"class {self.d.name}(nn.Sequential):", *docstring(self.doc, 1), "",
+                     f"{INDENT}def __init__(self) -> None:",
+                     *render(sequential(children, self.imports, "super().__init__"), 2)]
+            return "\n".join(lines)
+        lines = [f"class {self.d.name}(nn.Module):", *docstring(self.doc, 1), ""]
+        lines += self.init_lines() + [""] + self.forward_lines()
+        return "\n".join(lines)
+
+
+def sequential(children: list[tuple[str, Expr]], imports: Imports, func: str = "nn.Sequential") -> Call:
+    """`nn.Sequential(a, b)` when the children are named 0, 1, ...; else with an OrderedDict of their names."""
+    if [n for n, _ in children] == [str(i) for i in range(len(children))]:
+        return Call(func, [c for _, c in children])
+    imports.ordered_dict = True
+    if all(_is_name(n) for n, _ in children):
+        return Call(func, [Call("OrderedDict", [], list(children))])
+    pairs: list[Expr] = [Call("", [_literal(n), c]) for n, c in children]
+    return Call(func, [Call("OrderedDict", [Call("", pairs, brackets="[]")])])
+
+
+def _is_name(part: str) -> bool:
+    return part.isidentifier() and not keyword.iskeyword(part)
+
+
+def _read(path: str) -> str:
+    """`self.conv1`; a module named "0" is `getattr(self, '0')`."""
+    expr = "self"
+    for part in path.split("."):
+        expr = f"{expr}.{part}" if _is_name(part) else f"getattr({expr}, {_literal(part)})"
+    return expr
+
+
+def _assign(path: str, expr: Expr, depth: int) -> list[str]:
+    parent, _, leaf = path.rpartition(".")
+    owner = _read(parent) if parent else "self"
+    if _is_name(leaf):
+        return render(expr, depth, f"{owner}.{leaf} = ")
+    return render(Call(f"{owner}.add_module", [_literal(leaf), expr]), depth)
+
+
+def docstring(text: str, depth: int) -> list[str]:
+    """A docstring wrapped to the line length: one line if it fits, else closing on its own line."""
+    import textwrap
+
+    pad = INDENT * depth
+    if len(pad) + len(text) + 6 <= WIDTH:
+        return [f'{pad}"""{text}"""']
+    # Narrow enough that a text too long for one line always wraps to two or more.
+    lines = textwrap.wrap(text, WIDTH - len(pad) - 6, break_long_words=False, break_on_hyphens=False)
+    return [f'{pad}"""{lines[0]}', *(pad + line for line in lines[1:]), f'{pad}"""']
+
+
+def _sometimes(argument: Argument) -> bool:
+    """An argument of a step that some members leave out: it defaults to None."""
+    return argument.flag is None and any(v is None for v in argument.values)
+
+
+def _type(values: list[Any]) -> str:
+    hints = {"bool": "bool", "int": "int", "float": "float", "tuple": "tuple[int, int]", "str": "str"}
+    kinds = {type(v).__name__ for v in values if v is not None}
+    if kinds == {"int", "float"}:
+        kinds = {"float"}
+    text = " | ".join(hints.get(k, "object") for k in sorted(kinds)) or "object"
+    return text + (" | None" if any(v is None for v in values) else "")
+
+
+# -- the model ------------------------------------------------------------------------------------------------
+def _class_name(family: str) -> str:
+    name = "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", family) if part) or "Block"
+    return name if name[0].isalpha() else "Block" + name
+
+
+def _model_class_name(name: str) -> str:
+    return _class_name(name) if name else "Network"
+
+
+@dataclass
+class _Family:
+    designs: list[ClassDesign]
+    instance: dict[int, tuple[ClassDesign, int]]  # graph id -> (design, member index)
+
+
+def _designs(name: str, graphs: list[Graph], taken: set[str]) -> _Family:
+    """Classes for graphs of one kind: as few as the rule in the module docstring allows."""
+    members = [Member(plan_graph(g), g.in_shape[0], g.out_shape[0]) for g in graphs]
+    pending = list(range(len(graphs)))
+    family = _Family([], {})
+    while pending:
+        # The largest prefix-free set that one class can write, grown greedily in block order.
+        chosen = [pending[0]]
+        for i in pending[1:]:
+            if design_class("", [members[j] for j in chosen + [i]]) is not None:
+                chosen.append(i)
+        class_name = _unique(name, taken)
+        taken.add(class_name)
+        design = design_class(class_name, [members[j] for j in chosen])
+        assert design is not None
+        family.designs.append(design)
+        for k, j in enumerate(chosen):
+            family.instance[id(graphs[j])] = (design, k)
+        pending = [i for i in pending if i not in chosen]
+    return family
+
+
+def _instantiate(design: ClassDesign, member: int) -> Call:
+    kwargs = [(a.name, _literal(a.values[member])) for a in design.arguments if a.values[member] is not None]
+    return Call(design.name, [], kwargs)
+
+
+STAGE_CLASS = '''class Stage(nn.Module):
+    """A stage: its blocks, run in order."""
+
+    def __init__(self, *blocks: nn.Module) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(x)'''
+
+
+def python_source(net: Network, params: int | None = None) -> str:
+    """The network as the text of a standalone Python module (see the module docstring).
+
+    `params` (the parameter count, for the docstring) is computed when not given.
+    """
+    if params is None:
+        from ..analysis import analyze_network
+
+        params = analyze_network(net).params
+    imports = Imports()
+    taken: set[str] = set(RESERVED_CLASSES)
+    stem = _designs("Stem", [net.stem], taken)
+    head = _designs("Head", [net.head], taken)
+    aux = _designs("AuxHead", [a.graph for a in net.aux_heads], taken) if net.aux_heads else None
+    blocks: dict[str, list[Graph]] = {}
+    family_of: dict[int, str] = {}
+    for stage in net.stages:
+        for block in stage.blocks:
+            blocks.setdefault(block.family, []).append(block.graph)
+            family_of[id(block.graph)] = block.family
+    families = {f: _designs(_class_name(f), graphs, taken) for f, graphs in blocks.items()}
+    docs = {design.name: _family_doc(f) for f, fam in families.items() for design in fam.designs}
+    classes: list[str] = []
+    for fam, doc in [(stem, "The stem."), *((families[f], None) for f in families), (head, "The head."),
+                     *([(aux, "An auxiliary classifier (run in training only).")] if aux else [])]:
+        for design in fam.designs:
+            classes.append(ClassWriter(design, imports, doc or docs[design.name]).source())
+
+    def make(fam: _Family, graph: Graph) -> Call:
+        design, member = fam.instance[id(graph)]
+        return _instantiate(design, member)
+
+    stage_calls: list[Expr] = [
+        Call("Stage", [make(families[family_of[id(b.graph)]], b.graph) for b in stage.blocks]) for stage in net.stages]
+    model_name = _unique(_model_class_name(net.name), taken)
+    init = [f"{INDENT * 2}super().__init__()"]
+    init += render(make(stem, net.stem), 2, "self.stem = ")
+    init += render(Call("nn.Sequential", stage_calls), 2, "self.stages = ")
+    if aux:
+        init += render(Call("nn.ModuleList", [Call("", [make(aux, a.graph) for a in net.aux_heads], brackets="[]")]), 2,
+                       "self.aux_heads = ")
+    init += render(make(head, net.head), 2, "self.head = ")
+    if aux:
+        init.append(f"{INDENT * 2}self.aux_after = {tuple(a.after for a in net.aux_heads)!r}")
+    forward = _model_forward(bool(aux))
+    doc = _model_doc(net, params)
+    model = "\n".join([f"class {model_name}(nn.Module):", *doc, "",
+                       f"{INDENT}def __init__(self) -> None:", *init, "", *forward])
+
+    copied = imports.copied_classes()  # after every class is written: they register what they use
+    header = imports.header()
+    parts = ["\n".join(_module_doc(net, model_name)) + "\n\n" + "\n".join(header), *copied, *classes, STAGE_CLASS, model]
+    return "\n\n\n".join(parts) + "\n"
+
+
+def _family_doc(family: str) -> str:
+    """The first paragraph of the family's docstring (it shows the spec form), or a plain description."""
+    from ..blocks.registry import BLOCKS, load_builtin_blocks
+
+    load_builtin_blocks()
+    doc = (BLOCKS[family].__doc__ or "").strip() if family in BLOCKS else ""
+    first = " ".join(doc.split("\n\n")[0].split())
+    return _docstring_safe(first) if first else f"A `{family}` block."
+
+
+def _docstring_safe(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+
+
+def _model_forward(aux: bool) -> list[str]:
+    if not aux:
+        return [f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:",
+                f"{INDENT * 2}return self.head(self.stages(self.stem(x)))"]
+    return [line and INDENT + line for line in """def forward(self, x: torch.Tensor):
+    x = self.stem(x)
+    if not self.training:
+        return self.head(self.stages(x))
+    aux: list[torch.Tensor | None] = [None] * len(self.aux_after)
+    for i, stage in enumerate(self.stages):
+        x = stage(x)
+        for k, after in enumerate(self.aux_after):
+            if after == i:
+                aux[k] = self.aux_heads[k](x)
+    return (self.head(x), *aux)""".splitlines()]
+
+
+def _shape(shape: Iterable[int]) -> str:
+    return "x".join(map(str, shape))
+
+
+def _model_doc(net: Network, params: int) -> list[str]:
+    lines = [f"{net.name}: input N x {_shape(net.input_shape)}, output N x {_shape(net.output_shape)}.", ""]
+    lines.append(f"{params:,} parameters, initialised by PyTorch's defaults; load trained weights with")
+    lines.append("`load_state_dict`: the keys are those of `archspec.build`.")
+    if net.aux_heads:
+        lines += ["", "In training, forward returns (logits, *aux_logits); in eval, the logits."]
+    return [f'{INDENT}"""{lines[0]}'] + [INDENT + line if line else "" for line in lines[1:]] + [f'{INDENT}"""']
+
+
+def _module_doc(net: Network, model_name: str) -> list[str]:
+    import textwrap
+
+    text = [f'"""{net.name}: standalone PyTorch source, exported by archspec {__version__}.', ""]
+    for paragraph in net.description.strip().split("\n") if net.description else []:
+        text += textwrap.wrap(_docstring_safe(paragraph), WIDTH - 2, break_long_words=False) or [""]
+    if net.description:
+        text.append("")
+    text += ["Needs only torch:", "", f"    model = {model_name}()", '"""']
+    return text

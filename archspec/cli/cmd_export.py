@@ -1,0 +1,59 @@
+"""archspec export: standalone Python source, ONNX or a torch.export program."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_input_option, add_spec_options, overrides, print_json
+
+EXAMPLE = """\
+examples:
+  archspec export resnet50 -o resnet50.py                 readable PyTorch source, no archspec needed
+  archspec export resnet50 -o resnet50.onnx               ONNX, dynamic batch axis (onnxruntime-ready)
+  archspec export resnet50 -o resnet50.pt2                torch.export program: torch.export.load(path)
+  archspec export specs/vgg19.yaml --format python -o vgg.py --set num_classes=10
+  archspec export resnet50.safetensors -o resnet50.onnx   a checkpoint from `archspec build -o`: its weights
+
+The format follows the suffix of -o (.py, .onnx, .pt2) unless --format names it. Python
+source has the state_dict keys of `archspec.build`, so weights load into it unchanged:
+  model = Resnet50(); model.load_state_dict(safetensors.torch.load_file("resnet50.safetensors"))
+ONNX and .pt2 trace the module (random weights unless SPEC is a checkpoint).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..backends.exporters import FORMATS
+
+    formats = ", ".join(f"{f.name} ({f.suffix}): {f.help}" for f in FORMATS.values())
+    p = sub.add_parser("export", help="write standalone PyTorch source, ONNX or a torch.export program",
+                       description=f"Export SPEC (a spec, a zoo name or a .safetensors checkpoint). Formats: {formats}.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("spec", metavar="SPEC", help="a spec file, a zoo name, or a checkpoint written by `archspec build -o`")
+    p.add_argument("-o", "--output", metavar="FILE", required=True, help="the file to write (.py, .onnx or .pt2)")
+    p.add_argument("--format", choices=sorted(FORMATS), help="the format (default: from the suffix of -o)")
+    add_spec_options(p)
+    add_input_option(p)
+    p.add_argument("--batch", type=int, default=2, metavar="N",
+                   help="batch size of the example input used for tracing; the batch axis stays dynamic (default: 2)")
+    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset version (default: the exporter's)")
+    p.add_argument("--json", action="store_true", help="print what was written as JSON")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..api import export
+    from ..backends.exporters import format_for
+    from ..errors import ArchspecError
+    from ..plugins import load_plugins
+
+    chosen = format_for(args.output, args.format)  # a bad suffix is reported before any work
+    if args.batch < 1:
+        raise ArchspecError(f"--batch must be at least 1, got {args.batch}")
+    load_plugins(args.plugins)
+    path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, **overrides(args))
+    if args.json:
+        print_json({"output": str(path), "format": chosen.name, "bytes": path.stat().st_size})
+    else:
+        print(f"wrote {path} ({chosen.name})", file=sys.stderr)
+    return 0

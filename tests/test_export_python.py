@@ -1,0 +1,193 @@
+"""Python source export: standalone, formatted, and the same module as `archspec.build`.
+
+The generated files are imported in a fresh interpreter in which `import archspec`
+fails, so nothing they need can come from archspec. The references are the compiled
+modules (their state_dict keys, shapes and outputs) and ruff's formatter and linter.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+import archspec
+from archspec.backends.python_source import python_source
+from tests.clirun import run_cli
+
+ZOO = archspec.zoo.names()
+# Every block family, stem and head form of the zoo; the other specs differ from one of
+# these only in values (depths, widths, scaling), which the key/shape test covers for all.
+FORWARD = ["lenet5", "alexnet", "vgg11_bn", "resnet18", "resnet50", "resnext50_32x4d", "googlenet", "inception_v3",
+           "mobilenet_v1", "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "efficientnet_b0",
+           "convnext_tiny", "densenet121", "squeezenet1_1"]
+
+# Runs in the child: archspec is made unimportable before anything else happens.
+CHILD = r"""
+import importlib.util, json, sys
+sys.modules["archspec"] = None  # `import archspec` now raises ImportError
+import torch
+from safetensors.torch import load_file
+
+job = json.load(open(sys.argv[1]))
+report = {}
+for item in job:
+    spec = importlib.util.spec_from_file_location(item["module"], item["source"])
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cls = getattr(module, item["class"])
+    entry = {}
+    if item.get("weights"):
+        model = cls()
+        model.load_state_dict(load_file(item["weights"]))
+        model.eval()
+        x = load_file(item["input"])["x"]
+        with torch.no_grad():
+            torch.save(model(x), item["output"])
+        if item.get("train"):
+            torch.manual_seed(0)
+            model.train()
+            out = model(x)
+            torch.save(list(out) if isinstance(out, tuple) else [out], item["train"])
+    else:
+        with torch.device("meta"):
+            model = cls()
+    entry["keys"] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
+    report[item["name"]] = entry
+json.dump(report, open(sys.argv[2], "w"))
+"""
+
+
+def _model_class(source: str) -> str:
+    return re.findall(r"^class (\w+)\(nn\.Module\):", source, re.M)[-1]
+
+
+def _run_child(job: list[dict], tmp_path: Path) -> dict:
+    (tmp_path / "job.json").write_text(json.dumps(job))
+    result = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "job.json"), str(tmp_path / "report.json")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((tmp_path / "report.json").read_text())
+
+
+def _write(name: str, tmp_path: Path) -> tuple[Path, str]:
+    source = python_source(archspec.load_spec(name).network())
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    return path, source
+
+
+def test_every_zoo_spec_exports_with_the_compiled_modules_keys_and_shapes(tmp_path: Path) -> None:
+    job = []
+    for name in ZOO:
+        path, source = _write(name, tmp_path)
+        job.append({"name": name, "module": f"exported_{name}", "source": str(path), "class": _model_class(source)})
+    report = _run_child(job, tmp_path)
+    for name in ZOO:
+        with torch.device("meta"):
+            expected = [[k, list(v.shape)] for k, v in archspec.build(name, _init=False).state_dict().items()]
+        assert report[name]["keys"] == expected, name
+
+
+def _forward_job(spec: str | Path, key: str, tmp_path: Path) -> tuple[dict, dict]:
+    """Export `spec`, save random weights and an input for the child; return its job and our outputs."""
+    net = archspec.load_spec(spec).network()
+    source = python_source(net)
+    path = tmp_path / f"{key}.py"
+    path.write_text(source)
+    torch.manual_seed(0)
+    model = archspec.build(spec)
+    _randomise_norm_statistics(model)
+    x = torch.randn(2, *net.input_shape)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / f"{key}.safetensors")
+    save_file({"x": x}, tmp_path / f"{key}.x.safetensors")
+    item = {"name": key, "module": f"exported_{key}", "source": str(path), "class": _model_class(source),
+            "weights": str(tmp_path / f"{key}.safetensors"), "input": str(tmp_path / f"{key}.x.safetensors"),
+            "output": str(tmp_path / f"{key}.out.pt")}
+    model.eval()
+    with torch.no_grad():
+        expected = {"eval": model(x)}
+    if net.aux_heads or any(b.family in ("mbconv", "convnext") for s in net.stages for b in s.blocks):
+        # Training mode draws dropout and stochastic-depth masks: the same seed must give the same ones.
+        item["train"] = str(tmp_path / f"{key}.train.pt")
+        torch.manual_seed(0)
+        model.train()
+        out = model(x)
+        expected["train"] = [t.detach() for t in (out if isinstance(out, tuple) else (out,))]
+    return item, expected
+
+
+def _check_outputs(report: dict, expected: dict, tmp_path: Path) -> None:
+    assert set(report) == set(expected)
+    for key, want in expected.items():
+        ours = torch.load(tmp_path / f"{key}.out.pt")
+        assert torch.allclose(ours, want["eval"], atol=1e-5, rtol=0), key
+        if "train" in want:
+            theirs = torch.load(tmp_path / f"{key}.train.pt")
+            assert len(theirs) == len(want["train"]), key
+            for a, b in zip(theirs, want["train"]):
+                assert torch.allclose(a, b, atol=1e-5, rtol=0), key
+
+
+def test_exported_modules_compute_what_the_compiled_ones_compute(tmp_path: Path) -> None:
+    jobs = {name: _forward_job(name, name, tmp_path) for name in FORWARD}
+    report = _run_child([item for item, _ in jobs.values()], tmp_path)
+    _check_outputs(report, {name: want for name, (_, want) in jobs.items()}, tmp_path)
+
+
+def _randomise_norm_statistics(model: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+
+
+def test_exported_source_is_formatted_and_lint_clean(tmp_path: Path) -> None:
+    for name in ZOO:
+        _write(name, tmp_path)
+    ruff = [sys.executable, "-m", "ruff"]
+    fmt = subprocess.run([*ruff, "format", "--isolated", "--diff", str(tmp_path)], capture_output=True, text=True)
+    assert fmt.returncode == 0, fmt.stdout[:3000] + fmt.stderr[:3000]
+    lint = subprocess.run([*ruff, "check", "--isolated", "--select", "E,F,W,B", str(tmp_path)], capture_output=True,
+                          text=True)
+    assert lint.returncode == 0, lint.stdout[:3000]
+
+
+def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None:
+    _, source = _write("resnet50", tmp_path)
+    classes = re.findall(r"^class (\w+)\(", source, re.M)
+    assert classes == ["Stem", "Bottleneck", "Head", "Stage", "Resnet50"]
+    imports = [line for line in source.splitlines() if re.match(r"\s*(import|from) ", line)]
+    assert imports == ["from __future__ import annotations", "from collections import OrderedDict", "import torch",
+                       "from torch import nn"]
+    # The optional projection shortcut is a None module, as in torchvision's Bottleneck.
+    assert "self.downsample = None\n        if downsample:" in source
+    assert "if self.downsample is not None:\n            x = self.downsample(x)\n        out += x" in source
+    # ResNet-50's stage 1 holds 3 bottlenecks, the first with the projection.
+    assert source.count("downsample=True") == 4 and source.count("downsample=False") == 12
+
+
+def test_user_defined_blocks_export_too(tmp_path: Path) -> None:
+    """A YAML-defined ShuffleNet-v2 unit (split, shuffle): its archspec layers are copied into the file."""
+    spec = Path(__file__).parent.parent / "docs" / "examples" / "shufflenet_v2_x1_0.yaml"
+    item, want = _forward_job(spec, "shufflenet", tmp_path)
+    source = Path(item["source"]).read_text()
+    assert "class ChannelShuffle(nn.Module):" in source and "class ChannelSplit(nn.Module):" in source
+    _check_outputs(_run_child([item], tmp_path), {"shufflenet": want}, tmp_path)
+    code, _, err = run_cli("export", str(spec), "-o", str(tmp_path / "cli.py"))
+    assert code == 0, err
+    assert (tmp_path / "cli.py").read_text() == source
+
+
+def test_export_cli_needs_no_torch(tmp_path: Path) -> None:
+    code = ("import sys; from archspec.cli.main import main; rc = main(['export', 'resnet50', '-o', sys.argv[1]]); "
+            "assert 'torch' not in sys.modules, 'torch was imported'; sys.exit(rc)")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.py")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "r.py").read_text().startswith('"""resnet50: standalone PyTorch source')
