@@ -92,33 +92,35 @@ def load(path: str | Path, device: str = "cpu"):
     return _load(path, device)
 
 
-def export(spec: Any, path: str | Path, format: str | None = None, *, batch: int = 1, opset: int | None = None,
-           **overrides: Any) -> Path:
+def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any = None, batch: int = 2,
+           opset: int | None = None, **overrides: Any) -> Path:
     """Write the network to `path` as standalone Python source, ONNX or a torch.export program.
 
     `format` is "python", "onnx" or "export"; by default the suffix decides (.py, .onnx, .pt2).
     `spec` is anything `build` takes, or a checkpoint written by `archspec build -o`, whose
-    weights are exported. `batch` sizes the example input used for tracing (the batch axis
-    stays dynamic); `opset` picks the ONNX opset. Other keywords override spec keys.
+    weights are exported. `model`: the compiled module to export (after training, say); by
+    default the spec is built with fresh weights. `batch` sizes the example input used for
+    tracing (the batch axis stays dynamic); `opset` picks the ONNX opset. Other keywords
+    override spec keys.
     Python export needs no torch; the others trace the compiled module.
     """
     from .backends.exporters import ExportError, format_for
 
     chosen = format_for(path, format)
-    model = None
-    if _is_checkpoint(spec):
+    if isinstance(spec, Network) and not overrides:
+        net = spec
+    elif _is_checkpoint(spec):
         from .checkpoint import read_spec
 
         if overrides:
             raise ExportError("a checkpoint's spec cannot be overridden (--set): its weights were made for it")
         net = to_network(read_spec(spec))
-        if chosen.needs_weights:
+        if chosen.needs_weights and model is None:
             model = load(spec)
     else:
-        located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
-        net = located.network()
-        if chosen.needs_weights:
-            model = build(net)
+        net = to_network(spec, **overrides)
+    if chosen.needs_weights and model is None:
+        model = build(net)
     chosen.write(net, model, Path(path), batch, opset)
     return Path(path)
 

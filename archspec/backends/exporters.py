@@ -34,7 +34,7 @@ class ExportFormat:
     help: str
 
 
-def write_python(net: Network, model: Any, path: Path, batch: int, opset: int | None) -> None:
+def write_python(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None) -> None:
     from .python_source import python_source
 
     write_atomic(path, python_source(net))
@@ -48,29 +48,43 @@ def _example(net: Network, model: Any, batch: int) -> Any:
     return torch.randn(max(batch, 2), *net.input_shape, device=device)
 
 
-def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | None) -> None:
-    """ONNX through torch's exporter, with a dynamic batch axis named `batch`."""
+def _dynamic_batch() -> dict[str, Any]:
+    import torch
+
+    return {"x": {0: torch.export.Dim("batch")}}
+
+
+def trace(net: Network, model: Any, batch: int = 2) -> Any:
+    """The module in eval mode as a `torch.export` program with a dynamic batch dimension.
+
+    Both ONNX and .pt2 are written from such a program; pass one to both to trace once.
+    """
     import torch
 
     model.eval()
+    return torch.export.export(model, (_example(net, model, batch),), dynamic_shapes=_dynamic_batch())
+
+
+def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None) -> None:
+    """ONNX through torch's exporter, with a dynamic batch axis named `batch`."""
+    import torch
+
+    program = program if program is not None else trace(net, model, batch)
     x = _example(net, model, batch)
     options: dict[str, Any] = {"opset_version": opset} if opset else {}
 
     def save(tmp: Path) -> None:
-        torch.onnx.export(model, (x,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamo=True,
-                          dynamic_shapes={"x": {0: torch.export.Dim("batch")}}, external_data=False, verbose=False,
-                          **options)
+        torch.onnx.export(program, (x,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamo=True,
+                          dynamic_shapes=_dynamic_batch(), external_data=False, verbose=False, **options)
 
     _quietly(lambda: write_with(path, save))
 
 
-def write_pt2(net: Network, model: Any, path: Path, batch: int, opset: int | None) -> None:
+def write_pt2(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None) -> None:
     """A `torch.export` program with a dynamic batch dimension; load it with `torch.export.load`."""
     import torch
 
-    model.eval()
-    x = _example(net, model, batch)
-    program = torch.export.export(model, (x,), dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    program = program if program is not None else trace(net, model, batch)
     buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer, not our temporary file
     torch.export.save(program, buffer)
     write_atomic(path, buffer.getvalue())

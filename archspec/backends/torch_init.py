@@ -43,20 +43,41 @@ def _apply(scheme: str, tensor: torch.Tensor | None, module: nn.Module) -> None:
             nn.init.normal_(tensor, 0.0, std)
 
 
+def _rule(init: Any, name: str, kind: str) -> Any:
+    """The rule for the module at `name` of kind conv, linear or norm: the kind's, unless a glob names it."""
+    rule = getattr(init, kind)
+    for pattern, override in init.by_name.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            rule = override
+    return rule
+
+
 def initialise(model: nn.Module, init: Any) -> None:
     """Apply `init.conv`, `init.linear`, `init.norm`, then `init.by_name` globs, in module order."""
     with torch.no_grad():
         for name, module in model.named_modules():
             if isinstance(module, _CONV):
-                rule = init.conv
+                rule = _rule(init, name, "conv")
             elif isinstance(module, nn.Linear):
-                rule = init.linear
+                rule = _rule(init, name, "linear")
             elif isinstance(module, _NORM):
-                rule = init.norm
+                rule = _rule(init, name, "norm")
             else:
                 continue
-            for pattern, override in init.by_name.items():
-                if fnmatch.fnmatchcase(name, pattern):
-                    rule = override
             _apply(rule.weight, getattr(module, "weight", None), module)
             _apply(rule.bias, getattr(module, "bias", None), module)
+
+
+# Modules whose constructor's own initialisation is worth skipping (a random draw per weight).
+_SKIPPABLE = {"torch.nn.Conv2d": "conv", "torch.nn.Linear": "linear"}
+
+
+def overwrites(init: Any, name: str, target: str, has_bias: bool) -> bool:
+    """Whether `initialise` will set every parameter of the module at `name`, so that its
+    constructor need not initialise them first (building resnet50 then costs one random
+    draw per weight instead of two). Buffers are never skipped: no module here has any."""
+    kind = _SKIPPABLE.get(target)
+    if kind is None:
+        return False
+    rule = _rule(init, name, kind)
+    return rule.weight != "default" and (not has_bias or rule.bias != "default")

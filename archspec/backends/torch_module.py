@@ -21,7 +21,7 @@ from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
 from . import torch_layers
 from .plan import INPLACE_FORM, ModuleStep, plan_graph
-from .torch_init import initialise
+from .torch_init import initialise, overwrites
 
 
 @cache
@@ -31,21 +31,33 @@ def resolve_target(path: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), attr)
 
 
-def instantiate(call: ModuleCall) -> nn.Module:
-    return resolve_target(call.target)(*call.args, **call.kwargs)
+# Whether the module built from a call at a path will be fully initialised afterwards.
+SkipInit = Callable[[str, ModuleCall], bool]
 
 
-def _module(step: ModuleStep) -> nn.Module:
+def instantiate(call: ModuleCall, skip_init: bool = False) -> nn.Module:
+    """Construct the module; `skip_init` leaves its parameters uninitialised (they are set later)."""
+    cls = resolve_target(call.target)
+    if skip_init:
+        return nn.utils.skip_init(cls, *call.args, **call.kwargs)
+    return cls(*call.args, **call.kwargs)
+
+
+def _module(step: ModuleStep, prefix: str, skip: SkipInit | None) -> nn.Module:
+    path = f"{prefix}.{step.name}"
     if step.call is not None:
-        return instantiate(step.call)
-    return nn.Sequential(OrderedDict((name, instantiate(call)) for name, call in step.children))
+        return instantiate(step.call, skip is not None and skip(path, step.call))
+    return nn.Sequential(OrderedDict(
+        (name, instantiate(call, skip is not None and skip(f"{path}.{name}", call))) for name, call in step.children))
 
 
-def graph_module(graph: Graph, class_name: str = "Block") -> nn.Module:
-    """The graph as a module, following its plan (see `plan.py`)."""
+def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip: SkipInit | None = None) -> nn.Module:
+    """The graph as a module, following its plan (see `plan.py`). `prefix` is the module's path in
+    the network, for `skip`, which says which modules need no initialisation of their own."""
     plan = plan_graph(graph)
     if plan.sequential:
-        return nn.Sequential(OrderedDict((step.name, _module(step)) for step in plan.steps))  # type: ignore[arg-type]
+        return nn.Sequential(OrderedDict(
+            (step.name, _module(step, prefix, skip)) for step in plan.steps))  # type: ignore[arg-type]
     root: dict[str, nn.Module] = {}
     g = fx.Graph()
     values: dict[int, fx.Node] = {INPUT: g.placeholder("x")}
@@ -53,7 +65,7 @@ def graph_module(graph: Graph, class_name: str = "Block") -> nn.Module:
         args = [values[j] for j in step.inputs]
         local = step.name.replace(".", "_")
         if isinstance(step, ModuleStep):
-            root[step.name] = _module(step)
+            root[step.name] = _module(step, prefix, skip)
             values[k] = g.create_node("call_module", step.name, tuple(args), name=local)
             continue
         call = step.call
@@ -95,13 +107,21 @@ def _class_name(family: str) -> str:
 
 def build_module(net: Network, init: bool = True) -> nn.Module:
     """Compile the IR into a module; `init` applies the spec's weight initialisation."""
-    stem = graph_module(net.stem, "Stem")
+    skip = None
+    if init and net.init is not None:
+        rules = net.init
+
+        def skip(path: str, call: ModuleCall) -> bool:
+            return overwrites(rules, path, call.target, bool(call.arguments().get("bias", True)))
+
+    stem = graph_module(net.stem, "Stem", "stem", skip)
     stages = [
-        torch_layers.Stage([graph_module(block.graph, _class_name(block.family)) for block in stage.blocks])
-        for stage in net.stages
+        torch_layers.Stage([graph_module(block.graph, _class_name(block.family), f"stages.{s}.blocks.{b}", skip)
+                            for b, block in enumerate(stage.blocks)])
+        for s, stage in enumerate(net.stages)
     ]
-    aux = [graph_module(a.graph, "AuxHead") for a in net.aux_heads]
-    head = graph_module(net.head, "Head")
+    aux = [graph_module(a.graph, "AuxHead", f"aux_heads.{i}", skip) for i, a in enumerate(net.aux_heads)]
+    head = graph_module(net.head, "Head", "head", skip)
     model = torch_layers.Network(stem, stages, head, aux, tuple(a.after for a in net.aux_heads))
     if init and net.init is not None:
         initialise(model, net.init)

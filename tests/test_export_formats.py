@@ -1,0 +1,129 @@
+"""ONNX and torch.export (.pt2) for every zoo spec, checked by onnx, onnxruntime and torch.export.load.
+
+The references are outside the code under test: `onnx.checker`, onnxruntime's outputs
+and the program torch loads back, each compared with the compiled PyTorch module on a
+batch size other than the one traced (the batch axis must be dynamic).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+
+import archspec
+from archspec.backends.exporters import trace, write_onnx, write_pt2
+from tests.clirun import run_cli
+
+ZOO = archspec.zoo.names()
+
+
+def calibrate(model: torch.nn.Module, shape: tuple[int, ...]) -> torch.nn.Module:
+    """Set every batch norm's running statistics to those of a random batch, so that a randomly
+    initialised network gives outputs of order one (EfficientNet's are ~1e-14 otherwise, and
+    Inception-v3's ~1e6), and a tolerance means something."""
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average: after one batch, that batch's statistics
+    model.train()
+    with torch.no_grad():
+        torch.manual_seed(1)
+        model(torch.randn(8, *shape))
+    return model.eval()
+
+
+def _close(ours: np.ndarray, reference: torch.Tensor, model: torch.nn.Module, x: torch.Tensor) -> None:
+    """Within 1e-4 (relative to outputs above 1), or within the float32 noise of the PyTorch module itself.
+
+    A deep random network amplifies rounding: ResNet-152's float32 outputs differ from its own
+    float64 outputs by ~7e-4, so no float32 runtime can be held to 1e-4 there. The noise floor
+    is measured (float64 as the truth) and the export may err by at most 4 times as much. A
+    wrong export errs by the size of the outputs, far above either bound.
+    """
+    ref = reference.numpy()
+    scale = max(1.0, float(np.abs(ref).max()))
+    diff = float(np.abs(ours - ref).max())
+    if diff <= 1e-4 * scale:
+        return
+    with torch.no_grad():
+        truth = copy.deepcopy(model).double()(x.double()).numpy()
+    floor = float(np.abs(ref - truth).max())
+    error = float(np.abs(ours - truth).max())
+    assert error <= 4 * floor, f"max abs difference {diff}, {error} from float64 (float32 noise: {floor})"
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> None:
+    # Above 224x224 (EfficientNet-B1 to B7) the layers are the same at 224, and the runs up to
+    # seven times cheaper: the test exports those networks for a 224x224 input.
+    spec = archspec.load_spec(name)
+    net = spec.network()
+    if net.input_shape[1] > 224 and name.startswith("efficientnet"):
+        spec = archspec.load_spec(name, **{"input.size": [224, 224]})
+        net = spec.network()
+    torch.manual_seed(0)
+    model = calibrate(archspec.build(spec), net.input_shape)
+    x = torch.randn(3, *net.input_shape)  # traced with batch 2: 3 needs the dynamic axis
+    with torch.no_grad():
+        reference = model(x)
+    assert float(reference.std()) > 1e-3, "calibration failed: outputs too small to compare"
+
+    program = trace(net, model)  # one trace for both formats; `archspec export` traces per format
+    onnx_path = tmp_path / f"{name}.onnx"
+    write_onnx(net, model, onnx_path, 2, None, program)
+    onnx.checker.check_model(str(onnx_path))
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    (inp,), (out,) = session.get_inputs(), session.get_outputs()
+    assert (inp.name, out.name) == ("input", "logits")
+    assert inp.shape[0] == "batch" and inp.shape[1:] == list(net.input_shape)
+    _close(session.run(None, {"input": x.numpy()})[0], reference, model, x)
+    del session
+
+    pt2_path = tmp_path / f"{name}.pt2"
+    write_pt2(net, model, pt2_path, 2, None, program)
+    program = torch.export.load(str(pt2_path))
+    with torch.no_grad():
+        _close(program.module()(x).numpy(), reference, model, x)
+
+
+def test_export_cli_writes_each_format_and_reports_json(tmp_path: Path) -> None:
+    for suffix, fmt in ((".py", "python"), (".onnx", "onnx"), (".pt2", "export")):
+        target = tmp_path / f"lenet{suffix}"
+        code, out, err = run_cli("export", "lenet5", "-o", str(target), "--json", "--set", "num_classes=7")
+        assert code == 0, err
+        report = json.loads(out)
+        assert report["format"] == fmt and report["bytes"] == target.stat().st_size > 0
+    session = onnxruntime.InferenceSession(str(tmp_path / "lenet.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].shape == ["batch", 7]
+
+
+def test_export_from_a_checkpoint_keeps_its_weights(tmp_path: Path) -> None:
+    ckpt = tmp_path / "lenet.safetensors"
+    assert run_cli("build", "lenet5", "-o", str(ckpt))[0] == 0
+    model = archspec.load(ckpt).eval()
+    code, _, err = run_cli("export", str(ckpt), "-o", str(tmp_path / "lenet.onnx"))
+    assert code == 0, err
+    x = torch.randn(5, 1, 32, 32)
+    session = onnxruntime.InferenceSession(str(tmp_path / "lenet.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        _close(session.run(None, {"input": x.numpy()})[0], model(x), model, x)
+
+
+def test_export_refuses_what_it_cannot_do_without_writing(tmp_path: Path) -> None:
+    code, _, err = run_cli("export", "lenet5", "-o", str(tmp_path / "lenet.tflite"))
+    assert code == 2 and "cannot tell the export format" in err and ".onnx (onnx)" in err
+    with pytest.raises(SystemExit) as exit_:  # argparse refuses the choice
+        run_cli("export", "lenet5", "--format", "tflite", "-o", str(tmp_path / "x"))
+    assert exit_.value.code == 2
+    ckpt = tmp_path / "lenet.safetensors"
+    assert run_cli("build", "lenet5", "-o", str(ckpt))[0] == 0
+    code, _, err = run_cli("export", str(ckpt), "-o", str(tmp_path / "x.onnx"), "--set", "num_classes=3")
+    assert code == 2 and "cannot be overridden" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.safetensors"]
