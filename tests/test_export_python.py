@@ -191,3 +191,9 @@ def test_export_cli_needs_no_torch(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.py")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "r.py").read_text().startswith('"""resnet50: standalone PyTorch source')
+
+
+def test_the_documented_example_is_current() -> None:
+    example = Path(__file__).parent.parent / "docs" / "examples" / "resnet50_export.py"
+    assert example.read_text() == python_source(archspec.load_spec("resnet50").network()), (
+        "stale: run `archspec export resnet50 -o docs/examples/resnet50_export.py`")
