@@ -98,16 +98,24 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
 
     `format` is "python", "onnx" or "export"; by default the suffix decides (.py, .onnx, .pt2).
     `spec` is anything `build` takes, or a checkpoint written by `archspec build -o`, whose
-    weights are exported. `model`: the compiled module to export (after training, say); by
-    default the spec is built with fresh weights. `batch` sizes the example input used for
-    tracing (the batch axis stays dynamic); `opset` picks the ONNX opset. Other keywords
-    override spec keys.
-    Python export needs no torch; the others trace the compiled module.
+    weights go into ONNX and .pt2 (Python source holds no weights: load them into the class).
+    `model`: the compiled module to export (after training, say); by default the spec is
+    built with fresh weights. `batch` (at least 2) sizes the example input used for tracing;
+    the batch axis stays dynamic. `opset` picks the ONNX opset (18 or newer). Other keywords
+    override spec keys. Python export needs no torch; the others trace the compiled module.
     """
     from .backends.exporters import ExportError, format_for
 
     chosen = format_for(path, format)
-    if isinstance(spec, Network) and not overrides:
+    if batch < 2:
+        raise ExportError(f"batch must be at least 2 (torch.export takes a size-1 dimension for a constant), got {batch}")
+    if chosen.needs_weights:
+        from .backends.exporters import require
+
+        require("torch")
+    if isinstance(spec, Network):
+        if overrides:
+            raise ExportError("overrides apply to a spec, not to a compiled Network")
         net = spec
     elif _is_checkpoint(spec):
         from .checkpoint import read_spec

@@ -10,12 +10,15 @@ from collections.abc import Callable, Iterator
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
+
+    `suffix` ends the temporary name, for writers that insist on one (torch.export: `.pt2`).
+    """
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
     parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -43,7 +46,7 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
             tmp.write_bytes(data)
 
 
-def write_with(path: str | Path, writer: Callable[[Path], None]) -> None:
-    """Let `writer` write to a temporary file, then move it into place."""
-    with atomic_path(path) as tmp:
+def write_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "") -> None:
+    """Let `writer` write to a temporary file (named ending in `suffix`), then move it into place."""
+    with atomic_path(path, suffix) as tmp:
         writer(tmp)

@@ -127,3 +127,17 @@ def test_export_refuses_what_it_cannot_do_without_writing(tmp_path: Path) -> Non
     code, _, err = run_cli("export", str(ckpt), "-o", str(tmp_path / "x.onnx"), "--set", "num_classes=3")
     assert code == 2 and "cannot be overridden" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lenet.safetensors"]
+
+
+def test_export_options_are_checked_before_any_work(tmp_path: Path) -> None:
+    code, _, err = run_cli("export", "lenet5", "-o", str(tmp_path / "l.onnx"), "--opset", "13")
+    assert code == 2 and "opset 18 or newer" in err
+    code, _, err = run_cli("export", "lenet5", "-o", str(tmp_path / "l.onnx"), "--batch", "1")
+    assert code == 2 and "at least 2" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_leaves_a_trained_module_in_its_mode(tmp_path: Path) -> None:
+    model = archspec.build("lenet5").train()
+    archspec.export("lenet5", tmp_path / "l.pt2", model=model)
+    assert model.training

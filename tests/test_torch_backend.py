@@ -109,3 +109,32 @@ def test_forward_has_no_interpretation_overhead() -> None:
         h.remove()
     leaves = [n for n, m in model.named_modules() if not list(m.children())]
     assert sorted(calls) == sorted(leaves)  # each leaf module runs exactly once
+
+
+@pytest.mark.parametrize("name", ["resnet50", "googlenet", "mobilenet_v3_small", "convnext_tiny", "densenet121",
+                                  "efficientnet_b0", "inception_v3", "vgg11_bn"])
+def test_layers_built_without_their_own_initialisation_are_all_initialised(name: str, monkeypatch) -> None:
+    """`build` skips the constructor's initialisation of layers the spec's `init` overwrites.
+    Fill what skip_init leaves with NaN: if any parameter is not overwritten, a NaN survives."""
+    real = torch.nn.utils.skip_init
+    skipped: list[str] = []
+
+    def poisoned(cls, *args, **kwargs):
+        module = real(cls, *args, **kwargs)
+        with torch.no_grad():
+            for p in module.parameters():
+                p.fill_(float("nan"))
+        skipped.append(cls.__name__)
+        return module
+
+    monkeypatch.setattr(torch.nn.utils, "skip_init", poisoned)
+    model = archspec.build(name)
+    assert skipped, "nothing was skipped: the test checks nothing"
+    bad = [k for k, v in model.state_dict().items() if v.is_floating_point() and torch.isnan(v).any()]
+    assert not bad, bad
+
+
+def test_build_honours_the_default_device() -> None:
+    with torch.device("meta"):
+        model = archspec.build("resnet18")
+    assert {p.device.type for p in model.parameters()} == {"meta"}

@@ -111,7 +111,7 @@ def machine(threads: int) -> str:
     import torch
 
     try:
-        load = "load average {:.2f}".format(os.getloadavg()[0])
+        load = f"load average {os.getloadavg()[0]:.2f}"
     except OSError:
         load = "load unknown"
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, {load}; Python {platform.python_version()}, "

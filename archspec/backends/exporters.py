@@ -7,7 +7,6 @@ module; Python source is written from the IR and needs no torch at all.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,26 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
+# torch's ONNX exporter writes opset 18 and newer; it would silently ignore an older request.
+MIN_OPSET = 18
+
+
 class ExportError(ArchspecError):
     pass
+
+
+class ExportDependencyMissing(ArchspecError):
+    """A package the format needs is not installed; the CLI exits with code 3, as for Graphviz."""
+
+    exit_code = 3
+
+
+def require(*modules: str) -> None:
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ExportDependencyMissing(f"this export needs {', '.join(missing)}: pip install 'archspec[export]'")
 
 
 @dataclass(frozen=True)
@@ -41,11 +58,14 @@ def write_python(net: Network, model: Any, path: Path, batch: int, opset: int | 
 
 
 def _example(net: Network, model: Any, batch: int) -> Any:
+    """A random input on the model's device, in its dtype. A batch of at least 2: torch.export
+    takes a dimension of size 1 for a constant, and the batch axis is to stay dynamic."""
     import torch
 
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else "cpu"
-    return torch.randn(max(batch, 2), *net.input_shape, device=device)
+    dtype = parameter.dtype if parameter is not None and parameter.is_floating_point() else torch.float32
+    return torch.randn(max(batch, 2), *net.input_shape, device=device, dtype=dtype)
 
 
 def _dynamic_batch() -> dict[str, Any]:
@@ -61,12 +81,19 @@ def trace(net: Network, model: Any, batch: int = 2) -> Any:
     """
     import torch
 
+    training = model.training
     model.eval()
-    return torch.export.export(model, (_example(net, model, batch),), dynamic_shapes=_dynamic_batch())
+    try:
+        return torch.export.export(model, (_example(net, model, batch),), dynamic_shapes=_dynamic_batch())
+    finally:
+        model.train(training)  # the caller's module is left as it was
 
 
 def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None) -> None:
     """ONNX through torch's exporter, with a dynamic batch axis named `batch`."""
+    require("onnx", "onnxscript")
+    if opset is not None and opset < MIN_OPSET:
+        raise ExportError(f"--opset {opset}: torch's ONNX exporter writes opset {MIN_OPSET} or newer")
     import torch
 
     program = program if program is not None else trace(net, model, batch)
@@ -85,14 +112,14 @@ def write_pt2(net: Network, model: Any, path: Path, batch: int, opset: int | Non
     import torch
 
     program = program if program is not None else trace(net, model, batch)
-    buffer = io.BytesIO()  # torch.export.save wants a .pt2 name or a buffer, not our temporary file
-    torch.export.save(program, buffer)
-    write_atomic(path, buffer.getvalue())
+    # torch.export.save wants a name ending in .pt2 (or a buffer, which costs a copy of the weights)
+    write_with(path, lambda tmp: torch.export.save(program, str(tmp)), suffix=".pt2")
 
 
 def _quietly(action: Callable[[], None]) -> None:
     """Run the ONNX exporter without its progress lines on stdout (which `--json` owns)."""
     import contextlib
+    import io
     import warnings
 
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):

@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
+from ..errors import ArchspecError
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
 from .plan import FunctionStep, GraphPlan, ModuleStep, Step, plan_graph
-from .source_format import INDENT, WIDTH, Call, Expr, render
+from .source_format import INDENT, WIDTH, Call, Expr, flat, render
 
 # Names of positional constructor arguments, for naming class arguments after them.
 POSITIONAL_NAMES = {
@@ -55,17 +56,24 @@ POSITIONAL_NAMES = {
 # A width named after the layer that produces it: `conv1_channels`, `fc1_features`.
 CHANNEL_ARGUMENTS = {"out_channels": "channels", "num_features": "channels", "out_features": "features"}
 BINARY_OPERATORS = {"operator.add": "+", "operator.mul": "*", "operator.sub": "-", "operator.truediv": "/"}
-RESERVED_CLASSES = {"Stage", "OrderedDict", "Tensor"}
+# Names the generated file defines or imports, which no argument, flag or variable may shadow.
+RESERVED_NAMES = frozenset({"self", "super", "nn", "torch", "getattr", "OrderedDict", "annotations", "x", "out"})
+# Class names taken before any block's: the fixed classes and every layer that may be copied in.
+RESERVED_CLASSES = {"Stage", "OrderedDict", "Tensor", "LayerNorm2d", "StochasticDepth", "LayerScale", "ChannelSplit",
+                    "ChannelShuffle"}
 
 
 # -- naming the targets ----------------------------------------------------------------------------------------
 class Imports:
     """Where each target comes from in the generated file: `torch.nn.Conv2d` -> `nn.Conv2d`;
-    an archspec layer -> its class, copied in; anything else -> a `from module import name`."""
+    an archspec layer, or one from a `--plugin` file (which no other interpreter can import),
+    -> its class, copied in (it must be self-contained, as archspec's are); a layer from an
+    installed package -> `from package import Name`, aliased if the name is taken."""
 
-    def __init__(self) -> None:
+    def __init__(self, taken: set[str]) -> None:
+        self.taken = taken  # class names of the generated file
         self.copied: dict[str, str] = {}  # target -> class name
-        self.extra: dict[str, str] = {}  # target -> name
+        self.extra: dict[str, str] = {}  # target -> local name
         self.ordered_dict = False
 
     def name(self, target: str) -> str:
@@ -74,19 +82,25 @@ class Imports:
             return f"nn.{attr}"
         if module in ("torch", "torch.nn.functional"):
             return target
-        if module.split(".")[0] == "archspec":
+        if module.split(".")[0] == "archspec" or module.startswith("archspec_plugin_"):
+            if target not in self.copied and (attr in self.taken - set(RESERVED_CLASSES) or attr in RESERVED_NAMES):
+                raise ArchspecError(f"cannot copy layer class {attr} into the file: a generated class has its name")
             self.copied[target] = attr
             return attr
-        self.extra[target] = attr
-        return attr
+        if target not in self.extra:
+            local = attr if attr not in self.taken and attr not in RESERVED_NAMES else _unique(f"{attr}_", self.taken)
+            self.extra[target] = local
+            self.taken.add(local)
+        return self.extra[target]
 
     def header(self) -> list[str]:
         lines = ["from __future__ import annotations", ""]
         if self.ordered_dict:
             lines += ["from collections import OrderedDict", ""]
         lines += ["import torch", "from torch import nn"]
-        for target, attr in sorted(self.extra.items()):
-            lines.append(f"from {target.rpartition('.')[0]} import {attr}")
+        for target, local in sorted(self.extra.items()):
+            module, _, attr = target.rpartition(".")
+            lines.append(f"from {module} import {attr}" + (f" as {local}" if local != attr else ""))
         return lines
 
     def copied_classes(self) -> list[str]:
@@ -150,11 +164,21 @@ class Member:
         return None if self.plan.output == INPUT else self.plan.steps[self.plan.output].name
 
 
+class _Absent:
+    """A member without the step that holds a value (unlike None, which is a value)."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Any = _Absent()
+
+
 @dataclass
 class Argument:
     name: str
     slots: list[tuple[str, str, str]]  # (step, child, argument)
-    values: list[Any]  # per member; None where no slot of it exists
+    values: list[Any]  # per member; ABSENT where the member lacks every slot of it
     flag: str | None = None  # the optional step this flag switches
 
 
@@ -222,8 +246,32 @@ def design_class(name: str, members: list[Member]) -> ClassDesign | None:
         for step in m.plan.steps:
             if [resolve(m, i) for i in inputs[step.name]] != m.input_names(step):
                 return None
+        # The class runs and registers steps in the merged order: each member's own order must
+        # survive (dropout draws, state_dict keys), containers included (`se.fc1` under `se`).
+        if [position[s.name] for s in m.plan.steps] != sorted(position[s.name] for s in m.plan.steps):
+            return None
+        if _registrations(order, steps, set(m.by_name)) != _registrations(
+                [s.name for s in m.plan.steps], steps, set(m.by_name)):
+            return None
     arguments, constants = _arguments(members, order, steps, optional)
     return ClassDesign(name, members, order, steps, inputs, output, optional, arguments, constants)
+
+
+def _registrations(order: Sequence[str], steps: dict[str, Step], present: set[str]) -> list[str]:
+    """Module paths in the order a class writing `order` registers them for a member with the
+    steps `present`: a container when its first module step comes (present or not: a left-out
+    step is still set to None inside it), a module when it is present."""
+    out: list[str] = []
+    for name in order:
+        if not isinstance(steps[name], ModuleStep):
+            continue
+        parts = name.split(".")
+        for k in range(1, len(parts)):
+            if ".".join(parts[:k]) not in out:
+                out.append(".".join(parts[:k]))
+        if name in present:
+            out.append(name)
+    return out
 
 
 def _arguments(members: list[Member], order: list[str], steps: dict[str, Step],
@@ -244,25 +292,29 @@ def _arguments(members: list[Member], order: list[str], steps: dict[str, Step],
             _slots(m.plan.steps[m.by_name[name]]) if name in m.by_name else None for m in members]  # type: ignore[arg-type]
         keys = next(s for s in per_member if s is not None)
         for child, arg in keys:
-            values = [None if s is None else s[(child, arg)] for s in per_member]
-            defined = [v for v in values if v is not None]
-            if all(v == defined[0] for v in defined):
+            values = [ABSENT if s is None else s[(child, arg)] for s in per_member]
+            defined = [v for v in values if v is not ABSENT]
+            if all(v == defined[0] and type(v) is type(defined[0]) for v in defined):
                 constants[(name, child, arg)] = defined[0]
                 continue
             for group in groups:
-                if all(v is None or (g is not None and g == v and type(g) is type(v)) for v, g in zip(values, group.values)):
+                if all(v is ABSENT or (g is not ABSENT and g == v and type(g) is type(v))
+                       for v, g in zip(values, group.values)):
                     group.slots.append((name, child, arg))
                     break
             else:
                 groups.append(Argument("", [(name, child, arg)], values))
     groups = [g for g in groups if g.slots]
-    _name_arguments([g for g in groups if g not in seeded], {g.name for g in groups if g in seeded})
+    _name_arguments([g for g in groups if g not in seeded], {g.name for g in groups if g in seeded} | RESERVED_NAMES)
     position = {n: i for i, n in enumerate(order)}
     groups.sort(key=lambda g: (g not in seeded, min(position[slot[0]] for slot in g.slots)))
     flags = [Argument(_identifier(n), [], [n in m.by_name for m in members], flag=n) for n in order if n in optional]
-    taken = {a.name for a in groups}
+    taken = {a.name for a in groups} | RESERVED_NAMES
+    attributes = {n.split(".")[0] for n in order}  # a function step's flag is an attribute too
     for f in flags:
-        if isinstance(steps[f.flag], FunctionStep) or f.name in taken:  # type: ignore[index]
+        if isinstance(steps[f.flag], FunctionStep):  # type: ignore[index]
+            f.name = _unique(f"use_{f.name}", taken | attributes)
+        elif f.name in taken:
             f.name = _unique(f"use_{f.name}", taken)
         taken.add(f.name)
     always = [a for a in groups if not _sometimes(a)]
@@ -357,17 +409,17 @@ class ClassWriter:
             out.append(INDENT * 2 + text)
         for name in self.d.order:
             step = self.d.steps[name]
+            if isinstance(step, FunctionStep):
+                if name in self.d.optional:
+                    flag = self.flag_of[name]
+                    out.append(f"{INDENT * 2}self.{flag} = {flag}")
+                continue
             parents = name.split(".")[:-1]
             for k in range(1, len(parents) + 1):
                 path = ".".join(parents[:k])
                 if path not in containers:
                     containers.add(path)
                     out += _assign(path, "nn.Module()", 2)
-            if isinstance(step, FunctionStep):
-                if name in self.d.optional:
-                    flag = self.flag_of[name]
-                    out.append(f"{INDENT * 2}self.{flag} = {flag}")
-                continue
             expr = self.module_expr(step)
             if name in self.d.optional:
                 out += _assign(name, "None", 2)
@@ -405,35 +457,38 @@ class ClassWriter:
             elif "out" not in live and not (branches and isinstance(step, ModuleStep)):
                 target = "out"
             else:
-                target = _unique(_identifier(name), live | {"x", "out"})
+                target = _unique(_identifier(name), live | RESERVED_NAMES)
             variable[name] = target
             live.add(target)
             optional = name in d.optional
             condition = "" if not optional else (
                 f"{_read(name)} is not None" if isinstance(step, ModuleStep) else f"self.{self.flag_of[name]}")
+            expr = self.expression(step, args)
+            inner = 3 if optional else 2
             if isinstance(step, FunctionStep) and step.inplace and reuse:
                 operator = BINARY_OPERATORS[step.call.target]
-                lines = [f"{first} {operator}= {a}" for a in args[1:]]
+                lines = [f"{INDENT * inner}{first} {operator}= {a}" for a in args[1:]]
             else:
-                lines = [f"{target} = {self.expression(step, args)}"]
+                lines = render(expr, inner, f"{target} = ")
+            one_line = f"{INDENT * 2}{target} = {flat(expr)} if {condition} else {first}"
             if not optional:
                 body += lines
             elif reuse:
-                body += [f"if {condition}:"] + [INDENT + line for line in lines]
+                body += [f"{INDENT * 2}if {condition}:", *lines]
+            elif len(one_line) <= WIDTH:
+                body.append(one_line)
             else:
-                body.append(f"{target} = {self.expression(step, args)} if {condition} else {first}")
-        result = variable[d.output]
-        body.append(f"return {result}")
-        head = [f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:"]
-        return head + [INDENT * 2 + line for line in body]
+                body += [f"{INDENT * 2}if {condition}:", *lines, f"{INDENT * 2}else:", f"{INDENT * 3}{target} = {first}"]
+        body.append(f"{INDENT * 2}return {variable[d.output]}")
+        return [f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:", *body]
 
-    def expression(self, step: Step, args: list[str]) -> str:
+    def expression(self, step: Step, args: list[str]) -> Expr:
         if isinstance(step, ModuleStep):
-            return f"{_read(step.name)}({args[0]})"
+            return Call(_read(step.name), list(args))
         call = step.call
         if call.style == "list":
-            kwargs = "".join(f", {k}={_literal(v)}" for k, v in call.kwargs.items())
-            return f"{self.imports.name(call.target)}([{', '.join(args)}]{kwargs})"
+            kwargs = [(k, _literal(v)) for k, v in call.kwargs.items()]
+            return Call(self.imports.name(call.target), [Call("", list(args), brackets="[]")], kwargs)
         if call.target in BINARY_OPERATORS and not call.kwargs:
             return f" {BINARY_OPERATORS[call.target]} ".join(args)
         fn = self.imports.name(call.target)
@@ -501,16 +556,19 @@ def docstring(text: str, depth: int) -> list[str]:
 
 def _sometimes(argument: Argument) -> bool:
     """An argument of a step that some members leave out: it defaults to None."""
-    return argument.flag is None and any(v is None for v in argument.values)
+    return argument.flag is None and any(v is ABSENT for v in argument.values)
 
 
 def _type(values: list[Any]) -> str:
-    hints = {"bool": "bool", "int": "int", "float": "float", "tuple": "tuple[int, int]", "str": "str"}
-    kinds = {type(v).__name__ for v in values if v is not None}
-    if kinds == {"int", "float"}:
-        kinds = {"float"}
-    text = " | ".join(hints.get(k, "object") for k in sorted(kinds)) or "object"
-    return text + (" | None" if any(v is None for v in values) else "")
+    hints = {"bool": "bool", "int": "int", "float": "float", "tuple": "tuple[int, int]", "str": "str",
+             "NoneType": "None"}
+    kinds = {type(v).__name__ for v in values if v is not ABSENT}
+    if kinds >= {"int", "float"}:
+        kinds -= {"int"}
+    if any(v is ABSENT for v in values):
+        kinds.add("NoneType")
+    named = sorted(hints.get(k, "object") for k in kinds)
+    return " | ".join(sorted(named, key=lambda h: h == "None")) or "object"
 
 
 # -- the model ------------------------------------------------------------------------------------------------
@@ -552,7 +610,7 @@ def _designs(name: str, graphs: list[Graph], taken: set[str]) -> _Family:
 
 
 def _instantiate(design: ClassDesign, member: int) -> Call:
-    kwargs = [(a.name, _literal(a.values[member])) for a in design.arguments if a.values[member] is not None]
+    kwargs = [(a.name, _literal(a.values[member])) for a in design.arguments if a.values[member] is not ABSENT]
     return Call(design.name, [], kwargs)
 
 
@@ -576,8 +634,8 @@ def python_source(net: Network, params: int | None = None) -> str:
         from ..analysis import analyze_network
 
         params = analyze_network(net).params
-    imports = Imports()
     taken: set[str] = set(RESERVED_CLASSES)
+    imports = Imports(taken)
     stem = _designs("Stem", [net.stem], taken)
     head = _designs("Head", [net.head], taken)
     aux = _designs("AuxHead", [a.graph for a in net.aux_heads], taken) if net.aux_heads else None
@@ -633,7 +691,8 @@ def _family_doc(family: str) -> str:
 
 
 def _docstring_safe(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
+    return text[:-1] + '\\"' if text.endswith('"') else text
 
 
 def _model_forward(aux: bool) -> list[str]:

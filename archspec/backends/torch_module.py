@@ -9,6 +9,7 @@ path the IR gave it (`stages.2.blocks.0.conv1`).
 from __future__ import annotations
 
 import importlib
+import keyword
 from collections import OrderedDict
 from functools import cache
 from typing import Any
@@ -36,10 +37,14 @@ SkipInit = Callable[[str, ModuleCall], bool]
 
 
 def instantiate(call: ModuleCall, skip_init: bool = False) -> nn.Module:
-    """Construct the module; `skip_init` leaves its parameters uninitialised (they are set later)."""
+    """Construct the module; `skip_init` leaves its parameters uninitialised (they are set later).
+
+    skip_init builds on the meta device and then allocates on `device`, so it is given the
+    current default device (a `with torch.device(...)` block, `torch.set_default_device`).
+    """
     cls = resolve_target(call.target)
     if skip_init:
-        return nn.utils.skip_init(cls, *call.args, **call.kwargs)
+        return nn.utils.skip_init(cls, *call.args, device=torch.get_default_device(), **call.kwargs)
     return cls(*call.args, **call.kwargs)
 
 
@@ -63,7 +68,7 @@ def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip
     values: dict[int, fx.Node] = {INPUT: g.placeholder("x")}
     for k, step in enumerate(plan.steps):
         args = [values[j] for j in step.inputs]
-        local = step.name.replace(".", "_")
+        local = _value_name(step.name)
         if isinstance(step, ModuleStep):
             root[step.name] = _module(step, prefix, skip)
             values[k] = g.create_node("call_module", step.name, tuple(args), name=local)
@@ -80,6 +85,12 @@ def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip
         values[k] = value
     g.output(values[plan.output])
     return fx.GraphModule(_module_tree(root), g, class_name=class_name)
+
+
+def _value_name(step: str) -> str:
+    """The fx value name of a step: `downsample.0` -> `downsample_0`; never `self` or a keyword."""
+    name = step.replace(".", "_")
+    return f"{name}_" if keyword.iskeyword(name) or name in ("self", "x") else name
 
 
 def _module_tree(modules: dict[str, nn.Module]) -> nn.Module:

@@ -35,8 +35,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec_options(p)
     add_input_option(p)
     p.add_argument("--batch", type=int, default=2, metavar="N",
-                   help="batch size of the example input used for tracing; the batch axis stays dynamic (default: 2)")
-    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset version (default: the exporter's)")
+                   help="batch size of the example input used for tracing, at least 2 (torch.export takes a size-1 "
+                        "dimension for a constant); the batch axis stays dynamic (default: 2)")
+    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset version, 18 or newer (default: the exporter's)")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(run=run)
 
@@ -44,16 +45,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import export
     from ..backends.exporters import format_for
-    from ..errors import ArchspecError
     from ..plugins import load_plugins
 
     chosen = format_for(args.output, args.format)  # a bad suffix is reported before any work
-    if args.batch < 1:
-        raise ArchspecError(f"--batch must be at least 1, got {args.batch}")
     load_plugins(args.plugins)
     path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, **overrides(args))
+    note = None
+    if chosen.name == "python" and str(args.spec).endswith(".safetensors"):
+        note = (f"the source holds no weights; load them with "
+                f"model.load_state_dict(safetensors.torch.load_file({str(args.spec)!r}))")
     if args.json:
-        print_json({"output": str(path), "format": chosen.name, "bytes": path.stat().st_size})
+        print_json({"output": str(path), "format": chosen.name, "bytes": path.stat().st_size, "note": note})
     else:
         print(f"wrote {path} ({chosen.name})", file=sys.stderr)
+        if note:
+            print(f"note: {note}", file=sys.stderr)
     return 0
