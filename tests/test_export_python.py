@@ -19,6 +19,7 @@ from safetensors.torch import save_file
 import archspec
 from archspec.backends.python_source import python_source
 from tests.clirun import run_cli
+from tests.formatting import assert_ruff_clean
 
 ZOO = archspec.zoo.names()
 # Every block family, stem and head form of the zoo; the other specs differ from one of
@@ -151,12 +152,7 @@ def _randomise_norm_statistics(model: torch.nn.Module) -> None:
 def test_exported_source_is_formatted_and_lint_clean(tmp_path: Path) -> None:
     for name in ZOO:
         _write(name, tmp_path)
-    ruff = [sys.executable, "-m", "ruff"]
-    fmt = subprocess.run([*ruff, "format", "--isolated", "--diff", str(tmp_path)], capture_output=True, text=True)
-    assert fmt.returncode == 0, fmt.stdout[:3000] + fmt.stderr[:3000]
-    lint = subprocess.run([*ruff, "check", "--isolated", "--select", "E,F,W,B", str(tmp_path)], capture_output=True,
-                          text=True)
-    assert lint.returncode == 0, lint.stdout[:3000]
+    assert_ruff_clean(tmp_path)
 
 
 def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None:

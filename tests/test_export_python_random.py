@@ -21,6 +21,7 @@ import yaml
 
 import archspec
 from archspec.backends.python_source import python_source
+from tests.formatting import assert_ruff_clean
 
 BASE = """
 name: random_blocks
@@ -179,14 +180,6 @@ def test_random_blocks_export_to_the_same_module(seed: str, text: str, tmp_path:
 
 
 def test_random_blocks_export_formatted_and_lint_clean(tmp_path: Path) -> None:
-    import subprocess
-    import sys
-
     for key, text in CASES:
         (tmp_path / f"random_{key}.py").write_text(python_source(archspec.load_spec(text).network()))
-    ruff = [sys.executable, "-m", "ruff"]
-    fmt = subprocess.run([*ruff, "format", "--isolated", "--diff", str(tmp_path)], capture_output=True, text=True)
-    assert fmt.returncode == 0, fmt.stdout[:3000] + fmt.stderr[:3000]
-    lint = subprocess.run([*ruff, "check", "--isolated", "--select", "E,F,W,B", str(tmp_path)], capture_output=True,
-                          text=True)
-    assert lint.returncode == 0, lint.stdout[:3000]
+    assert_ruff_clean(tmp_path)
