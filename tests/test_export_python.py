@@ -7,7 +7,9 @@ modules (their state_dict keys, shapes and outputs) and ruff's formatter and lin
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import re
 import subprocess
 import sys
@@ -167,8 +169,8 @@ def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None
     classes = re.findall(r"^class (\w+)\(", source, re.M)
     assert classes == ["Stem", "Bottleneck", "Head", "Stage", "Resnet50"]
     imports = [line for line in source.splitlines() if re.match(r"\s*(import|from) ", line)]
-    assert imports == ["from __future__ import annotations", "from collections import OrderedDict", "import torch",
-                       "from torch import nn"]
+    assert imports == ["from __future__ import annotations", "import fnmatch", "import math", "import re",
+                       "from collections import OrderedDict", "import torch", "from torch import nn"]
     # The optional projection shortcut is a None module, as in torchvision's Bottleneck.
     assert "self.downsample = None\n        if downsample:" in source
     assert "if self.downsample is not None:\n            x = self.downsample(x)\n        out += x" in source
@@ -200,3 +202,31 @@ def test_the_documented_example_is_current() -> None:
     example = Path(__file__).parent.parent / "docs" / "examples" / "resnet50_export.py"
     assert example.read_text() == python_source(archspec.load_spec("resnet50").network()), (
         "stale: run `archspec export resnet50 -o docs/examples/resnet50_export.py`")
+
+
+def _exported_model(name: str, tmp_path: Path) -> torch.nn.Module:
+    source = python_source(archspec.load_spec(name).network())
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"init_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, _model_class(source))()
+
+
+def test_exported_models_initialise_as_their_specs_say(tmp_path: Path) -> None:
+    """The standards are the references' initialisers: He et al.'s fan-out normal for ResNet's convs
+    (std sqrt(2 / (out * k * k))), ConvNeXt's truncated normal (std 0.02, zero bias), SqueezeNet's
+    final conv (normal, std 0.01, zero bias, by module name). PyTorch's defaults differ in each."""
+    torch.manual_seed(0)
+    resnet = _exported_model("resnet50", tmp_path)
+    w = resnet.stem.conv1.weight.detach()
+    assert abs(float(w.std()) / math.sqrt(2 / (64 * 7 * 7)) - 1) < 0.05
+    convnext = _exported_model("convnext_tiny", tmp_path)
+    fc1 = convnext.stages[0].blocks[0].pwconv1
+    assert abs(float(fc1.weight.std()) / 0.02 - 1) < 0.05 and not fc1.bias.any()
+    squeezenet = _exported_model("squeezenet1_1", tmp_path)
+    final = squeezenet.head.final_conv
+    assert abs(float(final.weight.std()) / 0.01 - 1) < 0.05 and not final.bias.any()
+    first = squeezenet.stem.conv1  # kaiming_uniform for the other convs, with zero bias
+    assert not first.bias.any() and abs(float(first.weight.std()) / math.sqrt(2 / (3 * 9)) - 1) < 0.1

@@ -57,7 +57,11 @@ POSITIONAL_NAMES = {
 CHANNEL_ARGUMENTS = {"out_channels": "channels", "num_features": "channels", "out_features": "features"}
 BINARY_OPERATORS = {"operator.add": "+", "operator.mul": "*", "operator.sub": "-", "operator.truediv": "/"}
 # Names the generated file defines or imports, which no argument, flag or variable may shadow.
-RESERVED_NAMES = frozenset({"self", "super", "nn", "torch", "getattr", "OrderedDict", "annotations", "x", "out"})
+RESERVED_NAMES = frozenset({"self", "super", "nn", "torch", "getattr", "OrderedDict", "annotations", "x", "out",
+                            "fnmatch", "math", "re", "init_weights", "init_rule", "init_scheme", "INIT_KINDS",
+                            "INIT_BY_NAME"})
+# The spec's `init` section travels as data plus these functions, copied from torch_init.py.
+INIT_FUNCTIONS = ("init_scheme", "init_rule", "init_weights")
 # Class names taken before any block's: the fixed classes and every layer that may be copied in.
 RESERVED_CLASSES = {"Stage", "OrderedDict", "Tensor", "LayerNorm2d", "StochasticDepth", "LayerScale", "ChannelSplit",
                     "ChannelShuffle"}
@@ -74,6 +78,7 @@ class Imports:
         self.taken = taken  # class names of the generated file
         self.copied: dict[str, str] = {}  # target -> class name
         self.extra: dict[str, str] = {}  # target -> local name
+        self.standard: set[str] = set()  # standard-library modules the copied code imports
         self.ordered_dict = False
 
     def name(self, target: str) -> str:
@@ -95,8 +100,11 @@ class Imports:
 
     def header(self) -> list[str]:
         lines = ["from __future__ import annotations", ""]
+        standard = [f"import {m}" for m in sorted(self.standard)]
         if self.ordered_dict:
-            lines += ["from collections import OrderedDict", ""]
+            standard.append("from collections import OrderedDict")
+        if standard:
+            lines += [*standard, ""]
         lines += ["import torch", "from torch import nn"]
         for target, local in sorted(self.extra.items()):
             module, _, attr = target.rpartition(".")
@@ -104,11 +112,11 @@ class Imports:
         return lines
 
     def copied_classes(self) -> list[str]:
-        return [class_source(target) for target in sorted(self.copied, key=lambda t: self.copied[t])]
+        return [definition_source(target) for target in sorted(self.copied, key=lambda t: self.copied[t])]
 
 
-def class_source(target: str) -> str:
-    """The source of an archspec layer class, read from its file without importing it (nor torch)."""
+def definition_source(target: str) -> str:
+    """The source of a class or function, read from its file without importing it (nor torch)."""
     module, _, name = target.rpartition(".")
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
@@ -116,7 +124,7 @@ def class_source(target: str) -> str:
     with open(spec.origin, encoding="utf-8") as f:
         text = f.read()
     for node in ast.parse(text).body:
-        if isinstance(node, ast.ClassDef) and node.name == name:
+        if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == name:
             return ast.get_source_segment(text, node) or ""
     raise ValueError(f"{module} defines no class {name}")
 
@@ -669,14 +677,18 @@ def python_source(net: Network, params: int | None = None) -> str:
     init += render(make(head, net.head), 2, "self.head = ")
     if aux:
         init.append(f"{INDENT * 2}self.aux_after = {tuple(a.after for a in net.aux_heads)!r}")
+    initialised = _init_section(net, imports)
+    if initialised:
+        init.append(f"{INDENT * 2}init_weights(self, INIT_KINDS, INIT_BY_NAME)")
     forward = _model_forward(bool(aux))
-    doc = _model_doc(net, params)
+    doc = _model_doc(net, params, bool(initialised))
     model = "\n".join([f"class {model_name}(nn.Module):", *doc, "",
                        f"{INDENT}def __init__(self) -> None:", *init, "", *forward])
 
     copied = imports.copied_classes()  # after every class is written: they register what they use
     header = imports.header()
-    parts = ["\n".join(_module_doc(net, model_name)) + "\n\n" + "\n".join(header), *copied, *classes, STAGE_CLASS, model]
+    parts = ["\n".join(_module_doc(net, model_name)) + "\n\n" + "\n".join(header), *copied, *initialised, *classes,
+             STAGE_CLASS, model]
     return "\n\n\n".join(parts) + "\n"
 
 
@@ -716,10 +728,29 @@ def _shape(shape: Iterable[int]) -> str:
     return "x".join(map(str, shape))
 
 
-def _model_doc(net: Network, params: int) -> list[str]:
+def _init_section(net: Network, imports: Imports) -> list[str]:
+    """The spec's `init` rules as constants and the functions that apply them; none if all default."""
+    if net.init is None or net.init.is_default:
+        return []
+    imports.standard |= {"fnmatch", "math", "re"}
+    kinds, by_name = net.init.tables()
+
+    def table(rules: dict[str, tuple[str, str]]) -> Call:
+        return Call("", [f"{_literal(k)}: {_literal(v)}" for k, v in rules.items()], brackets="{}")
+
+    constants = ["# The spec's `init` section: (weight, bias) schemes per kind of layer, then by",
+                 "# module path (glob patterns; the last match wins). See init_scheme for the schemes.",
+                 *render(table(kinds), 0, "INIT_KINDS: dict[str, tuple[str, str]] = "),
+                 *render(table(by_name), 0, "INIT_BY_NAME: dict[str, tuple[str, str]] = ")]
+    functions = [definition_source(f"archspec.backends.torch_init.{name}") for name in INIT_FUNCTIONS]
+    return ["\n".join(constants), *functions]
+
+
+def _model_doc(net: Network, params: int, initialised: bool) -> list[str]:
     lines = [f"{net.name}: input N x {_shape(net.input_shape)}, output N x {_shape(net.output_shape)}.", ""]
-    lines.append(f"{params:,} parameters, initialised by PyTorch's defaults; load trained weights with")
-    lines.append("`load_state_dict`: the keys are those of `archspec.build`.")
+    how = "as the spec says (init_weights)" if initialised else "by PyTorch's defaults"
+    lines.append(f"{params:,} parameters, initialised {how}.")
+    lines.append("Load trained weights with `load_state_dict`: the keys are those of `archspec.build`.")
     if net.aux_heads:
         lines += ["", "In training, forward returns (logits, *aux_logits); in eval, the logits."]
     return [f'{INDENT}"""{lines[0]}'] + [INDENT + line if line else "" for line in lines[1:]] + [f'{INDENT}"""']

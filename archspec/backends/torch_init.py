@@ -1,4 +1,11 @@
-"""Weight initialisation from the spec's `init` section (each family as its reference does it)."""
+"""Weight initialisation from the spec's `init` section (each family as its reference does it).
+
+The rules are plain data (`InitSpec.tables()`), `{"conv": (weight, bias), ...}` plus module-path
+globs with their own rule, and the three functions below `# -- copied into exported
+source` work on that data alone: code export copies them into standalone files, so an
+exported model initialises itself as the compiled one does. They are formatted as
+`ruff format` would at its default line length, like `torch_layers.py`.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,31 @@ from typing import Any
 import torch
 from torch import nn
 
-_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-_NORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
+def initialise(model: nn.Module, init: Any) -> None:
+    """Apply the spec's `InitSpec`: `init.conv`, `init.linear`, `init.norm`, then `init.by_name` globs."""
+    init_weights(model, *init.tables())
 
 
-def _apply(scheme: str, tensor: torch.Tensor | None, module: nn.Module) -> None:
+# Modules whose constructor's own initialisation is worth skipping (a random draw per weight).
+_SKIPPABLE = {"torch.nn.Conv2d": "conv", "torch.nn.Linear": "linear"}
+
+
+def overwrites(init: Any, name: str, target: str, has_bias: bool) -> bool:
+    """Whether `initialise` will set every parameter of the module at `name`, so that its
+    constructor need not initialise them first (building resnet50 then costs one random
+    draw per weight instead of two). Buffers are never skipped: no module here has any."""
+    kind = _SKIPPABLE.get(target)
+    if kind is None:
+        return False
+    weight, bias = init_rule(name, kind, *init.tables())
+    return weight != "default" and (not has_bias or bias != "default")
+
+
+# -- copied into exported source ------------------------------------------------------------
+
+
+def init_scheme(scheme: str, tensor: torch.Tensor | None) -> None:
+    """Initialise `tensor` in place by `scheme` ("default" leaves PyTorch's own)."""
     if tensor is None or scheme == "default":
         return
     if scheme == "zeros":
@@ -43,41 +70,36 @@ def _apply(scheme: str, tensor: torch.Tensor | None, module: nn.Module) -> None:
             nn.init.normal_(tensor, 0.0, std)
 
 
-def _rule(init: Any, name: str, kind: str) -> Any:
-    """The rule for the module at `name` of kind conv, linear or norm: the kind's, unless a glob names it."""
-    rule = getattr(init, kind)
-    for pattern, override in init.by_name.items():
+def init_rule(
+    name: str,
+    kind: str,
+    kinds: dict[str, tuple[str, str]],
+    by_name: dict[str, tuple[str, str]],
+) -> tuple[str, str]:
+    """The rule for the module at `name`: its kind's, unless a glob matches it."""
+    rule = kinds[kind]
+    for pattern, override in by_name.items():
         if fnmatch.fnmatchcase(name, pattern):
             rule = override
     return rule
 
 
-def initialise(model: nn.Module, init: Any) -> None:
-    """Apply `init.conv`, `init.linear`, `init.norm`, then `init.by_name` globs, in module order."""
+def init_weights(
+    model: nn.Module,
+    kinds: dict[str, tuple[str, str]],
+    by_name: dict[str, tuple[str, str]],
+) -> None:
+    """Initialise convs, linears and norms by their rules, in module order."""
+    types = {
+        "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
+        "linear": (nn.Linear,),
+        "norm": (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm),
+    }
     with torch.no_grad():
         for name, module in model.named_modules():
-            if isinstance(module, _CONV):
-                rule = _rule(init, name, "conv")
-            elif isinstance(module, nn.Linear):
-                rule = _rule(init, name, "linear")
-            elif isinstance(module, _NORM):
-                rule = _rule(init, name, "norm")
-            else:
+            kind = next((k for k, t in types.items() if isinstance(module, t)), None)
+            if kind is None:
                 continue
-            _apply(rule.weight, getattr(module, "weight", None), module)
-            _apply(rule.bias, getattr(module, "bias", None), module)
-
-
-# Modules whose constructor's own initialisation is worth skipping (a random draw per weight).
-_SKIPPABLE = {"torch.nn.Conv2d": "conv", "torch.nn.Linear": "linear"}
-
-
-def overwrites(init: Any, name: str, target: str, has_bias: bool) -> bool:
-    """Whether `initialise` will set every parameter of the module at `name`, so that its
-    constructor need not initialise them first (building resnet50 then costs one random
-    draw per weight instead of two). Buffers are never skipped: no module here has any."""
-    kind = _SKIPPABLE.get(target)
-    if kind is None:
-        return False
-    rule = _rule(init, name, kind)
-    return rule.weight != "default" and (not has_bias or rule.bias != "default")
+            weight, bias = init_rule(name, kind, kinds, by_name)
+            init_scheme(weight, getattr(module, "weight", None))
+            init_scheme(bias, getattr(module, "bias", None))

@@ -126,6 +126,17 @@ class InitSpec(StrictModel):
     # Module-path globs (`aux_heads.*.1`) with their own rule; the last match wins.
     by_name: dict[str, InitRule] = {}
 
+    def tables(self) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+        """The rules as plain data: {kind: (weight, bias)} and {glob: (weight, bias)}, in order
+        (what `backends/torch_init.init_weights` applies, here and in exported source)."""
+        kinds = {kind: (getattr(self, kind).weight, getattr(self, kind).bias) for kind in ("conv", "linear", "norm")}
+        return kinds, {pattern: (rule.weight, rule.bias) for pattern, rule in self.by_name.items()}
+
+    @property
+    def is_default(self) -> bool:
+        kinds, by_name = self.tables()
+        return not by_name and all(rule == ("default", "default") for rule in kinds.values())
+
 
 class AuxHeadSpec(StrictModel):
     """An auxiliary classifier, fed by the output of stage `after`, used in training only."""

@@ -9,10 +9,88 @@ Needs only torch:
 
 from __future__ import annotations
 
+import fnmatch
+import math
+import re
 from collections import OrderedDict
 
 import torch
 from torch import nn
+
+
+# The spec's `init` section: (weight, bias) schemes per kind of layer, then by
+# module path (glob patterns; the last match wins). See init_scheme for the schemes.
+INIT_KINDS: dict[str, tuple[str, str]] = {
+    "conv": ("kaiming_normal_fan_out", "default"),
+    "linear": ("default", "default"),
+    "norm": ("default", "default"),
+}
+INIT_BY_NAME: dict[str, tuple[str, str]] = {}
+
+
+def init_scheme(scheme: str, tensor: torch.Tensor | None) -> None:
+    """Initialise `tensor` in place by `scheme` ("default" leaves PyTorch's own)."""
+    if tensor is None or scheme == "default":
+        return
+    if scheme == "zeros":
+        nn.init.zeros_(tensor)
+    elif scheme == "ones":
+        nn.init.ones_(tensor)
+    elif scheme in ("kaiming_normal", "kaiming_normal_fan_in"):
+        nn.init.kaiming_normal_(tensor)
+    elif scheme == "kaiming_normal_fan_out":
+        nn.init.kaiming_normal_(tensor, mode="fan_out", nonlinearity="relu")
+    elif scheme == "kaiming_uniform":
+        nn.init.kaiming_uniform_(tensor)
+    elif scheme == "xavier_uniform":
+        nn.init.xavier_uniform_(tensor)
+    elif scheme == "uniform_fan_out":
+        bound = 1.0 / math.sqrt(tensor.shape[0])
+        nn.init.uniform_(tensor, -bound, bound)
+    else:
+        match = re.fullmatch(r"(trunc_)?normal\(\s*([0-9.eE+-]+)\s*\)", scheme)
+        if not match:
+            raise ValueError(f"unknown init scheme '{scheme}'")
+        std = float(match.group(2))
+        if match.group(1):
+            nn.init.trunc_normal_(tensor, mean=0.0, std=std, a=-2.0, b=2.0)
+        else:
+            nn.init.normal_(tensor, 0.0, std)
+
+
+def init_rule(
+    name: str,
+    kind: str,
+    kinds: dict[str, tuple[str, str]],
+    by_name: dict[str, tuple[str, str]],
+) -> tuple[str, str]:
+    """The rule for the module at `name`: its kind's, unless a glob matches it."""
+    rule = kinds[kind]
+    for pattern, override in by_name.items():
+        if fnmatch.fnmatchcase(name, pattern):
+            rule = override
+    return rule
+
+
+def init_weights(
+    model: nn.Module,
+    kinds: dict[str, tuple[str, str]],
+    by_name: dict[str, tuple[str, str]],
+) -> None:
+    """Initialise convs, linears and norms by their rules, in module order."""
+    types = {
+        "conv": (nn.Conv1d, nn.Conv2d, nn.Conv3d),
+        "linear": (nn.Linear,),
+        "norm": (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm),
+    }
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            kind = next((k for k, t in types.items() if isinstance(module, t)), None)
+            if kind is None:
+                continue
+            weight, bias = init_rule(name, kind, kinds, by_name)
+            init_scheme(weight, getattr(module, "weight", None))
+            init_scheme(bias, getattr(module, "bias", None))
 
 
 class Stem(nn.Module):
@@ -117,8 +195,8 @@ class Stage(nn.Module):
 class Resnet50(nn.Module):
     """resnet50: input N x 3x224x224, output N x 1000.
 
-    25,557,032 parameters, initialised by PyTorch's defaults; load trained weights with
-    `load_state_dict`: the keys are those of `archspec.build`.
+    25,557,032 parameters, initialised as the spec says (init_weights).
+    Load trained weights with `load_state_dict`: the keys are those of `archspec.build`.
     """
 
     def __init__(self) -> None:
@@ -247,6 +325,7 @@ class Resnet50(nn.Module):
             ),
         )
         self.head = Head()
+        init_weights(self, INIT_KINDS, INIT_BY_NAME)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.stages(self.stem(x)))
