@@ -9,11 +9,13 @@ the same function. Its shape:
   the class's arguments) and in steps that some blocks leave out (a projection
   shortcut, an expansion conv, a residual sum: these become `None` modules or
   boolean flags, and a left-out step passes its first input through). Blocks of one
-  family whose wiring differs in any other way get classes of their own;
+  family whose wiring differs in any other way, or whose own order of steps or of
+  module registration a merged class would change, get classes of their own;
 * a `Stem`, a `Head` (and an `AuxHead` when there are auxiliary classifiers), a
   `Stage` holding its blocks, and the model class that puts them together;
 * the few archspec layers PyTorch lacks (`LayerNorm2d`, `StochasticDepth`, ...),
-  copied from `torch_layers.py` when used.
+  copied from `torch_layers.py` when used, and the spec's initialisation (`init_weights`,
+  copied from `torch_init.py`, with the rules as two tables).
 
 Nothing here imports torch: writing source needs no weights.
 """
@@ -201,9 +203,6 @@ class ClassDesign:
     optional: set[str]
     arguments: list[Argument]
     constants: dict[tuple[str, str, str], Any]
-
-    def present(self, member: Member, name: str) -> bool:
-        return name in member.by_name
 
 
 def _union_order(members: Sequence[Member]) -> list[str]:

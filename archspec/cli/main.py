@@ -23,6 +23,7 @@ EPILOG = textwrap.dedent("""\
       archspec validate specs/*.yaml                   check specs, report every problem
       archspec list                                    the zoo, with parameter counts
       archspec summary resnet50 --json                 per-layer shapes, MACs, receptive field
+      archspec export resnet50 -o resnet50.py          standalone PyTorch source (.onnx, .pt2 too)
 
     Run `archspec COMMAND --help` for the options and an example of each command.
     A SPEC is a path to a YAML file or the name of a zoo network (see `archspec list`).
