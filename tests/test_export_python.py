@@ -7,7 +7,6 @@ modules (their state_dict keys, shapes and outputs) and ruff's formatter and lin
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import re
@@ -22,7 +21,7 @@ from safetensors.torch import save_file
 import archspec
 from archspec.backends.python_source import python_source
 from tests.clirun import run_cli
-from tests.formatting import assert_ruff_clean
+from tests.generated import assert_ruff_clean, exported_model, model_class
 
 ZOO = archspec.zoo.names()
 # The zoo in four groups, one child interpreter each (so the test spreads over workers and the
@@ -65,10 +64,6 @@ json.dump(report, open(sys.argv[2], "w"))
 """
 
 
-def _model_class(source: str) -> str:
-    return re.findall(r"^class (\w+)\(nn\.Module\):", source, re.M)[-1]
-
-
 def _run_child(job: list[dict], tmp_path: Path) -> dict:
     (tmp_path / "job.json").write_text(json.dumps(job))
     result = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path / "job.json"), str(tmp_path / "report.json")],
@@ -88,7 +83,7 @@ def test_every_zoo_spec_exports_with_the_compiled_modules_keys_and_shapes(tmp_pa
     job = []
     for name in ZOO:
         path, source = _write(name, tmp_path)
-        job.append({"name": name, "module": f"exported_{name}", "source": str(path), "class": _model_class(source)})
+        job.append({"name": name, "module": f"exported_{name}", "source": str(path), "class": model_class(source)})
     report = _run_child(job, tmp_path)
     for name in ZOO:
         with torch.device("meta"):
@@ -115,7 +110,7 @@ def _forward_job(spec: str | Path | archspec.Spec, key: str, tmp_path: Path) -> 
     x = torch.randn(2, *net.input_shape)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / f"{key}.safetensors")
     save_file({"x": x}, tmp_path / f"{key}.x.safetensors")
-    item = {"name": key, "module": f"exported_{key}", "source": str(path), "class": _model_class(source),
+    item = {"name": key, "module": f"exported_{key}", "source": str(path), "class": model_class(source),
             "weights": str(tmp_path / f"{key}.safetensors"), "input": str(tmp_path / f"{key}.x.safetensors"),
             "output": str(tmp_path / f"{key}.out.pt")}
     model.eval()
@@ -204,16 +199,6 @@ def test_the_documented_example_is_current() -> None:
         "stale: run `archspec export resnet50 -o docs/examples/resnet50_export.py`")
 
 
-def _exported_model(name: str, tmp_path: Path) -> torch.nn.Module:
-    source = python_source(archspec.load_spec(name).network())
-    path = tmp_path / f"{name}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"init_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return getattr(module, _model_class(source))()
-
-
 def test_exported_models_initialise_as_their_specs_say(tmp_path: Path) -> None:
     """The standards are the references' initialisers: He et al.'s fan-out normal for ResNet's convs
     (std sqrt(2 / (out * k * k))), ConvNeXt's truncated normal (std 0.02, zero bias), SqueezeNet's
@@ -227,13 +212,13 @@ def test_exported_models_initialise_as_their_specs_say(tmp_path: Path) -> None:
 
 
 def _check_initialisers(tmp_path: Path) -> None:
-    resnet = _exported_model("resnet50", tmp_path)
+    resnet = exported_model("resnet50", "resnet50", tmp_path)
     w = resnet.stem.conv1.weight
     assert abs(float(w.std()) / math.sqrt(2 / (64 * 7 * 7)) - 1) < 0.05
-    convnext = _exported_model("convnext_tiny", tmp_path)
+    convnext = exported_model("convnext_tiny", "convnext_tiny", tmp_path)
     fc1 = convnext.stages[0].blocks[0].pwconv1
     assert abs(float(fc1.weight.std()) / 0.02 - 1) < 0.05 and not fc1.bias.any()
-    squeezenet = _exported_model("squeezenet1_1", tmp_path)
+    squeezenet = exported_model("squeezenet1_1", "squeezenet1_1", tmp_path)
     final = squeezenet.head.final_conv
     assert abs(float(final.weight.std()) / 0.01 - 1) < 0.05 and not final.bias.any()
     first = squeezenet.stem.conv1  # kaiming_uniform for the other convs, with zero bias

@@ -10,9 +10,7 @@ reproducible; the compiled module (checked against torchvision elsewhere) is the
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import re
 from pathlib import Path
 
 import pytest
@@ -21,7 +19,7 @@ import yaml
 
 import archspec
 from archspec.backends.python_source import python_source
-from tests.formatting import assert_ruff_clean
+from tests.generated import assert_ruff_clean, exported_model
 
 BASE = """
 name: random_blocks
@@ -152,13 +150,7 @@ CASES = [(str(seed), text) for seed, text in _specs(30)] + [(k, BASE % v) for k,
 
 @pytest.mark.parametrize("seed,text", CASES, ids=[c[0] for c in CASES])
 def test_random_blocks_export_to_the_same_module(seed: str, text: str, tmp_path: Path) -> None:
-    source = python_source(archspec.load_spec(text).network())
-    path = tmp_path / f"random_{seed}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"random_{seed}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    exported = getattr(module, re.findall(r"^class (\w+)\(nn\.Module\):", source, re.M)[-1])()
+    exported = exported_model(text, f"random_{seed}", tmp_path)
 
     torch.manual_seed(0)
     compiled = archspec.build(text)
