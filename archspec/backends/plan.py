@@ -35,6 +35,11 @@ class ModuleStep:
     call: ModuleCall | None = None
     children: tuple[tuple[str, ModuleCall], ...] = ()
 
+    @property
+    def calls(self) -> tuple[tuple[str, ModuleCall], ...]:
+        """(child name, call) for each module it constructs; the child name of a lone call is ""."""
+        return (("", self.call),) if self.call is not None else self.children
+
 
 @dataclass(frozen=True)
 class FunctionStep:
@@ -58,14 +63,6 @@ class GraphPlan:
     output: int  # step index, or INPUT for an empty graph
     sequential: bool  # a chain of plainly named modules: compiled as `nn.Sequential`
 
-    def readers(self) -> dict[int, int]:
-        """How many steps read each value; the output counts as one reader."""
-        counts: dict[int, int] = {self.output: 1}
-        for step in self.steps:
-            for i in step.inputs:
-                counts[i] = counts.get(i, 0) + 1
-        return counts
-
 
 def plan_graph(graph: Graph) -> GraphPlan:
     readers = graph.consumers()
@@ -76,14 +73,14 @@ def plan_graph(graph: Graph) -> GraphPlan:
             src = node.inputs[0]
             if src != INPUT and readers.get(src, 0) == 1:
                 rest = {k: v for k, v in call.defaults.items() if k != "inplace"}
-                call = ModuleCall(call.target, call.args, {**call.kwargs, "inplace": True}, rest, call.order)
+                call = replace(call, kwargs={**call.kwargs, "inplace": True}, defaults=rest)
         calls[i] = call
     is_module = {i for i, c in calls.items() if isinstance(c, ModuleCall)}
     if graph.is_chain() and all("." not in n.name for n in graph.nodes) and len(is_module) == len(graph.nodes):
         steps = tuple(ModuleStep(n.name, (i - 1,) if i else (INPUT,), calls[i]) for i, n in enumerate(graph.nodes))
         return GraphPlan(steps, len(steps) - 1, True)
 
-    groups = _sequential_groups(graph, is_module)
+    groups = _sequential_groups(graph, is_module, readers)
     grouped = {i for idx in groups.values() for i in idx}
     step_of: dict[int, int] = {INPUT: INPUT}  # node index -> step index
     steps: list[Step] = []
@@ -102,10 +99,10 @@ def plan_graph(graph: Graph) -> GraphPlan:
             steps.append(FunctionStep(node.name, tuple(step_of[j] for j in node.inputs), calls[i]))  # type: ignore[arg-type]
         step_of[i] = len(steps) - 1
     plan = GraphPlan(tuple(steps), step_of[graph.output], False)
-    return _inplace_sums(plan, graph, step_of)
+    return _inplace_sums(plan, graph, step_of, readers)
 
 
-def _sequential_groups(graph: Graph, is_module: set[int]) -> dict[int, list[int]]:
+def _sequential_groups(graph: Graph, is_module: set[int], readers: dict[int, int]) -> dict[int, list[int]]:
     """Nodes named `prefix.k` that form a chain read only at its end -> {last node: member nodes}.
 
     Such a group becomes one `nn.Sequential` called once in forward, as hand-written
@@ -116,7 +113,6 @@ def _sequential_groups(graph: Graph, is_module: set[int]) -> dict[int, list[int]
         prefix, dot, rest = node.name.partition(".")
         if dot and "." not in rest:
             members.setdefault(prefix, []).append(i)
-    readers = graph.consumers()
     groups: dict[int, list[int]] = {}
     for prefix, idx in members.items():
         if len(idx) < 2 or idx != list(range(idx[0], idx[-1] + 1)) or not all(i in is_module for i in idx):
@@ -127,16 +123,18 @@ def _sequential_groups(graph: Graph, is_module: set[int]) -> dict[int, list[int]
     return groups
 
 
-def _inplace_sums(plan: GraphPlan, graph: Graph, step_of: dict[int, int]) -> GraphPlan:
-    """Mark residual sums whose first operand is a conv/norm output read only by the sum."""
+def _inplace_sums(plan: GraphPlan, graph: Graph, step_of: dict[int, int], readers: dict[int, int]) -> GraphPlan:
+    """Mark residual sums whose first operand is a conv/norm output read only by the sum.
+
+    `readers` counts the graph's nodes; a step is read as often as the node it ends with.
+    """
     node_of = {s: n for n, s in step_of.items() if n != INPUT}
-    readers = plan.readers()
     steps = list(plan.steps)
     for k, step in enumerate(steps):
         if not (isinstance(step, FunctionStep) and step.call.target in INPLACE_FORM and step.call.style == "binary"):
             continue
         first = step.inputs[0]
-        if first == INPUT or readers.get(first, 0) != 1 or first in step.inputs[1:]:
+        if first == INPUT or readers.get(node_of[first], 0) != 1 or first in step.inputs[1:]:
             continue
         if graph.nodes[node_of[first]].op.kind in _OVERWRITABLE:
             steps[k] = replace(step, inplace=True)

@@ -128,7 +128,7 @@ def definition_source(target: str) -> str:
     for node in ast.parse(text).body:
         if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == name:
             return ast.get_source_segment(text, node) or ""
-    raise ValueError(f"{module} defines no class {name}")
+    raise ValueError(f"{module} defines no class or function {name}")
 
 
 # -- one class for several graphs --------------------------------------------------------------------------------
@@ -137,15 +137,14 @@ def _step_key(step: Step) -> tuple:
     if isinstance(step, FunctionStep):
         return ("function", step.call.target, step.call.style, tuple(sorted(step.call.kwargs.items())), step.inplace,
                 len(step.inputs))
-    calls = [("", step.call)] if step.call is not None else list(step.children)
-    return ("module", step.call is None, tuple((n, c.target, len(c.args), tuple(sorted(c.arguments()))) for n, c in calls))
+    return ("module", step.call is None,
+            tuple((n, c.target, len(c.args), tuple(sorted(c.arguments()))) for n, c in step.calls))
 
 
 def _slots(step: ModuleStep) -> dict[tuple[str, str], Any]:
     """(child, argument) -> value, for every constructor argument of the step."""
-    calls = [("", step.call)] if step.call is not None else list(step.children)
     out: dict[tuple[str, str], Any] = {}
-    for child, call in calls:
+    for child, call in step.calls:
         names = POSITIONAL_NAMES.get(call.target, ())
         for i, value in enumerate(call.args):
             out[(child, names[i] if i < len(names) else f"arg{i}")] = value
@@ -409,11 +408,8 @@ class ClassWriter:
         params = ["self"] + [f"{a.name}: {_type(a.values)}" + (" = None" if _sometimes(a) else "")
                              for a in self.d.arguments]
         lines = render(Call("def __init__", params), 1, "", " -> None:")
-        body = ["super().__init__()"]
         containers: set[str] = set()
-        out: list[str] = []
-        for text in body:
-            out.append(INDENT * 2 + text)
+        out = [f"{INDENT * 2}super().__init__()"]
         for name in self.d.order:
             step = self.d.steps[name]
             if isinstance(step, FunctionStep):

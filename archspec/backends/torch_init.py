@@ -26,14 +26,17 @@ def initialise(model: nn.Module, init: Any) -> None:
 _SKIPPABLE = {"torch.nn.Conv2d": "conv", "torch.nn.Linear": "linear"}
 
 
-def overwrites(init: Any, name: str, target: str, has_bias: bool) -> bool:
-    """Whether `initialise` will set every parameter of the module at `name`, so that its
-    constructor need not initialise them first (building resnet50 then costs one random
-    draw per weight instead of two). Buffers are never skipped: no module here has any."""
+def overwrites(
+    tables: tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]], name: str, target: str, has_bias: bool
+) -> bool:
+    """Whether `initialise` will set every parameter of the module at `name` (by the rules
+    `InitSpec.tables()`), so that its constructor need not initialise them first (building
+    resnet50 then costs one random draw per weight instead of two). Buffers are never
+    skipped: no module here has any."""
     kind = _SKIPPABLE.get(target)
     if kind is None:
         return False
-    weight, bias = init_rule(name, kind, *init.tables())
+    weight, bias = init_rule(name, kind, *tables)
     return weight != "default" and (not has_bias or bias != "default")
 
 

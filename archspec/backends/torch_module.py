@@ -120,10 +120,10 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
     """Compile the IR into a module; `init` applies the spec's weight initialisation."""
     skip = None
     if init and net.init is not None:
-        rules = net.init
+        tables = net.init.tables()  # once, not once per layer
 
         def skip(path: str, call: ModuleCall) -> bool:
-            return overwrites(rules, path, call.target, bool(call.arguments().get("bias", True)))
+            return overwrites(tables, path, call.target, bool(call.arguments().get("bias", True)))
 
     stem = graph_module(net.stem, "Stem", "stem", skip)
     stages = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from collections.abc import Sequence
 
-from ..op import ModuleCall, Op, OpDefaults, Shape, ShapeError, register_op
+from ..op import ModuleCall, Op, OpDefaults, Shape, ShapeError, omit_defaults, register_op
 
 ActKind = Literal["relu", "relu6", "leaky_relu", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity"]
 
@@ -44,9 +44,9 @@ class Act(Op):
         return self.model_copy(update={"type": defaults.activation})
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        kwargs = {"negative_slope": self.negative_slope} if self.type == "leaky_relu" else {}
+        kwargs: dict = {"negative_slope": self.negative_slope} if self.type == "leaky_relu" else {}
         defaults = {"inplace": False} if self.type in INPLACE_CAPABLE else {}
-        return ModuleCall(_TORCH[self.type or "relu"], (), kwargs, defaults, tuple(kwargs) + tuple(defaults))
+        return omit_defaults(_TORCH[self.type or "relu"], (), {**kwargs, **defaults}, defaults)
 
     def label(self, ins: Sequence[Shape]) -> str:
         return self.type or "act"
