@@ -85,10 +85,12 @@ def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> Non
     assert inp.shape[0] == "batch" and inp.shape[1:] == list(net.input_shape)
     _close(session.run(None, {"input": x.numpy()})[0], reference, model, x)
     del session
+    onnx_path.unlink()  # VGG's files are 0.5 GB each: keep at most one on disk at a time
 
     pt2_path = tmp_path / f"{name}.pt2"
     write_pt2(net, model, pt2_path, 2, None, program)
     program = torch.export.load(str(pt2_path))
+    pt2_path.unlink()
     with torch.no_grad():
         _close(program.module()(x).numpy(), reference, model, x)
 
