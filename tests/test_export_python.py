@@ -7,6 +7,8 @@ modules (their state_dict keys, shapes and outputs) and ruff's formatter and lin
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import math
 import re
@@ -20,6 +22,7 @@ from safetensors.torch import save_file
 
 import archspec
 from archspec.backends.python_source import python_source
+from archspec.ir.op import ModuleCall
 from tests.clirun import run_cli
 from tests.generated import assert_ruff_clean, exported_model, model_class
 
@@ -174,6 +177,27 @@ def test_exported_source_is_formatted_and_lint_clean(tmp_path: Path) -> None:
     for name in ZOO:
         _write(name, tmp_path)
     assert_ruff_clean(tmp_path)
+
+
+def test_ops_name_their_positional_arguments_as_the_constructors_do() -> None:
+    """Exported class arguments are named after constructor parameters (`conv1_channels` from
+    `out_channels`): each op's names must be the constructor's own, read from its signature."""
+    shufflenet = Path(__file__).parent.parent / "docs" / "examples" / "shufflenet_v2_x1_0.yaml"
+    rest = {"name": "rest", "input": {"channels": 3, "size": [16, 16]}, "num_classes": 4,  # ops no zoo net uses
+            "stem": [{"conv": {"out": 8, "kernel": 3}}, {"lrn": 3}, {"adaptive_pool": {"size": [3, 2], "type": "max"}}],
+            "stages": [], "head": ["flatten", {"linear": 6}, {"norm": "batch"}, {"norm": "layer"}, {"linear": 4}]}
+    seen = set()
+    for spec in [*ZOO, shufflenet, rest]:
+        for ref in archspec.load_spec(spec).network().nodes():
+            call = ref.node.op.torch(ref.graph.in_shapes(ref.node))
+            if isinstance(call, ModuleCall) and call.args:
+                module, _, name = call.target.rpartition(".")
+                parameters = list(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
+                assert list(call.positional()) == parameters[: len(call.args)], (spec, ref.path, call.target)
+                seen.add(call.target.rpartition(".")[2])
+    assert seen == {"Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "LayerNorm2d", "LayerNorm", "LocalResponseNorm",
+                    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Flatten", "StochasticDepth", "LayerScale", "ChannelSplit",
+                    "ChannelShuffle"}, seen
 
 
 def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None:

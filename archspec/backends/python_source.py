@@ -38,23 +38,6 @@ from ..ir.op import ModuleCall
 from .plan import FunctionStep, GraphPlan, ModuleStep, Step, plan_graph
 from .source_format import INDENT, WIDTH, Call, Expr, flat, render
 
-# Names of positional constructor arguments, for naming class arguments after them.
-POSITIONAL_NAMES = {
-    "torch.nn.Conv2d": ("in_channels", "out_channels"),
-    "torch.nn.Linear": ("in_features", "out_features"),
-    "torch.nn.BatchNorm2d": ("num_features",),
-    "torch.nn.BatchNorm1d": ("num_features",),
-    "torch.nn.LayerNorm": ("normalized_shape",),
-    "torch.nn.LocalResponseNorm": ("size",),
-    "torch.nn.AdaptiveAvgPool2d": ("output_size",),
-    "torch.nn.AdaptiveMaxPool2d": ("output_size",),
-    "torch.nn.Flatten": ("start_dim",),
-    "archspec.backends.torch_layers.LayerNorm2d": ("normalized_shape",),
-    "archspec.backends.torch_layers.StochasticDepth": ("p",),
-    "archspec.backends.torch_layers.LayerScale": ("channels", "init", "ndim"),
-    "archspec.backends.torch_layers.ChannelSplit": ("parts", "index"),
-    "archspec.backends.torch_layers.ChannelShuffle": ("groups",),
-}
 # A width named after the layer that produces it: `conv1_channels`, `fc1_features`.
 CHANNEL_ARGUMENTS = {"out_channels": "channels", "num_features": "channels", "out_features": "features"}
 BINARY_OPERATORS = {"operator.add": "+", "operator.mul": "*", "operator.sub": "-", "operator.truediv": "/"}
@@ -145,10 +128,7 @@ def _slots(step: ModuleStep) -> dict[tuple[str, str], Any]:
     """(child, argument) -> value, for every constructor argument of the step."""
     out: dict[tuple[str, str], Any] = {}
     for child, call in step.calls:
-        names = POSITIONAL_NAMES.get(call.target, ())
-        for i, value in enumerate(call.args):
-            out[(child, names[i] if i < len(names) else f"arg{i}")] = value
-        for key, value in call.arguments().items():
+        for key, value in (call.positional() | call.arguments()).items():
             out[(child, key)] = value
     return out
 
@@ -388,8 +368,7 @@ class ClassWriter:
         return self.slot_argument[key] if key in self.slot_argument else _literal(self.d.constants[key])
 
     def constructor(self, step: str, child: str, call: ModuleCall) -> Call:
-        names = POSITIONAL_NAMES.get(call.target, ())
-        args = [self.value(step, child, names[i] if i < len(names) else f"arg{i}") for i in range(len(call.args))]
+        args = [self.value(step, child, name) for name in call.positional()]
         kwargs = []
         for key in call.arguments():
             text = self.value(step, child, key)

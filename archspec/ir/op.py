@@ -135,6 +135,8 @@ class ModuleCall:
     """How to construct the torch module of an op: `target(*args, **kwargs)`.
 
     `target` is an import path such as `torch.nn.Conv2d`; export writes it as source.
+    `names` are the constructor's names for `args` (`in_channels`, `out_channels`): code
+    export names a class argument after the value it carries (`conv1_channels`).
     """
 
     target: str
@@ -144,6 +146,15 @@ class ModuleCall:
     # Code export reads them when blocks of one class differ there (stride 1 in one, 2 in another).
     defaults: dict[str, Any] = field(default_factory=dict)
     order: tuple[str, ...] = ()  # the keywords' order in `arguments()`
+    names: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.names and len(self.names) != len(self.args):
+            raise ValueError(f"{self.target}: {len(self.args)} positional arguments but names {self.names}")
+
+    def positional(self) -> dict[str, Any]:
+        """`args` by name; `arg0`, `arg1`, ... where the op named none."""
+        return {(self.names[i] if self.names else f"arg{i}"): value for i, value in enumerate(self.args)}
 
     def arguments(self) -> dict[str, Any]:
         """Every keyword this call states or leaves at its default, in the constructor's order."""
@@ -151,11 +162,13 @@ class ModuleCall:
         return {k: merged[k] for k in self.order if k in merged} | merged
 
 
-def omit_defaults(target: str, args: tuple[Any, ...], kwargs: dict[str, Any], defaults: dict[str, Any]) -> ModuleCall:
-    """A ModuleCall that states only the keywords differing from the constructor's `defaults`."""
+def omit_defaults(target: str, args: dict[str, Any], kwargs: dict[str, Any], defaults: dict[str, Any]) -> ModuleCall:
+    """A ModuleCall passing `args` (by their names) positionally and stating only the keywords
+    that differ from the constructor's `defaults`."""
     stated = {k: v for k, v in kwargs.items() if k not in defaults or v != defaults[k]}
     left = {k: v for k, v in defaults.items() if k not in stated}
-    return ModuleCall(target, args, stated, left, tuple(kwargs) + tuple(k for k in defaults if k not in kwargs))
+    order = tuple(kwargs) + tuple(k for k in defaults if k not in kwargs)
+    return ModuleCall(target, tuple(args.values()), stated, left, order, tuple(args))
 
 
 @dataclass(frozen=True)
@@ -233,6 +246,9 @@ class Op(BaseModel):
         return RF.union(fields, ins)
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall | FunctionCall:
+        """The torch form: a module to construct (name its positional arguments, as
+        `ModuleCall("torch.nn.Linear", (c, n), names=("in_features", "out_features"))`, so that
+        code export can name class arguments after them) or a function applied in forward."""
         raise NotImplementedError(f"op '{self.kind}' has no torch form")
 
     def label(self, ins: Sequence[Shape]) -> str:

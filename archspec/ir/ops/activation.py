@@ -46,7 +46,7 @@ class Act(Op):
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs: dict = {"negative_slope": self.negative_slope} if self.type == "leaky_relu" else {}
         defaults = {"inplace": False} if self.type in INPLACE_CAPABLE else {}
-        return omit_defaults(_TORCH[self.type or "relu"], (), {**kwargs, **defaults}, defaults)
+        return omit_defaults(_TORCH[self.type or "relu"], {}, {**kwargs, **defaults}, defaults)
 
     def label(self, ins: Sequence[Shape]) -> str:
         return self.type or "act"

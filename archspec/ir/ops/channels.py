@@ -35,7 +35,7 @@ class Split(Op):
         return (c // self.parts,) + tuple(ins[0][1:])
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("archspec.backends.torch_layers.ChannelSplit", (self.parts, self.index))
+        return ModuleCall("archspec.backends.torch_layers.ChannelSplit", (self.parts, self.index), names=("parts", "index"))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"split {self.index + 1}/{self.parts}"
@@ -60,7 +60,7 @@ class ChannelShuffle(Op):
         return ins[0]
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("archspec.backends.torch_layers.ChannelShuffle", (self.groups,))
+        return ModuleCall("archspec.backends.torch_layers.ChannelShuffle", (self.groups,), names=("groups",))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"shuffle g{self.groups}"

@@ -81,7 +81,8 @@ class Conv(Op):
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs = {"kernel_size": _compact(self.k), "stride": _compact(self.s), "padding": _compact(self.p),
                   "dilation": _compact(self.d), "groups": self.g(ins), "bias": self.bias}
-        return omit_defaults("torch.nn.Conv2d", (ins[0][0], self.out), kwargs, CONV2D_DEFAULTS)
+        channels = {"in_channels": ins[0][0], "out_channels": self.out}
+        return omit_defaults("torch.nn.Conv2d", channels, kwargs, CONV2D_DEFAULTS)
 
     def label(self, ins: Sequence[Shape]) -> str:
         text = f"conv {hw(self.k)}"

@@ -33,7 +33,8 @@ class Linear(Op):
         return ins[0][0] * self.out
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return omit_defaults("torch.nn.Linear", (ins[0][0], self.out), {"bias": self.bias}, {"bias": True})
+        features = {"in_features": ins[0][0], "out_features": self.out}
+        return omit_defaults("torch.nn.Linear", features, {"bias": self.bias}, {"bias": True})
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"linear {ins[0][0]}->{self.out}"

@@ -51,12 +51,12 @@ class Norm(Op):
         if self.type == "batch":
             target = "torch.nn.BatchNorm2d" if len(ins[0]) == 3 else "torch.nn.BatchNorm1d"
             kwargs = {"eps": self.eps, "momentum": self.momentum}
-            return omit_defaults(target, (c,), kwargs, {"eps": 1e-5, "momentum": 0.1})
+            return omit_defaults(target, {"num_features": c}, kwargs, {"eps": 1e-5, "momentum": 0.1})
         if self.type == "layer":
             kwargs = {} if self.eps == 1e-5 else {"eps": self.eps}
             if len(ins[0]) == 3:
-                return ModuleCall("archspec.backends.torch_layers.LayerNorm2d", (c,), kwargs)
-            return ModuleCall("torch.nn.LayerNorm", (c,), kwargs)
+                return ModuleCall("archspec.backends.torch_layers.LayerNorm2d", (c,), kwargs, names=("normalized_shape",))
+            return ModuleCall("torch.nn.LayerNorm", (c,), kwargs, names=("normalized_shape",))
         raise ShapeError(f"norm type '{self.type}' has no torch form")
 
     def label(self, ins: Sequence[Shape]) -> str:
@@ -77,7 +77,8 @@ class LocalResponseNorm(Op):
     k: float = 1.0
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("torch.nn.LocalResponseNorm", (self.size,), {"alpha": self.alpha, "beta": self.beta, "k": self.k})
+        kwargs = {"alpha": self.alpha, "beta": self.beta, "k": self.k}
+        return ModuleCall("torch.nn.LocalResponseNorm", (self.size,), kwargs, names=("size",))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"lrn {self.size}"

@@ -49,7 +49,7 @@ class _WindowPool(Op):
                 "ceil_mode": self.ceil_mode}
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return omit_defaults(self._torch, (), self._kwargs(), {"padding": 0, "ceil_mode": False})
+        return omit_defaults(self._torch, {}, self._kwargs(), {"padding": 0, "ceil_mode": False})
 
     def label(self, ins: Sequence[Shape]) -> str:
         text = f"{self.kind} {hw(self.k)}"
@@ -77,7 +77,7 @@ class AvgPool(_WindowPool):
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs = {**self._kwargs(), "count_include_pad": self.count_include_pad}
-        return omit_defaults(self._torch, (), kwargs, {"padding": 0, "ceil_mode": False, "count_include_pad": True})
+        return omit_defaults(self._torch, {}, kwargs, {"padding": 0, "ceil_mode": False, "count_include_pad": True})
 
 
 @register_op
@@ -109,7 +109,7 @@ class AdaptivePool(Op):
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         target = "torch.nn.AdaptiveAvgPool2d" if self.type == "avg" else "torch.nn.AdaptiveMaxPool2d"
         h, w = pair(self.size)
-        return ModuleCall(target, ((h, w),))
+        return ModuleCall(target, ((h, w),), names=("output_size",))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"adaptive {self.type}pool {hw(pair(self.size))}"
@@ -134,7 +134,7 @@ class GlobalPool(Op):
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         target = "torch.nn.AdaptiveAvgPool2d" if self.type == "avg" else "torch.nn.AdaptiveMaxPool2d"
-        return ModuleCall(target, ((1, 1),))
+        return ModuleCall(target, ((1, 1),), names=("output_size",))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"global {self.type}pool"

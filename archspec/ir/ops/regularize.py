@@ -24,7 +24,7 @@ class DropPath(Op):
     p: Probability = 0.0
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("archspec.backends.torch_layers.StochasticDepth", (self.p,))
+        return ModuleCall("archspec.backends.torch_layers.StochasticDepth", (self.p,), names=("p",))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"drop path {self.p:.3g}"
@@ -44,7 +44,8 @@ class LayerScale(Op):
         return ins[0][0]
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("archspec.backends.torch_layers.LayerScale", (ins[0][0], self.init, len(ins[0])))
+        args = (ins[0][0], self.init, len(ins[0]))
+        return ModuleCall("archspec.backends.torch_layers.LayerScale", args, names=("channels", "init", "ndim"))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return "layer scale"

@@ -24,7 +24,7 @@ class Flatten(Op):
         return fields[0].whole(ins[0][1:]) if len(ins[0]) == 3 else fields[0]
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("torch.nn.Flatten", (1,))
+        return ModuleCall("torch.nn.Flatten", (1,), names=("start_dim",))
 
 
 @register_op
