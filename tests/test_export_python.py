@@ -7,6 +7,7 @@ modules (their state_dict keys, shapes and outputs) and ruff's formatter and lin
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import json
@@ -88,8 +89,12 @@ class Child:
 
     def __exit__(self, *exc: object) -> None:
         assert self._process.stdin
-        self._process.stdin.close()
-        self._process.wait(timeout=60)
+        with contextlib.suppress(BrokenPipeError):  # a dead child: the test's own error says why
+            self._process.stdin.close()
+        try:
+            self._process.wait(timeout=60)
+        finally:
+            self._process.kill()
 
 
 def _write(name: str, tmp_path: Path) -> tuple[Path, str]:
