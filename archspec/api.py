@@ -105,6 +105,7 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     override spec keys. Python export needs no torch; the others trace the compiled module.
     """
     from .backends.exporters import ExportError, format_for
+    from .checkpoint import is_checkpoint, read_spec
 
     chosen = format_for(path, format)
     if batch < 2:
@@ -117,8 +118,7 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
         if overrides:
             raise ExportError("overrides apply to a spec, not to a compiled Network")
         net = spec
-    elif _is_checkpoint(spec):
-        from .checkpoint import read_spec
+    elif is_checkpoint(spec):
 
         if overrides:
             raise ExportError("a checkpoint's spec cannot be overridden (--set): its weights were made for it")
@@ -131,10 +131,6 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
         model = build(net)
     chosen.write(net, model, Path(path), batch, opset)
     return Path(path)
-
-
-def _is_checkpoint(spec: Any) -> bool:
-    return isinstance(spec, (str, Path)) and str(spec).endswith(".safetensors")
 
 
 __all__ = ["Spec", "analyze", "build", "diagram", "export", "load", "load_spec", "save"]

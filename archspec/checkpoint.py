@@ -18,6 +18,11 @@ class CheckpointError(ArchspecError):
     pass
 
 
+def is_checkpoint(spec: Any) -> bool:
+    """Whether `spec`, as given to the API or the CLI, names a checkpoint rather than a spec."""
+    return isinstance(spec, (str, Path)) and str(spec).endswith(".safetensors")
+
+
 def save(model: Any, path: str | Path, spec_data: dict | None = None) -> None:
     from safetensors.torch import save_file
 

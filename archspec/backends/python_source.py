@@ -35,7 +35,7 @@ from .. import __version__
 from ..errors import ArchspecError
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
-from .plan import FunctionStep, GraphPlan, ModuleStep, Step, plan_graph
+from .plan import FunctionStep, GraphPlan, ModuleStep, Step, class_name, plan_graph
 from .source_format import INDENT, WIDTH, Call, Expr, flat, render
 
 # A width named after the layer that produces it: `conv1_channels`, `fc1_features`.
@@ -554,13 +554,8 @@ def _type(values: list[Any]) -> str:
 
 
 # -- the model ------------------------------------------------------------------------------------------------
-def _class_name(family: str) -> str:
-    name = "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", family) if part) or "Block"
-    return name if name[0].isalpha() else "Block" + name
-
-
 def _model_class_name(name: str) -> str:
-    return _class_name(name) if name else "Network"
+    return class_name(name) if name else "Network"
 
 
 @dataclass
@@ -627,7 +622,7 @@ def python_source(net: Network, params: int | None = None) -> str:
         for block in stage.blocks:
             blocks.setdefault(block.family, []).append(block.graph)
             family_of[id(block.graph)] = block.family
-    families = {f: _designs(_class_name(f), graphs, taken) for f, graphs in blocks.items()}
+    families = {f: _designs(class_name(f), graphs, taken) for f, graphs in blocks.items()}
     docs = {design.name: _family_doc(f) for f, fam in families.items() for design in fam.designs}
     classes: list[str] = []
     for fam, doc in [(stem, "The stem."), *((families[f], None) for f in families), (head, "The head."),

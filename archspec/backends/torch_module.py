@@ -21,7 +21,7 @@ from torch import fx, nn
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
 from . import torch_layers
-from .plan import INPLACE_FORM, ModuleStep, plan_graph
+from .plan import INPLACE_FORM, ModuleStep, class_name, plan_graph
 from .torch_init import initialise, overwrites
 
 
@@ -112,10 +112,6 @@ def _module_tree(modules: dict[str, nn.Module]) -> nn.Module:
     return tree
 
 
-def _class_name(family: str) -> str:
-    return "".join(part.capitalize() for part in family.replace("-", "_").split("_")) or "Block"
-
-
 def build_module(net: Network, init: bool = True) -> nn.Module:
     """Compile the IR into a module; `init` applies the spec's weight initialisation."""
     skip = None
@@ -127,7 +123,7 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
 
     stem = graph_module(net.stem, "Stem", "stem", skip)
     stages = [
-        torch_layers.Stage([graph_module(block.graph, _class_name(block.family), f"stages.{s}.blocks.{b}", skip)
+        torch_layers.Stage([graph_module(block.graph, class_name(block.family), f"stages.{s}.blocks.{b}", skip)
                             for b, block in enumerate(stage.blocks)])
         for s, stage in enumerate(net.stages)
     ]

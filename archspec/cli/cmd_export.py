@@ -45,13 +45,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import export
     from ..backends.exporters import format_for
+    from ..checkpoint import is_checkpoint
     from ..plugins import load_plugins
 
     chosen = format_for(args.output, args.format)  # a bad suffix is reported before any work
     load_plugins(args.plugins)
     path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, **overrides(args))
     note = None
-    if chosen.name == "python" and str(args.spec).endswith(".safetensors"):
+    if chosen.name == "python" and is_checkpoint(args.spec):
         note = (f"the source holds no weights; load them with "
                 f"model.load_state_dict(safetensors.torch.load_file({str(args.spec)!r}))")
     if args.json:
