@@ -114,8 +114,7 @@ def test_yaml_merge_keys_follow_the_yaml_rules() -> None:
 
 
 def test_endless_file_is_not_read_into_memory() -> None:
-    if not Path("/dev/zero").exists():
-        pytest.skip("no /dev/zero on this system")
+    """/dev/zero never ends: reading it whole would exhaust memory (every supported system has it)."""
     code, _, err = run_cli("validate", "/dev/zero")
     assert code == 2 and err.startswith("/dev/zero:1:1: the file is larger than")
 
