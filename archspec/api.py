@@ -114,22 +114,27 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
         from .backends.exporters import require
 
         require("torch")
-    if isinstance(spec, Network):
-        if overrides:
-            raise ExportError("overrides apply to a spec, not to a compiled Network")
-        net = spec
-    elif is_checkpoint(spec):
+    from .progress import status
 
-        if overrides:
-            raise ExportError("a checkpoint's spec cannot be overridden (--set): its weights were made for it")
-        net = to_network(read_spec(spec))
+    with status(f"export to {chosen.name}: reading the spec") as say:
+        if isinstance(spec, Network):
+            if overrides:
+                raise ExportError("overrides apply to a spec, not to a compiled Network")
+            net = spec
+        elif is_checkpoint(spec):
+            if overrides:
+                raise ExportError("a checkpoint's spec cannot be overridden (--set): its weights were made for it")
+            net = to_network(read_spec(spec))
+            if chosen.needs_weights and model is None:
+                say(f"export {net.name} to {chosen.name}: loading the checkpoint's weights")
+                model = load(spec)
+        else:
+            net = to_network(spec, **overrides)
         if chosen.needs_weights and model is None:
-            model = load(spec)
-    else:
-        net = to_network(spec, **overrides)
-    if chosen.needs_weights and model is None:
-        model = build(net)
-    chosen.write(net, model, Path(path), batch, opset)
+            say(f"export {net.name} to {chosen.name}: building the module")
+            model = build(net)
+        say(f"export {net.name} to {chosen.name}: " + ("tracing and writing" if chosen.needs_weights else "writing"))
+        chosen.write(net, model, Path(path), batch, opset)
     return Path(path)
 
 

@@ -95,3 +95,10 @@ def test_set_overrides_from_the_command_line() -> None:
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["output_shape"] == [10] and data["input_shape"] == [3, 32, 32]
+
+
+def test_python_dash_m_archspec_runs_the_command() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "archspec", "--version"], capture_output=True, text=True,
+                          cwd=ROOT, env=env, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("archspec "), done.stderr

@@ -46,13 +46,16 @@ def run(args: argparse.Namespace) -> int:
     check_params_limit(report.params, args.max_params, spec)
 
     from ..api import build, save
+    from ..progress import status
 
-    model = build(spec, max_params=None)  # checked above, against --max-params
-    actual = sum(p.numel() for p in model.parameters())
-    if actual != report.params:  # the analysis and the module come from one IR; say so loudly if not
-        raise AssertionError(f"analysis counts {report.params} parameters, the module has {actual}")
-    if args.output:
-        save(model, args.output)
+    with status(f"build {spec.name}: building the module ({report.params:,} parameters)") as say:
+        model = build(spec, max_params=None)  # checked above, against --max-params
+        actual = sum(p.numel() for p in model.parameters())
+        if actual != report.params:  # the analysis and the module come from one IR; say so loudly if not
+            raise AssertionError(f"analysis counts {report.params} parameters, the module has {actual}")
+        if args.output:
+            say(f"build {spec.name}: saving {args.output}")
+            save(model, args.output)
     if args.json:
         print_json({"name": spec.name, "params": report.params, "macs": report.macs,
                     "input_shape": list(report.input_shape), "output_shape": list(report.output_shape),

@@ -86,7 +86,9 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    rows = [row(spec, analyze(spec, args)) for spec in args.specs]
+    from ..progress import track
+
+    rows = [row(spec, analyze(spec, args)) for spec in track(args.specs, "compare", label=str)]
     if args.plot:
         plot(rows, args.plot)
     if args.json:

@@ -52,6 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.output:
         sys.stdout.write(graph.source)
         return 0
-    path = render(graph, args.output)
+    from ..progress import status
+
+    with status(f"diagram {args.spec}: drawing {args.output} with Graphviz"):
+        path = render(graph, args.output)
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -22,7 +22,9 @@ def run(args: argparse.Namespace) -> int:
     from ..compiler import load_spec
 
     rows, data = [], []
-    for name in zoo.names():
+    from ..progress import track
+
+    for name in track(zoo.names(), "list: analysing the zoo", label=str):
         spec = load_spec(zoo.path_of(name))
         report = analyze_network(spec.network())
         input_text = "x".join(map(str, report.input_shape))

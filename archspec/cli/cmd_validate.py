@@ -34,7 +34,9 @@ def run(args: argparse.Namespace) -> int:
 
     failed = False
     results = []
-    for path in args.specs:
+    from ..progress import track
+
+    for path in track(args.specs, "validate", label=str):
         try:
             spec = load(path, args)
             report = analyze_network(spec.network())

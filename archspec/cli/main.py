@@ -39,6 +39,8 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--debug", action="store_true", help="show the Python traceback of errors")
+    top.add_argument("-q", "--quiet", action="store_true",
+                     help="no progress display (it is drawn only when standard error is a terminal anyway)")
     top.add_argument("--version", action="version", version=f"archspec {_version()}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     for name in COMMANDS:
@@ -49,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.register(sub)
+    for command in sub.choices.values():  # `archspec export ... --quiet` reads as well as `archspec --quiet export`
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                             help="no progress display (drawn only when standard error is a terminal)")
     return top
 
 
@@ -64,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "run", None):
         top.print_help()
         return 0
+    from ..progress import set_quiet
+
+    set_quiet(args.quiet)
     try:
         return int(args.run(args) or 0)
     except SpecError as exc:
