@@ -50,6 +50,7 @@ PALETTE = {
     "merge": "#fdd0a2",
     "dropout": "#e0e0e0",
     "reshape": "#ccebe6",
+    "resize": "#e5d8bd",
     "other": "#ffffff",
 }
 LEGEND_NAMES = {"act": "activation"}

@@ -1,3 +1,3 @@
 """The built-in primitive ops. Importing this package registers them all."""
 
-from . import activation, channels, conv, linear, merge, norm, pool, regularize, shape  # noqa: F401
+from . import activation, channels, conv, linear, merge, norm, pool, regularize, resize, shape  # noqa: F401

@@ -10,12 +10,14 @@ from pydantic import Field
 from ..op import ModuleCall, Op, OpDefaults, Shape, ShapeError, omit_defaults, register_op
 from ._types import PosInt
 
-NormKind = Literal["batch", "layer"]
+NormKind = Literal["batch", "layer", "frozen_batch"]
 
 
 @register_op
 class Norm(Op):
-    """Normalisation: `norm: batch` (BatchNorm), `norm: layer` (LayerNorm over channels).
+    """Normalisation: `norm: batch` (BatchNorm), `norm: layer` (LayerNorm over channels),
+    `norm: frozen_batch` (batch norm whose statistics and affine terms are buffers, fixed in
+    training: torchvision's FrozenBatchNorm2d, the norm of its detection backbones).
 
     A bare `norm` takes the spec's `defaults.norm`, eps and momentum.
     """
@@ -40,9 +42,11 @@ class Norm(Op):
         return self.model_copy(update=update)
 
     def params(self, ins: Sequence[Shape]) -> int:
-        return 2 * ins[0][0]
+        return 0 if self.type == "frozen_batch" else 2 * ins[0][0]
 
     def buffers(self, ins: Sequence[Shape]) -> int:
+        if self.type == "frozen_batch":  # weight, bias, running mean, running var
+            return 4 * ins[0][0]
         # running mean, running var, num_batches_tracked
         return 2 * ins[0][0] + 1 if self.type == "batch" else 0
 
@@ -52,6 +56,11 @@ class Norm(Op):
             target = "torch.nn.BatchNorm2d" if len(ins[0]) == 3 else "torch.nn.BatchNorm1d"
             kwargs = {"eps": self.eps, "momentum": self.momentum}
             return omit_defaults(target, {"num_features": c}, kwargs, {"eps": 1e-5, "momentum": 0.1})
+        if self.type == "frozen_batch":
+            if len(ins[0]) != 3:
+                raise ShapeError("frozen_batch norm needs a (C, H, W) feature map")
+            kwargs = {} if self.eps == 1e-5 else {"eps": self.eps}
+            return ModuleCall("archspec.backends.torch_layers.FrozenBatchNorm2d", (c,), kwargs, names=("num_features",))
         if self.type == "layer":
             kwargs = {} if self.eps == 1e-5 else {"eps": self.eps}
             if len(ins[0]) == 3:
@@ -60,7 +69,7 @@ class Norm(Op):
         raise ShapeError(f"norm type '{self.type}' has no torch form")
 
     def label(self, ins: Sequence[Shape]) -> str:
-        return {"batch": "bn", "layer": "ln"}.get(self.type or "", "norm")
+        return {"batch": "bn", "layer": "ln", "frozen_batch": "frozen bn"}.get(self.type or "", "norm")
 
 
 @register_op

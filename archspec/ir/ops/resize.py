@@ -1,0 +1,107 @@
+"""Resampling a feature map: nearest or bilinear, by a scale factor, to a fixed size, or to the
+size of a second input (an FPN's lateral, a segmentation head's network input)."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import ClassVar, Literal
+from collections.abc import Sequence
+
+from pydantic import Field, model_validator
+
+from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op
+from ._types import PosPair, hw, spatial
+
+ResizeMode = Literal["nearest", "bilinear"]
+_Scale = Field(default=None, gt=0, le=1024)
+
+
+@register_op
+class Resize(Op):
+    """Resample: `resize: {scale: 2}`, `resize: {size: [56, 56], mode: bilinear}`, or with two
+    inputs, to the spatial size of the second (`F.interpolate(x, size=y.shape[-2:])`).
+
+    `mode`: nearest (PyTorch's, the source pixel `floor(i * in / out)`) or bilinear with
+    `align_corners=False` (torchvision's segmentation heads and FPN). The output size is
+    `floor(in * scale)`, as `nn.Upsample` computes it.
+    """
+
+    kind: ClassVar[str] = "resize"
+    category: ClassVar[str] = "resize"
+    arity: ClassVar[int | None] = None  # one input, or two: resize the first to the second's size
+    shorthand: ClassVar[str] = "scale"
+
+    scale: float | None = _Scale
+    size: PosPair | None = None
+    mode: ResizeMode = "nearest"
+
+    @model_validator(mode="after")
+    def _one_target(self) -> "Resize":
+        if self.scale is not None and self.size is not None:
+            raise ValueError("give resize a scale or a size, not both")
+        return self
+
+    # -- rules ---------------------------------------------------------------------
+    def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if len(ins) not in (1, 2):
+            raise ShapeError(f"resize takes one input (with scale or size) or two (to the second's size), got {len(ins)}")
+        c, h, w = spatial(ins[0], "resize")
+        if len(ins) == 2:
+            if self.scale is not None or self.size is not None:
+                raise ShapeError("resize to a second input's size takes no scale or size")
+            _, th, tw = spatial(ins[1], "resize")
+            return (c, th, tw)
+        if self.size is not None:
+            th, tw = pair(self.size)
+        elif self.scale is not None:
+            th, tw = math.floor(h * self.scale), math.floor(w * self.scale)
+        else:
+            raise ShapeError("resize with one input needs a scale or a size")
+        if min(th, tw) < 1:
+            raise ShapeError(f"resize of {c}x{h}x{w} by {self.scale:g} leaves no pixel", spatial_zero=True)
+        return (c, th, tw)
+
+    def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        """The field covering every input unit that output unit i reads.
+
+        Per axis with ratio r = in / out and the input's jump J: nearest reads unit
+        floor(i * r), at most 1 - 1/q below i * r when r = p/q, and bilinear (align_corners=False) reads
+        floor(c) and floor(c) + 1 with c = (i + 0.5) * r - 0.5. Such a field is not one
+        (size, jump, padding) (upsampling by s, s neighbours share one source unit), so the jump
+        becomes r * J and the field grows by the rounding: a covering bound, tight over one
+        period for nearest upsampling by a whole factor s (padding and size grow by J (s-1)/s).
+        """
+        f = fields[0]
+        out = self.out_shape(ins)
+        size, jump, padding = [], [], []
+        for a in range(2):
+            r = Fraction(ins[0][1 + a], out[1 + a])
+            big = Fraction(f.jump[a]).limit_denominator(1 << 20)  # a fractional jump after an upsampling
+            j = big * r
+            if self.mode == "nearest":
+                reach = big * (1 - Fraction(1, r.denominator))  # i*r - floor(i*r) <= 1 - 1/q, r = p/q
+                extra = reach
+            else:  # bilinear: c in [i*r + r/2 - 1/2]; reads floor(c) and floor(c) + 1
+                reach = big * (Fraction(3, 2) - r / 2)  # before i * r * J: up to floor(c) >= c - 1
+                extra = reach + big * (r / 2 + Fraction(1, 2))  # after: floor(c) + 1 <= c + 1
+            size.append(f.size[a] + math.ceil(extra))
+            padding.append(f.padding[a] + math.ceil(reach))
+            jump.append(int(j) if j.denominator == 1 else float(j))
+        return RF(tuple(size), tuple(jump), tuple(padding), f.context)  # type: ignore[arg-type]
+
+    def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        kwargs = {"mode": self.mode} | ({"align_corners": False} if self.mode == "bilinear" else {})
+        if len(ins) == 2:
+            return ModuleCall("archspec.backends.torch_layers.ResizeLike", (), kwargs)
+        target = {"size": pair(self.size)} if self.size is not None else {"scale_factor": self.scale}
+        return ModuleCall("torch.nn.Upsample", (), target | kwargs)
+
+    def label(self, ins: Sequence[Shape]) -> str:
+        if len(ins) == 2:
+            to = "like input 2"
+        elif self.size is not None:
+            to = f"to {hw(pair(self.size))}"
+        else:
+            to = f"x{self.scale:g}"
+        return f"resize {to} {self.mode}"
