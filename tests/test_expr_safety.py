@@ -115,3 +115,35 @@ def test_variable_chains_and_expansions_are_bounded() -> None:
 def test_self_reference_is_reported_with_the_cycle() -> None:
     with pytest.raises(SpecError, match=r"'a' refers to itself: a -> b -> a"):
         load_spec("name: x\nvars: {a: '${b}', b: '${a}'}\nnum_classes: '${a}'\n")
+
+
+@pytest.mark.parametrize("expression, value", [
+    ("2 ** 10", 1024),
+    ("2 ** -2", 0.25),
+    ("2.49 ** 0.5", 2.49 ** 0.5),
+    ("log(8, 2)", 3.0),
+    ("round(log(100 / 24) / log(2.49))", 2),  # RegNet's block capacity (torchvision's rule)
+    ("round(24 * 2.49 ** 2 / 8) * 8", 152),
+])
+def test_powers_and_logarithms(expression: str, value) -> None:
+    assert evaluate(expression, lookup) == pytest.approx(value)
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("10 ** 10 ** 10", "number too large: 10 \\*\\* 10000000000"),
+    ("2.0 ** 2000", "number too large"),
+    ("(-8) ** 0.5", "not a real number"),
+    ("0 ** -1", "negative power"),
+    ("log(0)", "log\\(\\): math domain error"),
+    ("'a' ** 2", "numbers only"),
+])
+def test_powers_are_bounded_before_they_are_computed(expression: str, message: str) -> None:
+    start = time.monotonic()
+    with pytest.raises(ExprError, match=message):
+        evaluate(expression, lookup)
+    assert time.monotonic() - start < 0.1
+
+
+def test_a_huge_power_in_a_spec_is_a_located_error() -> None:
+    with pytest.raises(SpecError, match=r"<string>:1:11: vars\.n: in '\$\{10\*\*10\*\*10\}': number too large"):
+        load_spec("vars: {n: '${10**10**10}'}\nname: x\ninput: {size: 8}\nstages: [{block: basic, out: '${n}'}]\n")

@@ -151,3 +151,42 @@ def test_zoo_is_the_specs_folder() -> None:
     repo_specs = sorted(p.stem for p in (Path(__file__).parent.parent / "specs").glob("*.yaml"))
     assert archspec.zoo.names() == repo_specs
     assert archspec.zoo.directory().resolve() == (Path(__file__).parent.parent / "specs").resolve()
+
+
+# -- list edits: a child changes one item of its parent's list -----------------------
+
+def test_extends_edits_one_item_by_index_or_by_name(tmp_path: Path) -> None:
+    """DenseNet-169 is DenseNet-121 with 32-layer third and fourth dense blocks (torchvision: 14,149,480)."""
+    (tmp_path / "d169.yaml").write_text(textwrap.dedent("""\
+        extends: densenet121
+        name: d169
+        stages:
+          denseblock3: {repeat: 32}   # by the stage's name
+          6: {repeat: 32}             # by index
+        head: {classifier: {linear: {out: 10}}}   # a layer, by its name
+        """))
+    spec = archspec.load_spec(tmp_path / "d169.yaml")
+    assert [s.repeat for s in spec.model.stages] == [6, 1, 12, 1, 32, 1, 32]
+    assert spec.model.stages[4].growth == 32  # the rest of the item is the parent's
+    # torchvision's densenet169 has 14,149,480 parameters; a 10-way classifier on its 1664 features
+    assert archspec.analyze(spec).params == 14_149_480 - 1665 * 1000 + 1665 * 10
+    assert spec.model.head[-1].out == 10 and len(spec.model.head) == 5
+
+
+def test_set_edits_a_list_item_by_name_as_files_do() -> None:
+    by_name = archspec.analyze("densenet121", **{"stages.denseblock3.repeat": 32, "stages.6.repeat": 32})
+    assert by_name.params == 14_149_480
+    merged = archspec.load_spec("densenet121", **{"stages.denseblock3": {"repeat": 2}}).model.stages[4]
+    assert (merged.repeat, merged.growth) == (2, 32)  # a mapping merges into the item
+
+
+def test_a_bad_list_edit_names_the_valid_items(tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("extends: densenet121\nname: bad\nstages:\n  denseblok3: {repeat: 32}\n  9: {}\n")
+    with pytest.raises(SpecError) as err:
+        archspec.load_spec(tmp_path / "bad.yaml")
+    text = str(err.value)
+    assert text.startswith(f"{tmp_path / 'bad.yaml'}:4:3: stages.denseblok3: no item 'denseblok3'")
+    assert "(did you mean 'denseblock3'?)" in text
+    assert "valid: indices 0..6 or a name: denseblock1, transition1, denseblock2" in text
+    with pytest.raises(SpecError, match=r"--set stages\.9\.repeat: .* at stages: no item 9; valid: indices 0\.\.6"):
+        archspec.load_spec("densenet121", **{"stages.9.repeat": 3})

@@ -4,7 +4,9 @@ Specs may compute values (`${num_classes}`, `${width * 2}`, `${convs[1]}`,
 `${make_divisible(32 * width, 8)}`). Python's `eval` would let a spec run code, so
 expressions are parsed with `ast` and only a whitelist of node types is walked:
 literals, names, indexing, attribute access on mappings, arithmetic, comparisons,
-conditionals and a few pure functions. Results are bounded in size.
+conditionals and a few pure functions (`round`, `floor`, `ceil`, `min`, `max`, `log`,
+`make_divisible`, ...). Results are bounded in size: `**` checks the size of its result
+before computing it, so `10**10**10` is an error, not a hang.
 """
 
 from __future__ import annotations
@@ -51,6 +53,29 @@ def _round(value: float, ndigits: int | None = None) -> float:
     return round(value, ndigits)
 
 
+def _log(value: float, base: float | None = None) -> float:
+    """`log(x)` (natural) or `log(x, base)`; a ValueError (a located message) outside the domain."""
+    return math.log(value) if base is None else math.log(value, base)
+
+
+def _power(base: Any, exponent: Any) -> Any:
+    """`base ** exponent` for numbers, refused before it is computed when the result would exceed
+    MAX_ABS_INT (an integer power costs time in the number of digits: `9**9**9` would hang)."""
+    if isinstance(base, bool) or isinstance(exponent, bool) or not all(
+            isinstance(v, (int, float)) for v in (base, exponent)):
+        raise ExprError("'**' works on numbers only")
+    if abs(base) > 1 and exponent > 0 and exponent * math.log10(abs(base)) > math.log10(MAX_ABS_INT) + 1:
+        raise ExprError(f"number too large: {_short(base)} ** {_short(exponent)} exceeds {MAX_ABS_INT}")
+    if base == 0 and exponent < 0:
+        raise ExprError("0 cannot be raised to a negative power")
+    if base < 0 and isinstance(exponent, float) and not exponent.is_integer():
+        raise ExprError("a negative number to a fractional power is not a real number")
+    try:
+        return base ** exponent
+    except OverflowError as exc:
+        raise ExprError(f"'**': {exc}") from None
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "int": int,
     "float": float,
@@ -61,6 +86,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "ceil": math.ceil,
     "floor": math.floor,
     "len": len,
+    "log": _log,
     "make_divisible": make_divisible,
 }
 
@@ -71,6 +97,7 @@ _BINARY = {
     ast.Div: operator.truediv,
     ast.FloorDiv: operator.floordiv,
     ast.Mod: operator.mod,
+    ast.Pow: _power,
 }
 _COMPARE = {
     ast.Eq: operator.eq,
@@ -85,7 +112,9 @@ _COMPARE = {
 def _bounded(value: Any) -> Any:
     if isinstance(value, bool):
         return value
-    if isinstance(value, int) and abs(value) > MAX_ABS_INT:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExprError(f"the result is not a finite number ({value})")
+    if isinstance(value, (int, float)) and abs(value) > MAX_ABS_INT:
         raise ExprError(f"number too large: more than {MAX_ABS_INT}")
     if isinstance(value, (str, list, tuple)) and len(value) > MAX_RESULT_ITEMS:
         raise ExprError(f"result too long: more than {MAX_RESULT_ITEMS} items")

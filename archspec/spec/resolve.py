@@ -18,6 +18,7 @@ from typing import Any
 from collections.abc import Mapping
 
 from ..errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
+from .list_edits import find_item, no_item
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
 from .source import MAX_NODES, Source, parse_text, read_file
 
@@ -57,6 +58,13 @@ class Locator:
             for p in [p for p in table if p[:n] == path and len(p) > n]:
                 del table[p]
 
+    def rename(self, old: SpecPath, new: SpecPath) -> None:
+        """Re-key the locations under `old` to `new` (a list item addressed by name, then by index)."""
+        n = len(old)
+        for table in (self.values, self.keys):
+            for p in [p for p in table if p[:n] == old]:
+                table[new + p[n:]] = table.pop(p)
+
     def overlay(self, child: "Locator", data: Any, path: SpecPath = ()) -> None:
         """Take the child's locations wherever the child's document gave the value."""
         for p, loc in child.values.items():
@@ -67,15 +75,33 @@ class Locator:
         self.root = child.root
 
 
-def _merge(parent: Any, child: Any, path: SpecPath, locator: Locator) -> Any:
-    """Deep-merge mappings; anything else in the child replaces the parent's value."""
+def _merge(parent: Any, child: Any, path: SpecPath, locator: Locator, edits: Locator | None = None) -> Any:
+    """Deep-merge mappings; a mapping over a list edits items of the list (`stages: {2: {repeat: 27}}`,
+    `stages: {denseblock3: {repeat: 32}}`); anything else in the child replaces the parent's value.
+
+    `edits` is the child's locator: list edits by name are re-keyed there to the item's index, and
+    a key that selects no item is an error located in the child."""
     if isinstance(parent, dict) and isinstance(child, dict):
         out = dict(parent)
         for key, value in child.items():
-            out[key] = _merge(parent[key], value, path + (key,), locator) if key in parent else value
+            out[key] = _merge(parent[key], value, path + (key,), locator, edits) if key in parent else value
         return out
+    if isinstance(parent, list) and isinstance(child, dict):
+        return _edit_items(parent, child, path, locator, edits)
     locator.drop_under(path)
     return child
+
+
+def _edit_items(parent: list, child: dict, path: SpecPath, locator: Locator, edits: Locator | None) -> list:
+    out = list(parent)
+    for key, value in child.items():
+        index = find_item(parent, key)
+        if index is None:
+            raise SpecError((edits or locator).problem(no_item(key, parent), path + (key,), key=True))
+        if edits is not None and key != index:
+            edits.rename(path + (key,), path + (index,))
+        out[index] = _merge(parent[index], value, path + (index,), locator, edits)
+    return out
 
 
 def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
@@ -119,7 +145,7 @@ def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Lo
     except SpecError as exc:  # an unreadable parent: say which spec asked for it
         raise SpecError(replace(p, chain=p.chain or chain + (str(parent_path),)) for p in exc.problems) from None
     parent_data, merged = load_document(parent, chain)
-    data = _merge(parent_data, data, (), merged)
+    data = _merge(parent_data, data, (), merged, locator)
     merged.overlay(locator, data)
     return data, merged
 
@@ -214,23 +240,32 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
         if not path:
             raise SpecError(Problem("empty override key", (), where))
         target: Any = data
-        for i, part in enumerate(path[:-1]):
+        resolved: list[str | int] = []
+        for part in path[:-1]:
             if isinstance(target, dict):
                 target = target.setdefault(part, {})
-            elif isinstance(target, list) and isinstance(part, int) and -len(target) <= part < len(target):
+            elif isinstance(target, list) and find_item(target, part) is not None:
+                part = find_item(target, part)
                 target = target[part]
             else:
-                raise SpecError(Problem(f"cannot set '{key}': no item {part!r} at {format_path(path[:i]) or 'top level'}",
-                                        path[: i + 1], where))
+                what = no_item(part, target) if isinstance(target, list) else f"no item {part!r}"
+                raise SpecError(Problem(f"cannot set '{key}' at {format_path(resolved) or 'top level'}: {what}",
+                                        tuple(resolved) + (part,), where))
+            resolved.append(part)
         last = path[-1]
         if isinstance(target, dict):
-            if isinstance(value, dict) and isinstance(target.get(last), dict):
+            if isinstance(value, dict) and isinstance(target.get(last), (dict, list)):
                 value = _merge(target[last], value, path, locator)
             target[last] = value
-        elif isinstance(target, list) and isinstance(last, int) and -len(target) <= last < len(target):
+        elif isinstance(target, list) and find_item(target, last) is not None:
+            last = find_item(target, last)
+            if isinstance(value, dict) and isinstance(target[last], (dict, list)):
+                value = _merge(target[last], value, path, locator)
             target[last] = value
         else:
-            raise SpecError(Problem(f"cannot set '{key}'", path, where))
+            what = f": {no_item(last, target)}" if isinstance(target, list) else ""
+            raise SpecError(Problem(f"cannot set '{key}'{what}", path, where))
+        path = tuple(resolved) + (last,)
         locator.drop_under(path)
         locator.values[path] = where
     return data

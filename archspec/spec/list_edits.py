@@ -1,0 +1,57 @@
+"""Addressing one item of a list by index or by name, for `extends` and `--set`.
+
+A child spec changes one item of its parent's list without restating the list:
+
+    extends: densenet121.yaml
+    stages: {denseblock3: {repeat: 32}, 6: {repeat: 32}}    # by a stage's `name`, or by index
+
+and on the command line `--set stages.denseblock3.repeat=32`. An item's name is its `name:`
+key (a stage), or the `name:` of its one layer (`- linear: {out: 10, name: fc}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import did_you_mean
+
+
+def item_name(item: Any) -> str | None:
+    """The name an item of a list answers to: a stage's `name`, or the name of a one-layer item."""
+    if not isinstance(item, dict):
+        return None
+    if isinstance(item.get("name"), str):
+        return item["name"]
+    if len(item) == 1:
+        (params,) = item.values()
+        if isinstance(params, dict) and isinstance(params.get("name"), str):
+            return params["name"]
+    return None
+
+
+def find_item(items: list, key: Any) -> int | None:
+    """The index `key` selects in `items` (an int, negative from the end, or an item's name), else None."""
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, int):
+        return key % len(items) if -len(items) <= key < len(items) else None
+    if isinstance(key, str):
+        if key.lstrip("-").isdigit():
+            return find_item(items, int(key))
+        matches = [i for i, item in enumerate(items) if item_name(item) == key]
+        return matches[0] if len(matches) == 1 else None
+    return None
+
+
+def valid_keys(items: list) -> str:
+    """What `find_item` accepts, for an error message: `0..6 or a name: denseblock1, transition1, ...`."""
+    indices = f"0..{len(items) - 1}" if items else "none (the list is empty)"
+    names = [n for n in (item_name(i) for i in items) if n is not None]
+    unique = [n for n in names if names.count(n) == 1]
+    return f"indices {indices}" + (f" or a name: {', '.join(unique)}" if unique else "")
+
+
+def no_item(key: Any, items: list) -> str:
+    """`no item 'denseblok3' (did you mean 'denseblock3'?); valid: indices 0..6 or a name: ...`"""
+    names = [n for n in (item_name(i) for i in items) if n is not None]
+    return f"no item {key!r}{did_you_mean(str(key), names)}; valid: {valid_keys(items)}"
