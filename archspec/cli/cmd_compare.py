@@ -1,104 +1,103 @@
-"""archspec compare: several networks side by side, optionally plotted as MACs against parameters (no torch)."""
+"""archspec compare: several networks side by side, optionally plotted (no torch)."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import sys
 
-from ..errors import ArchspecError
 from .common import (
     add_analysis_options,
     add_input_option,
     add_spec_options,
-    analyze,
     human,
     human_bytes,
+    overrides,
     print_json,
     table,
 )
 
 EXAMPLE = """\
-example:
+examples:
   archspec compare resnet18 resnet50 vgg16
   archspec compare specs/*.yaml --input 3x224x224 --plot zoo.png
+  archspec compare resnet50 efficientnet_b0 mobilenet_v3_large --metric top1.csv --plot acc.svg \\
+      --title "ImageNet top-1 against cost"
+
+--metric FILE.csv adds columns of your own, joined on the network name (header row first):
+  name,top1
+  resnet50,76.13
+  efficientnet_b0,77.69
+Its first column after `name` goes on the y axis of the plot unless --y names another. The
+Pareto front joins the networks no other beats on both axes: fewer parameters, MACs or bytes are
+better, a metric column is higher-better unless --lower names it (latency, say).
 """
+
+AXES = "macs, params, activations, peak, depth, rf, or a --metric column"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="compare networks: parameters, MACs, receptive field, depth, memory",
                        description="Analyse each SPEC (no weights, no torch) and print one row per network: "
-                                   "parameters, MACs, receptive field, depth and activation memory. --plot places "
-                                   "each network on MACs against parameters (needs matplotlib).",
+                                   "parameters, MACs, receptive field, depth and activation memory. --plot draws "
+                                   "them as points coloured by family, with the Pareto front (needs matplotlib).",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or zoo names")
     add_input_option(p)
     add_spec_options(p)
     add_analysis_options(p)
-    p.add_argument("--plot", metavar="OUT.png", help="write a scatter plot of MACs against parameters "
-                                                     "(format from the extension: png, svg, pdf)")
+    p.add_argument("--metric", metavar="FILE.csv", help="numbers of your own (top-1 accuracy, latency), a CSV with a "
+                                                         "`name` column; they join the table, --json and the plot")
+    p.add_argument("--plot", metavar="OUT.png", help="draw the networks on two axes (format from the extension: "
+                                                     "png, svg, pdf)")
+    p.add_argument("--x", default="macs", metavar="AXIS", help=f"the plot's x axis: {AXES} (default: macs)")
+    p.add_argument("--y", metavar="AXIS", help="the plot's y axis (default: the first --metric column, else params)")
+    p.add_argument("--title", help="the plot's title (default: names the two axes)")
+    p.add_argument("--lower", action="append", default=[], metavar="COLUMN",
+                   help="a --metric column where lower is better, for the Pareto front (repeatable)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.set_defaults(run=run)
 
 
-def row(spec: str, report) -> dict:
-    rf = report.receptive_field
-    return {
-        "spec": spec, "name": report.name, "input_shape": list(report.input_shape), "params": report.params,
-        "macs": report.macs, "flops": report.flops, "receptive_field": list(rf.size), "rf_stride": list(rf.jump),
-        "depth": report.depth, "activation_bytes": report.activation_bytes,
-        "peak_activation_bytes": report.peak_activation_bytes,
-    }
-
-
-def plot(rows: list[dict], path: str) -> None:
-    """MACs (x) against parameters (y), one labelled point per network; written atomically."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise ArchspecError("--plot needs matplotlib: pip install 'archspec[plot]'") from None
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    from ..io import write_with
-
-    fmt = Path(path).suffix.lstrip(".").lower() or "png"
-    if fmt not in ("png", "svg", "pdf", "jpg", "jpeg"):
-        raise ArchspecError(f"--plot: unknown image format '.{fmt}'; use .png, .svg or .pdf")
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=120)
-    xs = [r["macs"] / 1e9 for r in rows]
-    ys = [r["params"] / 1e6 for r in rows]
-    ax.scatter(xs, ys, color="tab:blue")
-    for r, x, y in zip(rows, xs, ys):
-        ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    # Networks often span decades (LeNet to EfficientNet-B7): log axes keep them apart.
-    for values, axis in ((xs, ax.set_xscale), (ys, ax.set_yscale)):
-        if min(values) > 0 and max(values) / min(values) > 20:
-            axis("log")
-    ax.set_xlabel("GMACs (multiply-adds per image)")
-    ax.set_ylabel("parameters (millions)")
-    ax.set_title("archspec compare")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    try:
-        write_with(path, lambda tmp: fig.savefig(tmp, format=fmt))
-    finally:
-        plt.close(fig)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..progress import track
+    from ..comparison import axis_key, compare, read_metrics
+    from ..plugins import load_plugins
 
-    rows = [row(spec, analyze(spec, args)) for spec in track(args.specs, "compare", label=str)]
+    metrics = read_metrics(args.metric) if args.metric else None  # a bad file, a missing matplotlib or a bad
+    if args.plot:                                                   # suffix is reported before any analysis
+        from ..plotting import plot_format, require_matplotlib
+
+        require_matplotlib()
+        plot_format(args.plot)
+        columns = metrics.columns if metrics else []
+        x = axis_key(args.x, [], columns)
+        y = axis_key(args.y or (columns[0] if columns else "params"), [], columns)
+    load_plugins(args.plugins)
+    rows = compare(args.specs, batch=args.batch, dtype=args.dtype, **overrides(args))
+    missing = []
+    if metrics:
+        for r in rows:
+            found = metrics.of(r)
+            r.update(found)
+            if len(found) < len(metrics.columns):
+                missing.append(r["name"])
+        if missing:
+            print(f"note: {metrics.source} lacks some numbers for {', '.join(missing)}", file=sys.stderr)
     if args.plot:
-        plot(rows, args.plot)
+        from ..plotting import plot_comparison
+
+        plot_comparison(rows, args.plot, x=x, y=y, title=args.title, lower=args.lower)
     if args.json:
         print_json(rows)
-        return 0
-    print(table(
-        [[r["name"], f"{r['params']:,}", human(r["macs"]), f"{r['receptive_field'][0]}x{r['receptive_field'][1]}",
-          str(r["depth"]), human_bytes(r["activation_bytes"]), human_bytes(r["peak_activation_bytes"]),
-          "x".join(map(str, r["input_shape"]))] for r in rows],
-        ["name", "params", "MACs", "RF", "depth", "activations", "peak", "input"], right={1, 2, 3, 4, 5, 6}))
+    else:
+        extra = metrics.columns if metrics else []
+        print(table(
+            [[r["name"], r["family"], f"{r['params']:,}", human(r["macs"]),
+              f"{r['receptive_field'][0]}x{r['receptive_field'][1]}", str(r["depth"]), human_bytes(r["activation_bytes"]),
+              human_bytes(r["peak_activation_bytes"]), "x".join(map(str, r["input_shape"]))]
+             + [f"{r[c]:g}" if c in r else "-" for c in extra] for r in rows],
+            ["name", "family", "params", "MACs", "RF", "depth", "activations", "peak", "input", *extra],
+            right={2, 3, 4, 5, 6, 7, *range(9, 9 + len(extra))}))
     if args.plot:
-        print(f"\nwrote {args.plot}")
+        print(f"wrote {args.plot}", file=sys.stderr)
     return 0
+

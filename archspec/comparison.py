@@ -1,0 +1,173 @@
+"""Several networks side by side: one row of numbers each, metrics of one's own, families, Pareto fronts.
+
+    rows = compare(["resnet18", "resnet50", "efficientnet_b0"])
+    metrics = read_metrics("top1.csv")                   # columns of one's own, joined on the name
+    for r in rows: r.update(metrics.of(r))
+    front = pareto(rows, x="macs", y="top1")            # the rows no other row beats on both axes
+
+The plot itself is `archspec.plotting.plot_comparison`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ArchspecError
+
+# Quantities of the analysis that can go on an axis: key -> (axis title, scale, lower is better)
+QUANTITIES: dict[str, tuple[str, float, bool]] = {
+    "macs": ("GMACs (multiply-adds per image)", 1e9, True),
+    "params": ("parameters (millions)", 1e6, True),
+    "activation_bytes": ("activation memory (MiB)", 1 << 20, True),
+    "peak_activation_bytes": ("peak activation memory (MiB)", 1 << 20, True),
+    "depth": ("depth (conv and linear layers)", 1, True),
+    "rf": ("receptive field (pixels)", 1, False),
+}
+ALIASES = {"activations": "activation_bytes", "peak": "peak_activation_bytes", "receptive_field": "rf"}
+
+
+def row(spec: Any, report: Any, family: str) -> dict[str, Any]:
+    """The numbers `compare` prints for one analysed network."""
+    rf = report.receptive_field
+    return {
+        "spec": str(spec), "name": report.name, "family": family, "input_shape": list(report.input_shape),
+        "params": report.params, "macs": report.macs, "flops": report.flops, "receptive_field": list(rf.size),
+        "rf": rf.size[0], "rf_stride": list(rf.jump), "depth": report.depth,
+        "activation_bytes": report.activation_bytes, "peak_activation_bytes": report.peak_activation_bytes,
+    }
+
+
+def family(spec: Any) -> str:
+    """A network's family: the first word of the spec at the root of its `extends` chain.
+
+    resnext50_32x4d extends resnet50, so its family is `resnet`; vgg16_bn's is `vgg`;
+    mobilenet_v3_large's `mobilenet`. A spec that extends nothing is its own root.
+    """
+    chains = getattr(getattr(spec, "locator", None), "chains", {}) or {}
+    longest = max(chains.values(), key=len, default=())
+    root = Path(longest[-1]).stem if longest and not longest[-1].startswith("<") else spec.name
+    word = re.match(r"[A-Za-z]+", root)
+    return word.group(0).lower() if word else root
+
+
+def compare(specs: Iterable[Any], *, input: Any = None, batch: int = 1, dtype: str = "float32",
+            **overrides: Any) -> list[dict[str, Any]]:
+    """Analyse each spec (no torch) and return one row of numbers per network, with a progress bar."""
+    from .analysis.report import DTYPE_BYTES, analyze_network
+    from .api import _input_overrides
+    from .compiler import load_spec
+    from .progress import track
+
+    if input is not None:
+        overrides.update(_input_overrides(input))
+    if dtype not in DTYPE_BYTES:
+        raise ArchspecError(f"dtype is one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
+    if batch < 1:
+        raise ArchspecError(f"batch must be at least 1, got {batch}")
+    specs = list(specs)
+    rows = []
+    for spec in track(specs, "compare", label=str):
+        located = load_spec(spec, **overrides)
+        report = analyze_network(located.network(), dtype_bytes=DTYPE_BYTES[dtype], batch=batch)
+        rows.append(row(spec, report, family(located)))
+    return rows
+
+
+@dataclass
+class Metrics:
+    """Numbers of one's own from a CSV: `values[name][column]`; `columns` in the file's order."""
+
+    source: str
+    columns: list[str]
+    values: dict[str, dict[str, float]]
+
+    def of(self, r: dict[str, Any]) -> dict[str, float]:
+        """The metrics of a compare row: by network name, else by the SPEC as given, else its file stem."""
+        for key in (r["name"], r["spec"], Path(r["spec"]).stem):
+            if key in self.values:
+                return self.values[key]
+        return {}
+
+
+def read_metrics(path: str | Path) -> Metrics:
+    """A CSV of one's own numbers, `name,top1,...` (header first).
+
+    The name is a network's name (`resnet50`) or the SPEC as given on the command line.
+    Empty cells are missing values; any other cell must be a finite number.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ArchspecError(f"--metric: cannot read {path}: {exc.strerror or exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    columns = [c.strip() for c in reader.fieldnames or []]
+    reader.fieldnames = columns
+    if "name" not in columns:
+        raise ArchspecError(f"{path}:1: the first row must name the columns, one of them `name` "
+                            f"(e.g. `name,top1`); found {', '.join(columns) or 'nothing'}")
+    metrics = [c for c in columns if c != "name"]
+    if not metrics:
+        raise ArchspecError(f"{path}:1: no column besides `name`; add one, e.g. `name,top1`")
+    values: dict[str, dict[str, float]] = {}
+    for line, record in enumerate(reader, start=2):
+        name = (record.get("name") or "").strip()
+        if not name:
+            continue
+        found = {}
+        for column in metrics:
+            cell = (record.get(column) or "").strip()
+            if not cell:
+                continue
+            try:
+                found[column] = float(cell)
+            except ValueError:
+                raise ArchspecError(f"{path}:{line}: {column} of {name} is {cell!r}, not a number") from None
+            if not math.isfinite(found[column]):
+                raise ArchspecError(f"{path}:{line}: {column} of {name} is {cell}, not a finite number")
+        values[name] = found
+    if not values:
+        raise ArchspecError(f"{path}: no rows after the header")
+    return Metrics(str(path), metrics, values)
+
+
+def axis_key(name: str, rows: Sequence[dict[str, Any]], metrics: Sequence[str] = ()) -> str:
+    """The row key an axis name refers to (`activations` -> `activation_bytes`), or a clear error."""
+    key = ALIASES.get(name, name)
+    if key in QUANTITIES or key in metrics:
+        return key
+    from .errors import unknown_name
+
+    raise ArchspecError(unknown_name("axis", name, [*QUANTITIES, *ALIASES, *metrics]))
+
+
+def lower_is_better(key: str, lower: Iterable[str] = ()) -> bool:
+    """Costs (parameters, MACs, memory, depth) are lower-better; metric columns higher-better unless named in `lower`."""
+    if key in QUANTITIES:
+        return QUANTITIES[key][2]
+    return key in set(lower)
+
+
+def pareto(rows: Sequence[dict[str, Any]], x: str, y: str, lower: Iterable[str] = ()) -> list[dict[str, Any]]:
+    """The rows that no other row beats on both axes (ties on both keep both), sorted by x.
+
+    A row beats another when it is at least as good on x and y and better on one; "good" is
+    lower for costs and higher for metric columns (unless named in `lower`).
+    """
+    lower = set(lower)
+    sx = 1 if lower_is_better(x, lower) else -1
+    sy = 1 if lower_is_better(y, lower) else -1
+    points = [(sx * r[x], sy * r[y], r) for r in rows if _number(r.get(x)) and _number(r.get(y))]
+    front = [r for a, b, r in points
+             if not any(c <= a and d <= b and (c < a or d < b) for c, d, _ in points)]
+    return sorted(front, key=lambda r: r[x])
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
