@@ -59,23 +59,17 @@ def family(spec: Any) -> str:
 def compare(specs: Iterable[Any], *, input: Any = None, batch: int = 1, dtype: str = "float32",
             **overrides: Any) -> list[dict[str, Any]]:
     """Analyse each spec (no torch) and return one row of numbers per network, with a progress bar."""
-    from .analysis.report import DTYPE_BYTES, analyze_network
-    from .api import _input_overrides
+    from .api import _input_overrides, analyze
     from .compiler import load_spec
     from .progress import track
 
     if input is not None:
         overrides.update(_input_overrides(input))
-    if dtype not in DTYPE_BYTES:
-        raise ArchspecError(f"dtype is one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
-    if batch < 1:
-        raise ArchspecError(f"batch must be at least 1, got {batch}")
     specs = list(specs)
     rows = []
     for spec in track(specs, "compare", label=str):
         located = load_spec(spec, **overrides)
-        report = analyze_network(located.network(), dtype_bytes=DTYPE_BYTES[dtype], batch=batch)
-        rows.append(row(spec, report, family(located)))
+        rows.append(row(spec, analyze(located, batch=batch, dtype=dtype), family(located)))
     return rows
 
 

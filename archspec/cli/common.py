@@ -57,13 +57,19 @@ def load(spec: str, args: argparse.Namespace) -> Spec:
 def analyze(spec: str, args: argparse.Namespace):
     """Load SPEC with the command's overrides and analyse it (the IR only; no torch)."""
     from ..analysis.report import DTYPE_BYTES, analyze_network
+
+    return analyze_network(load(spec, args).network(), dtype_bytes=DTYPE_BYTES[getattr(args, "dtype", "float32")],
+                           batch=batch(args))
+
+
+def batch(args: argparse.Namespace) -> int:
+    """--batch, checked (the API raises ValueError, which the CLI would report as an internal error)."""
     from ..errors import ArchspecError
 
-    batch = getattr(args, "batch", 1)
-    if batch < 1:
-        raise ArchspecError(f"--batch must be at least 1, got {batch}")
-    dtype = DTYPE_BYTES[getattr(args, "dtype", "float32")]
-    return analyze_network(load(spec, args).network(), dtype_bytes=dtype, batch=batch)
+    value = getattr(args, "batch", 1)
+    if value < 1:
+        raise ArchspecError(f"--batch must be at least 1, got {value}")
+    return value
 
 
 def human(n: float) -> str:
