@@ -68,6 +68,8 @@ class InvertedResidual(BlockFamily):
     """
 
     channel_fields: ClassVar[tuple[str, ...]] = ("out", "expanded")
+    # torchvision's dilated MobileNet-v3 (segmentation backbones) dilates the stage's first block too.
+    first_block_dilation: ClassVar[Literal["previous", "new"] | None] = "new"
 
     out: int = Field(ge=1)
     expand: float = Field(default=1.0, gt=0, le=64)
@@ -105,7 +107,8 @@ class InvertedResidual(BlockFamily):
             with b.scope("expand"):
                 y = b.conv_norm_act(y, out=width, kernel=1, act=act)
         with b.scope("depthwise"):
-            y = b.conv_norm_act(y, out=width, kernel=self.kernel, stride=ctx.stride, groups=width, act=act)
+            y = b.conv_norm_act(y, out=width, kernel=self.kernel, stride=ctx.stride, groups=width, act=act,
+                                dilation=ctx.dilation)
         if self.se > 0:
             y = squeeze_excitation(b, y, self.squeeze_width(x.channels, width), self.se_act, self.se_gate)
         with b.scope("project"):

@@ -22,7 +22,7 @@ core never names a family.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, TypeVar
+from typing import ClassVar, Literal, TypeVar
 from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
@@ -43,6 +43,9 @@ class BlockContext:
     global_index: int  # position among all blocks of the network
     total_blocks: int  # blocks in the network (for schedules such as stochastic depth)
     defaults: OpDefaults = OpDefaults()
+    # The dilation of the block's spatial convolution where a stage trades its stride for
+    # dilation (`output_stride`, `dilate`); 1 otherwise. See `BlockFamily.first_block_dilation`.
+    dilation: int = 1
 
 
 class BlockFamily(BaseModel):
@@ -58,6 +61,11 @@ class BlockFamily(BaseModel):
     # Counts scaled (rounded up) by a depth multiplier: the stage's `repeat`, or a family's own
     # count of layers (VGG's `convs`); none for a stage that is one fixed layer (a pool).
     depth_fields: ClassVar[tuple[str, ...]] = ("repeat",)
+    # Whether the family can trade a stage's stride for dilation, and the dilation of a dilated
+    # stage's first block: "previous" (the dilation before the stage, as torchvision's ResNet
+    # `_make_layer` sets it) or "new" (the stage's own, as torchvision's dilated MobileNet-v3).
+    # None: the family cannot dilate (a located error asks for it).
+    first_block_dilation: ClassVar[Literal["previous", "new"] | None] = None
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         raise NotImplementedError

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from pydantic import Field, model_validator
 
 from ..ir.builder import GraphBuilder, Value
@@ -37,8 +39,12 @@ class Bottleneck(BlockFamily):
 
     The inner width is `out / expansion * width_per_group / 64 * groups`, which gives
     ResNet-50 (defaults), ResNeXt-50 32x4d (`groups: 32, width_per_group: 4`) and
-    Wide ResNet-50-2 (`width_per_group: 128`), as torchvision computes it.
+    Wide ResNet-50-2 (`width_per_group: 128`), as torchvision computes it. In a dilated stage
+    the 3x3 conv is dilated; the first block keeps the previous dilation (torchvision's
+    `replace_stride_with_dilation`).
     """
+
+    first_block_dilation: ClassVar[Literal["previous", "new"] | None] = "previous"
 
     out: int = Field(ge=1)
     expansion: int = Field(default=4, ge=1)
@@ -58,7 +64,9 @@ class Bottleneck(BlockFamily):
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         w = self.width
         y = b.act(b.norm(b.conv(x, name="conv1", out=w, kernel=1, bias=False), name="bn1"), name="relu1")
-        y = b.conv(y, name="conv2", out=w, kernel=3, stride=ctx.stride, padding=1, groups=self.groups, bias=False)
+        d = ctx.dilation
+        y = b.conv(y, name="conv2", out=w, kernel=3, stride=ctx.stride, padding=d, dilation=d, groups=self.groups,
+                   bias=False)
         y = b.act(b.norm(y, name="bn2"), name="relu2")
         y = b.norm(b.conv(y, name="conv3", out=self.out, kernel=1, bias=False), name="bn3")
         return b.act(b.add(y, shortcut(b, x, self.out, ctx.stride), name="add"), name="relu")

@@ -13,6 +13,7 @@ from ..errors import ArchspecError, SpecPath
 from .builder import GraphBuilder, NodeShapeError
 from .graph import AuxHead, Block, Graph, Network, Stage
 from .op import Op, OpDefaults, Shape
+from .output_stride import Dilations, StrideError, out_jump
 
 MAX_NODES = 50_000
 MAX_BLOCKS = 4096  # blocks in all stages together; the deepest published CNNs have a few hundred
@@ -84,14 +85,19 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
     count = len(stem.nodes)
     stages: list[Stage] = []
     global_index = 0
+    dilations = Dilations(spec.output_stride, out_jump(stem, (1, 1)) if spec.output_stride is not None else (1, 1))
     for i, st in enumerate(spec.stages):
         origin: SpecPath = ("stages", i)
         stage_defaults = spec.stage_defaults(st).op_defaults()
         blocks: list[Block] = []
         last: tuple[Shape, dict[str, Any], Graph] | None = None
+        try:
+            plan = dilations.stage(i, st.block, st.stride, st.dilate, type(st).first_block_dilation)
+        except StrideError as exc:
+            raise LoweringError(str(exc), exc.origin) from None
         for r in range(st.repeat):
-            context = dict(stride=st.stride if r == 0 else 1, index=r, repeat=st.repeat, stage=i,
-                           global_index=global_index, total_blocks=total, defaults=stage_defaults)
+            context = dict(index=r, repeat=st.repeat, stage=i, global_index=global_index, total_blocks=total,
+                           defaults=stage_defaults, **plan.context(r))
             if last is not None and last[0] == shape and all(context[k] == v for k, v in last[1].items()):
                 # Same family parameters, same input, and the context agrees wherever the family
                 # looked: the block is the previous one again (graphs are never modified).
@@ -113,9 +119,14 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
             if count > MAX_NODES:
                 raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)
             blocks.append(Block(st.block, graph, st, origin))
+            dilations.passed(graph)
             shape = graph.out_shape
             global_index += 1
         stages.append(Stage(spec.stage_name(i), blocks, origin))
+    try:
+        dilations.check()
+    except StrideError as exc:
+        raise LoweringError(str(exc), exc.origin) from None
 
     aux: list[AuxHead] = []
     for a, head in enumerate(spec.aux_heads):

@@ -157,8 +157,10 @@ class StageFields(BaseModel):
     stride: int = Field(default=1, ge=1, le=64)
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
     defaults: DefaultsOverride | None = None
+    # Trade this stage's stride for dilation (torchvision's `replace_stride_with_dilation`).
+    dilate: bool = False
 
-    STAGE_KEYS: ClassVar[tuple[str, ...]] = ("block", "repeat", "stride", "name", "defaults")
+    STAGE_KEYS: ClassVar[tuple[str, ...]] = ("block", "repeat", "stride", "name", "defaults", "dilate")
 
 
 @cache
@@ -244,6 +246,8 @@ class SpecModel(StrictModel):
     defaults: Defaults = Defaults()
     init: InitSpec = InitSpec()
     scale: ScaleSpec | None = None
+    # The stride of the last stage's output: later stage strides become dilation (see docs/spec-language.md).
+    output_stride: int | None = Field(default=None, ge=1, le=1024)
     blocks: dict[str, Any] = {}
     stem: LayerList = []
     stages: list[Stage] = []
