@@ -125,7 +125,10 @@ def _sequential_groups(graph: Graph, is_module: set[int], readers: dict[int, int
         if len(idx) < 2 or idx != list(range(idx[0], idx[-1] + 1)) or not all(i in is_module for i in idx):
             continue
         chained = all(graph.nodes[i].inputs == (i - 1,) and readers.get(i - 1) == 1 for i in idx[1:])
-        if chained and len(graph.nodes[idx[0]].inputs) == 1 and not any(n.name == prefix for n in graph.nodes):
+        # The Sequential takes the attribute `prefix`: nothing else may live there, neither a node
+        # of that name nor a deeper one (`prefix.inner.0`, a nested scope beside the chain).
+        owned = all(i in idx for i, n in enumerate(graph.nodes) if n.name == prefix or n.name.startswith(prefix + "."))
+        if chained and len(graph.nodes[idx[0]].inputs) == 1 and owned:
             groups[idx[-1]] = idx
     return groups
 

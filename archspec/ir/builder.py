@@ -98,7 +98,8 @@ class GraphBuilder:
         self.nodes: list[Node] = []
         self._prefix: list[str] = []
         self._counters: dict[str, int] = {}
-        self._names: set[str] = set()
+        self._names: set[str] = set()  # full names of nodes
+        self._scopes: set[str] = set()  # every prefix of a node's name (`downsample` of `downsample.0`)
         self.input = Value(INPUT, self.in_shape)
 
     # -- naming --------------------------------------------------------------------
@@ -122,16 +123,24 @@ class GraphBuilder:
         full = f"{prefix}.{name}" if prefix else str(name)
         if full in self._names:
             raise ShapeError(f"two layers are named '{full}' in the same block")
+        parents = [full[:i] for i, c in enumerate(full) if c == "."]
+        clash = full if full in self._scopes else next((p for p in parents if p in self._names), None)
+        if clash is not None:
+            raise ShapeError(f"'{clash}' names both a layer and a scope (a nested block or a named branch) "
+                             "in the same block; rename one")
         self._names.add(full)
+        self._scopes.update(parents)
         return full
 
     def free_name(self, base: str) -> str:
-        """`base`, else `base1`, `base2`, ...: the first name not yet taken in the current scope."""
+        """`base`, else `base1`, `base2`, ...: the first name in the current scope that no node and no
+        scope has taken yet (two unnamed nested blocks of one type become `inner`, `inner1`)."""
         prefix = ".".join(self._prefix)
         n = 0
         while True:
             name = base if n == 0 else f"{base}{n}"
-            if (f"{prefix}.{name}" if prefix else name) not in self._names:
+            full = f"{prefix}.{name}" if prefix else name
+            if full not in self._names and full not in self._scopes:
                 return name
             n += 1
 
