@@ -21,6 +21,7 @@ from typing import Any
 
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Op, Shape
+from ..ir.taps import every_stage
 
 _FEATURE_END = {"global_pool", "adaptive_pool", "flatten", "linear"}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
@@ -70,6 +71,32 @@ class LayerInfo:
         return math.prod(self.output_shape)
 
 
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One tap's numbers: what a detector or segmentation head needs to know of it, without torch."""
+
+    name: str  # the key in the returned dict
+    path: str  # the tap as written, canonical ("stages.1", "stem.maxpool")
+    layer: str  # the layer whose output it is
+    shape: Shape  # (C, H, W) at the spec's input size
+    rf: RF
+
+    @property
+    def channels(self) -> int:
+        return self.shape[0]
+
+    @property
+    def reduction(self) -> int | tuple:
+        """The input pixels between neighbouring units (timm's `reduction`): the field's stride."""
+        return self.rf.jump[0] if self.rf.jump[0] == self.rf.jump[1] else self.rf.jump
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "path": self.path, "layer": self.layer, "channels": self.channels,
+                "reduction": self.reduction, "shape": list(self.shape),
+                "receptive_field": {"size": list(self.rf.size), "stride": list(self.rf.jump),
+                                    "padding": list(self.rf.padding), "context": _context(self.rf)}}
+
+
 @dataclass
 class Report:
     name: str
@@ -83,6 +110,8 @@ class Report:
     peak_activation_elements: int = 0  # per sample
     depth: int = 0
     batch: int = 1
+    # The spec's taps (`features:`); without any, the end of every stage.
+    features: list[FeatureInfo] = field(default_factory=list)
 
     # -- totals ------------------------------------------------------------------------
     @property
@@ -175,6 +204,7 @@ class Report:
                 "size": list(rf.size), "stride": list(rf.jump), "padding": list(rf.padding),
                 "layer": self.receptive_field_layer, "context": _context(rf),
             },
+            "features": [f.to_dict() for f in self.features],
             "conventions": CONVENTIONS,
             "layers": [
                 {
@@ -288,8 +318,23 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
         name=net.name, input_shape=net.input_shape, output_shape=net.output_shape, layers=layers,
         receptive_field=feature.rf if feature else RF(), receptive_field_layer=feature.name if feature else "input",
         stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, peak_activation_elements=peak,
-        depth=depth, batch=batch,
+        depth=depth, batch=batch, features=_features(net, layers),
     )
+
+
+def _features(net: Network, layers: list[LayerInfo]) -> list[FeatureInfo]:
+    """Each tap's layer numbers (the spec's taps, else every stage's end)."""
+    by_name = {la.name: la for la in layers}
+    graphs = {prefix: graph for prefix, graph, *_ in net.graphs()}
+    out = []
+    for tap in net.taps or every_stage(net):
+        graph = graphs[tap.graph]
+        if tap.node == INPUT:  # an empty graph: its input, the network's input for an empty stem
+            out.append(FeatureInfo(tap.name, tap.path, "input", graph.in_shape, RF()))
+            continue
+        layer = by_name[f"{tap.graph}.{graph.nodes[tap.node].name}"]
+        out.append(FeatureInfo(tap.name, tap.path, layer.name, layer.output_shape, layer.rf))
+    return out
 
 
 def as_dict(rf: RF) -> dict[str, list[int]]:

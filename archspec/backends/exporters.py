@@ -99,9 +99,10 @@ def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | No
     program = program if program is not None else trace(net, model, batch)
     x = _example(net, model, batch)
     options: dict[str, Any] = {"opset_version": opset} if opset else {}
+    outputs = [tap.name for tap in net.taps] if net.taps else [OUTPUT_NAME]  # a network with taps: one per tap
 
     def save(tmp: Path) -> None:
-        torch.onnx.export(program, (x,), str(tmp), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamo=True,
+        torch.onnx.export(program, (x,), str(tmp), input_names=[INPUT_NAME], output_names=outputs, dynamo=True,
                           dynamic_shapes=_dynamic_batch(), external_data=False, verbose=False, **options)
 
     _quietly(lambda: write_with(path, save))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from ..ir.graph import INPUT, Graph
+from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import FunctionCall, ModuleCall
 from ..ir.ops.activation import INPLACE_CAPABLE
 
@@ -149,3 +149,34 @@ def _inplace_sums(plan: GraphPlan, graph: Graph, step_of: dict[int, int], reader
         if graph.nodes[node_of[first]].op.kind in _OVERWRITABLE:
             steps[k] = replace(step, inplace=True)
     return replace(plan, steps=tuple(steps))
+
+
+def tap_runs(net: Network) -> list[tuple[str, tuple[str, ...]]]:
+    """How a network with taps runs: the module paths, in order, with the taps taken after each.
+
+    A stage runs whole unless a tap ends inside it, and then block by block; a graph with a
+    tap inside it runs layer by layer; the head only when a tap reads it. The compiled
+    `Features` module and exported source both follow this list.
+    """
+    taken: dict[str, list[str]] = {}
+    for tap in net.taps:
+        taken.setdefault(tap.after, []).append(tap.name)
+    split = {tap.graph for tap in net.taps if tap.inside}
+    head_tapped = any(t.part == "head" for t in net.taps)
+    by_block = {t.stage for t in net.taps if t.stage is not None
+                and (t.inside or t.block != len(net.stages[t.stage].blocks) - 1)}
+    runs: list[tuple[str, tuple[str, ...]]] = []
+    for prefix, graph, group, stage, block in net.graphs():
+        if group == "aux" or (group == "head" and not head_tapped):
+            continue
+        if group == "stages" and stage not in by_block:
+            if block == len(net.stages[stage].blocks) - 1:  # the whole stage, once
+                runs.append((f"stages.{stage}", tuple(taken.get(prefix, ()))))
+            continue
+        if prefix not in split:
+            runs.append((prefix, tuple(taken.get(prefix, ()))))
+            continue
+        for i, node in enumerate(graph.nodes):  # a chain, layer by layer; the graph's own taps after its last
+            path = f"{prefix}.{node.name}"
+            runs.append((path, tuple(taken.get(path, ())) + (tuple(taken.get(prefix, ())) if i == graph.output else ())))
+    return runs

@@ -35,7 +35,7 @@ from .. import __version__
 from ..errors import ArchspecError
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
-from .plan import FunctionStep, GraphPlan, ModuleStep, Step, class_name, plan_graph
+from .plan import FunctionStep, GraphPlan, ModuleStep, Step, class_name, plan_graph, tap_runs
 from .source_format import INDENT, WIDTH, Call, Expr, flat, render
 
 # A width named after the layer that produces it: `conv1_channels`, `fc1_features`.
@@ -49,7 +49,7 @@ RESERVED_NAMES = frozenset({"self", "super", "nn", "torch", "getattr", "OrderedD
 INIT_FUNCTIONS = ("init_scheme", "init_rule", "init_weights")
 # Class names taken before any block's: the fixed classes and every layer that may be copied in.
 RESERVED_CLASSES = {"Stage", "OrderedDict", "Tensor", "LayerNorm2d", "StochasticDepth", "LayerScale", "ChannelSplit",
-                    "ChannelShuffle"}
+                    "ChannelShuffle", "ResizeLike", "FrozenBatchNorm2d"}
 
 
 # -- naming the targets ----------------------------------------------------------------------------------------
@@ -643,13 +643,14 @@ def python_source(net: Network, params: int | None = None) -> str:
     if aux:
         init += render(Call("nn.ModuleList", [Call("", [make(aux, a.graph) for a in net.aux_heads], brackets="[]")]), 2,
                        "self.aux_heads = ")
-    init += render(make(head, net.head), 2, "self.head = ")
+    if not net.taps or any(t.part == "head" for t in net.taps):
+        init += render(make(head, net.head), 2, "self.head = ")
     if aux:
         init.append(f"{INDENT * 2}self.aux_after = {tuple(a.after for a in net.aux_heads)!r}")
     initialised = _init_section(net, imports)
     if initialised:
         init.append(f"{INDENT * 2}init_weights(self, INIT_KINDS, INIT_BY_NAME)")
-    forward = _model_forward(bool(aux))
+    forward = _taps_forward(net, imports) if net.taps else _model_forward(bool(aux))
     doc = _model_doc(net, params, bool(initialised))
     model = "\n".join([f"class {model_name}(nn.Module):", *doc, "",
                        f"{INDENT}def __init__(self) -> None:", *init, "", *forward])
@@ -693,6 +694,23 @@ def _model_forward(aux: bool) -> list[str]:
     return (self.head(x), *aux)""".splitlines()]
 
 
+def _taps_forward(net: Network, imports: Imports) -> list[str]:
+    """A forward that runs the parts the taps need (`plan.tap_runs`) and returns them by name."""
+    imports.ordered_dict = True
+    body = []
+    for path, taken in tap_runs(net):
+        body.append(f"x = {_read(path)}(x)")
+        body += [f"out[{_literal(name)}] = x" for name in taken]
+    names = tuple(t.name for t in net.taps)
+    ran = [name for _, taken in tap_runs(net) for name in taken]
+    if ran == list(names):
+        body.append("return out")
+    else:
+        body.append(f"return OrderedDict((name, out[name]) for name in {names!r})")
+    return [f"{INDENT}def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:",
+            f"{INDENT * 2}out: dict[str, torch.Tensor] = OrderedDict()", *(INDENT * 2 + line for line in body)]
+
+
 def _shape(shape: Iterable[int]) -> str:
     return "x".join(map(str, shape))
 
@@ -722,6 +740,8 @@ def _model_doc(net: Network, params: int, initialised: bool) -> list[str]:
     lines.append("Load trained weights with `load_state_dict`: the keys are those of `archspec.build`.")
     if net.aux_heads:
         lines += ["", "In training, forward returns (logits, *aux_logits); in eval, the logits."]
+    if net.taps:
+        lines[0] = f"{net.name}: input N x {_shape(net.input_shape)}; forward returns an ordered dict of taps."
     return [f'{INDENT}"""{lines[0]}'] + [INDENT + line if line else "" for line in lines[1:]] + [f'{INDENT}"""']
 
 

@@ -7,6 +7,8 @@ its source into a standalone file; for the same reason they are formatted as
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
@@ -105,6 +107,39 @@ class Network(nn.Module):
                 if after == i:
                     aux[k] = head(x)
         return (self.head(x), *aux)
+
+
+class Features(nn.Module):
+    """stem -> stages -> head, as far as the taps need; forward returns the taps as an
+    ordered dict (torchvision's IntermediateLayerGetter convention), in `names` order.
+
+    `runs` lists the module paths to run, in order, with the taps taken after each: a
+    part runs whole unless a tap lies inside it, and then layer by layer.
+    """
+
+    def __init__(
+        self,
+        stem: nn.Module,
+        stages: list[nn.Module],
+        head: nn.Module | None,
+        runs: list[tuple[str, tuple[str, ...]]],
+        names: tuple[str, ...],
+    ):
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.Sequential(*stages)
+        if head is not None:
+            self.head = head
+        self.runs = [(path, tuple(taken)) for path, taken in runs]
+        self.names = tuple(names)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        for path, taken in self.runs:
+            x = self.get_submodule(path)(x)
+            for name in taken:
+                out[name] = x
+        return OrderedDict((name, out[name]) for name in self.names)
 
 
 class StochasticDepth(nn.Module):

@@ -21,7 +21,7 @@ from torch import fx, nn
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
 from . import torch_layers
-from .plan import INPLACE_FORM, ModuleStep, class_name, plan_graph
+from .plan import INPLACE_FORM, ModuleStep, class_name, plan_graph, tap_runs
 from .torch_init import initialise, overwrites
 
 
@@ -129,7 +129,12 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
     ]
     aux = [graph_module(a.graph, "AuxHead", f"aux_heads.{i}", skip) for i, a in enumerate(net.aux_heads)]
     head = graph_module(net.head, "Head", "head", skip)
-    model = torch_layers.Network(stem, stages, head, aux, tuple(a.after for a in net.aux_heads))
+    if net.taps:
+        head_tapped = any(t.part == "head" for t in net.taps)
+        model = torch_layers.Features(stem, stages, head if head_tapped else None, tap_runs(net),
+                                      tuple(t.name for t in net.taps))
+    else:
+        model = torch_layers.Network(stem, stages, head, aux, tuple(a.after for a in net.aux_heads))
     if init and net.init is not None:
         initialise(model, net.init)
     model.archspec_spec = net.spec_data  # the resolved spec, for checkpoints; not in the state_dict

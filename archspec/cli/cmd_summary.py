@@ -21,6 +21,9 @@ example:
   archspec summary specs/resnet50.yaml
   archspec summary resnet50 --input 3x160x160 --depth block
   archspec summary resnet50 --batch 32 --dtype float16 --json | jq .peak_activation_bytes
+  archspec summary resnet50 --features                      # every stage's end: channels, stride, field
+  archspec summary resnet50 --features --set 'features={c2: stem.maxpool, c4: stages.2}' --input 800
+  archspec summary resnet50 --features --set output_stride=8
 """
 
 
@@ -36,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_analysis_options(p)
     p.add_argument("--depth", choices=["stage", "block", "layer"], default="stage",
                    help="one row per stage (default), per block or per layer")
+    p.add_argument("--features", action="store_true",
+                   help="one row per tap (the spec's `features:`, else every stage's end): channels, reduction "
+                        "(stride), shape and receptive field, as a detector or segmentation head needs them")
     p.add_argument("--json", action="store_true",
                    help="print the whole report (every layer, whatever --depth) as JSON")
     p.set_defaults(run=run)
@@ -60,6 +66,12 @@ def summary_table(report, depth: str) -> str:
                      rf_text(last.rf, last.output_shape)])
     return table(rows, ["name", "layer" if depth == "layer" else "layers", "output", "params", "MACs",
                         "activations", "RF/stride"], right={3, 4, 5})
+
+
+def features_table(report) -> str:
+    rows = [[f.name, f.layer, str(f.channels), str(f.reduction), shape_text(f.shape),
+             f"{f.rf.size[0]}x{f.rf.size[1]}", f"{f.rf.padding[0]}x{f.rf.padding[1]}"] for f in report.features]
+    return table(rows, ["tap", "layer", "channels", "reduction", "shape", "RF", "RF padding"], right={2, 3})
 
 
 def totals_text(report) -> str:
@@ -87,6 +99,11 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
         return 0
     print(f"{report.name}: input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}")
+    if args.features:
+        print(features_table(report))
+        print("\nreduction: input pixels between neighbouring units; RF: the receptive field of one unit, "
+              "unit i starting at -padding + i * reduction")
+        return 0
     print(summary_table(report, args.depth))
     print()
     print(totals_text(report))

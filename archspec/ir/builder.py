@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import SpecPath
-from .graph import INPUT, Graph, Node
+from .graph import INPUT, Graph, Node, input_index
 from .op import Op, OpDefaults, Shape, ShapeError, op_class
 
 
@@ -91,8 +91,10 @@ def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
 
 
 class GraphBuilder:
-    def __init__(self, in_shape: Shape, defaults: OpDefaults | None = None, origin: SpecPath = ()):
+    def __init__(self, in_shape: Shape, defaults: OpDefaults | None = None, origin: SpecPath = (),
+                 more_inputs: Sequence[Shape] = ()):
         self.in_shape = tuple(in_shape)
+        self.more_inputs = tuple(tuple(s) for s in more_inputs)
         self.defaults = defaults if defaults is not None else OpDefaults()
         self.origin = origin
         self.nodes: list[Node] = []
@@ -101,6 +103,8 @@ class GraphBuilder:
         self._names: set[str] = set()  # full names of nodes
         self._scopes: set[str] = set()  # every prefix of a node's name (`downsample` of `downsample.0`)
         self.input = Value(INPUT, self.in_shape)
+        # Every input, for a part that reads several (a neck): inputs[0] is `input`.
+        self.inputs = [self.input] + [Value(input_index(k + 1), s) for k, s in enumerate(self.more_inputs)]
 
     # -- naming --------------------------------------------------------------------
     @contextlib.contextmanager
@@ -221,5 +225,7 @@ class GraphBuilder:
             y = self.act(y, name=names[2], **({} if act is True else {"type": act}))
         return y
 
-    def finish(self, out: Value) -> Graph:
-        return Graph(self.in_shape, self.nodes, out.index)
+    def finish(self, out: Value, outputs: dict[str, Value] | None = None) -> Graph:
+        """The graph; `outputs` names several outputs (a part's), `out` being the main one."""
+        named = {name: v.index for name, v in (outputs or {}).items()}
+        return Graph(self.in_shape, self.nodes, out.index, self.more_inputs, named)

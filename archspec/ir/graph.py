@@ -21,6 +21,11 @@ from .op import Op, Shape
 INPUT = -1  # the graph's input, as a node index
 
 
+def input_index(k: int) -> int:
+    """The node index of a graph's input k (a neck reads several): INPUT, INPUT - 1, ..."""
+    return INPUT - k
+
+
 @dataclass(frozen=True)
 class Node:
     name: str  # local to its graph; may be dotted ("downsample.0")
@@ -32,18 +37,28 @@ class Node:
 
 @dataclass
 class Graph:
-    """A single-input, single-output DAG in topological order."""
+    """A DAG in topological order: one input and one output for a block, the stem or the head;
+    a neck or a dense head (a `Part`) reads several inputs and may name several outputs."""
 
     in_shape: Shape
     nodes: list[Node]
     output: int  # node index, or INPUT for an empty graph
+    more_inputs: tuple[Shape, ...] = ()  # inputs 1, 2, ...: node indices input_index(k)
+    # Named outputs of a part, in order ({"0": node, ..., "pool": node}); empty: `output` alone.
+    outputs: dict[str, int] = field(default_factory=dict)
 
     @property
     def out_shape(self) -> Shape:
-        return self.in_shape if self.output == INPUT else self.nodes[self.output].shape
+        return self.shape_of(self.output)
+
+    @property
+    def input_shapes(self) -> tuple[Shape, ...]:
+        return (self.in_shape, *self.more_inputs)
 
     def shape_of(self, index: int) -> Shape:
-        return self.in_shape if index == INPUT else self.nodes[index].shape
+        if index >= 0:
+            return self.nodes[index].shape
+        return self.in_shape if index == INPUT else self.more_inputs[INPUT - index - 1]
 
     def in_shapes(self, node: Node) -> list[Shape]:
         return [self.shape_of(i) for i in node.inputs]
@@ -60,7 +75,8 @@ class Graph:
         for n in self.nodes:
             for i in n.inputs:
                 counts[i] = counts.get(i, 0) + 1
-        counts[self.output] = counts.get(self.output, 0) + 1
+        for out in {self.output, *self.outputs.values()}:
+            counts[out] = counts.get(out, 0) + 1
         return counts
 
 
@@ -119,6 +135,9 @@ class Network:
     # The resolved spec as plain data: enough to rebuild this network anywhere.
     spec_data: dict[str, Any] = field(default_factory=dict)
     init: Any = None
+    # Named outputs (`features:`, ir/taps.py): when set, the module returns them as an ordered
+    # dict, and the network holds only what they need.
+    taps: list[Any] = field(default_factory=list)
 
     @property
     def output_shape(self) -> Shape:

@@ -14,6 +14,7 @@ from .builder import GraphBuilder, NodeShapeError
 from .graph import AuxHead, Block, Graph, Network, Stage
 from .op import Op, OpDefaults, Shape
 from .output_stride import Dilations, StrideError, out_jump
+from .taps import TapError, resolve_taps, truncate
 
 MAX_NODES = 50_000
 MAX_BLOCKS = 4096  # blocks in all stages together; the deepest published CNNs have a few hundred
@@ -141,10 +142,16 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
         aux.append(AuxHead(head.name or f"aux{a + 1}", after, graph, ("aux_heads", a)))
 
     head_graph = _layers(spec.head, shape, defaults, ("head",))
-    return Network(
+    net = Network(
         name=spec.name, input_shape=spec.input.shape, stem=stem, stages=stages, head=head_graph,
         aux_heads=aux, description=spec.description, spec_data=spec_data or {}, init=spec.init,
     )
+    if spec.features is None:
+        return net
+    try:
+        return truncate(net, resolve_taps(spec.features, net))
+    except TapError as exc:
+        raise LoweringError(str(exc), exc.origin) from None
 
 
 def _short(exc: Exception) -> str:

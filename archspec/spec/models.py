@@ -42,6 +42,7 @@ def _none_word(value: Any) -> Any:
 
 
 _Size = Annotated[int, Field(ge=1, le=1 << 16)]
+_TapRef = Annotated[str, Field(min_length=1, max_length=256)] | Annotated[int, Field(ge=0)]
 _NoneWord = Literal["none", "None"]
 
 
@@ -248,6 +249,8 @@ class SpecModel(StrictModel):
     scale: ScaleSpec | None = None
     # The stride of the last stage's output: later stage strides become dilation (see docs/spec-language.md).
     output_stride: int | None = Field(default=None, ge=1, le=1024)
+    # Named outputs: `stages`, a list of paths or stage indices, or {name: path} (ir/taps.py).
+    features: _TapRef | list[_TapRef] | dict[str, _TapRef] | None = None
     blocks: dict[str, Any] = {}
     stem: LayerList = []
     stages: list[Stage] = []

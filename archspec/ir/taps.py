@@ -1,0 +1,151 @@
+"""Taps: named outputs taken anywhere along the network (torchvision's IntermediateLayerGetter,
+timm's `features_only` / `out_indices`).
+
+A spec writes them under `features:`
+
+    features: stages                          # the end of every stage, named by path
+    features: [1, 2, 3]                       # stage indices (timm's out_indices)
+    features: [stages.1, stages.3.blocks.2, stem.maxpool]
+    features: {c3: stages.1, c5: stages.3}    # names of your own, in this order
+
+A path is `stem`, `stages.I` (index or stage name), `stages.I.blocks.J`, `head`, or one of
+those followed by a layer name inside a part that runs as a plain chain (`stem.maxpool`,
+`head.fc`). Resolving a tap says which module's output it is (`after`), and which IR node
+holds its numbers (`graph`, `node`), so that the torch backend and the analysis agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from ..errors import SpecPath, did_you_mean
+from .graph import INPUT, Graph, Network
+
+
+class TapError(ValueError):
+    """A tap that names nothing; `origin` is where in the spec it is written."""
+
+    def __init__(self, message: str, origin: SpecPath):
+        super().__init__(message)
+        self.origin = origin
+
+
+@dataclass(frozen=True)
+class Tap:
+    name: str  # the key in the returned dict
+    path: str  # canonical: "stages.1", "stages.3.blocks.2", "stem.maxpool", "head"
+    after: str  # the module whose output this is: the last one run to compute it
+    graph: str  # the graph (module prefix) whose node holds the value
+    node: int  # that node's index in its graph, or INPUT for an empty graph's input
+    stage: int | None = None  # the stage it ends in (for truncation)
+    block: int | None = None
+    inside: bool = False  # a layer inside a chain: the chain is run layer by layer
+    origin: SpecPath = ()
+
+    @property
+    def part(self) -> str:
+        return self.path.split(".")[0]
+
+
+def _valid(what: str, name: str, choices: list[str], origin: SpecPath, where: str = "") -> TapError:
+    shown = ", ".join(choices) if len(choices) <= 40 else ", ".join(choices[:40]) + ", ..."
+    place = f" in {where}" if where else ""
+    return TapError(f"no {what} '{name}'{place}{did_you_mean(name, choices)}; valid there: {shown}", origin)
+
+
+def _layer(prefix: str, graph: Graph, rest: list[str], origin: SpecPath) -> tuple[int, bool]:
+    """The node that `rest` names in `graph` (its output when `rest` is empty)."""
+    if not rest:
+        return graph.output, False
+    name = ".".join(rest)
+    names = [n.name for n in graph.nodes]
+    if name not in names:
+        raise _valid("layer", name, names, origin, prefix)
+    if not (graph.is_chain() and all("." not in n for n in names)):
+        raise TapError(f"'{prefix}' is not a plain chain of layers (it branches), so no layer inside it can be "
+                       f"tapped; tap '{prefix}' itself", origin)
+    return names.index(name), True
+
+
+def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
+    parts = path.split(".")
+    top = parts[0]
+    if top in ("stem", "head"):
+        graph = net.stem if top == "stem" else net.head
+        node, inside = _layer(top, graph, parts[1:], origin)
+        full = ".".join(parts)
+        return Tap(name, full, full if inside else top, top, node, inside=inside, origin=origin)
+    if top != "stages":
+        raise _valid("part", top, ["stem", "stages", "head"], origin)
+    if len(parts) < 2:
+        raise TapError("'stages' names every stage: write it alone as `features: stages`, or pick one "
+                       f"(stages.0 .. stages.{len(net.stages) - 1})", origin)
+    names = [stage.name for stage in net.stages]
+    key = parts[1]
+    if key.isdigit() and int(key) < len(net.stages):
+        s = int(key)
+    elif key in names:
+        s = names.index(key)
+    else:
+        raise _valid("stage", key, [str(i) for i in range(len(net.stages))] + [n for n in names if not n.startswith("stage")],
+                     origin)
+    stage = net.stages[s]
+    if len(parts) == 2:
+        b = len(stage.blocks) - 1
+        return Tap(name, f"stages.{s}", f"stages.{s}.blocks.{b}", f"stages.{s}.blocks.{b}",
+                   stage.blocks[b].graph.output, s, b, origin=origin)
+    if parts[2] != "blocks":
+        raise _valid("key", parts[2], ["blocks"], origin, f"stages.{s}")
+    if len(parts) < 4 or not parts[3].isdigit() or int(parts[3]) >= len(stage.blocks):
+        got = parts[3] if len(parts) > 3 else ""
+        raise _valid("block", got, [str(i) for i in range(len(stage.blocks))], origin, f"stages.{s}")
+    b = int(parts[3])
+    prefix = f"stages.{s}.blocks.{b}"
+    node, inside = _layer(prefix, stage.blocks[b].graph, parts[4:], origin)
+    full = ".".join([prefix, *parts[4:]])
+    return Tap(name, full, full if inside else prefix, prefix, node, s, b, inside, origin)
+
+
+def every_stage(net: Network) -> list[Tap]:
+    """The end of every stage, each named by its path (`features: stages`)."""
+    return [_resolve(f"stages.{s}", f"stages.{s}", net, ("features",)) for s in range(len(net.stages))]
+
+
+def resolve_taps(features: Any, net: Network) -> list[Tap]:
+    """The taps a spec's `features:` value names, in order, checked against the network."""
+    if features is None:
+        return []
+    if features == "stages":
+        return every_stage(net)
+    if isinstance(features, str):
+        features = [features]
+    items: list[tuple[str | None, Any, SpecPath]]
+    if isinstance(features, dict):
+        items = [(str(k), v, ("features", k)) for k, v in features.items()]
+    else:
+        items = [(None, v, ("features", i)) for i, v in enumerate(features)]
+    if not items:
+        raise TapError("features is empty: name at least one tap, or leave the key out", ("features",))
+    taps: list[Tap] = []
+    for name, value, origin in items:
+        path = f"stages.{value}" if isinstance(value, int) else str(value)
+        tap = _resolve(name or path, path, net, origin)
+        if any(t.name == tap.name for t in taps):
+            raise TapError(f"two taps are named '{tap.name}'", origin)
+        taps.append(tap)
+    return taps
+
+
+def truncate(net: Network, taps: list[Tap]) -> Network:
+    """The network without what no tap needs: later stages and blocks, auxiliary heads, and the
+    head unless a tap reads it."""
+    if any(t.part == "head" for t in taps):
+        return replace(net, aux_heads=[], taps=taps)
+    last = max(((t.stage, t.block) for t in taps if t.stage is not None), default=None)
+    stages = []
+    if last is not None:
+        s, b = last
+        stages = net.stages[:s] + [replace(net.stages[s], blocks=net.stages[s].blocks[:b + 1])]
+    shape = stages[-1].out_shape if stages else net.stem.out_shape
+    return replace(net, stages=stages, head=Graph(shape, [], INPUT), aux_heads=[], taps=taps)
