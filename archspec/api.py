@@ -29,12 +29,26 @@ def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bo
     return build_module(net, init=_init)
 
 
+def _spec_of(spec: Any) -> Any:
+    """A module built by archspec carries its resolved spec (`archspec_spec`): stand for it by that."""
+    data = getattr(spec, "archspec_spec", None)
+    if isinstance(data, dict) and not isinstance(spec, (str, dict, Path, Spec, Network)):
+        return data
+    return spec
+
+
+def _is_built(spec: Any) -> bool:
+    return _spec_of(spec) is not spec
+
+
 def analyze(spec: Any, input: Any = None, *, batch: int = 1, dtype: str = "float32", **overrides: Any) -> Report:
     """Shapes, parameters, MACs, memory and receptive field, without building the model.
 
+    `spec` is a path, a zoo name, YAML text, a dict, a `Spec` or a module built by `archspec.build`.
     `input` sets the input size: `(3, 224, 224)`, `(224, 224)`, `224` or "3x224x224".
     `batch` and `dtype` (float32, float16, bfloat16, float64, int8) scale the activation memory.
     """
+    spec = _spec_of(spec)
     if input is not None:
         overrides.update(_input_overrides(input))
     if dtype not in DTYPE_BYTES:
@@ -69,10 +83,12 @@ def diagram(spec: Any, level: str = "block", *, show: Any = (), rankdir: str = "
 
     `level`: "stage", "block" or "layer"; `show`: any of "params", "macs", "rf" (a list or
     "params,macs"); `rankdir`: "TB" (top to bottom) or "LR". Other keywords override spec keys.
+    `spec` is anything `analyze` takes, a built module included.
     Write it with `archspec.backends.diagram.render(d, "net.svg")` or `d.render(...)`.
     """
     from .backends.diagram import diagram_network
 
+    spec = _spec_of(spec)
     if input is not None:
         overrides.update(_input_overrides(input))
     return diagram_network(to_network(spec, **overrides), level=level, show=show, rankdir=rankdir)
@@ -97,10 +113,10 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     """Write the network to `path` as standalone Python source, ONNX or a torch.export program.
 
     `format` is "python", "onnx" or "export"; by default the suffix decides (.py, .onnx, .pt2).
-    `spec` is anything `build` takes, or a checkpoint written by `archspec build -o`, whose
-    weights go into ONNX and .pt2 (Python source holds no weights: load them into the class).
-    `model`: the compiled module to export (after training, say); by default the spec is
-    built with fresh weights. `batch` (at least 2) sizes the example input used for tracing;
+    `spec` is anything `build` takes, a checkpoint written by `archspec build -o`, or a module
+    built by `archspec.build` (after training, say), whose weights go into ONNX and .pt2 (Python
+    source holds no weights: load them into the class). `model`: the module to export, for a
+    spec; by default the spec is built with fresh weights. `batch` (at least 2) sizes the example input used for tracing;
     the batch axis stays dynamic. `opset` picks the ONNX opset (18 or newer). Other keywords
     override spec keys. Python export needs no torch; the others trace the compiled module.
     """
@@ -116,6 +132,10 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
         require("torch")
     from .progress import status
 
+    if _is_built(spec):
+        if overrides:
+            raise ExportError("a built module cannot be overridden: its weights were made for its spec")
+        model, spec = (spec if model is None else model), _spec_of(spec)
     with status(f"export to {chosen.name}: reading the spec") as say:
         if isinstance(spec, Network):
             if overrides:
@@ -123,7 +143,8 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
             net = spec
         elif is_checkpoint(spec):
             if overrides:
-                raise ExportError("a checkpoint's spec cannot be overridden (--set): its weights were made for it")
+                raise ExportError("a checkpoint's spec cannot be overridden (no --set, no keyword overrides): its weights "
+                                  "were made for it")
             net = to_network(read_spec(spec))
             if chosen.needs_weights and model is None:
                 say(f"export {net.name} to {chosen.name}: loading the checkpoint's weights")

@@ -99,7 +99,7 @@ def read_metrics(path: str | Path) -> Metrics:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise ArchspecError(f"--metric: cannot read {path}: {exc.strerror or exc}") from None
+        raise ArchspecError(f"cannot read the metrics file {path}: {exc.strerror or exc}") from None
     reader = csv.DictReader(text.splitlines())
     columns = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = columns

@@ -32,13 +32,13 @@ def require_matplotlib() -> None:
     import importlib.util
 
     if importlib.util.find_spec("matplotlib") is None:
-        raise ArchspecError("--plot needs matplotlib: pip install 'archspec[plot]' (or pip install matplotlib)")
+        raise ArchspecError("plots (compare --plot) need matplotlib: pip install 'archspec[plot]' (or pip install matplotlib)")
 
 
 def plot_format(path: str | Path) -> str:
     fmt = Path(path).suffix.lstrip(".").lower()
     if fmt not in FORMATS:
-        raise ArchspecError(f"--plot: unknown image format '.{fmt}'; end the file name in .png, .svg or .pdf")
+        raise ArchspecError(f"unknown image format '.{fmt}' for a plot; end the file name in .png, .svg or .pdf")
     return fmt
 
 

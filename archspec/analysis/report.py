@@ -20,8 +20,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..ir.graph import INPUT, Graph, Network
-from ..ir.op import RF, Op, Shape
+from ..ir.op import RF, Op, Shape, Window
 from ..ir.taps import every_stage
+from .report_text import layer_record, report_dataframe, report_html, report_text, summary_table
 
 _FEATURE_END = {"global_pool", "adaptive_pool", "flatten", "linear"}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
@@ -67,6 +68,32 @@ class LayerInfo:
         return self.node_op.label(list(self.input_shapes)) if self.node_op is not None else self.op
 
     @property
+    def window(self) -> Window | None:
+        """Kernel, stride, padding, dilation and groups of a conv or pool (from its op); None otherwise."""
+        return self.node_op.window(list(self.input_shapes)) if self.node_op is not None else None
+
+    @property
+    def kernel(self) -> tuple[int, int] | None:
+        return self.window.kernel if self.window else None
+
+    @property
+    def stride(self) -> tuple[int, int] | None:
+        return self.window.stride if self.window else None
+
+    @property
+    def dilation(self) -> tuple[int, int] | None:
+        return self.window.dilation if self.window else None
+
+    @property
+    def groups(self) -> int | None:
+        return self.window.groups if self.window else None
+
+    @property
+    def input_shape(self) -> Shape | None:
+        """The first input's shape (a merge has several: `input_shapes`)."""
+        return self.input_shapes[0] if self.input_shapes else None
+
+    @property
     def activation_elements(self) -> int:
         return math.prod(self.output_shape)
 
@@ -97,8 +124,11 @@ class FeatureInfo:
                                     "padding": list(self.rf.padding), "context": _context(self.rf)}}
 
 
-@dataclass
+@dataclass(repr=False)  # the generated repr printed every layer: 52,000 characters for ResNet-50
 class Report:
+    """What `archspec.analyze` returns. `print(report)` shows the table `archspec summary` prints; in
+    Jupyter it shows as an HTML table; `report.table("block")`, `to_dict()`, `to_dataframe()`."""
+
     name: str
     input_shape: Shape
     output_shape: Shape
@@ -155,23 +185,24 @@ class Report:
         names = [la.name for la in self.layers]
         if len(names) > 40:  # too many to list: suggest, and say where the names are
             raise ArchspecError(f"unknown layer '{name}'{did_you_mean(name, names)}; "
-                                f"`archspec summary {self.name} --depth layer` lists the {len(names)} layer names")
+                                f"`archspec summary {self.name} --level layer` lists the {len(names)} layer names")
         raise ArchspecError(unknown_name("layer", name, names))
 
     def groups(self) -> list[tuple[str, list[LayerInfo]]]:
         """Rows for a compact table: stem, each stage, auxiliary heads, head."""
         return self.rows("stage")
 
-    def rows(self, depth: str = "stage") -> list[tuple[str, list[LayerInfo]]]:
+    def rows(self, level: str = "stage", *, depth: str | None = None) -> list[tuple[str, list[LayerInfo]]]:
         """The layers grouped for a table: `stage` (stem, stages, aux heads, head),
-        `block` (every block on its own) or `layer` (one row per layer)."""
-        if depth not in ("stage", "block", "layer"):
-            raise ValueError(f"depth is stage, block or layer, not {depth!r}")
+        `block` (every block on its own) or `layer` (one row per layer). `depth=` is the old name of `level`."""
+        level = depth if depth is not None else level
+        if level not in ("stage", "block", "layer"):
+            raise ValueError(f"level is 'stage', 'block' or 'layer', not {level!r}")
         rows: dict[str, list[LayerInfo]] = {}
         for layer in self.layers:
-            if depth == "layer":
+            if level == "layer":
                 key = layer.name
-            elif layer.group == "stages" and depth == "block":
+            elif layer.group == "stages" and level == "block":
                 key = f"stages.{layer.stage}.blocks.{layer.block}"
             elif layer.group == "stages":
                 key = f"stages.{layer.stage}"
@@ -206,16 +237,27 @@ class Report:
             },
             "features": [f.to_dict() for f in self.features],
             "conventions": CONVENTIONS,
-            "layers": [
-                {
-                    "name": la.name, "op": la.op, "output_shape": list(la.output_shape), "params": la.params,
-                    "macs": la.macs, "rf_size": list(la.rf.size), "rf_stride": list(la.rf.jump),
-                    "rf_padding": list(la.rf.padding), "rf_context": _context(la.rf), "buffers": la.buffers,
-                    "activation_bytes": self.layer_bytes(la), "group": la.group,
-                }
-                for la in self.layers
-            ],
+            "layers": [layer_record(self, la) for la in self.layers],
         }
+
+    # -- display -------------------------------------------------------------------
+    def table(self, level: str = "stage") -> str:
+        """The table `archspec summary --level LEVEL` prints: stage, block or layer rows."""
+        return summary_table(self, level)
+
+    def __str__(self) -> str:
+        return report_text(self, "stage")
+
+    def __repr__(self) -> str:
+        return (f"<Report {self.name}: input {'x'.join(map(str, self.input_shape))}, {self.params:,} parameters, "
+                f"{self.macs:,} MACs, {len(self.layers)} layers>")
+
+    def _repr_html_(self) -> str:
+        return report_html(self, "stage")
+
+    def to_dataframe(self, level: str = "layer"):
+        """A pandas DataFrame (pandas is optional): one row per layer, or per block / stage with sums."""
+        return report_dataframe(self, level)
 
 
 def _context(rf: RF) -> list[list[int] | None]:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..analysis.report import LayerInfo, Report, analyze_network
-from ..cli.common import human, shape_text
+from ..formatting import human, shape_text
 from ..errors import ArchspecError, unknown_name
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Shape
@@ -79,6 +79,27 @@ def _graphviz():
         raise DotMissing("diagrams need the `graphviz` Python package: pip install 'archspec[diagram]' "
                          "(or pip install graphviz)") from None
     return graphviz
+
+
+_DIAGRAM_CLASS = None
+
+
+def _digraph_class():
+    """graphviz.Digraph, except that without Graphviz's `dot` Jupyter shows how to install it, not a traceback."""
+    global _DIAGRAM_CLASS
+    if _DIAGRAM_CLASS is None:
+        graphviz = _graphviz()
+
+        class Diagram(graphviz.Digraph):
+            def _repr_mimebundle_(self, include=None, exclude=None, **kwargs):
+                try:
+                    return super()._repr_mimebundle_(include, exclude, **kwargs)
+                except graphviz.ExecutableNotFound:
+                    return {"text/plain": f"Graphviz's `dot` program was not found, so this diagram cannot be drawn: "
+                                          f"{INSTALL_HINT}. Its DOT source is `.source`."}
+
+        _DIAGRAM_CLASS = Diagram
+    return _DIAGRAM_CLASS
 
 
 # -- the picture as data ---------------------------------------------------------------------
@@ -168,7 +189,7 @@ def parse_show(show: str | Iterable[str] | None) -> tuple[str, ...]:
     wanted = {str(s).strip().lower() for s in items if str(s).strip()}
     for item in sorted(wanted):
         if item not in SHOWABLE:
-            raise ArchspecError(unknown_name("--show value", item, SHOWABLE))
+            raise ArchspecError(unknown_name("show value", item, SHOWABLE))
     return tuple(s for s in SHOWABLE if s in wanted)
 
 
@@ -507,9 +528,8 @@ def title_label(pic: Picture) -> str:
 
 
 def to_digraph(pic: Picture, rankdir: str = "TB") -> graphviz.Digraph:
-    graphviz = _graphviz()
     _, rankdir = _check(pic.level, rankdir)
-    g = graphviz.Digraph(
+    g = _digraph_class()(
         name=re.sub(r"\W", "_", pic.name, flags=re.ASCII) or "network",
         graph_attr={"rankdir": rankdir, "label": title_label(pic), "labelloc": "t", "fontname": FONT,
                     "nodesep": "0.25", "ranksep": "0.3", "bgcolor": "white", "newrank": "true"},

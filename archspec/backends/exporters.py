@@ -93,7 +93,7 @@ def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | No
     """ONNX through torch's exporter, with a dynamic batch axis named `batch`."""
     require("onnx", "onnxscript")
     if opset is not None and opset < MIN_OPSET:
-        raise ExportError(f"--opset {opset}: torch's ONNX exporter writes opset {MIN_OPSET} or newer")
+        raise ExportError(f"opset {opset}: torch's ONNX exporter writes opset {MIN_OPSET} or newer")
     import torch
 
     program = program if program is not None else trace(net, model, batch)
@@ -151,4 +151,5 @@ def format_for(path: str | Path, name: str | None) -> ExportFormat:
         if f.suffix == suffix:
             return f
     known = ", ".join(f"{f.suffix} ({f.name})" for f in FORMATS.values())
-    raise ExportError(f"cannot tell the export format from '{path}'; use --format or one of the suffixes {known}")
+    raise ExportError(f"cannot tell the export format from '{path}'; name it (--format on the command line, format= "
+                      f"in Python) or end the file name in one of {known}")

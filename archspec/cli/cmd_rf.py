@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_input_option(p)
     add_spec_options(p)
     p.add_argument("--layer", metavar="NAME", help="a layer's module path, e.g. stages.3.blocks.2.relu "
-                                                   "(the names `archspec summary SPEC --depth layer` prints)")
+                                                   "(the names `archspec summary SPEC --level layer` prints)")
     p.add_argument("--unit", metavar="I,J", help="the output unit (row, column) to locate; default: the centre one")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(run=run)

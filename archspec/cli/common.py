@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from ..compiler import Spec, load_spec
+from ..formatting import human, human_bytes, shape_text, table  # noqa: F401  (the commands' helpers)
 from ..spec.resolve import parse_assignment
 
 
@@ -22,6 +23,14 @@ def add_spec_options(p: argparse.ArgumentParser) -> None:
 
 def add_input_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="CxHxW", help="input size, e.g. 3x224x224 or 224x224 (default: the spec's)")
+
+
+LEVELS = ("stage", "block", "layer")
+
+
+def add_level_option(p: argparse.ArgumentParser, default: str, help: str) -> None:
+    """--level, the level of detail, in every command that has one (`--depth` is its old name in summary)."""
+    p.add_argument("--level", "--depth", dest="level", choices=LEVELS, default=default, help=help)
 
 
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
@@ -72,36 +81,6 @@ def batch(args: argparse.Namespace) -> int:
     return value
 
 
-def human(n: float) -> str:
-    """1234567 -> 1.23M."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(int(n))
-
-
-def human_bytes(n: float) -> str:
-    """1536 -> 1.5 KiB."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if abs(n) >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{int(n)} B"
-
-
-def shape_text(shape: Any) -> str:
-    return "x".join(str(s) for s in shape)
-
-
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
-
-
-def table(rows: list[list[str]], header: list[str], right: set[int] = frozenset()) -> str:
-    widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
-
-    def line(r: list[str]) -> str:
-        cells = (str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-        return "  ".join(cells).rstrip()
-
-    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])

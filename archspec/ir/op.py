@@ -131,6 +131,17 @@ class RF:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A sliding window's geometry, per axis (h, w); `groups` is 1 for pooling."""
+
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+    dilation: tuple[int, int] = (1, 1)
+    groups: int = 1
+
+
+@dataclass(frozen=True)
 class ModuleCall:
     """How to construct the torch module of an op: `target(*args, **kwargs)`.
 
@@ -254,6 +265,11 @@ class Op(BaseModel):
     def label(self, ins: Sequence[Shape]) -> str:
         """A short human label: `conv 3x3/2, 64->128`."""
         return self.kind
+
+    def window(self, ins: Sequence[Shape]) -> Window | None:
+        """The sliding window of a conv or pool (kernel, stride, padding, dilation, groups), for
+        reports; None for ops that have none."""
+        return None
 
     def resolved(self, defaults: OpDefaults) -> Op:
         """This op with spec defaults filled in (default norm, default activation)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar, Literal
 from collections.abc import Sequence
 
-from ..op import RF, ModuleCall, Op, Shape, ShapeError, omit_defaults, pair, register_op, window_out
+from ..op import RF, ModuleCall, Op, Shape, ShapeError, Window, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
 
 CONV2D_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True}  # nn.Conv2d's
@@ -83,6 +83,9 @@ class Conv(Op):
                   "dilation": _compact(self.d), "groups": self.g(ins), "bias": self.bias}
         channels = {"in_channels": ins[0][0], "out_channels": self.out}
         return omit_defaults("torch.nn.Conv2d", channels, kwargs, CONV2D_DEFAULTS)
+
+    def window(self, ins: Sequence[Shape]) -> Window:
+        return Window(self.k, self.s, self.p, self.d, self.g(ins))
 
     def label(self, ins: Sequence[Shape]) -> str:
         text = f"conv {hw(self.k)}"

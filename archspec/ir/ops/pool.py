@@ -6,7 +6,7 @@ import math
 from typing import ClassVar, Literal
 from collections.abc import Sequence
 
-from ..op import RF, ModuleCall, Op, Shape, ShapeError, omit_defaults, pair, register_op, window_out
+from ..op import RF, ModuleCall, Op, Shape, ShapeError, Window, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
 
 
@@ -50,6 +50,9 @@ class _WindowPool(Op):
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         return omit_defaults(self._torch, {}, self._kwargs(), {"padding": 0, "ceil_mode": False})
+
+    def window(self, ins: Sequence[Shape]) -> Window:
+        return Window(self.k, self.s, self.p)
 
     def label(self, ins: Sequence[Shape]) -> str:
         text = f"{self.kind} {hw(self.k)}"
