@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.report import DTYPE_BYTES, Report, analyze_network
-from .compiler import DEFAULT_MAX_PARAMS, Spec, check_params_limit, load_spec, to_network
+from .spec.load import DEFAULT_MAX_PARAMS, Spec, check_params_limit, load_spec, to_network
 from .ir.graph import Network
 
 

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchspecError
-from .io import write_with
+from .core.errors import ArchspecError
+from .core.atomic import write_with
 
 SPEC_KEY = "archspec.spec"
 FORMAT_KEY = "archspec.format"

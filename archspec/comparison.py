@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ArchspecError
+from .core.errors import ArchspecError
 
 # Quantities of the analysis that can go on an axis: key -> (axis title, scale, lower is better)
 QUANTITIES: dict[str, tuple[str, float, bool]] = {
@@ -60,7 +60,7 @@ def compare(specs: Iterable[Any], *, input: Any = None, batch: int = 1, dtype: s
             **overrides: Any) -> list[dict[str, Any]]:
     """Analyse each spec (no torch) and return one row of numbers per network, with a progress bar."""
     from .api import _input_overrides, analyze
-    from .compiler import load_spec
+    from .spec.load import load_spec
     from .progress import track
 
     if input is not None:
@@ -136,7 +136,7 @@ def axis_key(name: str, rows: Sequence[dict[str, Any]], metrics: Sequence[str] =
     key = ALIASES.get(name, name)
     if key in QUANTITIES or key in metrics:
         return key
-    from .errors import unknown_name
+    from .core.errors import unknown_name
 
     raise ArchspecError(unknown_name("axis", name, [*QUANTITIES, *ALIASES, *metrics]))
 

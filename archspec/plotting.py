@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .comparison import QUANTITIES, lower_is_better, pareto
-from .errors import ArchspecError
+from .core.errors import ArchspecError
 
 FORMATS = ("png", "svg", "pdf", "jpg", "jpeg")
 FONT_SIZE = 8
@@ -199,7 +199,7 @@ def plot_comparison(rows: Sequence[dict[str, Any]], path: str | Path, **options:
     """Write the compare plot to `path` (png, svg or pdf, from the suffix), atomically."""
     from matplotlib import pyplot as plt
 
-    from .io import write_with
+    from .core.atomic import write_with
 
     fmt = plot_format(path)
     fig, _, _ = comparison_figure(rows, **options)

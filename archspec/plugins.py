@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from .errors import ArchspecError
+from .core.errors import ArchspecError
 
 
 class PluginError(ArchspecError):

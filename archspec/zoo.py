@@ -33,11 +33,11 @@ def path_of(name: str) -> Path | None:
 
 
 def load_spec(name: str, **overrides: Any):
-    from .compiler import load_spec as _load
+    from .spec.load import load_spec as _load
 
     path = path_of(name)
     if path is None:
-        from .errors import ArchspecError, unknown_name
+        from .core.errors import ArchspecError, unknown_name
 
         raise ArchspecError(unknown_name("zoo network", name, names()))
     return _load(path, **overrides)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar, Literal
 
-from archspec.blocks.registry import BlockContext, BlockFamily, register_block
+from archspec.spec.families import BlockContext, BlockFamily, register_block
 from archspec.ir.builder import GraphBuilder, Value
 from archspec.ir.graph import Network
 from archspec.ir.op import op_class

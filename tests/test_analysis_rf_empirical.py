@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from archspec.analysis import analyze_network
-from archspec.compiler import to_network
-from archspec.errors import SpecError
+from archspec.spec.load import to_network
+from archspec.core.errors import SpecError
 from tests.analysis_helpers import measure_region, paths, spec
 
 

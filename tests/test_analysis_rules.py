@@ -12,8 +12,8 @@ import pytest
 
 from archspec import zoo
 from archspec.analysis import analyze_network
-from archspec.compiler import load_spec, to_network
-from archspec.errors import SpecError
+from archspec.spec.load import load_spec, to_network
+from archspec.core.errors import SpecError
 from archspec.ir.op import RF
 from tests.analysis_helpers import paths, spec  # also registers the test families
 

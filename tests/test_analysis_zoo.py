@@ -11,7 +11,7 @@ import torchvision
 import archspec
 from archspec.analysis import analyze_network
 from archspec.backends.torch_module import to_meta
-from archspec.compiler import to_network
+from archspec.spec.load import to_network
 from archspec.ir.op import ModuleCall
 
 ZOO = archspec.zoo.names()
@@ -105,7 +105,7 @@ def test_macs_equal_torchvision_documented_gflops(name: str) -> None:
 def test_smallest_input_is_where_torch_starts_to_work(name: str) -> None:
     """The search's answer against torch's own shape checks: the module (aux heads
     included) runs at (h, w) and fails one pixel lower on either side."""
-    from archspec.compiler import load_spec, smallest_input
+    from archspec.spec.load import load_spec, smallest_input
 
     h = w = smallest_input(load_spec(name).model)
     net = to_network(name, **{"input.size": [h, w]})

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from archspec.io import atomic_path, write_atomic, write_with
+from archspec.core.atomic import atomic_path, write_atomic, write_with
 
 
 class WriterFailed(Exception):
@@ -97,7 +97,7 @@ def test_checkpoint_save_failing_midway_keeps_the_previous_checkpoint(tmp_path: 
 def test_atomic_output_has_the_mode_of_a_plain_write(tmp_path) -> None:
     import os
 
-    from archspec.io import write_atomic
+    from archspec.core.atomic import write_atomic
 
     plain = tmp_path / "plain.txt"
     plain.write_text("x")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from archspec.blocks.registry import BLOCKS, load_builtin_blocks, register_block
+from archspec.spec.families import BLOCKS, load_builtin_blocks, register_block
 from archspec.cli.main import main
 
 HERE = Path(__file__).resolve().parent / "bad_specs"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import archspec
-from archspec.errors import SpecError
+from archspec.core.errors import SpecError
 
 
 def _spec(branches, size=17, channels=8) -> dict:

@@ -7,7 +7,7 @@ import torch
 from torchvision.models.shufflenetv2 import channel_shuffle
 
 from archspec.backends.torch_module import instantiate
-from archspec.errors import ArchspecError
+from archspec.core.errors import ArchspecError
 from archspec.ir.builder import GraphBuilder
 from archspec.ir.op import RF, op_class
 

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 
 import archspec
 from archspec.checkpoint import CheckpointError
-from archspec.errors import ArchspecError
+from archspec.core.errors import ArchspecError
 from archspec.interop import to_torchvision
 from tests.clirun import run_cli
 

@@ -9,7 +9,7 @@ import pytest
 from clirun import run_cli
 
 from archspec.cli.main import main
-from archspec.errors import SpecError
+from archspec.core.errors import SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
 GOOD = str(ROOT / "specs" / "resnet50.yaml")

@@ -12,7 +12,7 @@ import pytest
 from archspec import zoo
 from archspec.cli.main import main
 from archspec.comparison import compare, family, pareto, read_metrics
-from archspec.compiler import load_spec
+from archspec.spec.load import load_spec
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))

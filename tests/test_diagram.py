@@ -79,7 +79,7 @@ class Identity(BlockFamily):
 def custom_blocks():
     """Register the test families for one test only, so that other tests' lists of known
     block types stay as they are."""
-    from archspec.blocks.registry import BLOCKS, load_builtin_blocks
+    from archspec.spec.families import BLOCKS, load_builtin_blocks
 
     before = dict(load_builtin_blocks())  # the built-ins register once per process: keep them
     register_block("diagram_test_inception")(Inception)

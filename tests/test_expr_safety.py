@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from archspec.compiler import load_spec
-from archspec.errors import SpecError
+from archspec.spec.load import load_spec
+from archspec.core.errors import SpecError
 from archspec.spec.expr import ExprError, evaluate
 
 VARS = {"width": 2, "convs": [1, 2, 3], "cfg": {"out": 64}, "name": "net"}

@@ -12,8 +12,8 @@ import torchvision
 from torchvision.models._utils import IntermediateLayerGetter
 
 import archspec
-from archspec.compiler import to_network
-from archspec.errors import SpecError
+from archspec.spec.load import to_network
+from archspec.core.errors import SpecError
 from archspec.interop import load_torchvision
 from tests.analysis_helpers import measure_region, spec
 from tests.clirun import run_cli

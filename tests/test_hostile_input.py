@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from clirun import run_cli
 
-from archspec.errors import SpecError
+from archspec.core.errors import SpecError
 from archspec.spec.source import MAX_DEPTH, parse_text
 
 LOCATED = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?P<column>\d+): \S")

@@ -15,7 +15,7 @@ import pytest
 from clirun import run_cli
 
 import archspec
-from archspec.errors import LimitError, SpecError
+from archspec.core.errors import LimitError, SpecError
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 
 from archspec.analysis import analyze_network
 from archspec.backends.torch_module import build_module
-from archspec.blocks.registry import BlockContext, BlockFamily, register_block
-from archspec.compiler import to_network
-from archspec.errors import SpecError
+from archspec.spec.families import BlockContext, BlockFamily, register_block
+from archspec.spec.load import to_network
+from archspec.core.errors import SpecError
 from archspec.ir.builder import GraphBuilder, Value
 from tests.analysis_helpers import measure_region, spec
 

@@ -9,8 +9,8 @@ import torchvision
 
 import archspec
 from archspec.analysis import analyze_network
-from archspec.compiler import to_network
-from archspec.errors import SpecError
+from archspec.spec.load import to_network
+from archspec.core.errors import SpecError
 from archspec.interop import load_torchvision
 from tests.analysis_helpers import measure_region, spec
 

@@ -190,7 +190,7 @@ def test_validated_specs_build_with_analysed_shapes(spec: dict) -> None:
     import torch
 
     from archspec import analyze, build, load_spec
-    from archspec.errors import SpecError
+    from archspec.core.errors import SpecError
 
     try:
         loaded = load_spec(spec)
@@ -236,7 +236,7 @@ def test_specs_archspec_accepts_pass_the_schema(data: st.DataObject) -> None:
     import jsonschema
 
     from archspec import load_spec
-    from archspec.errors import SpecError
+    from archspec.core.errors import SpecError
     from archspec.spec.schema import build_schema
 
     doc = yaml.safe_load(data.draw(st.sampled_from(ZOO)).read_text(encoding="utf-8"))

@@ -33,7 +33,7 @@ def test_repr_is_short_and_str_is_the_table(resnet50) -> None:
 def test_html_table_for_jupyter(resnet50) -> None:
     html = resnet50._repr_html_()
     assert html.count("<tr>") == 1 + 6 and "<th" in html and "stages.3" in html
-    from archspec.formatting import html_table
+    from archspec.core.formatting import html_table
 
     assert "&lt;b&gt;" in html_table([["<b>"]], ["name"])  # every cell escaped
 

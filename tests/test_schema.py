@@ -58,7 +58,7 @@ def test_zoo_spec_names_the_schema_on_its_first_line(path: Path) -> None:
 
 
 def test_schema_has_every_registered_layer_and_family() -> None:
-    from archspec.blocks.registry import load_builtin_blocks
+    from archspec.spec.families import load_builtin_blocks
     from archspec.spec.layers import layer_kinds
 
     schema = build_schema()

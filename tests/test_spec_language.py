@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import archspec
-from archspec.errors import SpecError
+from archspec.core.errors import SpecError
 
 SMALL = textwrap.dedent("""\
     name: tiny

@@ -22,7 +22,7 @@ from torchvision.ops import SqueezeExcitation
 
 import archspec
 from archspec.cli.main import main
-from archspec.errors import SpecError
+from archspec.core.errors import SpecError
 from tests.parity import assert_parity
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ import torchvision
 from parity import assert_parity, count
 
 import archspec
-from archspec.compiler import load_spec, smallest_input
+from archspec.spec.load import load_spec, smallest_input
 
 AUX_ON = {"vars.aux_logits": True}
 AUX_OFF = {"vars.aux_logits": False}

@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     print(where)
     print(table(rows))
     if not args.no_write:
-        from archspec.io import write_atomic
+        from archspec.core.atomic import write_atomic
 
         write_atomic(DOC, document(rows, where))
         print(f"wrote {DOC.relative_to(ROOT)}")

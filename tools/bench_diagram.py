@@ -24,8 +24,8 @@ if str(ROOT) not in sys.path:
 
 from archspec import zoo
 from archspec.backends.diagram import diagram_network, render_bytes
-from archspec.compiler import load_spec
-from archspec.io import write_atomic
+from archspec.spec.load import load_spec
+from archspec.core.atomic import write_atomic
 
 RESNET152 = ("resnet152", {}) if "resnet152" in zoo.names() else (
     "resnet50", {"vars.depths": [3, 8, 36, 3], "name": "resnet152"})

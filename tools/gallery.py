@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:
 
 from archspec import zoo
 from archspec.backends.diagram import INSTALL_HINT, diagram_network, render_bytes
-from archspec.io import write_atomic
+from archspec.core.atomic import write_atomic
 
 GALLERY_DIR = ROOT / "docs" / "gallery"
 STAMP = re.compile(r"<!-- archspec-dot-sha256: ([0-9a-f]{64}) -->")

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archspec.io import write_atomic
+from archspec.core.atomic import write_atomic
 from archspec.spec.schema import schema_text
 
 TARGET = ROOT / "schemas" / "archspec.schema.json"

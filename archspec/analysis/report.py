@@ -180,7 +180,7 @@ class Report:
         for layer in self.layers:
             if layer.name == name:
                 return layer
-        from ..errors import ArchspecError, did_you_mean, unknown_name
+        from ..core.errors import ArchspecError, did_you_mean, unknown_name
 
         names = [la.name for la in self.layers]
         if len(names) > 40:  # too many to list: suggest, and say where the names are

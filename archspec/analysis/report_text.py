@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..formatting import html_table, human, human_bytes, shape_text, table
+from ..core.formatting import html_table, human, human_bytes, shape_text, table
 
 if TYPE_CHECKING:
     from .report import LayerInfo, Report

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..analysis.report import LayerInfo, Report, analyze_network
-from ..formatting import human, shape_text
-from ..errors import ArchspecError, unknown_name
+from ..core.formatting import human, shape_text
+from ..core.errors import ArchspecError, unknown_name
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Shape
 
@@ -616,7 +616,7 @@ def render(g: graphviz.Digraph, path: str | Path) -> Path:
     Without Graphviz's `dot`, the DOT source goes next to `path` (same name, `.dot`) and
     `DotMissing` says how to install Graphviz.
     """
-    from ..io import write_atomic
+    from ..core.atomic import write_atomic
 
     path = Path(path)
     fmt = output_format(path)

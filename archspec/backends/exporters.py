@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArchspecError
-from ..io import write_atomic, write_with
+from ..core.errors import ArchspecError
+from ..core.atomic import write_atomic, write_with
 from ..ir.graph import Network
 
 INPUT_NAME = "input"
@@ -142,7 +142,7 @@ def format_for(path: str | Path, name: str | None) -> ExportFormat:
     """The format named, or the one the file suffix implies."""
     if name is not None:
         if name not in FORMATS:
-            from ..errors import unknown_name
+            from ..core.errors import unknown_name
 
             raise ExportError(unknown_name("export format", name, FORMATS))
         return FORMATS[name]

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
-from ..errors import ArchspecError
+from ..core.errors import ArchspecError
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
 from .plan import FunctionStep, GraphPlan, ModuleStep, Step, class_name, plan_graph, tap_runs
@@ -664,7 +664,7 @@ def python_source(net: Network, params: int | None = None) -> str:
 
 def _family_doc(family: str) -> str:
     """The first paragraph of the family's docstring (it shows the spec form), or a plain description."""
-    from ..blocks.registry import BLOCKS, load_builtin_blocks
+    from ..spec.families import BLOCKS, load_builtin_blocks
 
     load_builtin_blocks()
     doc = (BLOCKS[family].__doc__ or "").strip() if family in BLOCKS else ""

@@ -1,3 +1,3 @@
 """Imports every built-in family module so that each registers itself."""
 
-from . import convnext, densenet, inception, layers, mobile, residual, squeezenet, vgg  # noqa: F401
+from . import convnext, densenet, inception, layer_sequence, mobile, residual, squeezenet, vgg  # noqa: F401

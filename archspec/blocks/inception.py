@@ -25,7 +25,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 from ..ir.builder import GraphBuilder, Value
-from .registry import BlockContext, BlockFamily, register_block
+from ..spec.families import BlockContext, BlockFamily, register_block
 
 _CONV = re.compile(r"^\s*(\d+)x(\d+)(?:/(\d+))?\s+(\d+)\s*$")
 _POOL = re.compile(r"^\s*(max|avg)pool\s+(\d+)x(\d+)(?:/(\d+))?\s*$")

@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from ..ir.builder import GraphBuilder, Value
 from ..ir.ops.activation import ActKind
 from ..spec.expr import make_divisible
-from .registry import BlockContext, BlockFamily, register_block
+from ..spec.families import BlockContext, BlockFamily, register_block
 from .squeeze_excite import squeeze_excitation
 
 # Expanded widths are rounded to a multiple of this, as torchvision's MBConv does.

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 
 from ..ir.builder import GraphBuilder, Value
-from .registry import BlockContext, BlockFamily, register_block
+from ..spec.families import BlockContext, BlockFamily, register_block
 
 
 def shortcut(b: GraphBuilder, x: Value, out: int, stride: int) -> Value:

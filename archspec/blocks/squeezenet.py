@@ -7,7 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..ir.builder import GraphBuilder, Value
-from .registry import BlockContext, BlockFamily, register_block
+from ..spec.families import BlockContext, BlockFamily, register_block
 
 
 @register_block("fire")

@@ -39,7 +39,7 @@ def stage_table(report) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze_network
-    from ..compiler import check_params_limit
+    from ..spec.load import check_params_limit
 
     spec = load(args.spec, args)
     report = analyze_network(spec.network())

@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import zoo
     from ..analysis import analyze_network
-    from ..compiler import load_spec
+    from ..spec.load import load_spec
 
     rows, data = [], []
     from ..progress import track

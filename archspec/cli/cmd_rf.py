@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import ArchspecError
+from ..core.errors import ArchspecError
 from .common import add_input_option, add_spec_options, analyze, print_json, shape_text, table
 
 EXAMPLE = """\

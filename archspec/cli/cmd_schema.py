@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     text = schema_text()
     if args.output:
-        from ..io import write_atomic
+        from ..core.atomic import write_atomic
 
         write_atomic(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import ArchspecError, SpecError
+from ..core.errors import ArchspecError, SpecError
 from .common import add_spec_options, load, print_json
 
 EXAMPLE = """\
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze_network
-    from ..compiler import check_params_limit
+    from ..spec.load import check_params_limit
 
     failed = False
     results = []

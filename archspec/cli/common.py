@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from ..compiler import Spec, load_spec
-from ..formatting import human, human_bytes, shape_text, table  # noqa: F401  (the commands' helpers)
+from ..spec.load import Spec, load_spec
+from ..core.formatting import human, human_bytes, shape_text, table  # noqa: F401  (the commands' helpers)
 from ..spec.resolve import parse_assignment
 
 
@@ -50,7 +50,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         try:
             out.update(_input_overrides(args.input))
         except ValueError as exc:
-            from ..errors import ArchspecError
+            from ..core.errors import ArchspecError
 
             raise ArchspecError(f"--input: {exc}") from None
     return out
@@ -73,7 +73,7 @@ def analyze(spec: str, args: argparse.Namespace):
 
 def batch(args: argparse.Namespace) -> int:
     """--batch, checked (the API raises ValueError, which the CLI would report as an internal error)."""
-    from ..errors import ArchspecError
+    from ..core.errors import ArchspecError
 
     value = getattr(args, "batch", 1)
     if value < 1:

@@ -11,7 +11,7 @@ import importlib
 import sys
 import textwrap
 
-from ..errors import ArchspecError, SpecError
+from ..core.errors import ArchspecError, SpecError
 
 # One module `cmd_<name>.py` per command, each with `register(subparsers)`.
 COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "schema"]

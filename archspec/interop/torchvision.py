@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 from collections.abc import Callable, Mapping
 
-from ..errors import ArchspecError
+from ..core.errors import ArchspecError
 
 
 class InteropError(ArchspecError):

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import SpecPath
+from ..core.errors import SpecPath
 from .graph import INPUT, Graph, Node, input_index
 from .op import Op, OpDefaults, Shape, ShapeError, op_class
 

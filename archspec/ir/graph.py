@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from collections.abc import Iterator
 
-from ..errors import SpecPath
+from ..core.errors import SpecPath
 from .op import Op, Shape
 
 INPUT = -1  # the graph's input, as a node index

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ..errors import ArchspecError, unknown_name
+from ..core.errors import ArchspecError, unknown_name
 
 Shape = tuple[int, ...]
 

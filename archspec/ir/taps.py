@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import SpecPath, did_you_mean
+from ..core.errors import SpecPath, did_you_mean
 from .graph import INPUT, Graph, Network
 
 

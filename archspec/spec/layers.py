@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, create_model
 from pydantic_core import PydanticCustomError, core_schema
 
-from ..errors import did_you_mean
+from ..core.errors import did_you_mean
 from ..ir.op import OPS, Op, op_class
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import did_you_mean
+from ..core.errors import did_you_mean
 
 
 def item_name(item: Any) -> str | None:

@@ -22,8 +22,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
-from ..blocks.registry import BLOCKS, BlockFamily, load_builtin_blocks
-from ..errors import did_you_mean
+from .families import BLOCKS, BlockFamily, load_builtin_blocks
+from ..core.errors import did_you_mean
 from ..ir.op import OpDefaults
 from ..ir.ops.activation import ActKind
 from ..ir.ops.norm import NormKind

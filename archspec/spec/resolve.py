@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from ..errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
+from ..core.errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
 from .list_edits import find_item, no_item
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
 from .source import MAX_NODES, Source, parse_text, read_file

@@ -34,7 +34,7 @@ _HOISTED = ("title", "description", "default")
 
 def build_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file."""
-    from ..blocks.registry import load_builtin_blocks
+    from .families import load_builtin_blocks
     from ..ir.op import OPS
     from .layers import layer_kinds
     from .models import SpecModel, stage_model

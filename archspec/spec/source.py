@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import Location, Problem, SpecError, SpecPath
+from ..core.errors import Location, Problem, SpecError, SpecPath
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a spec is a page of text, not a data set.
 MAX_NODES = 20_000  # values in a spec, aliases counted each time they are used (zoo specs: a few hundred)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import Problem, SpecError, SpecPath, did_you_mean
+from ..core.errors import Problem, SpecError, SpecPath, did_you_mean
 from .models import NAME_PATTERN, SpecModel
 from .resolve import Document, Locator
 
@@ -40,7 +40,7 @@ def _count(n: object, word: str) -> str:
 @lru_cache(maxsize=1)
 def _vocabulary() -> tuple[str, ...]:
     """Every key any model accepts: the pool for "did you mean" on unknown keys."""
-    from ..blocks.registry import load_builtin_blocks
+    from .families import load_builtin_blocks
     from ..ir.op import OPS, op_class
     from .models import AuxHeadSpec, Defaults, InitRule, InitSpec, InputSpec, ScaleSpec, StageFields
 
@@ -163,7 +163,7 @@ def _at(data: Any, path: SpecPath) -> Any:
 
 def validate_document(doc: Document) -> SpecModel:
     """The validated model of a resolved document, or a SpecError listing every problem."""
-    from ..blocks.registry import load_builtin_blocks
+    from .families import load_builtin_blocks
 
     load_builtin_blocks()
     families = _user_families(doc)
@@ -187,6 +187,6 @@ def _user_families(doc: Document) -> dict[str, Any]:
     defined = doc.data.get("blocks")
     if not defined:
         return {}
-    from ..blocks import composite
+    from .block_language import family as composite
 
     return composite.families_from_spec(defined, doc.locator)

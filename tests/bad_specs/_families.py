@@ -7,7 +7,7 @@ whose paths can disagree, and the built-in families always agree.
 
 from __future__ import annotations
 
-from archspec.blocks.registry import BlockContext, BlockFamily
+from archspec.spec.families import BlockContext, BlockFamily
 from archspec.ir.builder import GraphBuilder, Value
 
 

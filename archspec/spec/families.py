@@ -27,7 +27,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import ArchspecError, unknown_name
+from ..core.errors import ArchspecError, unknown_name
 from ..ir.builder import GraphBuilder, Value
 from ..ir.op import OpDefaults
 
@@ -99,6 +99,6 @@ def block_family(name: str) -> type[BlockFamily]:
 
 
 def load_builtin_blocks() -> dict[str, type[BlockFamily]]:
-    from . import builtin  # noqa: F401  (registers the built-in families)
+    from ..blocks import builtin  # noqa: F401  (registers the built-in families)
 
     return BLOCKS

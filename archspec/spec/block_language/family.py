@@ -50,11 +50,11 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from ..errors import Problem, SpecError, SpecPath, did_you_mean, format_path
-from ..ir.builder import GraphBuilder, Value
-from .composite_emit import Compiled, Emitter
-from .composite_parse import CONTEXT_NAMES, NAME, STAGE_KEYS, TYPES, Definition, ParamDecl, Parser
-from .registry import BlockContext, BlockFamily, load_builtin_blocks
+from ...core.errors import Problem, SpecError, SpecPath, did_you_mean, format_path
+from ...ir.builder import GraphBuilder, Value
+from .emit import Compiled, Emitter
+from .parse import CONTEXT_NAMES, NAME, STAGE_KEYS, TYPES, Definition, ParamDecl, Parser
+from ..families import BlockContext, BlockFamily, load_builtin_blocks
 
 
 class CompositeFamily(BlockFamily):
@@ -119,7 +119,7 @@ def _families(key: str, where: tuple, frozen: _Frozen) -> tuple[tuple[str, type[
 
 def _family(name: str, definition: Any, locator: Any, known: set[str],
             problems: list[Problem]) -> tuple[type[BlockFamily], set[str]] | None:
-    from ..spec.validate import problems_from
+    from ..validate import problems_from
 
     at: SpecPath = ("blocks", name)
     before = len(problems)
@@ -181,7 +181,7 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
 def _checked(model: type[BaseModel], data: Any, locator: Any, at: SpecPath, problems: list[Problem]) -> Any:
     """`data` validated as `model`, or None with the problems recorded; unknown keys get
     suggestions from the model's own keys."""
-    from ..spec.validate import problems_from
+    from ..validate import problems_from
 
     if isinstance(data, dict):
         unknown = [k for k in data if k not in model.model_fields]

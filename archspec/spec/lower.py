@@ -8,13 +8,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..blocks.registry import BlockContext
-from ..errors import ArchspecError, SpecPath
-from .builder import GraphBuilder, NodeShapeError
-from .graph import AuxHead, Block, Graph, Network, Stage
-from .op import Op, OpDefaults, Shape
-from .output_stride import Dilations, StrideError, out_jump
-from .taps import TapError, resolve_taps, truncate
+from .families import BlockContext
+from ..core.errors import ArchspecError, SpecPath
+from ..ir.builder import GraphBuilder, NodeShapeError
+from ..ir.graph import AuxHead, Block, Graph, Network, Stage
+from ..ir.op import Op, OpDefaults, Shape
+from ..ir.output_stride import Dilations, StrideError, out_jump
+from ..ir.taps import TapError, resolve_taps, truncate
 
 MAX_NODES = 50_000
 MAX_BLOCKS = 4096  # blocks in all stages together; the deepest published CNNs have a few hundred
@@ -50,7 +50,7 @@ def _stage_index(after: str | int, spec: Any) -> int:
         if spec.stage_name(i) == after:
             return i
     names = [spec.stage_name(i) for i in range(len(spec.stages))]
-    from ..errors import unknown_name
+    from ..core.errors import unknown_name
 
     raise LoweringError(unknown_name("stage", after, names), ())
 

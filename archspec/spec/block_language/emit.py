@@ -9,11 +9,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..errors import ArchspecError, SpecPath, format_path
-from ..ir.builder import GraphBuilder, NodeShapeError, Value
-from ..spec.expr import ExprError, substitute
-from .composite_parse import BlockItem, LayerItem, MergeItem
-from .registry import BlockContext
+from ...core.errors import ArchspecError, SpecPath, format_path
+from ...ir.builder import GraphBuilder, NodeShapeError, Value
+from ..expr import ExprError, substitute
+from .parse import BlockItem, LayerItem, MergeItem
+from ..families import BlockContext
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Emitter:
         return self.body(item.then if condition else item.otherwise, x)
 
     def layer(self, item: LayerItem, x: Value) -> Value:
-        from ..spec.layers import parse_layer
+        from ..layers import parse_layer
 
         fields = self.values(item.fields, x, item.path)
         try:
@@ -97,7 +97,7 @@ class Emitter:
 
     def invalid(self, exc: ValidationError, data: Any, path: SpecPath) -> BlockBuildError:
         """The first problem of a failed validation of `data`, written at `path` in the definition."""
-        from ..spec.validate import problems_from
+        from ..validate import problems_from
 
         first = problems_from(exc, data, self.compiled.locator, ("blocks", self.compiled.name) + tuple(path))[0]
         return self.fail(first.message, first.path[2:])

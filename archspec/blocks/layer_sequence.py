@@ -8,7 +8,7 @@ from pydantic import Field
 
 from ..ir.builder import GraphBuilder, Value
 from ..spec.layers import LayerList
-from .registry import BlockContext, BlockFamily, register_block
+from ..spec.families import BlockContext, BlockFamily, register_block
 
 
 @register_block("layers")

@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..errors import Problem, SpecPath, did_you_mean
-from ..ir.op import OPS
-from ..spec.expr import FUNCTIONS, INTERPOLATION, ExprError, free_names
-from ..spec.models import StageFields
+from ...core.errors import Problem, SpecPath, did_you_mean
+from ...ir.op import OPS
+from ..expr import FUNCTIONS, INTERPOLATION, ExprError, free_names
+from ..models import StageFields
 
 COMBINATORS = ("residual", "add", "concat", "mul")
 CONTEXT_NAMES = ("channels", "in_channels", "stride", "index", "repeat", "stage", "global_index", "total_blocks")
@@ -133,7 +133,7 @@ class Parser:
         return self.layer(str(kind), params, path)
 
     def layer(self, kind: str, params: Any, path: SpecPath) -> LayerItem | None:
-        from ..spec.layers import layer_kinds, parse_layer
+        from ..layers import layer_kinds, parse_layer
 
         kinds = layer_kinds()
         if kind not in kinds:
@@ -229,7 +229,7 @@ class Parser:
                                  f"known: {', '.join(known)}", path)
 
     def validation(self, exc: ValidationError, data: Any, path: SpecPath) -> None:
-        from ..spec.validate import problems_from
+        from ..validate import problems_from
 
         self.problems += problems_from(exc, data, self.locator, ("blocks", self.block) + tuple(path))
 

@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from .errors import LimitError, Location, Problem, SpecError, did_you_mean
-from .ir.graph import Network
-from .ir.lower import LoweringError, lower
-from .spec.models import SpecModel
-from .spec.resolve import Document, Locator, resolve_data, resolve_source
-from .spec.scaling import apply_scaling
-from .spec.source import parse_text, read_file
-from .spec.validate import validate_document
+from ..core.errors import LimitError, Location, Problem, SpecError, did_you_mean
+from ..ir.graph import Network
+from .lower import LoweringError, lower
+from .models import SpecModel
+from .resolve import Document, Locator, resolve_data, resolve_source
+from .scaling import apply_scaling
+from .source import parse_text, read_file
+from .validate import validate_document
 
 SpecLike = "str | Path | dict | Spec"
 MAX_SEARCH_SIZE = 1 << 14
@@ -71,7 +71,7 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
         if "\n" not in spec and len(spec) < 4096:
             if path.is_file():
                 return resolve_source(read_file(path), overrides)
-            from . import zoo
+            from .. import zoo
 
             zoo_path = zoo.path_of(spec)
             if zoo_path is not None:
@@ -165,7 +165,7 @@ def check_params_limit(params: int, limit: float | None, spec: Spec | None) -> N
     """
     if limit is None or params <= limit:
         return
-    from .analysis.report import analyze_network
+    from ..analysis.report import analyze_network
 
     if spec is None:  # a bare Network: no spec to point into
         raise LimitError(Problem(f"the network has {params:,} parameters, over the limit of {int(limit):,}",
