@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import archspec  # noqa: E402
-from archspec import zoo  # noqa: E402
-from archspec.cli.main import main as cli_main  # noqa: E402
+import archspec
+from archspec import zoo
+from archspec.cli.main import main as cli_main
 
 
 def _sha(data: str | bytes) -> str:
