@@ -112,7 +112,7 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
            opset: int | None = None, **overrides: Any) -> Path:
     """Write the network to `path` as standalone Python source, ONNX or a torch.export program.
 
-    `format` is "python", "onnx" or "export"; by default the suffix decides (.py, .onnx, .pt2).
+    `format` is "python", "onnx" or "pt2" (once "export"); by default the suffix decides (.py, .onnx, .pt2).
     `spec` is anything `build` takes, a checkpoint written by `archspec build -o`, or a module
     built by `archspec.build` (after training, say), whose weights go into ONNX and .pt2 (Python
     source holds no weights: load them into the class). `model`: the module to export, for a

@@ -1,6 +1,7 @@
 """The zoo: the specs in `specs/`, installed with the package as `archspec.specs`.
 
     archspec.zoo.names()                          # ['alexnet', 'lenet5', ...]
+    archspec.zoo.names("resnet*")                 # shell-style patterns, as timm's list_models
     archspec.zoo.build("resnet50", num_classes=10)
 """
 
@@ -20,8 +21,14 @@ def directory() -> Path:
     return Path(str(files("archspec.specs")))
 
 
-def names() -> list[str]:
-    return sorted(p.stem for p in directory().glob("*.yaml"))
+def names(*patterns: str) -> list[str]:
+    """The zoo's network names, sorted; with patterns, those matching any (`names("resnet*", "vgg1?")`)."""
+    import fnmatch
+
+    every = sorted(p.stem for p in directory().glob("*.yaml"))
+    if not patterns:
+        return every
+    return [n for n in every if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns)]
 
 
 def path_of(name: str) -> Path | None:

@@ -41,7 +41,7 @@ def test_cli_checkpoint_loads_as_the_network_it_names(tmp_path: Path) -> None:
     path = tmp_path / "resnet18.safetensors"
     code, out, err = run_cli("build", "resnet18", "--set", "num_classes=10", "--set", "input.size=[64,64]", "-o", str(path))
     assert code == 0, err
-    assert f"saved {path}" in out
+    assert f"wrote {path}" in err and "wrote" not in out  # as every command: "wrote" on stderr
     model = archspec.load(path).eval()
     # The loaded weights are the file's bytes, read by the safetensors library itself.
     stored = load_file(str(path))

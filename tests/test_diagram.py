@@ -408,7 +408,7 @@ def test_cli(tmp_path, capsys):
     assert main(["diagram", "resnet50", "--set", "num_classes=10", "-o", str(tmp_path / "r.dot")]) == 0
     assert "linear 2048-&gt;10" in (tmp_path / "r.dot").read_text()
     capsys.readouterr()
-    assert main(["diagram", "resnet50", "--level", "layer", "--input", "3x64x64"]) == 0
+    assert main(["diagram", "resnet50", "--level", "layer", "--input", "3x64x64", "-o", "-"]) == 0
     assert capsys.readouterr().out.startswith("digraph resnet50 {")
     assert main(["diagram", "resnet50", "-o", str(tmp_path / "r.jpg")]) == 2
     assert main(["diagram", "resnet50", "--show", "flops", "-o", str(tmp_path / "r.svg")]) == 2
@@ -435,3 +435,19 @@ def test_gallery_is_up_to_date():
     spec.loader.exec_module(gallery)
     assert gallery.entries(), "the gallery shows at least one zoo network"
     assert gallery.problems() == [], "run `python tools/gallery.py` to redraw docs/gallery/"
+
+
+def test_cli_without_output_writes_name_svg_and_says_so(tmp_path, capsys, monkeypatch):
+    need_dot()
+    monkeypatch.chdir(tmp_path)
+    assert main(["diagram", "lenet5", "--level", "stage"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and "wrote lenet5.svg" in err
+    assert (tmp_path / "lenet5.svg").read_bytes().lstrip().startswith(b"<?xml")
+    assert main(["diagram", "lenet5", "--level", "stage", "--format", "png", "--dpi", "200"]) == 0
+    assert "wrote lenet5.png" in capsys.readouterr().err
+    low = tmp_path / "low.png"
+    assert main(["diagram", "lenet5", "--level", "stage", "-o", str(low), "--dpi", "50"]) == 0
+    width_at = {dpi: int.from_bytes(path.read_bytes()[16:20], "big")  # the PNG header's width
+                for dpi, path in ((200, tmp_path / "lenet5.png"), (50, low))}
+    assert 3.5 < width_at[200] / width_at[50] < 4.5  # 200 dpi against 50: four times as wide

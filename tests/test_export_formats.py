@@ -96,7 +96,7 @@ def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> Non
 
 
 def test_export_cli_writes_each_format_and_reports_json(tmp_path: Path) -> None:
-    for suffix, fmt in ((".py", "python"), (".onnx", "onnx"), (".pt2", "export")):
+    for suffix, fmt in ((".py", "python"), (".onnx", "onnx"), (".pt2", "pt2")):
         target = tmp_path / f"lenet{suffix}"
         code, out, err = run_cli("export", "lenet5", "-o", str(target), "--json", "--set", "num_classes=7")
         assert code == 0, err

@@ -610,8 +610,9 @@ def render_bytes(source: str, fmt: str) -> bytes | None:
         return None
 
 
-def render(g: graphviz.Digraph, path: str | Path) -> Path:
-    """Write `g` to `path` in the format its extension names, atomically.
+def render(g: graphviz.Digraph, path: str | Path, dpi: float | None = None) -> Path:
+    """Write `g` to `path` in the format its extension names, atomically; `dpi` sets a PNG's
+    resolution (Graphviz's default is 96; vector formats ignore it).
 
     Without Graphviz's `dot`, the DOT source goes next to `path` (same name, `.dot`) and
     `DotMissing` says how to install Graphviz.
@@ -620,6 +621,12 @@ def render(g: graphviz.Digraph, path: str | Path) -> Path:
 
     path = Path(path)
     fmt = output_format(path)
+    if dpi is not None:
+        if not 10 <= dpi <= 1200:
+            raise ArchspecError(f"dpi is between 10 and 1200, got {dpi:g}")
+        if fmt == "png":
+            g = g.copy()
+            g.attr(dpi=f"{dpi:g}")
     if fmt == "dot":
         write_atomic(path, g.source)
         return path

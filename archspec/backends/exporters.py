@@ -10,11 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core.errors import ArchspecError
 from ..core.atomic import write_atomic, write_with
-from ..ir.graph import Network
+from ..core.errors import ArchspecError
+
+if TYPE_CHECKING:  # the CLI reads FORMATS to build its parser, which must not import the IR
+    from ..ir.graph import Network
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -133,14 +135,17 @@ FORMATS: dict[str, ExportFormat] = {
     for f in (
         ExportFormat("python", ".py", False, write_python, "standalone PyTorch source (no archspec import)"),
         ExportFormat("onnx", ".onnx", True, write_onnx, "ONNX with a dynamic batch axis"),
-        ExportFormat("export", ".pt2", True, write_pt2, "a torch.export program (torch.export.load)"),
+        ExportFormat("pt2", ".pt2", True, write_pt2, "a torch.export program (torch.export.load)"),
     )
 }
+# Earlier names, still accepted: `export` was the .pt2 format's name, `py` reads as the suffix.
+ALIASES = {"export": "pt2", "py": "python"}
 
 
 def format_for(path: str | Path, name: str | None) -> ExportFormat:
     """The format named, or the one the file suffix implies."""
     if name is not None:
+        name = ALIASES.get(name, name)
         if name not in FORMATS:
             from ..core.errors import unknown_name
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_spec_options, human, load, print_json, shape_text, table
+import sys
+
+from .common import add_input_option, add_spec_options, human, load, print_json, shape_text, table
 
 EXAMPLE = """\
 example:
   archspec build specs/vgg19.yaml
   archspec build specs/resnet50.yaml --set num_classes=10 -o resnet50.safetensors
+  archspec build resnet18 --input 3x32x32 --set num_classes=10
   python -c "import archspec; m = archspec.load('resnet50.safetensors')"
 """
 
@@ -20,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "shape and parameters, then the totals (parameters, MACs, receptive field).",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", metavar="SPEC", help="a spec file or a zoo name")
+    add_input_option(p)
     add_spec_options(p)
     p.add_argument("-o", "--output", metavar="FILE.safetensors",
                    help="save the initialised weights, with the resolved spec in the file's metadata")
@@ -67,5 +71,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"\ntotal: {report.params:,} parameters, {human(report.macs)} MACs, "
           f"output {shape_text(report.output_shape)}, receptive field {rf.size[0]}x{rf.size[1]}")
     if args.output:
-        print(f"saved {args.output}")
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0

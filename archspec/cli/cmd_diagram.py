@@ -5,20 +5,22 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_input_option, add_spec_options, load
+from .common import add_input_option, add_level_option, add_spec_options, load
 
 EXAMPLE = """\
 examples:
-  archspec diagram resnet50 -o resnet50.svg                     every block, residual skips as edges
-  archspec diagram resnet50 --level stage --show params,macs -o resnet50.png
+  archspec diagram resnet50                                     writes resnet50.svg: every block, skips as edges
+  archspec diagram resnet50 --level stage --show params,macs -o resnet50.png --dpi 150
   archspec diagram specs/vgg19.yaml --level layer --rankdir LR -o vgg19.pdf
   archspec diagram resnet50 -o resnet50.dot                     DOT source only: no Graphviz needed
-  archspec diagram resnet50 | dot -Tpng -o resnet50.png         without -o the DOT source goes to stdout
+  archspec diagram resnet50 -o - | dot -Tpng -o resnet50.png    -o - writes the DOT source to stdout
 
 The picture is drawn from the same IR that builds the module. Rendering SVG, PNG or PDF needs
 Graphviz's `dot` (apt-get install graphviz, brew install graphviz or conda install graphviz);
 without it the .dot file is written next to the requested output and the exit code is 3.
 """
+
+FORMATS = ("svg", "png", "pdf", "dot")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,32 +31,38 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", metavar="SPEC", help="a spec file or a zoo name")
     add_spec_options(p)
     add_input_option(p)
-    p.add_argument("--level", choices=("stage", "block", "layer"), default="block",
-                   help="stage: stem, stages (blocks folded as xN) and head; block: every block, with "
-                        "branches, skips and concatenations; layer: every layer (default: block)")
+    add_level_option(p, default="block",
+                     help="stage: stem, stages (blocks folded as xN) and head; block: every block, with "
+                          "branches, skips and concatenations; layer: every layer (default: block)")
     p.add_argument("--show", metavar="LIST", default="",
                    help="numbers to add to each row, comma-separated: params, macs, rf")
     p.add_argument("--rankdir", choices=("TB", "LR"), type=str.upper, default="TB",
                    help="TB draws top to bottom, LR left to right (default: TB)")
     p.add_argument("-o", "--output", metavar="FILE",
-                   help="output file; the format follows the extension: .svg, .png, .pdf or .dot "
-                        "(default: the DOT source on stdout)")
+                   help="output file; the format follows the extension: .svg, .png, .pdf or .dot; `-` writes "
+                        "the DOT source to stdout (default: NAME.svg, or NAME.FORMAT with --format)")
+    p.add_argument("--format", choices=FORMATS, help="the format when -o is not given (default: svg)")
+    p.add_argument("--dpi", type=float, metavar="N", help="resolution of a PNG (default: Graphviz's 96)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..backends.diagram import diagram_network, output_format, render
+    from ..core.errors import ArchspecError
 
-    if args.output:
-        output_format(args.output)  # a bad extension is reported before any work
+    if args.output and args.output != "-":
+        fmt = output_format(args.output)  # a bad extension is reported before any work
+        if args.format and args.format != fmt:
+            raise ArchspecError(f"--format {args.format} disagrees with the extension of {args.output}")
     spec = load(args.spec, args)
     graph = diagram_network(spec.network(), level=args.level, show=args.show, rankdir=args.rankdir)
-    if not args.output:
+    if args.output == "-":
         sys.stdout.write(graph.source)
         return 0
+    output = args.output or f"{spec.name}.{args.format or 'svg'}"
     from ..progress import status
 
-    with status(f"diagram {args.spec}: drawing {args.output} with Graphviz"):
-        path = render(graph, args.output)
+    with status(f"diagram {spec.name}: drawing {output} with Graphviz"):
+        path = render(graph, output, dpi=args.dpi)
     print(f"wrote {path}", file=sys.stderr)
     return 0

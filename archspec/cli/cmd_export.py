@@ -23,7 +23,7 @@ ONNX and .pt2 trace the module (random weights unless SPEC is a checkpoint).
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..backends.exporters import FORMATS
+    from ..backends.exporters import ALIASES, FORMATS
 
     formats = ", ".join(f"{f.name} ({f.suffix}): {f.help}" for f in FORMATS.values())
     p = sub.add_parser("export", help="write standalone PyTorch source, ONNX or a torch.export program",
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("spec", metavar="SPEC", help="a spec file, a zoo name, or a checkpoint written by `archspec build -o`")
     p.add_argument("-o", "--output", metavar="FILE", required=True, help="the file to write (.py, .onnx or .pt2)")
-    p.add_argument("--format", choices=sorted(FORMATS), help="the format (default: from the suffix of -o)")
+    p.add_argument("--format", choices=[*FORMATS, *ALIASES], metavar="{" + ",".join(FORMATS) + "}",
+                   help="the format (default: from the suffix of -o); `export` is the old name of pt2")
     add_spec_options(p)
     add_input_option(p)
     p.add_argument("--batch", type=int, default=2, metavar="N",

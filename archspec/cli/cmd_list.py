@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import textwrap
 
 from .common import human, print_json, table
+
+EXAMPLE = """\
+examples:
+  archspec list                      every zoo network
+  archspec list 'resnet*' vgg16      names matching a shell-style pattern (quote it from the shell)
+  archspec list '*_bn' --json
+  archspec build resnet50            then use a name as SPEC in any command
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list the zoo networks with parameters and MACs",
-                       description="List the networks in the zoo (the specs/ folder installed with archspec).",
-                       epilog="example:\n  archspec list\n  archspec build resnet50",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description="List the networks in the zoo (the specs/ folder installed with archspec), "
+                                   "with parameters, MACs, input size and description.",
+                       epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("patterns", nargs="*", metavar="PATTERN",
+                   help="only names matching one of these patterns (* any text, ? one character, [ab] a or b)")
     p.add_argument("--json", action="store_true", help="print as JSON")
     p.set_defaults(run=run)
 
@@ -20,19 +32,37 @@ def run(args: argparse.Namespace) -> int:
     from .. import zoo
     from ..analysis import analyze_network
     from ..spec.load import load_spec
-
-    rows, data = [], []
     from ..progress import track
 
-    for name in track(zoo.names(), "list: analysing the zoo", label=str):
+    rows, data = [], []
+    for pattern in args.patterns:  # a pattern matching nothing is a typo more often than not
+        if not zoo.names(pattern):
+            from ..core.errors import ArchspecError, did_you_mean
+
+            raise ArchspecError(f"no zoo network matches '{pattern}'{did_you_mean(pattern, zoo.names())}; "
+                                f"`archspec list` shows them all")
+    for name in track(zoo.names(*args.patterns), "list: analysing the zoo", label=str):
         spec = load_spec(zoo.path_of(name))
         report = analyze_network(spec.network())
         input_text = "x".join(map(str, report.input_shape))
         data.append({"name": name, "params": report.params, "macs": report.macs, "input_shape": list(report.input_shape),
                      "description": spec.model.description})
-        rows.append([name, f"{report.params:,}", human(report.macs), input_text, spec.model.description[:60]])
+        rows.append([name, f"{report.params:,}", human(report.macs), input_text, spec.model.description])
     if args.json:
         print_json(data)
-    else:
-        print(table(rows, ["name", "params", "MACs", "input", "description"], right={1, 2}))
+        return 0
+    print(wrapped_table(rows, ["name", "params", "MACs", "input", "description"], right={1, 2}))
     return 0
+
+
+def wrapped_table(rows: list[list[str]], header: list[str], right: set[int]) -> str:
+    """The table with its last column wrapped at word boundaries to fit the terminal (100 columns off one)."""
+    width = shutil.get_terminal_size((100, 24)).columns
+    used = sum(max(len(r[i]) for r in rows + [header]) + 2 for i in range(len(header) - 1))
+    room = max(30, width - used - 1)
+    out: list[list[str]] = []
+    for r in rows:
+        lines = textwrap.wrap(r[-1], room) or [""]
+        out.append(r[:-1] + [lines[0]])
+        out += [[""] * (len(r) - 1) + [line] for line in lines[1:]]
+    return table(out, header, right)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..core.errors import ArchspecError, SpecError
-from .common import add_spec_options, load, print_json
+from .common import add_input_option, add_spec_options, load, print_json
 
 EXAMPLE = """\
 example:
@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "without allocating weights. Exit code 2 if any spec is wrong.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("specs", nargs="+", metavar="SPEC")
+    add_input_option(p)
     add_spec_options(p)
     p.add_argument("--max-params", type=float, default=2e9, metavar="N",
                    help="refuse networks with more parameters than this (default: 2e9)")

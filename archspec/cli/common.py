@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..spec.load import Spec, load_spec
 from ..core.formatting import human, human_bytes, shape_text, table  # noqa: F401  (the commands' helpers)
-from ..spec.resolve import parse_assignment
+
+if TYPE_CHECKING:  # the parser is built without pydantic or the IR: `archspec --help` stays fast
+    from ..spec.load import Spec
 
 
 def add_spec_options(p: argparse.ArgumentParser) -> None:
@@ -40,6 +41,8 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    from ..spec.resolve import parse_assignment
+
     out: dict[str, Any] = {}
     for text in getattr(args, "overrides", []) or []:
         key, value = parse_assignment(text)
@@ -57,6 +60,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load(spec: str, args: argparse.Namespace) -> Spec:
+    from ..spec.load import load_spec
     from ..plugins import load_plugins
 
     load_plugins(getattr(args, "plugins", []) or [])
