@@ -1,10 +1,12 @@
 """Property test: every YAML block that `validate` accepts also builds and exports.
 
 Hypothesis writes random `blocks:` sections: block types that nest earlier ones (named
-and unnamed, two of one type in one scope), residuals, `add` / `concat` / `mul` with
-listed or named branches and identity branches, conditionals, named layers (drawn from
-a few names, so that layer names and scope names collide), branched sub-blocks followed
-by plain layers (the shape of issue 14's item 8). For each spec that `load_spec` and
+and unnamed, two of one type in one scope, repeated, reading a named value), residuals,
+`add` / `concat` / `mul` with listed, named, identity, looped and named-value branches,
+named merges, conditionals, `for` loops, `from:` reads of earlier values and of the
+block's input, splits into equal and unequal parts, resizes (by a scale and to another
+value's size), named layers (drawn from a few names, so that layer names and scope names
+collide), branched sub-blocks followed by plain layers (the shape of issue 14's item 8). For each spec that `load_spec` and
 `analyze` accept (what `archspec validate` runs), the test checks against PyTorch itself:
 the module builds, the forward pass gives the analysed shape at every block and at
 every layer with weights, and the exported Python source registers the same state_dict
@@ -32,8 +34,9 @@ KEEP = {"conv": {"out": "${channels}"}}  # a 1x1 conv that keeps the width: for 
 
 
 @st.composite
-def layer(draw: st.DrawFn) -> Any:
-    kind = draw(st.sampled_from(["conv", "conv3", "half", "norm", "act", "pool", "dropout", "split"]))
+def layer(draw: st.DrawFn, seen: list[str]) -> Any:
+    kind = draw(st.sampled_from(["conv", "conv3", "half", "norm", "act", "pool", "dropout", "split", "split_sizes",
+                                 "resize", "resize_to"]))
     item = {
         "conv": {"conv": {"out": "${out}"}},
         "conv3": {"conv": {"out": "${out}", "kernel": 3, "padding": 1}},
@@ -43,64 +46,105 @@ def layer(draw: st.DrawFn) -> Any:
         "pool": {"maxpool": {"kernel": 3, "stride": 1, "padding": 1}},
         "dropout": {"dropout": {"p": 0.2}},
         "split": {"split": {"parts": 2, "index": draw(st.integers(0, 1))}},
+        "split_sizes": {"split": {"sizes": "${split_channels(channels, min(channels, 3))}",
+                                  "index": "${min(channels, 3) - 1}"}},
+        "resize": {"resize": {"scale": draw(st.sampled_from([0.5, 2])),
+                              "mode": draw(st.sampled_from(["nearest", "bilinear"]))}},
+        "resize_to": {"resize": {"from": draw(st.lists(earlier(seen), min_size=2, max_size=2)),
+                                 "mode": draw(st.sampled_from(["nearest", "bilinear"]))}},
     }[kind]
+    fields = next(iter(item.values()))
+    if kind != "resize_to" and draw(st.integers(0, 5)) == 0:  # read an earlier value, not the current one
+        fields["from"] = draw(earlier(seen))
     if draw(st.integers(0, 4)) == 0:
-        next(iter(item.values()))["name"] = draw(NAMES)
+        fields["name"] = draw(NAMES)
+        seen.append(fields["name"])
     return item
 
 
+def earlier(seen: list[str]) -> st.SearchStrategy[str]:
+    """A name given earlier in the block (mostly), the block's input, or any name (rarely)."""
+    return st.one_of(st.sampled_from(seen), st.just("input")) if seen else st.just("input")
+
+
+def reference(name: str) -> Any:
+    """A branch that is an earlier value: its bare name, unless that is also a layer type."""
+    return {"from": name} if name in ("conv", "add") else name
+
+
 @st.composite
-def body(draw: st.DrawFn, nested: list[str], depth: int, longest: int = 3) -> list:
+def body(draw: st.DrawFn, nested: list[str], seen: list[str], depth: int, longest: int = 3) -> list:
     """Any items; or, often, a branched item (a merge or a nested block) followed by two or
     three unnamed plain layers, the shape that once broke a named scope (issue 14, item 8)."""
     if depth < 2 and draw(st.booleans()):
-        first = draw(item(nested, depth, branched=True))
+        first = draw(item(nested, seen, depth, branched=True))
         plain = st.sampled_from([{"conv": {"out": "${out}"}}, "norm", {"act": "relu"}, {"dropout": 0.1}])
         return [first] + draw(st.lists(plain, min_size=2, max_size=3))
-    return draw(st.lists(item(nested, depth), min_size=1, max_size=longest))
+    return [draw(item(nested, seen, depth)) for _ in range(draw(st.integers(1, longest)))]
 
 
 @st.composite
-def item(draw: st.DrawFn, nested: list[str], depth: int, branched: bool = False) -> Any:
-    choices = [] if branched else ["layer", "layer"]
-    choices += ["residual", "merge", "merge", "if"] if depth < 2 else []
+def item(draw: st.DrawFn, nested: list[str], seen: list[str], depth: int, branched: bool = False) -> Any:
+    choices = [] if branched else ["layer"] * 5 + ["from"]
+    choices += ["residual", "merge", "merge", "if", "for"] if depth < 2 else []
     choices += ["block", "block"] if nested else []
     what = draw(st.sampled_from(choices or ["layer"]))
     if what == "layer":
-        return draw(layer())
+        return draw(layer(seen))
+    if what == "from":
+        return {"from": draw(earlier(seen))}
     if what == "block":
         entry: dict[str, Any] = {"block": draw(st.sampled_from(nested)), "out": draw(st.sampled_from(["${out}", 4]))}
+        if draw(st.integers(0, 3)) == 0:
+            entry["repeat"] = draw(st.integers(1, 2))
+        if draw(st.integers(0, 4)) == 0:
+            entry["from"] = draw(earlier(seen))
         if draw(st.booleans()):
             entry["name"] = draw(NAMES)
+            seen.append(entry["name"])
         return entry
     if what == "residual":
-        return {"residual": draw(body(nested, depth + 1)) + [KEEP]}
+        return {"residual": draw(body(nested, seen, depth + 1)) + [KEEP]}
     if what == "if":
         step = {"if": draw(st.sampled_from(["${index == 0}", "${index != 0}", "${out > 4}"])),
-                "then": draw(body(nested, depth + 1, 2))}
+                "then": draw(body(nested, seen, depth + 1, 2))}
         if draw(st.booleans()):
-            step["else"] = draw(body(nested, depth + 1, 2))
+            step["else"] = draw(body(nested, seen, depth + 1, 2))
         return step
+    if what == "for":
+        return {"for": "k", "in": draw(st.sampled_from([[1, 3], "${range(2)}", [3]])),
+                "do": [{"conv": {"out": "${out}", "kernel": "${2 * k + 1}", "padding": "${k}"}}]}
     kind = draw(st.sampled_from(["add", "concat", "mul"]))
-    count = draw(st.integers(2, 3))
-    branches: list[Any] = []
-    for _ in range(count):
-        branch = draw(body(nested, depth + 1))
-        # Summed and multiplied branches mostly end at one width, so that most specs are valid.
-        if kind != "concat" and draw(st.integers(0, 4)):
-            branch.append({"conv": {"out": "${out}"}})
-        branches.append("identity" if draw(st.integers(0, 4)) == 0 else branch)
-    if draw(st.booleans()):
-        names = draw(st.lists(NAMES, min_size=count, max_size=count, unique=True))
-        return {kind: dict(zip(names, branches))}
-    return {kind: branches}
+    if draw(st.integers(0, 5)) == 0:  # one branch per element of a list
+        merge: dict[str, Any] = {kind: {"for": "k", "in": [1, 3], "do": [{"conv": {"out": "${out}", "kernel": "${k}",
+                                                                              "padding": "same"}}]}}
+    else:
+        count = draw(st.integers(2, 3))
+        branches: list[Any] = []
+        for _ in range(count):
+            branch = draw(body(nested, seen, depth + 1))
+            # Summed and multiplied branches mostly end at one width, so that most specs are valid.
+            if kind != "concat" and draw(st.integers(0, 4)):
+                branch.append({"conv": {"out": "${out}"}})
+            choice = draw(st.integers(0, 6))
+            branches.append("identity" if choice == 0 else reference(draw(earlier(seen))) if choice == 1 else branch)
+        if draw(st.booleans()):
+            names = draw(st.lists(NAMES, min_size=count, max_size=count, unique=True))
+            merge = {kind: dict(zip(names, branches))}
+            seen.extend(names)
+        else:
+            merge = {kind: branches}
+    if draw(st.integers(0, 3)) == 0:
+        merge["name"] = draw(NAMES)
+        seen.append(merge["name"])
+    return merge
 
 
 @st.composite
 def spec(draw: st.DrawFn, types: int = 3) -> dict:
     blocks: dict[str, Any] = {}
     for k in range(types):
-        layers = draw(body(list(blocks), 0, 4))
+        layers = draw(body(list(blocks), [], 0, 4))
         if "${out" not in str(layers):  # a parameter never used is refused; use it somewhere
             layers.insert(draw(st.integers(0, len(layers))), {"conv": {"out": "${out}"}})
         params: dict[str, Any] = {"out": {"type": "int", "channels": True}}

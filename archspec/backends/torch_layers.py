@@ -180,15 +180,19 @@ class LayerScale(nn.Module):
 
 
 class ChannelSplit(nn.Module):
-    """One of `parts` equal channel groups (`x.chunk(parts, dim=1)[index]`)."""
+    """One channel group: of `parts` equal groups when `parts` is an int
+    (`x.chunk(parts, dim=1)[index]`), else of groups of the sizes `parts` lists
+    (`x.split(parts, dim=1)[index]`)."""
 
-    def __init__(self, parts: int, index: int):
+    def __init__(self, parts: int | tuple[int, ...], index: int):
         super().__init__()
         self.parts = parts
         self.index = index
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.chunk(self.parts, dim=1)[self.index]
+        if isinstance(self.parts, int):
+            return x.chunk(self.parts, dim=1)[self.index]
+        return x.split(list(self.parts), dim=1)[self.index]
 
     def extra_repr(self) -> str:
         return f"parts={self.parts}, index={self.index}"

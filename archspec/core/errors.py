@@ -92,7 +92,8 @@ class LimitError(SpecError):
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A short suffix suggesting the closest known name, or "" when nothing is close."""
-    close = difflib.get_close_matches(str(word), sorted(set(choices)), n=1, cutoff=0.6)
+    # Never the word itself: `unknown key 'repeat' (did you mean 'repeat'?)` helps no one.
+    close = difflib.get_close_matches(str(word), sorted(set(choices) - {str(word)}), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -116,6 +116,11 @@ class GraphBuilder:
         finally:
             self._prefix.pop()
 
+    @property
+    def scope_path(self) -> tuple[str, ...]:
+        """The scopes the next node is emitted in, outermost first."""
+        return tuple(self._prefix)
+
     def _name(self, name: str | None) -> str:
         prefix = ".".join(self._prefix)
         if name is None:

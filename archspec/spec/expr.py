@@ -42,6 +42,26 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return new
 
 
+def split_channels(channels: int, parts: int) -> list[int]:
+    """`channels` cut into `parts` groups as equal as can be, the remainder to the first: the
+    rule of mixed-kernel depthwise convolutions (MixNet; timm's `_split_channels`)."""
+    if not isinstance(channels, int) or not isinstance(parts, int) or parts < 1 or parts > channels:
+        raise ValueError(f"split_channels needs 1 <= parts <= channels, got {channels} channels, {parts} parts")
+    sizes = [channels // parts] * parts
+    sizes[0] += channels - sum(sizes)
+    return sizes
+
+
+def _range(*bounds: int) -> list[int]:
+    """`range(n)` or `range(start, stop[, step])` as a list, for `for:` items."""
+    if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
+        raise ValueError("range takes integers")
+    values = range(*bounds)
+    if len(values) > MAX_RESULT_ITEMS:
+        raise ValueError(f"range too long: more than {MAX_RESULT_ITEMS} items")
+    return list(values)
+
+
 MAX_ROUND_DIGITS = 20
 MAX_VAR_DEPTH = 64  # variables referring to variables, as deep as this
 
@@ -88,6 +108,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": len,
     "log": _log,
     "make_divisible": make_divisible,
+    "split_channels": split_channels,
+    "range": _range,
 }
 
 _BINARY = {

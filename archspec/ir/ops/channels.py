@@ -13,31 +13,52 @@ from ._types import NonNegInt, PosInt, spatial
 
 @register_op
 class Split(Op):
-    """One of `parts` equal channel groups: `split: {parts: 2, index: 1}` is the second half,
-    as `x.chunk(2, dim=1)[1]` (ShuffleNet-v2's channel split)."""
+    """One channel group of the input: `split: {parts: 2, index: 1}` is the second of two
+    equal halves (`x.chunk(2, dim=1)[1]`, ShuffleNet-v2's channel split);
+    `split: {sizes: [22, 21, 21], index: 0}` cuts unequal groups (`x.split(sizes, dim=1)[0]`),
+    as mixed-kernel depthwise convolutions do. `${split_channels(channels, 3)}` gives the
+    sizes of timm's `_split_channels` (equal parts, the remainder to the first)."""
 
     kind: ClassVar[str] = "split"
     category: ClassVar[str] = "reshape"
 
     parts: PosInt = 2
+    sizes: list[PosInt] | None = None
     index: NonNegInt
 
     @model_validator(mode="after")
     def _index_in_range(self) -> Split:
-        if self.index >= self.parts:
+        if self.sizes is not None:
+            if "parts" in self.model_fields_set and self.parts != len(self.sizes):
+                raise ValueError(f"give parts or sizes, not both ({self.parts} parts, {len(self.sizes)} sizes)")
+            if self.index >= len(self.sizes):
+                raise ValueError(f"index {self.index} is out of range for {len(self.sizes)} sizes "
+                                 f"(0 to {len(self.sizes) - 1})")
+        elif self.index >= self.parts:
             raise ValueError(f"index {self.index} is out of range for {self.parts} parts (0 to {self.parts - 1})")
         return self
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         c = ins[0][0]
+        if self.sizes is not None:
+            if sum(self.sizes) != c:
+                raise ShapeError(f"split sizes {self.sizes} add up to {sum(self.sizes)}, but the input has {c} channels")
+            return (self.sizes[self.index],) + tuple(ins[0][1:])
         if c % self.parts:
-            raise ShapeError(f"split into {self.parts} parts needs channels divisible by {self.parts}, got {c}")
+            raise ShapeError(f"split into {self.parts} parts needs channels divisible by {self.parts}, got {c}; "
+                             "for unequal parts give `sizes` (e.g. \"${split_channels(channels, "
+                             f"{self.parts})}}\")")
         return (c // self.parts,) + tuple(ins[0][1:])
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
+        if self.sizes is not None:
+            return ModuleCall("archspec.backends.torch_layers.ChannelSplit", (tuple(self.sizes), self.index),
+                              names=("parts", "index"))
         return ModuleCall("archspec.backends.torch_layers.ChannelSplit", (self.parts, self.index), names=("parts", "index"))
 
     def label(self, ins: Sequence[Shape]) -> str:
+        if self.sizes is not None:
+            return f"split {self.index + 1}/{len(self.sizes)} ({self.sizes[self.index]} ch)"
         return f"split {self.index + 1}/{self.parts}"
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from ...core.errors import ArchspecError, SpecPath, format_path
 from ...ir.builder import GraphBuilder, NodeShapeError, Value
 from ..expr import ExprError, substitute
-from .parse import BlockItem, LayerItem, MergeItem
+from .parse import INPUT, BlockItem, ForItem, LayerItem, MergeItem, RefItem
 from ..families import BlockContext
 
 
@@ -38,6 +38,13 @@ class Emitter:
     ctx: BlockContext
     params: dict[str, Any]
     in_channels: int
+    block_input: Value | None = None
+    loop: dict[str, Any] = field(default_factory=dict)  # the loop variables in force
+    named: dict[str, list[tuple[str, Value]]] = field(default_factory=dict)  # name -> (path, value)
+    base: int = -1  # the builder's scope depth at the block's root
+
+    def __post_init__(self) -> None:
+        self.base = len(self.b.scope_path)
 
     def fail(self, message: str, path: SpecPath) -> BlockBuildError:
         where = self.compiled.locator.where(("blocks", self.compiled.name) + tuple(path))
@@ -50,6 +57,8 @@ class Emitter:
                    "global_index": self.ctx.global_index, "total_blocks": self.ctx.total_blocks}
 
         def lookup(name: str) -> Any:
+            if name in self.loop:
+                return self.loop[name]
             if name in self.params:
                 return self.params[name]
             return context[name]  # names were checked when the spec was validated
@@ -68,7 +77,33 @@ class Emitter:
 
         return walk(raw, path)
 
+    # -- named values ---------------------------------------------------------------------
+    def define(self, name: str | None, value: Value) -> None:
+        """Record `value` under `name` (and its path through named scopes) for later `from:`."""
+        if name is None:
+            return
+        path = ".".join(self.b.scope_path[self.base:] + (name,))
+        self.named.setdefault(name, []).append((path, value))
+        if path != name:
+            self.named.setdefault(path, []).append((path, value))
+
+    def read(self, name: str, path: SpecPath) -> Value:
+        found = self.named.get(name, [])
+        if not found and name == INPUT and self.block_input is not None:
+            return self.block_input
+        if not found:
+            known = sorted({p for entries in self.named.values() for p, _ in entries} | {INPUT})
+            raise self.fail(f"'{name}' names no value at this point (a value is read after the item that "
+                            f"makes it, and not from a branch not taken); known here: {', '.join(known)}", path)
+        if len({p for p, _ in found}) > 1:
+            paths = ", ".join(sorted({p for p, _ in found}))
+            raise self.fail(f"'{name}' names several values ({paths}); write the path to one", path)
+        return found[-1][1]
+
+    # -- items ----------------------------------------------------------------------------
     def body(self, items: tuple, x: Value) -> Value:
+        if self.block_input is None:
+            self.block_input = x
         for item in items:
             x = self.item(item, x)
         return x
@@ -80,20 +115,45 @@ class Emitter:
             return self.merge(item, x)
         if isinstance(item, BlockItem):
             return self.nested(item, x)
+        if isinstance(item, RefItem):
+            return self.read(item.name, item.path)
+        if isinstance(item, ForItem):
+            for _ in self.iterate(item, x):
+                x = self.body(item.body, x)
+            return x
         condition = self.values(item.condition, x, item.path + ("if",))
         if not isinstance(condition, bool):
             raise self.fail(f"the condition gave {condition!r}, not true or false", item.path + ("if",))
         return self.body(item.then if condition else item.otherwise, x)
 
+    def iterate(self, item: ForItem, x: Value) -> Iterator[Any]:
+        """Binds the loop variable to each element in turn."""
+        values = self.values(item.values, x, item.path + ("in",))
+        if not isinstance(values, list) or not values:
+            raise self.fail(f"`in:` gave {values!r}, not a non-empty list", item.path + ("in",))
+        outer = self.loop.get(item.var, _UNSET)
+        try:
+            for value in values:
+                self.loop[item.var] = value
+                yield value
+        finally:
+            if outer is _UNSET:
+                self.loop.pop(item.var, None)
+            else:
+                self.loop[item.var] = outer
+
     def layer(self, item: LayerItem, x: Value) -> Value:
         from ..layers import parse_layer
 
-        fields = self.values(item.fields, x, item.path)
+        inputs = [self.read(name, item.path + ("from",)) for name in item.sources] or [x]
+        fields = self.values(item.fields, inputs[0], item.path)
         try:
             op = parse_layer({item.kind: fields})
         except ValidationError as exc:
             raise self.invalid(exc, {item.kind: fields}, item.path[:-1]) from None
-        return self.emit_op(lambda: self.b.op(op, x), item.path)
+        out = self.emit_op(lambda: self.b.op(op, *inputs), item.path)
+        self.define(op.name, out)
+        return out
 
     def invalid(self, exc: ValidationError, data: Any, path: SpecPath) -> BlockBuildError:
         """The first problem of a failed validation of `data`, written at `path` in the definition."""
@@ -104,28 +164,52 @@ class Emitter:
 
     def merge(self, item: MergeItem, x: Value) -> Value:
         outs = []
-        for name, body in item.branches:
+        if isinstance(item.branches, ForItem):
+            for _ in self.iterate(item.branches, x):
+                outs.append(self.body(item.branches.body, x))
+            if len(outs) < 2:
+                raise self.fail(f"{item.kind} needs at least two branches; the loop made {len(outs)}", item.path)
+        for name, body in item.branches if isinstance(item.branches, tuple) else ():
+            if isinstance(body, RefItem):
+                outs.append(self.read(body.name, body.path))
+                continue
             with self.b.scope(name) if name else contextlib.nullcontext():
                 outs.append(x if body is None else self.body(body, x))
+            self.define(name, outs[-1])
         if item.kind == "residual":
             outs.append(x)
         kind = "add" if item.kind == "residual" else item.kind
-        return self.emit_op(lambda: self.b.op(kind, *outs, name=self.b.free_name(kind)), item.path)
+        name = self.values(item.name, x, item.path) if item.name else self.b.free_name(kind)
+        out = self.emit_op(lambda: self.b.op(kind, *outs, name=name), item.path)
+        self.define(item.name and name, out)
+        return out
 
     def nested(self, item: BlockItem, x: Value) -> Value:
         family = self.compiled.families[item.family]
+        if item.source is not None:
+            x = self.read(item.source, item.path + ("from",))
         params = self.values(item.params, x, item.path)
         stride = self.values(item.stride, x, item.path + ("stride",))
+        repeat = self.values(item.repeat, x, item.path + ("repeat",))
+        name = self.values(item.name, x, item.path + ("name",)) if item.name else None
         try:
             block = family.model_validate(params)
         except ValidationError as exc:
             raise self.invalid(exc, params, item.path) from None
         if not isinstance(stride, int) or stride < 1:
             raise self.fail(f"stride must be a positive integer, got {stride!r}", item.path + ("stride",))
-        ctx = BlockContext(stride, self.ctx.index, self.ctx.repeat, self.ctx.stage, self.ctx.global_index,
-                           self.ctx.total_blocks, self.ctx.defaults)
-        with self.b.scope(item.name or self.b.free_name(item.family)):
-            return block.emit(self.b, x, ctx)
+        if repeat is not None and (not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1):
+            raise self.fail(f"repeat must be a positive integer, got {repeat!r}", item.path + ("repeat",))
+        ctx = self.ctx
+        with self.b.scope(name or self.b.free_name(item.family)):
+            if repeat is None:  # once, in the enclosing block's place
+                x = block.emit(self.b, x, replace(ctx, stride=stride))
+            else:  # as a stage repeats a block: the stride to the first, `index` counts the repeats
+                for k in range(repeat):
+                    with self.b.scope(str(k)):
+                        x = block.emit(self.b, x, replace(ctx, stride=stride if k == 0 else 1, index=k, repeat=repeat))
+        self.define(name, x)
+        return x
 
     def emit_op(self, emit: Callable[[], Value], path: SpecPath) -> Value:
         try:
@@ -135,3 +219,4 @@ class Emitter:
             raise NodeShapeError(f"{exc} (at {where})", exc.name, exc.origin, exc.spatial_zero) from None
 
 
+_UNSET = object()

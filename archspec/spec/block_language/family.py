@@ -157,6 +157,7 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
     # Every declared name counts as known, so that a bad declaration is reported once, not at each use.
     parser = Parser(name, locator, {str(p) for p in spec.params} | set(CONTEXT_NAMES), known)
     body = parser.body(spec.layers, ("layers",))
+    parser.check_references()
     problems += parser.problems
     # A misspelled use is already reported; "never used" would only repeat it.
     for unused in sorted(set(decls) - parser.uses) if not parser.misspelled else ():

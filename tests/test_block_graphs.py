@@ -1,0 +1,205 @@
+"""Blocks as small graphs: named values read later (`from:`), unequal splits, loops, repeated
+nested blocks.
+
+Outside truth: hand-written PyTorch modules of the published blocks (Res2Net's hierarchical
+split, Gao et al. 2019, Fig. 2; MixConv's mixed-kernel depthwise conv, Tan & Le 2019, as
+timm's `MixedConv2d` computes it, channels cut by timm's `_split_channels`), loaded with the
+compiled module's weights by name; parameter counts worked out by hand.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import archspec
+from archspec.spec.expr import split_channels
+from tests.generated import exported_model
+
+HEAD = """
+name: graph_block
+input: {channels: %d, size: [12, 12]}
+defaults: {norm: none, activation: relu}
+%s
+head: [global_pool, flatten]
+"""
+
+RES2 = """
+blocks:
+  res2:
+    doc: Res2Net's hierarchical split (scale 4); y1 = x1, yi = Ki(xi + y(i-1)).
+    params: {width: int}
+    layers:
+      - split: {parts: 4, index: 0, name: x1}
+      - split: {parts: 4, index: 1, from: input, name: x2}
+      - conv: {out: "${width}", kernel: 3, padding: 1, name: k2}
+      - split: {parts: 4, index: 2, from: input, name: x3}
+      - add: [x3, k2]
+      - conv: {out: "${width}", kernel: 3, padding: 1, name: k3}
+      - split: {parts: 4, index: 3, from: input, name: x4}
+      - add: [x4, k3]
+      - conv: {out: "${width}", kernel: 3, padding: 1, name: k4}
+      - concat: [x1, k2, k3, k4]
+stages: [{block: res2, width: 5}]
+"""
+
+
+class Res2Split(nn.Module):
+    """Res2Net's split-transform-concat, as the paper's Fig. 2 draws it."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.k2, self.k3, self.k4 = (nn.Conv2d(width, width, 3, padding=1) for _ in range(3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1, x2, x3, x4 = x.chunk(4, dim=1)
+        y2 = self.k2(x2)
+        y3 = self.k3(x3 + y2)
+        y4 = self.k4(x4 + y3)
+        return torch.cat([x1, y2, y3, y4], dim=1)
+
+
+def test_hierarchical_split_is_res2net(tmp_path: Path) -> None:
+    text = HEAD % (20, RES2)
+    model = archspec.build(text).eval()
+    block = model.stages[0].blocks[0]
+    reference = Res2Split(5).eval()
+    reference.load_state_dict(block.state_dict())
+    assert archspec.analyze(text).params == 3 * (5 * 5 * 9 + 5)
+    x = torch.randn(2, 20, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), reference(x), rtol=0, atol=0)
+        exported = exported_model(text, "res2", tmp_path).eval()
+        exported.load_state_dict(model.state_dict())
+        torch.testing.assert_close(exported(x), model(x), rtol=0, atol=0)
+
+
+MIX = """
+blocks:
+  mixconv:
+    doc: Mixed-kernel depthwise conv; one group per kernel size, the remainder to the first.
+    params: {kernels: list}
+    layers:
+      - concat:
+          for: i
+          in: "${range(len(kernels))}"
+          do:
+            - split: {sizes: "${split_channels(channels, len(kernels))}", index: "${i}"}
+            - conv: {out: "${channels}", kernel: "${kernels[i]}", padding: "${kernels[i] // 2}", groups: depthwise,
+                     bias: false, name: "conv${i}"}
+stages: [{block: mixconv, kernels: [3, 5, 7]}]
+"""
+
+
+class MixedConv2d(nn.Module):
+    """timm's MixedConv2d (depthwise, stride 1): torch.split by `_split_channels`, one conv per group."""
+
+    def __init__(self, channels: int, kernels: list[int]):
+        super().__init__()
+        self.splits = [channels // len(kernels)] * len(kernels)
+        self.splits[0] += channels - sum(self.splits)
+        for i, (k, c) in enumerate(zip(kernels, self.splits)):
+            self.add_module(f"conv{i}", nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        parts = torch.split(x, self.splits, 1)
+        return torch.cat([conv(p) for conv, p in zip(self.children(), parts)], 1)
+
+
+def test_loop_and_unequal_split_are_mixconv() -> None:
+    text = HEAD % (11, MIX)
+    block = archspec.build(text).eval().stages[0].blocks[0]
+    reference = MixedConv2d(11, [3, 5, 7]).eval()
+    assert reference.splits == [5, 3, 3]
+    reference.load_state_dict(block.state_dict())
+    assert [tuple(v.shape) for v in block.state_dict().values()] == [(5, 1, 3, 3), (3, 1, 5, 5), (3, 1, 7, 7)]
+    x = torch.randn(2, 11, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(block(x), reference(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("channels,parts", [(11, 3), (32, 3), (96, 4), (7, 7), (100, 1), (120, 5), (65, 2)])
+def test_split_channels_is_timms_rule(channels: int, parts: int) -> None:
+    expected = [channels // parts for _ in range(parts)]  # timm.layers.mixed_conv2d._split_channels
+    expected[0] += channels - sum(expected)
+    assert split_channels(channels, parts) == expected
+
+
+REPEATED = """
+blocks:
+  unit:
+    params: {out: int}
+    layers: [conv: {out: "${out}", kernel: 3, padding: 1, stride: "${stride}", name: conv}, act: {name: relu}]
+  pair:
+    params: {out: int}
+    layers:
+      - {block: unit, out: "${out}", repeat: 3, stride: 2, name: layer}
+      - {block: unit, out: "${out}"}
+      - {block: unit, out: "${out}"}
+stages: [{block: pair, out: 6}]
+"""
+
+
+def test_nested_blocks_repeat_as_a_stage_does() -> None:
+    text = HEAD % (3, REPEATED)
+    model = archspec.build(text)
+    keys = [k.removeprefix("stages.0.blocks.0.") for k in model.state_dict() if k.endswith("weight")]
+    # repeat: N numbers the copies like a stage's blocks; two unnamed blocks of one type don't clash
+    assert keys == ["layer.0.conv.weight", "layer.1.conv.weight", "layer.2.conv.weight", "unit.conv.weight",
+                    "unit1.conv.weight"]
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (1, 1), (1, 1), (1, 1), (1, 1)]  # the stride to the first only
+    assert archspec.analyze(text).params == (3 * 6 * 9 + 6) + 4 * (6 * 6 * 9 + 6)
+
+
+def test_named_merges_and_the_block_input(tmp_path: Path) -> None:
+    """A node that takes several earlier outputs (an aggregation node): here the block input,
+    a named layer and a named sum."""
+    text = HEAD % (4, """
+blocks:
+  agg:
+    params: {out: int}
+    layers:
+      - conv: {out: "${out}", name: a}
+      - {add: [identity, {from: input}], name: s}
+      - conv: {out: "${out}", from: input, name: b}
+      - concat: [input, a, s, b]
+stages: [{block: agg, out: 4}]
+""")
+    block = archspec.build(text).eval().stages[0].blocks[0]
+    x = torch.randn(2, 4, 12, 12)
+    with torch.no_grad():
+        a = block.a(x)
+        expected = torch.cat([x, a, a + x, block.b(x)], 1)
+        torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
+
+
+def _refused(text: str) -> str:
+    with pytest.raises(archspec.ArchspecError) as info:
+        archspec.load_spec(text).network()
+    return str(info.value)
+
+
+@pytest.mark.parametrize("layers,message", [
+    ('[conv: {out: 4, name: first}, conv: {out: 4, from: frist}]',
+     "blocks.b.layers[1].conv.from: 'frist' is neither a layer type nor a name given in this block "
+     "(did you mean 'first'?); names: first, input"),
+    ('[conv: {out: 4, from: later}, conv: {out: 4, name: later}]',
+     "'later' names no value at this point"),
+    ('[{if: "${out > 100}", then: [conv: {out: 4, name: c}]}, conv: {out: 4, from: c}]',  # a branch not taken
+     "'c' names no value at this point"),
+    ('[add: {p: [conv: {out: 4, name: c}], q: [conv: {out: 4, name: c}]}, conv: {out: 4, from: c}]',
+     "'c' names several values (p.c, q.c); write the path to one"),
+    ('[{for: 3, in: [1], do: [norm]}]', "`for:` takes the name of the loop variable"),
+    ('[{for: k, in: [1], do: [conv: {out: "${kk}"}]}]', "unknown name 'kk'"),
+    ('[split: {sizes: [2, 2], index: 0}]', "split sizes [2, 2] add up to 4, but the input has 3 channels"),
+])
+def test_graph_mistakes_are_located(layers: str, message: str) -> None:
+    text = HEAD % (3, f"blocks:\n  b:\n    params: {{out: int}}\n    layers: {layers}\n"
+                      "stages: [{block: b, out: 4}]\n")
+    if "${out" not in layers:
+        text = text.replace("params: {out: int}", "params: {}").replace("{block: b, out: 4}", "{block: b}")
+    assert message in _refused(text)
