@@ -30,7 +30,6 @@ head: [global_pool, flatten]
 RES2 = """
 blocks:
   res2:
-    doc: Res2Net's hierarchical split (scale 4); y1 = x1, yi = Ki(xi + y(i-1)).
     params: {width: int}
     layers:
       - split: {parts: 4, index: 0, name: x1}
@@ -62,6 +61,12 @@ class Res2Split(nn.Module):
         return torch.cat([x1, y2, y3, y4], dim=1)
 
 
+def test_docs_show_the_tested_examples() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "spec-language.md").read_text()
+    assert RES2.split("stages:")[0].strip() in doc and MIX.strip() in doc
+    assert (Path(__file__).resolve().parent.parent / "docs" / "examples" / "pixel_norm_op.py").read_text().strip() in doc
+
+
 def test_hierarchical_split_is_res2net(tmp_path: Path) -> None:
     text = HEAD % (20, RES2)
     model = archspec.build(text).eval()
@@ -80,7 +85,6 @@ def test_hierarchical_split_is_res2net(tmp_path: Path) -> None:
 MIX = """
 blocks:
   mixconv:
-    doc: Mixed-kernel depthwise conv; one group per kernel size, the remainder to the first.
     params: {kernels: list}
     layers:
       - concat:
@@ -88,8 +92,8 @@ blocks:
           in: "${range(len(kernels))}"
           do:
             - split: {sizes: "${split_channels(channels, len(kernels))}", index: "${i}"}
-            - conv: {out: "${channels}", kernel: "${kernels[i]}", padding: "${kernels[i] // 2}", groups: depthwise,
-                     bias: false, name: "conv${i}"}
+            - conv: {out: "${channels}", kernel: "${kernels[i]}", padding: "${kernels[i] // 2}",
+                     groups: depthwise, bias: false, name: "conv${i}"}
 stages: [{block: mixconv, kernels: [3, 5, 7]}]
 """
 
@@ -203,3 +207,29 @@ def test_graph_mistakes_are_located(layers: str, message: str) -> None:
     if "${out" not in layers:
         text = text.replace("params: {out: int}", "params: {}").replace("{block: b, out: 4}", "{block: b}")
     assert message in _refused(text)
+
+
+def test_an_op_added_from_python(tmp_path: Path) -> None:
+    """docs/examples/pixel_norm_op.py, as docs/spec-language.md shows it: usable in a stem and a
+    block, analysed, built and exported (its module class copied into the exported file)."""
+    from archspec.plugins import load_plugins
+
+    load_plugins([str(Path(__file__).resolve().parent.parent / "docs" / "examples" / "pixel_norm_op.py")])
+    text = HEAD % (3, """
+blocks:
+  unit:
+    params: {out: int}
+    layers: [conv: {out: "${out}", kernel: 3, padding: 1, name: conv}, pixel_norm: {eps: 1e-6, name: pn}]
+stem: [pixel_norm]
+stages: [{block: unit, out: 4}]
+""")
+    assert archspec.analyze(text).params == 4 * 3 * 9 + 4
+    model = archspec.build(text).eval()
+    x = torch.randn(2, 3, 12, 12)
+    y = model.stages[0].blocks[0].conv(x / (x.pow(2).mean(1, keepdim=True) + 1e-8).sqrt())
+    expected = (y / (y.pow(2).mean(1, keepdim=True) + 1e-6).sqrt()).mean((2, 3))
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected)
+        exported = exported_model(text, "pixel_norm", tmp_path).eval()
+        exported.load_state_dict(model.state_dict())
+        torch.testing.assert_close(exported(x), model(x), rtol=0, atol=0)
