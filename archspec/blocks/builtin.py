@@ -1,3 +1,14 @@
 """Imports every built-in family module so that each registers itself."""
 
-from . import convnext, densenet, inception, layer_sequence, mobile, residual, squeezenet, vgg  # noqa: F401
+from . import (  # noqa: F401
+    convnext,
+    densenet,
+    inception,
+    layer_sequence,
+    mobile,
+    regnet,
+    residual,
+    shufflenet,
+    squeezenet,
+    vgg,
+)

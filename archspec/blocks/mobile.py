@@ -1,13 +1,15 @@
 """Depthwise families: MobileNet-v1's separable block and the inverted residual of
 MobileNet-v2, MobileNet-v3 and EfficientNet.
 
-One implementation, `InvertedResidual`, covers the three later networks; `bneck` and
+One implementation, `InvertedResidual`, covers the three later networks (and MNASNet); `bneck` and
 `mbconv` are the same block with the defaults of their papers, so a spec row reads
 like a row of the paper's table:
 
     - {block: inverted_residual, expand: 6, out: 24, repeat: 2, stride: 2}        # MobileNet-v2 (t, c, n, s)
     - {block: bneck, kernel: 5, expanded: 72, out: 40, se: true, act: relu, stride: 2}  # MobileNet-v3
     - {block: mbconv, expand: 6, kernel: 5, out: 40, repeat: 2, stride: 2}          # EfficientNet
+    - {block: fused_mbconv, expand: 4, kernel: 3, out: 48, repeat: 4, stride: 2}    # EfficientNet-V2
+    - {block: mnasnet, expand: 3, kernel: 5, out: 40, repeat: 3, stride: 2}         # MNASNet
 
 Channel rounding is torchvision's `_make_divisible`, so compound scaling (which
 rescales `out` and `expanded`) gives torchvision's widths for the inner layers too.
@@ -113,12 +115,17 @@ class InvertedResidual(BlockFamily):
             y = squeeze_excitation(b, y, self.squeeze_width(x.channels, width), self.se_act, self.se_gate)
         with b.scope("project"):
             y = b.conv_norm_act(y, out=self.out, kernel=1, act=False)
-        if ctx.stride != 1 or x.channels != self.out:
-            return y
-        p = self.drop_path * ctx.global_index / ctx.total_blocks
-        if p > 0:
-            y = b.op("drop_path", y, name="drop_path", p=p)
-        return b.add(y, x, name="add")
+        return residual_when_shape_kept(b, x, y, ctx, self.drop_path * ctx.global_index / ctx.total_blocks)
+
+
+def residual_when_shape_kept(b: GraphBuilder, x: Value, y: Value, ctx: BlockContext, drop_path: float) -> Value:
+    """`y + x` when the block keeps the shape (stride 1, same width), with stochastic depth of rate
+    `drop_path` on `y` when positive; else `y` alone (MobileNet-v2, EfficientNet, MNASNet)."""
+    if ctx.stride != 1 or x.channels != y.channels:
+        return y
+    if drop_path > 0:
+        y = b.op("drop_path", y, name="drop_path", p=drop_path)
+    return b.add(y, x, name="add")
 
 
 @register_block("bneck")
@@ -146,3 +153,52 @@ class MBConv(InvertedResidual):
     se_divisor: int = Field(default=1, ge=1)
     se_act: ActKind = "silu"
     se_gate: ActKind = "sigmoid"
+
+
+@register_block("fused_mbconv")
+class FusedMBConv(BlockFamily):
+    """`{block: fused_mbconv, expand: 4, kernel: 3, out: 48}`: EfficientNet-V2's Fused-MBConv (Tan & Le, 2021).
+
+    MBConv's 1x1 expansion and kxk depthwise conv fused into one full kxk conv (strided) to the
+    expanded width `make_divisible(in * expand, 8)`, then a linear 1x1 projection (norm, no
+    activation); with `expand: 1`, the kxk conv goes straight to `out` (norm and activation) and
+    there is no projection. No squeeze-and-excitation. A skip connection when stride is 1 and the
+    width is kept, with stochastic depth on the branch as in `mbconv`: block i of n drops it with
+    probability `drop_path * i / n` (n counts every block of the network, fused or not).
+    """
+
+    channel_fields: ClassVar[tuple[str, ...]] = ("out",)
+
+    out: int = Field(ge=1)
+    expand: float = Field(default=4.0, gt=0, le=64)
+    kernel: int = Field(default=3, ge=1)
+    act: ActKind | None = None  # None: the stage's default activation
+    drop_path: float = Field(default=0.0, ge=0, lt=1)
+
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        act = self.act or True
+        width = make_divisible(x.channels * self.expand, CHANNEL_DIVISOR)
+        if width != x.channels:
+            with b.scope("expand"):
+                y = b.conv_norm_act(x, out=width, kernel=self.kernel, stride=ctx.stride, act=act)
+            with b.scope("project"):
+                y = b.conv_norm_act(y, out=self.out, kernel=1, act=False)
+        else:
+            with b.scope("fused"):
+                y = b.conv_norm_act(x, out=self.out, kernel=self.kernel, stride=ctx.stride, act=act)
+        return residual_when_shape_kept(b, x, y, ctx, self.drop_path * ctx.global_index / ctx.total_blocks)
+
+
+@register_block("mnasnet")
+class MNASNetBlock(InvertedResidual):
+    """`{block: mnasnet, expand: 3, kernel: 5, out: 40}`: MNASNet-B1's inverted residual (Tan et al., 2019).
+
+    The inverted residual of MobileNet-v2 with the paper's kernel per stage, always expanded to
+    exactly `in * expand` channels (no rounding: torchvision's `_InvertedResidual`), no
+    squeeze-and-excitation and no stochastic depth.
+    """
+
+    expand: float = Field(default=6.0, gt=0, le=64)
+
+    def expanded_width(self, channels: int) -> int:
+        return int(channels * self.expand) if self.expanded is None else self.expanded
