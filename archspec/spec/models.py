@@ -103,15 +103,18 @@ class ScaleSpec(StrictModel):
 
 
 InitScheme = Annotated[str, Field(pattern=r"^(default|zeros|ones|kaiming_normal(_fan_in|_fan_out)?|kaiming_uniform|"
+                                          r"kaiming_(normal|uniform)\(\s*fan_(in|out)\s*(,\s*(relu|leaky_relu|linear|"
+                                          r"sigmoid|tanh|selu|conv2d)\s*)?\)|"
                                           r"xavier_uniform|uniform_fan_out|(trunc_)?normal\(\s*[0-9.eE+-]+\s*\))$")]
 
 
 class InitRule(StrictModel):
     """How to initialise the weight and bias of one kind of layer.
 
-    Schemes: default (PyTorch's), zeros, ones, kaiming_normal_fan_out, kaiming_normal_fan_in,
-    kaiming_uniform, xavier_uniform, uniform_fan_out (U(-1/sqrt(out), 1/sqrt(out))),
-    normal(STD), trunc_normal(STD) (truncated at +-2).
+    Schemes (formulas in docs/spec-language.md, "Initialisation"): default (PyTorch's), zeros,
+    ones, kaiming_normal (= kaiming_normal_fan_in), kaiming_normal_fan_out, kaiming_uniform,
+    kaiming_normal(MODE, NONLINEARITY), kaiming_uniform(MODE, NONLINEARITY), xavier_uniform,
+    uniform_fan_out (U(-1/sqrt(out), 1/sqrt(out))), normal(STD), trunc_normal(STD) (truncated at +-2).
     """
 
     weight: InitScheme = "default"

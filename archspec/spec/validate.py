@@ -26,7 +26,8 @@ _TYPE_WORDS = {
 
 # The schemes `InitScheme` accepts, as a reader would write them.
 INIT_SCHEMES = ("default", "zeros", "ones", "kaiming_normal", "kaiming_normal_fan_in", "kaiming_normal_fan_out",
-                "kaiming_uniform", "xavier_uniform", "uniform_fan_out", "normal(STD)", "trunc_normal(STD)")
+                "kaiming_uniform", "kaiming_normal(MODE, NONLINEARITY)", "kaiming_uniform(MODE, NONLINEARITY)",
+                "xavier_uniform", "uniform_fan_out", "normal(STD)", "trunc_normal(STD)")
 # Custom errors raised for a whole stage that are about one of its keys: point at that key.
 _ERROR_KEYS = {"unknown_block": "block", "stride": "stride"}
 MAX_SHOWN_PER_PATH = 3
