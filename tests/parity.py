@@ -12,25 +12,51 @@ def count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def assert_parity(spec: str, reference: torch.nn.Module, input_shape: tuple[int, ...], batch: int = 2,
-                  atol: float = 1e-4, **overrides) -> torch.nn.Module:
-    """Build `spec`, compare its parameter count with `reference`, load the reference's
-    (random) weights and compare eval outputs on a random batch. Returns the built model."""
-    torch.manual_seed(0)
-    model = archspec.build(spec, **overrides)
-    assert count(model) == count(reference), (spec, count(model), count(reference))
-    # Randomise BN statistics so that the comparison exercises them too.
+def randomise(model: torch.nn.Module) -> None:
+    """Make every state_dict tensor distinct and every layer matter: constant initialisations (norm
+    weights and biases, zero biases, running statistics) get random values near their own, and layer
+    scales (ConvNeXt's 1e-6, which hides its whole residual branch) values of order one.
+
+    torchvision's own initialisation makes batch norm the identity and ConvNeXt's branches vanish;
+    a comparison on that initialisation misses a wrong norm eps or an extra activation."""
     with torch.no_grad():
-        for m in reference.modules():
-            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+        for i, (key, t) in enumerate(model.state_dict().items()):  # views of the model's tensors
+            if not t.is_floating_point():
+                t.fill_(i + 1)  # num_batches_tracked: a different count per layer
+            elif key.endswith("running_var"):
+                t.uniform_(0.5, 1.5)
+            elif key.endswith("running_mean"):
+                t.uniform_(-0.1, 0.1)
+            elif "layer_scale" in key:
+                t.uniform_(0.5, 1.5)
+            else:
+                lo, hi = t.aminmax()
+                if lo == hi:
+                    t.copy_(torch.empty_like(t).uniform_(-0.1, 0.1) if lo == 0 else lo * torch.empty_like(t).uniform_(0.5, 1.5))
+
+
+def assert_close_outputs(ours: torch.Tensor, theirs: torch.Tensor, what: str, atol: float = 1e-4) -> None:
+    """Within `atol`, relative to the outputs' size where they exceed 1 (deep random networks grow them)."""
+    scale = max(1.0, float(theirs.abs().max()))
+    diff = (ours - theirs).abs().max().item()
+    assert diff <= atol * scale, f"{what}: max abs difference {diff} (outputs up to {scale:.3g})"
+
+
+def assert_parity(spec: str, reference: torch.nn.Module, input_shape: tuple[int, ...], batch: int = 2,
+                  atol: float = 1e-4, model: torch.nn.Module | None = None, **overrides) -> torch.nn.Module:
+    """Build `spec` (or take `model`), compare its parameter count with `reference`, perturb the
+    reference's weights (`randomise`), load them with `load_torchvision` and compare eval outputs on
+    a random batch. Returns the built model."""
+    torch.manual_seed(0)
+    if model is None:
+        model = archspec.build(spec, **overrides)
+    assert count(model) == count(reference), (spec, count(model), count(reference))
+    randomise(reference)
     load_torchvision(model, reference)
     model.eval()
     reference.eval()
     x = torch.randn(batch, *input_shape)
     with torch.no_grad():
         ours, theirs = model(x), reference(x)
-    diff = (ours - theirs).abs().max().item()
-    assert diff <= atol, f"{spec}: max abs difference {diff}"
+    assert_close_outputs(ours, theirs, spec, atol)
     return model

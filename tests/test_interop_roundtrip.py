@@ -21,6 +21,7 @@ import torchvision
 
 import archspec
 from archspec.interop import InteropError, to_torchvision
+from tests.parity import randomise
 
 tv = torchvision.models
 
@@ -43,23 +44,6 @@ CASES["inception_v3"] = ("inception_v3", {}, lambda: tv.inception_v3(weights=Non
 
 def test_every_zoo_network_with_a_torchvision_counterpart_is_covered() -> None:
     assert set(archspec.zoo.names()) - {spec for spec, *_ in CASES.values()} == {"lenet5", "mobilenet_v1"}
-
-
-def randomise(model: torch.nn.Module) -> None:
-    """Make every state_dict tensor distinct: constant initialisations (BatchNorm and LayerNorm
-    weights, zero biases, layer scales, running statistics) get random values near their own."""
-    with torch.no_grad():
-        for i, (key, t) in enumerate(model.state_dict().items()):  # views of the model's tensors
-            if not t.is_floating_point():
-                t.fill_(i + 1)  # num_batches_tracked: a different count per layer
-            elif key.endswith("running_var"):
-                t.uniform_(0.5, 1.5)
-            elif key.endswith("running_mean"):
-                t.uniform_(-0.1, 0.1)
-            else:
-                lo, hi = t.aminmax()
-                if lo == hi:
-                    t.copy_(torch.empty_like(t).uniform_(-0.1, 0.1) if lo == 0 else lo * torch.empty_like(t).uniform_(0.5, 1.5))
 
 
 def _fingerprint(t: torch.Tensor) -> tuple:
