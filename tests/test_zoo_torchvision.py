@@ -28,6 +28,7 @@ import archspec
 from archspec.backends.torch_layers import StochasticDepth
 from archspec.interop.torchvision import _pairs
 from tests.parity import assert_close_outputs, assert_parity, count
+from tests.zoo_tiers import EXPORTED, REPRESENTATIVE
 
 SIZE = 64
 FAST = ["densenet169", "densenet201", "densenet161", "squeezenet1_0", "convnext_small",
@@ -112,3 +113,20 @@ def test_equals_torchvision(name: str) -> None:
         _training(ours, theirs, name)
     del ours, theirs
     gc.collect()
+
+
+def _kinds(name: str) -> set[tuple[str, str]]:
+    """(block family or part, op class) of every node: what an exporter has to translate."""
+    net = archspec.load_spec(name).network()
+    kinds = {("part", type(ref.node.op).__name__) for ref in net.nodes()}
+    return kinds | {("family", block.family) for stage in net.stages for block in stage.blocks}
+
+
+def test_variants_use_what_their_representative_uses() -> None:
+    """The heavy per-network tests run on one network per new family (tests/zoo_tiers.py): each variant
+    must use no op and no block family its representative does not, and be in the zoo."""
+    assert set(REPRESENTATIVE) <= set(FAST + SLOW) | {"resnext50_32x4d"}
+    for variant, representative in REPRESENTATIVE.items():
+        assert representative in EXPORTED, representative
+        extra = _kinds(variant) - _kinds(representative)
+        assert not extra, (variant, representative, extra)

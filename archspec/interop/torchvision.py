@@ -13,6 +13,7 @@ N x C x 1 x 1) are treated as the same tensor.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 from collections.abc import Callable, Mapping
 
@@ -117,8 +118,12 @@ def load_torchvision(model: Any, source: Any, arch: str | None = None) -> Any:
 
 def to_torchvision(model: Any, target: Any) -> Any:
     """Copy a compiled model's weights into a torchvision model (the inverse of `load_torchvision`)."""
+    state = target.state_dict()
     theirs, arch = _state(target)
     ours = model.state_dict()
     pairs = _pairs(ours, theirs, arch)
-    target.load_state_dict({other: ours[mine].reshape(theirs[other].shape) for mine, other in pairs})
+    new = OrderedDict((other, ours[mine].reshape(theirs[other].shape)) for mine, other in pairs)
+    # The target's own metadata (module versions): MNASNet refuses a state_dict without its version.
+    new._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    target.load_state_dict(new)
     return target

@@ -1,0 +1,34 @@
+"""Which zoo networks the heavy per-network tests (ONNX and .pt2 round trips, exported-source forward
+passes, torchvision round trips) run on.
+
+The zoo doubled with issue 14. Each of the 36 networks it added is checked against torchvision in
+full (tests/test_zoo_torchvision.py) and by every cheap per-network test (analysis against the meta
+module, diagrams, schema, exported-source keys). The heavy tests exporters run on one representative
+per new family: a variant differs from its representative only in widths, depths and rates (its spec
+is `extends` plus `vars`), so it builds from the same block families and ops, and an exporter that
+handles the representative emits the same code for it with other numbers (the test
+`test_variants_use_what_their_representative_uses` holds each variant to that). Exporting all 36
+would cost about 4 worker-minutes (RegNet-Y-128GF alone is a 2.6 GB ONNX file) and find nothing more.
+The networks before issue 14 keep their full coverage.
+"""
+
+from __future__ import annotations
+
+import archspec
+
+# variant -> the network that stands for it in the heavy per-network tests
+REPRESENTATIVE: dict[str, str] = {
+    **{n: "resnext50_32x4d" for n in ("resnext101_32x8d", "resnext101_64x4d")},
+    "wide_resnet101_2": "wide_resnet50_2",
+    **{n: "densenet121" for n in ("densenet161", "densenet169", "densenet201")},
+    **{n: "convnext_tiny" for n in ("convnext_small", "convnext_base", "convnext_large")},
+    "squeezenet1_0": "squeezenet1_1",
+    **{f"regnet_x_{s}": "regnet_x_400mf" for s in ("800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},
+    **{f"regnet_y_{s}": "regnet_y_400mf" for s in ("800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")},
+    **{f"shufflenet_v2_x{s}": "shufflenet_v2_x0_5" for s in ("1_0", "1_5", "2_0")},
+    **{f"mnasnet{s}": "mnasnet0_5" for s in ("0_75", "1_0", "1_3")},
+    **{f"efficientnet_v2_{s}": "efficientnet_v2_s" for s in ("m", "l")},
+}
+
+# every zoo network but the variants above
+EXPORTED: list[str] = [name for name in archspec.zoo.names() if name not in REPRESENTATIVE]
