@@ -61,6 +61,7 @@ def _close(ours: np.ndarray, reference: torch.Tensor, model: torch.nn.Module, x:
     assert error <= 4 * floor, f"max abs difference {diff}, {error} from float64 (float32 noise: {floor})"
 
 
+@pytest.mark.slow  # 5 to 40 s a network
 @pytest.mark.parametrize("name", ZOO)
 def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> None:
     # Above 224x224 (EfficientNet-B1 to B7) the layers are the same at 224, and the runs up to

@@ -107,6 +107,7 @@ def _write(name: str, tmp_path: Path) -> tuple[Path, str]:
     return path, source
 
 
+@pytest.mark.slow  # about 35 s for the whole zoo
 def test_every_zoo_spec_exports_with_the_compiled_modules_keys_and_shapes(tmp_path: Path) -> None:
     with Child(tmp_path) as child:
         for name in ZOO:
@@ -166,6 +167,7 @@ def _check_outputs(child: Child, item: dict, want: dict) -> None:
             assert torch.allclose(a, b, atol=1e-5, rtol=0), key
 
 
+@pytest.mark.slow  # about 35 s a group
 @pytest.mark.parametrize("group", GROUPS, ids=[f"group{i}" for i in range(len(GROUPS))])
 def test_exported_modules_compute_what_the_compiled_ones_compute(group: list[str], tmp_path: Path) -> None:
     with Child(tmp_path) as child:

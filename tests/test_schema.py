@@ -136,3 +136,9 @@ def test_gen_schema_tool_check(tmp_path) -> None:
     assert tool.main(["--check", "-o", str(target)]) == 0
     target.write_text("{}", encoding="utf-8")
     assert tool.main(["--check", "-o", str(target)]) == 1  # stale
+
+
+def test_list_edits_are_valid_only_under_extends(validator) -> None:
+    edit = {"stages": {"denseblock3": {"repeat": 32}}, "head": {"classifier": {"linear": {"out": 10}}}}
+    assert errors(validator, {"extends": "densenet121.yaml", "name": "d169", **edit}) == []
+    assert errors(validator, {"name": "d", "input": {"size": 8}, **edit}) != []

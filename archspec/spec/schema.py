@@ -174,8 +174,22 @@ def _top_level(spec: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     out["properties"]["stages"] = {
         k: v for k, v in out["properties"]["stages"].items() if k in _HOISTED
     } | {"anyOf": [{"type": "array"}, {"$ref": "#/$defs/Interpolation"}]}
+    _allow_list_edits(out)
     out["$defs"] = dict(sorted(defs.items()))
     return out
+
+
+EDITABLE_LISTS = ("stem", "stages", "head")
+
+
+def _allow_list_edits(out: dict[str, Any]) -> None:
+    """With `extends`, a mapping where the parent has a list edits items of it (`stages: {2: {repeat: 27}}`)."""
+    edits = {"type": "object", "description": "with `extends`: changes to items of the parent's list, each "
+             "selected by index or by name (`stages: {denseblock3: {repeat: 32}}`)"}
+    for key in EDITABLE_LISTS:
+        out["properties"][key] = {"anyOf": [out["properties"][key], edits]}
+    out["allOf"] = [{"if": {"not": {"required": ["extends"]}},
+                     "then": {"properties": {key: {"not": {"type": "object"}} for key in EDITABLE_LISTS}}}]
 
 
 def schema_text() -> str:

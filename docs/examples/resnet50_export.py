@@ -47,6 +47,18 @@ def init_scheme(scheme: str, tensor: torch.Tensor | None) -> None:
     elif scheme == "uniform_fan_out":
         bound = 1.0 / math.sqrt(tensor.shape[0])
         nn.init.uniform_(tensor, -bound, bound)
+    elif scheme.startswith("kaiming_"):
+        match = re.fullmatch(
+            r"kaiming_(normal|uniform)\(\s*(fan_in|fan_out)\s*(?:,\s*(\w+)\s*)?\)",
+            scheme,
+        )
+        if not match:
+            raise ValueError(f"unknown init scheme '{scheme}'")
+        mode, nonlinearity = match.group(2), match.group(3) or "leaky_relu"
+        if match.group(1) == "normal":
+            nn.init.kaiming_normal_(tensor, mode=mode, nonlinearity=nonlinearity)
+        else:
+            nn.init.kaiming_uniform_(tensor, mode=mode, nonlinearity=nonlinearity)
     else:
         match = re.fullmatch(r"(trunc_)?normal\(\s*([0-9.eE+-]+)\s*\)", scheme)
         if not match:
