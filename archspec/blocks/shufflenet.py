@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from ..ir.builder import GraphBuilder, Value
-from .registry import BlockContext, BlockFamily, register_block
+from ..spec.families import BlockContext, BlockFamily, register_block
 
 
 @register_block("shufflenet_v2")
