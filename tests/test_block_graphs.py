@@ -200,6 +200,11 @@ def _refused(text: str) -> str:
     ('[{for: 3, in: [1], do: [norm]}]', "`for:` takes the name of the loop variable"),
     ('[{for: k, in: [1], do: [conv: {out: "${kk}"}]}]', "unknown name 'kk'"),
     ('[split: {sizes: [2, 2], index: 0}]', "split sizes [2, 2] add up to 4, but the input has 3 channels"),
+    ('[{block: {block: basic, out: 4}}]', "blocks.b.layers[0].block: `block:` takes a block type's name; its "
+     "parameters go beside it, in one mapping: `{block: basic, out: 64, ...}`"),
+    ('[conv: {out: 4, name: t}, {block: basic, out: 4, name: t}]',
+     "'t' names both a layer and a scope (a nested block or a named branch) in the same block; rename one"),
+    ('[{block: basic, out: 4, repeat: 0}]', "blocks.b.layers[0].repeat: repeat must be a positive integer, got 0"),
 ])
 def test_graph_mistakes_are_located(layers: str, message: str) -> None:
     text = HEAD % (3, f"blocks:\n  b:\n    params: {{out: int}}\n    layers: {layers}\n"
@@ -233,3 +238,10 @@ stages: [{block: unit, out: 4}]
         exported = exported_model(text, "pixel_norm", tmp_path).eval()
         exported.load_state_dict(model.state_dict())
         torch.testing.assert_close(exported(x), model(x), rtol=0, atol=0)
+
+
+def test_did_you_mean_never_repeats_the_word() -> None:
+    from archspec.core.errors import did_you_mean
+
+    assert did_you_mean("repeat", ["repeat", "stride"]) == ""
+    assert did_you_mean("repaet", ["repeat", "stride"]) == " (did you mean 'repeat'?)"

@@ -9,7 +9,9 @@ together. The CLI prints `str(error)` and exits with code 2.
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
+from typing import Any
 from collections.abc import Iterable, Sequence
 
 PathItem = str | int
@@ -95,6 +97,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     # Never the word itself: `unknown key 'repeat' (did you mean 'repeat'?)` helps no one.
     close = difflib.get_close_matches(str(word), sorted(set(choices) - {str(word)}), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def bare_key_hint(key: Any, value: Any, suggestion: str = "") -> str:
+    """For an unknown key written without a value: in a flow mapping (`{doc: a, b}`) a comma ends
+    the value before it, and what follows reads as a key. Says so, unless a near-miss
+    `suggestion` explains a plain word better."""
+    if value is not None or (suggestion and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key))):
+        return suggestion
+    return (f"{suggestion}; it has no value: inside `{{...}}` a comma ends a value, so if it belongs to the value "
+            "before it, quote that value (`doc: \"a, b\"`)")
 
 
 def unknown_name(kind: str, word: str, choices: Iterable[str]) -> str:

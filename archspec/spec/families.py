@@ -56,6 +56,8 @@ class BlockFamily(BaseModel):
     family: ClassVar[str] = ""
     # Whether the stage's `stride` means something to this family.
     strided: ClassVar[bool] = True
+    # Why a family refuses a stride (shown in the error), where a reason can be given.
+    unstrided_because: ClassVar[str] = ""
     # Parameters that are channel counts, scaled by a width multiplier.
     channel_fields: ClassVar[tuple[str, ...]] = ("out",)
     # Counts scaled (rounded up) by a depth multiplier: the stage's `repeat`, or a family's own

@@ -216,11 +216,17 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
         raise PydanticCustomError(
             "missing_block", "a stage needs `block: TYPE` (known types: {known})", {"known": ", ".join(sorted(families))}
         )
+    if isinstance(value["block"], dict):
+        inner = value["block"].get("block", "TYPE")
+        raise PydanticCustomError(
+            "block_form", "`block:` takes a block type's name; the parameters go beside it, in the stage's own "
+            "mapping: `{block: {inner}, out: 64, repeat: 2}`", {"inner": str(inner)})
     kind = _BlockName.model_validate({"block": value["block"]}, context={"families": families}).block
     model = stage_model(families[kind])
     stage = model.model_validate(value, context=info.context)
     if stage.stride != 1 and not model.strided:
-        raise PydanticCustomError("stride", "block type '{kind}' takes no stride", {"kind": kind})
+        reason = f": {model.unstrided_because}" if model.unstrided_because else ""
+        raise PydanticCustomError("stride", "block type '{kind}' takes no stride{reason}", {"kind": kind, "reason": reason})
     return stage
 
 

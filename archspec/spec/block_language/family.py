@@ -50,7 +50,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError, create_model
 
-from ...core.errors import Problem, SpecError, SpecPath, did_you_mean, format_path
+from ...core.errors import Problem, bare_key_hint, SpecError, SpecPath, did_you_mean, format_path
 from ...ir.builder import GraphBuilder, Value
 from .emit import Compiled, Emitter
 from .parse import CONTEXT_NAMES, NAME, STAGE_KEYS, TYPES, Definition, ParamDecl, Parser
@@ -175,6 +175,8 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
     family.family = name
     family.compiled = compiled
     family.strided = "stride" in parser.uses
+    family.unstrided_because = ("its layers never use ${stride}; write `stride: \"${stride}\"` on the layer that "
+                                "should stride (a stage gives its stride to its first block, 1 to the others)")
     family.channel_fields = tuple(p for p, d in decls.items() if d.channels)
     return family, parser.nested
 
@@ -187,7 +189,8 @@ def _checked(model: type[BaseModel], data: Any, locator: Any, at: SpecPath, prob
     if isinstance(data, dict):
         unknown = [k for k in data if k not in model.model_fields]
         for key in unknown:
-            problems.append(locator.problem(f"unknown key '{key}'{did_you_mean(str(key), model.model_fields)}; "
+            hint = bare_key_hint(key, data[key], did_you_mean(str(key), model.model_fields))
+            problems.append(locator.problem(f"unknown key '{key}'{hint}; "
                                             f"known: {', '.join(model.model_fields)}", at + (key,), key=True))
         if unknown:
             return None

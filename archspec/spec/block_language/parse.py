@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ...core.errors import Problem, SpecPath, did_you_mean
+from ...core.errors import Problem, SpecPath, bare_key_hint, did_you_mean
 from ...ir.op import OPS
 from ..expr import FUNCTIONS, INTERPOLATION, ExprError, free_names
 from ..models import StageFields
@@ -254,7 +254,8 @@ class Parser:
             allowed = set(OPS[kind].model_fields)
             for key in params:
                 if key not in allowed:
-                    self.problem(f"unknown key '{key}'{did_you_mean(str(key), allowed)} for {kind}",
+                    hint = bare_key_hint(key, params[key], did_you_mean(str(key), allowed))
+                    self.problem(f"unknown key '{key}'{hint} for {kind}",
                                  path + (kind, key), key=True)
         return LayerItem(kind, params, path + (kind,), sources)
 
