@@ -1,4 +1,5 @@
-"""The `inception` block family: branch notation, shapes, parameters and errors (no torch).
+"""The `inception` block family: branch notation, shapes, parameters and errors; the `valid` and
+`count_include_pad` options against timm's Inception-v4 modules, transcribed into plain torch.
 
 Expected numbers are worked by hand from the notation's definition (conv without bias,
 then BatchNorm with 2 parameters per channel; stride-1 windows keep the size, strided
@@ -83,3 +84,68 @@ def test_compiled_parameters_follow_the_branch_order():
     convs = [k.split("blocks.0.")[1] for k in model.state_dict()
              if k.startswith("stages.") and ".conv" in k and k.endswith(".weight")]
     assert convs == ["branch1.conv0.weight", "branch1.conv1a.weight", "branch1.conv1b.weight", "branch2.conv.weight"]
+
+
+def _unit(cin: int, cout: int, kernel, padding=0) -> list:
+    """timm's Inception-v4 BasicConv2d: conv (no bias), BatchNorm2d(eps=0.001), ReLU."""
+    import torch
+
+    return [torch.nn.Conv2d(cin, cout, kernel, padding=padding, bias=False), torch.nn.BatchNorm2d(cout, eps=0.001),
+            torch.nn.ReLU()]
+
+
+def test_unpadded_stride_1_convs_and_pools_that_skip_the_padding():
+    """Inception-v4's Mixed_4a (unpadded stride-1 3x3 tops) and Inception-A's pool branch
+    (`AvgPool2d(3, 1, 1, count_include_pad=False)`), as timm's inception_v4.py writes them,
+    at a tenth of the widths; weights loaded by position, perturbed statistics, exact outputs."""
+    import torch
+    from torch import nn
+
+    spec = {"name": "t", "input": {"channels": 16, "size": 9}, "defaults": {"norm_eps": 0.001},
+            "stages": [{"block": "inception", "branches": [["1x1 6", "3x3 9 valid"],
+                                                            ["1x1 6", "1x7 6", "7x1 6", "3x3 9 valid"]]},
+                       {"block": "inception", "count_include_pad": False,
+                        "branches": ["1x1 9", ["avgpool 3x3", "1x1 9"]]}]}
+    assert archspec.analyze(spec).output_shape == (18, 7, 7)
+    model = archspec.build(spec).eval()
+
+    class Mixed4a(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.branch0 = nn.Sequential(*_unit(16, 6, 1), *_unit(6, 9, 3))
+            self.branch1 = nn.Sequential(*_unit(16, 6, 1), *_unit(6, 6, (1, 7), (0, 3)), *_unit(6, 6, (7, 1), (3, 0)),
+                                         *_unit(6, 9, 3))
+
+        def forward(self, x):
+            return torch.cat([self.branch0(x), self.branch1(x)], 1)
+
+    class InceptionA(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.branch0 = nn.Sequential(*_unit(18, 9, 1))
+            self.branch3 = nn.Sequential(nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False), *_unit(18, 9, 1))
+
+        def forward(self, x):
+            return torch.cat([self.branch0(x), self.branch3(x)], 1)
+
+    reference = nn.Sequential(Mixed4a(), InceptionA()).eval()
+    ours = [v for k, v in model.state_dict().items() if k.startswith("stages.")]
+    theirs = reference.state_dict()
+    assert [tuple(v.shape) for v in ours] == [tuple(v.shape) for v in theirs.values()]
+    torch.manual_seed(0)
+    for (key, value), mine in zip(theirs.items(), ours):
+        mine.copy_(torch.rand_like(mine) + 0.5 if key.endswith(("running_var", "weight")) and mine.dim() == 1
+                   else torch.randn_like(mine) if mine.is_floating_point() else mine)
+        value.copy_(mine)
+    x = torch.randn(2, 16, 9, 9)
+    with torch.no_grad():
+        features = model.stages(model.stem(x))
+        torch.testing.assert_close(features, reference(x), rtol=0, atol=0)
+    # With the padding counted, the border means differ: the option reaches the module.
+    pools = [m for m in model.modules() if isinstance(m, nn.AvgPool2d)]
+    assert [p.count_include_pad for p in pools] == [False]
+
+
+def test_valid_lifts_the_odd_kernel_rule():
+    report = archspec.analyze(_spec([["1x1 4", "2x2 4 valid"], ["maxpool 2x2 valid", "1x1 4"]], size=8))
+    assert report.layer("stages.0.blocks.0.concat").output_shape == (8, 7, 7)
