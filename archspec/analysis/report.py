@@ -299,18 +299,31 @@ def _static(graph: Graph) -> _Static:
     return _Static(nodes, peak, depth[graph.output])
 
 
+_STATIC: dict[int, tuple[Graph, _Static]] = {}
+MAX_STATIC = 4096
+
+
+def _static_of(graph: Graph) -> _Static:
+    """`_static(graph)`, kept by identity: lowering reuses one graph for identical blocks, in
+    a network and across networks (ir.lower), and graphs are never modified. The entry keeps
+    the graph alive, so that its id stands for it."""
+    hit = _STATIC.get(id(graph))
+    if hit is None or hit[0] is not graph:
+        if len(_STATIC) >= MAX_STATIC:
+            _STATIC.clear()
+        hit = _STATIC[id(graph)] = (graph, _static(graph))
+    return hit[1]
+
+
 def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block,
-                  out: list[LayerInfo], memo: dict) -> tuple[RF, int, int]:
+                  out: list[LayerInfo]) -> tuple[RF, int, int]:
     """Append the graph's layers; return the output's field, the graph's peak live
     elements and its depth (most conv/linear layers on a path through it).
 
-    Lowering reuses one graph for identical blocks; `memo` keeps its static part (shapes,
-    counts, memory, depth) by identity, so only the receptive fields are walked again.
+    The static part (shapes, counts, memory, depth) is computed once per graph; only the
+    receptive fields, which depend on what feeds the graph, are walked again.
     """
-    hit = memo.get(id(graph))
-    if hit is None or hit[0] is not graph:
-        hit = memo[id(graph)] = (graph, _static(graph))
-    static = hit[1]
+    static = _static_of(graph)
     fields: list[RF] = []
     for name, op, category, inputs, ins, shape, params, buffers, macs, origin, same in static.nodes:
         if same:  # the base rule on one input: the union of one field is that field
@@ -331,19 +344,18 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     layers: list[LayerInfo] = []
     stage_rf: dict[int, RF] = {}
     # Walk in execution order; auxiliary heads read the field of the stage they follow.
-    memo: dict = {}
-    rf, peak, depth = _graph_layers("stem", net.stem, RF(), "stem", None, None, layers, memo)
+    rf, peak, depth = _graph_layers("stem", net.stem, RF(), "stem", None, None, layers)
     for s, stage in enumerate(net.stages):
         for b, block in enumerate(stage.blocks):
-            rf, p, d = _graph_layers(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b, layers, memo)
+            rf, p, d = _graph_layers(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b, layers)
             peak, depth = max(peak, p), depth + d
         stage_rf[s] = rf
     aux_layers: list[LayerInfo] = []
     for a, aux in enumerate(net.aux_heads):
         _graph_layers(f"aux_heads.{a}", aux.graph, stage_rf.get(aux.after, RF()), "aux", aux.after, None,
-                      aux_layers, memo)
+                      aux_layers)
     head_layers: list[LayerInfo] = []
-    _, p, d = _graph_layers("head", net.head, rf, "head", None, None, head_layers, memo)
+    _, p, d = _graph_layers("head", net.head, rf, "head", None, None, head_layers)
     peak, depth = max(peak, p), depth + d
     layers += aux_layers + head_layers
 

@@ -74,6 +74,23 @@ def _made(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> Op:
     return op
 
 
+_RESOLVED: dict = {}
+
+
+def _resolved(op: Op, defaults: OpDefaults) -> Op:
+    """`op.resolved(defaults)`, shared for the same op and defaults (both immutable; layers
+    parsed once are asked for again and again). Keyed by identity; the entry keeps both alive."""
+    key = (id(op), id(defaults))
+    hit = _RESOLVED.get(key)
+    if hit is not None and hit[0] is op and hit[1] is defaults:
+        return hit[2]
+    resolved = op.resolved(defaults)
+    if len(_RESOLVED) >= 4096:
+        _RESOLVED.clear()
+    _RESOLVED[key] = (op, defaults, resolved)
+    return resolved
+
+
 _SHAPES: dict = {}
 
 
@@ -169,7 +186,7 @@ class GraphBuilder:
         full = self._name(name if name is not None else (fields.get("name") if kind else op.name))
         where = self.origin if origin is None else origin
         try:
-            op = _made(cls, fields, self.defaults) if kind is not None else op.resolved(self.defaults)
+            op = _made(cls, fields, self.defaults) if kind is not None else _resolved(op, self.defaults)
             shape = _out_shape(op, tuple([v.shape for v in inputs]))
         except NodeShapeError:
             raise

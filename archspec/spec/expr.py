@@ -15,6 +15,7 @@ import ast
 import math
 import operator
 import re
+from functools import lru_cache
 from typing import Any
 from collections.abc import Callable, Mapping
 
@@ -283,6 +284,17 @@ def _check(tree: ast.AST) -> None:
 
 def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
     """Evaluate one expression; names are resolved through `lookup` (which raises ExprError)."""
+    tree = _parsed(expression)
+    try:
+        return _Evaluator(lookup).eval(tree)
+    except RecursionError:
+        raise ExprError("expression nested too deeply") from None
+
+
+@lru_cache(maxsize=4096)
+def _parsed(expression: str) -> ast.Expression:
+    """The checked syntax tree of an expression, made once per text (the evaluator only reads
+    it): a spec's blocks, and every sample of a sweep, evaluate the same few texts again."""
     if len(expression) > MAX_EXPR_CHARS:
         raise ExprError(f"expression longer than {MAX_EXPR_CHARS} characters")
     try:
@@ -292,10 +304,7 @@ def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
     except (RecursionError, MemoryError, ValueError):
         raise ExprError("expression too complex") from None
     _check(tree)
-    try:
-        return _Evaluator(lookup).eval(tree)
-    except RecursionError:
-        raise ExprError("expression nested too deeply") from None
+    return tree
 
 
 def _as_text(value: Any) -> str:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaH
 from pydantic_core import PydanticCustomError, core_schema
 
 from ..core.errors import did_you_mean
+from ..ir.keys import frozen
 from ..ir.op import OPS, Op, op_class
 
 
@@ -28,9 +29,19 @@ def _wrapper(cls: type[Op]) -> type[BaseModel]:
     )
 
 
+_KINDS: tuple[int, list[str]] = (0, [])
+
+
 def layer_kinds() -> list[str]:
+    return list(_kinds())
+
+
+def _kinds() -> list[str]:
+    global _KINDS
     op_class("conv")  # make sure the built-in ops are registered
-    return sorted(k for k, c in OPS.items() if c.in_layer_lists)
+    if _KINDS[0] != len(OPS):  # ops are only ever added
+        _KINDS = (len(OPS), sorted(k for k, c in OPS.items() if c.in_layer_lists))
+    return _KINDS[1]
 
 
 def parse_layer(value: Any) -> Op:
@@ -49,7 +60,14 @@ def parse_layer(value: Any) -> Op:
             )
         raise PydanticCustomError("layer", "a layer is written `kind: params`, e.g. `conv: {out: 64, kernel: 3}`")
     (kind, params), = value.items()
-    kinds = layer_kinds()
+    try:
+        key: tuple | None = (OPS.get(kind), kind, frozen(params))  # the class too: ops can be re-registered
+        hit = _PARSED.get(key)
+    except TypeError:  # an unhashable value: validation will say what is wrong with it
+        key, hit = None, None
+    if hit is not None:
+        return hit
+    kinds = _kinds()
     if kind not in kinds:
         if kind in OPS:
             raise PydanticCustomError(
@@ -60,8 +78,17 @@ def parse_layer(value: Any) -> Op:
             "unknown layer type '{kind}'{hint}; known: {known}",
             {"kind": str(kind), "hint": did_you_mean(str(kind), kinds), "known": ", ".join(kinds)},
         )
-    wrapped = _wrapper(OPS[kind]).model_validate({kind: params})
-    return getattr(wrapped, kind)
+    op = getattr(_wrapper(OPS[kind]).model_validate({kind: params}), kind)
+    if key is not None:
+        if len(_PARSED) >= 4096:
+            _PARSED.clear()
+        _PARSED[key] = op
+    return op
+
+
+# Layers already validated, by kind and written values: ops are immutable, and a block
+# defined in YAML asks for the same layers for every block of every stage (and sample).
+_PARSED: dict[tuple, Op] = {}
 
 
 class _LayerType:

@@ -12,6 +12,7 @@ from .families import BlockContext
 from ..core.errors import ArchspecError, SpecPath
 from ..ir.builder import GraphBuilder, NodeShapeError
 from ..ir.graph import AuxHead, Block, Graph, Network, Stage
+from ..ir.keys import frozen
 from ..ir.op import Op, OpDefaults, Shape
 from ..ir.output_stride import Dilations, StrideError, out_jump
 from ..ir.taps import TapError, resolve_taps, truncate
@@ -73,6 +74,54 @@ class _ContextReads(BlockContext):
 _CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(BlockContext))
 
 
+def _family_key(stage: Any) -> tuple | None:
+    """What a block's graph depends on besides its input and context: the family (a class,
+    one per YAML definition text) and the values of its own parameters. None when a value
+    cannot be hashed (the block is then emitted every time)."""
+    family = type(stage)
+    skip = getattr(family, "STAGE_KEYS", ())  # block, repeat, stride, name, defaults: not the family's
+    try:
+        key = (family, tuple(frozen(getattr(stage, f)) for f in family.model_fields if f not in skip))
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+class _BlockGraphs:
+    """Block graphs already emitted in this process, for reuse (graphs are never modified).
+
+    A graph is reused when the family and its parameters, the input shape, the defaults and
+    the spec origin are the same, and the context agrees on every field the family read while
+    emitting it (the index of a block in its stage usually matters only for the first block).
+    Repeated blocks of one stage, the same stages of sibling specs and the samples of a sweep
+    share graphs this way; analysis keeps what it derives from a graph by identity, too.
+    """
+
+    MAX_KEYS = 4096
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple, list[tuple[dict[str, Any], Graph]]] = {}
+
+    def find(self, key: tuple | None, context: dict[str, Any]) -> Graph | None:
+        if key is None:
+            return None
+        for reads, graph in self.entries.get(key, ()):
+            if all(context[k] == v for k, v in reads.items()):
+                return graph
+        return None
+
+    def add(self, key: tuple | None, reads: dict[str, Any], graph: Graph) -> None:
+        if key is None:
+            return
+        if len(self.entries) >= self.MAX_KEYS:
+            self.entries.clear()
+        self.entries.setdefault(key, []).append((dict(reads), graph))
+
+
+_BLOCKS = _BlockGraphs()
+
+
 def lower(spec: Any, spec_data: dict | None = None) -> Network:
     """Build the IR of a validated (and scaled) `SpecModel`."""
     shape: Shape = spec.input.shape
@@ -91,19 +140,17 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
         origin: SpecPath = ("stages", i)
         stage_defaults = spec.stage_defaults(st).op_defaults()
         blocks: list[Block] = []
-        last: tuple[Shape, dict[str, Any], Graph] | None = None
         try:
             plan = dilations.stage(i, st.block, st.stride, st.dilate, type(st).first_block_dilation)
         except StrideError as exc:
             raise LoweringError(str(exc), exc.origin) from None
+        family_key = _family_key(st)
         for r in range(st.repeat):
             context = dict(index=r, repeat=st.repeat, stage=i, global_index=global_index, total_blocks=total,
                            defaults=stage_defaults, **plan.context(r))
-            if last is not None and last[0] == shape and all(context[k] == v for k, v in last[1].items()):
-                # Same family parameters, same input, and the context agrees wherever the family
-                # looked: the block is the previous one again (graphs are never modified).
-                graph = last[2]
-            else:
+            key = None if family_key is None else (family_key, shape, stage_defaults, origin)
+            graph = _BLOCKS.find(key, context)
+            if graph is None:
                 b = GraphBuilder(shape, stage_defaults, origin)
                 ctx = _ContextReads(**context)
                 try:
@@ -115,7 +162,7 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
                 except (ValidationError, ValueError, ArchspecError) as exc:
                     raise LoweringError(f"{st.block}: {_short(exc)}", origin) from None
                 graph = b.finish(out)
-                last = (shape, ctx.reads, graph)
+                _BLOCKS.add(key, ctx.reads, graph)
             count += len(graph.nodes)
             if count > MAX_NODES:
                 raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)

@@ -51,17 +51,19 @@ class Emitter:
         return BlockBuildError(f"{format_path(path)}: {message} (at {where})")
 
     def values(self, raw: Any, x: Value, path: SpecPath) -> Any:
-        # The names of composite_parse.CONTEXT_NAMES, which definitions are checked against.
-        context = {"channels": x.channels, "in_channels": self.in_channels, "stride": self.ctx.stride,
-                   "index": self.ctx.index, "repeat": self.ctx.repeat, "stage": self.ctx.stage,
-                   "global_index": self.ctx.global_index, "total_blocks": self.ctx.total_blocks}
-
         def lookup(name: str) -> Any:
+            # The names of parse.CONTEXT_NAMES, which definitions are checked against. The
+            # context is read only where an expression names it: lowering reuses a block's graph
+            # wherever the context fields it read agree (spec.lower).
             if name in self.loop:
                 return self.loop[name]
             if name in self.params:
                 return self.params[name]
-            return context[name]  # names were checked when the spec was validated
+            if name == "channels":
+                return x.channels
+            if name == "in_channels":
+                return self.in_channels
+            return getattr(self.ctx, name)  # names were checked when the spec was validated
 
         def walk(value: Any, at: SpecPath) -> Any:
             if isinstance(value, dict):
