@@ -23,6 +23,7 @@ _LAZY = {
     "Spec": "spec.load",
     "diagram": "api",
     "export": "api",
+    "sweep": "api",
     "SpecError": "core.errors",
     "ArchspecError": "core.errors",
     "register_block": "blocks",

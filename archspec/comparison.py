@@ -157,9 +157,22 @@ def pareto(rows: Sequence[dict[str, Any]], x: str, y: str, lower: Iterable[str] 
     lower = set(lower)
     sx = 1 if lower_is_better(x, lower) else -1
     sy = 1 if lower_is_better(y, lower) else -1
-    points = [(sx * r[x], sy * r[y], r) for r in rows if _number(r.get(x)) and _number(r.get(y))]
-    front = [r for a, b, r in points
-             if not any(c <= a and d <= b and (c < a or d < b) for c, d, _ in points)]
+    points = sorted(((sx * r[x], sy * r[y], i) for i, r in enumerate(rows)
+                     if _number(r.get(x)) and _number(r.get(y))))
+    # Sorted by x: a point is beaten by a point of smaller x that is at least as good on y, or by
+    # one of the same x that is better on y; so one pass keeps the best y seen at smaller x.
+    front: list[dict[str, Any]] = []
+    best_before = math.inf
+    start = 0
+    while start < len(points):
+        end = start
+        while end < len(points) and points[end][0] == points[start][0]:
+            end += 1
+        group_best = points[start][1]  # the group is sorted by y too
+        if group_best < best_before:
+            front += [rows[i] for a, b, i in points[start:end] if b == group_best]
+        best_before = min(best_before, group_best)
+        start = end
     return sorted(front, key=lambda r: r[x])
 
 

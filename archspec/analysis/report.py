@@ -124,15 +124,30 @@ class FeatureInfo:
                                     "padding": list(self.rf.padding), "context": _context(self.rf)}}
 
 
+@dataclass(slots=True)
+class _Part:
+    """One graph of the network in execution order, with its module prefix and input field."""
+
+    prefix: str
+    graph: Graph
+    rf_in: RF
+    group: str  # stem / stages / aux / head
+    stage: int | None
+    block: int | None
+
+
 @dataclass(repr=False)  # the generated repr printed every layer: 52,000 characters for ResNet-50
 class Report:
     """What `archspec.analyze` returns. `print(report)` shows the table `archspec summary` prints; in
-    Jupyter it shows as an HTML table; `report.table("block")`, `to_dict()`, `to_dataframe()`."""
+    Jupyter it shows as an HTML table; `report.table("block")`, `to_dict()`, `to_dataframe()`.
+
+    Totals are sums over the network's graphs, each graph's computed once (lowering shares
+    graphs between blocks, specs and sweep samples); the rows of `layers` are made when first
+    asked for."""
 
     name: str
     input_shape: Shape
     output_shape: Shape
-    layers: list[LayerInfo]
     receptive_field: RF
     receptive_field_layer: str
     stage_names: list[str] = field(default_factory=list)
@@ -142,23 +157,24 @@ class Report:
     batch: int = 1
     # The spec's taps (`features:`); without any, the end of every stage.
     features: list[FeatureInfo] = field(default_factory=list)
+    params: int = 0  # every layer's (auxiliary heads included)
+    buffers: int = 0
+    macs: int = 0  # on the inference path: auxiliary heads excluded
+    activation_elements: int = 0  # per sample, inference path
+    parts: list[_Part] = field(default_factory=list, repr=False)
+    _layers: list[LayerInfo] | None = field(default=None, repr=False)
+
+    @property
+    def layers(self) -> list[LayerInfo]:
+        """One row per layer, in execution order (auxiliary heads before the head)."""
+        if self._layers is None:
+            self._layers = _layers_of(self.parts)
+        return self._layers
 
     # -- totals ------------------------------------------------------------------------
     @property
-    def params(self) -> int:
-        return sum(layer.params for layer in self.layers)
-
-    @property
     def trainable_params(self) -> int:
         return self.params  # every counted parameter is trainable; buffers are separate
-
-    @property
-    def buffers(self) -> int:
-        return sum(layer.buffers for layer in self.layers)
-
-    @property
-    def macs(self) -> int:
-        return sum(layer.macs for layer in self.layers if layer.group != "aux")
 
     @property
     def flops(self) -> int:
@@ -170,7 +186,7 @@ class Report:
 
     @property
     def activation_bytes(self) -> int:
-        return sum(self.layer_bytes(layer) for layer in self.layers if layer.group != "aux")
+        return self.activation_elements * self.dtype_bytes * self.batch
 
     @property
     def peak_activation_bytes(self) -> int:
@@ -268,11 +284,19 @@ def _context(rf: RF) -> list[list[int] | None]:
 class _Static:
     """What one graph contributes whatever feeds it: per node (name, op, category, input
     indices, input shapes, output shape, params, buffers, MACs, origin, whether the op keeps
-    its input's field); peak live elements; depth."""
+    its input's field); their sums; peak live elements; depth; and where the feature
+    extractor ends in it (the first node that is not a map, or, in a head, the first pool,
+    flatten or classifier), or None."""
 
     nodes: list[tuple]
     peak: int
     depth: int
+    params: int
+    buffers: int
+    macs: int
+    elements: int
+    flat_at: int | None
+    head_end_at: int | None
 
 
 def _static(graph: Graph) -> _Static:
@@ -281,26 +305,35 @@ def _static(graph: Graph) -> _Static:
     live = {INPUT: math.prod(graph.in_shape)}
     total = peak = live[INPUT]
     nodes = []
+    params = buffers = macs = elements = 0
+    flat_at = head_end_at = None
     for i, node in enumerate(graph.nodes):
         ins = tuple([graph.in_shape if j == INPUT else graph.nodes[j].shape for j in node.inputs])
         op = node.op
         category = type(op).category
         depth[i] = max([depth[j] for j in node.inputs], default=0) + (category in _WEIGHT_LAYERS)
         same = len(node.inputs) == 1 and type(op).rf is Op.rf
-        nodes.append((node.name, op, category, node.inputs, ins, node.shape, op.params(ins), op.buffers(ins),
-                      op.macs(ins, node.shape), node.origin, same))
+        counts = op.params(ins), op.buffers(ins), op.macs(ins, node.shape)
+        nodes.append((node.name, op, category, node.inputs, ins, node.shape, *counts, node.origin, same))
+        params, buffers, macs = params + counts[0], buffers + counts[1], macs + counts[2]
+        if flat_at is None and len(node.shape) != 3:
+            flat_at = i
+        if head_end_at is None and (len(node.shape) != 3 or op.kind in _FEATURE_END):
+            head_end_at = i
         live[i] = size = math.prod(node.shape)
+        elements += size
         total += size
         peak = max(peak, total)
         for j in node.inputs:
             remaining[j] -= 1
             if remaining[j] == 0:
                 total -= live.pop(j, 0)
-    return _Static(nodes, peak, depth[graph.output])
+    return _Static(nodes, peak, depth[graph.output], params, buffers, macs, elements, flat_at, head_end_at)
 
 
+MAX_CACHED = 8192
 _STATIC: dict[int, tuple[Graph, _Static]] = {}
-MAX_STATIC = 4096
+_FIELDS: dict[tuple[int, RF], tuple[Graph, list[RF]]] = {}
 
 
 def _static_of(graph: Graph) -> _Static:
@@ -309,31 +342,44 @@ def _static_of(graph: Graph) -> _Static:
     the graph alive, so that its id stands for it."""
     hit = _STATIC.get(id(graph))
     if hit is None or hit[0] is not graph:
-        if len(_STATIC) >= MAX_STATIC:
+        if len(_STATIC) >= MAX_CACHED:
             _STATIC.clear()
         hit = _STATIC[id(graph)] = (graph, _static(graph))
     return hit[1]
 
 
-def _graph_layers(prefix: str, graph: Graph, rf_in: RF, group: str, stage, block,
-                  out: list[LayerInfo]) -> tuple[RF, int, int]:
-    """Append the graph's layers; return the output's field, the graph's peak live
-    elements and its depth (most conv/linear layers on a path through it).
-
-    The static part (shapes, counts, memory, depth) is computed once per graph; only the
-    receptive fields, which depend on what feeds the graph, are walked again.
-    """
-    static = _static_of(graph)
+def _fields(graph: Graph, rf_in: RF) -> list[RF]:
+    """The receptive field of every node of `graph` fed a field `rf_in`, kept like `_static_of`
+    (the same block at the same place in sibling networks gets the same field)."""
+    key = (id(graph), rf_in)
+    hit = _FIELDS.get(key)
+    if hit is not None and hit[0] is graph:
+        return hit[1]
     fields: list[RF] = []
-    for name, op, category, inputs, ins, shape, params, buffers, macs, origin, same in static.nodes:
+    for _, op, _, inputs, ins, *_, same in _static_of(graph).nodes:
         if same:  # the base rule on one input: the union of one field is that field
-            rf = rf_in if inputs[0] == INPUT else fields[inputs[0]]
+            fields.append(rf_in if inputs[0] == INPUT else fields[inputs[0]])
         else:
-            rf = op.rf([rf_in if j == INPUT else fields[j] for j in inputs], ins)
-        fields.append(rf)
-        out.append(LayerInfo(prefix + "." + name, op.kind, category, group, stage, block, ins, shape,
-                             params, buffers, macs, rf, origin, op))
-    return (rf_in if graph.output == INPUT else fields[graph.output]), static.peak, static.depth
+            fields.append(op.rf([rf_in if j == INPUT else fields[j] for j in inputs], ins))
+    if len(_FIELDS) >= MAX_CACHED:
+        _FIELDS.clear()
+    _FIELDS[key] = (graph, fields)
+    return fields
+
+
+def _out_field(graph: Graph, rf_in: RF) -> RF:
+    return rf_in if graph.output == INPUT else _fields(graph, rf_in)[graph.output]
+
+
+def _layers_of(parts: list[_Part]) -> list[LayerInfo]:
+    out: list[LayerInfo] = []
+    for part in parts:
+        static, fields = _static_of(part.graph), _fields(part.graph, part.rf_in)
+        prefix, group, stage, block = part.prefix + ".", part.group, part.stage, part.block
+        for (name, op, category, _, ins, shape, params, buffers, macs, origin, _), rf in zip(static.nodes, fields):
+            out.append(LayerInfo(prefix + name, op.kind, category, group, stage, block, ins, shape,
+                                 params, buffers, macs, rf, origin, op))
+    return out
 
 
 def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Report:
@@ -341,53 +387,63 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
 
     `batch` and `dtype_bytes` only scale the activation memory.
     """
-    layers: list[LayerInfo] = []
+    # Execution order; auxiliary heads read the field of the stage they follow.
+    parts = [_Part("stem", net.stem, RF(), "stem", None, None)]
+    rf = _out_field(net.stem, RF())
     stage_rf: dict[int, RF] = {}
-    # Walk in execution order; auxiliary heads read the field of the stage they follow.
-    rf, peak, depth = _graph_layers("stem", net.stem, RF(), "stem", None, None, layers)
     for s, stage in enumerate(net.stages):
         for b, block in enumerate(stage.blocks):
-            rf, p, d = _graph_layers(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b, layers)
-            peak, depth = max(peak, p), depth + d
+            parts.append(_Part(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b))
+            rf = _out_field(block.graph, rf)
         stage_rf[s] = rf
-    aux_layers: list[LayerInfo] = []
     for a, aux in enumerate(net.aux_heads):
-        _graph_layers(f"aux_heads.{a}", aux.graph, stage_rf.get(aux.after, RF()), "aux", aux.after, None,
-                      aux_layers)
-    head_layers: list[LayerInfo] = []
-    _, p, d = _graph_layers("head", net.head, rf, "head", None, None, head_layers)
-    peak, depth = max(peak, p), depth + d
-    layers += aux_layers + head_layers
+        parts.append(_Part(f"aux_heads.{a}", aux.graph, stage_rf.get(aux.after, RF()), "aux", aux.after, None))
+    parts.append(_Part("head", net.head, rf, "head", None, None))
 
+    report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
+                    receptive_field=RF(), receptive_field_layer="input",
+                    stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, batch=batch, parts=parts)
     # The network's field: the last spatial layer before the head's global pooling / flatten /
     # classifier (a global pool inside a block, as in squeeze-and-excitation, ends nothing).
-    feature = None
-    for la in layers:
-        if la.group == "aux":
+    feature: tuple[_Part, int] | None = None
+    ended = False
+    for part in parts:
+        static = _static_of(part.graph)
+        report.params += static.params
+        report.buffers += static.buffers
+        if part.group == "aux":
             continue
-        if (la.group == "head" and la.op in _FEATURE_END) or len(la.output_shape) != 3:
-            break
-        feature = la
-    return Report(
-        name=net.name, input_shape=net.input_shape, output_shape=net.output_shape, layers=layers,
-        receptive_field=feature.rf if feature else RF(), receptive_field_layer=feature.name if feature else "input",
-        stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, peak_activation_elements=peak,
-        depth=depth, batch=batch, features=_features(net, layers),
-    )
+        report.macs += static.macs
+        report.activation_elements += static.elements
+        report.peak_activation_elements = max(report.peak_activation_elements, static.peak)
+        report.depth += static.depth
+        if not ended:
+            end = static.head_end_at if part.group == "head" else static.flat_at
+            last = (end if end is not None else len(static.nodes)) - 1
+            if last >= 0:
+                feature = (part, last)
+            ended = end is not None
+    if feature is not None:
+        part, index = feature
+        report.receptive_field = _fields(part.graph, part.rf_in)[index]
+        report.receptive_field_layer = part.prefix + "." + _static_of(part.graph).nodes[index][0]
+    report.features = _features(net, parts)
+    return report
 
 
-def _features(net: Network, layers: list[LayerInfo]) -> list[FeatureInfo]:
+def _features(net: Network, parts: list[_Part]) -> list[FeatureInfo]:
     """Each tap's layer numbers (the spec's taps, else every stage's end)."""
-    by_name = {la.name: la for la in layers}
-    graphs = {prefix: graph for prefix, graph, *_ in net.graphs()}
+    by_prefix = {part.prefix: part for part in parts}
     out = []
     for tap in net.taps or every_stage(net):
-        graph = graphs[tap.graph]
+        part = by_prefix[tap.graph]
+        graph = part.graph
         if tap.node == INPUT:  # an empty graph: its input, the network's input for an empty stem
             out.append(FeatureInfo(tap.name, tap.path, "input", graph.in_shape, RF()))
             continue
-        layer = by_name[f"{tap.graph}.{graph.nodes[tap.node].name}"]
-        out.append(FeatureInfo(tap.name, tap.path, layer.name, layer.output_shape, layer.rf))
+        node = graph.nodes[tap.node]
+        out.append(FeatureInfo(tap.name, tap.path, f"{tap.graph}.{node.name}", node.shape,
+                               _fields(graph, part.rf_in)[tap.node]))
     return out
 
 

@@ -14,7 +14,7 @@ import textwrap
 from ..core.errors import ArchspecError, SpecError
 
 # One module `cmd_<name>.py` per command, each with `register(subparsers)`.
-COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "schema"]
+COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "schema", "sweep"]
 
 EPILOG = textwrap.dedent("""\
     examples:
@@ -24,6 +24,7 @@ EPILOG = textwrap.dedent("""\
       archspec list                                    the zoo, with parameter counts
       archspec summary resnet50 --json                 per-layer shapes, MACs, receptive field
       archspec export resnet50 -o resnet50.py          standalone PyTorch source (.onnx, .pt2 too)
+      archspec sweep space.yaml -o population.csv      sample a design space, keep networks within bounds
 
     Run `archspec COMMAND --help` for the options and an example of each command.
     A SPEC is a path to a YAML file or the name of a zoo network (see `archspec list`).

@@ -283,18 +283,54 @@ def _check(tree: ast.AST) -> None:
 
 
 def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
-    """Evaluate one expression; names are resolved through `lookup` (which raises ExprError)."""
-    tree = _parsed(expression)
+    """Evaluate one expression; names are resolved through `lookup` (which raises ExprError).
+
+    Evaluation is pure, so a result is remembered for the expression and the values (and
+    types) of the names it uses, when those are plain scalars: a YAML block evaluates the
+    same expressions with the same few parameters for every block, spec and sweep sample.
+    """
+    tree, names = _parsed(expression)
+    key = _result_key(expression, names, lookup)
+    if key is not None and key in _RESULTS:
+        return _RESULTS[key]
     try:
-        return _Evaluator(lookup).eval(tree)
+        value = _Evaluator(lookup).eval(tree)
     except RecursionError:
         raise ExprError("expression nested too deeply") from None
+    if key is not None:
+        if len(_RESULTS) >= 16384:
+            _RESULTS.clear()
+        _RESULTS[key] = value
+    return value
+
+
+_RESULTS: dict[tuple, Any] = {}
+_SCALARS = (int, str, bool, type(None))
+
+
+def _result_key(expression: str, names: tuple[str, ...], lookup: Callable[[str], Any]) -> tuple | None:
+    """(expression, (type, value) of each name), or None when a name is unknown (it may sit in a
+    branch not taken) or its value is not a plain scalar (a list could be changed later)."""
+    parts: list[Any] = [expression]
+    for name in names:
+        try:
+            value = lookup(name)
+        except Exception:
+            return None
+        if isinstance(value, float):
+            parts.append((float, repr(value)))  # -0.0 == 0.0, but str() tells them apart
+        elif isinstance(value, _SCALARS):
+            parts.append((type(value), value))
+        else:
+            return None
+    return tuple(parts)
 
 
 @lru_cache(maxsize=4096)
-def _parsed(expression: str) -> ast.Expression:
-    """The checked syntax tree of an expression, made once per text (the evaluator only reads
-    it): a spec's blocks, and every sample of a sweep, evaluate the same few texts again."""
+def _parsed(expression: str) -> tuple[ast.Expression, tuple[str, ...]]:
+    """The checked syntax tree of an expression and the names it reads, made once per text (the
+    evaluator only reads the tree): a spec's blocks, and every sample of a sweep, evaluate the
+    same few texts again."""
     if len(expression) > MAX_EXPR_CHARS:
         raise ExprError(f"expression longer than {MAX_EXPR_CHARS} characters")
     try:
@@ -304,7 +340,12 @@ def _parsed(expression: str) -> ast.Expression:
     except (RecursionError, MemoryError, ValueError):
         raise ExprError("expression too complex") from None
     _check(tree)
-    return tree
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    functions = {n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+    return tree, tuple(sorted(names - functions - _CONSTANT_NAMES))
+
+
+_CONSTANT_NAMES = {"true", "True", "false", "False", "null", "None"}
 
 
 def _as_text(value: Any) -> str:

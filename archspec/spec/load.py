@@ -44,10 +44,11 @@ class Spec:
     def source(self) -> str:
         return self.locator.root
 
-    def network(self) -> Network:
-        """The IR, lowered once and cached."""
+    def network(self, hints: bool = True) -> Network:
+        """The IR, lowered once and cached. `hints=False` leaves out of an error what costs
+        more lowerings to find (the smallest input that works): a sweep counts failures."""
         if self._network is None:
-            self._network = _lower_located(self)
+            self._network = _lower_located(self, hints)
         return self._network
 
     def with_overrides(self, **overrides: Any) -> "Spec":
@@ -97,12 +98,12 @@ def load_spec(spec: Any, **overrides: Any) -> Spec:
     return from_document(_document(spec, _flatten_overrides(overrides)))
 
 
-def _lower_located(spec: Spec) -> Network:
+def _lower_located(spec: Spec, hints: bool = True) -> Network:
     try:
         return lower(spec.model, spec.data)
     except LoweringError as exc:
         message = str(exc)
-        if exc.spatial_zero:
+        if exc.spatial_zero and hints:
             smallest = smallest_input(spec.model)
             if smallest:
                 message += f"; the smallest input that works is {smallest}x{smallest}"

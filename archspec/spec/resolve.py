@@ -232,8 +232,13 @@ def _split_key(key: str) -> SpecPath:
 
 
 def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) -> dict:
-    """Set each dotted path (`stages.0.repeat`, `input.size`) to its value."""
-    data = copy.deepcopy(data)
+    """Set each dotted path (`stages.0.repeat`, `input.size`) to its value.
+
+    `data` is left as it was: the mappings and lists on each path are copied before they
+    change, and everything else is shared (nothing later modifies a document in place),
+    so that a sweep can apply a few overrides to a large document thousands of times.
+    """
+    data = dict(data)
     for key, value in overrides.items():
         path = _split_key(key)
         where = Location(f"--set {key}")
@@ -243,9 +248,12 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
         resolved: list[str | int] = []
         for part in path[:-1]:
             if isinstance(target, dict):
-                target = target.setdefault(part, {})
+                child = target.get(part)
+                target[part] = child = {} if child is None else _copied(child)
+                target = child
             elif isinstance(target, list) and find_item(target, part) is not None:
                 part = find_item(target, part)
+                target[part] = _copied(target[part])
                 target = target[part]
             else:
                 what = no_item(part, target) if isinstance(target, list) else f"no item {part!r}"
@@ -269,6 +277,15 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
         locator.drop_under(path)
         locator.values[path] = where
     return data
+
+
+def _copied(value: Any) -> Any:
+    """A shallow copy of a mapping or list (about to change), anything else as it is."""
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, list):
+        return list(value)
+    return value
 
 
 # -- interpolation -----------------------------------------------------------------
@@ -377,10 +394,19 @@ class Document:
 
 def resolve_source(source: Source, overrides: Mapping[str, Any] | None = None) -> Document:
     data, locator = load_document(source)
+    return resolve_loaded(data, locator, overrides, copy_locator=False)
+
+
+def resolve_loaded(data: dict, locator: Locator, overrides: Mapping[str, Any] | None = None,
+                   copy_locator: bool = True) -> Document:
+    """Overrides and `${...}` applied to a document `load_document` made (neither argument
+    changes, unless copy_locator is False): a sweep loads its base spec once and resolves
+    each sample from it."""
+    if copy_locator:
+        locator = Locator(dict(locator.values), dict(locator.keys), dict(locator.chains), locator.root)
     if overrides:
-        data = apply_overrides(data, overrides, locator)
-    data = interpolate(data, locator)
-    return Document(data, locator)
+        data = apply_overrides(data, {k: copy.deepcopy(v) for k, v in overrides.items()}, locator)
+    return Document(interpolate(data, locator), locator)
 
 
 def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] | None = None) -> Document:

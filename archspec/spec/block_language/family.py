@@ -73,10 +73,23 @@ def families_from_spec(defined: Any, locator: Any) -> dict[str, type[BlockFamily
     """The block families of a spec's `blocks:` section; a SpecError lists every problem found."""
     if not isinstance(defined, dict):
         raise SpecError(locator.problem("blocks must map block names to definitions", ("blocks",)))
+    same = _SAME.get(id(defined))
+    if same is not None and same[0] is defined:
+        # The very mapping read before: a sweep resolves one base document again and again and
+        # shares its `blocks:` (nothing modifies a document; an override of a block copies it),
+        # and a mapping comes from one parse, so its locations are the ones seen then too.
+        return dict(same[1])
     key = json.dumps(defined, sort_keys=True, default=str)
     where = tuple(sorted((format_path(p), str(loc)) for table in (locator.values, locator.keys)
                          for p, loc in table.items() if p[:1] == ("blocks",)))
-    return dict(_families(key, where, _Frozen(defined, locator)))
+    families = _families(key, where, _Frozen(defined, locator))
+    if len(_SAME) >= 16:
+        _SAME.clear()
+    _SAME[id(defined)] = (defined, families)  # keeps `defined` alive, so that its id stands for it
+    return dict(families)
+
+
+_SAME: dict[int, tuple[dict, tuple]] = {}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,79 @@
+"""Design spaces: sample networks from one spec, keep those within bounds, study the population.
+
+    result = run_sweep("docs/examples/regnet_space.yaml", jobs=2)   # a SweepResult
+    result.table()        # pandas DataFrame (or a list of dicts without pandas)
+    result.rejected       # Counter of the samples not kept, by reason
+
+`archspec.sweep(...)` returns the table; `archspec sweep SPACE.yaml` is the command.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..core.errors import ArchspecError
+from .engine import SweepResult, run
+from .space import Space, load_space
+
+
+class SweepError(ArchspecError):
+    """No sample of the space was kept (exit status 2); the message counts the reasons."""
+
+    exit_code = 2
+
+    def __init__(self, result: SweepResult):
+        self.result = result
+        reasons = "; ".join(f"{reason}: {n:,}" for reason, n in result.rejected.most_common()) or "none drawn"
+        example = next(iter(result.examples.values()), "")
+        super().__init__(f"no network of {result.space.source} was kept: {result.draws:,} drawn, rejected as "
+                         f"{reasons}" + (f"\n  for example: {example}" if example else ""))
+
+
+def run_sweep(space: str | Path | dict | Space, *, samples: int | None = None, seed: int | None = None,
+              max_draws: int | None = None, jobs: int = 1, progress: bool = False) -> SweepResult:
+    """Sample the space; raises SweepError when no sample is kept. `samples`, `seed` and
+    `max_draws` replace the space file's; `jobs` worker processes evaluate the samples (the
+    result is the same for any number); `progress` draws a bar on a terminal."""
+    if not isinstance(space, Space):
+        space = load_space(space, samples=samples, seed=seed, max_draws=max_draws)
+    elif samples or seed is not None or max_draws:
+        raise ValueError("samples, seed and max_draws apply to a space file, not to a loaded Space")
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    with _progress(space, progress) as report:
+        result = run(space, jobs=jobs, progress=report)
+    if not result.rows:
+        raise SweepError(result)
+    return result
+
+
+@contextmanager
+def _progress(space: Space, show: bool) -> Iterator[Callable[[int, int, Counter], None] | None]:
+    """A bar of kept samples, its text the rate and the rejections by reason (redrawn at most 5 times a second)."""
+    from ..progress import bar, enabled
+
+    if not show or not enabled():
+        yield None
+        return
+    start = time.perf_counter()
+    state = {"shown": 0, "at": 0.0}
+    with bar(total=space.model.samples, description="sweep") as advance:
+
+        def report(draws: int, kept: int, rejected: Counter) -> None:
+            now = time.perf_counter()
+            if now - state["at"] < 0.2 and kept < space.model.samples:
+                return
+            rate = draws / max(now - start, 1e-9)
+            why = ", ".join(f"{reason} {n:,}" for reason, n in rejected.most_common(3))
+            advance(kept - state["shown"], description=f"sweep: {rate:,.0f} samples/s, kept {kept:,}, "
+                                                        f"rejected {sum(rejected.values()):,}" + (f" ({why})" if why else ""))
+            state["shown"], state["at"] = kept, now
+
+        yield report
+
+
+__all__ = ["Space", "SweepError", "SweepResult", "load_space", "run_sweep"]

@@ -1,0 +1,270 @@
+"""Running a sweep: draw samples, resolve each against the base spec, validate, lower and
+analyse it, keep those that meet the constraints.
+
+Every number comes from the ordinary pipeline (`resolve_loaded` -> `from_document` ->
+`Spec.network` -> `analyze_network`); what makes thousands of samples a second possible is
+that the base document is loaded once and that lowering and analysis reuse what they
+built for earlier samples (block graphs, parsed layers, expressions; see `ir.lower`).
+
+Samples are drawn in one sequence from `random.Random(seed)` in this process, evaluated
+here or in worker processes, and taken in the order drawn, so the same seed gives the same
+table whatever the number of workers. A sample whose resolved spec equals an earlier
+one's is a duplicate: it is counted, not kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..analysis.report import analyze_network
+from ..spec.load import from_document
+from ..core.errors import LimitError, SpecError
+from ..spec.resolve import resolve_loaded
+from .figures import FIGURES, figures_of
+from .space import Space
+
+DUPLICATE = "duplicate"
+INVALID = "invalid spec"
+NO_BUILD = "does not build"
+TOO_LARGE = "too large"
+CHUNK = 32  # samples per task sent to a worker
+
+
+@dataclass
+class Outcome:
+    """One evaluated sample. `reason` is None for a kept one."""
+
+    sample: int
+    values: dict[str, Any]
+    reason: str | None = None
+    message: str = ""
+    key: str | None = None  # digest of the resolved spec, for deduplication
+    figures: dict[str, int] | None = None
+    data: dict | None = None  # the resolved spec of a kept sample
+
+
+@dataclass
+class SweepResult:
+    """The kept rows (sampled values and figures), in the order drawn, and the counts of
+    everything else by reason."""
+
+    space: Space
+    rows: list[dict[str, Any]]
+    specs: list[dict]  # the resolved spec of each row, named as `row["name"]`
+    rejected: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)  # one message per reason
+    draws: int = 0
+    seconds: float = 0.0
+
+    @property
+    def columns(self) -> list[str]:
+        return ["sample", "name", *self.space_columns, *FIGURES]
+
+    @property
+    def space_columns(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for row in self.rows:
+            seen.update((k, None) for k in row if k not in ("sample", "name") and k not in FIGURES)
+        return list(seen)
+
+    def table(self) -> Any:
+        """A pandas DataFrame when pandas is installed, else the list of row dicts."""
+        try:
+            import pandas
+        except ImportError:
+            return [dict(row) for row in self.rows]
+        return pandas.DataFrame(self.rows, columns=self.columns)
+
+    def summary(self) -> dict[str, Any]:
+        rate = self.draws / self.seconds if self.seconds > 0 else 0.0
+        return {"space": self.space.source, "samples": self.space.model.samples, "kept": len(self.rows),
+                "draws": self.draws, "rejected": dict(self.rejected.most_common()), "examples": self.examples,
+                "seconds": round(self.seconds, 3), "samples_per_s": round(rate, 1), "seed": self.space.model.seed}
+
+
+def flat_values(key: str, value: Any) -> dict[str, Any]:
+    """The table columns of one sampled value: a mapping (RegNet's) gives one column per entry."""
+    if isinstance(value, dict):
+        return {f"{key}.{k}": v for k, v in value.items()}
+    return {key: value}
+
+
+def draws(space: Space) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+    """(sample index, {key: value}, why the draw is no member of the space or None), forever.
+    Every sampler is drawn for every sample, so the sequence depends on the seed alone."""
+    rng = random.Random(space.model.seed)
+    samplers = list(space.model.sample.items())
+    index = 0
+    while True:
+        values: dict[str, Any] = {}
+        reason = None
+        for key, sampler in samplers:
+            value = sampler.draw(rng)
+            values[key] = value
+            reject = getattr(sampler, "reject", None)
+            reason = reason or (reject(value) if reject else None)
+        yield index, values, reason
+        index += 1
+
+
+def _digest(data: dict) -> str:
+    return hashlib.blake2b(repr(data).encode(), digest_size=16).hexdigest()
+
+
+class Evaluator:
+    """Evaluates samples against one space (one per process)."""
+
+    def __init__(self, space: Space):
+        self.space = space
+        self.constraints = list(space.model.constraints.items())
+        self.seen: dict[str, int] = {}  # digest -> first sample index evaluated here
+
+    def __call__(self, sample: int, values: dict[str, Any], reject: str | None) -> Outcome:
+        columns: dict[str, Any] = {}
+        for key, value in values.items():
+            columns.update(flat_values(key, value))
+        out = Outcome(sample, columns)
+        if reject is not None:
+            out.reason = reject
+            return out
+        try:
+            doc = resolve_loaded(self.space.base, self.space.locator, values)
+        except SpecError as exc:
+            return self._failed(out, INVALID, exc)
+        out.key = _digest(doc.data)
+        first = self.seen.setdefault(out.key, sample)
+        if first < sample:  # an earlier sample had this spec: whoever counts, counts this one a duplicate
+            out.reason = DUPLICATE
+            return out
+        try:
+            spec = from_document(doc)
+        except SpecError as exc:
+            return self._failed(out, INVALID, exc)
+        try:
+            net = spec.network(hints=False)
+        except LimitError as exc:
+            return self._failed(out, TOO_LARGE, exc)
+        except SpecError as exc:
+            return self._failed(out, NO_BUILD, exc)
+        out.figures = figures_of(analyze_network(net))
+        for name, bounds in self.constraints:
+            broken = bounds.broken(name, out.figures[name])
+            if broken is not None:
+                out.reason = broken
+                return out
+        out.data = doc.data
+        return out
+
+    @staticmethod
+    def _failed(out: Outcome, reason: str, exc: SpecError) -> Outcome:
+        out.reason = reason
+        out.message = str(exc.problems[0])
+        return out
+
+
+def run(space: Space, jobs: int = 1, progress: Callable[[int, int, Counter], None] | None = None) -> SweepResult:
+    """Draw until `samples` networks are kept or `max_draws` are drawn; `progress(draws, kept,
+    rejected)` is called after each sample."""
+    want, limit = space.model.samples, space.max_draws
+    result = SweepResult(space, [], [])
+    seen: set[str] = set()
+    start = time.perf_counter()
+    outcomes = _outcomes(space, jobs, limit)
+    try:
+        for out in outcomes:
+            result.draws += 1
+            reason = out.reason
+            if out.key is not None:
+                if out.key in seen:
+                    reason = DUPLICATE
+                seen.add(out.key)
+            if reason is None:
+                name = f"{space.name}_{out.sample:05d}"
+                result.rows.append({"sample": out.sample, "name": name, **out.values, **(out.figures or {})})
+                result.specs.append({**out.data, "name": name} if out.data else {})
+            else:
+                result.rejected[reason] += 1
+                if out.message:
+                    result.examples.setdefault(reason, out.message)
+            if progress is not None:
+                progress(result.draws, len(result.rows), result.rejected)
+            if len(result.rows) >= want:
+                break
+    finally:
+        outcomes.close()
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _outcomes(space: Space, jobs: int, limit: int) -> Iterator[Outcome]:
+    candidates = _limited(draws(space), limit)
+    if jobs <= 1:
+        evaluate = Evaluator(space)
+        for sample, values, reject in candidates:
+            yield evaluate(sample, values, reject)
+        return
+    yield from _parallel(space, jobs, candidates)
+
+
+def _limited(items: Iterator, limit: int) -> Iterator:
+    for n, item in enumerate(items):
+        if n >= limit:
+            return
+        yield item
+
+
+_WORKER: Evaluator | None = None
+
+
+def _init_worker(space: Space) -> None:
+    global _WORKER
+    _WORKER = Evaluator(space)
+
+
+def _evaluate_chunk(chunk: list[tuple[int, dict[str, Any], str | None]]) -> list[Outcome]:
+    assert _WORKER is not None
+    return [_WORKER(*item) for item in chunk]
+
+
+def _parallel(space: Space, jobs: int, candidates: Iterator) -> Iterator[Outcome]:
+    """Chunks of samples evaluated by `jobs` worker processes, yielded in the order drawn."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver":  # workers fork from a server that has archspec imported: they start fast
+        context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(space,))
+    pending: deque = deque()
+    try:
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < 4 * jobs:
+                chunk = [item for _, item in zip(range(CHUNK), candidates)]
+                if not chunk:
+                    exhausted = True
+                    break
+                pending.append(pool.submit(_evaluate_chunk, chunk))
+            if not pending:
+                return
+            yield from pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def default_jobs() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+__all__ = ["Evaluator", "Outcome", "SweepResult", "draws", "run", "default_jobs"]

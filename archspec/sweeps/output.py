@@ -1,0 +1,69 @@
+"""What a sweep writes: its table (CSV or JSON lines) and the kept specs (YAML)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..core.errors import ArchspecError
+from ..core.atomic import write_atomic
+from .engine import SweepResult
+
+TABLE_FORMATS = ("csv", "jsonl")
+
+
+def table_format(path: str | Path) -> str:
+    fmt = Path(path).suffix.lstrip(".").lower()
+    if fmt not in TABLE_FORMATS:
+        raise ArchspecError(f"-o: a table is written as .csv or .jsonl, not '{Path(path).suffix or path}'")
+    return fmt
+
+
+def table_text(result: SweepResult, fmt: str) -> str:
+    """The rows as CSV (lists written as JSON, `[48, 104, 208, 440]`) or as JSON lines."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(row) + "\n" for row in result.rows)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=result.columns, lineterminator="\n")
+    writer.writeheader()
+    for row in result.rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+    return out.getvalue()
+
+
+def write_table(result: SweepResult, path: str | Path) -> None:
+    write_atomic(path, table_text(result, table_format(path)))
+
+
+def spec_text(spec: dict[str, Any], source: str) -> str:
+    """A kept sample as a YAML spec: the resolved document (no extends, no vars), which
+    `archspec build` takes as it is."""
+    header = f"# Sampled from {source} by `archspec sweep`: the base spec resolved with this sample's values.\n"
+    return header + yaml.safe_dump(_plain(spec), sort_keys=False, default_flow_style=None, width=120)
+
+
+def emit_specs(result: SweepResult, directory: str | Path) -> list[Path]:
+    """Write each kept spec to DIRECTORY/NAME.yaml; returns the paths."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ArchspecError(f"--emit: {directory} is a file, not a directory")
+    paths = []
+    for spec in result.specs:
+        path = directory / f"{spec['name']}.yaml"
+        write_atomic(path, spec_text(spec, result.space.source))
+        paths.append(path)
+    return paths
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so that YAML writes plain sequences."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -1,0 +1,123 @@
+"""RegNet's design space (Radosavovic et al., "Designing Network Design Spaces", 2020):
+six numbers give every stage's width, depth and group width.
+
+Block j of d gets the width u_j = w_0 + w_a * j, quantised in log space with base w_m
+(u_j = w_0 * w_m^s_j, s_j rounded) and then to a multiple of 8; blocks of equal width form
+a stage. Each stage's bottleneck width (width * bottleneck ratio) is then made a multiple of
+its group width. This is torchvision's `BlockParams.from_init_params` (the zoo's RegNets are
+checked against it) computed in float64 like pycls's `generate_regnet`.
+
+The sampler draws the six numbers as pycls's `regnet_sampler` does: depth uniform, w_0, w_a
+and w_m log-uniform (quanta 8, 0.1, 0.001), the group width a power of two below 8 or a
+log-uniform multiple of 8 above, the bottleneck ratio a power of two.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from ..spec.expr import make_divisible
+from .samplers import _Strict, _is_power2, _multiple, log_uniform, power2_or_log_uniform, power2_uniform, uniform
+
+QUANT = 8
+
+
+class RegNetError(ValueError):
+    """Parameters outside RegNet's rule (w_0 not a multiple of 8, w_m <= 1, ...)."""
+
+
+def regnet_stages(depth: int, w_0: float, w_a: float, w_m: float, group_width: int,
+                  bottleneck_ratio: float = 1.0) -> dict[str, list]:
+    """Per-stage `widths`, `depths` and `group_widths` of a RegNet."""
+    if w_a < 0 or w_0 <= 0 or w_m <= 1 or w_0 % QUANT != 0 or depth < 1:
+        raise RegNetError(f"RegNet needs w_a >= 0, w_0 > 0 a multiple of {QUANT}, w_m > 1 and depth >= 1; "
+                          f"got w_0={w_0}, w_a={w_a}, w_m={w_m}, depth={depth}")
+    block_widths = []
+    for j in range(depth):
+        s = round(math.log((j * w_a + w_0) / w_0) / math.log(w_m))
+        block_widths.append(int(round(w_0 * w_m ** s / QUANT)) * QUANT)
+    widths: list[int] = []
+    depths: list[int] = []
+    for w in block_widths:  # torchvision starts a stage wherever the width changes
+        if widths and widths[-1] == w:
+            depths[-1] += 1
+        else:
+            widths.append(w)
+            depths.append(1)
+    bottlenecks = [int(w * bottleneck_ratio) for w in widths]
+    group_widths = [min(group_width, b) for b in bottlenecks]
+    widths = [int(make_divisible(b, g) / bottleneck_ratio) for b, g in zip(bottlenecks, group_widths)]
+    return {"widths": widths, "depths": depths, "group_widths": group_widths}
+
+
+_Bound = float | tuple[float, float]
+
+
+class RegNetParams(_Strict):
+    """`{regnet: {depth: [12, 28], w_0: [8, 256], w_a: [8, 256], w_m: [2, 3], group_width: [1, 32],
+    bottleneck_ratio: 1, stages: 4}}`: a number fixes a parameter, `[low, high]` draws it."""
+
+    depth: int | tuple[int, int] = Field(description="blocks in all; uniform")
+    w_0: int | tuple[int, int] = Field(description="initial width, a multiple of 8; log-uniform, quantum 8")
+    w_a: float | tuple[float, float] = Field(description="width slope, >= 0; log-uniform, quantum 0.1")
+    w_m: float | tuple[float, float] = Field(description="width multiplier per stage, > 1; log-uniform, quantum 0.001")
+    group_width: int | tuple[int, int] = Field(description="powers of two below 8, multiples of 8 above")
+    bottleneck_ratio: float | tuple[float, float] = Field(default=1.0, description="a power of two (1/128 to 1 ...)")
+    stages: int | None = Field(default=None, ge=1, description="keep only networks with this many stages "
+                                                                "(the base spec's stage count)")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RegNetParams":
+        quanta = {"depth": 1, "w_0": 8, "w_a": 0.1, "w_m": 0.001}
+        for name, q in quanta.items():
+            value = getattr(self, name)
+            if isinstance(value, tuple):
+                low, high = value
+                if not 0 < low <= high:
+                    raise ValueError(f"{name}: [{low}, {high}] must be a positive, non-empty range")
+                if not (_multiple(low, q) and _multiple(high, q)):
+                    raise ValueError(f"{name}: the range's ends must be multiples of {q}, got [{low}, {high}]")
+        for name in ("group_width", "bottleneck_ratio"):
+            value = getattr(self, name)
+            if isinstance(value, tuple) and not (value[0] <= value[1] and all(map(_is_power2, value))):
+                raise ValueError(f"{name}: a range of powers of two, such as [1, 32], got [{value[0]}, {value[1]}]")
+        return self
+
+    def draw_params(self, rng: random.Random) -> dict[str, Any]:
+        """The six numbers, drawn where a range is given (in a fixed order: the same seed, the same draws)."""
+
+        def pick(name: str, fn: Any, q: float) -> Any:
+            value = getattr(self, name)
+            return fn(rng, value[0], value[1], q) if isinstance(value, tuple) else value
+
+        return {
+            "depth": int(pick("depth", uniform, 1)),
+            "w_0": int(pick("w_0", log_uniform, 8)),
+            "w_a": pick("w_a", log_uniform, 0.1),
+            "w_m": pick("w_m", log_uniform, 0.001),
+            "group_width": int(pick("group_width", power2_or_log_uniform, 8)),
+            "bottleneck_ratio": pick("bottleneck_ratio", power2_uniform, 1 / 128),
+        }
+
+
+class RegNet(_Strict):
+    """`{regnet: {...}}`: a mapping with the six parameters, the per-stage `widths`, `depths` and
+    `group_widths`, and `num_stages`. Set it at `vars` and the spec reads `${widths[0]}`."""
+
+    regnet: RegNetParams
+
+    def draw(self, rng: random.Random) -> dict[str, Any]:
+        params = self.regnet.draw_params(rng)
+        stages = regnet_stages(**params)
+        return {**params, **stages, "num_stages": len(stages["widths"])}
+
+    def reject(self, value: dict[str, Any]) -> str | None:
+        """Why a drawn value is no member of the space (a stage count other than `stages`)."""
+        want = self.regnet.stages
+        if want is not None and value["num_stages"] != want:
+            return f"regnet: not {want} stages"
+        return None

@@ -1,0 +1,148 @@
+"""Samplers: how a value of the space is drawn. Each is a pydantic model of what the space
+file says (`{int: [8, 256], draw: log, quantize: 8}`) with a `draw(rng)` method.
+
+The distributions are pycls's (`pycls/sweep/random.py`), so a space written for pycls means
+the same here: `uniform` draws f in [low, high + q) and rounds down to a multiple of q;
+`log` draws f log-uniformly in (low - min(q, low/2), high] and rounds up to a multiple of q,
+so that every multiple of q in [low, high] can come out, with log-uniform odds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Draw = Literal["uniform", "log"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def quantize(value: float, q: float, rounding: Any = math.floor) -> float:
+    """`value` rounded (down by default) to a multiple of `q`, computed in decimal so that
+    0.1 * 3 is 0.3 and not 0.30000000000000004."""
+    return float(Decimal(rounding(value / q)) * Decimal(str(q)))
+
+
+def uniform(rng: random.Random, low: float, high: float, q: float) -> float:
+    """A multiple of q in [low, high], each equally likely (low and high multiples of q)."""
+    return quantize(rng.uniform(low, high + q), q, math.floor)
+
+
+def log_uniform(rng: random.Random, low: float, high: float, q: float) -> float:
+    """A multiple of q in [low, high] with log-uniform odds (pycls's `log_uniform`)."""
+    f = math.exp(-rng.uniform(-math.log(high), -math.log(low - min(q, low / 2))))
+    return quantize(f, q, math.ceil)
+
+
+def power2_uniform(rng: random.Random, low: float, high: float, q: float) -> float:
+    """A power of two in [low, high], each equally likely (then a multiple of q)."""
+    f2 = math.floor(rng.uniform(math.log2(low), math.log2(high) + 1))
+    return quantize(2.0 ** f2, q)
+
+
+def power2_or_log_uniform(rng: random.Random, low: float, high: float, q: float) -> float:
+    """Powers of two below q, multiples of q above, log-uniform overall (pycls's group widths)."""
+    f = power2_uniform(rng, low, high, low)
+    return log_uniform(rng, max(low, q), high, min(high, q)) if f >= q else f
+
+
+def _multiple(value: float, q: float) -> bool:
+    return Decimal(str(value)) % Decimal(str(q)) == 0
+
+
+def _is_power2(value: float) -> bool:
+    return value > 0 and math.log2(value).is_integer()
+
+
+class Choice(_Strict):
+    """`{choice: [a, b, c]}`: one of the values, each equally likely (any YAML value)."""
+
+    choice: list[Any] = Field(min_length=1)
+
+    def draw(self, rng: random.Random) -> Any:
+        return self.choice[rng.randrange(len(self.choice))]
+
+
+class _Range(_Strict):
+    draw_: Draw = Field(default="uniform", alias="draw",
+                        description="uniform: every step equally likely; log: log-uniform odds (for widths)")
+
+    def _bounds(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _step(self) -> float:
+        raise NotImplementedError
+
+    @model_validator(mode="after")
+    def _check(self) -> "_Range":
+        low, high = self._bounds()
+        q = self._step()
+        if low > high:
+            raise ValueError(f"the range [{low}, {high}] is empty: the first value must not exceed the second")
+        if self.draw_ == "log" and low <= 0:
+            raise ValueError(f"a log draw needs a positive range, got [{low}, {high}]")
+        for bound in (low, high):
+            if not _multiple(bound, q):
+                raise ValueError(f"{bound} is not a multiple of quantize ({q}): the range's ends must be values "
+                                 "it can give")
+        return self
+
+    def _value(self, rng: random.Random) -> float:
+        low, high = self._bounds()
+        q = self._step()
+        return (log_uniform if self.draw_ == "log" else uniform)(rng, low, high, q)
+
+
+class IntRange(_Range):
+    """`{int: [low, high], draw: uniform|log, quantize: q}`: an integer in [low, high], a multiple of q."""
+
+    int_: tuple[int, int] = Field(alias="int")
+    quantize: int = Field(default=1, ge=1)
+
+    def _bounds(self) -> tuple[float, float]:
+        return self.int_
+
+    def _step(self) -> float:
+        return self.quantize
+
+    def draw(self, rng: random.Random) -> int:
+        return int(round(self._value(rng)))
+
+
+class FloatRange(_Range):
+    """`{float: [low, high], draw: uniform|log, quantize: q}`: a number in [low, high]; with
+    `quantize`, a multiple of it (each equally likely, or log-uniform odds)."""
+
+    float_: tuple[float, float] = Field(alias="float")
+    quantize: float | None = Field(default=None, gt=0)
+
+    def _bounds(self) -> tuple[float, float]:
+        return self.float_
+
+    def _step(self) -> float:
+        return self.quantize if self.quantize is not None else 1e-300
+
+    @model_validator(mode="after")
+    def _check(self) -> "FloatRange":
+        if self.quantize is not None:
+            return super()._check()
+        low, high = self.float_
+        if low > high:
+            raise ValueError(f"the range [{low}, {high}] is empty: the first value must not exceed the second")
+        if self.draw_ == "log" and low <= 0:
+            raise ValueError(f"a log draw needs a positive range, got [{low}, {high}]")
+        return self
+
+    def draw(self, rng: random.Random) -> float:
+        low, high = self.float_
+        if self.quantize is not None:
+            return self._value(rng)
+        if self.draw_ == "log":
+            return math.exp(rng.uniform(math.log(low), math.log(high)))
+        return rng.uniform(low, high)

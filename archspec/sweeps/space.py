@@ -1,0 +1,149 @@
+"""The space file: a base spec, samplers over its keys, constraints on analysed figures.
+
+    extends: regnet_y_base.yaml     # the base spec: a file (relative to this one) or a zoo name
+    samples: 2000                   # networks to keep (that build and meet the constraints)
+    seed: 0                         # the same seed gives the same population
+    set: {input.size: 160}          # fixed overrides, as --set writes them
+    sample:                         # KEY: SAMPLER, KEY as --set writes it (vars.width, stages.0.repeat)
+      vars: {regnet: {depth: [12, 28], w_0: [8, 256], w_a: [8, 256], w_m: [2, 3], group_width: [1, 32], stages: 4}}
+      vars.se_ratio: {choice: [0, 0.25]}
+    constraints:                    # FIGURE: {min, max}
+      macs: {max: 400M}
+
+It is read with the spec's YAML loader (line:column for every value, the same refusals of
+unsafe or malformed YAML) and validated by pydantic, so its mistakes are reported like a
+spec's: `space.yaml:7:12: sample.vars.w.int: ...`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
+from pydantic_core import PydanticCustomError, core_schema
+
+from ..core.errors import Location, Problem, SpecError, did_you_mean
+from ..spec.models import NAME_PATTERN
+from ..spec.resolve import Locator, apply_overrides, load_document
+from ..spec.source import Source, parse_text, read_file
+from ..spec.validate import problems_from
+from .figures import FIGURES, Bounds
+from .regnet import RegNet
+from .samplers import Choice, FloatRange, IntRange, _Strict
+
+SAMPLERS: dict[str, type[_Strict]] = {"choice": Choice, "int": IntRange, "float": FloatRange, "regnet": RegNet}
+MAX_SAMPLES = 1_000_000
+DRAWS_PER_SAMPLE = 10  # the default max_draws: samples x this
+
+
+def parse_sampler(value: Any) -> Any:
+    """A sampler mapping, validated by the model its one kind key names."""
+    if isinstance(value, tuple(SAMPLERS.values())):
+        return value
+    kinds = [k for k in SAMPLERS if isinstance(value, dict) and k in value]
+    if not isinstance(value, dict) or len(kinds) != 1:
+        found = f" (found {', '.join(map(str, value))})" if isinstance(value, dict) and value else ""
+        raise PydanticCustomError(
+            "sampler", "a sampler is one of {{choice: [a, b]}}, {{int: [low, high]}}, {{float: [low, high]}} or "
+                       "{{regnet: {{...}}}}{found}", {"found": found})
+    return SAMPLERS[kinds[0]].model_validate(value)
+
+
+class _SamplerType:
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.no_info_plain_validator_function(parse_sampler)
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {"anyOf": [handler(model.__pydantic_core_schema__) for model in SAMPLERS.values()]}
+
+
+Sampler = Annotated[Any, _SamplerType]
+
+
+class SpaceModel(_Strict):
+    """A design space: networks drawn from one base spec."""
+
+    extends: str = Field(description="the base spec: a file relative to the space file, or a zoo name")
+    name: str | None = Field(default=None, pattern=NAME_PATTERN, max_length=100,
+                             description="prefix of the sampled networks' names (default: the base spec's name)")
+    description: str = ""
+    samples: int = Field(ge=1, le=MAX_SAMPLES, description="networks to keep: they build and meet the constraints")
+    seed: int = Field(default=0, description="the same seed gives the same population")
+    max_draws: int | None = Field(default=None, ge=1, description=f"give up after this many draws (default: "
+                                                                  f"{DRAWS_PER_SAMPLE} x samples)")
+    set: dict[str, Any] = Field(default_factory=dict, description="fixed overrides of the base spec, as --set")
+    sample: dict[str, Sampler] = Field(min_length=1, description="KEY: SAMPLER, KEY a spec path as --set writes it")
+    constraints: dict[str, Bounds] = Field(default_factory=dict,
+                                           description="FIGURE: {min, max}; figures: " + ", ".join(FIGURES))
+
+
+@dataclass
+class Space:
+    """A loaded space: the model, and the base document (extends merged, `set` applied) that
+    every sample starts from, with the locations of its values."""
+
+    model: SpaceModel
+    source: str
+    base: dict
+    locator: Locator
+
+    @property
+    def name(self) -> str:
+        return self.model.name or str(self.base.get("name", "sample"))
+
+    @property
+    def max_draws(self) -> int:
+        return self.model.max_draws or DRAWS_PER_SAMPLE * self.model.samples
+
+
+def load_space(space: str | Path | dict, **changes: Any) -> Space:
+    """Read, validate and prepare a space (a path, YAML text or a dict). `changes` replace
+    top-level keys (`samples=100`, `seed=3`), as the CLI's options do."""
+    source = _source(space)
+    data = dict(source.data)
+    data.update({k: v for k, v in changes.items() if v is not None})
+    locator = Locator.of(source, (source.name,))
+    for key in changes:
+        locator.values.setdefault((key,), Location(f"--{key.replace('_', '-')}"))
+    try:
+        model = SpaceModel.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(problems_from(exc, data, locator)) from None
+    problems = [locator.problem(f"unknown figure '{name}'{did_you_mean(name, FIGURES)}; known: {', '.join(FIGURES)}",
+                                ("constraints", name), key=True)
+                for name in model.constraints if name not in FIGURES]
+    if problems:
+        raise SpecError(problems)
+    base_source = Source({"extends": model.extends}, source.name, {(): locator.where(()),
+                         ("extends",): locator.where(("extends",))}, {("extends",): locator.where(("extends",), key=True)})
+    base, base_locator = load_document(base_source)
+    if model.set:
+        base = apply_overrides(base, model.set, base_locator)
+    _check_vars(model, base, locator)
+    return Space(model, source.name, base, base_locator)
+
+
+def _source(space: str | Path | dict) -> Source:
+    if isinstance(space, dict):
+        return Source(space, "<space>", {(): Location("<space>")})
+    if isinstance(space, Path) or (isinstance(space, str) and "\n" not in space):
+        return read_file(space)
+    return parse_text(space, "<space>")
+
+
+def _check_vars(model: SpaceModel, base: dict, locator: Locator) -> None:
+    """A sampled `vars.NAME` that the base spec does not have is a typo: nothing would read it."""
+    known = base.get("vars") if isinstance(base.get("vars"), dict) else {}
+    problems: list[Problem] = []
+    for key in model.sample:
+        parts = key.split(".")
+        if parts[0] == "vars" and len(parts) >= 2 and parts[1] not in known:
+            problems.append(locator.problem(
+                f"the base spec has no var '{parts[1]}'{did_you_mean(parts[1], known)}"
+                f"{'; its vars: ' + ', '.join(known) if known else ''}", ("sample", key), key=True))
+    if problems:
+        raise SpecError(problems)

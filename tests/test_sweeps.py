@@ -1,0 +1,235 @@
+"""Design-space sweeps (`archspec sweep`, `archspec.sweep`): every kept row against an independent
+analysis of its emitted spec, the constraints, determinism, the samplers' distributions, RegNet's
+rule against torchvision, and the located errors of space files."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import archspec
+from archspec.errors import SpecError
+from archspec.sweeps import SweepError, load_space, run_sweep
+from archspec.sweeps.output import emit_specs, table_text
+from archspec.sweeps.regnet import RegNet, regnet_stages
+from archspec.sweeps.samplers import FloatRange, IntRange
+from clirun import run_cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SPACE = ROOT / "tests" / "sweep_spaces" / "small_space.yaml"
+BASE = ROOT / "tests" / "sweep_spaces" / "small_base.yaml"
+SAMPLED = ("vars.width", "vars.depth1", "vars.depth2", "vars.kernel", "vars.stride", "input.size")
+
+# What a child process computes for each emitted spec, from `archspec.analyze` alone (its own
+# caches, filled in another order than the sweep's).
+CHILD = """
+import json, sys, archspec
+out = {}
+for path in reversed(sys.argv[1:]):
+    r = archspec.analyze(path)
+    out[path] = {"params": r.params, "buffers": r.buffers, "macs": r.macs, "flops": r.flops,
+                 "activation_bytes": r.activation_bytes, "peak_activation_bytes": r.peak_activation_bytes,
+                 "depth": r.depth, "receptive_field": min(r.receptive_field.size),
+                 "output_stride": max(r.receptive_field.jump)}
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory):
+    result = run_sweep(SPACE)
+    directory = tmp_path_factory.mktemp("emitted")
+    paths = emit_specs(result, directory)
+    return result, paths
+
+
+@pytest.fixture(scope="module")
+def analysed(population):
+    """The figures of every emitted spec, analysed in a fresh process."""
+    _, paths = population
+    done = subprocess.run([sys.executable, "-c", CHILD, *map(str, paths)], capture_output=True, text=True,
+                          cwd=ROOT, check=True)
+    return json.loads(done.stdout)
+
+
+@pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
+def test_every_row_is_the_analysis_of_its_emitted_spec(population, analysed) -> None:
+    result, paths = population
+    assert len(result.rows) == 2000 == len(paths)
+    for row, path in zip(result.rows, paths):
+        assert path.name == f"{row['name']}.yaml"
+        assert {k: row[k] for k in analysed[str(path)]} == analysed[str(path)], row["name"]
+
+
+@pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
+def test_rows_are_the_base_spec_with_the_sampled_values(population) -> None:
+    result, _ = population
+    for row in result.rows[::50]:  # every 50th: the emitted specs are checked whole above
+        report = archspec.analyze(BASE, **{k: row[k] for k in SAMPLED})
+        assert (report.params, report.macs, report.depth) == (row["params"], row["macs"], row["depth"])
+
+
+@pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
+def test_no_kept_row_breaks_a_constraint_and_each_reason_is_counted(population, analysed) -> None:
+    result, _ = population
+    assert all(f["params"] <= 2_000_000 and f["receptive_field"] >= 24 for f in analysed.values())
+    assert set(result.rejected) == {"params > 2M", "receptive_field < 24", "does not build", "duplicate"}
+    assert result.draws == len(result.rows) + sum(result.rejected.values())
+    assert "too small for conv 7x7" in result.examples["does not build"]
+    assert "small_base.yaml:8:5" in result.examples["does not build"]  # located in the base spec
+
+
+@pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
+def test_kept_networks_are_distinct_and_drawn_from_the_samplers(population) -> None:
+    result, _ = population
+    specs = [json.dumps({**spec, "name": ""}, sort_keys=True) for spec in result.specs]
+    assert len(set(specs)) == len(specs)
+    for row in result.rows:
+        assert row["vars.width"] % 8 == 0 and 8 <= row["vars.width"] <= 256
+        assert 1 <= row["vars.depth1"] <= 6 and 1 <= row["vars.depth2"] <= 6
+        assert row["vars.kernel"] in (3, 5, 7) and row["vars.stride"] in (1, 2)
+        assert row["input.size"] in (6, 24, 32, 40, 48)
+
+
+@pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
+def test_same_seed_same_table_whatever_the_workers(population) -> None:
+    result, _ = population
+    again = run_sweep(SPACE, samples=300, jobs=2)  # the first 300 kept are the same draws, in order
+    assert again.rows == result.rows[:300]
+    other = run_sweep(SPACE, samples=300, seed=8)
+    assert other.rows != result.rows[:300]
+
+
+@pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
+def test_table_as_csv_jsonl_and_dataframe(population, monkeypatch) -> None:
+    result, _ = population
+    lines = table_text(result, "csv").splitlines()
+    assert lines[0].split(",")[:4] == ["sample", "name", "vars.width", "vars.depth1"]
+    assert len(lines) == 2001
+    first = json.loads(table_text(result, "jsonl").splitlines()[0])
+    assert first == result.rows[0]
+    frame = result.table()
+    assert type(frame).__name__ == "DataFrame" and list(frame["params"]) == [r["params"] for r in result.rows]
+    monkeypatch.setitem(sys.modules, "pandas", None)  # pandas not installed: plain rows
+    assert result.table() == result.rows
+
+
+# -- samplers --------------------------------------------------------------------------------
+
+def test_uniform_int_draws_every_step_equally() -> None:
+    sampler = IntRange.model_validate({"int": [8, 32], "quantize": 8})
+    rng = random.Random(0)
+    counts = Counter(sampler.draw(rng) for _ in range(8000))
+    assert set(counts) == {8, 16, 24, 32}
+    assert all(abs(n - 2000) < 200 for n in counts.values())  # 2,000 expected each; sd about 39
+
+
+def test_log_draws_have_log_uniform_odds() -> None:
+    sampler = FloatRange.model_validate({"float": [1, 100], "draw": "log"})
+    rng = random.Random(0)
+    values = [sampler.draw(rng) for _ in range(8000)]
+    assert 1 <= min(values) and max(values) <= 100
+    below = sum(v <= 10 for v in values) / len(values)  # 10 is the geometric middle of [1, 100]
+    assert abs(below - 0.5) < 0.03
+    quantized = FloatRange.model_validate({"float": [0.5, 2.0], "quantize": 0.25})
+    assert {quantized.draw(rng) for _ in range(500)} == {0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0}
+
+
+# -- RegNet --------------------------------------------------------------------------------------
+
+def test_regnet_rule_is_torchvisions_for_every_published_regnet() -> None:
+    from torchvision.models import regnet as tv
+
+    published = {  # torchvision.models.regnet: depth, w_0, w_a, w_m, group width (bottleneck 1)
+        "regnet_y_400mf": (16, 48, 27.89, 2.09, 8), "regnet_y_800mf": (14, 56, 38.84, 2.4, 16),
+        "regnet_y_1_6gf": (27, 48, 20.71, 2.65, 24), "regnet_y_3_2gf": (21, 80, 42.63, 2.66, 24),
+        "regnet_y_8gf": (17, 192, 76.82, 2.19, 56), "regnet_y_16gf": (18, 200, 106.23, 2.48, 112),
+        "regnet_y_32gf": (20, 232, 115.89, 2.53, 232), "regnet_y_128gf": (27, 456, 160.83, 2.52, 264),
+        "regnet_x_400mf": (22, 24, 24.48, 2.54, 16), "regnet_x_800mf": (16, 56, 35.73, 2.28, 16),
+        "regnet_x_1_6gf": (18, 80, 34.01, 2.25, 24), "regnet_x_3_2gf": (25, 88, 26.31, 2.25, 48),
+        "regnet_x_8gf": (23, 80, 49.56, 2.88, 120), "regnet_x_16gf": (22, 216, 55.59, 2.1, 128),
+        "regnet_x_32gf": (23, 320, 69.86, 2.0, 168),
+    }
+    for name, (depth, w_0, w_a, w_m, group) in published.items():
+        theirs = tv.BlockParams.from_init_params(depth=depth, w_0=w_0, w_a=w_a, w_m=w_m, group_width=group)
+        ours = regnet_stages(depth, w_0, w_a, w_m, group)
+        assert ours == {"widths": theirs.widths, "depths": theirs.depths, "group_widths": theirs.group_widths}, name
+
+
+def test_regnet_sampler_with_published_parameters_gives_regnet_y_400mf() -> None:
+    space = {"extends": str(ROOT / "docs" / "examples" / "regnet_y_like.yaml"), "samples": 1,
+             "sample": {"vars": {"regnet": {"depth": 16, "w_0": 48, "w_a": 27.89, "w_m": 2.09, "group_width": 8}}}}
+    result = run_sweep(space)
+    row = result.rows[0]
+    assert row["vars.widths"] == [48, 104, 208, 440] and row["vars.depths"] == [1, 3, 6, 6]  # torchvision's
+    assert row["params"] == 4_344_144  # torchvision's RegNet_Y_400MF_Weights num_params
+    spec = result.specs[0]
+    assert [(s["out"], s["repeat"]) for s in spec["stages"]] == [(48, 1), (104, 3), (208, 6), (440, 6)]
+
+
+def test_regnet_sampler_draws_pycls_quanta() -> None:
+    sampler = RegNet.model_validate({"regnet": {"depth": [12, 28], "w_0": [8, 256], "w_a": [8, 256],
+                                                "w_m": [2, 3], "group_width": [1, 32], "stages": 4}})
+    rng = random.Random(0)
+    for _ in range(300):
+        value = sampler.draw(rng)
+        assert 12 <= value["depth"] <= 28 and value["w_0"] % 8 == 0 and 8 <= value["w_0"] <= 256
+        assert math.isclose(value["w_a"] * 10, round(value["w_a"] * 10)) and 8 <= value["w_a"] <= 256
+        assert value["group_width"] in (1, 2, 4) or value["group_width"] % 8 == 0
+        assert sum(value["depths"]) == value["depth"] and len(value["widths"]) == value["num_stages"]
+        assert (sampler.reject(value) is None) == (value["num_stages"] == 4)
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+def _space(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(f"extends: {BASE}\nsamples: 10\n" + text)
+    return path
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ("sample: {vars.widht: {choice: [8]}}\n", "space.yaml:3:10", "no var 'widht' (did you mean 'width'?)"),
+    ("sample: {vars.width: {int: [8, 20], quantize: 8}}\n", "space.yaml:3:", "20 is not a multiple of quantize"),
+    ("sample: {vars.width: {uniform: [8, 20]}}\n", "space.yaml:3:", "a sampler is one of"),
+    ("sample: {vars.width: {choice: [8]}}\nconstraints: {mac: {max: 1M}}\n", "space.yaml:4:15",
+     "unknown figure 'mac' (did you mean 'macs'?)"),
+    ("sample: {vars.width: {choice: [8]}}\nconstraints: {macs: {max: lots}}\n", "space.yaml:4:",
+     "a bound is a number such as 4e8 or '400M'"),
+])
+def test_space_errors_are_located(tmp_path: Path, text: str, where: str, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        load_space(_space(tmp_path, text))
+    assert where in str(caught.value) and message in str(caught.value)
+
+
+def test_a_space_nothing_meets_exits_2_with_the_reasons(tmp_path: Path) -> None:
+    path = _space(tmp_path, "sample: {vars.width: {choice: [8, 16]}}\nconstraints: {params: {max: 10}}\n")
+    with pytest.raises(SweepError) as caught:
+        run_sweep(path)
+    assert caught.value.result.rejected == Counter({"params > 10": 2, "duplicate": 98})
+    code, out, err = run_cli("sweep", str(path))
+    assert code == 2 and "no network" in err and "params > 10: 2" in err and "duplicate: 98" in err
+
+
+def test_cli_writes_the_table_specs_and_plot(tmp_path: Path) -> None:
+    path = _space(tmp_path, "sample: {vars.width: {int: [8, 64], quantize: 8}, vars.depth2: {int: [1, 3]}}\n")
+    code, out, err = run_cli("sweep", str(path), "-o", str(tmp_path / "t.csv"), "--emit", str(tmp_path / "kept"),
+                             "--plot", str(tmp_path / "p.png"), "--y", "params", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["kept"] == 10 and len(summary["rows"]) == 10
+    assert len((tmp_path / "t.csv").read_text().splitlines()) == 11
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    emitted = sorted((tmp_path / "kept").glob("*.yaml"))
+    assert len(emitted) == 10
+    assert archspec.analyze(emitted[0]).params == summary["rows"][0]["params"]
+    code, out, err = run_cli("validate", *map(str, emitted))
+    assert code == 0, err
