@@ -233,3 +233,18 @@ def test_cli_writes_the_table_specs_and_plot(tmp_path: Path) -> None:
     assert archspec.analyze(emitted[0]).params == summary["rows"][0]["params"]
     code, out, err = run_cli("validate", *map(str, emitted))
     assert code == 0, err
+
+
+def test_space_schema_is_current_and_takes_the_example_spaces() -> None:
+    import jsonschema
+    import yaml
+
+    from archspec.sweeps.space import space_schema, space_schema_text
+
+    assert (ROOT / "schemas" / "archspec-space.schema.json").read_text(encoding="utf-8") == space_schema_text()
+    validator = jsonschema.Draft202012Validator(space_schema())
+    for path in (SPACE, ROOT / "docs" / "examples" / "regnet_space.yaml"):
+        validator.validate(yaml.safe_load(path.read_text()))
+    assert not validator.is_valid({"extends": "x.yaml", "samples": 5, "sample": {"vars.w": {"uniform": [1, 2]}}})
+    code, out, _ = run_cli("schema", "--space")
+    assert code == 0 and json.loads(out) == space_schema()

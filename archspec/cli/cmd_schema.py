@@ -9,6 +9,7 @@ EXAMPLE = """\
 example:
   archspec schema > archspec.schema.json
   archspec schema -o schemas/archspec.schema.json
+  archspec schema --space -o schemas/archspec-space.schema.json    (space files of archspec sweep)
 
 Point your editor at it with a first line in the spec:
   # yaml-language-server: $schema=../schemas/archspec.schema.json
@@ -21,13 +22,19 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "and from every registered op and block family.",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-o", "--output", metavar="FILE", help="write the schema to FILE (atomically) instead of stdout")
+    p.add_argument("--space", action="store_true", help="the schema of space files (archspec sweep) instead of specs")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..spec.schema import schema_text
+    if args.space:
+        from ..sweeps.space import space_schema_text
 
-    text = schema_text()
+        text = space_schema_text()
+    else:
+        from ..spec.schema import schema_text
+
+        text = schema_text()
     if args.output:
         from ..core.atomic import write_atomic
 

@@ -95,8 +95,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary(result) -> str:
     s = result.summary()
-    lines = [f"{s['space']}: kept {s['kept']:,} of {s['samples']:,} asked, {s['draws']:,} drawn "
-             f"in {s['seconds']:.2f} s ({s['samples_per_s']:,.0f} samples/s, seed {s['seed']})"]
+    lines = [f"{s['space']}: kept {s['kept']:,} of {s['samples']:,} asked; {s['draws']:,} drawn, {s['evaluated']:,} "
+             f"analysed in {s['seconds']:.2f} s ({s['evaluated_per_s']:,.0f} analysed/s, seed {s['seed']})"]
     if s["kept"] < s["samples"]:
         lines.append("  fewer than asked: the draws ran out (raise --max-draws, or widen the space)")
     for reason, n in s["rejected"].items():

@@ -282,15 +282,17 @@ def _check(tree: ast.AST) -> None:
                             f"only the functions {available} can be called")
 
 
-def evaluate(expression: str, lookup: Callable[[str], Any]) -> Any:
+def evaluate(expression: str, lookup: Callable[[str], Any], memo: bool = False) -> Any:
     """Evaluate one expression; names are resolved through `lookup` (which raises ExprError).
 
-    Evaluation is pure, so a result is remembered for the expression and the values (and
-    types) of the names it uses, when those are plain scalars: a YAML block evaluates the
-    same expressions with the same few parameters for every block, spec and sweep sample.
+    Evaluation is pure, so with `memo` a result is remembered for the expression and the
+    values (and types) of the names it uses, when those are plain scalars: a YAML block
+    evaluates the same expressions with the same few parameters for every block, spec and
+    sweep sample. `memo` looks every name up first, so it is for a `lookup` that only reads
+    values (a block's parameters), not one that evaluates them (spec variables).
     """
     tree, names = _parsed(expression)
-    key = _result_key(expression, names, lookup)
+    key = _result_key(expression, names, lookup) if memo else None
     if key is not None and key in _RESULTS:
         return _RESULTS[key]
     try:
@@ -354,12 +356,13 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def substitute(text: str, lookup: Callable[[str], Any]) -> Any:
-    """`"${a * 2}"` -> the value itself (any type); `"conv${i}"` -> the text with each `${}` replaced."""
+def substitute(text: str, lookup: Callable[[str], Any], memo: bool = False) -> Any:
+    """`"${a * 2}"` -> the value itself (any type); `"conv${i}"` -> the text with each `${}` replaced.
+    `memo`: see `evaluate`."""
     whole = INTERPOLATION.fullmatch(text.strip())
     if whole:
-        return evaluate(whole.group(1), lookup)
-    return INTERPOLATION.sub(lambda m: _as_text(evaluate(m.group(1), lookup)), text)
+        return evaluate(whole.group(1), lookup, memo)
+    return INTERPOLATION.sub(lambda m: _as_text(evaluate(m.group(1), lookup, memo)), text)
 
 
 def free_names(expression: str) -> tuple[set[str], set[str]]:

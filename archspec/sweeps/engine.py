@@ -48,6 +48,7 @@ class Outcome:
     key: str | None = None  # digest of the resolved spec, for deduplication
     figures: dict[str, int] | None = None
     data: dict | None = None  # the resolved spec of a kept sample
+    evaluated: bool = False  # validated (and lowered and analysed, unless that failed)
 
 
 @dataclass
@@ -61,6 +62,7 @@ class SweepResult:
     rejected: Counter = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)  # one message per reason
     draws: int = 0
+    evaluated: int = 0  # samples validated, lowered and analysed (or failing there): not the sampler's rejects or repeats
     seconds: float = 0.0
 
     @property
@@ -83,10 +85,13 @@ class SweepResult:
         return pandas.DataFrame(self.rows, columns=self.columns)
 
     def summary(self) -> dict[str, Any]:
-        rate = self.draws / self.seconds if self.seconds > 0 else 0.0
+        def per_s(n: int) -> float:
+            return round(n / self.seconds, 1) if self.seconds > 0 else 0.0
+
         return {"space": self.space.source, "samples": self.space.model.samples, "kept": len(self.rows),
-                "draws": self.draws, "rejected": dict(self.rejected.most_common()), "examples": self.examples,
-                "seconds": round(self.seconds, 3), "samples_per_s": round(rate, 1), "seed": self.space.model.seed}
+                "draws": self.draws, "evaluated": self.evaluated, "rejected": dict(self.rejected.most_common()),
+                "examples": self.examples, "seconds": round(self.seconds, 3), "samples_per_s": per_s(self.draws),
+                "evaluated_per_s": per_s(self.evaluated), "seed": self.space.model.seed}
 
 
 def flat_values(key: str, value: Any) -> dict[str, Any]:
@@ -143,6 +148,7 @@ class Evaluator:
         if first < sample:  # an earlier sample had this spec: whoever counts, counts this one a duplicate
             out.reason = DUPLICATE
             return out
+        out.evaluated = True
         try:
             spec = from_document(doc)
         except SpecError as exc:
@@ -180,6 +186,7 @@ def run(space: Space, jobs: int = 1, progress: Callable[[int, int, Counter], Non
     try:
         for out in outcomes:
             result.draws += 1
+            result.evaluated += out.evaluated
             reason = out.reason
             if out.key is not None:
                 if out.key in seen:

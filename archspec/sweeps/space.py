@@ -147,3 +147,20 @@ def _check_vars(model: SpaceModel, base: dict, locator: Locator) -> None:
                 f"{'; its vars: ' + ', '.join(known) if known else ''}", ("sample", key), key=True))
     if problems:
         raise SpecError(problems)
+
+
+def space_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a space file, generated from `SpaceModel`."""
+    from ..spec.schema import DIALECT
+
+    schema = SpaceModel.model_json_schema()
+    return {"$schema": DIALECT, **schema, "title": "archspec design space",
+            "description": "A design space for `archspec sweep` (docs/sweeps.md). Generated from archspec's models "
+                           "by tools/gen_schema.py; do not edit by hand."}
+
+
+def space_schema_text() -> str:
+    """The schema as the file `schemas/archspec-space.schema.json` holds it."""
+    import json
+
+    return json.dumps(space_schema(), indent=2) + "\n"

@@ -72,7 +72,7 @@ class Emitter:
                 return [walk(v, at + (i,)) for i, v in enumerate(value)]
             if isinstance(value, str) and "${" in value:
                 try:
-                    return substitute(value, lookup)
+                    return substitute(value, lookup, memo=True)  # lookup only reads values
                 except ExprError as exc:
                     raise self.fail(f"in '{value}': {exc}", at) from None
             return value
