@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import archspec
-from archspec.errors import SpecError
+from archspec.core.errors import SpecError
 from archspec.sweeps import SweepError, load_space, run_sweep
 from archspec.sweeps.output import emit_specs, table_text
 from archspec.sweeps.regnet import RegNet, regnet_stages
@@ -248,3 +248,13 @@ def test_space_schema_is_current_and_takes_the_example_spaces() -> None:
     assert not validator.is_valid({"extends": "x.yaml", "samples": 5, "sample": {"vars.w": {"uniform": [1, 2]}}})
     code, out, _ = run_cli("schema", "--space")
     assert code == 0 and json.loads(out) == space_schema()
+
+
+def test_help_names_every_figure(capsys) -> None:
+    from archspec.cli.main import main
+    from archspec.sweeps.figures import FIGURES
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in FIGURES), text

@@ -27,8 +27,6 @@ See docs/sweeps.md. Exit status 2 when no sample is kept (the reasons are counte
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from ..sweeps.figures import FIGURES
-
     p = sub.add_parser("sweep", help="sample a design space: thousands of networks, kept within bounds",
                        description="Draw networks from a space file (a base spec, samplers over its keys, "
                                    "constraints on analysed figures), analyse each one (no torch) and keep those that "
@@ -41,8 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-draws", type=int, metavar="N", help="give up after N draws (default: the space file's, "
                                                                "else 10 x samples)")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="worker processes (default: 1)")
-    p.add_argument("-o", "--output", metavar="TABLE", help="write the table: .csv or .jsonl (one row per kept network: "
-                                                           "sampled values, then " + ", ".join(FIGURES) + ")")
+    p.add_argument("-o", "--output", metavar="TABLE",
+                   help="write the table: .csv or .jsonl, one row per kept network: the sampled values, then params, "
+                        "buffers, macs, flops, activation_bytes, peak_activation_bytes, depth, receptive_field, "
+                        "output_stride")
     p.add_argument("--emit", metavar="DIR", help="write each kept network as a spec DIR/NAME.yaml (archspec build "
                                                  "takes it as it is)")
     p.add_argument("--plot", metavar="OUT.png", help="draw the population: a scatter of --x and --y with its Pareto "
