@@ -7,6 +7,8 @@ from typing import Any
 
 from .analysis.report import DTYPE_BYTES, Report, analyze_network
 from .spec.load import DEFAULT_MAX_PARAMS, Spec, check_params_limit, load_spec, to_network
+from .core.deps import require
+from .core.errors import ArgumentError
 from .ir.graph import Network
 
 
@@ -17,6 +19,7 @@ def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bo
     `build(path, **{"input.size": [32, 32]})`. A network with more than `max_params`
     parameters (from analysis, before any weight exists) is refused; None lifts the limit.
     """
+    require("torch", feature="building a module")
     from .backends.torch_module import build_module
 
     if isinstance(spec, Network):
@@ -25,8 +28,21 @@ def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bo
         located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
         net = located.network()
     if max_params is not None:
-        check_params_limit(analyze_network(net).params, max_params, located)
-    return build_module(net, init=_init)
+        check_params_limit(analyze_network(net).params, _limit(max_params), located)
+    model = build_module(net, init=_init)
+    model.archspec_inputs = located.files if located is not None else ()  # never overwritten by `save`
+    return model
+
+
+def _limit(value: Any) -> float:
+    """A parameter limit: a positive number (inf for none)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"max_params must be a number, got {value!r}") from None
+    if not number > 0:  # also refuses nan
+        raise ArgumentError(f"max_params must be a positive number, got {value!r}")
+    return number
 
 
 def _spec_of(spec: Any) -> Any:
@@ -52,10 +68,14 @@ def analyze(spec: Any, input: Any = None, *, batch: int = 1, dtype: str = "float
     if input is not None:
         overrides.update(_input_overrides(input))
     if dtype not in DTYPE_BYTES:
-        raise ValueError(f"dtype is one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
-    if batch < 1:
-        raise ValueError(f"batch must be at least 1, got {batch}")
+        raise ArgumentError(f"dtype is one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
+    _check_batch(batch, 1)
     return analyze_network(to_network(spec, **overrides), dtype_bytes=DTYPE_BYTES[dtype], batch=batch)
+
+
+def _check_batch(batch: Any, least: int) -> None:
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < least:
+        raise ArgumentError(f"batch must be an integer of at least {least}, got {batch!r}")
 
 
 def _input_overrides(value: Any) -> dict[str, Any]:
@@ -64,17 +84,20 @@ def _input_overrides(value: Any) -> dict[str, Any]:
         try:
             value = [int(v) for v in text.lower().replace(",", "x").split("x") if v.strip()]
         except ValueError:
-            raise ValueError(f"input must be CxHxW, HxW or a size such as 3x224x224, got {text!r}") from None
+            raise ArgumentError(f"input must be CxHxW, HxW or a size such as 3x224x224, got {text!r}") from None
     if isinstance(value, int):
         return {"input.size": [value, value]}
-    value = list(value)
+    try:
+        value = list(value)
+    except TypeError:
+        raise ArgumentError(f"input must be CxHxW, HxW or a size, got {value!r}") from None
     if len(value) == 3:
         return {"input.channels": value[0], "input.size": value[1:]}
     if len(value) == 2:
         return {"input.size": value}
     if len(value) == 1:
         return {"input.size": [value[0], value[0]]}
-    raise ValueError(f"input must be CxHxW, HxW or a size, got {value}")
+    raise ArgumentError(f"input must be CxHxW, HxW or a size, got {value}")
 
 
 def diagram(spec: Any, level: str = "block", *, show: Any = (), rankdir: str = "TB", input: Any = None,
@@ -98,7 +121,7 @@ def save(model: Any, path: str | Path) -> None:
     """Write weights and the resolved spec to a safetensors file (atomically)."""
     from .checkpoint import save as _save
 
-    _save(model, path)
+    _save(model, path)  # refuses to overwrite the spec or checkpoint the model was made from
 
 
 def load(path: str | Path, device: str = "cpu"):
@@ -120,16 +143,16 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     the batch axis stays dynamic. `opset` picks the ONNX opset (18 or newer). Other keywords
     override spec keys. Python export needs no torch; the others trace the compiled module.
     """
-    from .backends.exporters import ExportError, format_for
-    from .checkpoint import is_checkpoint, read_spec
+    from .backends.exporters import ExportError, check_memory, format_for
+    from .checkpoint import is_checkpoint
+    from .checkpoint import load_spec as checkpoint_spec
+    from .core.atomic import output_target
 
     chosen = format_for(path, format)
-    if batch < 2:
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 2:
         raise ExportError(f"batch must be at least 2 (torch.export takes a size-1 dimension for a constant), got {batch}")
     if chosen.needs_weights:
-        from .backends.exporters import require
-
-        require("torch")
+        require("torch", feature=f"{chosen.name} export")
     from .progress import status
 
     if _is_built(spec):
@@ -137,6 +160,7 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
             raise ExportError("a built module cannot be overridden: its weights were made for its spec")
         model, spec = (spec if model is None else model), _spec_of(spec)
     with status(f"export to {chosen.name}: reading the spec") as say:
+        inputs: tuple = ()
         if isinstance(spec, Network):
             if overrides:
                 raise ExportError("overrides apply to a spec, not to a compiled Network")
@@ -145,17 +169,24 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
             if overrides:
                 raise ExportError("a checkpoint's spec cannot be overridden (no --set, no keyword overrides): its weights "
                                   "were made for it")
-            net = to_network(read_spec(spec))
-            if chosen.needs_weights and model is None:
+            inputs = (Path(spec),)
+            output_target(path, inputs)  # before any work
+            net = checkpoint_spec(spec).network()
+        else:
+            located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
+            inputs = located.files
+            net = located.network()
+        output_target(path, inputs)  # refused before any work: a device, a directory, an input
+        if chosen.needs_weights:
+            check_memory(net, batch, model)
+            if model is None and is_checkpoint(spec):
                 say(f"export {net.name} to {chosen.name}: loading the checkpoint's weights")
                 model = load(spec)
-        else:
-            net = to_network(spec, **overrides)
-        if chosen.needs_weights and model is None:
-            say(f"export {net.name} to {chosen.name}: building the module")
-            model = build(net)
+            elif model is None:
+                say(f"export {net.name} to {chosen.name}: building the module")
+                model = build(net)
         say(f"export {net.name} to {chosen.name}: " + ("tracing and writing" if chosen.needs_weights else "writing"))
-        chosen.write(net, model, Path(path), batch, opset)
+        chosen.write(net, model, Path(path), batch, opset, protect=inputs)
     return Path(path)
 
 

@@ -1,4 +1,9 @@
-"""Checkpoints: safetensors weights with the resolved spec in the metadata, no pickle."""
+"""Checkpoints: safetensors weights with the resolved spec in the metadata, no pickle.
+
+Loading trusts nothing in the file: the embedded spec is checked like any spec (it may not
+read other files), and the header's tensor names, shapes and dtypes are compared with the
+network the spec describes, on torch's `meta` device, before any weight is allocated.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .core.errors import ArchspecError
 from .core.atomic import write_with
+from .core.errors import ArchspecError
+from .core.reading import InputFileError, check_regular
 
 SPEC_KEY = "archspec.spec"
 FORMAT_KEY = "archspec.format"
 FORMAT = "1"
+MAX_SPEC_CHARS = 1 << 20  # the same bound as a spec file
 
 
 class CheckpointError(ArchspecError):
@@ -24,6 +31,11 @@ def is_checkpoint(spec: Any) -> bool:
 
 
 def save(model: Any, path: str | Path, spec_data: dict | None = None) -> None:
+    """Write `model`'s weights and spec. The files the model was made from (its spec, or the
+    checkpoint it was loaded from) are never overwritten."""
+    from .core.deps import require
+
+    require("torch", "safetensors", feature="saving a checkpoint")
     from safetensors.torch import save_file
 
     data = spec_data if spec_data is not None else getattr(model, "archspec_spec", None)
@@ -31,23 +43,49 @@ def save(model: Any, path: str | Path, spec_data: dict | None = None) -> None:
         raise CheckpointError("the model carries no spec; pass spec_data=")
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     metadata = {SPEC_KEY: json.dumps(data, sort_keys=True), FORMAT_KEY: FORMAT}
-    write_with(path, lambda tmp: save_file(state, str(tmp), metadata=metadata))
+    write_with(path, lambda tmp: save_file(state, str(tmp), metadata=metadata),
+               protect=getattr(model, "archspec_inputs", ()))
 
 
-def read_spec(path: str | Path) -> dict:
+def _header(path: str | Path) -> tuple[dict[str, str], dict[str, tuple[tuple[int, ...], str]]]:
+    """The metadata and, per tensor, (shape, dtype) from the file's header; no tensor data is read."""
+    from .core.deps import require
+
+    require("safetensors", feature="reading a checkpoint")
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as f:
+        check_regular(path)
+    except InputFileError as exc:
+        raise CheckpointError(str(exc)) from None
+    try:
+        with safe_open(str(path), framework="numpy") as f:
             metadata = f.metadata() or {}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path}: no such file") from None
+            tensors = {}
+            for key in f.keys():
+                piece = f.get_slice(key)
+                tensors[key] = (tuple(piece.get_shape()), str(piece.get_dtype()))
     except Exception as exc:  # safetensors raises its own error types for broken files
-        raise CheckpointError(f"{path}: not a safetensors file ({exc})") from None
+        raise CheckpointError(f"{path}: not a safetensors file ({str(exc)[:200]})") from None
+    return metadata, tensors
+
+
+def read_spec(path: str | Path) -> dict:
+    """The spec stored in the checkpoint `path`, as plain data (not yet checked)."""
+    metadata, _ = _header(path)
+    return _spec_data(path, metadata)
+
+
+def _spec_data(path: str | Path, metadata: dict[str, str]) -> dict:
     if SPEC_KEY not in metadata:
         raise CheckpointError(f"{path}: no archspec spec in the metadata (not written by `archspec build -o`?)")
+    text = metadata[SPEC_KEY]
+    if len(text) > MAX_SPEC_CHARS:
+        raise CheckpointError(f"{path}: the archspec spec in the metadata is larger than {MAX_SPEC_CHARS:,} characters")
     try:
-        data = json.loads(metadata[SPEC_KEY])
+        data = json.loads(text)
+    except RecursionError:
+        raise CheckpointError(f"{path}: the archspec spec in the metadata is nested too deeply") from None
     except ValueError as exc:
         raise CheckpointError(f"{path}: the archspec spec in the metadata is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -55,24 +93,55 @@ def read_spec(path: str | Path) -> dict:
     return data
 
 
+def load_spec(path: str | Path, metadata: dict[str, str] | None = None):
+    """The checkpoint's spec as a `Spec`, checked like a spec file, with errors naming `path`.
+    It may not `extends` or `include` other files."""
+    from .compiler import load_embedded
+
+    metadata = metadata if metadata is not None else _header(path)[0]
+    return load_embedded(_spec_data(path, metadata), str(path))
+
+
+# safetensors dtype names by kind: a float weight must be stored as floats, an integer buffer as integers.
+_FLOAT = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "float16", "bfloat16", "float32", "float64"}
+
+
+def _kind(dtype: str) -> str:
+    return "floating-point" if dtype in _FLOAT or dtype.startswith(("F", "BF", "float")) else "integer" \
+        if dtype.startswith(("I", "U", "int", "uint")) else dtype
+
+
 def load(path: str | Path, device: str = "cpu") -> Any:
-    """Rebuild the module from the spec in the checkpoint and load its weights (strictly)."""
+    """Rebuild the module from the spec in the checkpoint and load its weights (strictly).
+
+    Names, shapes and dtype kinds are checked against the header before anything is allocated."""
+    from .core.deps import require
+
+    require("torch", "safetensors", feature="loading a checkpoint")
+    import torch
     from safetensors.torch import load_file
 
     from .api import build
 
-    data = read_spec(path)
-    model = build(data, _init=False)
-    state = load_file(str(path), device=device)
+    metadata, stored = _header(path)
+    spec = load_spec(path, metadata)
+    with torch.device("meta"):
+        model = build(spec, _init=False)
     expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    extra = [k for k in state if k not in expected]
+    missing = [k for k in expected if k not in stored]
+    extra = [k for k in stored if k not in expected]
     if missing or extra:
         raise CheckpointError(
             f"{path}: the weights do not match the spec (missing {missing[:3]}, unexpected {extra[:3]})")
     for key, tensor in expected.items():
-        if tuple(state[key].shape) != tuple(tensor.shape):
-            raise CheckpointError(
-                f"{path}: tensor '{key}' has shape {tuple(state[key].shape)}, the spec needs {tuple(tensor.shape)}")
-    model.load_state_dict(state)
-    return model.to(device)
+        shape, dtype = stored[key]
+        if shape != tuple(tensor.shape):
+            raise CheckpointError(f"{path}: tensor '{key}' has shape {shape}, the spec needs {tuple(tensor.shape)}")
+        need = "floating-point" if tensor.is_floating_point() else "integer"
+        if _kind(dtype) != need:
+            raise CheckpointError(f"{path}: tensor '{key}' is stored as {dtype}, the model needs {need} values "
+                                  f"({str(tensor.dtype).removeprefix('torch.')})")
+    model = model.to_empty(device=device)
+    model.load_state_dict(load_file(str(path), device=device))
+    model.archspec_inputs = (Path(path),)
+    return model

@@ -28,11 +28,10 @@ LEADER_FROM_PT = 12  # a label this far out gets a thin line to its point
 
 
 def require_matplotlib() -> None:
-    """Fail before any analysis when matplotlib is missing."""
-    import importlib.util
+    """Fail before any analysis when matplotlib is missing (MissingDependency: exit code 3)."""
+    from .core.deps import require
 
-    if importlib.util.find_spec("matplotlib") is None:
-        raise ArchspecError("plots (compare --plot) need matplotlib: pip install 'archspec[plot]' (or pip install matplotlib)")
+    require("matplotlib", feature="--plot")
 
 
 def plot_format(path: str | Path) -> str:
@@ -195,8 +194,10 @@ def _angles(radius: float) -> list[float]:
     return [2 * math.pi * k / n for k in order]
 
 
-def plot_comparison(rows: Sequence[dict[str, Any]], path: str | Path, **options: Any) -> Path:
-    """Write the compare plot to `path` (png, svg or pdf, from the suffix), atomically."""
+def plot_comparison(rows: Sequence[dict[str, Any]], path: str | Path, protect: Sequence[str | Path] = (),
+                    **options: Any) -> Path:
+    """Write the compare plot to `path` (png, svg or pdf, from the suffix), atomically; never over
+    a file in `protect` (the specs compared)."""
     from matplotlib import pyplot as plt
 
     from .core.atomic import write_with
@@ -205,7 +206,7 @@ def plot_comparison(rows: Sequence[dict[str, Any]], path: str | Path, **options:
     fig, _, _ = comparison_figure(rows, **options)
     try:
         # bbox_inches="tight" grows the canvas to the legend and key outside the axes, never moving the axes.
-        write_with(path, lambda tmp: fig.savefig(tmp, format=fmt, bbox_inches="tight"))
+        write_with(path, lambda tmp: fig.savefig(tmp, format=fmt, bbox_inches="tight"), protect=protect)
     finally:
         plt.close(fig)
     return Path(path)

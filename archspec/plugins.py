@@ -40,6 +40,9 @@ def load_plugins(names: Iterable[str]) -> None:
             raise
         except ImportError as exc:
             raise PluginError(f"--plugin {name}: {exc}") from None
+        except SystemExit as exc:  # a plugin may not end archspec (with exit 0, and the spec never checked)
+            sys.modules.pop(f"archspec_plugin_{abs(hash(str(path.resolve())))}", None)
+            raise PluginError(f"--plugin {name}: called sys.exit({exc.code!r}) while being imported") from None
         except Exception as exc:
             sys.modules.pop(f"archspec_plugin_{abs(hash(str(path.resolve())))}", None)
             raise PluginError(f"--plugin {name}: {type(exc).__name__}: {exc}") from None

@@ -107,8 +107,14 @@ def test_variable_chains_and_expansions_are_bounded() -> None:
         load_spec(text)
     lists = "name: x\nvars:\n  l0: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
         f"  l{i}: [" + ", ".join([f"'${{l{i - 1}}}'"] * 10) + "]\n" for i in range(1, 9)) + "description: '${l8}'\n"
+    with pytest.raises(SpecError, match=r"vars.l4\[0\]: in '\$\{l3\}': result too large: more than 10000 items in all"):
+        load_spec(lists)  # l3 counts 11,111 items (lists included): refused as the expression is evaluated
+    # Each expression within its limit, the document beyond its own (20 x 1,111 values).
+    wide = "name: x\nvars:\n  l0: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
+        f"  l{i}: [" + ", ".join([f"'${{l{i - 1}}}'"] * 10) + "]\n" for i in range(1, 3)) + \
+        "description: [" + ", ".join(["'${l2}'"] * 20) + "]\n"
     with pytest.raises(SpecError, match="variables expand the document to more than 20,000 values"):
-        load_spec(lists)
+        load_spec(wide)
     assert time.monotonic() - start < 5
 
 

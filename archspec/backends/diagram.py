@@ -71,13 +71,11 @@ class DotMissing(ArchspecError):
 
 
 def _graphviz():
-    try:
-        import graphviz
-    except ModuleNotFoundError as exc:
-        if exc.name != "graphviz":
-            raise
-        raise DotMissing("diagrams need the `graphviz` Python package: pip install 'archspec[diagram]' "
-                         "(or pip install graphviz)") from None
+    from ..core.deps import require
+
+    require("graphviz", feature="drawing a diagram")
+    import graphviz
+
     return graphviz
 
 
@@ -599,20 +597,41 @@ def output_format(path: str | Path) -> str:
     return FORMATS[suffix]
 
 
-def render_bytes(source: str, fmt: str) -> bytes | None:
-    """DOT `source` drawn by Graphviz's `dot` in format `fmt` (svg, png, pdf), or None without `dot`."""
-    if shutil.which("dot") is None:
+DOT_TIMEOUT_S = 60.0
+
+
+class DotTimeout(ArchspecError):
+    """Graphviz's `dot` took longer than its time limit (a layer-level diagram of thousands of blocks)."""
+
+
+def render_bytes(source: str, fmt: str, timeout: float | None = None) -> bytes | None:
+    """DOT `source` drawn by Graphviz's `dot` in format `fmt` (svg, png, pdf), or None without `dot`.
+
+    `dot` runs at most `timeout` seconds (DOT_TIMEOUT_S by default); then DotTimeout."""
+    import subprocess
+
+    dot = shutil.which("dot")
+    if dot is None:
         return None
-    graphviz = _graphviz()
+    limit = DOT_TIMEOUT_S if timeout is None else timeout
     try:
-        return graphviz.pipe("dot", fmt, source.encode("utf-8"))
-    except graphviz.ExecutableNotFound:
-        return None
+        done = subprocess.run([dot, f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True, timeout=limit,
+                              check=False)
+    except subprocess.TimeoutExpired:
+        raise DotTimeout(f"Graphviz's `dot` did not finish drawing within {limit:g} s; draw a coarser level "
+                         "(--level block or --level stage, level= in the API), or write the DOT source "
+                         "(-o FILE.dot) and run `dot` yourself") from None
+    if done.returncode != 0:
+        message = done.stderr.decode("utf-8", errors="replace").strip().splitlines()
+        raise ArchspecError(f"Graphviz's `dot` failed: {message[-1] if message else f'exit {done.returncode}'}")
+    return done.stdout
 
 
-def render(g: graphviz.Digraph, path: str | Path, dpi: float | None = None) -> Path:
-    """Write `g` to `path` in the format its extension names, atomically; `dpi` sets a PNG's
-    resolution (Graphviz's default is 96; vector formats ignore it).
+def render(g: graphviz.Digraph, path: str | Path, dpi: float | None = None,
+           protect: Iterable[str | Path] = ()) -> Path:
+    """Write `g` to `path` in the format its extension names, atomically, never over a file in
+    `protect` (the spec drawn); `dpi` sets a PNG's resolution (Graphviz's default is 96; vector
+    formats ignore it).
 
     Without Graphviz's `dot`, the DOT source goes next to `path` (same name, `.dot`) and
     `DotMissing` says how to install Graphviz.
@@ -628,14 +647,14 @@ def render(g: graphviz.Digraph, path: str | Path, dpi: float | None = None) -> P
             g = g.copy()
             g.attr(dpi=f"{dpi:g}")
     if fmt == "dot":
-        write_atomic(path, g.source)
+        write_atomic(path, g.source, protect=protect)
         return path
     data = render_bytes(g.source, fmt)
     if data is None:
         fallback = path.with_suffix(".dot")
-        write_atomic(fallback, g.source)
+        write_atomic(fallback, g.source, protect=protect)
         raise DotMissing(f"Graphviz's `dot` program was not found, so {path} was not drawn; wrote the DOT source to "
                          f"{fallback} instead. To draw it, {INSTALL_HINT}, then run "
                          f"`dot -T{fmt} {fallback} -o {path}` or this command again.")
-    write_atomic(path, data)
+    write_atomic(path, data, protect=protect)
     return path

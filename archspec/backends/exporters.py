@@ -7,12 +7,15 @@ module; Python source is written from the IR and needs no torch at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.atomic import write_atomic, write_with
+from ..core.deps import require
 from ..core.errors import ArchspecError
 
 if TYPE_CHECKING:  # the CLI reads FORMATS to build its parser, which must not import the IR
@@ -30,20 +33,6 @@ class ExportError(ArchspecError):
     pass
 
 
-class ExportDependencyMissing(ArchspecError):
-    """A package the format needs is not installed; the CLI exits with code 3, as for Graphviz."""
-
-    exit_code = 3
-
-
-def require(*modules: str) -> None:
-    import importlib.util
-
-    missing = [m for m in modules if importlib.util.find_spec(m) is None]
-    if missing:
-        raise ExportDependencyMissing(f"this export needs {', '.join(missing)}: pip install 'archspec[export]'")
-
-
 @dataclass(frozen=True)
 class ExportFormat:
     name: str
@@ -53,10 +42,37 @@ class ExportFormat:
     help: str
 
 
-def write_python(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None) -> None:
+def write_python(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None,
+                 protect: Iterable[Path] = ()) -> None:
     from .python_source import python_source
 
-    write_atomic(path, python_source(net))
+    write_atomic(path, python_source(net), protect=protect)
+
+
+def machine_memory() -> int:
+    """Bytes of physical memory (16 GiB where the system does not say)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return 16 << 30
+
+
+def check_memory(net: Network, batch: int, model: Any = None, limit: int | None = None) -> None:
+    """Refuse, before allocating anything, a traced export that cannot fit in memory: the weights
+    (unless `model` exists already) plus the example input and every activation of one pass,
+    in float32, for the example batch (from the analysis; an upper bound)."""
+    from ..analysis.report import analyze_network
+
+    limit = machine_memory() if limit is None else limit
+    report = analyze_network(net, dtype_bytes=4, batch=batch)
+    weights = 0 if model is not None else (report.params + report.buffers) * 4
+    example = batch * 4 * math.prod(net.input_shape)
+    total = weights + example + report.activation_bytes
+    if total > limit:
+        shape = "x".join(map(str, net.input_shape))
+        raise ExportError(f"tracing a batch of {batch} at {shape} needs about {total / (1 << 30):,.1f} GiB "
+                          f"(weights, example input and activations), more than this machine's "
+                          f"{limit / (1 << 30):,.1f} GiB; use a smaller --batch or --input")
 
 
 def _example(net: Network, model: Any, batch: int) -> Any:
@@ -91,11 +107,13 @@ def trace(net: Network, model: Any, batch: int = 2) -> Any:
         model.train(training)  # the caller's module is left as it was
 
 
-def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None) -> None:
-    """ONNX through torch's exporter, with a dynamic batch axis named `batch`."""
-    require("onnx", "onnxscript")
-    if opset is not None and opset < MIN_OPSET:
-        raise ExportError(f"opset {opset}: torch's ONNX exporter writes opset {MIN_OPSET} or newer")
+def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None,
+               protect: Iterable[Path] = ()) -> None:
+    """ONNX through torch's exporter, with a dynamic batch axis named `batch`. The file is
+    checked to carry the opset asked for (the exporter may quietly write another)."""
+    require("onnx", "onnxscript", feature="ONNX export")
+    import onnx
+
     import torch
 
     program = program if program is not None else trace(net, model, batch)
@@ -106,17 +124,23 @@ def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | No
     def save(tmp: Path) -> None:
         torch.onnx.export(program, (x,), str(tmp), input_names=[INPUT_NAME], output_names=outputs, dynamo=True,
                           dynamic_shapes=_dynamic_batch(), external_data=False, verbose=False, **options)
+        if opset is not None:
+            written = {o.domain: o.version for o in onnx.load(str(tmp), load_external_data=False).opset_import}
+            if written.get("", written.get("ai.onnx")) != opset:
+                raise ExportError(f"opset {opset}: torch's exporter wrote opset {written.get('')} instead; "
+                                  "nothing was written")
 
-    _quietly(lambda: write_with(path, save))
+    _quietly(lambda: write_with(path, save, protect=protect))
 
 
-def write_pt2(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None) -> None:
+def write_pt2(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None,
+              protect: Iterable[Path] = ()) -> None:
     """A `torch.export` program with a dynamic batch dimension; load it with `torch.export.load`."""
     import torch
 
     program = program if program is not None else trace(net, model, batch)
     # torch.export.save wants a name ending in .pt2 (or a buffer, which costs a copy of the weights)
-    write_with(path, lambda tmp: torch.export.save(program, str(tmp)), suffix=".pt2")
+    write_with(path, lambda tmp: torch.export.save(program, str(tmp)), suffix=".pt2", protect=protect)
 
 
 def _quietly(action: Callable[[], None]) -> None:

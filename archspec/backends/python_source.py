@@ -564,25 +564,42 @@ class _Family:
     instance: dict[int, tuple[ClassDesign, int]]  # graph id -> (design, member index)
 
 
+def _signature(m: Member) -> str:
+    """What `design_class` compares: step names, their keys and wiring, the output; not the
+    constructor values (those become arguments). Members with equal signatures can always share
+    a class, and whether a set of members can depends only on its set of signatures."""
+    steps = tuple((s.name, _step_key(s), tuple(m.input_names(s))) for s in m.plan.steps)
+    return repr((steps, m.output_name))
+
+
 def _designs(name: str, graphs: list[Graph], taken: set[str]) -> _Family:
-    """Classes for graphs of one kind: as few as the rule in the module docstring allows."""
-    members = [Member(plan_graph(g), g.in_shape[0], g.out_shape[0]) for g in graphs]
-    pending = list(range(len(graphs)))
+    """Classes for graphs of one kind: as few as the rule in the module docstring allows.
+
+    The greedy grouping runs over distinct signatures (a few per family), not over blocks, so a
+    spec of thousands of blocks costs one plan per distinct graph and one pass to write."""
+    unique: dict[int, Graph] = {id(g): g for g in graphs}  # a stage repeats one Graph object
+    members = {k: Member(plan_graph(g), g.in_shape[0], g.out_shape[0]) for k, g in unique.items()}
+    by_signature: dict[str, list[int]] = {}
+    for k, m in members.items():
+        by_signature.setdefault(_signature(m), []).append(k)
+    position = {k: i for i, k in enumerate(members)}
+    pending = list(by_signature)  # in block order of first appearance
     family = _Family([], {})
     while pending:
         # The largest prefix-free set that one class can write, grown greedily in block order.
         chosen = [pending[0]]
-        for i in pending[1:]:
-            if design_class("", [members[j] for j in chosen + [i]]) is not None:
-                chosen.append(i)
+        for sig in pending[1:]:
+            if design_class("", [members[by_signature[s][0]] for s in chosen + [sig]]) is not None:
+                chosen.append(sig)
+        keys = sorted((k for s in chosen for k in by_signature[s]), key=position.__getitem__)
         class_name = _unique(name, taken)
         taken.add(class_name)
-        design = design_class(class_name, [members[j] for j in chosen])
+        design = design_class(class_name, [members[k] for k in keys])
         assert design is not None
         family.designs.append(design)
-        for k, j in enumerate(chosen):
-            family.instance[id(graphs[j])] = (design, k)
-        pending = [i for i in pending if i not in chosen]
+        for index, k in enumerate(keys):
+            family.instance[k] = (design, index)
+        pending = [s for s in pending if s not in chosen]
     return family
 
 

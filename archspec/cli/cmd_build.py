@@ -6,7 +6,7 @@ import argparse
 
 import sys
 
-from .common import add_input_option, add_spec_options, human, load, print_json, shape_text, table
+from .common import add_input_option, add_spec_options, human, load, param_limit, print_json, shape_text, table
 
 EXAMPLE = """\
 example:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_spec_options(p)
     p.add_argument("-o", "--output", metavar="FILE.safetensors",
                    help="save the initialised weights, with the resolved spec in the file's metadata")
-    p.add_argument("--max-params", type=float, default=2e9, metavar="N",
+    p.add_argument("--max-params", type=param_limit, default=2e9, metavar="N",
                    help="refuse networks with more parameters than this (default: 2e9)")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
     p.set_defaults(run=run)
@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from ..spec.load import check_params_limit
 
     spec = load(args.spec, args)
+    if args.output:
+        from ..core.atomic import output_target
+
+        output_target(args.output, spec.files)  # refused before any work: a device, a directory, the spec
     report = analyze_network(spec.network())
     check_params_limit(report.params, args.max_params, spec)
 

@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from ..plotting import plot_comparison
 
-        plot_comparison(rows, args.plot, x=x, y=y, title=args.title, lower=args.lower)
+        plot_comparison(rows, args.plot, protect=args.specs, x=x, y=y, title=args.title, lower=args.lower)
     if args.json:
         print_json(rows)
     else:

@@ -55,14 +55,18 @@ def run(args: argparse.Namespace) -> int:
         if args.format and args.format != fmt:
             raise ArchspecError(f"--format {args.format} disagrees with the extension of {args.output}")
     spec = load(args.spec, args)
+    output = args.output or f"{spec.name}.{args.format or 'svg'}"
+    if output != "-":
+        from ..core.atomic import output_target
+
+        output_target(output, spec.files)  # a device, a directory or the spec itself: refused before any work
     graph = diagram_network(spec.network(), level=args.level, show=args.show, rankdir=args.rankdir)
-    if args.output == "-":
+    if output == "-":
         sys.stdout.write(graph.source)
         return 0
-    output = args.output or f"{spec.name}.{args.format or 'svg'}"
     from ..progress import status
 
     with status(f"diagram {spec.name}: drawing {output} with Graphviz"):
-        path = render(graph, output, dpi=args.dpi)
+        path = render(graph, output, dpi=args.dpi, protect=spec.files)
     print(f"wrote {path}", file=sys.stderr)
     return 0

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..core.errors import ArchspecError, SpecError
-from .common import add_input_option, add_spec_options, load, print_json
+from ..core.errors import ArchspecError, SpecError, printable
+from .common import add_input_option, add_spec_options, load, param_limit, print_json
 
 EXAMPLE = """\
 example:
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("specs", nargs="+", metavar="SPEC")
     add_input_option(p)
     add_spec_options(p)
-    p.add_argument("--max-params", type=float, default=2e9, metavar="N",
+    p.add_argument("--max-params", type=param_limit, default=2e9, metavar="N",
                    help="refuse networks with more parameters than this (default: 2e9)")
     p.add_argument("--json", action="store_true", help="print one result per spec as JSON")
     p.set_defaults(run=run)
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             check_params_limit(report.params, args.max_params, spec)
             results.append({"spec": path, "ok": True, "params": report.params})
             if not args.json:
-                print(f"{path}: ok ({spec.name}, {report.params:,} parameters)")
+                print(printable(f"{path}: ok ({spec.name}, {report.params:,} parameters)"))
         except SpecError as exc:
             if args.debug:
                 raise
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
             failed = True
             results.append({"spec": path, "ok": False, "errors": [f"{path}: {exc}"]})
             if not args.json:
-                print(f"{path}: {exc}", file=sys.stderr)
+                print(printable(f"{path}: {exc}"), file=sys.stderr)
     if args.json:
         print_json(results)
     return 2 if failed else 0

@@ -40,6 +40,17 @@ def add_analysis_options(p: argparse.ArgumentParser) -> None:
                    help="value type for the activation memory (default: float32)")
 
 
+def param_limit(text: str) -> float:
+    """`--max-params`: a positive number (`2e9`, `inf` for no limit); argparse reports anything else."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:  # refuses nan too
+        raise argparse.ArgumentTypeError(f"must be a positive number (or inf), got {text!r}")
+    return value
+
+
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     from ..spec.resolve import parse_assignment
 
@@ -53,9 +64,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         try:
             out.update(_input_overrides(args.input))
         except ValueError as exc:
-            from ..core.errors import ArchspecError
+            from ..core.errors import ArgumentError
 
-            raise ArchspecError(f"--input: {exc}") from None
+            raise ArgumentError(f"--input: {exc}") from None
     return out
 
 

@@ -1,17 +1,22 @@
 """`archspec` entry point: parses arguments, calls the API, maps errors to exit codes.
 
 Exit codes: 0 success, 1 internal error, 2 bad spec or bad input, 3 a missing
-external tool (Graphviz's `dot`).
+optional package or external tool (Graphviz's `dot`), 130 Ctrl-C, 143 SIGTERM.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import signal
 import sys
 import textwrap
+import threading
+from collections.abc import Iterator
 
-from ..core.errors import ArchspecError, SpecError
+from ..core.deps import as_missing
+from ..core.errors import ArchspecError, SpecError, printable
 
 # One module `cmd_<name>.py` per command, each with `register(subparsers)`.
 COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "schema", "sweep"]
@@ -64,7 +69,35 @@ def _version() -> str:
     return __version__
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised where the program is, so that `finally` blocks (temporary files) run."""
+
+
+@contextlib.contextmanager
+def _terminate_as_exception() -> Iterator[None]:
+    """While a command runs, SIGTERM unwinds like Ctrl-C does instead of killing the process outright."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _error(text: str) -> None:
+    print(printable(text, keep="\n"), file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. The one place where exceptions become exit codes: 2 for a bad spec or
+    bad input (one located line, no traceback), 3 for a missing optional package or tool,
+    130 / 143 for Ctrl-C / SIGTERM, 1 for a bug in archspec."""
     top = parser()
     args = top.parse_args(argv)
     if not getattr(args, "run", None):
@@ -74,27 +107,37 @@ def main(argv: list[str] | None = None) -> int:
 
     set_quiet(args.quiet)
     try:
-        return int(args.run(args) or 0)
+        with _terminate_as_exception():
+            return int(args.run(args) or 0)
     except SpecError as exc:
         if args.debug:
             raise
-        print(str(exc), file=sys.stderr)
+        _error(str(exc))
         return 2
     except ArchspecError as exc:
         if args.debug:
             raise
-        print(f"archspec: error: {exc}", file=sys.stderr)
+        _error(f"archspec: error: {exc}")
         return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
-        print("archspec: interrupted", file=sys.stderr)
+        _error("archspec: interrupted")
         return 130
+    except Terminated:
+        _error("archspec: terminated")
+        return 143
     except BrokenPipeError:
         return 0
+    except ModuleNotFoundError as exc:  # an optional package imported without deps.require: still exit 3
+        found = as_missing(exc, f"archspec {args.command}")
+        if found is None or args.debug:
+            raise
+        _error(f"archspec: error: {found}")
+        return 3
     except Exception as exc:  # an archspec bug, not a user error
         if args.debug:
             raise
-        print(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
-              f"(run with --debug for the traceback, and please report it)", file=sys.stderr)
+        _error(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
+               f"(run with --debug for the traceback, and please report it)")
         return 1
 
 

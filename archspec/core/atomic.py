@@ -1,31 +1,94 @@
-"""Atomic file output: after any failure the previous file is intact and no partial file is left."""
+"""Atomic file output, with the promises of docs/errors.md.
+
+Outputs go to a temporary file beside the target and are moved into place in one rename, so
+after any failure (an exception, Ctrl-C, SIGTERM under the CLI) the previous file is intact and
+no partial file is left. Only a regular file (or a new name) is ever replaced: a device, a named
+pipe, a socket or a directory is refused; a symlink is written *through* (its target is
+replaced, the link stays), as the shell's `>` does. A file the output was made from
+(`protect`) is never the output.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from collections.abc import Callable, Iterator
+
+from .errors import ArchspecError
+from .reading import kind_of
+
+PathLike = str | os.PathLike
+
+
+class OutputError(ArchspecError):
+    """An output path archspec will not (or cannot) write; the CLI exits with code 2."""
+
+
+def _stat_or_none(path: PathLike) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+def output_target(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
+    """The file an output to `path` replaces: `path` itself, or what a symlink there points to.
+
+    Raises OutputError for an empty name, a symlink loop, anything but a regular file, and a
+    file in `protect` (the inputs: a spec is never overwritten by what was made from it).
+    """
+    text = os.fspath(path)
+    if not str(text).strip():
+        raise OutputError("the output file name is empty")
+    try:
+        # Writing through symlinks: the link's target is replaced, the link stays a link.
+        target = Path(os.path.realpath(text, strict=False))
+        if os.path.islink(target):  # realpath stops at a loop
+            raise OutputError(f"{text}: a symlink loop; not writing through it")
+        st = _stat_or_none(target)
+    except OSError as exc:
+        raise OutputError(f"{text}: cannot write: {exc.strerror or exc}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise OutputError(f"{text}: is {kind_of(st.st_mode)}; archspec writes only regular files (choose a file name)")
+    if st is not None:
+        for item in protect:
+            other = _stat_or_none(item)
+            if other is not None and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                raise OutputError(f"{text}: is an input of this command ({item}); an input is never overwritten, "
+                                  "choose another output name")
+    return target
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` in one rename.
+def atomic_path(path: PathLike, suffix: str = "", protect: Iterable[PathLike] = ()) -> Iterator[Path]:
+    """Yield a temporary path beside the target; on success it replaces the target in one rename.
 
     `suffix` ends the temporary name, for writers that insist on one (torch.export: `.pt2`).
+    See `output_target` for what is refused. OS errors (a read-only folder, a name too long,
+    a full disk) become OutputError naming `path`.
     """
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=parent)
-    os.close(fd)
+    target = output_target(path, protect)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name[:64]}.", suffix=f".tmp{suffix}", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise OutputError(f"{os.fspath(path)}: cannot write: {exc.strerror or exc}") from None
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         # mkstemp creates 0600 files; give the result the mode a plain open() would (or keep the old file's).
-        os.chmod(tmp_path, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
-        os.replace(tmp_path, path)
+        old = _stat_or_none(target)
+        os.chmod(tmp_path, old.st_mode & 0o777 if old is not None else 0o666 & ~_umask())
+        output_target(path, protect)  # the target may have changed while the output was made
+        os.replace(tmp_path, target)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise OutputError(f"{os.fspath(path)}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -38,15 +101,16 @@ def _umask() -> int:
     return mask
 
 
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    with atomic_path(path) as tmp:
+def write_atomic(path: PathLike, data: bytes | str, protect: Iterable[PathLike] = ()) -> None:
+    with atomic_path(path, protect=protect) as tmp:
         if isinstance(data, str):
             tmp.write_text(data, encoding="utf-8")
         else:
             tmp.write_bytes(data)
 
 
-def write_with(path: str | Path, writer: Callable[[Path], None], suffix: str = "") -> None:
+def write_with(path: PathLike, writer: Callable[[Path], None], suffix: str = "",
+               protect: Iterable[PathLike] = ()) -> None:
     """Let `writer` write to a temporary file (named ending in `suffix`), then move it into place."""
-    with atomic_path(path, suffix) as tmp:
+    with atomic_path(path, suffix, protect) as tmp:
         writer(tmp)

@@ -57,11 +57,43 @@ class Problem:
         text = f"{where}: {what}: {self.message}" if what else f"{where}: {self.message}"
         if len(self.chain) > 1:
             text += f" (via extends: {' -> '.join(self.chain)})"
+        return printable(text)  # keys and names come from the input: no terminal escapes, one line
+
+
+def printable(text: str, keep: str = "") -> str:
+    """`text` with control and format characters (ESC, CR, newlines, bidi overrides) written as
+    escapes (`\\x1b`), so that a name taken from a spec cannot retitle, clear or rewrite a
+    terminal, or split one message into several lines. Characters in `keep` stay as they are."""
+    if text.isprintable() and not keep:
         return text
+    out = []
+    for ch in text:
+        if ch in keep or ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1] if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
+    return "".join(out)
 
 
 class ArchspecError(Exception):
     """Base class of every error archspec raises on purpose."""
+
+
+class ArgumentError(ArchspecError, ValueError):
+    """A bad argument to an API function or a command-line option (`batch=0`, `dtype="int3"`)."""
+
+
+class MissingDependency(ArchspecError, ModuleNotFoundError):
+    """An optional package a feature needs is not installed; the CLI exits with code 3.
+
+    Also a `ModuleNotFoundError`, so code that catches ImportError keeps working."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, name: str | None = None):
+        ArchspecError.__init__(self, message)
+        self.msg = message
+        self.name = name
 
 
 MAX_SHOWN_PROBLEMS = 50

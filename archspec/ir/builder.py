@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.errors import SpecPath
+from ..core.errors import ArchspecError, SpecPath
 from .graph import INPUT, Graph, Node, input_index
 from .op import Op, OpDefaults, Shape, ShapeError, op_class
 
@@ -107,9 +107,16 @@ def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
     return shape
 
 
+class NodeLimitError(ArchspecError):
+    """More nodes were emitted than the builder's budget allows (checked as each is emitted,
+    so a block that expands exponentially stops at the limit, not after the work)."""
+
+
 class GraphBuilder:
     def __init__(self, in_shape: Shape, defaults: OpDefaults | None = None, origin: SpecPath = (),
-                 more_inputs: Sequence[Shape] = ()):
+                 more_inputs: Sequence[Shape] = (), max_nodes: int | None = None):
+        """`max_nodes`: how many nodes this graph may hold (None: no limit)."""
+        self.max_nodes = max_nodes
         self.in_shape = tuple(in_shape)
         self.more_inputs = tuple(tuple(s) for s in more_inputs)
         self.defaults = defaults if defaults is not None else OpDefaults()
@@ -180,6 +187,8 @@ class GraphBuilder:
             if fields:
                 op = op.model_copy(update=fields)
             cls = type(op)
+        if self.max_nodes is not None and len(self.nodes) >= self.max_nodes:
+            raise NodeLimitError(f"more than {self.max_nodes:,} layers")
         arity = cls.arity
         if arity is not None and len(inputs) != arity:
             raise ShapeError(f"{cls.kind} takes {arity} input(s), got {len(inputs)}")

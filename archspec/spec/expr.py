@@ -15,6 +15,7 @@ import ast
 import math
 import operator
 import re
+import reprlib
 from functools import lru_cache
 from typing import Any
 from collections.abc import Callable, Mapping
@@ -132,27 +133,54 @@ _COMPARE = {
 }
 
 
-def _bounded(value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ExprError(f"the result is not a finite number ({value})")
-    if isinstance(value, (int, float)) and abs(value) > MAX_ABS_INT:
-        raise ExprError(f"number too large: more than {MAX_ABS_INT}")
-    if isinstance(value, (str, list, tuple)) and len(value) > MAX_RESULT_ITEMS:
-        raise ExprError(f"result too long: more than {MAX_RESULT_ITEMS} items")
-    return value
+def value_size(value: Any, memo: dict[int, tuple[Any, int]] | None = None) -> int:
+    """The size of `value` as printing or comparing it walks it: every item of every nested
+    list or mapping, a shared list counted each time it appears, a string by its characters.
+    Counting stops just past MAX_RESULT_ITEMS, and `memo` (by identity) makes `[[x] * 100] * 100`
+    cost its distinct lists, not their 10,000 expanded items."""
+    if isinstance(value, str):
+        return max(1, len(value))
+    if not isinstance(value, (list, tuple, dict)):
+        return 1
+    memo = {} if memo is None else memo
+    hit = memo.get(id(value))
+    if hit is not None and hit[0] is value:
+        return hit[1]
+    total = 1
+    items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+    for item in items:
+        total += value_size(item, memo)
+        if total > MAX_RESULT_ITEMS:
+            break
+    memo[id(value)] = (value, total)  # the entry keeps `value` alive, so its id stays its own
+    return total
 
 
 class _Evaluator:
     def __init__(self, lookup: Callable[[str], Any]):
         self.lookup = lookup
+        self.sizes: dict[int, tuple[Any, int]] = {}
 
     def eval(self, node: ast.AST) -> Any:
         method = getattr(self, f"_{type(node).__name__}", None)
         if method is None:
             raise ExprError(f"'{type(node).__name__}' is not allowed in an expression")
-        return _bounded(method(node))
+        return self.bounded(method(node))
+
+    def size(self, value: Any) -> int:
+        return value_size(value, self.sizes)
+
+    def bounded(self, value: Any) -> Any:
+        """`value`, if within the limits at every level of nesting (not just the top)."""
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ExprError(f"the result is not a finite number ({value})")
+        if isinstance(value, (int, float)) and abs(value) > MAX_ABS_INT:
+            raise ExprError(f"number too large: more than {MAX_ABS_INT}")
+        if isinstance(value, (str, list, tuple, dict)) and self.size(value) > MAX_RESULT_ITEMS:
+            raise ExprError(f"result too large: more than {MAX_RESULT_ITEMS} items in all")
+        return value
 
     def _Expression(self, node: ast.Expression) -> Any:
         return self.eval(node.body)
@@ -200,8 +228,8 @@ class _Evaluator:
             raise ExprError("'%' works on numbers only (string formatting is not supported)")
         if isinstance(node.op, ast.Mult):
             seq, count = (left, right) if isinstance(left, (str, list)) else (right, left)
-            if isinstance(seq, (str, list)) and isinstance(count, int) and count * len(seq) > MAX_RESULT_ITEMS:
-                raise ExprError(f"result too long: more than {MAX_RESULT_ITEMS} items")
+            if isinstance(seq, (str, list)) and isinstance(count, int) and count * self.size(seq) > MAX_RESULT_ITEMS:
+                raise ExprError(f"result too large: more than {MAX_RESULT_ITEMS} items in all")
         try:
             return op(left, right)
         except (TypeError, ZeroDivisionError, OverflowError) as exc:
@@ -261,8 +289,13 @@ class _Evaluator:
             raise ExprError(f"{node.func.id}(): {exc}") from None
 
 
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 4, 30, 30
+
+
 def _short(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr for messages: never walks more than a few items of a big value."""
+    text = _REPR.repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 

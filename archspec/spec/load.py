@@ -6,13 +6,14 @@ Nothing here imports torch; analysis, diagrams and validation stop at the IR.
 from __future__ import annotations
 
 import copy
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from ..core.errors import LimitError, Location, Problem, SpecError, did_you_mean
+from ..core.errors import ArgumentError, LimitError, Location, Problem, SpecError, did_you_mean
 from ..ir.graph import Network
 from .lower import LoweringError, lower
 from .models import SpecModel
@@ -43,6 +44,12 @@ class Spec:
     @property
     def source(self) -> str:
         return self.locator.root
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every file the spec was read from (itself, its `extends` parents, its includes):
+        the inputs that no output may overwrite."""
+        return tuple(Path(f) for f in self.locator.files)
 
     def network(self, hints: bool = True) -> Network:
         """The IR, lowered once and cached. `hints=False` leaves out of an error what costs
@@ -77,15 +84,26 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
             zoo_path = zoo.path_of(spec)
             if zoo_path is not None:
                 return resolve_source(read_file(zoo_path), overrides)
-            if path.exists():  # a directory or a device: read_file says what is wrong with it
+            if os.path.lexists(path):  # a directory, a device, a symlink loop: read_file says what is wrong
                 return resolve_source(read_file(path), overrides)
-            if ":" not in spec:
+            if not _looks_like_yaml(spec):
                 if "/" in spec or "\\" in spec:
                     raise SpecError(Problem("no such file", (), Location(spec)))
                 hint = did_you_mean(spec.removesuffix(".yaml"), zoo.names())
                 raise SpecError(Problem(f"no such file, and no zoo network of that name{hint}", (), Location(spec)))
         return resolve_source(parse_text(spec, "<string>"), overrides)
-    raise TypeError(f"a spec is a path, a YAML string, a dict or a Spec, not {type(spec).__name__}")
+    raise SpecTypeError(f"a spec is a path, a YAML string, a dict or a Spec, not {type(spec).__name__}")
+
+
+class SpecTypeError(ArgumentError, TypeError):
+    """A spec argument of a type archspec cannot read (an int, a list, a module)."""
+
+
+def _looks_like_yaml(line: str) -> bool:
+    """Whether one line of text is YAML (`{name: x, ...}`, `name: x`) rather than a file or zoo name
+    (`no:such.yaml`, `C:\\nets\\a.yaml` are names: a YAML mapping needs ': ' or braces)."""
+    text = line.strip()
+    return text.startswith("{") or ": " in text or text.endswith(":")
 
 
 def from_document(doc: Document) -> Spec:
@@ -96,6 +114,12 @@ def from_document(doc: Document) -> Spec:
 def load_spec(spec: Any, **overrides: Any) -> Spec:
     """Parse, resolve and validate a spec from a path, zoo name, YAML text, dict or Spec."""
     return from_document(_document(spec, _flatten_overrides(overrides)))
+
+
+def load_embedded(data: dict, name: str) -> Spec:
+    """A spec stored inside another file (a checkpoint's metadata): errors name `name`, and it
+    may not read files (`extends`, `include`), so a crafted file cannot read the machine's."""
+    return from_document(resolve_data(data, name, sandbox=f"a spec embedded in {name}"))
 
 
 def _lower_located(spec: Spec, hints: bool = True) -> Network:

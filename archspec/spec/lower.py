@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from .families import BlockContext
 from ..core.errors import ArchspecError, SpecPath
-from ..ir.builder import GraphBuilder, NodeShapeError
+from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError
 from ..ir.graph import AuxHead, Block, Graph, Network, Stage
 from ..ir.keys import frozen
 from ..ir.op import Op, OpDefaults, Shape
@@ -151,10 +151,12 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
             key = None if family_key is None else (family_key, shape, stage_defaults, origin)
             graph = _BLOCKS.find(key, context)
             if graph is None:
-                b = GraphBuilder(shape, stage_defaults, origin)
+                b = GraphBuilder(shape, stage_defaults, origin, max_nodes=MAX_NODES - count)
                 ctx = _ContextReads(**context)
                 try:
                     out = st.emit(b, b.input, ctx)
+                except NodeLimitError:
+                    raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True) from None
                 except NodeShapeError as exc:
                     where = f"block {r} of {st.repeat}, " if st.repeat > 1 else ""
                     raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin,

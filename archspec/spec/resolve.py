@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from ..core.errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
 from .list_edits import find_item, no_item
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
-from .source import MAX_NODES, Source, parse_text, read_file
+from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, parse_text, read_file
 
 MAX_EXTENDS_DEPTH = 16
 
@@ -33,10 +33,12 @@ class Locator:
     keys: dict[SpecPath, Location] = field(default_factory=dict)
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     root: str = "<spec>"
+    files: list[str] = field(default_factory=list)  # every file read: the spec, its parents, its includes
 
     @classmethod
     def of(cls, source: Source, chain: tuple[str, ...]) -> "Locator":
-        return cls(dict(source.values), dict(source.keys), {source.name: chain}, source.name)
+        files = [] if source.name.startswith("<") else [source.name]
+        return cls(dict(source.values), dict(source.keys), {source.name: chain}, source.name, files)
 
     def where(self, path: SpecPath, key: bool = False) -> Location:
         path = tuple(path)
@@ -73,6 +75,7 @@ class Locator:
             self.keys[p] = loc
         self.chains.update(child.chains)
         self.root = child.root
+        self.files = child.files + [f for f in self.files if f not in child.files]
 
 
 def _merge(parent: Any, child: Any, path: SpecPath, locator: Locator, edits: Locator | None = None) -> Any:
@@ -113,6 +116,8 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
         raise SpecError(locator.problem(f"'{ref}' is a directory, not a spec file", ("extends",)))
     if candidate.exists():
         return candidate
+    if candidate.is_symlink():  # a dangling link or a loop: exists() follows it and fails
+        raise SpecError(locator.problem(f"'{ref}' is a symlink to nothing readable (dangling, or a loop)", ("extends",)))
     from .. import zoo
 
     zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
@@ -123,11 +128,19 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
     raise SpecError(locator.problem(f"no spec '{ref}'{hint}; looked in {base} and in the zoo", ("extends",)))
 
 
-def load_document(source: Source, chain: tuple[str, ...] = ()) -> tuple[dict, Locator]:
-    """The merged document of `source` and its extends chain, with locations."""
+def load_document(source: Source, chain: tuple[str, ...] = (), sandbox: str | None = None) -> tuple[dict, Locator]:
+    """The merged document of `source` and its extends chain, with locations.
+
+    `sandbox` (what the spec is, e.g. "a spec embedded in a checkpoint") forbids reading
+    other files: `extends` and `include` are errors, so the spec sees nothing of the machine."""
     chain = chain + (source.name,)
     locator = Locator.of(source, chain)
     data = dict(source.data)
+    if sandbox is not None:
+        for key in ("extends", "include"):
+            if key in data:
+                raise SpecError(locator.problem(f"{sandbox} cannot read other files: `{key}` is not allowed here",
+                                                (key,), key=True))
     include_blocks(data, source.name, locator, () if source.name.startswith("<") else (str(Path(source.name).resolve()),))
     ref = data.pop("extends", None)
     if ref is None:
@@ -184,6 +197,7 @@ def include_blocks(data: dict, name: str, locator: Locator, stack: tuple[str, ..
         if key in stack or len(stack) >= MAX_EXTENDS_DEPTH:
             raise SpecError(locator.problem(f"include cycle: {' -> '.join(stack + (str(path),))}", at))
         source = read_file(path)
+        locator.files.append(source.name)
         inner = Locator.of(source, ())
         extra = sorted(set(source.data) - set(INCLUDABLE_KEYS))
         if extra:
@@ -241,9 +255,13 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
     data = dict(data)
     for key, value in overrides.items():
         path = _split_key(key)
-        where = Location(f"--set {key}")
+        where = Location(f"--set {key[:80] + '...' if len(key) > 80 else key}")
         if not path:
             raise SpecError(Problem("empty override key", (), where))
+        if len(path) > MAX_DEPTH:
+            raise SpecError(Problem(f"the key is nested deeper than {MAX_DEPTH} levels", (), where))
+        if path[0] in ("extends", "include"):  # read before overrides apply: setting them would do nothing
+            raise SpecError(Problem(f"'{path[0]}' cannot be overridden; write it in the spec file", (), where))
         target: Any = data
         resolved: list[str | int] = []
         for part in path[:-1]:
@@ -392,8 +410,9 @@ class Document:
     locator: Locator
 
 
-def resolve_source(source: Source, overrides: Mapping[str, Any] | None = None) -> Document:
-    data, locator = load_document(source)
+def resolve_source(source: Source, overrides: Mapping[str, Any] | None = None,
+                   sandbox: str | None = None) -> Document:
+    data, locator = load_document(source, sandbox=sandbox)
     return resolve_loaded(data, locator, overrides, copy_locator=False)
 
 
@@ -403,13 +422,18 @@ def resolve_loaded(data: dict, locator: Locator, overrides: Mapping[str, Any] | 
     changes, unless copy_locator is False): a sweep loads its base spec once and resolves
     each sample from it."""
     if copy_locator:
-        locator = Locator(dict(locator.values), dict(locator.keys), dict(locator.chains), locator.root)
+        locator = Locator(dict(locator.values), dict(locator.keys), dict(locator.chains), locator.root,
+                          list(locator.files))
     if overrides:
+        check_plain(overrides, "<overrides>")
         data = apply_overrides(data, {k: copy.deepcopy(v) for k, v in overrides.items()}, locator)
     return Document(interpolate(data, locator), locator)
 
 
-def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] | None = None) -> Document:
-    """Resolve an in-memory spec (already plain data): no file locations, paths only."""
+def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] | None = None,
+                 sandbox: str | None = None) -> Document:
+    """Resolve an in-memory spec (already plain data): no file locations, paths only.
+    It meets the limits of a file (nesting, number of values) before anything walks it."""
+    check_plain(data, name)
     source = Source(copy.deepcopy(data), name, {(): Location(name)})
-    return resolve_source(source, overrides)
+    return resolve_source(source, overrides, sandbox)

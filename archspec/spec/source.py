@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import Location, Problem, SpecError, SpecPath
+from ..core.reading import InputFileError, read_regular
 
 MAX_FILE_BYTES = 1 << 20  # 1 MiB: a spec is a page of text, not a data set.
 MAX_NODES = 20_000  # values in a spec, aliases counted each time they are used (zoo specs: a few hundred)
@@ -277,17 +278,33 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
     return source
 
 
+def check_plain(data: Any, name: str) -> None:
+    """Refuse in-memory data (a dict, checkpoint metadata) beyond the limits of a spec file:
+    nesting deeper than MAX_DEPTH, more than MAX_NODES values. Walked without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    count = 0
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise SpecError(Problem(f"nested deeper than {MAX_DEPTH} levels", (), Location(name)))
+        if count > MAX_NODES:
+            raise SpecError(Problem(f"the spec has more than {MAX_NODES:,} values; a spec is a page of text",
+                                    (), Location(name)))
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def read_file(path: str | Path) -> Source:
+    """Parse the spec file `path`: a regular file, read only up to the size limit."""
     path = Path(path)
-    try:
-        with path.open("rb") as f:  # bounded: /dev/zero or a huge file must not fill memory
-            raw = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise SpecError(Problem("no such file", (), Location(str(path)))) from None
-    except IsADirectoryError:
-        raise SpecError(Problem("is a directory, not a spec file", (), Location(str(path)))) from None
-    except OSError as exc:
-        raise SpecError(Problem(f"cannot read: {exc.strerror}", (), Location(str(path)))) from None
+    try:  # bounded: /dev/zero or a huge file must not fill memory; a named pipe must not block
+        raw = read_regular(path, MAX_FILE_BYTES)
+    except InputFileError as exc:
+        reason = exc.reason.replace("not a regular file", "not a spec file")
+        raise SpecError(Problem(reason, (), Location(str(path)))) from None
     if len(raw) > MAX_CACHED_BYTES:
         return parse_text(raw, str(path))
     key = (str(path), raw)

@@ -1,0 +1,74 @@
+"""Reading input files: only regular files (a named pipe would block forever, a device never
+end), and never more than a bound."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .errors import ArchspecError
+
+PathLike = str | os.PathLike
+
+
+class InputFileError(ArchspecError):
+    """An input that is not a readable regular file of bounded size. `reason` omits the path."""
+
+    def __init__(self, path: PathLike, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+
+
+def kind_of(mode: int) -> str:
+    """`a directory`, `a named pipe`, ... for what a stat mode describes (`a regular file` for one)."""
+    for test, word in _KINDS:
+        if test(mode):
+            return word
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def check_regular(path: PathLike) -> os.stat_result:
+    """The stat of `path` if it is a regular file; InputFileError otherwise (missing, a pipe, ...)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputFileError(path, f"is {kind_of(st.st_mode)}, not a regular file")
+    return st
+
+
+def read_regular(path: PathLike, max_bytes: int) -> bytes:
+    """At most `max_bytes + 1` bytes of the regular file `path` (one more than allowed tells the
+    caller it is too large). Opened without blocking, so a named pipe is refused, not waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise InputFileError(path, "no such file") from None
+    except IsADirectoryError:
+        raise InputFileError(path, "is a directory, not a regular file") from None
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise InputFileError(path, f"is {kind_of(mode)}, not a regular file")
+        chunks, left = [], max_bytes + 1
+        while left > 0:
+            chunk = os.read(fd, min(left, 1 << 20))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
