@@ -143,7 +143,7 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     the batch axis stays dynamic. `opset` picks the ONNX opset (18 or newer). Other keywords
     override spec keys. Python export needs no torch; the others trace the compiled module.
     """
-    from .backends.exporters import ExportError, check_memory, format_for
+    from .backends.exporters import ExportError, check_memory, check_options, format_for
     from .checkpoint import is_checkpoint
     from .checkpoint import load_spec as checkpoint_spec
     from .core.atomic import output_target
@@ -151,8 +151,8 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     chosen = format_for(path, format)
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 2:
         raise ExportError(f"batch must be at least 2 (torch.export takes a size-1 dimension for a constant), got {batch}")
-    if chosen.needs_weights:
-        require("torch", feature=f"{chosen.name} export")
+    require(*chosen.packages, feature=f"{chosen.name} export")
+    check_options(chosen, opset)
     from .progress import status
 
     if _is_built(spec):

@@ -31,7 +31,7 @@ def require_matplotlib() -> None:
     """Fail before any analysis when matplotlib is missing (MissingDependency: exit code 3)."""
     from .core.deps import require
 
-    require("matplotlib", feature="--plot")
+    require("matplotlib", feature="a plot (compare --plot)")
 
 
 def plot_format(path: str | Path) -> str:

@@ -78,7 +78,8 @@ def test_missing_matplotlib_is_reported_before_any_analysis(capsys, monkeypatch,
 
     monkeypatch.setattr("archspec.comparison.compare", no_analysis)
     code, _, err = run_cli(capsys, "compare", "resnet18", "--plot", str(tmp_path / "p.png"))
-    assert code == 2 and "compare --plot) need matplotlib" in err and "pip install" in err
+    # A missing optional package is exit 3, as the README says, with the command that installs it.
+    assert code == 3 and "compare --plot) needs matplotlib" in err and "pip install 'archspec[plot]'" in err
 
 
 def test_labels_never_overlap_over_the_whole_zoo(zoo_rows: list[dict]) -> None:

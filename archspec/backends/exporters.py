@@ -40,6 +40,7 @@ class ExportFormat:
     needs_weights: bool
     write: Callable[..., None]
     help: str
+    packages: tuple[str, ...] = ()  # optional packages it needs, checked before any work
 
 
 def write_python(net: Network, model: Any, path: Path, batch: int, opset: int | None, program: Any = None,
@@ -47,6 +48,22 @@ def write_python(net: Network, model: Any, path: Path, batch: int, opset: int | 
     from .python_source import python_source
 
     write_atomic(path, python_source(net), protect=protect)
+
+
+def check_options(chosen: ExportFormat, opset: int | None) -> None:
+    """Refuse, before any work, options the format cannot honour (and never ignore one)."""
+    if opset is None:
+        return
+    if chosen.name != "onnx":
+        raise ExportError(f"opset {opset}: an opset is for ONNX export, not {chosen.name}")
+    require(*chosen.packages, feature="ONNX export")
+    import onnx
+
+    newest = onnx.defs.onnx_opset_version()
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset}: torch's ONNX exporter writes opset {MIN_OPSET} or newer")
+    if opset > newest:
+        raise ExportError(f"opset {opset}: the newest opset the installed onnx knows is {newest}")
 
 
 def machine_memory() -> int:
@@ -111,9 +128,9 @@ def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | No
                protect: Iterable[Path] = ()) -> None:
     """ONNX through torch's exporter, with a dynamic batch axis named `batch`. The file is
     checked to carry the opset asked for (the exporter may quietly write another)."""
-    require("onnx", "onnxscript", feature="ONNX export")
+    require(*FORMATS["onnx"].packages, feature="ONNX export")
+    check_options(FORMATS["onnx"], opset)
     import onnx
-
     import torch
 
     program = program if program is not None else trace(net, model, batch)
@@ -158,8 +175,8 @@ FORMATS: dict[str, ExportFormat] = {
     f.name: f
     for f in (
         ExportFormat("python", ".py", False, write_python, "standalone PyTorch source (no archspec import)"),
-        ExportFormat("onnx", ".onnx", True, write_onnx, "ONNX with a dynamic batch axis"),
-        ExportFormat("pt2", ".pt2", True, write_pt2, "a torch.export program (torch.export.load)"),
+        ExportFormat("onnx", ".onnx", True, write_onnx, "ONNX with a dynamic batch axis", ("torch", "onnx", "onnxscript")),
+        ExportFormat("pt2", ".pt2", True, write_pt2, "a torch.export program (torch.export.load)", ("torch",)),
     )
 }
 # Earlier names, still accepted: `export` was the .pt2 format's name, `py` reads as the suffix.

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 
 from ..core.errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
 from .list_edits import find_item, no_item
+from ..io import InputFileError, check_regular
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
 from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, parse_text, read_file
 
@@ -191,8 +192,12 @@ def include_blocks(data: dict, name: str, locator: Locator, stack: tuple[str, ..
     merged: dict[str, Any] = {}
     for ref, at in paths:
         path = _relative(ref, name)
-        if not path.is_file():
+        if not path.exists():
             raise SpecError(locator.problem(f"include '{ref}': no such file (looked in {path.parent})", at))
+        try:
+            check_regular(path)  # a named pipe would block, a device never end
+        except InputFileError as exc:
+            raise SpecError(locator.problem(f"include '{ref}': {exc.reason.replace('a regular', 'a spec')}", at)) from None
         key = str(path.resolve())
         if key in stack or len(stack) >= MAX_EXTENDS_DEPTH:
             raise SpecError(locator.problem(f"include cycle: {' -> '.join(stack + (str(path),))}", at))

@@ -1,0 +1,396 @@
+"""What archspec never does to your files, never reads and never runs (docs/errors.md, "Promises"),
+and every bad input of issue 13 ending in exit 2 (3 for a missing package) with one located line.
+
+Outside truth: the operating system (stat of a device node, a FIFO, a symlink; signals), the
+safetensors file format (written with the safetensors library, not archspec), hand counts.
+Real system files are never touched: device nodes are `mknod` copies in tmp_path (as root) or
+symlinks to /dev/null that a non-root user cannot replace anyway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import archspec
+from archspec.errors import ArchspecError, SpecError
+from tests.clirun import run_cli
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = ("name: tiny\ninput: {channels: 1, size: [8, 8]}\nstem: [{conv: {out: 2, kernel: 3}}]\n"
+        "head: [global_pool, flatten, {linear: 3}]\n")
+
+
+def tiny(tmp_path: Path, name: str = "tiny.yaml", text: str = TINY) -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def char_device(tmp_path: Path) -> Path:
+    """A character device to aim `-o` at: a copy of /dev/null made with mknod (as root), else a
+    symlink to /dev/null (followed to the device; a non-root user could not replace it anyway)."""
+    path = tmp_path / "null"
+    if os.geteuid() == 0:
+        os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    else:
+        path.symlink_to("/dev/null")
+    return path
+
+
+# -- outputs: only a regular file (or a new name) is ever replaced ------------------------------------------------
+
+def test_a_device_is_never_replaced(tmp_path: Path) -> None:
+    device = char_device(tmp_path)
+    code, _, err = run_cli("schema", "-o", str(device))
+    assert code == 2 and err == f"archspec: error: {device}: is a character device; archspec writes only regular files " \
+                                "(choose a file name)\n"
+    assert stat.S_ISCHR(os.stat(device).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null"]  # no temporary file left beside it
+
+
+def test_a_fifo_or_a_directory_is_never_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder.py"
+    folder.mkdir()
+    spec = tiny(tmp_path)
+    for target, kind in ((fifo, "a named pipe"), (folder, "a directory")):
+        code, _, err = run_cli("export", str(spec), "--format", "python", "-o", str(target))
+        assert code == 2 and f"{target}: is {kind}; archspec writes only regular files" in err
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and folder.is_dir() and not any(folder.iterdir())
+
+
+def test_a_symlink_is_written_through(tmp_path: Path) -> None:
+    """As the shell's `>`: the link stays a link, the file it points to gets the output."""
+    real = tmp_path / "real.json"
+    real.write_text("old", encoding="utf-8")
+    link = tmp_path / "link.json"
+    link.symlink_to(real.name)
+    code, _, _ = run_cli("schema", "-o", str(link))
+    assert code == 0 and link.is_symlink() and os.readlink(link) == real.name
+    assert json.loads(real.read_text(encoding="utf-8"))["title"]
+    loop = tmp_path / "loop.json"
+    loop.symlink_to("loop.json")
+    code, _, err = run_cli("schema", "-o", str(loop))
+    assert code == 2 and "a symlink loop" in err and loop.is_symlink()
+
+
+def test_an_input_is_never_an_output(tmp_path: Path) -> None:
+    spec = tiny(tmp_path)
+    parent = tiny(tmp_path, "parent.yaml")
+    child = tiny(tmp_path, "child.yaml", "extends: parent.yaml\nname: child\n")
+    odd = tiny(tmp_path, "spec.dot")
+    cases = [("export", str(spec), "--format", "python", "-o", str(spec)),
+             ("build", str(spec), "-o", str(spec)),
+             ("diagram", str(odd), "-o", str(odd)),  # a spec file named like a diagram
+             ("export", str(child), "--format", "python", "-o", str(parent))]  # a parent is an input too
+    for argv in cases:
+        code, _, err = run_cli(*argv)
+        assert code == 2 and "is an input of this command" in err, (argv, err)
+    assert spec.read_text(encoding="utf-8") == TINY and parent.read_text(encoding="utf-8") == TINY
+    checkpoint = tmp_path / "tiny.safetensors"
+    assert run_cli("build", str(spec), "-o", str(checkpoint))[0] == 0
+    before = checkpoint.read_bytes()
+    code, _, err = run_cli("export", str(checkpoint), "--format", "python", "-o", str(checkpoint))
+    assert code == 2 and "is an input of this command" in err and checkpoint.read_bytes() == before
+    with pytest.raises(ArchspecError, match="is an input of this command"):
+        archspec.save(archspec.load(checkpoint), checkpoint)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("", "the output file name is empty"),
+    ("x" * 300 + ".py", "cannot write: File name too long"),
+    ("tiny.yaml/x.py", "cannot write: Not a directory"),
+])
+def test_unwritable_output_names_exit_2(tmp_path: Path, name: str, message: str, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    tiny(tmp_path)
+    code, _, err = run_cli("export", "tiny.yaml", "--format", "python", "-o", name)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+
+
+SLOW_WRITE = """
+import os, sys, time
+import archspec.io
+from archspec.cli.main import main
+def hold(*args):  # the output is complete in its temporary file, not yet renamed
+    print("ready", flush=True)
+    time.sleep(60)
+archspec.io.os.replace = hold
+sys.exit(main(["schema", "-o", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize("signal_name, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_mid_write_leaves_no_temporary_file(tmp_path: Path, signal_name: str, code: int) -> None:
+    import signal
+
+    target = tmp_path / "schema.json"
+    target.write_text("previous", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITE, str(target)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        assert len(list(tmp_path.iterdir())) == 2  # the target and its temporary file
+        proc.send_signal(getattr(signal, signal_name))
+        assert proc.wait(timeout=30) == code
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert [p.name for p in tmp_path.iterdir()] == ["schema.json"]
+    assert target.read_text(encoding="utf-8") == "previous"
+
+
+# -- inputs: only regular files, of bounded size; a checkpoint's spec reads nothing ------------------------------
+
+def test_extends_and_include_never_wait_on_a_named_pipe(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "a.yaml").write_text("extends: pipe.yaml\n", encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(TINY + "include: pipe.yaml\n", encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.run([sys.executable, "-m", "archspec.cli.main", "validate", "a.yaml", "b.yaml"], cwd=tmp_path,
+                          capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [
+        "pipe.yaml: is a named pipe, not a spec file (via extends: a.yaml -> pipe.yaml)",
+        "b.yaml:5:10: include: include 'pipe.yaml': is a named pipe, not a spec file",
+    ]
+
+
+def test_missing_files_and_symlink_loops_are_named_plainly(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("loop_a.yaml").symlink_to("loop_b.yaml")
+    Path("loop_b.yaml").symlink_to("loop_a.yaml")
+    Path("child.yaml").write_text("extends: loop_a.yaml\n", encoding="utf-8")
+    assert run_cli("validate", "no:such.yaml")[2] == "no:such.yaml: no such file, and no zoo network of that name\n"
+    assert run_cli("validate", "loop_a.yaml")[2] == "loop_a.yaml: cannot read: Too many levels of symbolic links\n"
+    assert run_cli("validate", "child.yaml")[2] == \
+        "child.yaml:1:10: extends: 'loop_a.yaml' is a symlink to nothing readable (dangling, or a loop)\n"
+
+
+def _checkpoint(tmp_path: Path, spec: dict, tensors: dict | None = None, name: str = "c.safetensors") -> Path:
+    """A checkpoint written with the safetensors library itself, holding whatever the test wants."""
+    import torch
+    from safetensors.torch import save_file
+
+    path = tmp_path / name
+    save_file(tensors or {"x": torch.zeros(1)}, str(path),
+              metadata={"archspec.spec": json.dumps(spec), "archspec.format": "1"})
+    return path
+
+
+def test_checkpoint_header_is_checked_before_any_module_is_built(tmp_path: Path, monkeypatch) -> None:
+    """A tiny file whose spec asks for 1e9 weights (4 GB) is refused from its header; the only module
+    built is on the meta device (no memory)."""
+    import torch
+
+    import archspec.backends.torch_module as backend
+
+    devices = []
+    real = backend.build_module
+    monkeypatch.setattr(backend, "build_module", lambda net, init=True: devices.append(
+        torch.empty(0).device.type) or real(net, init))
+    spec = {"name": "big", "input": {"channels": 1, "size": [1, 1]}, "head": ["flatten", {"linear": {"out": 1_000_000_000}}]}
+    path = _checkpoint(tmp_path, spec)
+    assert path.stat().st_size < 2000
+    with pytest.raises(ArchspecError, match=r"the weights do not match the spec \(missing \['head.1.weight'"):
+        archspec.load(path)
+    assert devices == ["meta"]
+
+
+def test_checkpoint_dtypes_must_fit_the_weights(tmp_path: Path) -> None:
+    import torch
+
+    spec = {"name": "t", "input": {"channels": 1, "size": [1, 1]}, "head": ["flatten", {"linear": {"out": 2}}]}
+    path = _checkpoint(tmp_path, spec, {"head.1.weight": torch.zeros(2, 1, dtype=torch.int32),
+                                        "head.1.bias": torch.zeros(2)})
+    code, _, err = run_cli("export", str(path), "-o", str(tmp_path / "t.pt2"))
+    assert code == 2 and err == (f"archspec: error: {path}: tensor 'head.1.weight' is stored as I32, the model needs "
+                                 "floating-point values (float32)\n")
+
+
+def test_a_checkpoints_spec_reads_no_files_and_is_named_in_errors(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("num_classes: hunter2-SECRET-TOKEN\n", encoding="utf-8")
+    path = _checkpoint(tmp_path, {"extends": str(secret), "name": "x"})
+    code, _, err = run_cli("export", str(path), "--format", "python", "-o", str(tmp_path / "x.py"))
+    assert code == 2 and "SECRET" not in err
+    assert err == f"{path}: extends: a spec embedded in {path} cannot read other files: `extends` is not allowed here\n"
+    bad = _checkpoint(tmp_path, {"name": "x", "stages": [{"block": "basic", "repeat": 0}]}, name="bad.safetensors")
+    assert run_cli("export", str(bad), "--format", "python", "-o", str(tmp_path / "x.py"))[2].startswith(f"{bad}: stages[0]")
+
+
+def test_checkpoint_metadata_within_the_limits_of_a_spec(tmp_path: Path) -> None:
+    deep: dict = {"name": "x"}
+    for _ in range(600):
+        deep = {"vars": deep}
+    bomb = {"name": "x", "vars": {"a": "${[[[[[1]*100]*100]*100]*100]*100}"}, "num_classes": "${len(a)}"}
+    for spec, message in ((deep, "nested deeper than 64 levels"), (bomb, "result too large")):
+        path = _checkpoint(tmp_path, spec)
+        start = time.monotonic()
+        code, _, err = run_cli("export", str(path), "--format", "python", "-o", str(tmp_path / "x.py"))
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert time.monotonic() - start < 5
+
+
+# -- limits are checked before the work they bound ----------------------------------------------------------------
+
+def test_exponential_nested_blocks_stop_at_the_layer_limit() -> None:
+    """b_i uses b_(i-1) twice: 2^20 layers from 60 lines; emission stops at 50,000."""
+    lines = ["name: bomb", "input: {channels: 1, size: [4, 4]}", "blocks:", "  b0: {layers: [act]}"]
+    for i in range(1, 21):
+        lines.append(f"  b{i}: {{layers: [{{block: b{i - 1}}}, {{block: b{i - 1}}}]}}")
+    lines += ["stages: [{block: b20}]"]
+    start = time.monotonic()
+    with pytest.raises(SpecError, match=r"<string>:\d+:\d+: stages\[0\]: the network has more than 50,000 layers"):
+        archspec.analyze("\n".join(lines) + "\n")
+    assert time.monotonic() - start < 15  # 2^20 layers would take minutes
+
+
+def test_expression_values_are_measured_at_every_level() -> None:
+    start = time.monotonic()
+    with pytest.raises(SpecError, match="result too large: more than 10000 items in all"):
+        archspec.load_spec("name: x\nvars: {a: '${[[[[[1]*100]*100]*100]*100]*100}'}\nnum_classes: '${len(a)}'\n")
+    with pytest.raises(SpecError, match="result too large"):  # [a, a]: 2 x 5,051 items
+        archspec.load_spec("name: x\nvars: {a: '${[[1]*50]*100}', b: '${[a, a]}'}\nnum_classes: '${len(b)}'\n")
+    assert time.monotonic() - start < 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--input", "3x65536x65536"), "needs about"),
+    (("--batch", "100000000"), "needs about"),
+    (("--opset", "99999"), "opset 99999: the newest opset the installed onnx knows is"),
+])
+def test_export_memory_and_options_are_refused_before_allocating(argv: tuple, message: str, tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    import archspec.backends.torch_module as backend
+
+    monkeypatch.setattr(backend, "build_module", lambda *a, **k: pytest.fail("built a module"))
+    out = tmp_path / "x.onnx"
+    code, _, err = run_cli("export", "resnet18", "-o", str(out), *argv)
+    assert code == 2 and message in err and err.count("\n") == 1, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (("--set", "a." * 500 + "b=1"), "the key is nested deeper than 64 levels"),
+    (("--set", "extends=/etc/passwd"), "'extends' cannot be overridden"),
+    (("--max-params", "nan"), "argument --max-params: must be a positive number"),
+])
+def test_bad_options_exit_2_with_one_line(argv: tuple, message: str) -> None:
+    import contextlib
+    import io
+
+    from archspec.cli.main import main
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            code = main(["validate", "lenet5", *argv])
+        except SystemExit as exc:  # argparse: the usage and one line
+            code = exc.code
+    err = err.getvalue()
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_a_plugin_cannot_end_archspec(tmp_path: Path) -> None:
+    plugin = tmp_path / "quit.py"
+    plugin.write_text("import sys\nsys.exit(0)\n", encoding="utf-8")
+    code, _, err = run_cli("validate", "lenet5", "--plugin", str(plugin))
+    assert (code, err) == (2, f"lenet5: --plugin {plugin}: called sys.exit(0) while being imported\n")
+
+
+def test_names_from_a_spec_cannot_drive_the_terminal(tmp_path: Path) -> None:
+    spec = tmp_path / "esc.yaml"
+    spec.write_text('name: x\n"\\e]0;owned\\a\\e[2J": 1\nstages: [{block: "\\e[1Abasic"}]\n', encoding="utf-8")
+    code, _, err = run_cli("validate", str(spec))
+    assert code == 2 and "\x1b" not in err and "\x07" not in err
+    assert "unknown key '\\x1b]0;owned\\x07\\x1b[2J'" in err and "'\\x1b[1Abasic'" in err
+
+
+# -- missing optional packages: exit 3 with the install command ---------------------------------------------------
+
+@pytest.mark.parametrize("missing, argv, command", [
+    ("torch", ("build", "lenet5"), "pip install 'archspec[torch]'"),
+    ("safetensors", ("build", "lenet5", "-o", "l.safetensors"), "pip install 'archspec[torch]'"),
+    ("onnx", ("export", "lenet5", "-o", "l.onnx"), "pip install 'archspec[export]'"),
+])
+def test_a_missing_package_exits_3_with_the_install_command(missing: str, argv: tuple, command: str,
+                                                            monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed: importing it fails
+    code, _, err = run_cli(*argv)
+    assert code == 3 and command in err and err.count("\n") == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_without_torch_a_plain_install_still_validates_and_builds_say_how(tmp_path: Path) -> None:
+    """A process where torch cannot be imported at all, as after `pip install .` with no extras."""
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None
+        from archspec.cli.main import main
+        assert main(["validate", "resnet18"]) == 0
+        assert main(["export", "resnet18", "-o", sys.argv[1]]) == 0
+        sys.exit(main(["build", "resnet18"]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.py")], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("archspec: error: building a module needs torch, which is not "
+                                                    "installed: pip install 'archspec[torch]'")
+
+
+# -- the Python API raises ArchspecError subclasses for bad input -------------------------------------------------
+
+@pytest.mark.parametrize("call", [
+    lambda: archspec.analyze("lenet5", batch=0),
+    lambda: archspec.analyze("lenet5", dtype="int3"),
+    lambda: archspec.analyze("lenet5", input="3xAx4"),
+    lambda: archspec.load_spec(42),
+    lambda: archspec.load_spec({"name": "x", "vars": json.loads("[" * 900 + "]" * 900)}),
+    lambda: archspec.load_spec("/"),
+    lambda: archspec.build("lenet5", max_params=float("nan")),
+    lambda: archspec.export("lenet5", "/", format="python"),
+    lambda: archspec.load("/"),
+], ids=["batch", "dtype", "input", "type", "deep", "directory", "nan", "output-dir", "load-dir"])
+def test_the_api_raises_archspec_errors_for_bad_input(call) -> None:
+    with pytest.raises(ArchspecError):
+        call()
+
+
+# -- scale ----------------------------------------------------------------------------------------------------------
+
+def test_python_export_of_1024_blocks_plans_each_distinct_block_once(monkeypatch) -> None:
+    from archspec.backends import python_source as ps
+
+    stages = "".join(f"  - {{block: basic, out: {c}, repeat: 256, stride: {s}}}\n"
+                     for c, s in ((8, 1), (16, 2), (16, 1), (32, 2)))
+    net = archspec.load_spec(f"name: big\ninput: {{channels: 3, size: [16, 16]}}\nstages:\n{stages}").network()
+    calls = []
+    real = ps.design_class
+    monkeypatch.setattr(ps, "design_class", lambda name, members: calls.append(len(members)) or real(name, members))
+    start = time.monotonic()
+    source = ps.python_source(net)
+    assert time.monotonic() - start < 5
+    assert len(calls) < 10  # one trial per distinct signature and one class each: not 1,024 x 1,024
+    compile(source, "big.py", "exec")
+
+
+def test_dot_runs_under_a_time_limit(tmp_path: Path, monkeypatch) -> None:
+    from archspec.backends import diagram
+
+    monkeypatch.setattr(diagram, "DOT_TIMEOUT_S", 1e-4)
+    code, _, err = run_cli("diagram", "lenet5", "--level", "layer", "-o", str(tmp_path / "l.svg"))
+    assert code == 2 and "did not finish drawing within 0.0001 s; draw a coarser level" in err
+    assert not list(tmp_path.iterdir())
