@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from .analysis.report import DTYPE_BYTES, Report, analyze_network
-from .spec.load import DEFAULT_MAX_PARAMS, Spec, check_params_limit, load_spec, to_network
 from .core.deps import require
 from .core.errors import ArgumentError
 from .ir.graph import Network
+from .spec.load import DEFAULT_MAX_PARAMS, Spec, check_params_limit, load_spec, to_network
 
 
 def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bool = True, **overrides: Any):
@@ -170,12 +170,12 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
                 raise ExportError("a checkpoint's spec cannot be overridden (no --set, no keyword overrides): its weights "
                                   "were made for it")
             inputs = (Path(spec),)
-            output_target(path, inputs)  # before any work
             net = checkpoint_spec(spec).network()
         else:
             located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
             inputs = located.files
             net = located.network()
+        inputs = (*inputs, *getattr(model, "archspec_inputs", ()))  # a module's spec file or checkpoint
         output_target(path, inputs)  # refused before any work: a device, a directory, an input
         if chosen.needs_weights:
             check_memory(net, batch, model)

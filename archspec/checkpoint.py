@@ -96,7 +96,7 @@ def _spec_data(path: str | Path, metadata: dict[str, str]) -> dict:
 def load_spec(path: str | Path, metadata: dict[str, str] | None = None):
     """The checkpoint's spec as a `Spec`, checked like a spec file, with errors naming `path`.
     It may not `extends` or `include` other files."""
-    from .compiler import load_embedded
+    from .spec.load import load_embedded
 
     metadata = metadata if metadata is not None else _header(path)[0]
     return load_embedded(_spec_data(path, metadata), str(path))

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ def names(*patterns: str) -> list[str]:
 
 def path_of(name: str) -> Path | None:
     """The zoo file of `name` (with or without `.yaml`), or None."""
-    if not name or "/" in name or "\\" in name or name.startswith("."):
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", name or ""):  # a zoo name, never a path
         return None
     path = directory() / (name if name.endswith(".yaml") else f"{name}.yaml")
     return path if path.is_file() else None

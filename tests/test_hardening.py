@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import archspec
-from archspec.errors import ArchspecError, SpecError
+from archspec.core.errors import ArchspecError, SpecError
 from tests.clirun import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -119,13 +119,14 @@ def test_unwritable_output_names_exit_2(tmp_path: Path, name: str, message: str,
 
 
 SLOW_WRITE = """
-import os, sys, time
-import archspec.io
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if the test runner ignores it
+import archspec.core.atomic
 from archspec.cli.main import main
 def hold(*args):  # the output is complete in its temporary file, not yet renamed
     print("ready", flush=True)
     time.sleep(60)
-archspec.io.os.replace = hold
+archspec.core.atomic.os.replace = hold
 sys.exit(main(["schema", "-o", sys.argv[1]]))
 """
 
@@ -143,10 +144,11 @@ def test_a_signal_mid_write_leaves_no_temporary_file(tmp_path: Path, signal_name
         assert proc.stdout.readline() == "ready\n"
         assert len(list(tmp_path.iterdir())) == 2  # the target and its temporary file
         proc.send_signal(getattr(signal, signal_name))
-        assert proc.wait(timeout=30) == code
+        proc.wait(timeout=60)
     finally:
         proc.kill()
-        proc.communicate()
+        _, err = proc.communicate()
+    assert proc.returncode == code, err
     assert [p.name for p in tmp_path.iterdir()] == ["schema.json"]
     assert target.read_text(encoding="utf-8") == "previous"
 
@@ -175,7 +177,11 @@ def test_missing_files_and_symlink_loops_are_named_plainly(tmp_path: Path, monke
     assert run_cli("validate", "no:such.yaml")[2] == "no:such.yaml: no such file, and no zoo network of that name\n"
     assert run_cli("validate", "loop_a.yaml")[2] == "loop_a.yaml: cannot read: Too many levels of symbolic links\n"
     assert run_cli("validate", "child.yaml")[2] == \
-        "child.yaml:1:10: extends: 'loop_a.yaml' is a symlink to nothing readable (dangling, or a loop)\n"
+        "child.yaml:1:10: extends: 'loop_a.yaml': cannot read: Too many levels of symbolic links\n"
+    long = "x" * 300 + ".yaml"
+    assert run_cli("validate", long)[2] == f"{long}: cannot read: File name too long\n"
+    Path("long.yaml").write_text(f"extends: {long}\n", encoding="utf-8")
+    assert run_cli("validate", "long.yaml")[2] == f"long.yaml:1:10: extends: '{long}': cannot read: File name too long\n"
 
 
 def _checkpoint(tmp_path: Path, spec: dict, tensors: dict | None = None, name: str = "c.safetensors") -> Path:

@@ -32,6 +32,17 @@ def kind_of(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
+def path_state(path: PathLike) -> os.stat_result | None:
+    """The stat of `path` (links followed), None when nothing is there (a dangling link included);
+    InputFileError when it cannot be looked at (a name too long, a symlink loop, no permission)."""
+    try:
+        return os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
+        raise InputFileError(path, f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+
+
 def check_regular(path: PathLike) -> os.stat_result:
     """The stat of `path` if it is a regular file; InputFileError otherwise (missing, a pipe, ...)."""
     try:

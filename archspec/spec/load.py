@@ -6,13 +6,14 @@ Nothing here imports torch; analysis, diagrams and validation stop at the IR.
 from __future__ import annotations
 
 import copy
-import os
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
+from ..core.reading import InputFileError, path_state
 from ..core.errors import ArgumentError, LimitError, Location, Problem, SpecError, did_you_mean
 from ..ir.graph import Network
 from .lower import LoweringError, lower
@@ -77,14 +78,20 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
     if isinstance(spec, str):
         path = Path(spec)
         if "\n" not in spec and len(spec) < 4096:
-            if path.is_file():
+            try:
+                found = path_state(path)
+            except InputFileError as exc:  # a name too long, a symlink loop: unless it is YAML text, say so
+                if not _looks_like_yaml(spec):
+                    raise SpecError(Problem(exc.reason, (), Location(spec))) from None
+                found = None
+            if found is not None and stat.S_ISREG(found.st_mode):
                 return resolve_source(read_file(path), overrides)
             from .. import zoo
 
             zoo_path = zoo.path_of(spec)
             if zoo_path is not None:
                 return resolve_source(read_file(zoo_path), overrides)
-            if os.path.lexists(path):  # a directory, a device, a symlink loop: read_file says what is wrong
+            if found is not None:  # a directory, a device: read_file says what is wrong
                 return resolve_source(read_file(path), overrides)
             if not _looks_like_yaml(spec):
                 if "/" in spec or "\\" in spec:

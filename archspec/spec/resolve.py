@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from collections.abc import Mapping
 
 from ..core.errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
 from .list_edits import find_item, no_item
-from ..io import InputFileError, check_regular
+from ..core.reading import InputFileError, check_regular, path_state
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
 from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, parse_text, read_file
 
@@ -113,12 +114,16 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
         raise SpecError(locator.problem("extends must name a spec file, e.g. `extends: resnet50.yaml`", ("extends",)))
     base = Path(child.name).parent if not child.name.startswith("<") else Path.cwd()
     candidate = base / ref
-    if candidate.is_dir():
+    try:
+        found = path_state(candidate)
+    except InputFileError as exc:  # a symlink loop, a name too long
+        raise SpecError(locator.problem(f"'{ref}': {exc.reason}", ("extends",))) from None
+    if found is not None and stat.S_ISDIR(found.st_mode):
         raise SpecError(locator.problem(f"'{ref}' is a directory, not a spec file", ("extends",)))
-    if candidate.exists():
-        return candidate
-    if candidate.is_symlink():  # a dangling link or a loop: exists() follows it and fails
-        raise SpecError(locator.problem(f"'{ref}' is a symlink to nothing readable (dangling, or a loop)", ("extends",)))
+    if found is not None:
+        return candidate  # read_file refuses anything but a regular file
+    if candidate.is_symlink():  # a dangling link
+        raise SpecError(locator.problem(f"'{ref}' is a symlink to nothing", ("extends",)))
     from .. import zoo
 
     zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
@@ -192,9 +197,9 @@ def include_blocks(data: dict, name: str, locator: Locator, stack: tuple[str, ..
     merged: dict[str, Any] = {}
     for ref, at in paths:
         path = _relative(ref, name)
-        if not path.exists():
-            raise SpecError(locator.problem(f"include '{ref}': no such file (looked in {path.parent})", at))
         try:
+            if path_state(path) is None:
+                raise SpecError(locator.problem(f"include '{ref}': no such file (looked in {path.parent})", at))
             check_regular(path)  # a named pipe would block, a device never end
         except InputFileError as exc:
             raise SpecError(locator.problem(f"include '{ref}': {exc.reason.replace('a regular', 'a spec')}", at)) from None
