@@ -147,8 +147,9 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     from .checkpoint import is_checkpoint
     from .checkpoint import load_spec as checkpoint_spec
     from .core.atomic import output_target
+    from .core.reading import file_name
 
-    chosen = format_for(path, format)
+    chosen = format_for(file_name(path), format)
     if not isinstance(batch, int) or isinstance(batch, bool) or batch < 2:
         raise ExportError(f"batch must be at least 2 (torch.export takes a size-1 dimension for a constant), got {batch}")
     require(*chosen.packages, feature=f"{chosen.name} export")

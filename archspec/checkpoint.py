@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.atomic import write_with
-from .core.errors import ArchspecError
+from .core.errors import ArchspecError, ArgumentError
 from .core.reading import InputFileError, check_regular
 
 SPEC_KEY = "archspec.spec"
@@ -123,6 +123,10 @@ def load(path: str | Path, device: str = "cpu") -> Any:
 
     from .api import build
 
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ArgumentError(f"device: {str(exc).splitlines()[0][:160]}") from None
     metadata, stored = _header(path)
     spec = load_spec(path, metadata)
     with torch.device("meta"):
@@ -141,7 +145,7 @@ def load(path: str | Path, device: str = "cpu") -> Any:
         if _kind(dtype) != need:
             raise CheckpointError(f"{path}: tensor '{key}' is stored as {dtype}, the model needs {need} values "
                                   f"({str(tensor.dtype).removeprefix('torch.')})")
-    model = model.to_empty(device=device)
-    model.load_state_dict(load_file(str(path), device=device))
+    model = model.to_empty(device=target)
+    model.load_state_dict(load_file(str(path), device=str(target)))
     model.archspec_inputs = (Path(path),)
     return model

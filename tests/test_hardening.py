@@ -369,7 +369,12 @@ def test_without_torch_a_plain_install_still_validates_and_builds_say_how(tmp_pa
     lambda: archspec.build("lenet5", max_params=float("nan")),
     lambda: archspec.export("lenet5", "/", format="python"),
     lambda: archspec.load("/"),
-], ids=["batch", "dtype", "input", "type", "deep", "directory", "nan", "output-dir", "load-dir"])
+    lambda: archspec.load(None),
+    lambda: archspec.export("lenet5", None),
+    lambda: archspec.export("lenet5", "x.onnx", opset="18"),
+    lambda: archspec.load(REPO / "specs" / "lenet5.yaml", device="no-such-device"),
+], ids=["batch", "dtype", "input", "type", "deep", "directory", "nan", "output-dir", "load-dir", "load-none",
+        "export-none", "opset-str", "device"])
 def test_the_api_raises_archspec_errors_for_bad_input(call) -> None:
     with pytest.raises(ArchspecError):
         call()

@@ -54,6 +54,8 @@ def check_options(chosen: ExportFormat, opset: int | None) -> None:
     """Refuse, before any work, options the format cannot honour (and never ignore one)."""
     if opset is None:
         return
+    if not isinstance(opset, int) or isinstance(opset, bool):
+        raise ExportError(f"opset is an integer, not {opset!r}")
     if chosen.name != "onnx":
         raise ExportError(f"opset {opset}: an opset is for ONNX export, not {chosen.name}")
     require(*chosen.packages, feature="ONNX export")

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .errors import ArchspecError
-from .reading import kind_of
+from .reading import file_name, kind_of
 
 PathLike = str | os.PathLike
 
@@ -40,8 +40,8 @@ def output_target(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     Raises OutputError for an empty name, a symlink loop, anything but a regular file, and a
     file in `protect` (the inputs: a spec is never overwritten by what was made from it).
     """
-    text = os.fspath(path)
-    if not str(text).strip():
+    text = file_name(path)
+    if not text.strip():
         raise OutputError("the output file name is empty")
     try:
         # Writing through symlinks: the link's target is replaced, the link stays a link.

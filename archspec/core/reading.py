@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import stat
 
-from .errors import ArchspecError
+from .errors import ArchspecError, ArgumentError
 
 PathLike = str | os.PathLike
 
@@ -24,6 +24,15 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISCHR, "a character device"), (
           (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
 
 
+def file_name(path: object) -> str:
+    """`path` as a string, if it is a file name at all (a str or os.PathLike); ArgumentError if not."""
+    if isinstance(path, (str, os.PathLike)):
+        text = os.fspath(path)
+        if isinstance(text, str) and "\x00" not in text:
+            return text
+    raise ArgumentError(f"a file name is a str or a Path, not {path!r}"[:200])
+
+
 def kind_of(mode: int) -> str:
     """`a directory`, `a named pipe`, ... for what a stat mode describes (`a regular file` for one)."""
     for test, word in _KINDS:
@@ -36,7 +45,7 @@ def path_state(path: PathLike) -> os.stat_result | None:
     """The stat of `path` (links followed), None when nothing is there (a dangling link included);
     InputFileError when it cannot be looked at (a name too long, a symlink loop, no permission)."""
     try:
-        return os.stat(path)
+        return os.stat(file_name(path))
     except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the name
@@ -46,7 +55,7 @@ def path_state(path: PathLike) -> os.stat_result | None:
 def check_regular(path: PathLike) -> os.stat_result:
     """The stat of `path` if it is a regular file; InputFileError otherwise (missing, a pipe, ...)."""
     try:
-        st = os.stat(path)
+        st = os.stat(file_name(path))
     except FileNotFoundError:
         raise InputFileError(path, "no such file") from None
     except OSError as exc:
@@ -60,7 +69,7 @@ def read_regular(path: PathLike, max_bytes: int) -> bytes:
     """At most `max_bytes + 1` bytes of the regular file `path` (one more than allowed tells the
     caller it is too large). Opened without blocking, so a named pipe is refused, not waited on."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+        fd = os.open(file_name(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise InputFileError(path, "no such file") from None
     except IsADirectoryError:
