@@ -175,6 +175,7 @@ def test_missing_files_and_symlink_loops_are_named_plainly(tmp_path: Path, monke
     Path("loop_b.yaml").symlink_to("loop_a.yaml")
     Path("child.yaml").write_text("extends: loop_a.yaml\n", encoding="utf-8")
     assert run_cli("validate", "no:such.yaml")[2] == "no:such.yaml: no such file, and no zoo network of that name\n"
+    assert run_cli("validate", "")[2] == "<string>: the spec is empty (neither a file name nor YAML text)\n"
     assert run_cli("validate", "loop_a.yaml")[2] == "loop_a.yaml: cannot read: Too many levels of symbolic links\n"
     assert run_cli("validate", "child.yaml")[2] == \
         "child.yaml:1:10: extends: 'loop_a.yaml': cannot read: Too many levels of symbolic links\n"

@@ -76,6 +76,8 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
     if isinstance(spec, Path):
         return resolve_source(read_file(spec), overrides)
     if isinstance(spec, str):
+        if not spec.strip():
+            raise SpecError(Problem("the spec is empty (neither a file name nor YAML text)", (), Location("<string>")))
         path = Path(spec)
         if "\n" not in spec and len(spec) < 4096:
             try:
