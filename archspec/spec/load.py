@@ -60,7 +60,7 @@ class Spec:
         return self._network
 
     def with_overrides(self, **overrides: Any) -> "Spec":
-        return from_document(resolve_data(self.data, self.source, _flatten_overrides(overrides)))
+        return from_document(_document(self, _flatten_overrides(overrides)))
 
 
 def _flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -70,7 +70,9 @@ def _flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
     if isinstance(spec, Spec):
-        return resolve_data(spec.data, spec.source, overrides)
+        doc = resolve_data(spec.data, spec.source, overrides)
+        doc.locator.files = list(spec.locator.files)  # still made from those files: never to be overwritten
+        return doc
     if isinstance(spec, dict):
         return resolve_data(spec, "<dict>", overrides)
     if isinstance(spec, Path):
