@@ -63,7 +63,7 @@ class Res2Split(nn.Module):
 
 def test_docs_show_the_tested_examples() -> None:
     doc = (Path(__file__).resolve().parent.parent / "docs" / "spec-language.md").read_text()
-    assert RES2.split("stages:")[0].strip() in doc and MIX.strip() in doc
+    assert RES2.split("stages:")[0].strip() in doc and MIX.strip() in doc and FUSE.split("stages:")[0].strip() in doc
     assert (Path(__file__).resolve().parent.parent / "docs" / "examples" / "pixel_norm_op.py").read_text().strip() in doc
 
 
@@ -245,3 +245,33 @@ def test_did_you_mean_never_repeats_the_word() -> None:
 
     assert did_you_mean("repeat", ["repeat", "stride"]) == ""
     assert did_you_mean("repaet", ["repeat", "stride"]) == " (did you mean 'repeat'?)"
+
+
+FUSE = """
+blocks:
+  two_streams:
+    params: {out: int}
+    layers:
+      - conv: {out: "${out}", kernel: 3, padding: 1, name: high}
+      - conv: {out: "${out}", kernel: 3, padding: 1, stride: 2, from: input, name: low}
+      - resize: {from: [low, high], mode: bilinear, name: up}
+      - add: [high, up]
+stages: [{block: two_streams, out: 6}]
+"""
+
+
+def test_two_resolutions_fuse_through_a_resize(tmp_path: Path) -> None:
+    """HRNet-style exchange: a stride-2 stream upsampled to the full-resolution one and added."""
+    import torch.nn.functional as F
+
+    text = HEAD % (3, FUSE)
+    model = archspec.build(text).eval()
+    block = model.stages[0].blocks[0]
+    x = torch.randn(2, 3, 11, 11)  # odd: the low stream is 6x6, resized to 11x11
+    with torch.no_grad():
+        high, low = block.high(x), block.low(x)
+        expected = high + F.interpolate(low, size=(11, 11), mode="bilinear", align_corners=False)
+        torch.testing.assert_close(block(x), expected, rtol=0, atol=0)
+        exported = exported_model(text, "fuse", tmp_path).eval()
+        exported.load_state_dict(model.state_dict())
+        torch.testing.assert_close(exported(x), model(x), rtol=0, atol=0)

@@ -1,9 +1,13 @@
-"""Weights to and from torchvision models.
+"""Weights to and from torchvision models, and other PyTorch models of the same architecture.
 
 archspec names modules after the spec (`stages.0.blocks.0.conv1`), torchvision
 after its own classes (`layer1.0.conv1`). The two state_dicts hold the same
 tensors in the same order (modules are created in execution order on both
 sides), so tensors are paired by position and every pair must agree in shape.
+A model that registers its modules in another order (all convs, then all norms)
+is paired by module and kind instead: the modules of each kind (the names of
+their tensors, and the rank of the weight) are paired in order, and their tensors
+by name; every shape must still agree.
 Where torchvision registers a module out of execution order (Inception-v3's
 auxiliary head sits between Mixed_6e and Mixed_7a; ConvNeXt's `layer_scale` is a
 parameter of the block, saved before the layers it scales), `ORDER_HINTS` moves its
@@ -75,16 +79,73 @@ def _state(source: Any) -> tuple[dict[str, Any], str | None]:
     raise TypeError("source must be a torchvision model or its state_dict")
 
 
-def _same(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
-    def strip(s: tuple[int, ...]) -> tuple[int, ...]:
-        while len(s) > 2 and s[-1] == 1:
-            s = s[:-1]
-        return s
+def _strip(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A conv weight without its trailing 1x1 kernel: (N, C, 1, 1) -> (N, C), a linear weight's shape."""
+    while len(shape) > 2 and shape[-1] == 1:
+        shape = shape[:-1]
+    return shape
 
-    return a == b or strip(a) == strip(b)
+
+def _same(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return a == b or _strip(a) == _strip(b)
 
 
 def _pairs(ours: dict[str, Any], theirs: dict[str, Any], arch: str | None) -> list[tuple[str, str]]:
+    """Tensors paired by position; failing that, by module and kind (see the module's docstring).
+    When both fail, the error is the positional one, with why the second way failed."""
+    try:
+        return _by_position(ours, theirs, arch)
+    except InteropError as exc:
+        try:
+            return _by_kind(ours, theirs)
+        except InteropError as other:
+            raise InteropError(f"{exc}; paired by module and kind instead: {other}") from None
+
+
+def _modules(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Module path -> {tensor name: tensor}, modules in the order of their first tensor."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in state.items():
+        module, _, name = key.rpartition(".")
+        out.setdefault(module, {})[name] = value
+    return out
+
+
+def _kind(tensors: dict[str, Any]) -> tuple:
+    """What a module is, as its tensors tell: their names, and the rank of its weight
+    (a 1x1 conv counts as a linear layer, as in positional pairing)."""
+    weight = tensors.get("weight")
+    rank = len(_strip(tuple(weight.shape))) if weight is not None else 0
+    return tuple(sorted(tensors)), rank
+
+
+def _describe(kind: tuple) -> str:
+    names, rank = kind
+    return f"{'/'.join(names)}" + (f" ({rank}-d weight)" if rank else "")
+
+
+def _by_kind(ours: dict[str, Any], theirs: dict[str, Any]) -> list[tuple[str, str]]:
+    mine, other = _modules(ours), _modules(theirs)
+    groups: dict[tuple, tuple[list[str], list[str]]] = {}
+    for side, modules in ((0, mine), (1, other)):
+        for path, tensors in modules.items():
+            groups.setdefault(_kind(tensors), ([], []))[side].append(path)
+    for kind, (a, b) in groups.items():
+        if len(a) != len(b):
+            raise InteropError(f"archspec has {len(a)} modules with {_describe(kind)}, the other model {len(b)}")
+    partner = {m: o for a, b in groups.values() for m, o in zip(a, b)}
+    pairs = []
+    for path, tensors in mine.items():
+        for name in tensors:
+            key, theirs_key = f"{path}.{name}".lstrip("."), f"{partner[path]}.{name}".lstrip(".")
+            x, y = tuple(ours[key].shape), tuple(theirs[theirs_key].shape)
+            if not _same(x, y):
+                raise InteropError(f"archspec '{key}' has shape {list(x)}, its partner '{theirs_key}' has {list(y)}")
+            pairs.append((key, theirs_key))
+    return pairs
+
+
+def _by_position(ours: dict[str, Any], theirs: dict[str, Any], arch: str | None) -> list[tuple[str, str]]:
     keys = list(theirs)
     if arch in ORDER_HINTS:
         keys = ORDER_HINTS[arch](keys)
@@ -104,8 +165,10 @@ def _pairs(ours: dict[str, Any], theirs: dict[str, Any], arch: str | None) -> li
 
 
 def load_torchvision(model: Any, source: Any, arch: str | None = None) -> Any:
-    """Copy the weights of a torchvision model (or its state_dict) into a compiled model.
+    """Copy the weights of a torchvision model (or another PyTorch model of the same
+    architecture, or a state_dict) into a compiled model.
 
+    Tensors are paired by position, else by module and kind (module docstring).
     `arch` names the torchvision class (e.g. "Inception3") when `source` is a state_dict.
     Refuses, naming the first tensor that disagrees, when the architectures differ.
     """
@@ -114,6 +177,10 @@ def load_torchvision(model: Any, source: Any, arch: str | None = None) -> Any:
     pairs = _pairs(ours, theirs, arch or found)
     model.load_state_dict({mine: theirs[other].reshape(ours[mine].shape) for mine, other in pairs})
     return model
+
+
+# The general name: the source need not come from torchvision.
+load_state_dict_from = load_torchvision
 
 
 def to_torchvision(model: Any, target: Any) -> Any:
