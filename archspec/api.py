@@ -101,11 +101,12 @@ def _input_overrides(value: Any) -> dict[str, Any]:
 
 
 def diagram(spec: Any, level: str = "block", *, show: Any = (), rankdir: str = "TB", input: Any = None,
-            **overrides: Any):
+            fold: bool | None = None, **overrides: Any):
     """A Graphviz diagram of the network, as a `graphviz.Digraph` (it renders inline in Jupyter).
 
     `level`: "stage", "block" or "layer"; `show`: any of "params", "macs", "rf" (a list or
-    "params,macs"); `rankdir`: "TB" (top to bottom) or "LR". Other keywords override spec keys.
+    "params,macs"); `rankdir`: "TB" (top to bottom) or "LR"; `fold`: draw one block for each run of
+    identical blocks, marked ×N (default: at block level). Other keywords override spec keys.
     `spec` is anything `analyze` takes, a built module included.
     Write it with `archspec.backends.diagram.render(d, "net.svg")` or `d.render(...)`.
     """
@@ -114,7 +115,7 @@ def diagram(spec: Any, level: str = "block", *, show: Any = (), rankdir: str = "
     spec = _spec_of(spec)
     if input is not None:
         overrides.update(_input_overrides(input))
-    return diagram_network(to_network(spec, **overrides), level=level, show=show, rankdir=rankdir)
+    return diagram_network(to_network(spec, **overrides), level=level, show=show, rankdir=rankdir, fold=fold)
 
 
 def save(model: Any, path: str | Path) -> None:

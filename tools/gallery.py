@@ -43,6 +43,8 @@ class Entry:
 GALLERY = [
     Entry("resnet50", "stage", "params,macs,rf"),
     Entry("resnet50", "block"),
+    Entry("resnet152", "block"),
+    Entry("densenet121", "block"),
     Entry("googlenet", "block"),
     Entry("mobilenet_v3_small", "block"),
     Entry("efficientnet_b0", "stage", "params,macs"),

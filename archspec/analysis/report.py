@@ -221,9 +221,7 @@ class Report:
             elif layer.group == "stages" and level == "block":
                 key = f"stages.{layer.stage}.blocks.{layer.block}"
             elif layer.group == "stages":
-                key = f"stages.{layer.stage}"
-                if self.stage_names[layer.stage] != f"stage{layer.stage}":
-                    key += f" ({self.stage_names[layer.stage]})"
+                key = stage_title(layer.stage, self.stage_names[layer.stage])
             elif layer.group == "aux":
                 key = ".".join(layer.name.split(".")[:2])  # aux_heads.0
             else:
@@ -274,6 +272,11 @@ class Report:
     def to_dataframe(self, level: str = "layer"):
         """A pandas DataFrame (pandas is optional): one row per layer, or per block / stage with sums."""
         return report_dataframe(self, level)
+
+
+def stage_title(index: int, name: str) -> str:
+    """`stages.2`, or `stages.2 (conv4_x)` when the spec names the stage: how tables and diagrams call it."""
+    return f"stages.{index}" if name == f"stage{index}" else f"stages.{index} ({name})"
 
 
 def _context(rf: RF) -> list[list[int] | None]:

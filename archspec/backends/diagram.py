@@ -22,11 +22,12 @@ import itertools
 import re
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..analysis.report import LayerInfo, Report, analyze_network
+from ..analysis.report import LayerInfo, Report, analyze_network, stage_title
+from .diagram_fold import run_title, runs
 from ..core.formatting import human, shape_text
 from ..core.errors import ArchspecError, unknown_name
 from ..ir.graph import INPUT, Graph, Network
@@ -54,6 +55,7 @@ PALETTE = {
     "other": "#ffffff",
 }
 LEGEND_NAMES = {"act": "activation"}
+FOLDED_GROUND = "#f0f0f0"  # behind one block drawn for a run of identical ones
 # Categories that join the row of the layer before them in fused (block and stage level) boxes.
 FUSED = {"norm", "act", "dropout"}
 FONT = "Helvetica,Arial,sans-serif"
@@ -144,6 +146,7 @@ class Cluster:
     boxes: list[Box] = field(default_factory=list)
     clusters: list[Cluster] = field(default_factory=list)
     dashed: bool = False
+    folded: bool = False  # one block standing for a run of identical ones (drawn on a grey ground)
     # Boxes to keep side by side in this order (the branches leaving one box), for the layout.
     orders: list[list[str]] = field(default_factory=list)
 
@@ -159,6 +162,7 @@ class Edge:
     dst: str
     dashed: bool = False
     skip: bool = False  # a shortcut: its source also reaches the destination through other boxes
+    label: str = ""  # drawn beside the edge, bold ("all earlier maps": a folded dense block's concatenation)
 
 
 @dataclass
@@ -172,6 +176,12 @@ class Picture:
 
     def boxes(self) -> list[Box]:
         return list(self.root.all_boxes())
+
+    def folded(self) -> bool:
+        def any_folded(c: Cluster) -> bool:
+            return c.folded or any(any_folded(sub) for sub in c.clusters)
+
+        return any_folded(self.root)
 
     def categories(self) -> list[str]:
         used = {row.category for box in self.boxes() for row in box.rows}
@@ -230,9 +240,10 @@ def fused_rows(layers: Sequence[LayerInfo]) -> list[Row]:
 
 
 class _Drawer:
-    def __init__(self, net: Network, report: Report, level: str):
+    def __init__(self, net: Network, report: Report, level: str, fold: bool = False):
         self.net = net
         self.level = level
+        self.fold = fold
         self.info = {la.name: la for la in report.layers}
         self.edges: list[Edge] = []
         self._ids = 0
@@ -244,9 +255,11 @@ class _Drawer:
     def box(self, rows: list[Row], paths: Sequence[str] = (), **kw) -> Box:
         return Box(self.new_id(), rows, paths=tuple(paths), **kw)
 
-    def graph(self, graph: Graph, prefix: str, source: str, into: Cluster, dashed: bool = False) -> str:
+    def graph(self, graph: Graph, prefix: str, source: str, into: Cluster, dashed: bool = False,
+              repeated: bool = False) -> str:
         """Draw a graph's boxes into `into`, wired to the box `source` that feeds its input;
-        return the box holding its output."""
+        return the box holding its output. `repeated`: the graph stands for a run of identical blocks,
+        so a concatenation of its input is dense (each repetition appends to every earlier map)."""
         per_layer = self.level == "layer"
         units = chains(graph)
         group: dict[int, str] = {}
@@ -254,6 +267,7 @@ class _Drawer:
             group = {i: f"g{self._ids}_{k}" for k, unit in enumerate(units) if len(unit) > 1 for i in unit}
             units = [[i] for i in range(len(graph.nodes))]
         box_of: dict[int, str] = {INPUT: source}
+        scoped: dict[str, list[Box]] = {}  # titled scope (squeeze-excitation) -> its boxes and the gate applying it
         for unit in units:
             paths = [f"{prefix}.{graph.nodes[i].name}" for i in unit]
             layers = [self.info[p] for p in paths]
@@ -261,10 +275,19 @@ class _Drawer:
             note = name if per_layer and not name.isdigit() else ""
             box = self.box(fused_rows(layers), paths, note=note, dashed=dashed, group=group.get(unit[0], ""))
             into.boxes.append(box)
-            for j in graph.nodes[unit[0]].inputs:
-                self.edges.append(Edge(box_of[j], box.id, dashed))
+            first = graph.nodes[unit[0]]
+            dense = repeated and first.op.kind == "concat" and INPUT in first.inputs
+            for j in first.inputs:
+                self.edges.append(Edge(box_of[j], box.id, dashed, label="all earlier maps" if dense and j == INPUT else ""))
             for i in unit:
                 box_of[i] = box.id
+            keys = {_scope_of(graph, graph.nodes[i]) for i in unit}
+            if len(keys) == 1 and None not in keys:
+                scoped.setdefault(keys.pop(), []).append(box)
+        for key, boxes in scoped.items():  # one small cluster, named, per gate
+            if self.level == "block":
+                into.boxes[:] = [b for b in into.boxes if b not in boxes]
+                into.clusters.append(Cluster(self.new_id(), graph.titles[key], boxes=boxes))
         return box_of[graph.output]
 
     def part(self, graph: Graph, prefix: str, source: str, title: str, into: Cluster, dashed: bool = False) -> str:
@@ -295,18 +318,29 @@ class _Drawer:
         out = self.part(net.stem, "stem", inp.id, "stem", root)
         stage_out: dict[int, str] = {}
         for s, stage in enumerate(net.stages):
-            if self.level == "layer":  # one cluster per block
-                for b, block in enumerate(stage.blocks):
-                    title = (_stage_title(stage) if len(stage.blocks) == 1
-                             else f"{stage.name} · block {b} · {block.family}")
-                    cluster = Cluster(self.new_id(), title)
-                    out = self.graph(block.graph, f"stages.{s}.blocks.{b}", out, cluster)
+            title = _stage_title(s, stage)
+            parts = runs(stage) if self.fold else [(b, 1) for b in range(len(stage.blocks))]
+            # A stage of identical blocks is folded as a whole: its own cluster turns grey.
+            whole = len(parts) == 1 and parts[0][1] > 1
+            for_stage = Cluster(self.new_id(), title + (_growth(stage.blocks) if whole else ""), folded=whole)
+            for first, count in parts:
+                block, prefix = stage.blocks[first], f"stages.{s}.blocks.{first}"
+                folded = count > 1 and not for_stage.folded
+                if self.level == "layer":  # one cluster per block (per run when folded)
+                    label = (f"{title} · {run_title(first, count, block.family)}" if folded
+                             else title if len(stage.blocks) == 1 else f"{title} · block {first} · {block.family}")
+                    cluster = Cluster(self.new_id(), label, folded=folded)
+                    out = self.graph(block.graph, prefix, out, cluster, repeated=count > 1)
                     self.place(cluster, root)
-            else:  # one cluster per stage
-                cluster = Cluster(self.new_id(), _stage_title(stage))
-                for b, block in enumerate(stage.blocks):
-                    out = self.graph(block.graph, f"stages.{s}.blocks.{b}", out, cluster)
-                self.place(cluster, root)
+                elif folded:  # a run inside the stage's cluster, on a grey ground
+                    cluster = Cluster(self.new_id(), run_title(first, count, block.family)
+                                      + _growth(stage.blocks[first:first + count]), folded=True)
+                    out = self.graph(block.graph, prefix, out, cluster, repeated=True)
+                    for_stage.clusters.append(cluster)
+                else:
+                    out = self.graph(block.graph, prefix, out, for_stage, repeated=count > 1)
+            if self.level != "layer":
+                self.place(for_stage, root)
             stage_out[s] = out
         for a, aux in enumerate(net.aux_heads):
             src = stage_out.get(aux.after, out)
@@ -334,11 +368,16 @@ class _Drawer:
             if all(block.family == "layers" for block in stage.blocks):
                 rows = fused_rows(layers) if layers else [Row("identity", None, stage.out_shape)]
             else:
+                # As the papers' tables: the stage's totals, then the layers of the block it repeats
+                # (its last: the first often differs by a stride or a projection), coloured by kind.
+                stride = _reduction(stage.blocks[0].graph.in_shape, stage.out_shape)
                 rows = [Row(
-                    _folded(stage), None, stage.out_shape, sum(la.params for la in layers),
-                    sum(la.macs for la in layers), layers[-1].rf if layers else None,
+                    _folded(stage) + (f" · stride {stride}" if stride > 1 else ""), None, stage.out_shape,
+                    sum(la.params for la in layers), sum(la.macs for la in layers), layers[-1].rf if layers else None,
                 )]
-            prev = add(self.box(rows, paths, header=stage.name), prev)
+                last = len(stage.blocks) - 1
+                rows += self._block_rows(stage.blocks[last].graph, f"stages.{s}.blocks.{last}")
+            prev = add(self.box(rows, paths, header=_stage_title(s, stage, folded=False)), prev)
             stage_box[s] = prev
         for a, aux in enumerate(net.aux_heads):
             box = self._layers_box(f"aux_heads.{a}", aux.graph, f"{aux.name} (training only)")
@@ -347,6 +386,28 @@ class _Drawer:
         if net.head.nodes:
             add(self._layers_box("head", net.head, "head"), prev)
         return root
+
+    def _block_rows(self, graph: Graph, prefix: str) -> list[Row]:
+        """A block's rows for a stage box: fused as at block level, except that the layers of a titled
+        scope and the gate applying it become one row named by the scope: `squeeze-excitation 144->6->144`."""
+        runs: list[tuple[str | None, list[LayerInfo]]] = []
+        for node in graph.nodes:
+            key = _scope_of(graph, node)
+            layer = self.info[f"{prefix}.{node.name}"]
+            if runs and runs[-1][0] == key:
+                runs[-1][1].append(layer)
+            else:
+                runs.append((key, [layer]))
+        rows: list[Row] = []
+        for key, layers in runs:
+            if key is None:
+                rows += fused_rows(layers)
+                continue
+            widths = [layers[0].input_shapes[0][0]] + [la.output_shape[0] for la in layers
+                                                      if la.category in ("conv", "linear")]
+            rows.append(Row(f"{graph.titles[key]} {'->'.join(map(str, widths))}", "merge", layers[-1].output_shape,
+                            sum(la.params for la in layers), sum(la.macs for la in layers), layers[-1].rf))
+        return rows
 
     def _layers_box(self, prefix: str, graph: Graph, title: str) -> Box:
         layers = [self.info[f"{prefix}.{n.name}"] for n in graph.nodes]
@@ -378,6 +439,19 @@ def order_branches(root: Cluster, edges: list[Edge]) -> None:
                 home[row[0]].orders.append(row)
 
 
+def _scope_of(graph: Graph, node) -> str | None:
+    """The titled scope a node belongs to; a merge reading a titled scope (the multiply applying a
+    gate) belongs to that scope too."""
+    owner = graph.title_of(node)
+    if owner is not None:
+        return owner[0]
+    if node.op.category == "merge":
+        for j in node.inputs:
+            if j >= 0 and (fed := graph.title_of(graph.nodes[j])) is not None:
+                return fed[0]
+    return None
+
+
 def _folded(stage) -> str:
     """"bottleneck ×3" (runs of different families in order); "" for plain layer stages."""
     runs: list[list] = []
@@ -389,17 +463,35 @@ def _folded(stage) -> str:
     return ", ".join(family if n == 1 else f"{family} ×{n}" for family, n in runs if family != "layers")
 
 
-def _stage_title(stage) -> str:
-    folded = _folded(stage)
-    return f"{stage.name} · {folded}" if folded else stage.name
+def _stage_title(index: int, stage, folded: bool = True) -> str:
+    """`stages.2 · bottleneck ×36`: the part's name as tables and module paths write it, and its blocks."""
+    title = stage_title(index, stage.name)
+    what = _folded(stage) if folded else ""
+    return f"{title} · {what}" if what else title
+
+
+def _growth(blocks) -> str:
+    """" · 64->256 channels" when a folded run widens the map beyond what its one drawn block shows (DenseNet)."""
+    first, last = blocks[0].graph, blocks[-1].graph
+    if len(last.out_shape) != 3 or first.out_shape[0] == last.out_shape[0]:
+        return ""
+    return f" · {first.in_shape[0]}->{last.out_shape[0]} channels"
+
+
+def _reduction(before: Shape, after: Shape) -> int:
+    """How many times a stage shrinks the map (2 for a stride-2 stage); 1 for flat or unchanged maps."""
+    if len(before) != 3 or len(after) != 3 or after[1] == 0:
+        return 1
+    return max(1, round(before[1] / after[1]))
 
 
 def picture(net: Network, level: str = "block", show: str | Iterable[str] | None = (),
-            report: Report | None = None) -> Picture:
-    """The diagram of `net` as plain data."""
+            report: Report | None = None, fold: bool | None = None) -> Picture:
+    """The diagram of `net` as plain data. `fold` draws one block for each run of identical blocks
+    (marked ×N); by default it is on at block level and off at layer level."""
     level, _ = _check(level, "TB")
     report = report or analyze_network(net)
-    drawer = _Drawer(net, report, level)
+    drawer = _Drawer(net, report, level, fold=(level == "block") if fold is None else bool(fold))
     root = drawer.stages() if level == "stage" else drawer.network()
     edges = mark_skips(drawer.edges)
     order_branches(root, edges)
@@ -439,7 +531,7 @@ def mark_skips(edges: list[Edge]) -> list[Edge]:
     for e in edges:
         others = {p for p in preds[e.dst] if p != e.src}
         skip = bool(others) and reaches(e.src, others, _rank(e.dst))
-        out.append(Edge(e.src, e.dst, e.dashed, skip) if skip else e)
+        out.append(replace(e, skip=True) if skip else e)
     return out
 
 
@@ -475,10 +567,17 @@ def _numbers(row: Row, show: Sequence[str]) -> list[str]:
 
 
 def _small(s: str, color: str = "#555555") -> str:
-    return f'<FONT POINT-SIZE="9" COLOR="{color}">{text(s)}</FONT>' if s else ""
+    return f'<FONT POINT-SIZE="10" COLOR="{color}">{text(s)}</FONT>' if s else ""
 
 
-def box_label(box: Box, show: Sequence[str] = (), title: str = "", rankdir: str = "TB") -> str:
+def _lines(lines: Sequence[str], color: str = "#555555") -> str:
+    """Title lines, left-aligned, in the small font."""
+    body = '<BR ALIGN="LEFT"/>'.join(text(line) for line in lines)
+    return f'<FONT POINT-SIZE="10" COLOR="{color}">{body}<BR ALIGN="LEFT"/></FONT>'
+
+
+def box_label(box: Box, show: Sequence[str] = (), title: str | Sequence[str] = "", rankdir: str = "TB",
+              ground: str = "white") -> str:
     """The box as an HTML-like table. A cluster `title` goes beside the box (above it for LR)
     inside the same node, mirrored by an invisible copy so that the box stays centred; the box
     is the port `b` that edges attach to. A title node or a Graphviz cluster label would not do:
@@ -487,8 +586,9 @@ def box_label(box: Box, show: Sequence[str] = (), title: str = "", rankdir: str 
     table = _box_table(box, show)
     if not title:
         return f"<{table}>"
-    shown = f'<TD ALIGN="LEFT" VALIGN="TOP" CELLPADDING="4">{_small(title)}</TD>'
-    hidden = f'<TD CELLPADDING="4">{_small(title, "white")}</TD>'
+    lines = [title] if isinstance(title, str) else list(title)
+    shown = f'<TD ALIGN="LEFT" VALIGN="TOP" CELLPADDING="4">{_lines(lines)}</TD>'
+    hidden = f'<TD CELLPADDING="4">{_lines(lines, ground)}</TD>'
     cell = f'<TD PORT="b">{table}</TD>'
     rows = [shown + cell + hidden] if rankdir == "TB" else [shown, cell, hidden]
     return ('<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0">'
@@ -498,7 +598,7 @@ def box_label(box: Box, show: Sequence[str] = (), title: str = "", rankdir: str 
 def _box_table(box: Box, show: Sequence[str]) -> str:
     cols = 2 + len(show)
     style = ' STYLE="dashed"' if box.dashed else ""
-    out = [f'<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="{INK}"{style}>']
+    out = [f'<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="0" CELLPADDING="3" COLOR="{INK}" BGCOLOR="white"{style}>']
     if box.header:
         out.append(f'<TR><TD COLSPAN="{cols}" ALIGN="LEFT"><B>{text(box.header)}</B></TD></TR>')
     if box.note:
@@ -518,6 +618,9 @@ def title_label(pic: Picture) -> str:
         f'<TD BGCOLOR="{PALETTE[c]}" BORDER="1" COLOR="{INK}">{_small(LEGEND_NAMES.get(c, c), INK)}</TD>'
         for c in pic.categories()
     )
+    if pic.folded():
+        legend += (f'<TD BGCOLOR="{FOLDED_GROUND}" BORDER="1" COLOR="#999999">'
+                   f'{_small("grey: one block drawn for ×N identical ones", INK)}</TD>')
     if legend:
         legend = f'<TR><TD><TABLE BORDER="0" CELLSPACING="3" CELLPADDING="3"><TR>{legend}</TR></TABLE></TD></TR>'
     return (f'<<TABLE BORDER="0" CELLSPACING="0" CELLPADDING="2">'
@@ -532,10 +635,11 @@ def to_digraph(pic: Picture, rankdir: str = "TB") -> graphviz.Digraph:
         graph_attr={"rankdir": rankdir, "label": title_label(pic), "labelloc": "t", "fontname": FONT,
                     "nodesep": "0.25", "ranksep": "0.3", "bgcolor": "white", "newrank": "true"},
         node_attr={"shape": "plain", "fontname": FONT, "fontsize": "11"},
-        edge_attr={"arrowsize": "0.6", "color": "#555555"},
+        edge_attr={"arrowsize": "0.6", "color": "#555555", "fontname": FONT},
     )
     titles = _titles(pic.root)
-    _emit(g, pic.root, pic.show, titles, rankdir)
+    main, main_edges = main_path(pic)
+    _emit(g, pic.root, pic.show, titles, rankdir, main)
 
     into, out = ("n", "s") if rankdir == "TB" else ("w", "e")
 
@@ -546,30 +650,68 @@ def to_digraph(pic: Picture, rankdir: str = "TB") -> graphviz.Digraph:
         attrs = {"style": "dashed"} if e.dashed else {}
         if e.skip:
             attrs["weight"] = "0"
+        elif (e.src, e.dst) in main_edges:
+            attrs["weight"] = "8"  # short, straight and vertical: the main path does not drift sideways
+        if e.label:
+            attrs.update(penwidth="2.5", xlabel=f"<{_small(e.label)}>")
         g.edge(end(e.src, out), end(e.dst, into), **attrs)
     return g
 
 
-def _titles(cluster: Cluster) -> dict[str, str]:
-    """Cluster titles by the box that carries them: the first box drawn in each cluster."""
-    out: dict[str, str] = {}
+def _titles(cluster: Cluster) -> dict[str, list[str]]:
+    """Cluster titles by the box that carries them: the first box drawn in each cluster. A box that
+    opens nested clusters (a stage whose first run is folded) carries their titles, outermost first."""
+    out: dict[str, list[str]] = {}
     for sub in cluster.clusters:
-        out.update(_titles(sub))
+        inner = _titles(sub)
         if sub.label:
-            out[min((b.id for b in sub.all_boxes()), key=_rank)] = sub.label
+            first = min((b.id for b in sub.all_boxes()), key=_rank)
+            inner[first] = [sub.label, *inner.get(first, [])]
+        out.update(inner)
     return out
 
 
-def _emit(g: graphviz.Digraph, cluster: Cluster, show: Sequence[str], titles: dict[str, str], rankdir: str) -> None:
+def main_path(pic: Picture) -> tuple[set[str], set[tuple[str, str]]]:
+    """The boxes and edges of the longest path from the input to the output, skips and auxiliary heads
+    left out: drawn straight down the middle (Graphviz `group` and edge weight), branches beside it."""
+    boxes = [b for b in pic.boxes() if not b.dashed]
+    if not boxes:
+        return set(), set()
+    preds: dict[str, list[str]] = {}
+    for e in pic.edges:
+        if not e.skip and not e.dashed:
+            preds.setdefault(e.dst, []).append(e.src)
+    length: dict[str, int] = {}
+    best: dict[str, str] = {}
+    for box in sorted(boxes, key=lambda b: _rank(b.id)):  # ids are made in topological order
+        length[box.id] = 1
+        for p in preds.get(box.id, ()):
+            if p in length and length[p] + 1 > length[box.id]:
+                length[box.id], best[box.id] = length[p] + 1, p
+    node = max(boxes, key=lambda b: _rank(b.id)).id  # the head's last box
+    path, edges = {node}, set()
+    while node in best:
+        edges.add((best[node], node))
+        node = best[node]
+        path.add(node)
+    return path, edges
+
+
+def _emit(g: graphviz.Digraph, cluster: Cluster, show: Sequence[str], titles: dict[str, list[str]], rankdir: str,
+          main: set[str] = frozenset(), ground: str = "white") -> None:
     for box in cluster.boxes:
         attrs = {"tooltip": _attr_text(_tooltip(box))} if box.paths else {}
-        if box.group:
+        if box.id in main:
+            attrs["group"] = "main"
+        elif box.group:
             attrs["group"] = box.group
-        g.node(box.id, box_label(box, show, titles.get(box.id, ""), rankdir), **attrs)
+        g.node(box.id, box_label(box, show, titles.get(box.id, ()), rankdir, ground), **attrs)
     for sub in cluster.clusters:
         with g.subgraph(name=f"cluster_{sub.id}") as c:
-            c.attr(label="", style="rounded,dashed" if sub.dashed else "rounded", color="#aaaaaa")
-            _emit(c, sub, show, titles, rankdir)
+            inner = FOLDED_GROUND if sub.folded else ground  # (Graphviz clusters inherit their parent's fill)
+            c.attr(label="", style="rounded,filled,dashed" if sub.dashed else "rounded,filled", fillcolor=inner,
+                   color="#999999" if sub.folded else "#aaaaaa")
+            _emit(c, sub, show, titles, rankdir, main, inner)
     for row in cluster.orders:
         with g.subgraph() as same:
             same.attr(rank="same")
@@ -584,8 +726,8 @@ def _tooltip(box: Box) -> str:
 
 
 def diagram_network(net: Network, level: str = "block", show: str | Iterable[str] | None = (),
-                    rankdir: str = "TB") -> graphviz.Digraph:
-    return to_digraph(picture(net, level, show), rankdir)
+                    rankdir: str = "TB", fold: bool | None = None) -> graphviz.Digraph:
+    return to_digraph(picture(net, level, show, fold=fold), rankdir)
 
 
 # -- output -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ def squeeze_excitation(b: GraphBuilder, x: Value, squeeze: int, act: str = "relu
     squeeze path is named `se.pool`, `se.fc1`, `se.act`, `se.fc2`, `se.gate` (one
     `se` submodule in torch) and the channel-wise product `se_scale`.
     """
-    with b.scope("se"):
+    with b.scope("se", title="squeeze-excitation"):
         s = b.op("global_pool", x, name="pool", type="avg")
         s = b.conv(s, name="fc1", out=squeeze, kernel=1, bias=True)
         s = b.act(s, name="act", type=act)

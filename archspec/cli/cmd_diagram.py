@@ -11,6 +11,7 @@ EXAMPLE = """\
 examples:
   archspec diagram resnet50                                     writes resnet50.svg: every block, skips as edges
   archspec diagram resnet50 --level stage --show params,macs -o resnet50.png --dpi 150
+  archspec diagram resnet152 --no-fold -o resnet152-all.svg      every one of the 50 blocks
   archspec diagram specs/vgg19.yaml --level layer --rankdir LR -o vgg19.pdf
   archspec diagram resnet50 -o resnet50.dot                     DOT source only: no Graphviz needed
   archspec diagram resnet50 -o - | dot -Tpng -o resnet50.png    -o - writes the DOT source to stdout
@@ -43,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the DOT source to stdout (default: NAME.svg, or NAME.FORMAT with --format)")
     p.add_argument("--format", choices=FORMATS, help="the format when -o is not given (default: svg)")
     p.add_argument("--dpi", type=float, metavar="N", help="resolution of a PNG (default: Graphviz's 96)")
+    p.add_argument("--fold", action=argparse.BooleanOptionalAction, default=None,
+                   help="draw the first block of each run of identical blocks, marked xN, on a grey ground "
+                        "(default: on at block level, off at layer level; --no-fold draws every block)")
     p.set_defaults(run=run)
 
 
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         from ..core.atomic import output_target
 
         output_target(output, spec.files)  # a device, a directory or the spec itself: refused before any work
-    graph = diagram_network(spec.network(), level=args.level, show=args.show, rankdir=args.rankdir)
+    graph = diagram_network(spec.network(), level=args.level, show=args.show, rankdir=args.rankdir, fold=args.fold)
     if output == "-":
         sys.stdout.write(graph.source)
         return 0

@@ -126,15 +126,19 @@ class GraphBuilder:
         self._counters: dict[str, int] = {}
         self._names: set[str] = set()  # full names of nodes
         self._scopes: set[str] = set()  # every prefix of a node's name (`downsample` of `downsample.0`)
+        self.titles: dict[str, str] = {}  # scope -> what it is, for diagrams ("se": "squeeze-excitation")
         self.input = Value(INPUT, self.in_shape)
         # Every input, for a part that reads several (a neck): inputs[0] is `input`.
         self.inputs = [self.input] + [Value(input_index(k + 1), s) for k, s in enumerate(self.more_inputs)]
 
     # -- naming --------------------------------------------------------------------
     @contextlib.contextmanager
-    def scope(self, name: str) -> Iterator[None]:
-        """Prefix the names of nodes emitted inside with `name.`."""
+    def scope(self, name: str, title: str | None = None) -> Iterator[None]:
+        """Prefix the names of nodes emitted inside with `name.`; `title` says what the scope is
+        (diagrams group its layers under it: "squeeze-excitation")."""
         self._prefix.append(str(name))
+        if title:
+            self.titles[".".join(self._prefix)] = title
         try:
             yield
         finally:
@@ -259,4 +263,4 @@ class GraphBuilder:
     def finish(self, out: Value, outputs: dict[str, Value] | None = None) -> Graph:
         """The graph; `outputs` names several outputs (a part's), `out` being the main one."""
         named = {name: v.index for name, v in (outputs or {}).items()}
-        return Graph(self.in_shape, self.nodes, out.index, self.more_inputs, named)
+        return Graph(self.in_shape, self.nodes, out.index, self.more_inputs, named, dict(self.titles))

@@ -46,6 +46,17 @@ class Graph:
     more_inputs: tuple[Shape, ...] = ()  # inputs 1, 2, ...: node indices input_index(k)
     # Named outputs of a part, in order ({"0": node, ..., "pool": node}); empty: `output` alone.
     outputs: dict[str, int] = field(default_factory=dict)
+    # What named scopes are, for diagrams: {"se": "squeeze-excitation"} (GraphBuilder.scope's title).
+    titles: dict[str, str] = field(default_factory=dict)
+
+    def title_of(self, node: Node) -> tuple[str, str] | None:
+        """(scope, title) of the innermost titled scope holding `node`, or None."""
+        parts = node.name.split(".")[:-1]
+        for k in range(len(parts), 0, -1):
+            scope = ".".join(parts[:k])
+            if scope in self.titles:
+                return scope, self.titles[scope]
+        return None
 
     @property
     def out_shape(self) -> Shape:

@@ -277,6 +277,14 @@ class Op(BaseModel):
 
     # Fields that are channel counts, scaled by a width multiplier.
     channel_fields: ClassVar[tuple[str, ...]] = ()
+    # Fields a spec sets to a different value in each block by design (stochastic depth's linear
+    # schedule); blocks differing only there are still "the same block" when a diagram folds a stage.
+    per_block_fields: ClassVar[tuple[str, ...]] = ()
+
+    def same_layer(self, other: Op) -> bool:
+        """The same layer up to its name and per-block fields: what folding repeated blocks compares."""
+        skip = {"name", *self.per_block_fields}
+        return type(self) is type(other) and self.model_dump(exclude=skip) == other.model_dump(exclude=skip)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,12 @@ NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def rate_text(p: float) -> str:
+    """A probability for a label, to three decimals at most: 0.00588 -> 0.006, 0.2 -> 0.2."""
+    text = f"{p:.3f}".rstrip("0").rstrip(".")
+    return text if text != "0" or p == 0 else f"{p:.1g}"
+
+
 def hw(pair: tuple[int, int]) -> str:
     """(3, 3) -> "3x3"."""
     return f"{pair[0]}x{pair[1]}"

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from ..op import ModuleCall, Op, Shape, register_op
-from ._types import Probability
+from ._types import Probability, rate_text
 
 
 @register_op
@@ -20,6 +20,7 @@ class DropPath(Op):
     kind: ClassVar[str] = "drop_path"
     category: ClassVar[str] = "dropout"
     shorthand: ClassVar[str] = "p"
+    per_block_fields: ClassVar[tuple[str, ...]] = ("p",)  # rises linearly from block to block
 
     p: Probability = 0.0
 
@@ -27,7 +28,7 @@ class DropPath(Op):
         return ModuleCall("archspec.backends.torch_layers.StochasticDepth", (self.p,), names=("p",))
 
     def label(self, ins: Sequence[Shape]) -> str:
-        return f"drop path {self.p:.3g}"
+        return f"drop path {rate_text(self.p)}"
 
 
 @register_op

@@ -7,7 +7,7 @@ from typing import ClassVar
 from collections.abc import Sequence
 
 from ..op import RF, ModuleCall, Op, Shape, register_op
-from ._types import Probability
+from ._types import Probability, rate_text
 
 
 @register_op
@@ -41,4 +41,4 @@ class Dropout(Op):
         return ModuleCall("torch.nn.Dropout", (), {"p": self.p})
 
     def label(self, ins: Sequence[Shape]) -> str:
-        return f"dropout {self.p:g}"
+        return f"dropout {rate_text(self.p)}"

@@ -1,0 +1,34 @@
+"""Folding repeated blocks in a diagram: a stage draws the first block of each run of identical
+blocks and marks it "×N", as papers draw ResNet-152's 36 bottlenecks as one.
+
+Two blocks are the same when their family, node names, wiring and ops agree, ops compared as the
+spec wrote them (`Op.same_layer`: input channel counts are not an op's field, so DenseNet's
+layers, each reading more channels, fold; stochastic depth's per-block rate is ignored).
+"""
+
+from __future__ import annotations
+
+from ..ir.graph import Block, Stage
+
+
+def same_block(a: Block, b: Block) -> bool:
+    if a.family != b.family or len(a.graph.nodes) != len(b.graph.nodes) or a.graph.output != b.graph.output:
+        return False
+    return all(m.name == n.name and m.inputs == n.inputs and m.op.same_layer(n.op)
+               for m, n in zip(a.graph.nodes, b.graph.nodes))
+
+
+def runs(stage: Stage) -> list[tuple[int, int]]:
+    """(first block, how many) for each run of consecutive identical blocks, in order."""
+    out: list[tuple[int, int]] = []
+    for b, block in enumerate(stage.blocks):
+        if out and same_block(stage.blocks[out[-1][0]], block):
+            out[-1] = (out[-1][0], out[-1][1] + 1)
+        else:
+            out.append((b, 1))
+    return out
+
+
+def run_title(start: int, count: int, family: str) -> str:
+    """"blocks 1–35 · bottleneck ×35"."""
+    return f"blocks {start}–{start + count - 1} · {family} ×{count}"
