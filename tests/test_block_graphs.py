@@ -275,3 +275,24 @@ def test_two_resolutions_fuse_through_a_resize(tmp_path: Path) -> None:
         exported = exported_model(text, "fuse", tmp_path).eval()
         exported.load_state_dict(model.state_dict())
         torch.testing.assert_close(exported(x), model(x), rtol=0, atol=0)
+
+
+def test_a_loop_makes_and_gathers_named_values() -> None:
+    """An aggregation node over a loop's outputs: y0..y2 made in a loop, concatenated by name."""
+    text = HEAD % (4, """
+blocks:
+  chain:
+    params: {out: int}
+    layers:
+      - for: i
+        in: "${range(3)}"
+        do: [conv: {out: "${out}", kernel: 3, padding: 1, name: "y${i}"}]
+      - concat: {for: i, in: [2, 0], do: [{from: "y${i}"}]}
+stages: [{block: chain, out: 4}]
+""")
+    block = archspec.build(text).eval().stages[0].blocks[0]
+    x = torch.randn(2, 4, 12, 12)
+    with torch.no_grad():
+        y0 = block.y0(x)
+        y2 = block.y2(block.y1(y0))
+        torch.testing.assert_close(block(x), torch.cat([y2, y0], 1), rtol=0, atol=0)

@@ -9,8 +9,8 @@ value's size), named layers (drawn from a few names, so that layer names and sco
 collide), branched sub-blocks followed by plain layers (the shape of issue 14's item 8). For each spec that `load_spec` and
 `analyze` accept (what `archspec validate` runs), the test checks against PyTorch itself:
 the module builds, the forward pass gives the analysed shape at every block and at
-every layer with weights, and the exported Python source registers the same state_dict
-keys and computes the same outputs. A spec refused must be refused with a located
+every layer with weights, the layer-level diagram is drawn, and the exported Python
+source registers the same state_dict keys and computes the same outputs. A spec refused must be refused with a located
 `ArchspecError`, never another exception.
 """
 
@@ -188,6 +188,8 @@ def check(doc: dict, tmp_path: Path, note: Any = event) -> None:
     assert tuple(out.shape[1:]) == tuple(report.output_shape)
     assert {n: seen.get(n) for n in blocks} == {n: tuple(s) for n, s in blocks.items()}
     assert {n: seen.get(n) for n in weighted} == weighted
+
+    assert "->" in archspec.diagram(loaded, "layer").source  # the diagram draws the graph's edges
 
     exported = exported_model(text, "random_blocks", tmp_path)
     ours = [(k, tuple(v.shape)) for k, v in model.state_dict().items()]

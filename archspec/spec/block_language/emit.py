@@ -89,7 +89,9 @@ class Emitter:
         if path != name:
             self.named.setdefault(path, []).append((path, value))
 
-    def read(self, name: str, path: SpecPath) -> Value:
+    def read(self, name: str, path: SpecPath, x: Value | None = None) -> Value:
+        if "${" in name:  # a name made by an expression (`from: "y${i}"` in a loop)
+            name = str(self.values(name, x or self.block_input, path))  # type: ignore[arg-type]
         found = self.named.get(name, [])
         if not found and name == INPUT and self.block_input is not None:
             return self.block_input
@@ -118,7 +120,7 @@ class Emitter:
         if isinstance(item, BlockItem):
             return self.nested(item, x)
         if isinstance(item, RefItem):
-            return self.read(item.name, item.path)
+            return self.read(item.name, item.path, x)
         if isinstance(item, ForItem):
             for _ in self.iterate(item, x):
                 x = self.body(item.body, x)
@@ -147,7 +149,7 @@ class Emitter:
     def layer(self, item: LayerItem, x: Value) -> Value:
         from ..layers import parse_layer
 
-        inputs = [self.read(name, item.path + ("from",)) for name in item.sources] or [x]
+        inputs = [self.read(name, item.path + ("from",), x) for name in item.sources] or [x]
         fields = self.values(item.fields, inputs[0], item.path)
         try:
             op = parse_layer({item.kind: fields})
@@ -173,7 +175,7 @@ class Emitter:
                 raise self.fail(f"{item.kind} needs at least two branches; the loop made {len(outs)}", item.path)
         for name, body in item.branches if isinstance(item.branches, tuple) else ():
             if isinstance(body, RefItem):
-                outs.append(self.read(body.name, body.path))
+                outs.append(self.read(body.name, body.path, x))
                 continue
             with self.b.scope(name) if name else contextlib.nullcontext():
                 outs.append(x if body is None else self.body(body, x))
@@ -189,7 +191,7 @@ class Emitter:
     def nested(self, item: BlockItem, x: Value) -> Value:
         family = self.compiled.families[item.family]
         if item.source is not None:
-            x = self.read(item.source, item.path + ("from",))
+            x = self.read(item.source, item.path + ("from",), x)
         params = self.values(item.params, x, item.path)
         stride = self.values(item.stride, x, item.path + ("stride",))
         repeat = self.values(item.repeat, x, item.path + ("repeat",))

@@ -186,6 +186,9 @@ class Parser:
         return name
 
     def reference(self, name: Any, path: SpecPath) -> RefItem | None:
+        if isinstance(name, str) and INTERPOLATION.search(name):  # `from: "y${i}"`: known when built
+            self.templated_names = True
+            return RefItem(name, path)
         if not isinstance(name, str) or not REFERENCE.match(name):
             self.problem(f"`from:` takes the name of an earlier layer, branch or block of this block "
                          f"(or `{INPUT}`), got {name!r}", path)
