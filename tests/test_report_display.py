@@ -101,7 +101,7 @@ def test_the_api_takes_a_built_module(tmp_path: Path, monkeypatch) -> None:
 
     fmt = exporters.FORMATS["onnx"]
     monkeypatch.setitem(exporters.FORMATS, "onnx", exporters.ExportFormat(
-        fmt.name, fmt.suffix, fmt.needs_weights, lambda net, m, *a: seen.setdefault("model", m), fmt.help))
+        fmt.name, fmt.suffix, fmt.needs_weights, lambda net, m, *a, **kw: seen.setdefault("model", m), fmt.help))
     archspec.export(model, tmp_path / "lenet5.onnx")
     assert seen["model"] is model  # its own (trained) weights, not a fresh build
     with pytest.raises(archspec.ArchspecError, match="built module cannot be overridden"):
