@@ -38,7 +38,7 @@ def row(spec: Any, report: Any, family: str) -> dict[str, Any]:
     return {
         "spec": str(spec), "name": report.name, "family": family, "input_shape": list(report.input_shape),
         "params": report.params, "macs": report.macs, "flops": report.flops, "receptive_field": list(rf.size),
-        "rf": rf.size[0], "rf_stride": list(rf.jump), "depth": report.depth,
+        "rf": rf.size[0], "rf_stride": list(rf.stride), "depth": report.depth,
         "activation_bytes": report.activation_bytes, "peak_activation_bytes": report.peak_activation_bytes,
     }
 

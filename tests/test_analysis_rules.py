@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+import archspec
 from archspec import zoo
 from archspec.analysis import analyze_network
 from archspec.spec.load import load_spec, to_network
@@ -23,7 +24,7 @@ def report(s: dict):
 
 
 def field(layer) -> tuple:
-    return layer.rf.size, layer.rf.jump, layer.rf.padding
+    return layer.rf.size, layer.rf.stride, layer.rf.padding
 
 
 def test_dilation_and_stride_compose() -> None:
@@ -142,7 +143,7 @@ def test_vgg16_published_field_and_unit_region() -> None:
     # Araujo et al., Table 1: VGG-16 at pool5: r=212, stride 32, padding 90.
     r = analyze_network(to_network("vgg16"))
     rf = r.receptive_field
-    assert (rf.size, rf.jump, rf.padding) == ((212, 212), (32, 32), (90, 90))
+    assert (rf.size, rf.stride, rf.padding) == ((212, 212), (32, 32), (90, 90))
     assert r.receptive_field_layer == "stages.4.blocks.0.pool"
     # unit (3, 3) of the 7x7 pool5: starts at -90 + 3*32 = 6, ends at 6 + 211 = 217, centre 111.5
     assert rf.region((3, 3)) == ((6, 217), (6, 217))
@@ -157,7 +158,7 @@ PUBLISHED = {"vgg16": (212, 32, 90), "inception_v3": (1311, 32, 618)}
 def test_published_receptive_fields(name: str) -> None:
     rf = analyze_network(to_network(name)).receptive_field
     size, stride, padding = PUBLISHED[name]
-    assert (rf.size, rf.jump, rf.padding) == ((size, size), (stride, stride), (padding, padding))
+    assert (rf.size, rf.stride, rf.padding) == ((size, size), (stride, stride), (padding, padding))
 
 
 # "Depth" in MathWorks' table of pretrained networks ("Pretrained Deep Neural Networks",
@@ -210,3 +211,11 @@ def test_lowering_reuses_a_block_only_when_nothing_it_read_changed() -> None:
     # A family that reads its index gets a graph per block, with the widths its index gives.
     net = to_network(spec([{"block": "test_grows", "base": 2, "repeat": 3}], size=8))
     assert [b.graph.out_shape for b in net.stages[0].blocks] == [(2, 8, 8), (4, 8, 8), (6, 8, 8)]
+
+
+def test_the_receptive_field_stride_has_one_name_in_python_and_json() -> None:
+    """`stride` in Python and in JSON; `jump` (the older name, Araujo et al.'s) stays as an alias."""
+    report = archspec.analyze("vgg16")
+    rf = report.receptive_field
+    assert rf.stride == rf.jump == (32, 32)
+    assert report.to_dict()["receptive_field"]["stride"] == [32, 32]

@@ -72,7 +72,7 @@ def test_nearest_upsampling_field_is_tight() -> None:
                        {"resize": 4}], size=32)
     net = to_network(s)
     rf = analyze_network(net).layer("stem.2").rf
-    assert rf.jump == (1, 1)
+    assert rf.stride == (1, 1)
     below = analyze_network(net).layer("stem.1").rf
     firsts, lasts = set(), set()
     for unit in [(12, 12), (13, 13), (14, 14), (15, 15)]:

@@ -66,7 +66,7 @@ def test_analysed_shapes_follow_the_dilated_module(resnet50_os8: torch.nn.Module
     net = to_network("resnet50", output_stride=8)
     assert [stage.out_shape for stage in net.stages] == [seen[k] for k in range(4)]
     assert [stage.out_shape for stage in net.stages] == [(256, 56, 56), (512, 28, 28), (1024, 28, 28), (2048, 28, 28)]
-    assert report.receptive_field.jump == (8, 8)
+    assert report.receptive_field.stride == (8, 8)
     # The same field as the undilated network: dilation 2 at stride 16 spans what stride 32 did.
     assert report.receptive_field.size == archspec.analyze("resnet50").receptive_field.size
 
@@ -99,7 +99,7 @@ def test_dilated_field_equals_autograd() -> None:
     layer = "stages.1.blocks.1.relu"
     rf = analyze_network(net).layer(layer).rf
     # 1 + 2 (3x3/2) + 4 (3x3 at stride 2, the first block's previous dilation 1) + 8 (dilation 2 at stride 2)
-    assert (rf.jump, rf.size) == ((2, 2), (15, 15))
+    assert (rf.stride, rf.size) == ((2, 2), (15, 15))
     assert measure_region(net, layer, (10, 9)) == rf.region((10, 9))
 
 

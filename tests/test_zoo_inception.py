@@ -91,7 +91,7 @@ def test_macs_params_and_min_size_match_torchvision_metadata(name, weights):
 def test_inception_v3_receptive_field_at_mixed_7c():
     report = archspec.analyze("inception_v3")
     rf = report.receptive_field
-    assert (rf.size, rf.jump, rf.padding) == ((1311, 1311), (32, 32), (618, 618))
+    assert (rf.size, rf.stride, rf.padding) == ((1311, 1311), (32, 32), (618, 618))
     mixed_7c = report.stage_names.index("Mixed_7c")
     assert report.receptive_field_layer == f"stages.{mixed_7c}.blocks.0.concat"
 

@@ -198,7 +198,7 @@ def test_mobilenet_v1_receptive_field_matches_published_table():
     315-pixel field and stride 32 (its effective padding differs: TF pads asymmetrically)."""
     for width in (1.0, 0.75):
         rf = archspec.analyze("mobilenet_v1", scale={"width": width}).receptive_field
-        assert rf.size == (315, 315) and rf.jump == (32, 32)
+        assert rf.size == (315, 315) and rf.stride == (32, 32)
 
 
 def test_squeeze_excitation_gate_leaves_the_spatial_field_alone():
@@ -207,9 +207,9 @@ def test_squeeze_excitation_gate_leaves_the_spatial_field_alone():
     with_se = archspec.analyze("efficientnet_b0")
     without = archspec.analyze("efficientnet_b0", **{f"stages.{i}.se": 0 for i in range(7)})
     a, b = with_se.receptive_field, without.receptive_field
-    assert (a.size, a.jump, a.padding) == (b.size, b.jump, b.padding)
+    assert (a.size, a.stride, a.padding) == (b.size, b.stride, b.padding)
     assert with_se.receptive_field_layer == without.receptive_field_layer
-    assert with_se.receptive_field.jump == (32, 32)
+    assert with_se.receptive_field.stride == (32, 32)
     # what the gate adds is the context every unit sees: the whole map (docs/analysis.md)
     assert a.has_context and not b.has_context
 

@@ -8,7 +8,7 @@ Conventions (also printed by the CLI):
   the inference path; the forward peak is the most bytes alive at once when each
   value is freed after its last reader (inputs of a block stay alive until then).
 * Depth: the most conv and linear layers on any input-to-output path (ResNet-50: 50).
-* Receptive field: size, jump (effective stride) and padding per axis (h, w); the
+* Receptive field: size, stride (the effective stride, Araujo et al.'s jump) and padding per axis (h, w); the
   network's field is taken at the end of the feature extractor, before global
   pooling, flatten and the classifier, as published tables do.
 """
@@ -34,7 +34,7 @@ CONVENTIONS = {
     "flops": "2 x macs",
     "activation_bytes": "output elements x dtype bytes x batch, summed over the layers of the inference path",
     "peak_activation_bytes": "most output bytes alive at once in a forward pass, each freed after its last reader",
-    "receptive_field": "size, stride (jump) and padding per axis [h, w]; unit i of a layer sees input pixels "
+    "receptive_field": "size, stride and padding per axis [h, w]; unit i of a layer sees input pixels "
                        "[-padding + i*stride, -padding + i*stride + size - 1], plus the context [first, last] per "
                        "axis that every unit sees through a broadcast global value (squeeze-and-excitation); the "
                        "network's field is taken at the end of the feature extractor, before global pooling and "
@@ -115,12 +115,12 @@ class FeatureInfo:
     @property
     def reduction(self) -> int | tuple:
         """The input pixels between neighbouring units (timm's `reduction`): the field's stride."""
-        return self.rf.jump[0] if self.rf.jump[0] == self.rf.jump[1] else self.rf.jump
+        return self.rf.stride[0] if self.rf.stride[0] == self.rf.stride[1] else self.rf.stride
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "layer": self.layer, "channels": self.channels,
                 "reduction": self.reduction, "shape": list(self.shape),
-                "receptive_field": {"size": list(self.rf.size), "stride": list(self.rf.jump),
+                "receptive_field": {"size": list(self.rf.size), "stride": list(self.rf.stride),
                                     "padding": list(self.rf.padding), "context": _context(self.rf)}}
 
 
@@ -246,7 +246,7 @@ class Report:
             "dtype_bytes": self.dtype_bytes,
             "depth": self.depth,
             "receptive_field": {
-                "size": list(rf.size), "stride": list(rf.jump), "padding": list(rf.padding),
+                "size": list(rf.size), "stride": list(rf.stride), "padding": list(rf.padding),
                 "layer": self.receptive_field_layer, "context": _context(rf),
             },
             "features": [f.to_dict() for f in self.features],

@@ -15,7 +15,7 @@ RIGHT = {3, 4, 5}  # the numeric columns of the table
 
 def rf_text(rf, shape) -> str:
     """`427x427/32`: the field and the step between neighbouring units (none for one unit)."""
-    size, jump = rf.size, rf.jump
+    size, jump = rf.size, rf.stride
     text = f"{size[0]}x{size[1]}"
     if len(shape) != 3 or tuple(shape[1:]) == (1, 1):
         return text
@@ -51,7 +51,7 @@ def totals_text(report: Report) -> str:
         f"MACs         {report.macs:,} ({human(report.macs)}); FLOPs = 2 x MACs = {human(report.flops)}",
         (f"activations  {human_bytes(report.activation_bytes)} in all, forward peak "
          f"{human_bytes(report.peak_activation_bytes)} (batch {report.batch}, {report.dtype_bytes} bytes a value)"),
-        (f"receptive    {rf.size[0]}x{rf.size[1]} px, stride {rf.jump[0]}x{rf.jump[1]}, padding "
+        (f"receptive    {rf.size[0]}x{rf.size[1]} px, stride {rf.stride[0]}x{rf.stride[1]}, padding "
          f"{rf.padding[0]}x{rf.padding[1]} at {report.receptive_field_layer}{context}"),
         f"depth        {report.depth} conv/linear layers on the longest path",
     ]
@@ -90,7 +90,7 @@ def layer_record(report: Report, la: LayerInfo) -> dict[str, Any]:
         "padding": list(window.padding) if window else None, "dilation": list(window.dilation) if window else None,
         "groups": window.groups if window else None,
         "params": la.params, "buffers": la.buffers, "macs": la.macs, "activation_bytes": report.layer_bytes(la),
-        "rf_size": list(la.rf.size), "rf_stride": list(la.rf.jump), "rf_padding": list(la.rf.padding),
+        "rf_size": list(la.rf.size), "rf_stride": list(la.rf.stride), "rf_padding": list(la.rf.padding),
         "rf_context": [list(c) if c is not None else None for c in la.rf.context],
     }
 
@@ -112,5 +112,5 @@ def report_dataframe(report: Report, level: str = "layer"):
         records.append({"name": name, "layers": len(layers), "output_shape": list(last.output_shape),
                         "params": sum(la.params for la in layers), "macs": sum(la.macs for la in layers),
                         "activation_bytes": sum(report.layer_bytes(la) for la in layers),
-                        "rf_size": list(last.rf.size), "rf_stride": list(last.rf.jump)})
+                        "rf_size": list(last.rf.size), "rf_stride": list(last.rf.stride)})
     return pd.DataFrame(records).set_index("name")

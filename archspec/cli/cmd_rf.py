@@ -62,7 +62,7 @@ def locate(report, name: str, unit: tuple[int, int] | None) -> dict:
     height, width = report.input_shape[1:]
     return {
         "layer": name, "output_shape": list(layer.output_shape), "unit": list(index),
-        "rf_size": list(rf.size), "rf_stride": list(rf.jump), "rf_padding": list(rf.padding),
+        "rf_size": list(rf.size), "rf_stride": list(rf.stride), "rf_padding": list(rf.padding),
         "rows": [r0, r1], "columns": [c0, c1],
         "rows_in_image": [max(r0, 0), min(r1, height - 1)], "columns_in_image": [max(c0, 0), min(c1, width - 1)],
         "centre": list(rf.centre(index)),
@@ -83,7 +83,7 @@ def _rows(report, context: bool) -> list[list[str]]:
             continue
         centre = la.rf.centre((0, 0))
         rows.append([la.name, la.label, shape_text(la.output_shape), f"{la.rf.size[0]}x{la.rf.size[1]}",
-                     f"{la.rf.jump[0]}x{la.rf.jump[1]}", f"{la.rf.padding[0]}x{la.rf.padding[1]}",
+                     f"{la.rf.stride[0]}x{la.rf.stride[1]}", f"{la.rf.padding[0]}x{la.rf.padding[1]}",
                      f"({centre[0]:g}, {centre[1]:g})"] + ([_context_text(la.rf)] if context else []))
     return rows
 
@@ -112,11 +112,11 @@ def run(args: argparse.Namespace) -> int:
         print_json({
             "name": report.name, "input_shape": list(report.input_shape),
             "receptive_field": {"size": list(report.receptive_field.size),
-                                "stride": list(report.receptive_field.jump),
+                                "stride": list(report.receptive_field.stride),
                                 "padding": list(report.receptive_field.padding),
                                 "layer": report.receptive_field_layer},
             "layers": [{"name": la.name, "op": la.op, "output_shape": list(la.output_shape),
-                        "rf_size": list(la.rf.size), "rf_stride": list(la.rf.jump), "rf_padding": list(la.rf.padding),
+                        "rf_size": list(la.rf.size), "rf_stride": list(la.rf.stride), "rf_padding": list(la.rf.padding),
                         "rf_context": [list(c) if c is not None else None for c in la.rf.context]}
                        for la in report.layers if len(la.output_shape) == 3],
         })
@@ -127,6 +127,6 @@ def run(args: argparse.Namespace) -> int:
                 + (["context (seen by every unit)"] if context else [])))
     rf = report.receptive_field
     print(f"\nnetwork receptive field (at {report.receptive_field_layer}, before global pooling): "
-          f"{rf.size[0]}x{rf.size[1]}, stride {rf.jump[0]}x{rf.jump[1]}, padding {rf.padding[0]}x{rf.padding[1]}")
+          f"{rf.size[0]}x{rf.size[1]}, stride {rf.stride[0]}x{rf.stride[1]}, padding {rf.padding[0]}x{rf.padding[1]}")
     print("unit i sees input pixels [-padding + i*stride, -padding + i*stride + size - 1] along each axis")
     return 0

@@ -46,26 +46,31 @@ class RF:
     """Receptive field of one unit, per spatial axis (h, w), in input pixels
     (Araujo et al., "Computing receptive fields of convolutional neural networks", 2019).
 
-    size: extent of the field; jump: distance between neighbouring units' fields
-    (the effective stride); padding: how far the first unit's field reaches before
-    pixel 0. Unit i sees pixels `[-padding + i*jump, -padding + i*jump + size - 1]`
-    and its centre lies at `-padding + i * jump + (size - 1) / 2`.
+    size: extent of the field; stride: distance between neighbouring units' fields
+    (the effective stride, which Araujo et al. call the jump; `jump` is kept as an alias); padding: how far the first unit's field reaches before
+    pixel 0. Unit i sees pixels `[-padding + i*stride, -padding + i*stride + size - 1]`
+    and its centre lies at `-padding + i * stride + (size - 1) / 2`.
 
     context: per axis, pixels that *every* unit sees whatever its position, or None.
     A globally pooled value broadcast back over the map (a squeeze-and-excitation
     gate) gives each unit the whole map's field on top of its own local field, which
-    no (size, jump, padding) can express; size/jump/padding stay the local,
+    no (size, stride, padding) can express; size/stride/padding stay the local,
     translation-equivariant part and `region` adds the context.
     """
 
     size: tuple[int, int] = (1, 1)
-    jump: tuple[int, int] = (1, 1)
+    stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     context: tuple[Interval | None, Interval | None] = (None, None)
 
+    @property
+    def jump(self) -> tuple[int, int]:
+        """The old name of `stride` (Araujo et al.'s word), kept for scripts that use it."""
+        return self.stride
+
     def window(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation=(1, 1)) -> RF:
         """The field after a sliding window (conv or pool): r + (k_eff - 1) * j, j * s, P + p * j."""
-        (r0, r1), (j0, j1), (p0, p1) = self.size, self.jump, self.padding
+        (r0, r1), (j0, j1), (p0, p1) = self.size, self.stride, self.padding
         return RF(
             (r0 + dilation[0] * (kernel[0] - 1) * j0, r1 + dilation[1] * (kernel[1] - 1) * j1),
             (j0 * stride[0], j1 * stride[1]),
@@ -86,7 +91,7 @@ class RF:
         the earliest path starts (largest padding) and ends where the latest ends
         (Araujo et al., "multi-path networks"). An input broadcast along an axis (an SE
         gate of C x 1 x 1 against C x H x W) shows every output unit the same pixels:
-        they join the context and set neither the size nor the jump.
+        they join the context and set neither the size nor the stride.
         """
         if len(fields) == 1:
             return fields[0]
@@ -102,7 +107,7 @@ class RF:
             end = max(f.size[a] - f.padding[a] for f in spaced)
             size.append(end + p)
             padding.append(p)
-            jump.append(max(f.jump[a] for f in spaced))
+            jump.append(max(f.stride[a] for f in spaced))
             ctx = None
             for f in spaced:
                 ctx = _hull(ctx, f.context[a])
@@ -114,7 +119,7 @@ class RF:
     # -- where a unit looks ----------------------------------------------------------
     def start(self, index: Sequence[int]) -> tuple[int, int]:
         """First pixel (h, w) of unit `index`'s local field (negative: in the padding)."""
-        return tuple(-p + i * j for p, i, j in zip(self.padding, index, self.jump))  # type: ignore[return-value]
+        return tuple(-p + i * j for p, i, j in zip(self.padding, index, self.stride))  # type: ignore[return-value]
 
     def region(self, index: Sequence[int]) -> tuple[Interval, Interval]:
         """((first row, last row), (first column, last column)) that unit `index` sees, inclusive."""
@@ -122,7 +127,7 @@ class RF:
         return tuple(_hull(loc, ctx) for loc, ctx in zip(local, self.context))  # type: ignore[return-value]
 
     def centre(self, index: Sequence[int]) -> tuple[float, float]:
-        """Centre (h, w) of unit `index` in input coordinates: `-padding + i * jump + (size - 1) / 2`."""
+        """Centre (h, w) of unit `index` in input coordinates: `-padding + i * stride + (size - 1) / 2`."""
         return tuple(f + (s - 1) / 2 for f, s in zip(self.start(index), self.size))  # type: ignore[return-value]
 
     @property

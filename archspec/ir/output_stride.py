@@ -22,10 +22,10 @@ class StrideError(ValueError):
 
 def out_jump(graph: Graph, jump: tuple[int, int]) -> tuple[int, int]:
     """The stride (jump) of the graph's output when its input has stride `jump`."""
-    fields = {INPUT: RF(jump=jump)}
+    fields = {INPUT: RF(stride=jump)}
     for i, node in enumerate(graph.nodes):
         fields[i] = node.op.rf([fields[j] for j in node.inputs], graph.in_shapes(node))
-    return fields[graph.output].jump  # type: ignore[return-value]
+    return fields[graph.output].stride  # type: ignore[return-value]
 
 
 @dataclass

@@ -52,6 +52,15 @@ class Spec:
         the inputs that no output may overwrite."""
         return tuple(Path(f) for f in self.locator.files)
 
+    @property
+    def input(self) -> Any:
+        """The input: `.channels`, `.size` (h, w) and `.shape` (C, H, W)."""
+        return self.model.input
+
+    @property
+    def num_classes(self) -> Any:
+        return self.model.num_classes
+
     def network(self, hints: bool = True) -> Network:
         """The IR, lowered once and cached. `hints=False` leaves out of an error what costs
         more lowerings to find (the smallest input that works): a sweep counts failures."""

@@ -77,7 +77,7 @@ class Resize(Op):
         size, jump, padding = [], [], []
         for a in range(2):
             r = Fraction(ins[0][1 + a], out[1 + a])
-            big = Fraction(f.jump[a]).limit_denominator(1 << 20)  # a fractional jump after an upsampling
+            big = Fraction(f.stride[a]).limit_denominator(1 << 20)  # a fractional jump after an upsampling
             j = big * r
             if self.mode == "nearest":
                 reach = big * (1 - Fraction(1, r.denominator))  # i*r - floor(i*r) <= 1 - 1/q, r = p/q
