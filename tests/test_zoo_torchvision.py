@@ -19,6 +19,7 @@ pair takes over ~5 s to build (about 40M parameters and up) are marked slow.
 from __future__ import annotations
 
 import gc
+import json
 
 import pytest
 import torch
@@ -27,6 +28,7 @@ import torchvision
 import archspec
 from archspec.backends.torch_layers import StochasticDepth
 from archspec.interop.torchvision import _pairs
+from tests.clirun import run_cli
 from tests.parity import assert_close_outputs, assert_parity, count
 from tests.zoo_tiers import EXPORTED, REPRESENTATIVE
 
@@ -130,3 +132,14 @@ def test_variants_use_what_their_representative_uses() -> None:
         assert representative in EXPORTED, representative
         extra = _kinds(variant) - _kinds(representative)
         assert not extra, (variant, representative, extra)
+
+
+def test_compare_takes_the_whole_zoo(tmp_path) -> None:
+    """`archspec compare` over every zoo network: one row each, torchvision's counts, a plot."""
+    names = archspec.zoo.names()
+    code, out, err = run_cli("compare", *names, "--json", "--plot", str(tmp_path / "zoo.png"))
+    assert code == 0, err
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert sorted(rows) == names
+    assert rows["regnet_y_128gf"]["params"] == 644_812_894 and rows["regnet_y_128gf"]["family"] == "regnet"
+    assert (tmp_path / "zoo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
