@@ -47,9 +47,9 @@ class RF:
     (Araujo et al., "Computing receptive fields of convolutional neural networks", 2019).
 
     size: extent of the field; stride: distance between neighbouring units' fields
-    (the effective stride, which Araujo et al. call the jump; `jump` is kept as an alias); padding: how far the first unit's field reaches before
-    pixel 0. Unit i sees pixels `[-padding + i*stride, -padding + i*stride + size - 1]`
-    and its centre lies at `-padding + i * stride + (size - 1) / 2`.
+    (the effective stride, which Araujo et al. call the jump; `jump` is kept as an alias);
+    padding: how far the first unit's field reaches before pixel 0. Unit i sees pixels
+    `[-padding + i*stride, -padding + i*stride + size - 1]` and its centre lies at `-padding + i * stride + (size - 1) / 2`.
 
     context: per axis, pixels that *every* unit sees whatever its position, or None.
     A globally pooled value broadcast back over the map (a squeeze-and-excitation

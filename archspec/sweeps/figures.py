@@ -25,7 +25,7 @@ FIGURES: dict[str, tuple[str, Callable[[Report], int]]] = {
     "receptive_field": ("receptive field size at the end of the feature extractor, the smaller of height "
                         "and width", lambda r: min(r.receptive_field.size)),
     "output_stride": ("effective stride (jump) at the end of the feature extractor, the larger of height "
-                      "and width", lambda r: max(r.receptive_field.jump)),
+                      "and width", lambda r: max(r.receptive_field.stride)),
 }
 
 _SUFFIXES = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
