@@ -106,7 +106,7 @@ def comparison_figure(rows: Sequence[dict[str, Any]], *, x: str = "macs", y: str
     ax.set_ylim(ax.get_ylim())
     labels, numbered = _place_labels(fig, ax, [r["name"] for r in rows], xs, ys)
     if numbered:
-        key = "   ".join(f"{i} {name}" for i, name in enumerate(numbered, start=1))
+        key = "   ".join(f"{i}\u00a0{name}" for i, name in enumerate(numbered, start=1))  # never split an entry
         ax.text(0.0, -0.1, "\n".join(textwrap.wrap(key, 110)), transform=ax.transAxes, va="top", ha="left",
                 fontsize=FONT_SIZE)
     return fig, labels, numbered
