@@ -67,7 +67,12 @@ def test_densenet121_dense_blocks_fold_and_read_as_dense() -> None:
         assert f"stages.{stage} (denseblock{k}) · dense_layer ×{layers} · {width}->{grown} channels" in text
         width = grown // 2  # each transition halves the width (compression 0.5)
     dense = [e for e in pic.edges if e.label == "all earlier maps"]
-    assert len(dense) == 4 and all(e.skip for e in dense)  # one bold bypass into each folded block's concat
+    assert len(dense) == 4 and all(e.skip and e.bold for e in dense)  # one bold bypass into each block's concat
+    unfolded = picture(net, "block", fold=False)  # every layer's bypass bold, the first of each block labelled
+    assert sum(e.bold for e in unfolded.edges) == 6 + 12 + 24 + 16
+    assert sum(e.label == "all earlier maps" for e in unfolded.edges) == 4
+    layer = picture(net, "layer", fold=True)
+    assert drawn_blocks(layer) == {s: {0} for s in range(7)}
 
 
 def test_drop_path_rates_do_not_stop_folding_and_are_rounded() -> None:

@@ -200,8 +200,8 @@ class Report:
 
         names = [la.name for la in self.layers]
         if len(names) > 40:  # too many to list: suggest, and say where the names are
-            raise ArchspecError(f"unknown layer '{name}'{did_you_mean(name, names)}; "
-                                f"`archspec summary {self.name} --level layer` lists the {len(names)} layer names")
+            raise ArchspecError(f"unknown layer '{name}'{did_you_mean(name, names)}; the {len(names)} layer names are "
+                                f"in report.table('layer') (`archspec summary {self.name} --level layer`)")
         raise ArchspecError(unknown_name("layer", name, names))
 
     def groups(self) -> list[tuple[str, list[LayerInfo]]]:

@@ -162,7 +162,8 @@ class Edge:
     dst: str
     dashed: bool = False
     skip: bool = False  # a shortcut: its source also reaches the destination through other boxes
-    label: str = ""  # drawn beside the edge, bold ("all earlier maps": a folded dense block's concatenation)
+    label: str = ""  # drawn beside the edge ("all earlier maps": a dense block's concatenation)
+    bold: bool = False
 
 
 @dataclass
@@ -256,10 +257,11 @@ class _Drawer:
         return Box(self.new_id(), rows, paths=tuple(paths), **kw)
 
     def graph(self, graph: Graph, prefix: str, source: str, into: Cluster, dashed: bool = False,
-              repeated: bool = False) -> str:
+              dense: str | None = None) -> str:
         """Draw a graph's boxes into `into`, wired to the box `source` that feeds its input;
-        return the box holding its output. `repeated`: the graph stands for a run of identical blocks,
-        so a concatenation of its input is dense (each repetition appends to every earlier map)."""
+        return the box holding its output. `dense`: the graph is one of a run of identical blocks, so
+        a concatenation of its input is dense (each block appends to every earlier map): that bypass is
+        drawn bold, labelled with `dense` when it is not empty."""
         per_layer = self.level == "layer"
         units = chains(graph)
         group: dict[int, str] = {}
@@ -276,9 +278,10 @@ class _Drawer:
             box = self.box(fused_rows(layers), paths, note=note, dashed=dashed, group=group.get(unit[0], ""))
             into.boxes.append(box)
             first = graph.nodes[unit[0]]
-            dense = repeated and first.op.kind == "concat" and INPUT in first.inputs
+            bypass = dense is not None and first.op.kind == "concat" and INPUT in first.inputs
             for j in first.inputs:
-                self.edges.append(Edge(box_of[j], box.id, dashed, label="all earlier maps" if dense and j == INPUT else ""))
+                here = bypass and j == INPUT
+                self.edges.append(Edge(box_of[j], box.id, dashed, label=dense if here else "", bold=here))
             for i in unit:
                 box_of[i] = box.id
             keys = {_scope_of(graph, graph.nodes[i]) for i in unit}
@@ -319,26 +322,31 @@ class _Drawer:
         stage_out: dict[int, str] = {}
         for s, stage in enumerate(net.stages):
             title = _stage_title(s, stage)
-            parts = runs(stage) if self.fold else [(b, 1) for b in range(len(stage.blocks))]
+            same = runs(stage)
+            run_of = {b: (first, count) for first, count in same for b in range(first, first + count)}
+            parts = same if self.fold else [(b, 1) for b in range(len(stage.blocks))]
             # A stage of identical blocks is folded as a whole: its own cluster turns grey.
-            whole = len(parts) == 1 and parts[0][1] > 1
+            whole = self.level != "layer" and len(parts) == 1 and parts[0][1] > 1
             for_stage = Cluster(self.new_id(), title + (_growth(stage.blocks) if whole else ""), folded=whole)
             for first, count in parts:
                 block, prefix = stage.blocks[first], f"stages.{s}.blocks.{first}"
                 folded = count > 1 and not for_stage.folded
+                start, length = run_of[first]
+                # In a run of identical blocks a concatenation of the block input is dense; say so once a run.
+                dense = None if length == 1 else "all earlier maps" if first == start else ""
                 if self.level == "layer":  # one cluster per block (per run when folded)
                     label = (f"{title} · {run_title(first, count, block.family)}" if folded
                              else title if len(stage.blocks) == 1 else f"{title} · block {first} · {block.family}")
                     cluster = Cluster(self.new_id(), label, folded=folded)
-                    out = self.graph(block.graph, prefix, out, cluster, repeated=count > 1)
+                    out = self.graph(block.graph, prefix, out, cluster, dense=dense)
                     self.place(cluster, root)
                 elif folded:  # a run inside the stage's cluster, on a grey ground
                     cluster = Cluster(self.new_id(), run_title(first, count, block.family)
                                       + _growth(stage.blocks[first:first + count]), folded=True)
-                    out = self.graph(block.graph, prefix, out, cluster, repeated=True)
+                    out = self.graph(block.graph, prefix, out, cluster, dense=dense)
                     for_stage.clusters.append(cluster)
                 else:
-                    out = self.graph(block.graph, prefix, out, for_stage, repeated=count > 1)
+                    out = self.graph(block.graph, prefix, out, for_stage, dense=dense)
             if self.level != "layer":
                 self.place(for_stage, root)
             stage_out[s] = out
@@ -652,8 +660,10 @@ def to_digraph(pic: Picture, rankdir: str = "TB") -> graphviz.Digraph:
             attrs["weight"] = "0"
         elif (e.src, e.dst) in main_edges:
             attrs["weight"] = "8"  # short, straight and vertical: the main path does not drift sideways
+        if e.bold:
+            attrs["penwidth"] = "2.5"
         if e.label:
-            attrs.update(penwidth="2.5", xlabel=f"<{_small(e.label)}>")
+            attrs["xlabel"] = f"<{_small(e.label)}>"
         g.edge(end(e.src, out), end(e.dst, into), **attrs)
     return g
 

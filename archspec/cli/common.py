@@ -31,7 +31,8 @@ LEVELS = ("stage", "block", "layer")
 
 def add_level_option(p: argparse.ArgumentParser, default: str, help: str) -> None:
     """--level, the level of detail, in every command that has one (`--depth` is its old name in summary)."""
-    p.add_argument("--level", "--depth", dest="level", choices=LEVELS, default=default, help=help)
+    p.add_argument("--level", dest="level", choices=LEVELS, default=default, help=help)
+    p.add_argument("--depth", dest="level", choices=LEVELS, help=argparse.SUPPRESS)  # the old name, for scripts
 
 
 def add_analysis_options(p: argparse.ArgumentParser) -> None:
