@@ -205,6 +205,8 @@ def _refused(text: str) -> str:
     ('[conv: {out: 4, name: t}, {block: basic, out: 4, name: t}]',
      "'t' names both a layer and a scope (a nested block or a named branch) in the same block; rename one"),
     ('[{block: basic, out: 4, repeat: 0}]', "blocks.b.layers[0].repeat: repeat must be a positive integer, got 0"),
+    ('[{block: inception, branches: [1x1 4], stride: 2}]',  # a nested stride is refused as a stage's is
+     "b: layers[0].stride: block type 'inception' takes no stride (at <string>:8:"),
 ])
 def test_graph_mistakes_are_located(layers: str, message: str) -> None:
     text = HEAD % (3, f"blocks:\n  b:\n    params: {{out: int}}\n    layers: {layers}\n"

@@ -202,6 +202,9 @@ class Emitter:
             raise self.invalid(exc, params, item.path) from None
         if not isinstance(stride, int) or stride < 1:
             raise self.fail(f"stride must be a positive integer, got {stride!r}", item.path + ("stride",))
+        if stride != 1 and not family.strided:
+            reason = f": {family.unstrided_because}" if family.unstrided_because else ""
+            raise self.fail(f"block type '{item.family}' takes no stride{reason}", item.path + ("stride",))
         if repeat is not None and (not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1):
             raise self.fail(f"repeat must be a positive integer, got {repeat!r}", item.path + ("repeat",))
         ctx = self.ctx
