@@ -298,3 +298,20 @@ stages: [{block: chain, out: 4}]
         y0 = block.y0(x)
         y2 = block.y2(block.y1(y0))
         torch.testing.assert_close(block(x), torch.cat([y2, y0], 1), rtol=0, atol=0)
+
+
+def test_unequal_splits_of_different_widths_export_as_one_class(tmp_path: Path) -> None:
+    """Two MixConv blocks, 11 channels cut (5, 3, 3) and 12 cut (4, 4, 4): one exported class whose
+    split sizes are an argument of any length; the outputs equal the compiled module's."""
+    text = HEAD % (11, MIX.replace("stages: [{block: mixconv, kernels: [3, 5, 7]}]", """stages:
+  - {block: mixconv, kernels: [3, 5, 7]}
+  - conv: {out: 12}
+  - {block: mixconv, kernels: [3, 5, 7]}"""))
+    model = archspec.build(text).eval()
+    exported = exported_model(text, "mix_widths", tmp_path).eval()
+    source = (tmp_path / "mix_widths.py").read_text()
+    assert source.count("class Mixconv") == 1 and "_parts: tuple[int, ...]" in source
+    exported.load_state_dict(model.state_dict())
+    x = torch.randn(2, 11, 12, 12)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), model(x), rtol=0, atol=0)

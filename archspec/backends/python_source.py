@@ -542,8 +542,10 @@ def _sometimes(argument: Argument) -> bool:
 
 
 def _type(values: list[Any]) -> str:
-    hints = {"bool": "bool", "int": "int", "float": "float", "tuple": "tuple[int, int]", "str": "str",
-             "NoneType": "None"}
+    hints = {"bool": "bool", "int": "int", "float": "float", "str": "str", "NoneType": "None"}
+    tuples = {len(v) for v in values if isinstance(v, tuple)}
+    # (h, w) pairs are the common case; channel group sizes (a split's) have any length
+    hints["tuple"] = "tuple[int, int]" if tuples == {2} else "tuple[int, ...]"
     kinds = {type(v).__name__ for v in values if v is not ABSENT}
     if kinds >= {"int", "float"}:
         kinds -= {"int"}
