@@ -280,13 +280,24 @@ def test_expression_values_are_measured_at_every_level() -> None:
 ])
 def test_export_memory_and_options_are_refused_before_allocating(argv: tuple, message: str, tmp_path: Path,
                                                                    monkeypatch) -> None:
-    import archspec.backends.torch_module as backend
+    import archspec.api
 
-    monkeypatch.setattr(backend, "build_module", lambda *a, **k: pytest.fail("built a module"))
+    monkeypatch.setattr(archspec.api, "build", lambda *a, **k: pytest.fail("built a module"))
     out = tmp_path / "x.onnx"
     code, _, err = run_cli("export", "resnet18", "-o", str(out), *argv)
     assert code == 2 and message in err and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_the_memory_check_lets_real_exports_through() -> None:
+    """EfficientNet-B7 at 600x600, batch 2: 0.25 GiB of weights, 0.26 GiB peak activations (7.5 GiB summed
+    over all layers, which an export never holds at once): it fits a 4 GiB machine."""
+    from archspec.backends.exporters import ExportError, check_memory
+
+    net = archspec.load_spec("efficientnet_b7").network()
+    check_memory(net, 2, limit=4 << 30)
+    with pytest.raises(ExportError, match=r"needs about 0\.8 GiB"):  # 2 x 0.25 + 0.26 + the input
+        check_memory(net, 2, limit=1 << 29)
 
 
 @pytest.mark.parametrize("argv, message", [

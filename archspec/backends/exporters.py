@@ -77,21 +77,23 @@ def machine_memory() -> int:
 
 
 def check_memory(net: Network, batch: int, model: Any = None, limit: int | None = None) -> None:
-    """Refuse, before allocating anything, a traced export that cannot fit in memory: the weights
-    (unless `model` exists already) plus the example input and every activation of one pass,
-    in float32, for the example batch (from the analysis; an upper bound)."""
+    """Refuse, before allocating anything, a traced export that cannot fit in memory (`limit`,
+    by default the machine's): the example input, the largest set of activations alive at once
+    in one pass (the analysis' peak), and the weights twice (the module, and the copy the
+    exporters serialise; not counted when `model` exists already), all in float32. It is meant
+    to stop an impossible request (a 65536x65536 input, a batch of 1e8) early, not to be tight."""
     from ..analysis.report import analyze_network
 
     limit = machine_memory() if limit is None else limit
     report = analyze_network(net, dtype_bytes=4, batch=batch)
-    weights = 0 if model is not None else (report.params + report.buffers) * 4
+    weights = (report.params + report.buffers) * 4 * (1 if model is not None else 2)
     example = batch * 4 * math.prod(net.input_shape)
-    total = weights + example + report.activation_bytes
+    total = weights + example + report.peak_activation_bytes
     if total > limit:
         shape = "x".join(map(str, net.input_shape))
         raise ExportError(f"tracing a batch of {batch} at {shape} needs about {total / (1 << 30):,.1f} GiB "
                           f"(weights, example input and activations), more than this machine's "
-                          f"{limit / (1 << 30):,.1f} GiB; use a smaller --batch or --input")
+                          f"{limit / (1 << 30):,.1f} GiB; use a smaller batch or input size")
 
 
 def _example(net: Network, model: Any, batch: int) -> Any:
