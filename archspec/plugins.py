@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from .core.errors import ArchspecError
+from .core.reading import InputFileError, check_regular
 
 
 class PluginError(ArchspecError):
@@ -25,8 +26,10 @@ def load_plugins(names: Iterable[str]) -> None:
         path = Path(name)
         try:
             if name.endswith(".py"):
-                if not path.is_file():
-                    raise PluginError(f"--plugin {name}: no such file")
+                try:
+                    check_regular(path)  # a named pipe would block the import forever
+                except InputFileError as exc:
+                    raise PluginError(f"--plugin {name}: {exc.reason}") from None
                 key = f"archspec_plugin_{abs(hash(str(path.resolve())))}"
                 if key in sys.modules:
                     continue

@@ -330,6 +330,9 @@ def test_a_plugin_cannot_end_archspec(tmp_path: Path) -> None:
     plugin.write_text("import sys\nsys.exit(0)\n", encoding="utf-8")
     code, _, err = run_cli("validate", "lenet5", "--plugin", str(plugin))
     assert (code, err) == (2, f"lenet5: --plugin {plugin}: called sys.exit(0) while being imported\n")
+    os.mkfifo(tmp_path / "pipe.py")  # never waited on
+    code, _, err = run_cli("validate", "lenet5", "--plugin", str(tmp_path / "pipe.py"))
+    assert (code, err) == (2, f"lenet5: --plugin {tmp_path / 'pipe.py'}: is a named pipe, not a regular file\n")
 
 
 def test_names_from_a_spec_cannot_drive_the_terminal(tmp_path: Path) -> None:
