@@ -2,8 +2,9 @@
 
 Both draw on standard error with rich, and only there when it is a terminal: piped or
 redirected output, Jupyter (not a terminal) and `--quiet` (`set_quiet(True)`) see nothing,
-and rich is not even imported. Both are transient: once the work ends the line is erased,
-so what stays on the screen is the command's own output.
+and rich is not even imported. Nothing is drawn for work that ends within a second (DELAY_S),
+and what is drawn is erased when the work ends, so what stays on the screen is the command's
+own output.
 
     for spec in track(specs, "analysing"):
         ...
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
@@ -47,18 +49,26 @@ def _isatty(stream) -> bool:
         return False
 
 
-_active = None  # the rich Progress on screen: nested work adds a line to it (rich allows one live display)
+# Work shorter than this draws nothing: a quick command does not flicker a bar. (Tests set it to 0.)
+DELAY_S = 1.0
+
+_active = None  # the rich Progress of this process: nested work adds a line to it (rich allows one live display)
+_shown = threading.Event()  # set once that display is on screen
 
 
 @contextlib.contextmanager
 def _task(description: str, total: int | None) -> Iterator[tuple]:
-    """A line for one piece of work in the progress display, opening the display if none is open."""
+    """A line for one piece of work in the progress display, opening the display if none is open.
+
+    The display goes on screen only once the outermost work has run DELAY_S seconds.
+    """
     global _active
     from rich import progress as rp
 
     if _active is not None:
         task = _active.add_task(description, total=total)
-        _active.refresh()
+        if _shown.is_set():
+            _active.refresh()
         try:
             yield _active, task
         finally:
@@ -77,13 +87,34 @@ def _task(description: str, total: int | None) -> Iterator[tuple]:
                           # Lines printed meanwhile go above the display; stdout only when it shares the terminal
                           # (were it redirected to a file, rich would send its lines to the terminal instead).
                           redirect_stdout=_isatty(sys.stdout), redirect_stderr=True)
-    with display:
-        _active = display
-        try:
-            task = display.add_task(description, total=total)
-            yield display, task
-        finally:
-            _active = None
+    lock = threading.Lock()
+    finished = False
+
+    def show() -> None:
+        with lock:
+            if not finished:
+                display.start()
+                _shown.set()
+
+    timer = threading.Timer(DELAY_S, show)
+    timer.daemon = True
+    _active = display
+    _shown.clear()
+    try:
+        task = display.add_task(description, total=total)
+        if DELAY_S <= 0:
+            show()
+        else:
+            timer.start()
+        yield display, task
+    finally:
+        with lock:
+            finished = True
+            timer.cancel()
+            if _shown.is_set():
+                display.stop()
+        _shown.clear()
+        _active = None
 
 
 def track(items: Iterable[T], description: str, total: int | None = None,

@@ -29,6 +29,7 @@ def run_on(stderr: io.StringIO, *argv: str) -> tuple[int, str, str]:
 @pytest.fixture(autouse=True)
 def _loud(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ARCHSPEC_QUIET", raising=False)
+    monkeypatch.setattr(progress, "DELAY_S", 0.0)  # draw at once: the work here is quick
     progress.set_quiet(False)
 
 
@@ -72,4 +73,17 @@ def test_export_shows_its_step(tmp_path: Path) -> None:
     assert code == 0
     assert "export lenet5 to python: writing" in err
     assert err.rstrip().endswith("(python)")  # "wrote ..." stays after the transient line is erased
+
+
+def test_quick_work_draws_nothing_and_slow_work_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setattr(progress, "DELAY_S", 0.3)
+    term = Terminal()
+    monkeypatch.setattr("sys.stderr", term)
+    assert list(progress.track(range(3), "quick")) == [0, 1, 2]
+    assert term.getvalue() == ""  # no flicker for work under the delay
+    with progress.status("slow"):
+        time.sleep(0.6)
+    assert "slow" in term.getvalue()
 
