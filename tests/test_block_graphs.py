@@ -202,8 +202,9 @@ def _refused(text: str) -> str:
     ('[split: {sizes: [2, 2], index: 0}]', "split sizes [2, 2] add up to 4, but the input has 3 channels"),
     ('[{block: {block: basic, out: 4}}]', "blocks.b.layers[0].block: `block:` takes a block type's name; its "
      "parameters go beside it, in one mapping: `{block: basic, out: 64, ...}`"),
-    ('[conv: {out: 4, name: t}, {block: basic, out: 4, name: t}]',
-     "'t' names both a layer and a scope (a nested block or a named branch) in the same block; rename one"),
+    ('[conv: {out: 4, name: t}, {block: basic, out: 4, name: t}]',  # located at the second use
+     "'t' names both a layer and a scope (a nested block or a named branch) in the same block; rename one "
+     "(at <string>:8:68)"),  # the value of the second `name: t`, counted by hand
     ('[{block: basic, out: 4, repeat: 0}]', "blocks.b.layers[0].repeat: repeat must be a positive integer, got 0"),
     ('[{block: inception, branches: [1x1 4], stride: 2}]',  # a nested stride is refused as a stage's is
      "b: layers[0].stride: block type 'inception' takes no stride (at <string>:8:"),

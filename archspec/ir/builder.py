@@ -136,6 +136,10 @@ class GraphBuilder:
     def scope(self, name: str, title: str | None = None) -> Iterator[None]:
         """Prefix the names of nodes emitted inside with `name.`; `title` says what the scope is
         (diagrams group its layers under it: "squeeze-excitation")."""
+        full = ".".join(self._prefix + [str(name)])
+        if full in self._names:
+            raise ShapeError(f"'{full}' names both a layer and a scope (a nested block or a named branch) "
+                             "in the same block; rename one")
         self._prefix.append(str(name))
         if title:
             self.titles[".".join(self._prefix)] = title

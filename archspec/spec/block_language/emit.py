@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ...core.errors import ArchspecError, SpecPath, format_path
 from ...ir.builder import GraphBuilder, NodeShapeError, Value
+from ...ir.op import ShapeError
 from ..expr import ExprError, substitute
 from .parse import INPUT, BlockItem, ForItem, LayerItem, MergeItem, RefItem
 from ..families import BlockContext
@@ -177,7 +178,7 @@ class Emitter:
             if isinstance(body, RefItem):
                 outs.append(self.read(body.name, body.path, x))
                 continue
-            with self.b.scope(name) if name else contextlib.nullcontext():
+            with self.located(body_path(item, name)), self.b.scope(name) if name else contextlib.nullcontext():
                 outs.append(x if body is None else self.body(body, x))
             self.define(name, outs[-1])
         if item.kind == "residual":
@@ -208,7 +209,7 @@ class Emitter:
         if repeat is not None and (not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1):
             raise self.fail(f"repeat must be a positive integer, got {repeat!r}", item.path + ("repeat",))
         ctx = self.ctx
-        with self.b.scope(name or self.b.free_name(item.family)):
+        with self.located(item.path + ("name",)), self.b.scope(name or self.b.free_name(item.family)):
             if repeat is None:  # once, in the enclosing block's place
                 x = block.emit(self.b, x, replace(ctx, stride=stride))
             else:  # as a stage repeats a block: the stride to the first, `index` counts the repeats
@@ -218,12 +219,33 @@ class Emitter:
         self.define(name, x)
         return x
 
+    @contextlib.contextmanager
+    def located(self, path: SpecPath) -> Iterator[None]:
+        """A name clash raised inside is reported where `path` is written (further ones keep theirs)."""
+        try:
+            yield
+        except NodeShapeError:
+            raise
+        except ShapeError as exc:
+            if " (at " in str(exc):
+                raise
+            where = self.compiled.locator.where(("blocks", self.compiled.name) + tuple(path))
+            raise ShapeError(f"{exc} (at {where})", exc.spatial_zero) from None
+
     def emit_op(self, emit: Callable[[], Value], path: SpecPath) -> Value:
         try:
             return emit()
         except NodeShapeError as exc:
             where = self.compiled.locator.where(("blocks", self.compiled.name) + tuple(path))
             raise NodeShapeError(f"{exc} (at {where})", exc.name, exc.origin, exc.spatial_zero) from None
+        except ShapeError as exc:  # a name taken twice: where the second one is written
+            where = self.compiled.locator.where(("blocks", self.compiled.name) + tuple(path))
+            raise ShapeError(f"{exc} (at {where})", exc.spatial_zero) from None
 
 
 _UNSET = object()
+
+
+def body_path(item: MergeItem, name: str | None) -> SpecPath:
+    """Where a merge's branch is written: its key for a named one."""
+    return item.path + ((name,) if name else ())
