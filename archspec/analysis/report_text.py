@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import TYPE_CHECKING, Any
 
 from ..core.formatting import html_table, human, human_bytes, shape_text, table
@@ -73,8 +74,8 @@ def report_text(report: Report, level: str = "stage", conventions: bool = False)
 
 def report_html(report: Report, level: str = "stage") -> str:
     rows, header = table_rows(report, level)
-    totals = "<br>".join(line.replace("  ", "&nbsp;&nbsp;") for line in totals_text(report).splitlines())
-    return (f"<div><b>{heading(report)}</b>{html_table(rows, header, right=RIGHT)}"
+    totals = "<br>".join(html.escape(line).replace("  ", "&nbsp;&nbsp;") for line in totals_text(report).splitlines())
+    return (f"<div><b>{html.escape(heading(report))}</b>{html_table(rows, header, right=RIGHT)}"
             f"<p style='font-family:monospace'>{totals}</p></div>")
 
 

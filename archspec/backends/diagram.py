@@ -779,6 +779,12 @@ def render_bytes(source: str, fmt: str, timeout: float | None = None) -> bytes |
     return done.stdout
 
 
+def check_dpi(dpi: float | None) -> float | None:
+    if dpi is not None and not 10 <= dpi <= 1200:
+        raise ArchspecError(f"dpi is between 10 and 1200, got {dpi:g}")
+    return dpi
+
+
 def render(g: graphviz.Digraph, path: str | Path, dpi: float | None = None,
            protect: Iterable[str | Path] = ()) -> Path:
     """Write `g` to `path` in the format its extension names, atomically, never over a file in
@@ -792,9 +798,7 @@ def render(g: graphviz.Digraph, path: str | Path, dpi: float | None = None,
 
     path = Path(path)
     fmt = output_format(path)
-    if dpi is not None:
-        if not 10 <= dpi <= 1200:
-            raise ArchspecError(f"dpi is between 10 and 1200, got {dpi:g}")
+    if check_dpi(dpi) is not None:
         if fmt == "png":
             g = g.copy()
             g.attr(dpi=f"{dpi:g}")

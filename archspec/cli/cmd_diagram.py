@@ -51,9 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backends.diagram import diagram_network, output_format, render
+    from ..backends.diagram import check_dpi, diagram_network, output_format, render
     from ..core.errors import ArchspecError
 
+    check_dpi(args.dpi)  # as the extension below: refused before any work
     if args.output and args.output != "-":
         fmt = output_format(args.output)  # a bad extension is reported before any work
         if args.format and args.format != fmt:
