@@ -12,7 +12,6 @@ Nothing here imports torch: `archspec export --format python` needs no weights.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 
 from ..ir.graph import INPUT, Graph, Network
@@ -56,12 +55,6 @@ class FunctionStep:
 
 
 Step = ModuleStep | FunctionStep
-
-
-def class_name(family: str) -> str:
-    """The class a family's blocks become, compiled or exported: `inverted_residual` -> `InvertedResidual`."""
-    name = "".join(part.capitalize() for part in re.split(r"[^0-9A-Za-z]+", family) if part) or "Block"
-    return name if name[0].isalpha() else "Block" + name
 
 
 @dataclass(frozen=True)

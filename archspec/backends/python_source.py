@@ -14,7 +14,7 @@ the same function. Its shape:
 * a `Stem`, a `Head` (and an `AuxHead` when there are auxiliary classifiers), a
   `Stage` holding its blocks, and the model class that puts them together;
 * the few archspec layers PyTorch lacks (`LayerNorm2d`, `StochasticDepth`, ...),
-  copied from `torch_layers.py` when used, and the spec's initialisation (`init_weights`,
+  copied from `ir/ops/torch_modules.py` when used, and the spec's initialisation (`init_weights`,
   copied from `torch_init.py`, with the rules as two tables).
 
 Nothing here imports torch: writing source needs no weights.
@@ -26,16 +26,16 @@ import ast
 import json
 import importlib.util
 import keyword
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import __version__
 from ..core.errors import ArchspecError
+from ..core.naming import class_name, identifier, unique
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
-from .plan import FunctionStep, GraphPlan, ModuleStep, Step, class_name, plan_graph, tap_runs
+from .plan import FunctionStep, GraphPlan, ModuleStep, Step, plan_graph, tap_runs
 from .source_format import INDENT, WIDTH, Call, Expr, flat, render
 
 # A width named after the layer that produces it: `conv1_channels`, `fc1_features`.
@@ -78,7 +78,7 @@ class Imports:
             self.copied[target] = attr
             return attr
         if target not in self.extra:
-            local = attr if attr not in self.taken and attr not in RESERVED_NAMES else _unique(f"{attr}_", self.taken)
+            local = attr if attr not in self.taken and attr not in RESERVED_NAMES else unique(f"{attr}_", self.taken)
             self.extra[target] = local
             self.taken.add(local)
         return self.extra[target]
@@ -294,14 +294,14 @@ def _arguments(members: list[Member], order: list[str], steps: dict[str, Step],
     _name_arguments([g for g in groups if g not in seeded], {g.name for g in groups if g in seeded} | RESERVED_NAMES)
     position = {n: i for i, n in enumerate(order)}
     groups.sort(key=lambda g: (g not in seeded, min(position[slot[0]] for slot in g.slots)))
-    flags = [Argument(_identifier(n), [], [n in m.by_name for m in members], flag=n) for n in order if n in optional]
+    flags = [Argument(identifier(n), [], [n in m.by_name for m in members], flag=n) for n in order if n in optional]
     taken = {a.name for a in groups} | RESERVED_NAMES
     attributes = {n.split(".")[0] for n in order}  # a function step's flag is an attribute too
     for f in flags:
         if isinstance(steps[f.flag], FunctionStep):  # type: ignore[index]
-            f.name = _unique(f"use_{f.name}", taken | attributes)
+            f.name = unique(f"use_{f.name}", taken | attributes)
         elif f.name in taken:
-            f.name = _unique(f"use_{f.name}", taken)
+            f.name = unique(f"use_{f.name}", taken)
         taken.add(f.name)
     always = [a for a in groups if not _sometimes(a)]
     return always + flags + [a for a in groups if _sometimes(a)], constants
@@ -326,22 +326,8 @@ def _name_arguments(groups: list[Argument], taken: set[str]) -> None:
             name = arg
         else:
             name = "_".join(p for p in (step, child, arg) if p)
-        g.name = _unique(_identifier(name), taken)
+        g.name = unique(identifier(name), taken)
         taken.add(g.name)
-
-
-def _identifier(text: str) -> str:
-    name = re.sub(r"\W", "_", text).strip("_") or "value"
-    if name[0].isdigit():
-        name = "_" + name
-    return name + "_" if keyword.iskeyword(name) else name
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    k, out = 2, name
-    while out in taken or out == "self":
-        out, k = f"{name}{k}", k + 1
-    return out
 
 
 # -- writing one class ------------------------------------------------------------------------------------------
@@ -439,7 +425,7 @@ class ClassWriter:
             elif "out" not in live and not (branches and isinstance(step, ModuleStep)):
                 target = "out"
             else:
-                target = _unique(_identifier(name), live | RESERVED_NAMES)
+                target = unique(identifier(name), live | RESERVED_NAMES)
             variable[name] = target
             live.add(target)
             optional = name in d.optional
@@ -594,9 +580,9 @@ def _designs(name: str, graphs: list[Graph], taken: set[str]) -> _Family:
             if design_class("", [members[by_signature[s][0]] for s in chosen + [sig]]) is not None:
                 chosen.append(sig)
         keys = sorted((k for s in chosen for k in by_signature[s]), key=position.__getitem__)
-        class_name = _unique(name, taken)
-        taken.add(class_name)
-        design = design_class(class_name, [members[k] for k in keys])
+        design_name = unique(name, taken)
+        taken.add(design_name)
+        design = design_class(design_name, [members[k] for k in keys])
         assert design is not None
         family.designs.append(design)
         for index, k in enumerate(keys):
@@ -655,7 +641,7 @@ def python_source(net: Network, params: int | None = None) -> str:
 
     stage_calls: list[Expr] = [
         Call("Stage", [make(families[family_of[id(b.graph)]], b.graph) for b in stage.blocks]) for stage in net.stages]
-    model_name = _unique(_model_class_name(net.name), taken)
+    model_name = unique(_model_class_name(net.name), taken)
     init = [f"{INDENT * 2}super().__init__()"]
     init += render(make(stem, net.stem), 2, "self.stem = ")
     init += render(Call("nn.Sequential", stage_calls), 2, "self.stages = ")

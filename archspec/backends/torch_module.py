@@ -9,7 +9,6 @@ path the IR gave it (`stages.2.blocks.0.conv1`).
 from __future__ import annotations
 
 import importlib
-import keyword
 from collections import OrderedDict
 from functools import cache
 from typing import Any
@@ -18,10 +17,11 @@ from collections.abc import Callable
 import torch
 from torch import fx, nn
 
+from ..core.naming import class_name, value_name
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
 from . import torch_layers
-from .plan import INPLACE_FORM, ModuleStep, class_name, plan_graph, tap_runs
+from .plan import INPLACE_FORM, ModuleStep, plan_graph, tap_runs
 from .torch_init import initialise, overwrites
 
 
@@ -68,7 +68,7 @@ def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip
     values: dict[int, fx.Node] = {INPUT: g.placeholder("x")}
     for k, step in enumerate(plan.steps):
         args = [values[j] for j in step.inputs]
-        local = _value_name(step.name)
+        local = value_name(step.name)
         if isinstance(step, ModuleStep):
             root[step.name] = _module(step, prefix, skip)
             values[k] = g.create_node("call_module", step.name, tuple(args), name=local)
@@ -85,12 +85,6 @@ def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip
         values[k] = value
     g.output(values[plan.output])
     return fx.GraphModule(_module_tree(root), g, class_name=class_name)
-
-
-def _value_name(step: str) -> str:
-    """The fx value name of a step: `downsample.0` -> `downsample_0`; never `self` or a keyword."""
-    name = step.replace(".", "_")
-    return f"{name}_" if keyword.iskeyword(name) or name in ("self", "x") else name
 
 
 def _module_tree(modules: dict[str, nn.Module]) -> nn.Module:

@@ -17,11 +17,12 @@ unnamed nodes are numbered within their scope like `nn.Sequential` children.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import ArchspecError, SpecPath
+from ..core.naming import free_index, free_name, join
 from .graph import INPUT, Graph, Node, input_index
 from .op import Op, OpDefaults, Shape, ShapeError, op_class
 
@@ -153,15 +154,16 @@ class GraphBuilder:
         """The scopes the next node is emitted in, outermost first."""
         return tuple(self._prefix)
 
+    def _taken(self, prefix: str) -> Callable[[str], bool]:
+        return lambda name: join(prefix, name) in self._names
+
     def _name(self, name: str | None) -> str:
         prefix = ".".join(self._prefix)
         if name is None:
-            n = self._counters.get(prefix, 0)
-            while f"{prefix}.{n}".lstrip(".") in self._names:
-                n += 1
+            n = free_index(self._counters.get(prefix, 0), self._taken(prefix))
             self._counters[prefix] = n + 1
             name = str(n)
-        full = f"{prefix}.{name}" if prefix else str(name)
+        full = join(prefix, name)
         if full in self._names:
             raise ShapeError(f"two layers are named '{full}' in the same block")
         parents = [full[:i] for i, c in enumerate(full) if c == "."]
@@ -177,13 +179,7 @@ class GraphBuilder:
         """`base`, else `base1`, `base2`, ...: the first name in the current scope that no node and no
         scope has taken yet (two unnamed nested blocks of one type become `inner`, `inner1`)."""
         prefix = ".".join(self._prefix)
-        n = 0
-        while True:
-            name = base if n == 0 else f"{base}{n}"
-            full = f"{prefix}.{name}" if prefix else name
-            if full not in self._names and full not in self._scopes:
-                return name
-            n += 1
+        return free_name(base, lambda name: join(prefix, name) in self._names or join(prefix, name) in self._scopes)
 
     # -- emitting ------------------------------------------------------------------
     def op(self, op: Op | str, *inputs: Value, name: str | None = None, origin: SpecPath | None = None, **fields: Any) -> Value:

@@ -50,6 +50,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError, create_model
 
+from ...core.naming import class_name
 from ...core.errors import Problem, bare_key_hint, SpecError, SpecPath, did_you_mean, format_path
 from ...ir.builder import GraphBuilder, Value
 from .emit import Compiled, Emitter
@@ -180,7 +181,7 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
         return None
     compiled = Compiled(name, body, tuple(decls), locator, {})
     family = create_model(  # type: ignore[call-overload]
-        "".join(part.capitalize() for part in name.split("_")) or "Block",
+        class_name(name),
         __base__=CompositeFamily,
         __doc__=spec.doc or f"Block '{name}', defined in YAML.",
         **fields,
