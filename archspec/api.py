@@ -7,9 +7,9 @@ from typing import Any
 
 from .analysis.report import DTYPE_BYTES, Report, analyze_network
 from .core.deps import require
-from .core.errors import ArgumentError
+from .core.errors import ArgumentError, LimitError, Location, Problem
 from .ir.graph import Network
-from .spec.load import DEFAULT_MAX_PARAMS, Spec, check_params_limit, load_spec, to_network
+from .spec.load import DEFAULT_MAX_PARAMS, Spec, load_spec, to_network
 
 
 def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bool = True, **overrides: Any):
@@ -32,6 +32,29 @@ def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bo
     model = build_module(net, init=_init)
     model.archspec_inputs = located.files if located is not None else ()  # never overwritten by `save`
     return model
+
+
+def check_params_limit(params: int, limit: float | None, spec: Spec | None) -> None:
+    """Refuse, before any weight is allocated, a network with more than `limit` parameters.
+
+    The error points at the part of the spec (a stem layer, a stage, a head layer) holding
+    the most parameters, which is where a typo such as `out: 655360` usually is.
+    """
+    if limit is None or params <= limit:
+        return
+    if spec is None:  # a bare Network: no spec to point into
+        raise LimitError(Problem(f"the network has {params:,} parameters, over the limit of {int(limit):,}",
+                                 (), Location("<network>")))
+
+    by_part: dict[tuple, int] = {}
+    for layer in analyze_network(spec.network()).layers:
+        part = tuple(layer.origin[:2])
+        by_part[part] = by_part.get(part, 0) + layer.params
+    part = max(by_part, key=by_part.__getitem__, default=())
+    share = f" ({by_part[part]:,} of them here)" if part else ""
+    raise LimitError(spec.locator.problem(
+        f"the network has {params:,} parameters{share}, over the limit of {int(limit):,}; "
+        "raise the limit with --max-params (max_params= in the API) if you mean it", part))
 
 
 def _limit(value: Any) -> float:
@@ -66,7 +89,7 @@ def analyze(spec: Any, input: Any = None, *, batch: int = 1, dtype: str = "float
     """
     spec = _spec_of(spec)
     if input is not None:
-        overrides.update(_input_overrides(input))
+        overrides.update(input_overrides(input))
     if dtype not in DTYPE_BYTES:
         raise ArgumentError(f"dtype is one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
     _check_batch(batch, 1)
@@ -78,7 +101,7 @@ def _check_batch(batch: Any, least: int) -> None:
         raise ArgumentError(f"batch must be an integer of at least {least}, got {batch!r}")
 
 
-def _input_overrides(value: Any) -> dict[str, Any]:
+def input_overrides(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         text = value
         try:
@@ -114,7 +137,7 @@ def diagram(spec: Any, level: str = "block", *, show: Any = (), rankdir: str = "
 
     spec = _spec_of(spec)
     if input is not None:
-        overrides.update(_input_overrides(input))
+        overrides.update(input_overrides(input))
     return diagram_network(to_network(spec, **overrides), level=level, show=show, rankdir=rankdir, fold=fold)
 
 
@@ -129,7 +152,7 @@ def load(path: str | Path, device: str = "cpu"):
     """Rebuild a module from a checkpoint written by `archspec build -o` / `archspec.save`."""
     from .checkpoint import load as _load
 
-    return _load(path, device)
+    return _load(path, device, build=build)
 
 
 def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any = None, batch: int = 2,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from .core.atomic import write_with
@@ -111,8 +112,9 @@ def _kind(dtype: str) -> str:
         if dtype.startswith(("I", "U", "int", "uint")) else dtype
 
 
-def load(path: str | Path, device: str = "cpu") -> Any:
+def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) -> Any:
     """Rebuild the module from the spec in the checkpoint and load its weights (strictly).
+    `build` is `archspec.build` (passed in: the API imports this module, not the other way).
 
     Names, shapes and dtype kinds are checked against the header before anything is allocated."""
     from .core.deps import require
@@ -120,8 +122,6 @@ def load(path: str | Path, device: str = "cpu") -> Any:
     require("torch", "safetensors", feature="loading a checkpoint")
     import torch
     from safetensors.torch import load_file
-
-    from .api import build
 
     try:
         target = torch.device(device)

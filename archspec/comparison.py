@@ -59,12 +59,12 @@ def family(spec: Any) -> str:
 def compare(specs: Iterable[Any], *, input: Any = None, batch: int = 1, dtype: str = "float32",
             **overrides: Any) -> list[dict[str, Any]]:
     """Analyse each spec (no torch) and return one row of numbers per network, with a progress bar."""
-    from .api import _input_overrides, analyze
+    from .api import analyze, input_overrides
     from .spec.load import load_spec
     from .progress import track
 
     if input is not None:
-        overrides.update(_input_overrides(input))
+        overrides.update(input_overrides(input))
     specs = list(specs)
     rows = []
     for spec in track(specs, "compare", label=str):

@@ -7,37 +7,11 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Any
 
+from .spec.catalog import directory, names, path_of  # light: the CLI's parser lists the zoo
 
-def directory() -> Path:
-    """`specs/` beside the package in a source checkout, else the installed `archspec.specs`."""
-    checkout = Path(__file__).resolve().parent.parent / "specs"
-    if (checkout / "__init__.py").is_file():
-        return checkout
-    from importlib.resources import files
-
-    return Path(str(files("archspec.specs")))
-
-
-def names(*patterns: str) -> list[str]:
-    """The zoo's network names, sorted; with patterns, those matching any (`names("resnet*", "vgg1?")`)."""
-    import fnmatch
-
-    every = sorted(p.stem for p in directory().glob("*.yaml"))
-    if not patterns:
-        return every
-    return [n for n in every if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns)]
-
-
-def path_of(name: str) -> Path | None:
-    """The zoo file of `name` (with or without `.yaml`), or None."""
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", name or ""):  # a zoo name, never a path
-        return None
-    path = directory() / (name if name.endswith(".yaml") else f"{name}.yaml")
-    return path if path.is_file() else None
+__all__ = ["build", "directory", "load_spec", "names", "path_of"]
 
 
 def load_spec(name: str, **overrides: Any):

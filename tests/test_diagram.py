@@ -34,7 +34,7 @@ from archspec.backends.diagram import (
     to_digraph,
 )
 from archspec.blocks import BlockFamily, register_block
-from archspec.cli.common import human
+from archspec.core.formatting import human
 from archspec.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent

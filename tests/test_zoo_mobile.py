@@ -17,7 +17,7 @@ import torch
 import torchvision
 
 import archspec
-from archspec.backends.torch_layers import StochasticDepth
+from archspec.ir.ops.torch_modules import StochasticDepth
 from archspec.cli.main import main
 from archspec.interop import load_torchvision
 from tests.parity import assert_parity

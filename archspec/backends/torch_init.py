@@ -4,7 +4,7 @@ The rules are plain data (`InitSpec.tables()`), `{"conv": (weight, bias), ...}` 
 globs with their own rule, and the three functions below `# -- copied into exported
 source` work on that data alone: code export copies them into standalone files, so an
 exported model initialises itself as the compiled one does. They are formatted as
-`ruff format` would at its default line length, like `torch_layers.py`.
+`ruff format` would at its default line length, like `ir/ops/torch_modules.py`.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ def stage_table(report) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze_network
-    from ..spec.load import check_params_limit
+    from ..api import check_params_limit
 
     spec = load(args.spec, args)
     if args.output:

@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..analysis import analyze_network
-    from ..spec.load import check_params_limit
+    from ..api import check_params_limit
 
     failed = False
     results = []

@@ -60,10 +60,10 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
         key, value = parse_assignment(text)
         out[key] = value
     if getattr(args, "input", None):
-        from ..api import _input_overrides
+        from ..api import input_overrides
 
         try:
-            out.update(_input_overrides(args.input))
+            out.update(input_overrides(args.input))
         except ValueError as exc:
             from ..core.errors import ArgumentError
 

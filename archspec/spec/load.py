@@ -99,7 +99,7 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
                 found = None
             if found is not None and stat.S_ISREG(found.st_mode):
                 return resolve_source(read_file(path), overrides)
-            from .. import zoo
+            from . import catalog as zoo
 
             zoo_path = zoo.path_of(spec)
             if zoo_path is not None:
@@ -200,28 +200,3 @@ def to_network(spec: Any, **overrides: Any) -> Network:
     if isinstance(spec, Spec) and not overrides:
         return spec.network()
     return load_spec(spec, **overrides).network()
-
-
-def check_params_limit(params: int, limit: float | None, spec: Spec | None) -> None:
-    """Refuse, before any weight is allocated, a network with more than `limit` parameters.
-
-    The error points at the part of the spec (a stem layer, a stage, a head layer) holding
-    the most parameters, which is where a typo such as `out: 655360` usually is.
-    """
-    if limit is None or params <= limit:
-        return
-    from ..analysis.report import analyze_network
-
-    if spec is None:  # a bare Network: no spec to point into
-        raise LimitError(Problem(f"the network has {params:,} parameters, over the limit of {int(limit):,}",
-                                 (), Location("<network>")))
-
-    by_part: dict[tuple, int] = {}
-    for layer in analyze_network(spec.network()).layers:
-        part = tuple(layer.origin[:2])
-        by_part[part] = by_part.get(part, 0) + layer.params
-    part = max(by_part, key=by_part.__getitem__, default=())
-    share = f" ({by_part[part]:,} of them here)" if part else ""
-    raise LimitError(spec.locator.problem(
-        f"the network has {params:,} parameters{share}, over the limit of {int(limit):,}; "
-        "raise the limit with --max-params (max_params= in the API) if you mean it", part))

@@ -124,7 +124,7 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
         return candidate  # read_file refuses anything but a regular file
     if candidate.is_symlink():  # a dangling link
         raise SpecError(locator.problem(f"'{ref}' is a symlink to nothing", ("extends",)))
-    from .. import zoo
+    from . import catalog as zoo
 
     zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
     if zoo_path is not None:

@@ -52,9 +52,9 @@ class Split(Op):
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         if self.sizes is not None:
-            return ModuleCall("archspec.backends.torch_layers.ChannelSplit", (tuple(self.sizes), self.index),
+            return ModuleCall("archspec.ir.ops.torch_modules.ChannelSplit", (tuple(self.sizes), self.index),
                               names=("parts", "index"))
-        return ModuleCall("archspec.backends.torch_layers.ChannelSplit", (self.parts, self.index), names=("parts", "index"))
+        return ModuleCall("archspec.ir.ops.torch_modules.ChannelSplit", (self.parts, self.index), names=("parts", "index"))
 
     def label(self, ins: Sequence[Shape]) -> str:
         if self.sizes is not None:
@@ -81,7 +81,7 @@ class ChannelShuffle(Op):
         return ins[0]
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("archspec.backends.torch_layers.ChannelShuffle", (self.groups,), names=("groups",))
+        return ModuleCall("archspec.ir.ops.torch_modules.ChannelShuffle", (self.groups,), names=("groups",))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"shuffle g{self.groups}"

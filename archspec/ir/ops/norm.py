@@ -60,11 +60,11 @@ class Norm(Op):
             if len(ins[0]) != 3:
                 raise ShapeError("frozen_batch norm needs a (C, H, W) feature map")
             kwargs = {} if self.eps == 1e-5 else {"eps": self.eps}
-            return ModuleCall("archspec.backends.torch_layers.FrozenBatchNorm2d", (c,), kwargs, names=("num_features",))
+            return ModuleCall("archspec.ir.ops.torch_modules.FrozenBatchNorm2d", (c,), kwargs, names=("num_features",))
         if self.type == "layer":
             kwargs = {} if self.eps == 1e-5 else {"eps": self.eps}
             if len(ins[0]) == 3:
-                return ModuleCall("archspec.backends.torch_layers.LayerNorm2d", (c,), kwargs, names=("normalized_shape",))
+                return ModuleCall("archspec.ir.ops.torch_modules.LayerNorm2d", (c,), kwargs, names=("normalized_shape",))
             return ModuleCall("torch.nn.LayerNorm", (c,), kwargs, names=("normalized_shape",))
         raise ShapeError(f"norm type '{self.type}' has no torch form")
 

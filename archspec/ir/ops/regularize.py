@@ -25,7 +25,7 @@ class DropPath(Op):
     p: Probability = 0.0
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("archspec.backends.torch_layers.StochasticDepth", (self.p,), names=("p",))
+        return ModuleCall("archspec.ir.ops.torch_modules.StochasticDepth", (self.p,), names=("p",))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return f"drop path {rate_text(self.p)}"
@@ -46,7 +46,7 @@ class LayerScale(Op):
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         args = (ins[0][0], self.init, len(ins[0]))
-        return ModuleCall("archspec.backends.torch_layers.LayerScale", args, names=("channels", "init", "ndim"))
+        return ModuleCall("archspec.ir.ops.torch_modules.LayerScale", args, names=("channels", "init", "ndim"))
 
     def label(self, ins: Sequence[Shape]) -> str:
         return "layer scale"

@@ -93,7 +93,7 @@ class Resize(Op):
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs = {"mode": self.mode} | ({"align_corners": False} if self.mode == "bilinear" else {})
         if len(ins) == 2:
-            return ModuleCall("archspec.backends.torch_layers.ResizeLike", (), kwargs)
+            return ModuleCall("archspec.ir.ops.torch_modules.ResizeLike", (), kwargs)
         target = {"size": pair(self.size)} if self.size is not None else {"scale_factor": self.scale}
         return ModuleCall("torch.nn.Upsample", (), target | kwargs)
 
