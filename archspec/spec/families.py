@@ -1,4 +1,4 @@
-"""The block-family registry.
+"""The block-family protocol and registry (the built-in families are in `archspec.blocks`).
 
 A family is a pydantic model of its parameters plus an `emit` method that writes
 IR through a `GraphBuilder`. Registering one is all it takes to use it in specs:
@@ -15,12 +15,13 @@ IR through a `GraphBuilder`. Registering one is all it takes to use it in specs:
             e3 = b.act(b.conv(s, out=self.expand, kernel=3, padding=1, name="expand3x3"), name="expand3x3_act")
             return b.concat(e1, e3)
 
-The built-in families in this package are written exactly this way; the compiler
-core never names a family.
+The built-in families in `archspec/blocks/` are written exactly this way; the
+compiler core never names a family.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import ClassVar, Literal, TypeVar
 from collections.abc import Callable
@@ -100,7 +101,12 @@ def block_family(name: str) -> type[BlockFamily]:
         raise ArchspecError(unknown_name("block type", name, BLOCKS)) from None
 
 
-def load_builtin_blocks() -> dict[str, type[BlockFamily]]:
-    from ..blocks import builtin  # noqa: F401  (registers the built-in families)
+# The built-in families live in the layer above (`archspec.blocks`) and register themselves
+# when imported, as a plugin's do. This layer names their module rather than importing it,
+# so that the spec language depends on the protocol above, never on the families.
+BUILTIN_FAMILIES = "archspec.blocks.builtin"
 
+
+def load_builtin_blocks() -> dict[str, type[BlockFamily]]:
+    importlib.import_module(BUILTIN_FAMILIES)
     return BLOCKS

@@ -162,7 +162,7 @@ class Emitter:
 
     def invalid(self, exc: ValidationError, data: Any, path: SpecPath) -> BlockBuildError:
         """The first problem of a failed validation of `data`, written at `path` in the definition."""
-        from ..validate import problems_from
+        from ..problems import problems_from
 
         first = problems_from(exc, data, self.compiled.locator, ("blocks", self.compiled.name) + tuple(path))[0]
         return self.fail(first.message, first.path[2:])

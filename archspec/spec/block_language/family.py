@@ -133,7 +133,7 @@ def _families(key: str, where: tuple, frozen: _Frozen) -> tuple[tuple[str, type[
 
 def _family(name: str, definition: Any, locator: Any, known: set[str],
             problems: list[Problem]) -> tuple[type[BlockFamily], set[str]] | None:
-    from ..validate import problems_from
+    from ..problems import problems_from
 
     at: SpecPath = ("blocks", name)
     before = len(problems)
@@ -198,7 +198,7 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
 def _checked(model: type[BaseModel], data: Any, locator: Any, at: SpecPath, problems: list[Problem]) -> Any:
     """`data` validated as `model`, or None with the problems recorded; unknown keys get
     suggestions from the model's own keys."""
-    from ..validate import problems_from
+    from ..problems import problems_from
 
     if isinstance(data, dict):
         unknown = [k for k in data if k not in model.model_fields]

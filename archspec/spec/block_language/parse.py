@@ -378,7 +378,7 @@ class Parser:
                                  f"known: {', '.join(known)}", path)
 
     def validation(self, exc: ValidationError, data: Any, path: SpecPath) -> None:
-        from ..validate import problems_from
+        from ..problems import problems_from
 
         self.problems += problems_from(exc, data, self.locator, ("blocks", self.block) + tuple(path))
 
