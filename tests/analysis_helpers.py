@@ -56,7 +56,7 @@ def with_avg_pools(net: Network) -> Network:
     """The same network with every max-pool an average pool of the same window (its
     gradient is positive over the whole window, where max-pool's picks one pixel)."""
     avg, adaptive, global_ = op_class("avgpool"), op_class("adaptive_pool"), op_class("global_pool")
-    for _, graph, *_ in net.graphs():
+    for graph in (part.graph for part in net.parts()):
         for i, node in enumerate(graph.nodes):
             op = node.op
             if op.kind == "maxpool":
@@ -73,7 +73,7 @@ def with_avg_pools(net: Network) -> Network:
 def module_path(net: Network, layer: str) -> str:
     """The module whose output is `layer`: the layer itself, or its block when the layer
     is the block's output and has no module of its own (a merge)."""
-    for prefix, graph, *_ in net.graphs():
+    for prefix, graph in ((part.path, part.graph) for part in net.parts()):
         if layer.startswith(prefix + "."):
             local = layer[len(prefix) + 1:]
             out = graph.nodes[graph.output]

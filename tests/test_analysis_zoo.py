@@ -68,9 +68,9 @@ def test_analysis_matches_the_meta_module(name: str) -> None:
                 assert not isinstance(ops[la.name].torch(list(la.input_shapes)), ModuleCall), (name, la.name)
                 assert la.params == 0 and la.buffers == 0
         # block outputs (which may be a function node's) and the network's output
-        for prefix, graph, *_ in net.graphs():
-            if prefix in seen:
-                assert seen[prefix][1] == graph.out_shape, (name, size, prefix)
+        for part in net.parts():
+            if part.path in seen:
+                assert seen[part.path][1] == part.graph.out_shape, (name, size, part.path)
         assert seen["head"][1] == report.output_shape
         assert sum(p.numel() for p in model.parameters()) == report.params
         assert sum(p.numel() for p in model.parameters() if p.requires_grad) == report.trainable_params

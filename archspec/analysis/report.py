@@ -19,6 +19,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Op, Shape, Window
 from ..ir.taps import every_stage
@@ -53,6 +54,7 @@ class LayerInfo:
     group: str  # stem / stages / aux / head
     stage: int | None
     block: int | None
+    section: str = ""  # the row it folds into above block level (`Part.section`)
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     params: int
@@ -61,6 +63,8 @@ class LayerInfo:
     rf: RF
     origin: tuple = ()
     node_op: Op | None = field(default=None, repr=False, compare=False)  # the IR op, for its label
+    part: str = ""  # the module path of its graph ("stages.2.blocks.0"): its row at block level
+    section: str = ""  # its row at stage level ("stages.2")
 
     @property
     def label(self) -> str:
@@ -218,14 +222,12 @@ class Report:
         for layer in self.layers:
             if level == "layer":
                 key = layer.name
-            elif layer.group == "stages" and level == "block":
-                key = f"stages.{layer.stage}.blocks.{layer.block}"
+            elif level == "block":
+                key = layer.part
             elif layer.group == "stages":
                 key = stage_title(layer.stage, self.stage_names[layer.stage])
-            elif layer.group == "aux":
-                key = ".".join(layer.name.split(".")[:2])  # aux_heads.0
             else:
-                key = layer.group
+                key = layer.section
             rows.setdefault(key, []).append(layer)
         return list(rows.items())
 
@@ -378,10 +380,10 @@ def _layers_of(parts: list[_Part]) -> list[LayerInfo]:
     out: list[LayerInfo] = []
     for part in parts:
         static, fields = _static_of(part.graph), _fields(part.graph, part.rf_in)
-        prefix, group, stage, block = part.prefix + ".", part.group, part.stage, part.block
+        prefix, group, stage, block = part.prefix, part.group, part.stage, part.block
         for (name, op, category, _, ins, shape, params, buffers, macs, origin, _), rf in zip(static.nodes, fields):
-            out.append(LayerInfo(prefix + name, op.kind, category, group, stage, block, ins, shape,
-                                 params, buffers, macs, rf, origin, op))
+            out.append(LayerInfo(join(prefix, name), op.kind, category, group, stage, block, ins, shape,
+                                 params, buffers, macs, rf, origin, op, prefix, part.section))
     return out
 
 
@@ -390,18 +392,13 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
 
     `batch` and `dtype_bytes` only scale the activation memory.
     """
-    # Execution order; auxiliary heads read the field of the stage they follow.
-    parts = [_Part("stem", net.stem, RF(), "stem", None, None)]
-    rf = _out_field(net.stem, RF())
-    stage_rf: dict[int, RF] = {}
-    for s, stage in enumerate(net.stages):
-        for b, block in enumerate(stage.blocks):
-            parts.append(_Part(f"stages.{s}.blocks.{b}", block.graph, rf, "stages", s, b))
-            rf = _out_field(block.graph, rf)
-        stage_rf[s] = rf
-    for a, aux in enumerate(net.aux_heads):
-        parts.append(_Part(f"aux_heads.{a}", aux.graph, stage_rf.get(aux.after, RF()), "aux", aux.after, None))
-    parts.append(_Part("head", net.head, rf, "head", None, None))
+    # Each part reads the field of the part it follows (an aux head: the stage it branches off).
+    parts: list[_Part] = []
+    field_of: dict[str, RF] = {"": RF()}
+    for p in net.parts():
+        rf_in = field_of[p.source]
+        parts.append(_Part(p.path, p.graph, rf_in, p.group, p.stage, p.block, p.section))
+        field_of[p.path] = _out_field(p.graph, rf_in)
 
     report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
                     receptive_field=RF(), receptive_field_layer="input",
@@ -429,7 +426,7 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     if feature is not None:
         part, index = feature
         report.receptive_field = _fields(part.graph, part.rf_in)[index]
-        report.receptive_field_layer = part.prefix + "." + _static_of(part.graph).nodes[index][0]
+        report.receptive_field_layer = join(part.prefix, _static_of(part.graph).nodes[index][0])
     report.features = _features(net, parts)
     return report
 
@@ -445,7 +442,7 @@ def _features(net: Network, parts: list[_Part]) -> list[FeatureInfo]:
             out.append(FeatureInfo(tap.name, tap.path, "input", graph.in_shape, RF()))
             continue
         node = graph.nodes[tap.node]
-        out.append(FeatureInfo(tap.name, tap.path, f"{tap.graph}.{node.name}", node.shape,
+        out.append(FeatureInfo(tap.name, tap.path, join(tap.graph, node.name), node.shape,
                                _fields(graph, part.rf_in)[tap.node]))
     return out
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import FunctionCall, ModuleCall
 from ..ir.ops.activation import INPLACE_CAPABLE
@@ -159,17 +160,18 @@ def tap_runs(net: Network) -> list[tuple[str, tuple[str, ...]]]:
     by_block = {t.stage for t in net.taps if t.stage is not None
                 and (t.inside or t.block != len(net.stages[t.stage].blocks) - 1)}
     runs: list[tuple[str, tuple[str, ...]]] = []
-    for prefix, graph, group, stage, block in net.graphs():
-        if group == "aux" or (group == "head" and not head_tapped):
+    for part in net.parts():
+        prefix, graph, group, stage = part.path, part.graph, part.group, part.stage
+        if not part.inference or (group == "head" and not head_tapped):
             continue
         if group == "stages" and stage not in by_block:
-            if block == len(net.stages[stage].blocks) - 1:  # the whole stage, once
-                runs.append((f"stages.{stage}", tuple(taken.get(prefix, ()))))
+            if part.block == len(net.stages[stage].blocks) - 1:  # type: ignore[index]  # the whole stage, once
+                runs.append((part.section, tuple(taken.get(prefix, ()))))
             continue
         if prefix not in split:
             runs.append((prefix, tuple(taken.get(prefix, ()))))
             continue
         for i, node in enumerate(graph.nodes):  # a chain, layer by layer; the graph's own taps after its last
-            path = f"{prefix}.{node.name}"
+            path = join(prefix, node.name)
             runs.append((path, tuple(taken.get(path, ())) + (tuple(taken.get(prefix, ())) if i == graph.output else ())))
     return runs

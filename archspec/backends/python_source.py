@@ -618,16 +618,16 @@ def python_source(net: Network, params: int | None = None) -> str:
         params = analyze_network(net).params
     taken: set[str] = set(RESERVED_CLASSES)
     imports = Imports(taken)
-    stem = _designs("Stem", [net.stem], taken)
-    head = _designs("Head", [net.head], taken)
-    aux = _designs("AuxHead", [a.graph for a in net.aux_heads], taken) if net.aux_heads else None
-    blocks: dict[str, list[Graph]] = {}
-    family_of: dict[int, str] = {}
-    for stage in net.stages:
-        for block in stage.blocks:
-            blocks.setdefault(block.family, []).append(block.graph)
-            family_of[id(block.graph)] = block.family
-    families = {f: _designs(class_name(f), graphs, taken) for f, graphs in blocks.items()}
+    graphs: dict[str, dict[str, list[Graph]]] = {}  # group -> kind -> graphs, in module order
+    stage_graphs: list[list[Graph]] = [[] for _ in net.stages]
+    for part in net.parts():
+        graphs.setdefault(part.group, {}).setdefault(part.kind, []).append(part.graph)
+        if part.group == "stages":
+            stage_graphs[part.stage].append(part.graph)  # type: ignore[index]
+    stem, head = (_designs(class_name(k), g, taken) for group in ("stem", "head") for k, g in graphs[group].items())
+    aux = next((_designs(class_name(k), g, taken) for k, g in graphs.get("aux", {}).items()), None)
+    families = {f: _designs(class_name(f), g, taken) for f, g in graphs.get("stages", {}).items()}
+    family_of = {id(g): f for f, gs in graphs.get("stages", {}).items() for g in gs}
     docs = {design.name: _family_doc(f) for f, fam in families.items() for design in fam.designs}
     classes: list[str] = []
     for fam, doc in [(stem, "The stem."), *((families[f], None) for f in families), (head, "The head."),
@@ -640,16 +640,16 @@ def python_source(net: Network, params: int | None = None) -> str:
         return _instantiate(design, member)
 
     stage_calls: list[Expr] = [
-        Call("Stage", [make(families[family_of[id(b.graph)]], b.graph) for b in stage.blocks]) for stage in net.stages]
+        Call("Stage", [make(families[family_of[id(g)]], g) for g in stage]) for stage in stage_graphs]
     model_name = unique(_model_class_name(net.name), taken)
     init = [f"{INDENT * 2}super().__init__()"]
-    init += render(make(stem, net.stem), 2, "self.stem = ")
+    init += render(make(stem, graphs["stem"]["stem"][0]), 2, "self.stem = ")
     init += render(Call("nn.Sequential", stage_calls), 2, "self.stages = ")
     if aux:
-        init += render(Call("nn.ModuleList", [Call("", [make(aux, a.graph) for a in net.aux_heads], brackets="[]")]), 2,
-                       "self.aux_heads = ")
+        init += render(Call("nn.ModuleList", [Call("", [make(aux, g) for g in graphs["aux"]["aux_head"]], brackets="[]")]),
+                       2, "self.aux_heads = ")
     if not net.taps or any(t.part == "head" for t in net.taps):
-        init += render(make(head, net.head), 2, "self.head = ")
+        init += render(make(head, graphs["head"]["head"][0]), 2, "self.head = ")
     if aux:
         init.append(f"{INDENT * 2}self.aux_after = {tuple(a.after for a in net.aux_heads)!r}")
     initialised = _init_section(net, imports)

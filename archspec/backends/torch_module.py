@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import fx, nn
 
-from ..core.naming import class_name, value_name
+from ..core.naming import class_name, join, value_name
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
 from . import torch_layers
@@ -49,11 +49,11 @@ def instantiate(call: ModuleCall, skip_init: bool = False) -> nn.Module:
 
 
 def _module(step: ModuleStep, prefix: str, skip: SkipInit | None) -> nn.Module:
-    path = f"{prefix}.{step.name}"
+    path = join(prefix, step.name)
     if step.call is not None:
         return instantiate(step.call, skip is not None and skip(path, step.call))
     return nn.Sequential(OrderedDict(
-        (name, instantiate(call, skip is not None and skip(f"{path}.{name}", call))) for name, call in step.children))
+        (name, instantiate(call, skip is not None and skip(join(path, name), call))) for name, call in step.children))
 
 
 def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip: SkipInit | None = None) -> nn.Module:
@@ -115,20 +115,21 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
         def skip(path: str, call: ModuleCall) -> bool:
             return overwrites(tables, path, call.target, bool(call.arguments().get("bias", True)))
 
-    stem = graph_module(net.stem, "Stem", "stem", skip)
-    stages = [
-        torch_layers.Stage([graph_module(block.graph, class_name(block.family), f"stages.{s}.blocks.{b}", skip)
-                            for b, block in enumerate(stage.blocks)])
-        for s, stage in enumerate(net.stages)
-    ]
-    aux = [graph_module(a.graph, "AuxHead", f"aux_heads.{i}", skip) for i, a in enumerate(net.aux_heads)]
-    head = graph_module(net.head, "Head", "head", skip)
+    built: dict[str, list[nn.Module]] = {}  # group -> its parts' modules, in module order
+    blocks: list[list[nn.Module]] = [[] for _ in net.stages]
+    for part in net.parts():
+        module = graph_module(part.graph, class_name(part.kind), part.path, skip)
+        if part.group == "stages":
+            blocks[part.stage].append(module)  # type: ignore[index]
+        else:
+            built.setdefault(part.group, []).append(module)
+    stem, head, stages = built["stem"][0], built["head"][0], [torch_layers.Stage(modules) for modules in blocks]
     if net.taps:
         head_tapped = any(t.part == "head" for t in net.taps)
         model = torch_layers.Features(stem, stages, head if head_tapped else None, tap_runs(net),
                                       tuple(t.name for t in net.taps))
     else:
-        model = torch_layers.Network(stem, stages, head, aux, tuple(a.after for a in net.aux_heads))
+        model = torch_layers.Network(stem, stages, head, built.get("aux", []), tuple(a.after for a in net.aux_heads))
     if init and net.init is not None:
         initialise(model, net.init)
     model.archspec_spec = net.spec_data  # the resolved spec, for checkpoints; not in the state_dict

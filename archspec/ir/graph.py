@@ -16,6 +16,7 @@ from typing import Any
 from collections.abc import Iterator
 
 from ..core.errors import SpecPath
+from ..core.naming import join
 from .op import Op, Shape
 
 INPUT = -1  # the graph's input, as a node index
@@ -123,6 +124,38 @@ class AuxHead:
 
 
 @dataclass(frozen=True)
+class Part:
+    """One graph of the network with its place in it. `Network.parts()` yields these; the
+    torch backend, analysis, diagrams and Python export all walk them, so no module path
+    is spelled anywhere else.
+
+    path: the graph's module path in the compiled network ("stem", "stages.2.blocks.0",
+          "aux_heads.1", "head"); a node's path is `naming.join(part.path, node.name)`.
+    section: the row the part folds into above block level ("stem", "stages.2",
+          "aux_heads.1", "head"); the blocks of a stage share one.
+    group: what kind of part it is: "stem", "stages", "aux" or "head" (reports print it).
+    kind: what builds it, which names its class: "stem", "head", "aux_head", or the block
+          family ("bottleneck").
+    source: the path of the part whose output this part reads; "" for the network input.
+    inference: whether it runs in eval mode; aux heads do not (nor count in MACs or memory).
+    title: the section's display name ("stem", a stage's name, an aux head's name).
+    stage, block: the stage and block index of a block; `stage` of an aux head is the stage
+          it follows.
+    """
+
+    path: str
+    section: str
+    group: str
+    kind: str
+    graph: Graph
+    source: str
+    inference: bool = True
+    title: str = ""
+    stage: int | None = None
+    block: int | None = None
+
+
+@dataclass(frozen=True)
 class NodeRef:
     """A node with its place in the network: what analysis and diagrams iterate over."""
 
@@ -154,17 +187,35 @@ class Network:
     def output_shape(self) -> Shape:
         return self.head.out_shape
 
-    def graphs(self) -> Iterator[tuple[str, Graph, str, int | None, int | None]]:
-        """(module prefix, graph, group, stage, block) for every graph, in module order."""
-        yield "stem", self.stem, "stem", None, None
+    def parts(self) -> Iterator[Part]:
+        """Every graph of the network, in the order the compiled module registers them
+        (stem, the stages' blocks, aux heads, head), each with its module path.
+
+        This is the one place that knows the network's skeleton. To add a kind of part
+        (a neck, several heads, taps reading several stages): give `Network` a field for
+        it, yield its Parts here, in module order, with a `source` naming the part each
+        reads. Analysis, diagrams and the node paths then follow without change; the
+        torch backend (`torch_layers.Network`) and Python export (`python_source`) hold
+        the container that runs the parts and must learn to call the new one.
+        """
+        yield Part("stem", "stem", "stem", "stem", self.stem, "", title="stem")
+        source = "stem"
+        ends: dict[int, str] = {}  # stage index -> path of its last block
         for s, stage in enumerate(self.stages):
+            section = f"stages.{s}"
             for b, block in enumerate(stage.blocks):
-                yield f"stages.{s}.blocks.{b}", block.graph, "stages", s, b
+                path = f"{section}.blocks.{b}"
+                yield Part(path, section, "stages", block.family, block.graph, source, title=stage.name,
+                           stage=s, block=b)
+                source = path
+            ends[s] = source
         for a, aux in enumerate(self.aux_heads):
-            yield f"aux_heads.{a}", aux.graph, "aux", aux.after, None
-        yield "head", self.head, "head", None, None
+            path = f"aux_heads.{a}"
+            yield Part(path, path, "aux", "aux_head", aux.graph, ends.get(aux.after, source), inference=False,
+                       title=aux.name, stage=aux.after)
+        yield Part("head", "head", "head", "head", self.head, source, title="head")
 
     def nodes(self) -> Iterator[NodeRef]:
-        for prefix, graph, group, s, b in self.graphs():
-            for node in graph.nodes:
-                yield NodeRef(f"{prefix}.{node.name}", node, graph, group, s, b)
+        for part in self.parts():
+            for node in part.graph.nodes:
+                yield NodeRef(join(part.path, node.name), node, part.graph, part.group, part.stage, part.block)
