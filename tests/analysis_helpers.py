@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from archspec.spec.families import BlockContext, BlockFamily, register_block
 from archspec.ir.builder import GraphBuilder, Value
 from archspec.ir.graph import Network
-from archspec.ir.op import op_class
+from archspec.ir.ops import op_class
 from archspec.spec.layers import LayerList
 
 

@@ -9,7 +9,8 @@ from torchvision.models.shufflenetv2 import channel_shuffle
 from archspec.backends.torch_module import instantiate
 from archspec.core.errors import ArchspecError
 from archspec.ir.builder import GraphBuilder
-from archspec.ir.op import RF, op_class
+from archspec.ir.op import RF
+from archspec.ir.ops import op_class
 
 
 def test_channel_shuffle_is_torchvisions() -> None:

@@ -24,7 +24,8 @@ from typing import Any
 from ..core.errors import ArchspecError, SpecPath
 from ..core.naming import free_index, free_name, join
 from .graph import INPUT, Graph, Node, input_index
-from .op import Op, OpDefaults, Shape, ShapeError, op_class
+from .op import Op, OpDefaults, Shape, ShapeError
+from .ops import op_class
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
-from ..core.errors import ArchspecError, unknown_name
+from ..core.errors import ArchspecError
 
 Shape = tuple[int, ...]
 
@@ -311,14 +311,3 @@ def register_op(cls: type[Op]) -> type[Op]:
         raise ValueError(f"op kind '{cls.kind}' is already registered by {OPS[cls.kind].__qualname__}")
     OPS[cls.kind] = cls
     return cls
-
-
-def op_class(kind: str) -> type[Op]:
-    if kind in OPS:
-        return OPS[kind]
-    from . import ops  # noqa: F401  (registers the built-in ops)
-
-    try:
-        return OPS[kind]
-    except KeyError:
-        raise ArchspecError(unknown_name("layer type", kind, OPS)) from None

@@ -18,7 +18,8 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from ..core.errors import did_you_mean
 from ..ir.keys import frozen
-from ..ir.op import OPS, Op, op_class
+from ..ir.op import Op
+from ..ir.ops import OPS, op_class
 
 
 @cache

@@ -179,7 +179,7 @@ def stage_model(family: type[BlockFamily]) -> type[BlockFamily]:
 
 def _layer_stage(value: dict) -> dict | None:
     """A stage item written as a single layer (`- maxpool: {kernel: 3}`) -> a `layers` stage."""
-    from ..ir.op import OPS
+    from ..ir.ops import OPS
 
     if "block" not in value and len(value) == 1 and next(iter(value)) in OPS:
         return {"block": "layers", "layers": [value]}

@@ -42,7 +42,7 @@ def _count(n: object, word: str) -> str:
 def _vocabulary() -> tuple[str, ...]:
     """Every key any model accepts: the pool for "did you mean" on unknown keys."""
     from .families import load_builtin_blocks
-    from ..ir.op import OPS, op_class
+    from ..ir.ops import OPS, op_class
     from .models import AuxHeadSpec, Defaults, InitRule, InitSpec, InputSpec, ScaleSpec, StageFields
 
     op_class("conv")

@@ -35,7 +35,7 @@ _HOISTED = ("title", "description", "default")
 def build_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file."""
     from .families import load_builtin_blocks
-    from ..ir.op import OPS
+    from ..ir.ops import OPS
     from .layers import layer_kinds
     from .models import SpecModel, stage_model
 
@@ -78,7 +78,7 @@ def _name(ref: dict[str, str]) -> str:
 
 def _layer_mapping(kinds: list[str], refs: dict, defs: dict) -> dict[str, Any]:
     """`{conv: {...}}`, `{act: relu}`, `{flatten: null}`: one key, a layer kind."""
-    from ..ir.op import OPS
+    from ..ir.ops import OPS
 
     properties: dict[str, Any] = {}
     for kind in kinds:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...core.errors import Problem, SpecPath, bare_key_hint, did_you_mean
-from ...ir.op import OPS
+from ...ir.ops import OPS
 from ..expr import FUNCTIONS, INTERPOLATION, ExprError, free_names
 from ..models import StageFields
 
