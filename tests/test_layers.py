@@ -50,3 +50,16 @@ def test_a_new_upward_import_or_cycle_breaks_a_contract(copy_of_the_package: Pat
         path.write_text(original)
     assert result.returncode == 1, result.stdout
     assert contract in result.stdout
+
+
+def test_every_top_level_module_is_in_a_layer() -> None:
+    """The layers contract says nothing about a module it does not list: a new module must join one."""
+    import pkgutil
+    import tomllib
+
+    import archspec
+
+    layers = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]["layers"]
+    listed = {name.strip() for layer in layers for name in layer.replace("|", ":").split(":")}
+    modules = {f"archspec.{m.name}" for m in pkgutil.iter_modules(archspec.__path__)} - {"archspec.specs"}
+    assert modules - listed == set(), "add these to a layer in pyproject.toml [tool.importlinter]"
