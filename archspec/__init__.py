@@ -23,7 +23,7 @@ _LAZY = {
     "Spec": "spec.load",
     "diagram": "api",
     "export": "api",
-    "sweep": "api",
+    "sweep": "sweeps",
     "SpecError": "core.errors",
     "ArchspecError": "core.errors",
     "register_block": "blocks",

@@ -215,20 +215,4 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     return Path(path)
 
 
-def sweep(space: Any, *, samples: int | None = None, seed: int | None = None, max_draws: int | None = None,
-          jobs: int = 1, progress: bool = False):
-    """Sample a design space (a space file, YAML text or a dict; see docs/sweeps.md) and return
-    its table: one row per kept network, the sampled values and the analysed figures, as a
-    pandas DataFrame when pandas is installed and a list of dicts otherwise.
-
-    `samples`, `seed` and `max_draws` replace the space file's; `jobs` worker processes
-    evaluate the samples (the same seed gives the same table for any number of them). Raises
-    `archspec.sweeps.SweepError` (with the count of each reason) when no sample is kept;
-    `archspec.sweeps.run_sweep` returns the counts with the table.
-    """
-    from .sweeps import run_sweep
-
-    return run_sweep(space, samples=samples, seed=seed, max_draws=max_draws, jobs=jobs, progress=progress).table()
-
-
-__all__ = ["Spec", "analyze", "build", "diagram", "export", "load", "load_spec", "save", "sweep"]
+__all__ = ["Spec", "analyze", "build", "diagram", "export", "load", "load_spec", "save"]

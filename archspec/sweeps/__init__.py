@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ..core.errors import ArchspecError
 from .engine import SweepResult, run
@@ -76,4 +77,18 @@ def _progress(space: Space, show: bool) -> Iterator[Callable[[int, int, Counter]
         yield report
 
 
-__all__ = ["Space", "SweepError", "SweepResult", "load_space", "run_sweep"]
+def sweep(space: Any, *, samples: int | None = None, seed: int | None = None, max_draws: int | None = None,
+          jobs: int = 1, progress: bool = False):
+    """Sample a design space (a space file, YAML text or a dict; see docs/sweeps.md) and return
+    its table: one row per kept network, the sampled values and the analysed figures, as a
+    pandas DataFrame when pandas is installed and a list of dicts otherwise.
+
+    `samples`, `seed` and `max_draws` replace the space file's; `jobs` worker processes
+    evaluate the samples (the same seed gives the same table for any number of them). Raises
+    `archspec.sweeps.SweepError` (with the count of each reason) when no sample is kept;
+    `archspec.sweeps.run_sweep` returns the counts with the table.
+    """
+    return run_sweep(space, samples=samples, seed=seed, max_draws=max_draws, jobs=jobs, progress=progress).table()
+
+
+__all__ = ["Space", "SweepError", "SweepResult", "load_space", "run_sweep", "sweep"]
