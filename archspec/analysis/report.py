@@ -54,7 +54,6 @@ class LayerInfo:
     group: str  # stem / stages / aux / head
     stage: int | None
     block: int | None
-    section: str = ""  # the row it folds into above block level (`Part.section`)
     input_shapes: tuple[Shape, ...]
     output_shape: Shape
     params: int
@@ -138,6 +137,7 @@ class _Part:
     group: str  # stem / stages / aux / head
     stage: int | None
     block: int | None
+    section: str = ""  # the row it folds into above block level (`Part.section`)
 
 
 @dataclass(repr=False)  # the generated repr printed every layer: 52,000 characters for ResNet-50

@@ -565,8 +565,8 @@ def _designs(name: str, graphs: list[Graph], taken: set[str]) -> _Family:
 
     The greedy grouping runs over distinct signatures (a few per family), not over blocks, so a
     spec of thousands of blocks costs one plan per distinct graph and one pass to write."""
-    unique: dict[int, Graph] = {id(g): g for g in graphs}  # a stage repeats one Graph object
-    members = {k: Member(plan_graph(g), g.in_shape[0], g.out_shape[0]) for k, g in unique.items()}
+    distinct: dict[int, Graph] = {id(g): g for g in graphs}  # a stage repeats one Graph object
+    members = {k: Member(plan_graph(g), g.in_shape[0], g.out_shape[0]) for k, g in distinct.items()}
     by_signature: dict[str, list[int]] = {}
     for k, m in members.items():
         by_signature.setdefault(_signature(m), []).append(k)
