@@ -144,26 +144,45 @@ def test_log_draws_have_log_uniform_odds() -> None:
 
 # -- RegNet --------------------------------------------------------------------------------------
 
+PUBLISHED = {  # torchvision.models.regnet: depth, w_0, w_a, w_m, group width (bottleneck 1)
+    "regnet_y_400mf": (16, 48, 27.89, 2.09, 8), "regnet_y_800mf": (14, 56, 38.84, 2.4, 16),
+    "regnet_y_1_6gf": (27, 48, 20.71, 2.65, 24), "regnet_y_3_2gf": (21, 80, 42.63, 2.66, 24),
+    "regnet_y_8gf": (17, 192, 76.82, 2.19, 56), "regnet_y_16gf": (18, 200, 106.23, 2.48, 112),
+    "regnet_y_32gf": (20, 232, 115.89, 2.53, 232), "regnet_y_128gf": (27, 456, 160.83, 2.52, 264),
+    "regnet_x_400mf": (22, 24, 24.48, 2.54, 16), "regnet_x_800mf": (16, 56, 35.73, 2.28, 16),
+    "regnet_x_1_6gf": (18, 80, 34.01, 2.25, 24), "regnet_x_3_2gf": (25, 88, 26.31, 2.25, 48),
+    "regnet_x_8gf": (23, 80, 49.56, 2.88, 120), "regnet_x_16gf": (22, 216, 55.59, 2.1, 128),
+    "regnet_x_32gf": (23, 320, 69.86, 2.0, 168),
+}
+
+
 def test_regnet_rule_is_torchvisions_for_every_published_regnet() -> None:
     from torchvision.models import regnet as tv
 
-    published = {  # torchvision.models.regnet: depth, w_0, w_a, w_m, group width (bottleneck 1)
-        "regnet_y_400mf": (16, 48, 27.89, 2.09, 8), "regnet_y_800mf": (14, 56, 38.84, 2.4, 16),
-        "regnet_y_1_6gf": (27, 48, 20.71, 2.65, 24), "regnet_y_3_2gf": (21, 80, 42.63, 2.66, 24),
-        "regnet_y_8gf": (17, 192, 76.82, 2.19, 56), "regnet_y_16gf": (18, 200, 106.23, 2.48, 112),
-        "regnet_y_32gf": (20, 232, 115.89, 2.53, 232), "regnet_y_128gf": (27, 456, 160.83, 2.52, 264),
-        "regnet_x_400mf": (22, 24, 24.48, 2.54, 16), "regnet_x_800mf": (16, 56, 35.73, 2.28, 16),
-        "regnet_x_1_6gf": (18, 80, 34.01, 2.25, 24), "regnet_x_3_2gf": (25, 88, 26.31, 2.25, 48),
-        "regnet_x_8gf": (23, 80, 49.56, 2.88, 120), "regnet_x_16gf": (22, 216, 55.59, 2.1, 128),
-        "regnet_x_32gf": (23, 320, 69.86, 2.0, 168),
-    }
-    for name, (depth, w_0, w_a, w_m, group) in published.items():
+    for name, (depth, w_0, w_a, w_m, group) in PUBLISHED.items():
         theirs = tv.BlockParams.from_init_params(depth=depth, w_0=w_0, w_a=w_a, w_m=w_m, group_width=group)
         ours = regnet_stages(depth, w_0, w_a, w_m, group)
         assert ours == {"widths": theirs.widths, "depths": theirs.depths, "group_widths": theirs.group_widths}, name
 
 
-def test_regnet_sampler_with_published_parameters_gives_regnet_y_400mf() -> None:
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_regnet_space_with_published_parameters_gives_the_zoo_spec(name: str) -> None:
+    """The sampler's widths, depths and group widths (Python) replace those the zoo spec computes
+    from the same parameters (YAML expressions): the two must build the same network."""
+    depth, w_0, w_a, w_m, group = PUBLISHED[name]
+    space = {"extends": name, "samples": 1, "sample": {"vars": {"regnet": {
+        "depth": depth, "w_0": w_0, "w_a": w_a, "w_m": w_m, "group_width": group, "stages": 4}}}}
+    result = run_sweep(space)
+    zoo = archspec.load_spec(name)
+    assert [(s["out"], s["repeat"], s["group_width"]) for s in result.specs[0]["stages"]] == \
+        [(s.out, s.repeat, s.group_width) for s in zoo.model.stages]
+    assert result.rows[0]["params"] == archspec.analyze(zoo).params
+    if name == "regnet_y_400mf":
+        assert result.rows[0]["vars.widths"] == [48, 104, 208, 440] and result.rows[0]["vars.depths"] == [1, 3, 6, 6]
+        assert result.rows[0]["params"] == 4_344_144  # torchvision's RegNet_Y_400MF_Weights num_params
+
+
+def test_the_yaml_block_example_with_published_parameters_is_regnet_y_400mf() -> None:
     space = {"extends": str(ROOT / "docs" / "examples" / "regnet_y_like.yaml"), "samples": 1,
              "sample": {"vars": {"regnet": {"depth": 16, "w_0": 48, "w_a": 27.89, "w_m": 2.09, "group_width": 8}}}}
     result = run_sweep(space)

@@ -15,6 +15,7 @@ Conventions (also printed by the CLI):
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -302,6 +303,7 @@ class _Static:
     elements: int
     flat_at: int | None
     head_end_at: int | None
+    rf_rule: int | None  # equal numbers: equal receptive-field rules (see `_rule_number`); None: unknown
 
 
 def _static(graph: Graph) -> _Static:
@@ -333,12 +335,36 @@ def _static(graph: Graph) -> _Static:
             remaining[j] -= 1
             if remaining[j] == 0:
                 total -= live.pop(j, 0)
-    return _Static(nodes, peak, depth[graph.output], params, buffers, macs, elements, flat_at, head_end_at)
+    return _Static(nodes, peak, depth[graph.output], params, buffers, macs, elements, flat_at, head_end_at,
+                   _rule_number(nodes))
+
+
+_RULES: dict[tuple, int] = {}
+
+
+def _rule_number(nodes: list[tuple]) -> int | None:
+    """A number for what the graph's receptive-field walk reads (each node's inputs and its op's
+    `rf_key`): two graphs with the same number map every input field to the same fields, whatever
+    their channels (the blocks of one stage of a RegNet and of its sibling samples). None when a
+    key cannot be hashed."""
+    rule = tuple((inputs, None if same else op.rf_key(ins)) for _, op, _, inputs, ins, *_, same in nodes)
+    try:
+        number = _RULES.get(rule)
+    except TypeError:
+        return None
+    if number is None:
+        if len(_RULES) >= MAX_CACHED:
+            _RULES.clear()  # numbers are never given twice, so older ones stay valid where kept
+        number = _RULES[rule] = next(_NUMBERS)
+    return number
+
+
+_NUMBERS = itertools.count()
 
 
 MAX_CACHED = 8192
 _STATIC: dict[int, tuple[Graph, _Static]] = {}
-_FIELDS: dict[tuple[int, RF], tuple[Graph, list[RF]]] = {}
+_FIELDS: dict[tuple, tuple[Graph, list[RF]]] = {}
 
 
 def _static_of(graph: Graph) -> _Static:
@@ -354,14 +380,16 @@ def _static_of(graph: Graph) -> _Static:
 
 
 def _fields(graph: Graph, rf_in: RF) -> list[RF]:
-    """The receptive field of every node of `graph` fed a field `rf_in`, kept like `_static_of`
-    (the same block at the same place in sibling networks gets the same field)."""
-    key = (id(graph), rf_in)
+    """The receptive field of every node of `graph` fed a field `rf_in`, kept by the graph's
+    receptive-field rule (or identity) and `rf_in`: the same block geometry at the same place in
+    sibling networks gets the same fields, without walking them again."""
+    static = _static_of(graph)
+    key: tuple = ("rule", static.rf_rule, rf_in) if static.rf_rule is not None else (id(graph), rf_in)
     hit = _FIELDS.get(key)
-    if hit is not None and hit[0] is graph:
+    if hit is not None and (static.rf_rule is not None or hit[0] is graph):
         return hit[1]
     fields: list[RF] = []
-    for _, op, _, inputs, ins, *_, same in _static_of(graph).nodes:
+    for _, op, _, inputs, ins, *_, same in static.nodes:
         if same:  # the base rule on one input: the union of one field is that field
             fields.append(rf_in if inputs[0] == INPUT else fields[inputs[0]])
         else:

@@ -13,7 +13,7 @@ vectors.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -260,6 +260,13 @@ class Op(BaseModel):
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
         return RF.union(fields, ins)
+
+    def rf_key(self, ins: Sequence[Shape]) -> Hashable:
+        """Everything `rf` reads besides the input fields: equal keys, equal rules. By default
+        the op itself and the spatial sizes of its inputs (no rule reads channels); an op whose
+        fields include channel counts its rule ignores returns less, so that the analysis can
+        reuse one block's fields for another block of the same geometry (RegNet widths)."""
+        return (self, tuple(s[1:] for s in ins))
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall | FunctionCall:
         """The torch form: a module to construct (name its positional arguments, as

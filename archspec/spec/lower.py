@@ -98,7 +98,7 @@ class _BlockGraphs:
     share graphs this way; analysis keeps what it derives from a graph by identity, too.
     """
 
-    MAX_KEYS = 4096
+    MAX_KEYS = 16384  # about 14,000 RegNet block graphs take 200 MB, the process included
 
     def __init__(self) -> None:
         self.entries: dict[tuple, list[tuple[dict[str, Any], Graph]]] = {}

@@ -31,7 +31,7 @@ class RegNetError(ValueError):
 
 
 def regnet_stages(depth: int, w_0: float, w_a: float, w_m: float, group_width: int,
-                  bottleneck_ratio: float = 1.0) -> dict[str, list]:
+                  bottleneck: float = 1.0) -> dict[str, list]:
     """Per-stage `widths`, `depths` and `group_widths` of a RegNet."""
     if w_a < 0 or w_0 <= 0 or w_m <= 1 or w_0 % QUANT != 0 or depth < 1:
         raise RegNetError(f"RegNet needs w_a >= 0, w_0 > 0 a multiple of {QUANT}, w_m > 1 and depth >= 1; "
@@ -48,9 +48,9 @@ def regnet_stages(depth: int, w_0: float, w_a: float, w_m: float, group_width: i
         else:
             widths.append(w)
             depths.append(1)
-    bottlenecks = [int(w * bottleneck_ratio) for w in widths]
+    bottlenecks = [int(w * bottleneck) for w in widths]
     group_widths = [min(group_width, b) for b in bottlenecks]
-    widths = [int(make_divisible(b, g) / bottleneck_ratio) for b, g in zip(bottlenecks, group_widths)]
+    widths = [int(make_divisible(b, g) / bottleneck) for b, g in zip(bottlenecks, group_widths)]
     return {"widths": widths, "depths": depths, "group_widths": group_widths}
 
 
@@ -59,14 +59,14 @@ _Bound = float | tuple[float, float]
 
 class RegNetParams(_Strict):
     """`{regnet: {depth: [12, 28], w_0: [8, 256], w_a: [8, 256], w_m: [2, 3], group_width: [1, 32],
-    bottleneck_ratio: 1, stages: 4}}`: a number fixes a parameter, `[low, high]` draws it."""
+    bottleneck: 1, stages: 4}}`: a number fixes a parameter, `[low, high]` draws it."""
 
     depth: int | tuple[int, int] = Field(description="blocks in all; uniform")
     w_0: int | tuple[int, int] = Field(description="initial width, a multiple of 8; log-uniform, quantum 8")
     w_a: float | tuple[float, float] = Field(description="width slope, >= 0; log-uniform, quantum 0.1")
     w_m: float | tuple[float, float] = Field(description="width multiplier per stage, > 1; log-uniform, quantum 0.001")
     group_width: int | tuple[int, int] = Field(description="powers of two below 8, multiples of 8 above")
-    bottleneck_ratio: float | tuple[float, float] = Field(default=1.0, description="a power of two (1/128 to 1 ...)")
+    bottleneck: float | tuple[float, float] = Field(default=1.0, description="bottleneck ratio b: a power of two")
     stages: int | None = Field(default=None, ge=1, description="keep only networks with this many stages "
                                                                 "(the base spec's stage count)")
 
@@ -81,7 +81,7 @@ class RegNetParams(_Strict):
                     raise ValueError(f"{name}: [{low}, {high}] must be a positive, non-empty range")
                 if not (_multiple(low, q) and _multiple(high, q)):
                     raise ValueError(f"{name}: the range's ends must be multiples of {q}, got [{low}, {high}]")
-        for name in ("group_width", "bottleneck_ratio"):
+        for name in ("group_width", "bottleneck"):
             value = getattr(self, name)
             if isinstance(value, tuple) and not (value[0] <= value[1] and all(map(_is_power2, value))):
                 raise ValueError(f"{name}: a range of powers of two, such as [1, 32], got [{value[0]}, {value[1]}]")
@@ -100,13 +100,14 @@ class RegNetParams(_Strict):
             "w_a": pick("w_a", log_uniform, 0.1),
             "w_m": pick("w_m", log_uniform, 0.001),
             "group_width": int(pick("group_width", power2_or_log_uniform, 8)),
-            "bottleneck_ratio": pick("bottleneck_ratio", power2_uniform, 1 / 128),
+            "bottleneck": pick("bottleneck", power2_uniform, 1 / 128),
         }
 
 
 class RegNet(_Strict):
     """`{regnet: {...}}`: a mapping with the six parameters, the per-stage `widths`, `depths` and
-    `group_widths`, and `num_stages`. Set it at `vars` and the spec reads `${widths[0]}`."""
+    `group_widths`, and `num_stages`. Set at `vars` it becomes vars of those names, the names the
+    zoo's RegNet specs use (specs/regnet_x_400mf.yaml), so their stages read `${widths[0]}`."""
 
     regnet: RegNetParams
 

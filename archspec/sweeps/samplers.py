@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import random
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,9 +25,15 @@ class _Strict(BaseModel):
 
 
 def quantize(value: float, q: float, rounding: Any = math.floor) -> float:
-    """`value` rounded (down by default) to a multiple of `q`, computed in decimal so that
-    0.1 * 3 is 0.3 and not 0.30000000000000004."""
-    return float(Decimal(rounding(value / q)) * Decimal(str(q)))
+    """`value` rounded (down by default) to a multiple of `q`, written with q's decimals, so
+    that 3 x 0.1 is 0.3 and not 0.30000000000000004."""
+    return round(rounding(value / q) * q, _decimals(q))
+
+
+@lru_cache(maxsize=64)
+def _decimals(q: float) -> int:
+    """The digits after the point of q as written (0.001 -> 3, 8 -> 0, 1/128 -> 7)."""
+    return max(0, -int(Decimal(str(q)).as_tuple().exponent))
 
 
 def uniform(rng: random.Random, low: float, high: float, q: float) -> float:

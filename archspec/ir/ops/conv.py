@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from functools import lru_cache
+from typing import Any, ClassVar, Literal
 
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, Window, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
@@ -35,23 +36,19 @@ class Conv(Op):
     # -- normalised views ---------------------------------------------------------
     @property
     def k(self) -> tuple[int, int]:
-        return pair(self.kernel)
+        return _views(self.kernel, self.stride, self.padding, self.dilation)[0]
 
     @property
     def s(self) -> tuple[int, int]:
-        return pair(self.stride)
-
-    @property
-    def d(self) -> tuple[int, int]:
-        return pair(self.dilation)
+        return _views(self.kernel, self.stride, self.padding, self.dilation)[1]
 
     @property
     def p(self) -> tuple[int, int]:
-        if self.padding == "same":
-            if any(k % 2 == 0 for k in self.k):
-                raise ShapeError(f"padding 'same' needs an odd kernel, got {hw(self.k)}")
-            return tuple(d * (k - 1) // 2 for k, d in zip(self.k, self.d))  # type: ignore[return-value]
-        return pair(self.padding)
+        return _views(self.kernel, self.stride, self.padding, self.dilation)[2]
+
+    @property
+    def d(self) -> tuple[int, int]:
+        return _views(self.kernel, self.stride, self.padding, self.dilation)[3]
 
     def g(self, ins: Sequence[Shape]) -> int:
         return ins[0][0] if self.groups == "depthwise" else self.groups  # type: ignore[return-value]
@@ -76,7 +73,10 @@ class Conv(Op):
         return out[0] * out[1] * out[2] * (c // self.g(ins)) * self.k[0] * self.k[1]
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
-        return fields[0].window(self.k, self.s, self.p, self.d)
+        return fields[0].window(*_views(self.kernel, self.stride, self.padding, self.dilation))
+
+    def rf_key(self, ins: Sequence[Shape]) -> Hashable:
+        return (Conv, _views(self.kernel, self.stride, self.padding, self.dilation))  # not channels, not groups
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs = {"kernel_size": _compact(self.k), "stride": _compact(self.s), "padding": _compact(self.p),
@@ -97,6 +97,21 @@ class Conv(Op):
         if g != 1:
             text += " dw" if g == ins[0][0] == self.out else f" g{g}"
         return f"{text}, {ins[0][0]}->{self.out}"
+
+
+@lru_cache(maxsize=1024)
+def _views(kernel: Any, stride: Any, padding: Any, dilation: Any) -> tuple[tuple[int, int], ...]:
+    """Kernel, stride, padding and dilation as (h, w) pairs, worked out once per distinct value
+    (the analysis asks for them at every layer of every network). `padding: same` pads by
+    dilation * (kernel - 1) / 2 on each side, for odd kernels only."""
+    k, s, d = pair(kernel), pair(stride), pair(dilation)
+    if padding == "same":
+        if any(n % 2 == 0 for n in k):
+            raise ShapeError(f"padding 'same' needs an odd kernel, got {hw(k)}")
+        p = tuple(dn * (kn - 1) // 2 for kn, dn in zip(k, d))
+    else:
+        p = pair(padding)
+    return k, s, p, d  # type: ignore[return-value]
 
 
 def _compact(p: tuple[int, int]) -> int | tuple[int, int]:

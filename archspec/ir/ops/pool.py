@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import ClassVar, Literal
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, Window, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
@@ -43,6 +43,9 @@ class _WindowPool(Op):
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
         return fields[0].window(self.k, self.s, self.p)
+
+    def rf_key(self, ins: Sequence[Shape]) -> Hashable:
+        return (_WindowPool, self.k, self.s, self.p)  # max and average pools read the same window
 
     def _kwargs(self) -> dict:
         return {"kernel_size": _compact(self.k), "stride": _compact(self.s), "padding": _compact(self.p),

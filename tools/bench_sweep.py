@@ -1,0 +1,104 @@
+"""Benchmark: design-space sweeps in samples per second (tools/bench.py adds the rows to docs/benchmarks.md).
+
+    python tools/bench_sweep.py          # a table
+    python tools/bench_sweep.py --json   # the rows as JSON
+
+The space is docs/examples/regnet_space.yaml: RegNet-Y networks of 12 to 28 blocks under 400M
+MACs, regnet_y_400mf's size, over the zoo's regnet_y_400mf (the built-in `regnet` block), and
+the same space over docs/examples/regnet_y_like.yaml, whose block is written in YAML.
+
+A sample counts when it was resolved against the base spec, validated, lowered and analysed
+(params, MACs, activation memory, depth, receptive field): draws the RegNet sampler rejects
+before that (not 4 stages) and repeats of an earlier spec are not counted. Each row is one
+sweep of a fixed seed after an untimed warm-up sweep of another seed (imports, file caches),
+with 1 and 2 worker processes. Target: >= 1,000 samples/s.
+
+pycls's own sampler (`pycls.sweep`) is not in its PyPI package; when `pycls` imports, its
+hand-written `RegNet.complexity()` (flops, params, activations; no validation, no receptive
+field) is timed on the six parameters of each sample analysed, in the same run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SPACES = {"zoo block": ROOT / "docs" / "examples" / "regnet_space.yaml",
+          "YAML block": ROOT / "docs" / "examples" / "regnet_yaml_space.yaml"}
+TARGET = 1000.0
+
+
+def sweep_rate(space: Path, jobs: int, samples: int = 600, seed: int = 1) -> tuple[float, Any]:
+    """(analysed samples per wall second, the result)."""
+    from archspec.sweeps import run_sweep
+
+    result = run_sweep(space, samples=samples, seed=seed, jobs=jobs)
+    return result.evaluated / result.seconds, result
+
+
+def pycls_rate(result: Any) -> float | None:
+    """pycls's RegNet.complexity() per second over the same RegNet parameters, or None without pycls."""
+    try:
+        from pycls.core import net
+        from pycls.core.config import cfg
+        from pycls.models.regnet import RegNet
+    except Exception:  # not installed, or an import that fails on this Python
+        return None
+    params = [{k.removeprefix("vars."): v for k, v in row.items() if k.startswith("vars.")} for row in result.rows]
+    cfg.TRAIN.IM_SIZE = 224
+    start = time.perf_counter()
+    for p in params:
+        cfg.REGNET.DEPTH, cfg.REGNET.W0, cfg.REGNET.WA, cfg.REGNET.WM = p["depth"], p["w_0"], p["w_a"], p["w_m"]
+        cfg.REGNET.GROUP_W, cfg.REGNET.BOT_MUL = p["group_width"], p["bottleneck"]
+        cfg.REGNET.SE_ON, cfg.REGNET.SE_R = p["se"] > 0, p["se"] or 0.25
+        net.complexity(RegNet)
+    return len(params) / (time.perf_counter() - start)
+
+
+def measure(samples: int = 600) -> list[dict[str, Any]]:
+    rows = []
+    for label, space in SPACES.items():
+        sweep_rate(space, 1, samples=100, seed=99)  # warm-up: imports, the base spec's file cache
+        for jobs in (1, 2):
+            rate, result = sweep_rate(space, jobs, samples=samples)
+            row = {"name": f"sweep, RegNet-Y space ({label}), -j {jobs}", "samples_per_s": rate,
+                   "target": f">= {TARGET:,.0f} samples/s", "met": rate >= TARGET,
+                   "detail": f"{result.evaluated:,} analysed of {result.draws:,} drawn, {len(result.rows):,} kept, "
+                             f"{result.seconds:.2f} s", "pycls_per_s": None}
+            if jobs == 1 and label == "zoo block":
+                row["pycls_per_s"] = pycls_rate(result)
+            rows.append(row)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| check | archspec | pycls `complexity()` | target | met | detail |", "|---|---:|---:|---|---|---|"]
+    for r in rows:
+        ref = r.get("pycls_per_s")
+        lines.append(f"| {r['name']} | {r['samples_per_s']:,.0f} samples/s | "
+                     f"{f'{ref:,.0f} /s' if ref else '-'} | {r['target']} | {'yes' if r['met'] else 'no'} | "
+                     f"{r['detail']} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    rows = measure()
+    if argv and "--json" in argv:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+        print(table(rows))
+    return 0 if any(r["met"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
