@@ -167,7 +167,11 @@ class GraphBuilder:
         full = join(prefix, name)
         if full in self._names:
             raise ShapeError(f"two layers are named '{full}' in the same block")
-        parents = [full[:i] for i, c in enumerate(full) if c == "."]
+        parents = []  # every prefix of the name ending before a dot
+        dot = full.find(".")
+        while dot != -1:
+            parents.append(full[:dot])
+            dot = full.find(".", dot + 1)
         clash = full if full in self._scopes else next((p for p in parents if p in self._names), None)
         if clash is not None:
             raise ShapeError(f"'{clash}' names both a layer and a scope (a nested block or a named branch) "

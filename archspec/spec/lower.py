@@ -34,12 +34,22 @@ class LoweringError(ArchspecError):
 
 
 def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecPath) -> Graph:
+    try:
+        key: tuple | None = ("layers", tuple(ops), shape, defaults, origin)
+        hash(key)
+    except TypeError:
+        key = None
+    graph = _BLOCKS.find(key, {})  # a stem or head seen before (sweep samples share theirs)
+    if graph is not None:
+        return graph
     b = GraphBuilder(shape, defaults, origin)
     try:
         out = b.sequence(b.input, ops, [origin + (i,) for i in range(len(ops))])
     except NodeShapeError as exc:
         raise LoweringError(f"{exc}", exc.origin, exc.spatial_zero) from None
-    return b.finish(out)
+    graph = b.finish(out)
+    _BLOCKS.add(key, {}, graph)
+    return graph
 
 
 def _stage_index(after: str | int, spec: Any) -> int:

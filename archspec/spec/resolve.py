@@ -58,8 +58,14 @@ class Locator:
 
     def drop_under(self, path: SpecPath) -> None:
         n = len(path)
+        if not n:
+            for table in (self.values, self.keys):
+                for p in [p for p in table if p]:
+                    del table[p]
+            return
+        first = path[0]
         for table in (self.values, self.keys):
-            for p in [p for p in table if p[:n] == path and len(p) > n]:
+            for p in [p for p in table if p and p[0] == first and len(p) > n and p[:n] == path]:
                 del table[p]
 
     def rename(self, old: SpecPath, new: SpecPath) -> None:

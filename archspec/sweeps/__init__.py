@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ArchspecError
-from .engine import SweepResult, run
+from .engine import SweepResult, run, workers
 from .space import Space, load_space
 
 
@@ -45,8 +45,8 @@ def run_sweep(space: str | Path | dict | Space, *, samples: int | None = None, s
         raise ValueError("samples, seed and max_draws apply to a space file, not to a loaded Space")
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
-    with _progress(space, progress) as report:
-        result = run(space, jobs=jobs, progress=report)
+    with workers(space, jobs) as pool, _progress(space, progress) as report:
+        result = run(space, jobs=jobs, progress=report, pool=pool)
     if not result.rows:
         raise SweepError(result)
     return result

@@ -14,12 +14,13 @@ one's is a duplicate: it is counted, not kept.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import os
 import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -175,14 +176,17 @@ class Evaluator:
         return out
 
 
-def run(space: Space, jobs: int = 1, progress: Callable[[int, int, Counter], None] | None = None) -> SweepResult:
+def run(space: Space, jobs: int = 1, progress: Callable[[int, int, Counter], None] | None = None,
+        pool: Any = None) -> SweepResult:
     """Draw until `samples` networks are kept or `max_draws` are drawn; `progress(draws, kept,
-    rejected)` is called after each sample."""
+    rejected)` is called after each sample. `pool` (from `workers`) evaluates them in `jobs`
+    processes; without one, this process does."""
     want, limit = space.model.samples, space.max_draws
     result = SweepResult(space, [], [])
     seen: set[str] = set()
     start = time.perf_counter()
-    outcomes = _outcomes(space, jobs, limit)
+    candidates = _limited(draws(space), limit)
+    outcomes = _parallel(pool, jobs, candidates) if pool is not None else _serial(space, candidates)
     try:
         for out in outcomes:
             result.draws += 1
@@ -210,14 +214,10 @@ def run(space: Space, jobs: int = 1, progress: Callable[[int, int, Counter], Non
     return result
 
 
-def _outcomes(space: Space, jobs: int, limit: int) -> Iterator[Outcome]:
-    candidates = _limited(draws(space), limit)
-    if jobs <= 1:
-        evaluate = Evaluator(space)
-        for sample, values, reject in candidates:
-            yield evaluate(sample, values, reject)
-        return
-    yield from _parallel(space, jobs, candidates)
+def _serial(space: Space, candidates: Iterator) -> Iterator[Outcome]:
+    evaluate = Evaluator(space)
+    for sample, values, reject in candidates:
+        yield evaluate(sample, values, reject)
 
 
 def _limited(items: Iterator, limit: int) -> Iterator:
@@ -240,17 +240,40 @@ def _evaluate_chunk(chunk: list[tuple[int, dict[str, Any], str | None]]) -> list
     return [_WORKER(*item) for item in chunk]
 
 
-def _parallel(space: Space, jobs: int, candidates: Iterator) -> Iterator[Outcome]:
-    """Chunks of samples evaluated by `jobs` worker processes, yielded in the order drawn."""
+def _ready() -> bool:
+    return True
+
+
+@contextmanager
+def workers(space: Space, jobs: int) -> Iterator[Any]:
+    """`jobs` worker processes for `run` (None for one). Where the platform forks, they are forked
+    from this process after it has evaluated the base spec once, so that they start with its
+    imports and caches; all start here, before a progress display starts its thread."""
+    if jobs <= 1:
+        yield None
+        return
     import multiprocessing
-    from collections import deque
     from concurrent.futures import ProcessPoolExecutor
 
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    context = multiprocessing.get_context(method)
-    if method == "forkserver":  # workers fork from a server that has archspec imported: they start fast
-        context.set_forkserver_preload([__name__])
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(space,))
+    methods = multiprocessing.get_all_start_methods()
+    method = "fork" if "fork" in methods else "spawn"
+    if method == "fork":
+        with contextlib.suppress(Exception):  # a base spec that fails is the samples' business
+            from_document(resolve_loaded(space.base, space.locator)).network(hints=False)
+    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
+                               initargs=(space,))
+    try:
+        for future in [pool.submit(_ready) for _ in range(jobs)]:
+            future.result()
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _parallel(pool: Any, jobs: int, candidates: Iterator) -> Iterator[Outcome]:
+    """Chunks of samples evaluated by the pool, yielded in the order drawn."""
+    from collections import deque
+
     pending: deque = deque()
     try:
         exhausted = False
@@ -267,11 +290,6 @@ def _parallel(space: Space, jobs: int, candidates: Iterator) -> Iterator[Outcome
     finally:
         for future in pending:
             future.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
 
 
-def default_jobs() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-__all__ = ["Evaluator", "Outcome", "SweepResult", "draws", "run", "default_jobs"]
+__all__ = ["Evaluator", "Outcome", "SweepResult", "draws", "run", "workers"]
