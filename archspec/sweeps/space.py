@@ -28,7 +28,7 @@ from ..core.errors import Location, Problem, SpecError, did_you_mean
 from ..spec.models import NAME_PATTERN
 from ..spec.resolve import Locator, apply_overrides, load_document
 from ..spec.source import Source, parse_text, read_file
-from ..spec.validate import problems_from
+from ..spec.validate import problems_from, sort_problems
 from .figures import FIGURES, Bounds
 from .regnet import RegNet
 from .samplers import Choice, FloatRange, IntRange, _Strict
@@ -109,15 +109,16 @@ def load_space(space: str | Path | dict, **changes: Any) -> Space:
     locator = Locator.of(source, (source.name,))
     for key in changes:
         locator.values.setdefault((key,), Location(f"--{key.replace('_', '-')}"))
+    constraints = data.get("constraints")
+    problems = [locator.problem(f"unknown figure '{name}'{did_you_mean(str(name), FIGURES)}; known: {', '.join(FIGURES)}",
+                                ("constraints", name), key=True)
+                for name in (constraints if isinstance(constraints, dict) else ()) if name not in FIGURES]
     try:
         model = SpaceModel.model_validate(data)
     except ValidationError as exc:
-        raise SpecError(problems_from(exc, data, locator)) from None
-    problems = [locator.problem(f"unknown figure '{name}'{did_you_mean(name, FIGURES)}; known: {', '.join(FIGURES)}",
-                                ("constraints", name), key=True)
-                for name in model.constraints if name not in FIGURES]
+        problems += problems_from(exc, data, locator)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(sort_problems(problems))
     base_source = Source({"extends": model.extends}, source.name, {(): locator.where(()),
                          ("extends",): locator.where(("extends",))}, {("extends",): locator.where(("extends",), key=True)})
     base, base_locator = load_document(base_source)
