@@ -28,7 +28,7 @@ from ..core.errors import Location, Problem, SpecError, did_you_mean
 from ..spec.models import NAME_PATTERN
 from ..spec.resolve import Locator, apply_overrides, load_document
 from ..spec.source import Source, parse_text, read_file
-from ..spec.validate import problems_from, sort_problems
+from ..spec.problems import problems_from, sort_problems
 from .figures import FIGURES, Bounds
 from .regnet import RegNet
 from .samplers import Choice, FloatRange, IntRange, _Strict
