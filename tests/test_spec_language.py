@@ -190,3 +190,12 @@ def test_a_bad_list_edit_names_the_valid_items(tmp_path: Path) -> None:
     assert "valid: indices 0..6 or a name: denseblock1, transition1, denseblock2" in text
     with pytest.raises(SpecError, match=r"--set stages\.9\.repeat: .* at stages: no item 9; valid: indices 0\.\.6"):
         archspec.load_spec("densenet121", **{"stages.9.repeat": 3})
+
+
+def test_list_edits_reach_only_the_layer_lists_and_vars_as_the_schema_says(tmp_path: Path) -> None:
+    """Elsewhere a mapping replaces the list and is checked as a value (the schema refuses it too)."""
+    (tmp_path / "size.yaml").write_text("extends: resnet18\nname: r\ninput: {size: {0: 200}}\n")
+    with pytest.raises(SpecError, match=r"size\.yaml:3:\d+: input\.size: must be a list"):
+        archspec.load_spec(tmp_path / "size.yaml")
+    (tmp_path / "vars.yaml").write_text("extends: resnet101\nname: r\nvars: {depths: {2: 6}}\n")
+    assert [s["repeat"] for s in archspec.load_spec(tmp_path / "vars.yaml").data["stages"]] == [3, 4, 6, 3]  # 101: 3, 4, 23, 3

@@ -15,6 +15,12 @@ from typing import Any
 
 from ..core.errors import did_you_mean
 
+# Where a child spec may edit its parent's lists by item: the network's layer lists (at any depth
+# inside them) and the free-form `vars`. Elsewhere (`input.size`) a mapping replaces the list and is
+# checked like any other value, so the loader and the JSON Schema accept the same files.
+EDITABLE_LISTS = ("stem", "stages", "head")
+EDITABLE_ROOTS = EDITABLE_LISTS + ("vars",)
+
 
 def item_name(item: Any) -> str | None:
     """The name an item of a list answers to: a stage's `name`, or the name of a one-layer item."""

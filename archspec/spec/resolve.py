@@ -19,7 +19,7 @@ from typing import Any
 from collections.abc import Mapping
 
 from ..core.errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
-from .list_edits import find_item, no_item
+from .list_edits import EDITABLE_ROOTS, find_item, no_item
 from ..core.reading import InputFileError, check_regular, path_state
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
 from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, parse_text, read_file
@@ -97,7 +97,7 @@ def _merge(parent: Any, child: Any, path: SpecPath, locator: Locator, edits: Loc
         for key, value in child.items():
             out[key] = _merge(parent[key], value, path + (key,), locator, edits) if key in parent else value
         return out
-    if isinstance(parent, list) and isinstance(child, dict):
+    if isinstance(parent, list) and isinstance(child, dict) and path[:1] and path[0] in EDITABLE_ROOTS:
         return _edit_items(parent, child, path, locator, edits)
     locator.drop_under(path)
     return child

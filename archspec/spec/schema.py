@@ -23,6 +23,8 @@ from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema
 
+from .list_edits import EDITABLE_LISTS
+
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 INTERPOLATION = {
     "type": "string",
@@ -177,9 +179,6 @@ def _top_level(spec: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     _allow_list_edits(out)
     out["$defs"] = dict(sorted(defs.items()))
     return out
-
-
-EDITABLE_LISTS = ("stem", "stages", "head")
 
 
 def _allow_list_edits(out: dict[str, Any]) -> None:
