@@ -11,7 +11,8 @@ collide), branched sub-blocks followed by plain layers (the shape of issue 14's 
 the module builds, the forward pass gives the analysed shape at every block and at
 every layer with weights, the layer-level diagram is drawn, and the exported Python
 source registers the same state_dict keys and computes the same outputs. A spec refused must be refused with a located
-`ArchspecError`, never another exception.
+`ArchspecError`, never another exception; mutated copies of the tested graph examples
+never make `validate` fail with an internal error.
 """
 
 from __future__ import annotations
@@ -19,14 +20,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import tempfile
+
 import pytest
 import torch
 import yaml
+from clirun import run_cli
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from test_properties import _mutate_text, _mutate_tree
 
 import archspec
 from tests.generated import exported_model
+from test_block_graphs import FUSE, HEAD, MIX, REPEATED, RES2
 
 # A few names only, so that layers, branches and nested blocks of one scope share them.
 NAMES = st.sampled_from(["t", "inner", "a", "b0", "conv", "add", "b1"])
@@ -239,3 +245,26 @@ def test_named_scope_with_a_branched_sub_block_and_trailing_layers(tmp_path: Pat
     block = "stages.0.blocks.0."
     assert keys == [block + k for k in ("t.inner.0.weight", "t.inner.1.weight", "t.0.weight", "t.1.weight",
                                         "0.weight")] + ["head.2.weight"]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_graph_blocks_exit_0_or_2(data: st.DataObject) -> None:
+    """The graph constructs (from:, for:, split sizes, repeat, named merges) never crash `validate`
+    when their specs are mutated: the exit code is 0 or 2, never an internal error."""
+    text = data.draw(st.sampled_from([HEAD % (20, RES2), HEAD % (11, MIX), HEAD % (3, FUSE), HEAD % (3, REPEATED),
+                                      NESTED_SCOPE]))
+    if data.draw(st.booleans()):
+        doc = yaml.safe_load(text)
+        for _ in range(data.draw(st.integers(1, 3))):
+            doc = _mutate_tree(doc, data)
+        text = yaml.safe_dump(doc, sort_keys=False)
+    else:
+        for _ in range(data.draw(st.integers(1, 3))):
+            text = _mutate_text(text, data)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "graph.yaml"
+        path.write_bytes(text.encode("utf-8", "surrogateescape"))
+        code, _, err = run_cli("validate", str(path))
+    assert code in (0, 2), err
+    assert "internal error" not in err and "Traceback" not in err
