@@ -215,4 +215,58 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     return Path(path)
 
 
+# -- what the command line needs beyond the above: it imports this module and core only ----------------------------
+def check(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, **overrides: Any) -> Report:
+    """Everything short of building: load, lower and analyse the spec, and refuse a network over
+    `max_params` parameters (`archspec validate`, and `archspec build` before it builds). Returns
+    the analysis."""
+    located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
+    report = analyze_network(located.network())
+    check_params_limit(report.params, _limit(max_params), located)
+    return report
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` (the value read as YAML), as `--set` takes it: ("num_classes", 10)."""
+    from .spec.resolve import parse_assignment as parse
+
+    return parse(text)
+
+
+def schema_text() -> str:
+    """The JSON Schema of specs (every registered op and block family), as text."""
+    from .spec.schema import schema_text as text
+
+    return text()
+
+
+def render(diagram: Any, path: str | Path, *, dpi: float | None = None, protect: Any = ()) -> Path:
+    """Write a diagram from `diagram()` to `path` (atomically, never over a file in `protect`);
+    the suffix picks SVG, PNG, PDF or DOT."""
+    from .backends.diagram import render as _render
+
+    return _render(diagram, path, dpi=dpi, protect=protect)
+
+
+def check_dpi(dpi: float | None) -> None:
+    """Refuse a PNG resolution outside what Graphviz draws sensibly (`render` checks it too)."""
+    from .backends.diagram import check_dpi as check
+
+    check(dpi)
+
+
+def diagram_format(path: str | Path) -> str:
+    """The diagram format a file name asks for (svg, png, pdf, dot); an error for any other suffix."""
+    from .backends.diagram import output_format
+
+    return output_format(path)
+
+
+def export_format(path: str | Path, format: str | None = None) -> Any:
+    """The export format for `path` (its suffix) or the named `format`; an error for a bad one."""
+    from .backends.exporters import format_for
+
+    return format_for(path, format)
+
+
 __all__ = ["Spec", "analyze", "build", "diagram", "export", "load", "load_spec", "save"]

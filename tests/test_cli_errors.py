@@ -58,3 +58,16 @@ def test_build_reports_like_validate(bad: Path) -> None:
     code, out, err = run_cli("build", str(bad))
     assert (code, out) == (2, "")
     assert err == f"{bad}:3:37: stages[0].repeat: must be >= 1, got 0\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["summary", "lenet5", "--batch", "0"], "batch must be an integer of at least 1, got 0"),
+    (["compare", "lenet5", "alexnet", "--batch", "0"], "batch must be an integer of at least 1, got 0"),
+    (["validate", "resnet18", "--max-params", "1e6"], "over the limit of 1,000,000"),
+    (["build", "resnet18", "--max-params", "1e6"], "over the limit of 1,000,000"),
+])
+def test_the_cli_leaves_argument_checks_to_the_api(argv: list[str], message: str) -> None:
+    """The CLI holds no check the API lacks: the API's own errors reach the user, exit 2."""
+    code, _, err = run_cli(*argv)
+    assert code == 2, err
+    assert message in err

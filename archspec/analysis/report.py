@@ -24,7 +24,7 @@ from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Op, Shape, Window
 from ..ir.taps import every_stage
-from .report_text import layer_record, report_dataframe, report_html, report_text, summary_table
+from .report_text import heading, layer_record, report_dataframe, report_html, report_text, summary_table
 
 _FEATURE_END = {"global_pool", "adaptive_pool", "flatten", "linear"}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
@@ -264,6 +264,14 @@ class Report:
 
     def __str__(self) -> str:
         return report_text(self, "stage")
+
+    def text(self, level: str = "stage", conventions: bool = False) -> str:
+        """The heading, the table at `level` and the totals; `conventions` adds how they are counted."""
+        return report_text(self, level, conventions=conventions)
+
+    def heading(self) -> str:
+        """`resnet50: input 3x224x224 -> output 1000`."""
+        return heading(self)
 
     def __repr__(self) -> str:
         return (f"<Report {self.name}: input {'x'.join(map(str, self.input_shape))}, {self.params:,} parameters, "

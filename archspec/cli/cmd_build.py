@@ -42,16 +42,14 @@ def stage_table(report) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze_network
-    from ..api import check_params_limit
+    from ..api import check
 
     spec = load(args.spec, args)
     if args.output:
         from ..core.atomic import output_target
 
         output_target(args.output, spec.files)  # refused before any work: a device, a directory, the spec
-    report = analyze_network(spec.network())
-    check_params_limit(report.params, args.max_params, spec)
+    report = check(spec, max_params=args.max_params)
 
     from ..api import build, save
     from ..progress import status

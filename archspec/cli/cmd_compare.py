@@ -9,7 +9,6 @@ from .common import (
     add_analysis_options,
     add_input_option,
     add_spec_options,
-    batch,
     human,
     human_bytes,
     overrides,
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         x = axis_key(args.x, [], columns)
         y = axis_key(args.y or (columns[0] if columns else "params"), [], columns)
     load_plugins(args.plugins)
-    rows = compare(args.specs, batch=batch(args), dtype=args.dtype, **overrides(args))
+    rows = compare(args.specs, batch=args.batch, dtype=args.dtype, **overrides(args))
     missing = []
     if metrics:
         for r in rows:

@@ -51,12 +51,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backends.diagram import check_dpi, diagram_network, output_format, render
+    from ..api import check_dpi, diagram, diagram_format, render
     from ..core.errors import ArchspecError
 
     check_dpi(args.dpi)  # as the extension below: refused before any work
     if args.output and args.output != "-":
-        fmt = output_format(args.output)  # a bad extension is reported before any work
+        fmt = diagram_format(args.output)  # a bad extension is reported before any work
         if args.format and args.format != fmt:
             raise ArchspecError(f"--format {args.format} disagrees with the extension of {args.output}")
     spec = load(args.spec, args)
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         from ..core.atomic import output_target
 
         output_target(output, spec.files)  # a device, a directory or the spec itself: refused before any work
-    graph = diagram_network(spec.network(), level=args.level, show=args.show, rankdir=args.rankdir, fold=args.fold)
+    graph = diagram(spec, level=args.level, show=args.show, rankdir=args.rankdir, fold=args.fold)
     if output == "-":
         sys.stdout.write(graph.source)
         return 0

@@ -45,11 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..api import export
-    from ..backends.exporters import format_for
+    from ..api import export_format
     from ..checkpoint import is_checkpoint
     from ..plugins import load_plugins
 
-    chosen = format_for(args.output, args.format)  # a bad suffix is reported before any work
+    chosen = export_format(args.output, args.format)  # a bad suffix is reported before any work
     load_plugins(args.plugins)
     path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, **overrides(args))
     note = None

@@ -30,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .. import zoo
-    from ..analysis import analyze_network
-    from ..spec.load import load_spec
+    from ..api import analyze
     from ..progress import track
 
     rows, data = [], []
@@ -42,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
             raise ArchspecError(f"no zoo network matches '{pattern}'{did_you_mean(pattern, zoo.names())}; "
                                 f"`archspec list` shows them all")
     for name in track(zoo.names(*args.patterns), "list: analysing the zoo", label=str):
-        spec = load_spec(zoo.path_of(name))
-        report = analyze_network(spec.network())
+        spec = zoo.load_spec(name)
+        report = analyze(spec)
         input_text = "x".join(map(str, report.input_shape))
         data.append({"name": name, "params": report.params, "macs": report.macs, "input_shape": list(report.input_shape),
                      "description": spec.model.description})

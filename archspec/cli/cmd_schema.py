@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
         text = space_schema_text()
     else:
-        from ..spec.schema import schema_text
+        from ..api import schema_text
 
         text = schema_text()
     if args.output:

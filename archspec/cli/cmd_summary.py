@@ -57,14 +57,10 @@ def run(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
         return 0
     if args.features:
-        from ..analysis.report_text import heading
-
-        print(heading(report))
+        print(report.heading())
         print(features_table(report))
         print("\nreduction: input pixels between neighbouring units; RF: the receptive field of one unit, "
               "unit i starting at -padding + i * reduction")
         return 0
-    from ..analysis.report_text import report_text
-
-    print(report_text(report, args.level, conventions=True))
+    print(report.text(args.level, conventions=True))
     return 0

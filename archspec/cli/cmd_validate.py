@@ -30,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..analysis import analyze_network
-    from ..api import check_params_limit
+    from ..api import check
 
     failed = False
     results = []
@@ -40,8 +39,7 @@ def run(args: argparse.Namespace) -> int:
     for path in track(args.specs, "validate", label=str):
         try:
             spec = load(path, args)
-            report = analyze_network(spec.network())
-            check_params_limit(report.params, args.max_params, spec)
+            report = check(spec, max_params=args.max_params)
             results.append({"spec": path, "ok": True, "params": report.params})
             if not args.json:
                 print(printable(f"{path}: ok ({spec.name}, {report.params:,} parameters)"))

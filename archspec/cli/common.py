@@ -53,7 +53,7 @@ def param_limit(text: str) -> float:
 
 
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from ..spec.resolve import parse_assignment
+    from ..api import parse_assignment
 
     out: dict[str, Any] = {}
     for text in getattr(args, "overrides", []) or []:
@@ -72,7 +72,7 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load(spec: str, args: argparse.Namespace) -> Spec:
-    from ..spec.load import load_spec
+    from ..api import load_spec
     from ..plugins import load_plugins
 
     load_plugins(getattr(args, "plugins", []) or [])
@@ -81,20 +81,9 @@ def load(spec: str, args: argparse.Namespace) -> Spec:
 
 def analyze(spec: str, args: argparse.Namespace):
     """Load SPEC with the command's overrides and analyse it (the IR only; no torch)."""
-    from ..analysis.report import DTYPE_BYTES, analyze_network
+    from ..api import analyze as _analyze
 
-    return analyze_network(load(spec, args).network(), dtype_bytes=DTYPE_BYTES[getattr(args, "dtype", "float32")],
-                           batch=batch(args))
-
-
-def batch(args: argparse.Namespace) -> int:
-    """--batch, checked (the API raises ValueError, which the CLI would report as an internal error)."""
-    from ..core.errors import ArchspecError
-
-    value = getattr(args, "batch", 1)
-    if value < 1:
-        raise ArchspecError(f"--batch must be at least 1, got {value}")
-    return value
+    return _analyze(load(spec, args), batch=getattr(args, "batch", 1), dtype=getattr(args, "dtype", "float32"))
 
 
 def print_json(data: Any) -> None:
