@@ -30,7 +30,8 @@ from ..analysis.report import LayerInfo, Report, analyze_network, stage_title
 from .diagram_fold import run_title, runs
 from ..core.formatting import human, shape_text
 from ..core.errors import ArchspecError, unknown_name
-from ..ir.graph import INPUT, Graph, Network
+from ..core.naming import join
+from ..ir.graph import INPUT, Graph, Network, Part
 from ..ir.op import RF, Shape
 
 if TYPE_CHECKING:
@@ -271,7 +272,7 @@ class _Drawer:
         box_of: dict[int, str] = {INPUT: source}
         scoped: dict[str, list[Box]] = {}  # titled scope (squeeze-excitation) -> its boxes and the gate applying it
         for unit in units:
-            paths = [f"{prefix}.{graph.nodes[i].name}" for i in unit]
+            paths = [join(prefix, graph.nodes[i].name) for i in unit]
             layers = [self.info[p] for p in paths]
             name = graph.nodes[unit[0]].name
             note = name if per_layer and not name.isdigit() else ""
@@ -314,85 +315,90 @@ class _Drawer:
         inp = self.box([Row("input", None, self.net.input_shape)])
         return Cluster("root", "", boxes=[inp]), inp
 
+    def sections(self) -> list[list[Part]]:
+        """The network's parts (`Network.parts`) grouped by section: the stem, each stage's blocks,
+        each aux head, the head."""
+        out: dict[str, list[Part]] = {}
+        for part in self.net.parts():
+            out.setdefault(part.section, []).append(part)
+        return list(out.values())
+
     def network(self) -> Cluster:
         """Block and layer level."""
-        net = self.net
         root, inp = self.start()
-        out = self.part(net.stem, "stem", inp.id, "stem", root)
-        stage_out: dict[int, str] = {}
-        for s, stage in enumerate(net.stages):
+        out_of = {"": inp.id}  # part path -> the box holding its output
+        for section in self.sections():
+            first = section[0]
+            if first.group != "stages":
+                out_of[first.path] = self.part(first.graph, first.path, out_of[first.source], _title(first), root,
+                                               dashed=not first.inference)
+                continue
+            s, stage, out = first.stage, self.net.stages[first.stage], out_of[first.source]  # type: ignore[index]
             title = _stage_title(s, stage)
             same = runs(stage)
-            run_of = {b: (first, count) for first, count in same for b in range(first, first + count)}
+            run_of = {b: (start, count) for start, count in same for b in range(start, start + count)}
             parts = same if self.fold else [(b, 1) for b in range(len(stage.blocks))]
             # A stage of identical blocks is folded as a whole: its own cluster turns grey.
             whole = self.level != "layer" and len(parts) == 1 and parts[0][1] > 1
             for_stage = Cluster(self.new_id(), title + (_growth(stage.blocks) if whole else ""), folded=whole)
-            for first, count in parts:
-                block, prefix = stage.blocks[first], f"stages.{s}.blocks.{first}"
+            for first_block, count in parts:
+                block, prefix = stage.blocks[first_block], section[first_block].path
                 folded = count > 1 and not for_stage.folded
-                start, length = run_of[first]
+                start, length = run_of[first_block]
                 # In a run of identical blocks a concatenation of the block input is dense; say so once a run.
-                dense = None if length == 1 else "all earlier maps" if first == start else ""
+                dense = None if length == 1 else "all earlier maps" if first_block == start else ""
                 if self.level == "layer":  # one cluster per block (per run when folded)
-                    label = (f"{title} · {run_title(first, count, block.family)}" if folded
-                             else title if len(stage.blocks) == 1 else f"{title} · block {first} · {block.family}")
+                    label = (f"{title} · {run_title(first_block, count, block.family)}" if folded
+                             else title if len(stage.blocks) == 1 else f"{title} · block {first_block} · {block.family}")
                     cluster = Cluster(self.new_id(), label, folded=folded)
                     out = self.graph(block.graph, prefix, out, cluster, dense=dense)
                     self.place(cluster, root)
                 elif folded:  # a run inside the stage's cluster, on a grey ground
-                    cluster = Cluster(self.new_id(), run_title(first, count, block.family)
-                                      + _growth(stage.blocks[first:first + count]), folded=True)
+                    cluster = Cluster(self.new_id(), run_title(first_block, count, block.family)
+                                      + _growth(stage.blocks[first_block:first_block + count]), folded=True)
                     out = self.graph(block.graph, prefix, out, cluster, dense=dense)
                     for_stage.clusters.append(cluster)
                 else:
                     out = self.graph(block.graph, prefix, out, for_stage, dense=dense)
+                for part in section[first_block:first_block + count]:
+                    out_of[part.path] = out
             if self.level != "layer":
                 self.place(for_stage, root)
-            stage_out[s] = out
-        for a, aux in enumerate(net.aux_heads):
-            src = stage_out.get(aux.after, out)
-            self.part(aux.graph, f"aux_heads.{a}", src, f"{aux.name} (training only)", root, dashed=True)
-        self.part(net.head, "head", out, "head", root)
         return root
 
     def stages(self) -> Cluster:
-        """Stage level: one box per part, blocks folded."""
-        net = self.net
+        """Stage level: one box per section, blocks folded."""
         root, inp = self.start()
-        prev = inp.id
-
-        def add(box: Box, src: str) -> str:
-            root.boxes.append(box)
-            self.edges.append(Edge(src, box.id, box.dashed))
-            return box.id
-
-        prev = add(self._layers_box("stem", net.stem, "stem"), prev) if net.stem.nodes else prev
-        stage_box: dict[int, str] = {}
-        for s, stage in enumerate(net.stages):
-            prefixes = [(f"stages.{s}.blocks.{b}", block.graph) for b, block in enumerate(stage.blocks)]
-            layers = [self.info[f"{p}.{n.name}"] for p, g in prefixes for n in g.nodes]
-            paths = [la.name for la in layers]
-            if all(block.family == "layers" for block in stage.blocks):
-                rows = fused_rows(layers) if layers else [Row("identity", None, stage.out_shape)]
-            else:
-                # As the papers' tables: the stage's totals, then the layers of the block it repeats
-                # (its last: the first often differs by a stride or a projection), coloured by kind.
-                stride = _reduction(stage.blocks[0].graph.in_shape, stage.out_shape)
-                rows = [Row(
-                    _folded(stage) + (f" · stride {stride}" if stride > 1 else ""), None, stage.out_shape,
-                    sum(la.params for la in layers), sum(la.macs for la in layers), layers[-1].rf if layers else None,
-                )]
-                last = len(stage.blocks) - 1
-                rows += self._block_rows(stage.blocks[last].graph, f"stages.{s}.blocks.{last}")
-            prev = add(self.box(rows, paths, header=_stage_title(s, stage, folded=False)), prev)
-            stage_box[s] = prev
-        for a, aux in enumerate(net.aux_heads):
-            box = self._layers_box(f"aux_heads.{a}", aux.graph, f"{aux.name} (training only)")
-            box.dashed = True
-            add(box, stage_box.get(aux.after, prev))
-        if net.head.nodes:
-            add(self._layers_box("head", net.head, "head"), prev)
+        box_of = {"": inp.id}  # part path -> the box drawing it
+        for section in self.sections():
+            first = section[0]
+            source = box_of[first.source]
+            box: Box | None = None
+            if first.group == "stages":
+                s, stage = first.stage, self.net.stages[first.stage]  # type: ignore[index]
+                layers = [self.info[join(p.path, n.name)] for p in section for n in p.graph.nodes]
+                paths = [la.name for la in layers]
+                if all(block.family == "layers" for block in stage.blocks):
+                    rows = fused_rows(layers) if layers else [Row("identity", None, stage.out_shape)]
+                else:
+                    # As the papers' tables: the stage's totals, then the layers of the block it repeats
+                    # (its last: the first often differs by a stride or a projection), coloured by kind.
+                    stride = _reduction(stage.blocks[0].graph.in_shape, stage.out_shape)
+                    rows = [Row(
+                        _folded(stage) + (f" · stride {stride}" if stride > 1 else ""), None, stage.out_shape,
+                        sum(la.params for la in layers), sum(la.macs for la in layers),
+                        layers[-1].rf if layers else None,
+                    )]
+                    rows += self._block_rows(section[-1].graph, section[-1].path)
+                box = self.box(rows, paths, header=_stage_title(s, stage, folded=False))
+            elif first.graph.nodes or not first.inference:  # an empty stem or head draws nothing
+                box = self._layers_box(first.path, first.graph, _title(first))
+                box.dashed = not first.inference
+            if box is not None:
+                root.boxes.append(box)
+                self.edges.append(Edge(source, box.id, box.dashed))
+            for part in section:
+                box_of[part.path] = box.id if box is not None else source
         return root
 
     def _block_rows(self, graph: Graph, prefix: str) -> list[Row]:
@@ -401,7 +407,7 @@ class _Drawer:
         runs: list[tuple[str | None, list[LayerInfo]]] = []
         for node in graph.nodes:
             key = _scope_of(graph, node)
-            layer = self.info[f"{prefix}.{node.name}"]
+            layer = self.info[join(prefix, node.name)]
             if runs and runs[-1][0] == key:
                 runs[-1][1].append(layer)
             else:
@@ -418,7 +424,7 @@ class _Drawer:
         return rows
 
     def _layers_box(self, prefix: str, graph: Graph, title: str) -> Box:
-        layers = [self.info[f"{prefix}.{n.name}"] for n in graph.nodes]
+        layers = [self.info[join(prefix, n.name)] for n in graph.nodes]
         return self.box(fused_rows(layers), [la.name for la in layers], header=title)
 
 
@@ -469,6 +475,10 @@ def _folded(stage) -> str:
         else:
             runs.append([block.family, 1])
     return ", ".join(family if n == 1 else f"{family} ×{n}" for family, n in runs if family != "layers")
+
+
+def _title(part: Part) -> str:
+    return part.title if part.inference else f"{part.title} (training only)"
 
 
 def _stage_title(index: int, stage, folded: bool = True) -> str:
