@@ -131,7 +131,7 @@ def read_metrics(path: str | Path) -> Metrics:
     return Metrics(str(path), metrics, values)
 
 
-def axis_key(name: str, rows: Sequence[dict[str, Any]], metrics: Sequence[str] = ()) -> str:
+def axis_key(name: str, metrics: Sequence[str] = ()) -> str:
     """The row key an axis name refers to (`activations` -> `activation_bytes`), or a clear error."""
     key = ALIASES.get(name, name)
     if key in QUANTITIES or key in metrics:

@@ -105,3 +105,10 @@ def test_labels_never_overlap_over_the_whole_zoo(zoo_rows: list[dict]) -> None:
         assert len(labels) == len(zoo_rows)
     finally:
         plt.close(fig)
+
+
+def test_plot_options_without_plot_are_refused_before_any_work(capsys) -> None:
+    code, _, err = run_cli(capsys, "compare", "resnet18", "--title", "t", "--y", "depth")
+    assert code == 2 and "--y, --title shape the plot: add --plot" in err
+    code, _, err = run_cli(capsys, "compare", "resnet18", "--plot", "p.png", "--y", "acc")
+    assert code == 2 and "unknown axis 'acc'" in err

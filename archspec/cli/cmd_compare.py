@@ -62,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
     from ..comparison import axis_key, compare, read_metrics
     from ..plugins import load_plugins
 
+    given = [flag for flag, value in (("--x", args.x != "macs"), ("--y", args.y), ("--title", args.title),
+                                      ("--lower", args.lower)) if value]
+    if given and not args.plot:
+        from ..core.errors import ArchspecError
+
+        raise ArchspecError(f"{', '.join(given)} shape the plot: add --plot OUT.png")
     metrics = read_metrics(args.metric) if args.metric else None  # a bad file, a missing matplotlib or a bad
     if args.plot:                                                   # suffix is reported before any analysis
         from ..plotting import plot_format, require_matplotlib
@@ -69,8 +75,8 @@ def run(args: argparse.Namespace) -> int:
         require_matplotlib()
         plot_format(args.plot)
         columns = metrics.columns if metrics else []
-        x = axis_key(args.x, [], columns)
-        y = axis_key(args.y or (columns[0] if columns else "params"), [], columns)
+        x = axis_key(args.x, columns)
+        y = axis_key(args.y or (columns[0] if columns else "params"), columns)
     load_plugins(args.plugins)
     rows = compare(args.specs, batch=args.batch, dtype=args.dtype, **overrides(args))
     missing = []
