@@ -103,13 +103,14 @@ def load_spec(path: str | Path, metadata: dict[str, str] | None = None):
     return load_embedded(_spec_data(path, metadata), str(path))
 
 
-# safetensors dtype names by kind: a float weight must be stored as floats, an integer buffer as integers.
-_FLOAT = {"F16", "BF16", "F32", "F64", "F8_E4M3", "F8_E5M2", "float16", "bfloat16", "float32", "float64"}
-
-
 def _kind(dtype: str) -> str:
-    return "floating-point" if dtype in _FLOAT or dtype.startswith(("F", "BF", "float")) else "integer" \
-        if dtype.startswith(("I", "U", "int", "uint")) else dtype
+    """The kind of a safetensors dtype name (F32, BF16, F8_E4M3, I64, U8, BOOL): a float weight
+    must be stored as floats, an integer buffer (`num_batches_tracked`) as integers."""
+    if dtype.startswith(("F", "BF")):
+        return "floating-point"
+    if dtype.startswith(("I", "U")):
+        return "integer"
+    return dtype
 
 
 def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) -> Any:
