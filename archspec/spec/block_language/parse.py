@@ -129,7 +129,7 @@ class Parser:
     misspelled: bool = False  # an expression named something unknown
     defined: set[str] = field(default_factory=set)  # names that name values (layers, branches, blocks)
     references: list[tuple[str, SpecPath]] = field(default_factory=list)  # `from:` names, where written
-    templated_names: bool = False  # some name is an expression: references are checked when built
+    templated_names: bool = False  # some name given is an expression: references are checked when built
 
     def problem(self, message: str, path: SpecPath, key: bool = False) -> None:
         self.problems.append(self.locator.problem(message, ("blocks", self.block) + tuple(path), key=key))
@@ -186,8 +186,7 @@ class Parser:
         return name
 
     def reference(self, name: Any, path: SpecPath) -> RefItem | None:
-        if isinstance(name, str) and INTERPOLATION.search(name):  # `from: "y${i}"`: known when built
-            self.templated_names = True
+        if isinstance(name, str) and INTERPOLATION.search(name):  # `from: "y${i}"`: checked when built
             return RefItem(name, path)
         if not isinstance(name, str) or not REFERENCE.match(name):
             self.problem(f"`from:` takes the name of an earlier layer, branch or block of this block "
