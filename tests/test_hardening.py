@@ -153,6 +153,32 @@ def test_a_signal_mid_write_leaves_no_temporary_file(tmp_path: Path, signal_name
     assert target.read_text(encoding="utf-8") == "previous"
 
 
+FORKED = """
+import os, signal, sys, time
+from archspec.cli.main import Terminated, _terminate_as_exception
+with _terminate_as_exception():
+    pid = os.fork()
+    if pid == 0:  # a worker forked while a command runs (sweep -j)
+        time.sleep(30)
+        os._exit(0)
+    time.sleep(0.3)
+    os.kill(pid, signal.SIGTERM)
+    _, status = os.waitpid(pid, 0)
+    print(os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM)
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except Terminated:
+        print("unwound")
+"""
+
+
+def test_sigterm_unwinds_the_command_but_a_forked_worker_just_ends() -> None:
+    proc = subprocess.run([sys.executable, "-c", FORKED], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (proc.stdout, proc.stderr) == ("True\nunwound\n", "")
+
+
 # -- inputs: only regular files, of bounded size; a checkpoint's spec reads nothing ------------------------------
 
 def test_extends_and_include_never_wait_on_a_named_pipe(tmp_path: Path) -> None:
