@@ -118,3 +118,13 @@ def test_jupyter_without_dot_shows_how_to_install(monkeypatch) -> None:
     monkeypatch.setattr(graphviz.Digraph, "pipe", missing)
     bundle = d._repr_mimebundle_()
     assert list(bundle) == ["text/plain"] and "install Graphviz" in bundle["text/plain"]
+
+
+def test_override_errors_name_the_override_as_python_or_the_cli_wrote_it(capsys) -> None:
+    with pytest.raises(archspec.SpecError) as err:
+        archspec.load_spec("resnet18", num_clases=10)
+    assert str(err.value).startswith("override num_clases: ") and "--set" not in str(err.value)
+    assert main(["validate", "resnet18", "--set", "num_clases=10"]) == 2
+    assert capsys.readouterr().err.startswith("--set num_clases: ")
+    with pytest.raises(archspec.SpecError, match=r"^override num_clases"):  # the CLI run left Python's name in place
+        archspec.load_spec("resnet18", num_clases=10)

@@ -188,7 +188,7 @@ def test_a_bad_list_edit_names_the_valid_items(tmp_path: Path) -> None:
     assert text.startswith(f"{tmp_path / 'bad.yaml'}:4:3: stages.denseblok3: no item 'denseblok3'")
     assert "(did you mean 'denseblock3'?)" in text
     assert "valid: indices 0..6 or a name: denseblock1, transition1, denseblock2" in text
-    with pytest.raises(SpecError, match=r"--set stages\.9\.repeat: .* at stages: no item 9; valid: indices 0\.\.6"):
+    with pytest.raises(SpecError, match=r"override stages\.9\.repeat: .* at stages: no item 9; valid: indices 0\.\.6"):
         archspec.load_spec("densenet121", **{"stages.9.repeat": 3})
 
 

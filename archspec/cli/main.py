@@ -17,7 +17,7 @@ import threading
 from collections.abc import Iterator
 
 from ..core.deps import as_missing
-from ..core.errors import ArchspecError, SpecError, printable
+from ..core.errors import OVERRIDE_NAME, ArchspecError, SpecError, printable
 
 # One module `cmd_<name>.py` per command, each with `register(subparsers)`.
 COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "schema", "sweep"]
@@ -113,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..progress import set_quiet
 
     set_quiet(args.quiet)
+    named = OVERRIDE_NAME.set("--set")  # an override is located as the flag that gave it
     try:
         with _terminate_as_exception():
             return int(args.run(args) or 0)
@@ -146,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         _error(f"archspec: internal error: {type(exc).__name__}: {exc}\n"
                f"(run with --debug for the traceback, and please report it)")
         return 1
+    finally:
+        OVERRIDE_NAME.reset(named)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ together. The CLI prints `str(error)` and exits with code 2.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
 import re
 from dataclasses import dataclass, field
@@ -119,6 +120,11 @@ class SpecError(ArchspecError, ValueError):
     def at(cls, message: str, path: SpecPath = (), location: Location | None = None) -> "SpecError":
         return cls(Problem(message, tuple(path), location))
 
+
+
+# What an override is called where it is located in a message: `override KEY` in Python (keyword
+# arguments), `--set KEY` on the command line (the CLI sets this while it runs).
+OVERRIDE_NAME: contextvars.ContextVar[str] = contextvars.ContextVar("archspec_override_name", default="override")
 
 class LimitError(SpecError):
     """A spec that is valid but beyond a resource limit (parameters, layers, repeats)."""

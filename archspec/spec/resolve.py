@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
-from ..core.errors import Location, Problem, SpecError, SpecPath, did_you_mean, format_path
+from ..core.errors import OVERRIDE_NAME, Location, Problem, SpecError, SpecPath, did_you_mean, format_path
 from .list_edits import EDITABLE_ROOTS, find_item, no_item
 from ..core.reading import InputFileError, check_regular, path_state
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
@@ -271,7 +271,7 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
     data = dict(data)
     for key, value in overrides.items():
         path = _split_key(key)
-        where = Location(f"--set {key[:80] + '...' if len(key) > 80 else key}")
+        where = Location(f"{OVERRIDE_NAME.get()} {key[:80] + '...' if len(key) > 80 else key}")
         if not path:
             raise SpecError(Problem("empty override key", (), where))
         if len(path) > MAX_DEPTH:
