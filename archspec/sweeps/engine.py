@@ -15,6 +15,7 @@ one's is a duplicate: it is counted, not kept.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import random
 import time
@@ -36,6 +37,10 @@ INVALID = "invalid spec"
 NO_BUILD = "does not build"
 TOO_LARGE = "too large"
 CHUNK = 32  # samples per task sent to a worker
+# Collect cycles after 100,000 new objects rather than 700: a sample makes thousands of small
+# objects and the caches hold hundreds of thousands, so the default collector took a third of
+# the time of lowering (measured: 1.17 -> 0.67 ms a sample). Restored when the sweep ends.
+GC_THRESHOLD = (100_000, 50, 100)
 
 
 @dataclass
@@ -187,6 +192,8 @@ def run(space: Space, jobs: int = 1, progress: Callable[[int, int, Counter], Non
     start = time.perf_counter()
     candidates = _limited(draws(space), limit)
     outcomes = _parallel(pool, jobs, candidates) if pool is not None else _serial(space, candidates)
+    collect = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         for out in outcomes:
             result.draws += 1
@@ -210,6 +217,7 @@ def run(space: Space, jobs: int = 1, progress: Callable[[int, int, Counter], Non
                 break
     finally:
         outcomes.close()
+        gc.set_threshold(*collect)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -232,6 +240,7 @@ _WORKER: Evaluator | None = None
 
 def _init_worker(space: Space) -> None:
     global _WORKER
+    gc.set_threshold(*GC_THRESHOLD)
     _WORKER = Evaluator(space)
 
 
