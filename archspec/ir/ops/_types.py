@@ -6,6 +6,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from ..op import ShapeError
+
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
 # An int for both axes, or [h, w] for asymmetric kernels such as 1x7.
@@ -26,8 +28,6 @@ def hw(pair: tuple[int, int]) -> str:
 
 
 def spatial(shape: tuple[int, ...], kind: str) -> tuple[int, int, int]:
-    from ..op import ShapeError
-
     if len(shape) != 3:
         raise ShapeError(f"{kind} needs a (C, H, W) feature map, got a flat vector of {shape[0]}; remove the flatten before it")
     return shape  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from ...ir.op import ShapeError
 from ..expr import ExprError, substitute
 from .parse import INPUT, BlockItem, ForItem, LayerItem, MergeItem, RefItem
 from ..families import BlockContext
+from ..layers import parse_layer
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,6 @@ class Emitter:
                 self.loop[item.var] = outer
 
     def layer(self, item: LayerItem, x: Value) -> Value:
-        from ..layers import parse_layer
 
         inputs = [self.read(name, item.path + ("from",), x) for name in item.sources] or [x]
         fields = self.values(item.fields, inputs[0], item.path)
