@@ -19,6 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .core.errors import ArchspecError
+from .core.reading import InputFileError, read_regular
+
+MAX_METRICS_BYTES = 1 << 24  # 16 MiB: a table of numbers per network, not a data set
 
 # Quantities of the analysis that can go on an axis: key -> (axis title, scale, lower is better)
 QUANTITIES: dict[str, tuple[str, float, bool]] = {
@@ -95,11 +98,19 @@ def read_metrics(path: str | Path) -> Metrics:
     The name is a network's name (`resnet50`) or the SPEC as given on the command line.
     Empty cells are missing values; any other cell must be a finite number.
     """
+    if isinstance(path, str) and not path.strip():  # Path('') would be the current folder
+        raise ArchspecError("the metrics file name is empty")
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ArchspecError(f"cannot read the metrics file {path}: {exc.strerror or exc}") from None
+        data = read_regular(path, MAX_METRICS_BYTES)  # a named pipe or a device is refused, not read
+    except InputFileError as exc:
+        raise ArchspecError(f"cannot read the metrics file {path}: {exc.reason}") from None
+    if len(data) > MAX_METRICS_BYTES:
+        raise ArchspecError(f"the metrics file {path} is larger than {MAX_METRICS_BYTES >> 20} MiB")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ArchspecError(f"the metrics file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     reader = csv.DictReader(text.splitlines())
     columns = [c.strip() for c in reader.fieldnames or []]
     reader.fieldnames = columns

@@ -118,6 +118,28 @@ def test_unwritable_output_names_exit_2(tmp_path: Path, name: str, message: str,
     assert code == 2 and message in err and err.count("\n") == 1, err
 
 
+@pytest.mark.parametrize("argv", [
+    ("build", "tiny.yaml", "-o", ""),
+    ("diagram", "tiny.yaml", "-o", ""),
+    ("schema", "-o", ""),
+    ("compare", "tiny.yaml", "--plot", ""),
+    ("compare", "tiny.yaml", "--metric", ""),
+    ("sweep", "space.yaml", "-o", ""),
+    ("sweep", "space.yaml", "--emit", ""),
+    ("sweep", "space.yaml", "--plot", ""),
+], ids=lambda argv: "-".join(a for a in argv if a.startswith("-") or a.isalpha()))
+def test_an_empty_file_name_is_refused_not_ignored(argv: tuple[str, ...], tmp_path: Path, monkeypatch) -> None:
+    """`-o ''` (an unset shell variable, say) is a mistake to report, not a request to write nothing,
+    to stdout or to a default name; and it is reported before any work."""
+    monkeypatch.chdir(tmp_path)
+    tiny(tmp_path)
+    (tmp_path / "space.yaml").write_text("name: s\nbase: tiny.yaml\nsamples: 1\n", encoding="utf-8")
+    code, out, err = run_cli(*argv)
+    assert (code, out, err.count("\n")) == (2, "", 1), (argv, out, err)
+    assert "empty" in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml", "tiny.yaml"]
+
+
 SLOW_WRITE = """
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if the test runner ignores it
@@ -193,6 +215,21 @@ def test_extends_and_include_never_wait_on_a_named_pipe(tmp_path: Path) -> None:
         "pipe.yaml: is a named pipe, not a spec file (via extends: a.yaml -> pipe.yaml)",
         "b.yaml:5:10: include: include 'pipe.yaml': is a named pipe, not a spec file",
     ]
+
+
+def test_a_metrics_file_is_read_only_if_regular(tmp_path: Path) -> None:
+    """compare --metric reads a CSV named by the user: never waited on (a pipe), never read without
+    end (a device), as the spec files are."""
+    os.mkfifo(tmp_path / "pipe.csv")
+    for name, kind in (("pipe.csv", "a named pipe"), ("null", "a character device")):
+        path = char_device(tmp_path) if name == "null" else tmp_path / name
+        code, out, err = run_cli("compare", "lenet5", "--metric", str(path))
+        assert (code, out, err) == (2, "", f"archspec: error: cannot read the metrics file {path}: is {kind}, "
+                                           "not a regular file\n")
+    (tmp_path / "latin1.csv").write_bytes(b"name,top1\nlenet5,99\nr\xe9seau,1\n")  # byte 10 + 10 + 1: not UTF-8
+    code, _, err = run_cli("compare", "lenet5", "--metric", str(tmp_path / "latin1.csv"))
+    assert (code, err) == (2, f"archspec: error: the metrics file {tmp_path / 'latin1.csv'} is not UTF-8 text "
+                              "(invalid continuation byte at byte 21)\n")
 
 
 def test_missing_files_and_symlink_loops_are_named_plainly(tmp_path: Path, monkeypatch) -> None:

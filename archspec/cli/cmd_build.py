@@ -6,7 +6,8 @@ import argparse
 
 import sys
 
-from .common import add_input_option, add_spec_options, human, load, param_limit, print_json, shape_text, table
+from .common import (add_input_option, add_spec_options, check_output_names, human, load, param_limit, print_json,
+                     shape_text, table)
 
 EXAMPLE = """\
 example:
@@ -44,6 +45,7 @@ def stage_table(report) -> str:
 def run(args: argparse.Namespace) -> int:
     from ..api import check
 
+    check_output_names(args.output)
     spec = load(args.spec, args)
     if args.output:
         from ..core.atomic import output_target

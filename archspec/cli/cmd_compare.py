@@ -7,6 +7,7 @@ import sys
 
 from .common import (
     add_analysis_options,
+    check_output_names,
     add_input_option,
     add_spec_options,
     human,
@@ -62,13 +63,14 @@ def run(args: argparse.Namespace) -> int:
     from ..comparison import axis_key, compare, read_metrics
     from ..plugins import load_plugins
 
+    check_output_names(args.plot)
     given = [flag for flag, value in (("--x", args.x != "macs"), ("--y", args.y), ("--title", args.title),
                                       ("--lower", args.lower)) if value]
     if given and not args.plot:
         from ..core.errors import ArchspecError
 
         raise ArchspecError(f"{', '.join(given)} shape the plot: add --plot OUT.png")
-    metrics = read_metrics(args.metric) if args.metric else None  # a bad file, a missing matplotlib or a bad
+    metrics = read_metrics(args.metric) if args.metric is not None else None  # a bad file, a missing matplotlib or a bad
     if args.plot:                                                   # suffix is reported before any analysis
         from ..plotting import plot_format, require_matplotlib
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_input_option, add_level_option, add_spec_options, load
+from .common import add_input_option, add_level_option, add_spec_options, check_output_names, load
 
 EXAMPLE = """\
 examples:
@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.errors import ArchspecError
 
     check_dpi(args.dpi)  # as the extension below: refused before any work
+    check_output_names(args.output)
     if args.output and args.output != "-":
         fmt = diagram_format(args.output)  # a bad extension is reported before any work
         if args.format and args.format != fmt:

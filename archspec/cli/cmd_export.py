@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_input_option, add_spec_options, overrides, print_json
+from .common import add_input_option, add_spec_options, check_output_names, overrides, print_json
 
 EXAMPLE = """\
 examples:
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..checkpoint import is_checkpoint
     from ..plugins import load_plugins
 
+    check_output_names(args.output)
     chosen = export_format(args.output, args.format)  # a bad suffix is reported before any work
     load_plugins(args.plugins)
     path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, **overrides(args))

@@ -27,6 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .common import check_output_names
+
+    check_output_names(args.output)
     if args.space:
         from ..sweeps.space import space_schema_text
 

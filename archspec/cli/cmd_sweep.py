@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import human, print_json
+from .common import check_output_names, human, print_json
 
 EXAMPLE = """\
 examples:
@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs < 1:
         raise ArchspecError(f"-j must be at least 1, got {args.jobs}")
+    check_output_names(args.output, args.emit, args.plot)
     if args.output:
         table_format(args.output)
     if args.plot:  # a missing matplotlib, a bad suffix or an unknown figure is reported before any work

@@ -71,6 +71,16 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def check_output_names(*names: str | None) -> None:
+    """Refuse an empty output name (`-o ''`) before any work, as the writers would after it;
+    None is an option not given."""
+    from ..core.atomic import output_name
+
+    for name in names:
+        if name is not None:
+            output_name(name)
+
+
 def load(spec: str, args: argparse.Namespace) -> Spec:
     from ..api import load_spec
     from ..plugins import load_plugins

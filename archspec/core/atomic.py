@@ -34,15 +34,22 @@ def _stat_or_none(path: PathLike) -> os.stat_result | None:
         return None
 
 
+def output_name(path: PathLike) -> str:
+    """`path` as a string; OutputError if it is empty. `-o ''` (an unset shell variable, say) is a
+    mistake to report, never a request to write nothing, to stdout or to a default name."""
+    text = file_name(path)
+    if not text.strip():
+        raise OutputError("the output file name is empty")
+    return text
+
+
 def output_target(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     """The file an output to `path` replaces: `path` itself, or what a symlink there points to.
 
     Raises OutputError for an empty name, a symlink loop, anything but a regular file, and a
     file in `protect` (the inputs: a spec is never overwritten by what was made from it).
     """
-    text = file_name(path)
-    if not text.strip():
-        raise OutputError("the output file name is empty")
+    text = output_name(path)
     try:
         # Writing through symlinks: the link's target is replaced, the link stays a link.
         target = Path(os.path.realpath(text, strict=False))

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import ArchspecError
-from ..core.atomic import write_atomic
+from ..core.atomic import output_name, write_atomic
 from .engine import SweepResult
 
 TABLE_FORMATS = ("csv", "jsonl")
@@ -49,7 +49,7 @@ def spec_text(spec: dict[str, Any], source: str) -> str:
 
 def emit_specs(result: SweepResult, directory: str | Path) -> list[Path]:
     """Write each kept spec to DIRECTORY/NAME.yaml; returns the paths."""
-    directory = Path(directory)
+    directory = Path(output_name(directory))  # Path('') would be the current folder
     if directory.exists() and not directory.is_dir():
         raise ArchspecError(f"--emit: {directory} is a file, not a directory")
     paths = []
