@@ -113,6 +113,23 @@ def _kind(dtype: str) -> str:
     return dtype
 
 
+def _device(torch: Any, device: Any) -> Any:
+    """`device` as a torch.device that can hold the weights; ArgumentError for a malformed name, a
+    device this machine lacks (`cuda` without a GPU) and `meta` (which holds shapes, not values)."""
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ArgumentError(f"device: {str(exc).splitlines()[0][:160]}") from None
+    if target.type == "meta":
+        raise ArgumentError("device 'meta' holds no values; load onto cpu or an accelerator")
+    try:
+        torch.empty(0, device=target)  # what the weights will need, tried on nothing
+    except (RuntimeError, AssertionError, ImportError, NotImplementedError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+        raise ArgumentError(f"device '{target}' is not available here ({reason})") from None
+    return target
+
+
 def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) -> Any:
     """Rebuild the module from the spec in the checkpoint and load its weights (strictly).
     `build` is `archspec.build` (passed in: the API imports this module, not the other way).
@@ -124,10 +141,7 @@ def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) ->
     import torch
     from safetensors.torch import load_file
 
-    try:
-        target = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ArgumentError(f"device: {str(exc).splitlines()[0][:160]}") from None
+    target = _device(torch, device)
     metadata, stored = _header(path)
     spec = load_spec(path, metadata)
     with torch.device("meta"):

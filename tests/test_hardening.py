@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import archspec
-from archspec.core.errors import ArchspecError, SpecError
+from archspec.core.errors import ArchspecError, ArgumentError, SpecError
 from tests.clirun import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
@@ -460,6 +460,20 @@ def test_without_torch_a_plain_install_still_validates_and_builds_say_how(tmp_pa
 def test_the_api_raises_archspec_errors_for_bad_input(call) -> None:
     with pytest.raises(ArchspecError):
         call()
+
+
+@pytest.mark.parametrize("device, message", [
+    ("no-such-device", "device: Invalid device string: 'no-such-device'"),
+    ("cuda:99", "device 'cuda:99' is not available here"),  # no machine has a hundredth GPU
+    ("meta", "device 'meta' holds no values; load onto cpu or an accelerator"),
+])
+def test_a_checkpoint_is_loaded_only_onto_a_device_that_exists(device: str, message: str, tmp_path: Path) -> None:
+    """Checked with a real checkpoint, so that the refusal comes from the device and not the file."""
+    checkpoint = tmp_path / "tiny.safetensors"
+    archspec.save(archspec.build(tiny(tmp_path)), checkpoint)
+    with pytest.raises(ArgumentError) as caught:
+        archspec.load(checkpoint, device=device)
+    assert str(caught.value).startswith(message), caught.value
 
 
 # -- scale ----------------------------------------------------------------------------------------------------------
