@@ -70,7 +70,7 @@ def _progress(space: Space, show: bool) -> Iterator[Callable[[int, int, Counter]
                 return
             rate = draws / max(now - start, 1e-9)
             why = ", ".join(f"{reason} {n:,}" for reason, n in rejected.most_common(3))
-            advance(kept - state["shown"], description=f"sweep: {rate:,.0f} samples/s, kept {kept:,}, "
+            advance(kept - state["shown"], description=f"sweep: {rate:,.0f} drawn/s, kept {kept:,}, "
                                                         f"rejected {sum(rejected.values()):,}" + (f" ({why})" if why else ""))
             state["shown"], state["at"] = kept, now
 

@@ -96,7 +96,7 @@ class SweepResult:
 
         return {"space": self.space.source, "samples": self.space.model.samples, "kept": len(self.rows),
                 "draws": self.draws, "evaluated": self.evaluated, "rejected": dict(self.rejected.most_common()),
-                "examples": self.examples, "seconds": round(self.seconds, 3), "samples_per_s": per_s(self.draws),
+                "examples": self.examples, "seconds": round(self.seconds, 3), "draws_per_s": per_s(self.draws),
                 "evaluated_per_s": per_s(self.evaluated), "seed": self.space.model.seed}
 
 

@@ -65,12 +65,12 @@ class Conv(Op):
         return (self.out, size[0], size[1])
 
     def params(self, ins: Sequence[Shape]) -> int:
-        c = ins[0][0]
-        return self.out * (c // self.g(ins)) * self.k[0] * self.k[1] + (self.out if self.bias else 0)
+        c, k = ins[0][0], self.k
+        return self.out * (c // self.g(ins)) * k[0] * k[1] + (self.out if self.bias else 0)
 
     def macs(self, ins: Sequence[Shape], out: Shape) -> int:
-        c = ins[0][0]
-        return out[0] * out[1] * out[2] * (c // self.g(ins)) * self.k[0] * self.k[1]
+        c, k = ins[0][0], self.k
+        return out[0] * out[1] * out[2] * (c // self.g(ins)) * k[0] * k[1]
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
         return fields[0].window(*_views(self.kernel, self.stride, self.padding, self.dilation))
