@@ -252,6 +252,15 @@ def test_cli_writes_the_table_specs_and_plot(tmp_path: Path) -> None:
     assert archspec.analyze(emitted[0]).params == summary["rows"][0]["params"]
     code, out, err = run_cli("validate", *map(str, emitted))
     assert code == 0, err
+    model = archspec.build(emitted[0])  # a kept spec builds as it is
+    assert sum(p.numel() for p in model.parameters()) == summary["rows"][0]["params"]
+
+
+def test_archspec_sweep_returns_the_table(tmp_path: Path) -> None:
+    path = _space(tmp_path, "sample: {vars.width: {int: [8, 64], quantize: 8}}\nseed: 3\n")
+    table = archspec.sweep(path, samples=5)
+    assert type(table).__name__ == "DataFrame" and len(table) == 5
+    assert list(table["vars.width"]) == [r["vars.width"] for r in run_sweep(path, samples=5).rows]
 
 
 def test_space_schema_is_current_and_takes_the_example_spaces() -> None:
