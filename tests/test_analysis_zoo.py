@@ -30,12 +30,15 @@ def run_meta(net, model: torch.nn.Module) -> dict[str, tuple[list, tuple]]:
     for path, module in model.named_modules():
         if path:
             def hook(mod, args, out, path=path):
+                out = out[-1] if isinstance(out, tuple) else out  # a part with several outputs: its main (last) one
                 seen[path] = ([tuple(a.shape[1:]) for a in args if isinstance(a, torch.Tensor)], tuple(out.shape[1:]))
             hooks.append(module.register_forward_hook(hook))
     # Training mode runs the auxiliary heads too; batch 2 keeps BatchNorm happy on 1x1 maps.
     model.train(bool(net.aux_heads))
     try:
-        model(torch.empty((2,) + tuple(net.input_shape), device="meta"))
+        out = model(torch.empty((2,) + tuple(net.input_shape), device="meta"))
+        if isinstance(out, dict):  # a network with taps: the shape of each
+            seen.update({f"<output {k}>": ([], tuple(v.shape[1:])) for k, v in out.items()})
     finally:
         for h in hooks:
             h.remove()
@@ -71,7 +74,11 @@ def test_analysis_matches_the_meta_module(name: str) -> None:
         for part in net.parts():
             if part.path in seen:
                 assert seen[part.path][1] == part.graph.out_shape, (name, size, part.path)
-        assert seen["head"][1] == report.output_shape
+        if net.taps:  # it returns its taps, each with the analysed shape
+            assert {f"<output {f.name}>": f.shape for f in report.features} == {
+                k: v[1] for k, v in seen.items() if k.startswith("<output ")}
+        else:
+            assert seen["head"][1] == report.output_shape
         assert sum(p.numel() for p in model.parameters()) == report.params
         assert sum(p.numel() for p in model.parameters() if p.requires_grad) == report.trainable_params
         assert sum(b.numel() for b in model.buffers()) == report.buffers
@@ -94,7 +101,8 @@ def test_the_zoo_has_torchvision_counterparts() -> None:
 @pytest.mark.parametrize("name", WITH_TORCHVISION)
 def test_macs_equal_torchvision_documented_gflops(name: str) -> None:
     weights = torchvision_weights(name)
-    crop = weights.transforms().crop_size  # the size torchvision measured its GFLOPS at
+    # The size torchvision measured its GFLOPS at: the crop, or a segmentation model's resize (520).
+    crop = getattr(weights.transforms(), "crop_size", None) or weights.transforms().resize_size
     report = archspec.analyze(name, input=(crop[0], crop[-1]))
     documented = weights.meta["_ops"]  # GFLOPS as torchvision prints it: multiply-adds, 3 decimals
     assert round(report.macs / 1e9, 3) == pytest.approx(documented, abs=1e-9), (report.macs, documented)

@@ -134,7 +134,8 @@ def test_every_level_draws_every_layer_once(name):
         if level == "layer":
             assert len(boxes) == len(ir_paths) + 1  # and the input
         if level == "stage":
-            expected = 1 + bool(net.stem.nodes) + len(net.stages) + bool(net.head.nodes) + len(net.aux_heads)
+            expected = (1 + bool(net.stem.nodes) + len(net.stages) + bool(net.head.nodes) + len(net.aux_heads)
+                        + len(net.attached))  # a box per neck and head
             assert len(boxes) == expected
 
 

@@ -61,7 +61,8 @@ for line in sys.stdin:
             torch.manual_seed(0)
             model.train()
             out = model(x)
-            torch.save(list(out) if isinstance(out, tuple) else [out], item["train"])
+            outs = out.values() if isinstance(out, dict) else out if isinstance(out, tuple) else [out]
+            torch.save(list(outs), item["train"])
     else:
         with torch.device("meta"):
             model = cls()
@@ -129,6 +130,9 @@ def _forward_job(spec: str | Path | archspec.Spec, key: str, tmp_path: Path) -> 
     if str(spec).startswith("efficientnet") and net.input_shape[1] > 224:
         spec = archspec.load_spec(spec, **{"input.size": [224, 224]})
         net = spec.network()
+    if net.taps:  # dense prediction is fully convolutional: the same layers at 128x128
+        spec = archspec.load_spec(spec, **{"input.size": [128, 128]})
+        net = spec.network()
     source = python_source(net)
     path = tmp_path / f"{key}.py"
     path.write_text(source)
@@ -150,7 +154,8 @@ def _forward_job(spec: str | Path | archspec.Spec, key: str, tmp_path: Path) -> 
         torch.manual_seed(0)
         model.train()
         out = model(x)
-        expected["train"] = [t.detach() for t in (out if isinstance(out, tuple) else (out,))]
+        outs = out.values() if isinstance(out, dict) else out if isinstance(out, tuple) else (out,)
+        expected["train"] = [t.detach() for t in outs]
     return item, expected
 
 
@@ -159,7 +164,11 @@ def _check_outputs(child: Child, item: dict, want: dict) -> None:
     key = item["name"]
     child.run(item)
     ours = torch.load(item["output"])
-    assert torch.allclose(ours, want["eval"], atol=1e-5, rtol=0), key
+    if isinstance(want["eval"], dict):  # a network with taps: the same names, in order, and values
+        assert list(ours) == list(want["eval"]), key
+        assert all(torch.allclose(ours[k], v, atol=1e-5, rtol=0) for k, v in want["eval"].items()), key
+    else:
+        assert torch.allclose(ours, want["eval"], atol=1e-5, rtol=0), key
     if "train" in want:
         theirs = torch.load(item["train"])
         assert len(theirs) == len(want["train"]), key
@@ -207,7 +216,7 @@ def test_ops_name_their_positional_arguments_as_the_constructors_do() -> None:
                 seen.add(call.target.rpartition(".")[2])
     assert seen == {"Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "LayerNorm2d", "LayerNorm", "LocalResponseNorm",
                     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Flatten", "StochasticDepth", "LayerScale", "ChannelSplit",
-                    "ChannelShuffle"}, seen
+                    "ChannelShuffle", "FrozenBatchNorm2d"}, seen
 
 
 def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ import pytest
 import torch
 import torchvision
 
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
 import archspec
 from archspec.interop import InteropError, to_torchvision
 from tests.parity import randomise
@@ -44,6 +46,13 @@ CASES["googlenet"] = ("googlenet", {"vars.aux_logits": False},
 CASES["googlenet_aux"] = ("googlenet", {"vars.aux_logits": True},
                           lambda: tv.googlenet(weights=None, aux_logits=True, init_weights=False), 64)
 CASES["inception_v3"] = ("inception_v3", {}, lambda: tv.inception_v3(weights=None, aux_logits=True, init_weights=False), 75)
+# Dense prediction: the detection backbone and the segmentation models (with their auxiliary heads).
+CASES["resnet50_fpn"] = ("resnet50_fpn", {}, lambda: resnet_fpn_backbone(backbone_name="resnet50", weights=None,
+                                                                          trainable_layers=5), 64)
+for _name in ["fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]:
+    _aux = {} if _name.startswith("lraspp") else {"aux_loss": True}
+    CASES[_name] = (_name, {}, lambda name=_name, aux=_aux: tv.get_model(name, weights=None, weights_backbone=None,
+                                                                        **aux), 64)
 
 
 def test_every_zoo_network_with_a_torchvision_counterpart_is_covered() -> None:
@@ -84,9 +93,16 @@ def test_to_torchvision_hands_every_weight_back(case: str) -> None:
     x = torch.randn(2, 3, size, size)
     with torch.no_grad():
         ours, theirs = model(x), target(x)
-    assert ours.shape == theirs.shape == (2, 1000)
-    diff = (ours - theirs).abs().max().item()
-    assert diff <= 1e-4, f"{case}: max abs difference {diff}"
+    if isinstance(theirs, dict):  # dense prediction: the same named outputs
+        assert list(ours) == list(theirs), case
+        pairs = [(ours[k], theirs[k]) for k in theirs]
+    else:
+        assert ours.shape == theirs.shape == (2, 1000)
+        pairs = [(ours, theirs)]
+    for a, b in pairs:
+        assert a.shape == b.shape
+        diff = (a - b).abs().max().item()
+        assert diff <= 1e-4, f"{case}: max abs difference {diff}"
 
 
 def _unwritten(make: Callable[[], torch.nn.Module]) -> torch.nn.Module:

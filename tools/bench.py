@@ -13,6 +13,9 @@ change of machine load hits both, and reports medians:
   Target: ratio (ours / torchvision) <= 1.10.
 * forward: eval-mode resnet50, batch 8, 3x224x224, no_grad, same weights on both sides
   (loaded with `load_torchvision`). Target: ratio <= 1.03, i.e. no interpretation overhead.
+* build and forward of deeplabv3_resnet50 (with its auxiliary head) against torchvision's
+  segmentation model: a network of parts (a dilated backbone, two heads reading two stages,
+  an ordered dict out). Same targets; forward at batch 2, 224x224.
 * analysis: from tools/bench_analysis.py, resnet152's `archspec.analyze` against
   `torchinfo.summary` (a speed-up: reference / ours). Target: >= 50x.
 * sweeps: from tools/bench_sweep.py, RegNet-Y design spaces in samples per second, each sample
@@ -83,6 +86,41 @@ def bench_forward(repeat: int, batch: int = 8) -> dict[str, Any]:
             "detail": f"eval, no_grad, median of {repeat}"}
 
 
+def bench_dense_build(repeat: int) -> dict[str, Any]:
+    """deeplabv3_resnet50 with its auxiliary head: a dilated backbone and two heads reading two stages."""
+    import torchvision
+
+    import archspec
+
+    spec = str(ROOT / "specs" / "deeplabv3_resnet50.yaml")
+    ours, theirs = alternate(
+        lambda: archspec.build(spec),
+        lambda: torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None, aux_loss=True),
+        repeat)
+    return {"name": "build deeplabv3_resnet50", "ours_s": ours, "torchvision_s": theirs, "ratio": ours / theirs,
+            "target": "<= 1.10", "met": ours / theirs <= 1.10, "detail": f"median of {repeat}, initialised weights"}
+
+
+def bench_dense_forward(repeat: int, batch: int = 2, size: int = 224) -> dict[str, Any]:
+    import torch
+    import torchvision
+
+    import archspec
+    from archspec.interop import load_torchvision
+
+    reference = torchvision.models.segmentation.deeplabv3_resnet50(weights=None, weights_backbone=None,
+                                                                   aux_loss=True).eval()
+    model = load_torchvision(archspec.build("deeplabv3_resnet50"), reference).eval()
+    x = torch.randn(batch, 3, size, size)
+    with torch.no_grad():
+        ours_out, theirs_out = model(x), reference(x)
+        assert all(torch.allclose(ours_out[k], theirs_out[k], atol=1e-4) for k in theirs_out), "the models disagree"
+        ours, theirs = alternate(lambda: model(x), lambda: reference(x), repeat)
+    return {"name": f"forward deeplabv3_resnet50 (out, aux), batch {batch}, {size}x{size}", "ours_s": ours,
+            "torchvision_s": theirs, "ratio": ours / theirs, "target": "<= 1.03", "met": ours / theirs <= 1.03,
+            "detail": f"eval, no_grad, median of {repeat}"}
+
+
 def bench_analysis() -> dict[str, Any]:
     from tools.bench_analysis import bench_resnet152_vs_torchinfo
 
@@ -93,7 +131,8 @@ def bench_analysis() -> dict[str, Any]:
 
 
 def measure(repeat: int = 15, forward_repeat: int = 15) -> list[dict[str, Any]]:
-    return [bench_build(repeat), bench_forward(forward_repeat), bench_analysis()]
+    return [bench_build(repeat), bench_forward(forward_repeat), bench_dense_build(max(5, repeat // 3)),
+            bench_dense_forward(max(5, forward_repeat // 3)), bench_analysis()]
 
 
 def _ms(seconds: float) -> str:

@@ -134,7 +134,7 @@ class _Part:
 
     prefix: str
     graph: Graph
-    rf_in: RF
+    rf_in: RF | tuple[RF, ...]  # one per input for a neck or head that reads several
     group: str  # stem / stages / aux / head
     stage: int | None
     block: int | None
@@ -315,15 +315,15 @@ class _Static:
 
 
 def _static(graph: Graph) -> _Static:
-    depth: dict[int, int] = {INPUT: 0}
+    depth: dict[int, int] = {INPUT - k: 0 for k in range(len(graph.input_shapes))}
     remaining = graph.consumers()
-    live = {INPUT: math.prod(graph.in_shape)}
-    total = peak = live[INPUT]
+    live = {INPUT - k: math.prod(s) for k, s in enumerate(graph.input_shapes)}
+    total = peak = sum(live.values())
     nodes = []
     params = buffers = macs = elements = 0
     flat_at = head_end_at = None
     for i, node in enumerate(graph.nodes):
-        ins = tuple([graph.in_shape if j == INPUT else graph.nodes[j].shape for j in node.inputs])
+        ins = tuple([graph.nodes[j].shape if j >= 0 else graph.shape_of(j) for j in node.inputs])
         op = node.op
         category = type(op).category
         depth[i] = max([depth[j] for j in node.inputs], default=0) + (category in _WEIGHT_LAYERS)
@@ -387,29 +387,34 @@ def _static_of(graph: Graph) -> _Static:
     return hit[1]
 
 
-def _fields(graph: Graph, rf_in: RF) -> list[RF]:
-    """The receptive field of every node of `graph` fed a field `rf_in`, kept by the graph's
-    receptive-field rule (or identity) and `rf_in`: the same block geometry at the same place in
-    sibling networks gets the same fields, without walking them again."""
+def _fields(graph: Graph, rf_in: RF | tuple[RF, ...]) -> list[RF]:
+    """The receptive field of every node of `graph` fed a field `rf_in` (one per input for a neck
+    or head that reads several), kept by the graph's receptive-field rule (or identity) and
+    `rf_in`: the same block geometry at the same place in sibling networks gets the same fields,
+    without walking them again."""
     static = _static_of(graph)
     key: tuple = ("rule", static.rf_rule, rf_in) if static.rf_rule is not None else (id(graph), rf_in)
     hit = _FIELDS.get(key)
     if hit is not None and (static.rf_rule is not None or hit[0] is graph):
         return hit[1]
     fields: list[RF] = []
+    given = {INPUT - k: f for k, f in enumerate(rf_in if isinstance(rf_in, tuple) else (rf_in,))}
     for _, op, _, inputs, ins, *_, same in static.nodes:
         if same:  # the base rule on one input: the union of one field is that field
-            fields.append(rf_in if inputs[0] == INPUT else fields[inputs[0]])
+            fields.append(fields[inputs[0]] if inputs[0] >= 0 else given[inputs[0]])
         else:
-            fields.append(op.rf([rf_in if j == INPUT else fields[j] for j in inputs], ins))
+            fields.append(op.rf([fields[j] if j >= 0 else given[j] for j in inputs], ins))
     if len(_FIELDS) >= MAX_CACHED:
         _FIELDS.clear()
     _FIELDS[key] = (graph, fields)
     return fields
 
 
-def _out_field(graph: Graph, rf_in: RF) -> RF:
-    return rf_in if graph.output == INPUT else _fields(graph, rf_in)[graph.output]
+def _node_field(graph: Graph, rf_in: RF | tuple[RF, ...], node: int) -> RF:
+    """The field of one node's output (or of an input, for a negative index)."""
+    if node >= 0:
+        return _fields(graph, rf_in)[node]
+    return (rf_in if isinstance(rf_in, tuple) else (rf_in,))[INPUT - node]
 
 
 def _layers_of(parts: list[_Part]) -> list[LayerInfo]:
@@ -431,10 +436,16 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     # Each part reads the field of the part it follows (an aux head: the stage it branches off).
     parts: list[_Part] = []
     field_of: dict[str, RF] = {"": RF()}
+    by_path: dict[str, _Part] = {}
+    attached = {a.path: a for a in net.attached}
     for p in net.parts():
-        rf_in = field_of[p.source]
-        parts.append(_Part(p.path, p.graph, rf_in, p.group, p.stage, p.block, p.section))
-        field_of[p.path] = _out_field(p.graph, rf_in)
+        rf_in: RF | tuple[RF, ...] = field_of[p.source]
+        if p.path in attached:  # a neck or head: the field of each value it reads
+            rf_in = tuple(RF() if s.part == "input" else _node_field(by_path[s.graph].graph, by_path[s.graph].rf_in, s.node)
+                          for s in attached[p.path].sources)
+        part = by_path[p.path] = _Part(p.path, p.graph, rf_in, p.group, p.stage, p.block, p.section)
+        parts.append(part)
+        field_of[p.path] = _node_field(p.graph, rf_in, p.graph.output)
 
     report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
                     receptive_field=RF(), receptive_field_layer="input",
@@ -452,6 +463,8 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
         report.macs += static.macs
         report.activation_elements += static.elements
         report.peak_activation_elements = max(report.peak_activation_elements, static.peak)
+        if part.group in ("necks", "heads"):  # beside the chain: neither its depth nor its field
+            continue
         report.depth += static.depth
         if not ended:
             end = static.head_end_at if part.group == "head" else static.flat_at
@@ -479,7 +492,7 @@ def _features(net: Network, parts: list[_Part]) -> list[FeatureInfo]:
             continue
         node = graph.nodes[tap.node]
         out.append(FeatureInfo(tap.name, tap.path, join(tap.graph, node.name), node.shape,
-                               _fields(graph, part.rf_in)[tap.node]))
+                               _node_field(graph, part.rf_in, tap.node)))
     return out
 
 

@@ -24,7 +24,7 @@ import shutil
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..analysis.report import LayerInfo, Report, analyze_network, stage_title
 from .diagram_fold import run_title, runs
@@ -221,7 +221,7 @@ def chains(graph: Graph) -> list[list[int]]:
     unit_of: dict[int, int] = {}
     for i, node in enumerate(graph.nodes):
         src = node.inputs[0] if len(node.inputs) == 1 else INPUT
-        if src != INPUT and readers.get(src) == 1 and units[unit_of[src]][-1] == src:
+        if src >= 0 and readers.get(src) == 1 and units[unit_of[src]][-1] == src:
             unit_of[i] = unit_of[src]
             units[unit_of[i]].append(i)
         else:
@@ -249,17 +249,45 @@ class _Drawer:
         self.info = {la.name: la for la in report.layers}
         self.edges: list[Edge] = []
         self._ids = 0
+        self.where: dict[str, Box] = {}  # layer path -> the box that draws it
+        self.graphs = {part.path: part.graph for part in net.parts()}
 
     def new_id(self) -> str:
         self._ids += 1
         return f"n{self._ids}"
 
     def box(self, rows: list[Row], paths: Sequence[str] = (), **kw) -> Box:
-        return Box(self.new_id(), rows, paths=tuple(paths), **kw)
+        box = Box(self.new_id(), rows, paths=tuple(paths), **kw)
+        self.where.update((p, box) for p in paths)
+        return box
+
+    def value_box(self, tap: Any, inp: str) -> str:
+        """The box that holds a tapped value (a part's source, or a returned tap)."""
+        if tap.part == "input" or tap.node < 0:
+            return inp
+        return self.where[f"{tap.graph}.{self.graphs[tap.graph].nodes[tap.node].name}"].id
+
+    def attached(self, root: Cluster, inp: str, folded: bool) -> None:
+        """The necks and heads, each wired to the boxes it reads; then each returned tap noted on its box."""
+        for part in self.net.attached:
+            sources = [self.value_box(s, inp) for s in part.sources]
+            if folded:
+                box = self._layers_box(part.path, part.graph, part.path)
+                root.boxes.append(box)
+                self.edges += [Edge(src, box.id) for src in dict.fromkeys(sources)]
+            else:
+                inner = Cluster(self.new_id(), part.path)
+                self.graph(part.graph, part.path, sources[0], inner, more=sources[1:])
+                self.place(inner, root)
+        for tap in self.net.taps:
+            box = self.where.get(f"{tap.graph}.{self.graphs[tap.graph].nodes[tap.node].name}") if tap.node >= 0 else None
+            if box is not None:
+                box.note = f"{box.note} → {tap.name}".strip()
 
     def graph(self, graph: Graph, prefix: str, source: str, into: Cluster, dashed: bool = False,
-              dense: str | None = None) -> str:
-        """Draw a graph's boxes into `into`, wired to the box `source` that feeds its input;
+              dense: str | None = None, more: Sequence[str] = ()) -> str:
+        """Draw a graph's boxes into `into`, wired to the box `source` that feeds its input (and
+        `more` feeding a neck's or head's further inputs);
         return the box holding its output. `dense`: the graph is one of a run of identical blocks, so
         a concatenation of its input is dense (each block appends to every earlier map): that bypass is
         drawn bold, labelled with `dense` when it is not empty."""
@@ -269,7 +297,7 @@ class _Drawer:
         if per_layer:  # a box per layer, each chain kept straight
             group = {i: f"g{self._ids}_{k}" for k, unit in enumerate(units) if len(unit) > 1 for i in unit}
             units = [[i] for i in range(len(graph.nodes))]
-        box_of: dict[int, str] = {INPUT: source}
+        box_of: dict[int, str] = {INPUT: source, **{INPUT - 1 - k: s for k, s in enumerate(more)}}
         scoped: dict[str, list[Box]] = {}  # titled scope (squeeze-excitation) -> its boxes and the gate applying it
         for unit in units:
             paths = [join(prefix, graph.nodes[i].name) for i in unit]
@@ -329,6 +357,8 @@ class _Drawer:
         out_of = {"": inp.id}  # part path -> the box holding its output
         for section in self.sections():
             first = section[0]
+            if first.group in ("necks", "heads"):  # they read several values: drawn last, by `attached`
+                continue
             if first.group != "stages":
                 out_of[first.path] = self.part(first.graph, first.path, out_of[first.source], _title(first), root,
                                                dashed=not first.inference)
@@ -364,6 +394,7 @@ class _Drawer:
                     out_of[part.path] = out
             if self.level != "layer":
                 self.place(for_stage, root)
+        self.attached(root, inp.id, folded=False)
         return root
 
     def stages(self) -> Cluster:
@@ -372,6 +403,8 @@ class _Drawer:
         box_of = {"": inp.id}  # part path -> the box drawing it
         for section in self.sections():
             first = section[0]
+            if first.group in ("necks", "heads"):  # they read several values: drawn last, by `attached`
+                continue
             source = box_of[first.source]
             box: Box | None = None
             if first.group == "stages":
@@ -399,6 +432,7 @@ class _Drawer:
                 self.edges.append(Edge(source, box.id, box.dashed))
             for part in section:
                 box_of[part.path] = box.id if box is not None else source
+        self.attached(root, inp.id, folded=True)
         return root
 
     def _block_rows(self, graph: Graph, prefix: str) -> list[Row]:

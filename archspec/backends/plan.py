@@ -63,6 +63,7 @@ class GraphPlan:
     steps: tuple[Step, ...]
     output: int  # step index, or INPUT for an empty graph
     sequential: bool  # a chain of plainly named modules: compiled as `nn.Sequential`
+    outputs: tuple[int, ...] = ()  # a part's named outputs, as step indices: forward returns them as a tuple
 
 
 def plan_graph(graph: Graph) -> GraphPlan:
@@ -72,18 +73,19 @@ def plan_graph(graph: Graph) -> GraphPlan:
         call = node.op.torch(graph.in_shapes(node))
         if isinstance(call, ModuleCall) and node.op.kind == "act" and getattr(node.op, "type", None) in INPLACE_CAPABLE:
             src = node.inputs[0]
-            if src != INPUT and readers.get(src, 0) == 1:
+            if src >= 0 and readers.get(src, 0) == 1:
                 rest = {k: v for k, v in call.defaults.items() if k != "inplace"}
                 call = replace(call, kwargs={**call.kwargs, "inplace": True}, defaults=rest)
         calls[i] = call
     is_module = {i for i, c in calls.items() if isinstance(c, ModuleCall)}
-    if graph.is_chain() and all("." not in n.name for n in graph.nodes) and len(is_module) == len(graph.nodes):
+    plain = not graph.more_inputs and not graph.outputs
+    if plain and graph.is_chain() and all("." not in n.name for n in graph.nodes) and len(is_module) == len(graph.nodes):
         steps = tuple(ModuleStep(n.name, (i - 1,) if i else (INPUT,), calls[i]) for i, n in enumerate(graph.nodes))
         return GraphPlan(steps, len(steps) - 1, True)
 
     groups = _sequential_groups(graph, is_module, readers)
     grouped = {i for idx in groups.values() for i in idx}
-    step_of: dict[int, int] = {INPUT: INPUT}  # node index -> step index
+    step_of: dict[int, int] = {INPUT - k: INPUT - k for k in range(len(graph.input_shapes))}  # node -> step index
     steps: list[Step] = []
     for i, node in enumerate(graph.nodes):
         if i in grouped:
@@ -99,7 +101,7 @@ def plan_graph(graph: Graph) -> GraphPlan:
         else:
             steps.append(FunctionStep(node.name, tuple(step_of[j] for j in node.inputs), calls[i]))  # type: ignore[arg-type]
         step_of[i] = len(steps) - 1
-    plan = GraphPlan(tuple(steps), step_of[graph.output], False)
+    plan = GraphPlan(tuple(steps), step_of[graph.output], False, tuple(step_of[i] for i in graph.outputs.values()))
     return _inplace_sums(plan, graph, step_of, readers)
 
 
@@ -132,46 +134,56 @@ def _inplace_sums(plan: GraphPlan, graph: Graph, step_of: dict[int, int], reader
 
     `readers` counts the graph's nodes; a step is read as often as the node it ends with.
     """
-    node_of = {s: n for n, s in step_of.items() if n != INPUT}
+    node_of = {s: n for n, s in step_of.items() if n >= 0}
     steps = list(plan.steps)
     for k, step in enumerate(steps):
         if not (isinstance(step, FunctionStep) and step.call.target in INPLACE_FORM and step.call.style == "binary"):
             continue
         first = step.inputs[0]
-        if first == INPUT or readers.get(node_of[first], 0) != 1 or first in step.inputs[1:]:
+        if first < 0 or readers.get(node_of[first], 0) != 1 or first in step.inputs[1:]:
             continue
         if graph.nodes[node_of[first]].op.kind in _OVERWRITABLE:
             steps[k] = replace(step, inplace=True)
     return replace(plan, steps=tuple(steps))
 
 
-def tap_runs(net: Network) -> list[tuple[str, tuple[str, ...]]]:
-    """How a network with taps runs: the module paths, in order, with the taps taken after each.
+Run = tuple[str, tuple[str, ...], tuple[str, ...]]
 
-    A stage runs whole unless a tap ends inside it, and then block by block; a graph with a
-    tap inside it runs layer by layer; the head only when a tap reads it. The compiled
-    `Features` module and exported source both follow this list.
+
+def tap_runs(net: Network) -> list[Run]:
+    """How a network with taps runs: (module path, the values it reads, the values it writes), in
+    order. Values are keyed by path: `x` is the running value of the stem/stages/head chain,
+    `input` the network's input, a tap's canonical path its value (`stages.1`, `necks.fpn.0`).
+
+    A stage runs whole unless a value is taken inside it, and then block by block; a graph with
+    a value taken inside it runs layer by layer; the head only when something reads it; then
+    the necks and heads, each after what it reads. The compiled `Features` module and exported
+    source both follow this list.
     """
+    values = {t.path: t for t in [*net.taps, *(s for p in net.attached for s in p.sources)]
+              if t.part not in ("input", "necks", "heads")}.values()
     taken: dict[str, list[str]] = {}
-    for tap in net.taps:
-        taken.setdefault(tap.after, []).append(tap.name)
-    split = {tap.graph for tap in net.taps if tap.inside}
-    head_tapped = any(t.part == "head" for t in net.taps)
-    by_block = {t.stage for t in net.taps if t.stage is not None
+    for tap in values:
+        taken.setdefault(tap.after, []).append(tap.path)
+    split = {tap.graph for tap in values if tap.inside}
+    head_tapped = any(t.part == "head" for t in values)
+    by_block = {t.stage for t in values if t.stage is not None
                 and (t.inside or t.block != len(net.stages[t.stage].blocks) - 1)}
-    runs: list[tuple[str, tuple[str, ...]]] = []
+    runs: list[Run] = []
     for part in net.parts():
         prefix, graph, group, stage = part.path, part.graph, part.group, part.stage
-        if not part.inference or (group == "head" and not head_tapped):
+        if not part.inference or group in ("necks", "heads") or (group == "head" and not head_tapped):
             continue
         if group == "stages" and stage not in by_block:
             if part.block == len(net.stages[stage].blocks) - 1:  # type: ignore[index]  # the whole stage, once
-                runs.append((part.section, tuple(taken.get(prefix, ()))))
+                runs.append((part.section, ("x",), ("x", *taken.get(prefix, ()))))
             continue
         if prefix not in split:
-            runs.append((prefix, tuple(taken.get(prefix, ()))))
+            runs.append((prefix, ("x",), ("x", *taken.get(prefix, ()))))
             continue
         for i, node in enumerate(graph.nodes):  # a chain, layer by layer; the graph's own taps after its last
             path = join(prefix, node.name)
-            runs.append((path, tuple(taken.get(path, ())) + (tuple(taken.get(prefix, ())) if i == graph.output else ())))
+            runs.append((path, ("x",), ("x", *taken.get(path, ()), *(taken.get(prefix, ()) if i == graph.output else ()))))
+    for attached in net.attached:
+        runs.append((attached.path, tuple(s.path for s in attached.sources), tuple(attached.output_keys())))
     return runs

@@ -26,6 +26,7 @@ import ast
 import json
 import importlib.util
 import keyword
+import textwrap
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -141,16 +142,33 @@ class Member:
     in_channels: int
     out_channels: int
     by_name: dict[str, int] = field(default_factory=dict)
+    inputs: int = 1  # a part reads several
 
     def __post_init__(self) -> None:
         self.by_name = {s.name: i for i, s in enumerate(self.plan.steps)}
 
     def input_names(self, step: Step) -> list[str | None]:
-        return [None if i == INPUT else self.plan.steps[i].name for i in step.inputs]
+        return [_ref(self.plan, i) for i in step.inputs]
+
+    @property
+    def output_names(self) -> list[str | None]:
+        """A part's named outputs (a neck's levels), in order; empty for a graph with one output."""
+        return [_ref(self.plan, i) for i in self.plan.outputs]
 
     @property
     def output_name(self) -> str | None:
         return None if self.plan.output == INPUT else self.plan.steps[self.plan.output].name
+
+
+def _ref(plan: GraphPlan, index: int) -> str | None:
+    """A value by name: a step's, None for the class input, `<input1>`... for a part's further inputs."""
+    if index >= 0:
+        return plan.steps[index].name
+    return None if index == INPUT else f"<input{INPUT - index}>"
+
+
+def _is_input(ref: str | None) -> bool:
+    return ref is None or ref.startswith("<input")
 
 
 class _Absent:
@@ -201,7 +219,7 @@ def design_class(name: str, members: list[Member]) -> ClassDesign | None:
     position = {n: i for i, n in enumerate(order)}
 
     def latest(refs: set[str | None]) -> str | None:  # the most specific of the members' inputs
-        return max(refs, key=lambda r: -1 if r is None else position[r])
+        return max(refs, key=lambda r: -1 if _is_input(r) else position[r])
 
     steps: dict[str, Step] = {}
     seen: dict[str, list[list[str | None]]] = {}
@@ -213,7 +231,7 @@ def design_class(name: str, members: list[Member]) -> ClassDesign | None:
                 return None
             seen.setdefault(step.name, []).append(m.input_names(step))
     inputs = {n: [latest(set(refs)) for refs in zip(*seen[n])] for n in order}
-    if any(i is not None and position[i] >= position[n] for n in order for i in inputs[n]):
+    if any(not _is_input(i) and position[i] >= position[n] for n in order for i in inputs[n]):
         return None
     optional = {n for n in order if any(n not in m.by_name for m in members)}
     for n in optional:
@@ -221,7 +239,7 @@ def design_class(name: str, members: list[Member]) -> ClassDesign | None:
             return None
 
     def resolve(m: Member, ref: str | None) -> str | None:
-        while ref is not None and ref not in m.by_name:
+        while not _is_input(ref) and ref not in m.by_name:
             ref = inputs[ref][0]
         return ref
 
@@ -405,14 +423,16 @@ class ClassWriter:
             for i in d.inputs[name]:
                 readers.setdefault(i, []).append(k)
         last_read = {ref: max(ks) for ref, ks in readers.items()}
-        variable: dict[str | None, str] = {None: "x"}
-        live: set[str] = {"x"}
+        outputs = self.d.members[0].output_names  # a part's several outputs, each kept to the end
+        inputs = ["x", *(f"x{k}" for k in range(1, self.d.members[0].inputs))]
+        variable: dict[str | None, str] = {None: "x", **{f"<input{k}>": inputs[k] for k in range(1, len(inputs))}}
+        live: set[str] = set(inputs)
         body: list[str] = []
         for k, name in enumerate(d.order):
             step = d.steps[name]
             args = [variable[i] for i in d.inputs[name]]
             for ref in set(d.inputs[name]):  # values read for the last time here
-                if last_read.get(ref) == k and ref != d.output:
+                if last_read.get(ref) == k and ref != d.output and ref not in outputs:
                     live.discard(variable[ref])
             # Variables: a chain keeps writing its variable (`out = self.bn1(out)`); the main path
             # out of a fork is `out`; the branches of a wider fork (inception) and values that
@@ -447,8 +467,15 @@ class ClassWriter:
                 body.append(one_line)
             else:
                 body += [f"{INDENT * 2}if {condition}:", *lines, f"{INDENT * 2}else:", f"{INDENT * 3}{target} = {first}"]
-        body.append(f"{INDENT * 2}return {variable[d.output]}")
-        return [f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:", *body]
+        if outputs:
+            body.append(f"{INDENT * 2}return {', '.join(variable[o] for o in outputs)}")
+            returns = "tuple[torch.Tensor, ...]"
+        else:
+            body.append(f"{INDENT * 2}return {variable[d.output]}")
+            returns = "torch.Tensor"
+        signature = render(Call("def forward", ["self", *(f"{name}: torch.Tensor" for name in inputs)]), 1, "",
+                           f" -> {returns}:")
+        return [*signature, *body]
 
     def expression(self, step: Step, args: list[str]) -> Expr:
         if isinstance(step, ModuleStep):
@@ -512,8 +539,6 @@ def _assign(path: str, expr: Expr, depth: int) -> list[str]:
 
 def docstring(text: str, depth: int) -> list[str]:
     """A docstring wrapped to the line length: one line if it fits, else closing on its own line."""
-    import textwrap
-
     pad = INDENT * depth
     if len(pad) + len(text) + 6 <= WIDTH:
         return [f'{pad}"""{text}"""']
@@ -566,7 +591,8 @@ def _designs(name: str, graphs: list[Graph], taken: set[str]) -> _Family:
     The greedy grouping runs over distinct signatures (a few per family), not over blocks, so a
     spec of thousands of blocks costs one plan per distinct graph and one pass to write."""
     distinct: dict[int, Graph] = {id(g): g for g in graphs}  # a stage repeats one Graph object
-    members = {k: Member(plan_graph(g), g.in_shape[0], g.out_shape[0]) for k, g in distinct.items()}
+    members = {k: Member(plan_graph(g), g.in_shape[0], g.out_shape[0], inputs=len(g.input_shapes))
+               for k, g in distinct.items()}
     by_signature: dict[str, list[int]] = {}
     for k, m in members.items():
         by_signature.setdefault(_signature(m), []).append(k)
@@ -628,10 +654,16 @@ def python_source(net: Network, params: int | None = None) -> str:
     aux = next((_designs(class_name(k), g, taken) for k, g in graphs.get("aux", {}).items()), None)
     families = {f: _designs(class_name(f), g, taken) for f, g in graphs.get("stages", {}).items()}
     family_of = {id(g): f for f, gs in graphs.get("stages", {}).items() for g in gs}
+    kinds: dict[str, list[Graph]] = {}  # necks and heads, by part type (two FCN heads: one class)
+    for group in ("necks", "heads"):
+        for k, g in graphs.get(group, {}).items():
+            kinds.setdefault(k, []).extend(g)
+    attached = {k: _designs(class_name(k), g, taken) for k, g in kinds.items()}
     docs = {design.name: _family_doc(f) for f, fam in families.items() for design in fam.designs}
     classes: list[str] = []
     for fam, doc in [(stem, "The stem."), *((families[f], None) for f in families), (head, "The head."),
-                     *([(aux, "An auxiliary classifier (run in training only).")] if aux else [])]:
+                     *([(aux, "An auxiliary classifier (run in training only).")] if aux else []),
+                     *((attached[k], _part_doc(k)) for k in attached)]:
         for design in fam.designs:
             classes.append(ClassWriter(design, imports, doc or docs[design.name]).source())
 
@@ -648,8 +680,13 @@ def python_source(net: Network, params: int | None = None) -> str:
     if aux:
         init += render(Call("nn.ModuleList", [Call("", [make(aux, g) for g in graphs["aux"]["aux_head"]], brackets="[]")]),
                        2, "self.aux_heads = ")
-    if not net.taps or any(t.part == "head" for t in net.taps):
+    if not net.taps or any(path == "head" or path.startswith("head.") for path, _, _ in tap_runs(net)):
         init += render(make(head, graphs["head"]["head"][0]), 2, "self.head = ")
+    for group in ("necks", "heads"):
+        if any(p.group == group for p in net.attached):
+            init += _assign(group, "nn.Module()", 2)
+        for part in (p for p in net.attached if p.group == group):
+            init += _assign(part.path, make(attached[part.family], part.graph), 2)
     if aux:
         init.append(f"{INDENT * 2}self.aux_after = {tuple(a.after for a in net.aux_heads)!r}")
     initialised = _init_section(net, imports)
@@ -665,6 +702,16 @@ def python_source(net: Network, params: int | None = None) -> str:
     parts = ["\n".join(_module_doc(net, model_name)) + "\n\n" + "\n".join(header), *copied, *initialised, *classes,
              STAGE_CLASS, model]
     return "\n\n\n".join(parts) + "\n"
+
+
+def _part_doc(family: str) -> str:
+    """The first paragraph of the part family's docstring."""
+    from ..spec.families import load_builtin_parts
+
+    parts = load_builtin_parts()
+    doc = (parts[family].__doc__ or "").strip() if family in parts else ""
+    first = " ".join(doc.split("\n\n")[0].split())
+    return _docstring_safe(first) if first else f"A `{family}` part."
 
 
 def _family_doc(family: str) -> str:
@@ -700,20 +747,24 @@ def _model_forward(aux: bool) -> list[str]:
 
 
 def _taps_forward(net: Network, imports: Imports) -> list[str]:
-    """A forward that runs the parts the taps need (`plan.tap_runs`) and returns them by name."""
+    """A forward that runs what the taps need (`plan.tap_runs`): the chain, keeping the values that
+    taps and parts read in `values`, then the necks and heads; it returns the taps by name."""
     imports.ordered_dict = True
-    body = []
-    for path, taken in tap_runs(net):
-        body.append(f"x = {_read(path)}(x)")
-        body += [f"out[{_literal(name)}] = x" for name in taken]
-    names = tuple(t.name for t in net.taps)
-    ran = [name for _, taken in tap_runs(net) for name in taken]
-    if ran == list(names):
-        body.append("return out")
-    else:
-        body.append(f"return OrderedDict((name, out[name]) for name in {names!r})")
-    return [f"{INDENT}def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:",
-            f"{INDENT * 2}out: dict[str, torch.Tensor] = OrderedDict()", *(INDENT * 2 + line for line in body)]
+    body = [f"{INDENT * 2}values: dict[str, torch.Tensor] = {{\"input\": x}}"]
+    for path, ins, outs in tap_runs(net):
+        if ins == ("x",):
+            body.append(f"{INDENT * 2}x = {_read(path)}(x)")
+            body += [f"{INDENT * 2}values[{_literal(key)}] = x" for key in outs[1:]]
+            continue
+        call = Call(_read(path), [f"values[{_literal(key)}]" for key in ins])
+        if len(outs) == 1:
+            body += render(call, 2, f"values[{_literal(outs[0])}] = ")
+        else:
+            keys = Call("", [_literal(k) for k in outs])
+            body += render(Call("values.update", [Call("zip", [keys, call], [("strict", "True")])]), 2)
+    pairs = [Call("", [_literal(t.name), f"values[{_literal(t.path)}]"]) for t in net.taps]
+    body += render(Call("OrderedDict", [Call("", pairs, brackets="[]")]), 2, "return ")
+    return [f"{INDENT}def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:", *body]
 
 
 def _shape(shape: Iterable[int]) -> str:
@@ -746,12 +797,13 @@ def _model_doc(net: Network, params: int, initialised: bool) -> list[str]:
     if net.aux_heads:
         lines += ["", "In training, forward returns (logits, *aux_logits); in eval, the logits."]
     if net.taps:
-        lines[0] = f"{net.name}: input N x {_shape(net.input_shape)}; forward returns an ordered dict of taps."
+        lines[0] = f"{net.name}: input N x {_shape(net.input_shape)}."
+        names = ", ".join(t.name for t in net.taps)
+        lines += ["", *textwrap.wrap(f"forward returns an ordered dict: {names}.", WIDTH - 4, break_long_words=False)]
     return [f'{INDENT}"""{lines[0]}'] + [INDENT + line if line else "" for line in lines[1:]] + [f'{INDENT}"""']
 
 
 def _module_doc(net: Network, model_name: str) -> list[str]:
-    import textwrap
 
     text = [f'"""{net.name}: standalone PyTorch source, exported by archspec {__version__}.', ""]
     for paragraph in net.description.strip().split("\n") if net.description else []:

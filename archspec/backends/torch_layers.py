@@ -53,11 +53,12 @@ class Network(nn.Module):
 
 
 class Features(nn.Module):
-    """stem -> stages -> head, as far as the taps need; forward returns the taps as an
-    ordered dict (torchvision's IntermediateLayerGetter convention), in `names` order.
+    """stem -> stages -> head as far as anything reads them, then the necks and heads
+    (`parts`, {"necks": {...}, "heads": {...}}); forward returns the taps as an ordered dict
+    (torchvision's IntermediateLayerGetter convention), named as `outputs` says.
 
-    `runs` lists the module paths to run, in order, with the taps taken after each: a
-    part runs whole unless a tap lies inside it, and then layer by layer.
+    `runs` lists (module path, values read, values written) in order: the chain's running
+    value is `x`, the network input `input`; a module with several outputs returns a tuple.
     """
 
     def __init__(
@@ -65,21 +66,29 @@ class Features(nn.Module):
         stem: nn.Module,
         stages: list[nn.Module],
         head: nn.Module | None,
-        runs: list[tuple[str, tuple[str, ...]]],
-        names: tuple[str, ...],
+        parts: dict[str, dict[str, nn.Module]],
+        runs: list[tuple[str, tuple[str, ...], tuple[str, ...]]],
+        outputs: list[tuple[str, str]],
     ):
         super().__init__()
         self.stem = stem
         self.stages = nn.Sequential(*stages)
         if head is not None:
             self.head = head
-        self.runs = [(path, tuple(taken)) for path, taken in runs]
-        self.names = tuple(names)
+        for group, modules in parts.items():
+            if modules:
+                self.add_module(group, nn.ModuleDict(modules))
+        self.runs = [(path, tuple(ins), tuple(outs)) for path, ins, outs in runs]
+        self.outputs = [(name, key) for name, key in outputs]
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        out: dict[str, torch.Tensor] = {}
-        for path, taken in self.runs:
-            x = self.get_submodule(path)(x)
-            for name in taken:
-                out[name] = x
-        return OrderedDict((name, out[name]) for name in self.names)
+        values: dict[str, torch.Tensor] = {"x": x, "input": x}
+        for path, ins, outs in self.runs:
+            y = self.get_submodule(path)(*[values[k] for k in ins])
+            if isinstance(y, tuple):
+                values.update(zip(outs, y))
+            else:
+                for key in outs:
+                    values[key] = y
+        return OrderedDict((name, values[key]) for name, key in self.outputs)
+

@@ -65,7 +65,8 @@ def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip
             (step.name, _module(step, prefix, skip)) for step in plan.steps))  # type: ignore[arg-type]
     root: dict[str, nn.Module] = {}
     g = fx.Graph()
-    values: dict[int, fx.Node] = {INPUT: g.placeholder("x")}
+    values: dict[int, fx.Node] = {INPUT - k: g.placeholder("x" if k == 0 else f"x{k}")
+                                  for k in range(len(graph.input_shapes))}
     for k, step in enumerate(plan.steps):
         args = [values[j] for j in step.inputs]
         local = value_name(step.name)
@@ -83,7 +84,7 @@ def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip
             name = local if i == len(args) - 2 else f"{local}_{i}"
             value = g.create_node("call_function", fn, (value, other), dict(call.kwargs), name=name)
         values[k] = value
-    g.output(values[plan.output])
+    g.output(tuple(values[i] for i in plan.outputs) if plan.outputs else values[plan.output])
     return fx.GraphModule(_module_tree(root), g, class_name=class_name)
 
 
@@ -117,17 +118,25 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
 
     built: dict[str, list[nn.Module]] = {}  # group -> its parts' modules, in module order
     blocks: list[list[nn.Module]] = [[] for _ in net.stages]
+    attached: dict[str, dict[str, nn.Module]] = {"necks": {}, "heads": {}}  # group -> name -> module
     for part in net.parts():
         module = graph_module(part.graph, class_name(part.kind), part.path, skip)
         if part.group == "stages":
             blocks[part.stage].append(module)  # type: ignore[index]
+        elif part.group in attached:
+            attached[part.group][part.path.partition(".")[2]] = module
         else:
             built.setdefault(part.group, []).append(module)
     stem, head, stages = built["stem"][0], built["head"][0], [torch_layers.Stage(modules) for modules in blocks]
     if net.taps:
-        head_tapped = any(t.part == "head" for t in net.taps)
-        model = torch_layers.Features(stem, stages, head if head_tapped else None, tap_runs(net),
-                                      tuple(t.name for t in net.taps))
+        runs = tap_runs(net)
+        head_run = any(path == "head" or path.startswith("head.") for path, _, _ in runs)
+        model = torch_layers.Features(stem, stages, head if head_run else None, attached, runs,
+                                      [(t.name, t.path) for t in net.taps])
+        graphs = {part.path: part.graph for part in net.parts()}
+        channels = {graphs[t.graph].shape_of(t.node)[0] for t in net.taps}
+        if len(channels) == 1:  # torchvision's detection models read `backbone.out_channels`
+            model.out_channels = channels.pop()
     else:
         model = torch_layers.Network(stem, stages, head, built.get("aux", []), tuple(a.after for a in net.aux_heads))
     if init and net.init is not None:

@@ -6,6 +6,7 @@ from . import (  # noqa: F401
     inception,
     layer_sequence,
     mobile,
+    parts,
     regnet,
     residual,
     shufflenet,

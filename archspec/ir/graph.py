@@ -123,6 +123,27 @@ class AuxHead:
     origin: SpecPath = ()
 
 
+@dataclass
+class Attached:
+    """A neck or a dense head: a graph reading several earlier values (`sources`, one per graph
+    input, each an `ir.taps.Tap`), with one output or several named ones (`graph.outputs`)."""
+
+    group: str  # "necks" or "heads"
+    name: str
+    family: str
+    sources: list[Any]  # ir.taps.Tap, one per graph input
+    graph: Graph
+    origin: SpecPath = ()
+
+    @property
+    def path(self) -> str:
+        return f"{self.group}.{self.name}"
+
+    def output_keys(self) -> list[str]:
+        """The value key of each output: `necks.fpn.0`, ... or the part's path for a single one."""
+        return [f"{self.path}.{n}" for n in self.graph.outputs] if self.graph.outputs else [self.path]
+
+
 @dataclass(frozen=True)
 class Part:
     """One graph of the network with its place in it. `Network.parts()` yields these; the
@@ -182,6 +203,8 @@ class Network:
     # Named outputs (`features:`, ir/taps.py): when set, the module returns them as an ordered
     # dict, and the network holds only what they need.
     taps: list[Any] = field(default_factory=list)
+    # Necks and dense heads, in the order they run (each after everything it reads).
+    attached: list[Attached] = field(default_factory=list)
 
     @property
     def output_shape(self) -> Shape:
@@ -189,7 +212,9 @@ class Network:
 
     def parts(self) -> Iterator[Part]:
         """Every graph of the network, in the order the compiled module registers them
-        (stem, the stages' blocks, aux heads, head), each with its module path.
+        (stem, the stages' blocks, aux heads, head, then the necks and heads), each with its
+        module path. A neck or head reads several values: its `source` is the first one's part
+        (`Network.attached` holds them all).
 
         This is the one place that knows the network's skeleton. To add a kind of part
         (a neck, several heads, taps reading several stages): give `Network` a field for
@@ -214,6 +239,9 @@ class Network:
             yield Part(path, path, "aux", "aux_head", aux.graph, ends.get(aux.after, source), inference=False,
                        title=aux.name, stage=aux.after)
         yield Part("head", "head", "head", "head", self.head, source, title="head")
+        for part in self.attached:  # necks and heads, each after what it reads
+            yield Part(part.path, part.path, part.group, part.family, part.graph,
+                       part.sources[0].graph if part.sources else "", title=part.path)
 
     def nodes(self) -> Iterator[NodeRef]:
         for part in self.parts():

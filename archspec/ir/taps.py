@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.errors import SpecPath, did_you_mean
-from .graph import INPUT, Graph, Network
+from .graph import INPUT, Attached, Graph, Network
 
 
 class TapError(ValueError):
@@ -107,22 +107,59 @@ def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
     return Tap(name, full, full if inside else prefix, prefix, node, s, b, inside, origin)
 
 
+PART_GROUPS = ("necks", "heads")
+
+
+def resolve(name: str | None, path: str, net: Network, origin: SpecPath,
+            parts: dict[str, Attached] | None = None) -> list[Tap]:
+    """The values `path` names: one, or every output of a part with several (named by their
+    output names, or `name.output` under a name of your own). `input` is the network's input."""
+    if path == "input":
+        return [Tap(name or "input", "input", "", "", INPUT, origin=origin)]
+    bits = path.split(".")
+    if bits[0] not in PART_GROUPS:
+        return [_resolve(name or path, path, net, origin)]
+    parts = parts if parts is not None else {p.path: p for p in net.attached}
+    names = [p.split(".", 1)[1] for p in parts if p.startswith(bits[0] + ".")]
+    if len(bits) < 2 or f"{bits[0]}.{bits[1]}" not in parts:
+        raise _valid(bits[0][:-1], bits[1] if len(bits) > 1 else "", names, origin)
+    part = parts[f"{bits[0]}.{bits[1]}"]
+    outs = part.graph.outputs
+    if len(bits) > 2:
+        out = ".".join(bits[2:])
+        if out not in outs:
+            raise _valid("output", out, list(outs), origin, part.path)
+        return [Tap(name or f"{part.path}.{out}", f"{part.path}.{out}", part.path, part.path, outs[out], origin=origin)]
+    if not outs:
+        return [Tap(name or part.path, part.path, part.path, part.path, part.graph.output, origin=origin)]
+    return [Tap(out if name is None else f"{name}.{out}", f"{part.path}.{out}", part.path, part.path, node,
+                origin=origin) for out, node in outs.items()]
+
+
 def every_stage(net: Network) -> list[Tap]:
     """The end of every stage, each named by its path (`features: stages`)."""
     return [_resolve(f"stages.{s}", f"stages.{s}", net, ("features",)) for s in range(len(net.stages))]
 
 
+def default_outputs(net: Network) -> list[Tap]:
+    """What a network with parts returns when the spec names no taps: every head's outputs, else
+    every neck's."""
+    group = "heads" if any(p.group == "heads" for p in net.attached) else "necks"
+    return [tap for p in net.attached if p.group == group
+            for tap in resolve(p.name if not p.graph.outputs else None, p.path, net, ("features",))]
+
+
 def resolve_taps(features: Any, net: Network) -> list[Tap]:
     """The taps a spec's `features:` value names, in order, checked against the network."""
     if features is None:
-        return []
+        return default_outputs(net) if net.attached else []
     if features == "stages":
         return every_stage(net)
     if isinstance(features, str):
         features = [features]
     items: list[tuple[str | None, Any, SpecPath]]
     if isinstance(features, dict):
-        items = [(str(k), v, ("features", k)) for k, v in features.items()]
+        items = [(str(k), v, ("features", k)) for k, v in features.items() if v is not None]  # null: removed
     else:
         items = [(None, v, ("features", i)) for i, v in enumerate(features)]
     if not items:
@@ -130,22 +167,34 @@ def resolve_taps(features: Any, net: Network) -> list[Tap]:
     taps: list[Tap] = []
     for name, value, origin in items:
         path = f"stages.{value}" if isinstance(value, int) else str(value)
-        tap = _resolve(name or path, path, net, origin)
-        if any(t.name == tap.name for t in taps):
-            raise TapError(f"two taps are named '{tap.name}'", origin)
-        taps.append(tap)
+        for tap in resolve(name, path, net, origin):
+            if tap.part == "input":
+                raise TapError("the network's input is not a feature: tap a part of the network", origin)
+            if any(t.name == tap.name for t in taps):
+                raise TapError(f"two taps are named '{tap.name}'", origin)
+            taps.append(tap)
     return taps
 
 
 def truncate(net: Network, taps: list[Tap]) -> Network:
-    """The network without what no tap needs: later stages and blocks, auxiliary heads, and the
-    head unless a tap reads it."""
-    if any(t.part == "head" for t in taps):
-        return replace(net, aux_heads=[], taps=taps)
-    last = max(((t.stage, t.block) for t in taps if t.stage is not None), default=None)
+    """The network without what no tap needs: parts no tap reads (directly or through another
+    part), later stages and blocks, auxiliary heads, and the head unless something reads it."""
+    by_path = {p.path: p for p in net.attached}
+    needed: set[str] = set()
+    stack = [t.graph for t in taps if t.part in PART_GROUPS]
+    while stack:
+        path = stack.pop()
+        if path not in needed:
+            needed.add(path)
+            stack += [s.graph for s in by_path[path].sources if s.part in PART_GROUPS]
+    parts = [p for p in net.attached if p.path in needed]
+    values = taps + [s for p in parts for s in p.sources]
+    if any(t.part == "head" for t in values):
+        return replace(net, aux_heads=[], taps=taps, attached=parts)
+    last = max(((t.stage, t.block) for t in values if t.stage is not None), default=None)
     stages = []
     if last is not None:
         s, b = last
         stages = net.stages[:s] + [replace(net.stages[s], blocks=net.stages[s].blocks[:b + 1])]
     shape = stages[-1].out_shape if stages else net.stem.out_shape
-    return replace(net, stages=stages, head=Graph(shape, [], INPUT), aux_heads=[], taps=taps)
+    return replace(net, stages=stages, head=Graph(shape, [], INPUT), aux_heads=[], taps=taps, attached=parts)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
@@ -84,13 +84,18 @@ def register_block(name: str) -> Callable[[_F], _F]:
     def decorate(cls: _F) -> _F:
         if not (isinstance(cls, type) and issubclass(cls, BlockFamily)):
             raise TypeError("register_block decorates BlockFamily subclasses")
-        if name in BLOCKS and BLOCKS[name].__qualname__ != cls.__qualname__:
-            raise ValueError(f"block type '{name}' is already registered by {BLOCKS[name].__qualname__}")
-        cls.family = name
-        BLOCKS[name] = cls
-        return cls
+        return _register(BLOCKS, name, cls, "block type")
 
     return decorate
+
+
+def _register(registry: dict[str, Any], name: str, cls: Any, what: str) -> Any:
+    """`registry[name] = cls` (and `cls.family = name`), unless another class has the name."""
+    if name in registry and registry[name].__qualname__ != cls.__qualname__:
+        raise ValueError(f"{what} '{name}' is already registered by {registry[name].__qualname__}")
+    cls.family = name
+    registry[name] = cls
+    return cls
 
 
 def block_family(name: str) -> type[BlockFamily]:
@@ -110,3 +115,36 @@ BUILTIN_FAMILIES = "archspec.blocks.builtin"
 def load_builtin_blocks() -> dict[str, type[BlockFamily]]:
     importlib.import_module(BUILTIN_FAMILIES)
     return BLOCKS
+
+
+class PartFamily(BaseModel):
+    """Base of every part family (a neck or a dense head, `archspec.blocks.parts`): the fields are
+    the family's spec parameters; `emit(b, xs)` gets one `Value` per input (`in:`) and returns
+    the output, or a dict of named outputs (an FPN's levels)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+
+    family: ClassVar[str] = ""
+    # How many inputs the family reads: (fewest, most); None: no upper bound.
+    inputs: ClassVar[tuple[int, int | None]] = (1, None)
+
+    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value | dict[str, Value]:
+        raise NotImplementedError
+
+
+PARTS: dict[str, type[PartFamily]] = {}
+_P = TypeVar("_P", bound=type[PartFamily])
+
+
+def register_part(name: str) -> Callable[[_P], _P]:
+    """Class decorator: make a `PartFamily` usable as `block: <name>` under necks or heads."""
+
+    def decorate(cls: _P) -> _P:
+        return _register(PARTS, name, cls, "part type")
+
+    return decorate
+
+
+def load_builtin_parts() -> dict[str, type[PartFamily]]:
+    importlib.import_module(BUILTIN_FAMILIES)
+    return PARTS

@@ -16,6 +16,7 @@ from ..ir.keys import frozen
 from ..ir.op import Op, OpDefaults, Shape
 from ..ir.output_stride import Dilations, StrideError, out_jump
 from ..ir.taps import TapError, resolve_taps, truncate
+from .lower_parts import PartError, lower_parts
 
 MAX_NODES = 50_000
 MAX_BLOCKS = 4096  # blocks in all stages together; the deepest published CNNs have a few hundred
@@ -205,7 +206,11 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
         name=spec.name, input_shape=spec.input.shape, stem=stem, stages=stages, head=head_graph,
         aux_heads=aux, description=spec.description, spec_data=spec_data or {}, init=spec.init,
     )
-    if spec.features is None:
+    try:
+        net.attached = lower_parts(spec, net)
+    except PartError as exc:
+        raise LoweringError(str(exc), exc.origin, exc.spatial_zero) from None
+    if spec.features is None and not net.attached:
         return net
     try:
         return truncate(net, resolve_taps(spec.features, net))

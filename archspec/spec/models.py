@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
-from .families import BLOCKS, BlockFamily, load_builtin_blocks
+from .families import BLOCKS, BlockFamily, PartFamily, load_builtin_blocks, load_builtin_parts
 from ..core.errors import did_you_mean
 from ..ir.op import OpDefaults
 from ..ir.ops.activation import ActKind
@@ -230,17 +230,74 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
     return stage
 
 
-class _StageType:
+class _ParsedBy:
+    """Annotated metadata: values validated by `parse` (which picks the family's model), shown in
+    the JSON Schema as the hand-made definition `ref` (spec/schema.py)."""
+
+    def __init__(self, parse: Any, ref: str):
+        self.parse, self.ref = parse, ref
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        return core_schema.with_info_plain_validator_function(self.parse)
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
+        return {"$ref": f"#/$defs/{self.ref}"}
+
+
+Stage = Annotated[BlockFamily, _ParsedBy(parse_stage, "Stage")]
+
+
+_SourceRef = Annotated[str, Field(min_length=1, max_length=256)]
+
+
+class PartFields(BaseModel):
+    """Keys every neck or head has, whatever its family."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    block: str
+    # What the part reads, in order: taps (`stages.1`), other parts (`necks.fpn`), or `input`.
+    sources: list[_SourceRef] = Field(alias="in", min_length=1)
+    defaults: DefaultsOverride | None = None
+
+    @field_validator("sources", mode="before", json_schema_input_type=_SourceRef | list[_SourceRef])
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        return core_schema.with_info_plain_validator_function(parse_stage)
-
-    @classmethod
-    def __get_pydantic_json_schema__(cls, schema: Any, handler: GetJsonSchemaHandler) -> dict[str, Any]:
-        return {"$ref": "#/$defs/Stage"}
+    def _one(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
-Stage = Annotated[BlockFamily, _StageType]
+@cache
+def part_model(family: type[PartFamily]) -> type[PartFamily]:
+    """The spec model of a part family: its parameters plus the common part keys."""
+    return create_model(  # type: ignore[call-overload]
+        f"{family.__name__}Part",
+        __base__=(family, PartFields),
+        block=(Literal[family.family], ...),  # type: ignore[valid-type]
+    )
+
+
+def parse_part(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, PartFamily):
+        return value
+    if not isinstance(value, dict):
+        raise PydanticCustomError("part", "a neck or head is a mapping such as `{block: fpn, in: [stages.0, stages.1]}`")
+    parts = load_builtin_parts()
+    if "block" not in value:
+        raise PydanticCustomError("missing_block", "a neck or head needs `block: TYPE` (known types: {known})",
+                                  {"known": ", ".join(sorted(parts))})
+    kind = _BlockName.model_validate({"block": value["block"]}, context={"families": parts}).block
+    part = part_model(parts[kind]).model_validate(value, context=info.context)
+    low, high = part.inputs
+    n = len(part.sources)
+    if n < low or (high is not None and n > high):
+        most = "" if high is None else (f" and at most {high}" if high != low else "")
+        raise PydanticCustomError("inputs", "part type '{kind}' reads at least {low}{most} inputs, got {n}",
+                                  {"kind": kind, "low": low, "most": most, "n": n})
+    return part
+
+
+Part = Annotated[PartFamily, _ParsedBy(parse_part, "Part")]
+PartName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
 
 class SpecModel(StrictModel):
@@ -259,12 +316,16 @@ class SpecModel(StrictModel):
     # The stride of the last stage's output: later stage strides become dilation (see docs/spec-language.md).
     output_stride: int | None = Field(default=None, ge=1, le=1024)
     # Named outputs: `stages`, a list of paths or stage indices, or {name: path} (ir/taps.py).
-    features: _TapRef | list[_TapRef] | dict[str, _TapRef] | None = None
+    features: _TapRef | list[_TapRef] | dict[str, _TapRef | None] | None = None
     blocks: dict[str, Any] = {}
     stem: LayerList = []
     stages: list[Stage] = []
     head: LayerList = []
     aux_heads: list[AuxHeadSpec] = []
+    # Parts that read several earlier values (blocks/parts.py): necks, then dense heads.
+    # `null` removes a part a parent spec defines (`heads: {aux_classifier: null}`).
+    necks: dict[PartName, Part | None] = {}
+    heads: dict[PartName, Part | None] = {}
 
     def stage_defaults(self, stage: Any) -> Defaults:
         return self.defaults.updated(getattr(stage, "defaults", None))

@@ -36,16 +36,18 @@ _HOISTED = ("title", "description", "default")
 
 def build_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file."""
-    from .families import load_builtin_blocks
+    from .families import load_builtin_blocks, load_builtin_parts
     from ..ir.ops import OPS
     from .layers import layer_kinds
-    from .models import SpecModel, stage_model
+    from .models import SpecModel, part_model, stage_model
 
     kinds = layer_kinds()
     families = dict(sorted(load_builtin_blocks().items()))
     inputs: list[tuple[Any, str, Any]] = [("spec", "validation", SpecModel.__pydantic_core_schema__)]
     inputs += [(("op", k), "validation", OPS[k].__pydantic_core_schema__) for k in kinds]
     inputs += [(("block", f), "validation", stage_model(c).__pydantic_core_schema__) for f, c in families.items()]
+    parts = dict(sorted(load_builtin_parts().items()))
+    inputs += [(("part", f), "validation", part_model(c).__pydantic_core_schema__) for f, c in parts.items()]
     refs, defs = GenerateJsonSchema(ref_template="#/$defs/{model}").generate_definitions(inputs)
 
     spec = defs.pop("SpecModel")
@@ -70,8 +72,20 @@ def build_schema() -> dict[str, Any]:
              "properties": {"block": {"type": "string", "not": {"enum": list(families)}}}},
         ],
     }
+    defs["Part"] = _part(parts, refs)
     defs["Interpolation"] = dict(INTERPOLATION)
     return _top_level(spec, defs)
+
+
+def _part(parts: dict[str, Any], refs: dict) -> dict[str, Any]:
+    """A neck or head: `block: TYPE` selects the part family's model."""
+    return {
+        "description": "A neck or dense head: `{block: TYPE, in: [SOURCES], ...the family's parameters}`.",
+        "type": "object", "required": ["block", "in"],
+        "properties": {"block": {"enum": list(parts), "description": "The part type."}},
+        "allOf": [{"if": {"properties": {"block": {"const": f}}, "required": ["block"]},
+                   "then": refs[(("part", f), "validation")]} for f in parts],
+    }
 
 
 def _name(ref: dict[str, str]) -> str:

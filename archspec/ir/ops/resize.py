@@ -63,32 +63,40 @@ class Resize(Op):
         return (c, th, tw)
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
-        """The field covering every input unit that output unit i reads.
+        """The tightest field, at the output's stride, that covers every input unit output unit i reads.
 
-        Per axis with ratio r = in / out and the input's jump J: nearest reads unit
-        floor(i * r), at most 1 - 1/q below i * r when r = p/q, and bilinear (align_corners=False) reads
-        floor(c) and floor(c) + 1 with c = (i + 0.5) * r - 0.5. Such a field is not one
-        (size, jump, padding) (upsampling by s, s neighbours share one source unit), so the jump
-        becomes r * J and the field grows by the rounding: a covering bound, tight over one
-        period for nearest upsampling by a whole factor s (padding and size grow by J (s-1)/s).
+        Nearest reads unit `floor(i * r)` and bilinear (align_corners=False) units `floor(c)` and
+        `floor(c) + 1` with `c = max((i + 0.5) * r - 0.5, 0)`, where r is the input size over the
+        output size (one over `scale` when a scale is given, as PyTorch computes it). Such a field
+        is not one (size, jump, padding): upsampling by s makes s neighbours share a source. So
+        the stride is the second input's (the grid resized to) or r times the input's, and the
+        padding and size are the smallest that cover every unit of the map, found by walking it.
         """
         f = fields[0]
         out = self.out_shape(ins)
         size, jump, padding = [], [], []
         for a in range(2):
-            r = Fraction(ins[0][1 + a], out[1 + a])
+            n_in, n_out = ins[0][1 + a], out[1 + a]
+            r = 1 / Fraction(self.scale).limit_denominator(1 << 16) if self.scale else Fraction(n_in, n_out)
             big = Fraction(f.stride[a]).limit_denominator(1 << 20)  # a fractional jump after an upsampling
-            j = big * r
-            if self.mode == "nearest":
-                reach = big * (1 - Fraction(1, r.denominator))  # i*r - floor(i*r) <= 1 - 1/q, r = p/q
-                extra = reach
-            else:  # bilinear: c in [i*r + r/2 - 1/2]; reads floor(c) and floor(c) + 1
-                reach = big * (Fraction(3, 2) - r / 2)  # before i * r * J: up to floor(c) >= c - 1
-                extra = reach + big * (r / 2 + Fraction(1, 2))  # after: floor(c) + 1 <= c + 1
-            size.append(f.size[a] + math.ceil(extra))
-            padding.append(f.padding[a] + math.ceil(reach))
+            j = Fraction(fields[1].stride[a]).limit_denominator(1 << 20) if len(fields) == 2 else big * r
+            spans = []  # (first, last) input pixel that output unit i reads
+            for i in range(n_out):
+                lo, hi = self._sources(i, r, n_in)
+                spans.append((-f.padding[a] + lo * big, -f.padding[a] + hi * big + f.size[a] - 1))
+            p = math.ceil(max(i * j - first for i, (first, _) in enumerate(spans)))
+            padding.append(p)
+            size.append(math.ceil(max(last - (i * j - p) for i, (_, last) in enumerate(spans))) + 1)
             jump.append(int(j) if j.denominator == 1 else float(j))
         return RF(tuple(size), tuple(jump), tuple(padding), f.context)  # type: ignore[arg-type]
+
+    def _sources(self, i: int, r: Fraction, n_in: int) -> tuple[int, int]:
+        """The first and last input unit output unit i reads along one axis."""
+        if self.mode == "nearest":
+            lo = min(math.floor(i * r), n_in - 1)
+            return lo, lo
+        lo = min(math.floor(max((i + Fraction(1, 2)) * r - Fraction(1, 2), 0)), n_in - 1)
+        return lo, min(lo + 1, n_in - 1)
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs = {"mode": self.mode} | ({"align_corners": False} if self.mode == "bilinear" else {})

@@ -1,0 +1,142 @@
+"""The built-in part families: necks and dense heads, which read several earlier values of the
+network (the protocol, `PartFamily`, and its registry are in `archspec.spec.families`).
+
+A part is written under `necks:` or `heads:` by name, with `block:` its family and `in:` the
+values it reads, in order: taps (`stages.1`, `stem.maxpool`), other parts' outputs
+(`necks.fpn`, `necks.fpn.0`) or `input` (the image, for heads that resize to it):
+
+    necks:
+      fpn: {block: fpn, in: [stages.0, stages.1, stages.2, stages.3], out: 256}
+    heads:
+      classifier: {block: fcn_head, in: [stages.3, input], classes: 21}
+
+A family's `emit(b, xs)` gets one `Value` per input and returns its output, or a dict of
+named outputs (an FPN's levels). Each family below is the torchvision module it is named
+after, with torchvision's layer names, so that state_dicts line up.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from ..ir.builder import GraphBuilder, Value
+from ..spec.families import PartFamily, register_part
+
+def _resize_to(b: GraphBuilder, y: Value, xs: list[Value], index: int) -> Value:
+    """Resize `y` bilinearly to the size of input `index` when the part reads one (`in: [..., input]`)."""
+    return b.op("resize", y, xs[index], name="upsample", mode="bilinear") if len(xs) > index else y
+
+
+@register_part("fpn")
+class FPN(PartFamily):
+    """`{block: fpn, in: [C2, C3, C4, C5], out: 256, extra: maxpool}`: a feature pyramid (Lin et al.,
+    2017) as torchvision's FeaturePyramidNetwork + LastLevelMaxPool: a 1x1 lateral conv per
+    input, a top-down path (nearest upsampling to the lateral's size, then a sum), a 3x3 conv
+    per level, and the extra level `pool` (max-pool 1x1/2 of the last). Outputs are named
+    `0`, `1`, ... (or `names`), then `pool`, all with `out` channels."""
+
+    out: int = Field(default=256, ge=1)
+    extra: Literal["maxpool", "none"] = "maxpool"
+    names: list[str] | None = None
+
+    def emit(self, b: GraphBuilder, xs: list[Value]) -> dict[str, Value]:
+        names = self.names or [str(i) for i in range(len(xs))]
+        if len(names) != len(xs):
+            raise ValueError(f"fpn reads {len(xs)} inputs but names {len(names)} outputs")
+        for i in range(1, len(xs)):
+            if any(c > f for c, f in zip(xs[i].spatial, xs[i - 1].spatial)):
+                raise ValueError(f"an FPN reads its inputs from fine to coarse, but input {i} is larger than input {i - 1}")
+        laterals = [b.conv(x, name=f"inner_blocks.{i}.0", out=self.out, kernel=1) for i, x in enumerate(xs)]
+        merged = laterals[:]
+        for i in range(len(xs) - 2, -1, -1):
+            up = b.op("resize", merged[i + 1], laterals[i], name=f"top_down.{i}", mode="nearest")
+            merged[i] = b.add(laterals[i], up, name=f"merge.{i}")
+        outs = {names[i]: b.conv(m, name=f"layer_blocks.{i}.0", out=self.out, kernel=3, padding=1)
+                for i, m in enumerate(merged)}
+        if self.extra == "maxpool":
+            outs["pool"] = b.op("maxpool", outs[names[-1]], name="pool", kernel=1, stride=2)
+        return outs
+
+
+@register_part("fcn_head")
+class FCNHead(PartFamily):
+    """`{block: fcn_head, in: [stages.3, input], classes: 21}`: torchvision's FCNHead (3x3 conv to a
+    quarter of the channels, norm, ReLU, dropout, 1x1 conv to the classes), resized bilinearly to
+    the second input's size when there is one (the image, as torchvision's segmentation models do)."""
+
+    inputs: ClassVar[tuple[int, int | None]] = (1, 2)
+
+    classes: int = Field(ge=1)
+    dropout: float = Field(default=0.1, ge=0, le=1)
+
+    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value:
+        x = xs[0]
+        y = b.conv(x, name="0", out=x.channels // 4, kernel=3, padding=1, bias=False)
+        y = b.op("dropout", b.act(b.norm(y, name="1"), name="2", type="relu"), name="3", p=self.dropout)
+        return _resize_to(b, b.conv(y, name="4", out=self.classes, kernel=1), xs, 1)
+
+
+@register_part("deeplab_head")
+class DeepLabHead(PartFamily):
+    """`{block: deeplab_head, in: [stages.3, input], classes: 21}`: DeepLabv3 (Chen et al., 2017) as
+    torchvision's DeepLabHead: ASPP (a 1x1 branch, three 3x3 branches dilated by `rates`, and an
+    image-pooling branch resized back bilinearly; concatenated, projected to `channels`, dropout
+    0.5), then 3x3 conv, norm, ReLU and a 1x1 conv to the classes."""
+
+    inputs: ClassVar[tuple[int, int | None]] = (1, 2)
+
+    classes: int = Field(ge=1)
+    rates: list[int] = [12, 24, 36]
+    channels: int = Field(default=256, ge=1)
+
+    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value:
+        x, c = xs[0], self.channels
+        with b.scope("0"):
+            branches = []
+            with b.scope("convs"):
+                with b.scope("0"):
+                    y = b.conv(x, name="0", out=c, kernel=1, bias=False)
+                    branches.append(b.act(b.norm(y, name="1"), name="2", type="relu"))
+                for k, rate in enumerate(self.rates):
+                    with b.scope(str(k + 1)):
+                        y = b.conv(x, name="0", out=c, kernel=3, padding=rate, dilation=rate, bias=False)
+                        branches.append(b.act(b.norm(y, name="1"), name="2", type="relu"))
+                with b.scope(str(len(self.rates) + 1)):
+                    y = b.conv(b.op("global_pool", x, name="0"), name="1", out=c, kernel=1, bias=False)
+                    y = b.act(b.norm(y, name="2"), name="3", type="relu")
+                    branches.append(b.op("resize", y, x, name="upsample", mode="bilinear"))
+            y = b.concat(*branches, name="cat")
+            with b.scope("project"):
+                y = b.act(b.norm(b.conv(y, name="0", out=c, kernel=1, bias=False), name="1"), name="2", type="relu")
+                y = b.op("dropout", y, name="3", p=0.5)
+        y = b.conv(y, name="1", out=c, kernel=3, padding=1, bias=False)
+        y = b.act(b.norm(y, name="2"), name="3", type="relu")
+        return _resize_to(b, b.conv(y, name="4", out=self.classes, kernel=1), xs, 1)
+
+
+@register_part("lraspp_head")
+class LRASPPHead(PartFamily):
+    """`{block: lraspp_head, in: [low, high, input], classes: 21}`: Lite R-ASPP (Howard et al., 2019)
+    as torchvision's LRASPPHead: the high-level features through 1x1 conv, norm, ReLU, gated by a
+    pooled 1x1 conv and sigmoid, resized to the low-level features' size; a 1x1 classifier on each,
+    summed; resized to the third input's size when there is one."""
+
+    inputs: ClassVar[tuple[int, int | None]] = (2, 3)
+
+    classes: int = Field(ge=1)
+    channels: int = Field(default=128, ge=1)
+
+    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value:
+        low, high = xs[0], xs[1]
+        with b.scope("cbr"):
+            y = b.act(b.norm(b.conv(high, name="0", out=self.channels, kernel=1, bias=False), name="1"), name="2",
+                      type="relu")
+        with b.scope("scale"):
+            s = b.conv(b.op("global_pool", high, name="0"), name="1", out=self.channels, kernel=1, bias=False)
+            s = b.act(s, name="2", type="sigmoid")
+        y = b.op("resize", b.mul(y, s, name="gate"), low, name="to_low", mode="bilinear")
+        out = b.add(b.conv(low, name="low_classifier", out=self.classes, kernel=1),
+                    b.conv(y, name="high_classifier", out=self.classes, kernel=1), name="sum")
+        return _resize_to(b, out, xs, 2)

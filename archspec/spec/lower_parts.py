@@ -1,0 +1,94 @@
+"""Lowering necks and heads: each part's graph, reading the values its `in:` names, in an order
+where every part runs after everything it reads (a cycle between parts is a located error)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..core.errors import ArchspecError, SpecPath
+from ..ir.builder import GraphBuilder, NodeShapeError
+from ..ir.graph import Attached, Graph, Network
+from ..ir.taps import PART_GROUPS, Tap, TapError, resolve
+
+
+class PartError(ArchspecError):
+    def __init__(self, message: str, origin: SpecPath, spatial_zero: bool = False):
+        super().__init__(message)
+        self.origin = origin
+        self.spatial_zero = spatial_zero
+
+
+def _reads(source: str) -> str | None:
+    """The part a source names (`necks.fpn.0` -> `necks.fpn`), or None."""
+    bits = source.split(".")
+    return f"{bits[0]}.{bits[1]}" if bits[0] in PART_GROUPS and len(bits) > 1 else None
+
+
+def _order(specs: dict[str, tuple[str, str, Any]]) -> list[str]:
+    """The parts in an order that runs each after the parts it reads; a cycle is an error."""
+    order: list[str] = []
+    state: dict[str, str] = {}
+
+    def visit(key: str, trail: list[str]) -> None:
+        if state.get(key) == "done":
+            return
+        if state.get(key) == "open":
+            cycle = trail[trail.index(key):] + [key]
+            raise PartError("a cycle between parts: " + " reads ".join(cycle), specs[key][:2])
+        state[key] = "open"
+        for source in specs[key][2].sources:
+            read = _reads(source)
+            if read in specs:
+                visit(read, trail + [key])
+        state[key] = "done"
+        order.append(key)
+
+    for key in specs:
+        visit(key, [])
+    return order
+
+
+def _shape(tap: Tap, net: Network, parts: dict[str, Attached]) -> tuple[int, ...]:
+    if tap.part == "input":
+        return net.input_shape
+    if tap.graph in parts:
+        return parts[tap.graph].graph.shape_of(tap.node)
+    graphs = {part.path: part.graph for part in net.parts()}
+    return graphs[tap.graph].shape_of(tap.node)
+
+
+def lower_parts(spec: Any, net: Network) -> list[Attached]:
+    """The IR of the spec's necks and heads, in the order they run."""
+    specs = {f"{group}.{name}": (group, name, part)
+             for group in PART_GROUPS for name, part in getattr(spec, group).items() if part is not None}
+    parts: dict[str, Attached] = {}
+    for key in _order(specs):
+        group, name, part = specs[key]
+        origin: SpecPath = (group, name)
+        sources: list[Tap] = []
+        for i, source in enumerate(part.sources):
+            try:
+                sources += resolve(source, source, net, origin + ("in", i), parts)
+            except TapError as exc:
+                raise PartError(str(exc), exc.origin) from None
+        shapes = [_shape(s, net, parts) for s in sources]
+        defaults = spec.defaults.updated(part.defaults).op_defaults()
+        b = GraphBuilder(shapes[0], defaults, origin, shapes[1:])
+        try:
+            out = part.emit(b, b.inputs)
+        except NodeShapeError as exc:
+            raise PartError(f"{part.family} (layer '{exc.name}'): {exc}; {_reads_text(sources, shapes)}", origin,
+                            exc.spatial_zero) from None
+        except (ValidationError, ValueError, ArchspecError) as exc:
+            raise PartError(f"{part.family}: {exc}; {_reads_text(sources, shapes)}", origin) from None
+        graph: Graph = b.finish(list(out.values())[-1], out) if isinstance(out, dict) else b.finish(out)
+        parts[key] = Attached(group, name, part.family, sources, graph, origin)
+    return list(parts.values())
+
+
+def _reads_text(sources: list[Tap], shapes: list[tuple[int, ...]]) -> str:
+    """`it reads stages.1 (512x28x28), stem (64x56x56)`: every input, for an error that names them."""
+    return "it reads " + ", ".join(f"input {i}: {s.path} ({'x'.join(map(str, shape))})"
+                                   for i, (s, shape) in enumerate(zip(sources, shapes)))

@@ -1,0 +1,103 @@
+"""Necks and detection backbones: resnet50_fpn equals torchvision's resnet_fpn_backbone and drops
+into torchvision's FasterRCNN."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torchvision.models.detection import FasterRCNN
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+import archspec
+from archspec.spec.load import to_network
+from archspec.core.errors import SpecError
+from archspec.interop import load_torchvision
+
+
+def perturb_buffers(model: torch.nn.Module, seed: int = 0) -> None:
+    """Frozen batch norms away from the identity: weight, bias, mean and variance all random."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if type(m).__name__ == "FrozenBatchNorm2d":
+                m.weight.copy_(torch.rand(m.weight.shape, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.bias.shape, generator=g) - 0.5)
+                m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.2 - 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+
+
+@pytest.fixture(scope="module")
+def reference() -> torch.nn.Module:
+    torch.manual_seed(0)
+    ref = resnet_fpn_backbone(backbone_name="resnet50", weights=None, trainable_layers=5).eval()
+    perturb_buffers(ref)
+    return ref
+
+
+def test_resnet50_fpn_equals_resnet_fpn_backbone(reference: torch.nn.Module) -> None:
+    model = archspec.build("resnet50_fpn")
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in reference.parameters()) == 26_799_296
+    assert model.out_channels == reference.out_channels == 256
+    load_torchvision(model, reference)
+    model.eval()
+    x = torch.randn(2, 3, 96, 80)
+    with torch.no_grad():
+        ours, theirs = model(x), reference(x)
+    assert list(ours) == list(theirs) == ["0", "1", "2", "3", "pool"]
+    for name in theirs:
+        assert ours[name].shape == theirs[name].shape
+        assert torch.allclose(ours[name], theirs[name], atol=1e-4), name
+    info = archspec.analyze("resnet50_fpn", input=(3, 96, 80)).features
+    # The strides of the pyramid's levels: 4, 8, 16, 32 and 64 (Lin et al.: P2..P6).
+    assert [(f.name, f.channels, f.reduction, f.shape) for f in info] == [
+        (k, 256, stride, tuple(v.shape[1:])) for (k, v), stride in zip(theirs.items(), [4, 8, 16, 32, 64])]
+
+
+@pytest.mark.slow
+def test_resnet50_fpn_trains_and_detects_inside_faster_rcnn() -> None:
+    torch.manual_seed(0)
+    backbone = archspec.build("resnet50_fpn")
+    detector = FasterRCNN(backbone, num_classes=3, min_size=128, max_size=160)
+    images = [torch.rand(3, 128, 160), torch.rand(3, 120, 150)]
+    targets = [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0]]), "labels": torch.tensor([1])},
+               {"boxes": torch.tensor([[5.0, 5.0, 50.0, 40.0], [60.0, 30.0, 120.0, 100.0]]),
+                "labels": torch.tensor([2, 1])}]
+    detector.train()
+    losses = detector(images, targets)
+    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
+    assert all(torch.isfinite(v) for v in losses.values())
+    optimiser = torch.optim.SGD(detector.parameters(), lr=1e-3)
+    optimiser.zero_grad()
+    sum(losses.values()).backward()
+    stem = detector.backbone.stem.conv1.weight
+    assert stem.grad is not None and stem.grad.abs().sum() > 0  # gradients reach the stem
+    before = stem.detach().clone()
+    optimiser.step()
+    assert not torch.equal(before, stem)
+    detector.eval()
+    with torch.no_grad():
+        out = detector(images)
+    assert len(out) == 2 and set(out[0]) == {"boxes", "labels", "scores"}
+
+
+def test_necks_read_parts_and_report_a_row_each() -> None:
+    report = archspec.analyze("resnet50_fpn")
+    assert [name for name, _ in report.rows("stage")][-1] == "necks.fpn"
+    assert report.params == 26_799_296
+
+
+@pytest.mark.parametrize("necks, message", [
+    ({"a": {"block": "fpn", "in": ["stages.1", "necks.b"]}, "b": {"block": "fpn", "in": ["necks.a.0"]}},
+     r"a cycle between parts: necks.a reads necks.b reads necks.a"),
+    ({"a": {"block": "fpn", "in": ["stages.1", "stages.7"]}}, r"necks.a.in\[1\]: no stage '7'"),
+    ({"a": {"block": "fpn", "in": ["stages.1", "necks.fnp"]}}, r"no neck 'fnp' \(did you mean 'fpn'\?\)"),
+    ({"a": {"block": "fpn", "in": ["stages.1", "stem"]}},
+     r"necks.a: fpn: an FPN reads its inputs from fine to coarse, but input 1 is larger than input 0; "
+     r"it reads input 0: stages.1 \(512x28x28\), input 1: stem \(64x56x56\)"),
+    ({"a": {"block": "fcn_head", "in": ["stages.1", "stages.2", "stages.3"], "classes": 3}},
+     r"part type 'fcn_head' reads at least 1 and at most 2 inputs, got 3"),
+])
+def test_bad_parts_are_located_errors(necks: dict, message: str) -> None:
+    with pytest.raises(SpecError, match=message):
+        to_network("resnet50_fpn", necks={"fpn": {"block": "fpn", "in": ["stages.0"]}, **necks},
+                   features=[f"necks.{n}" for n in necks])
