@@ -26,9 +26,7 @@ from ..ir.op import RF, Op, Shape, Window
 from ..ir.taps import every_stage
 from .report_text import heading, layer_record, report_dataframe, report_html, report_text, summary_table
 
-_FEATURE_END = {"global_pool", "adaptive_pool", "flatten", "linear"}
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
-_WEIGHT_LAYERS = {"conv", "linear"}  # op categories that count towards depth
 
 CONVENTIONS = {
     "macs": "one fused multiply-add counted once, over conv and linear layers on the inference (eval) path, "
@@ -326,14 +324,14 @@ def _static(graph: Graph) -> _Static:
         ins = tuple([graph.nodes[j].shape if j >= 0 else graph.shape_of(j) for j in node.inputs])
         op = node.op
         category = type(op).category
-        depth[i] = max([depth[j] for j in node.inputs], default=0) + (category in _WEIGHT_LAYERS)
+        depth[i] = max([depth[j] for j in node.inputs], default=0) + type(op).depth_layer
         same = len(node.inputs) == 1 and type(op).rf is Op.rf
         counts = op.params(ins), op.buffers(ins), op.macs(ins, node.shape)
         nodes.append((node.name, op, category, node.inputs, ins, node.shape, *counts, node.origin, same))
         params, buffers, macs = params + counts[0], buffers + counts[1], macs + counts[2]
         if flat_at is None and len(node.shape) != 3:
             flat_at = i
-        if head_end_at is None and (len(node.shape) != 3 or op.kind in _FEATURE_END):
+        if head_end_at is None and (len(node.shape) != 3 or type(op).ends_features):
             head_end_at = i
         live[i] = size = math.prod(node.shape)
         elements += size

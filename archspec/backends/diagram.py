@@ -57,8 +57,6 @@ PALETTE = {
 }
 LEGEND_NAMES = {"act": "activation"}
 FOLDED_GROUND = "#f0f0f0"  # behind one block drawn for a run of identical ones
-# Categories that join the row of the layer before them in fused (block and stage level) boxes.
-FUSED = {"norm", "act", "dropout"}
 FONT = "Helvetica,Arial,sans-serif"
 INK = "#333333"
 MAX_TEXT = 80
@@ -234,7 +232,7 @@ def fused_rows(layers: Sequence[LayerInfo]) -> list[Row]:
     """Rows of a chain: each layer that is not a norm, activation or dropout starts a row."""
     rows: list[list[LayerInfo]] = []
     for la in layers:
-        if rows and la.category in FUSED:
+        if rows and la.node_op is not None and type(la.node_op).fused:  # joins the row before it
             rows[-1].append(la)
         else:
             rows.append([la])

@@ -17,11 +17,7 @@ from dataclasses import dataclass, replace
 from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import FunctionCall, ModuleCall
-from ..ir.ops.activation import INPLACE_CAPABLE
 
-# Ops whose backward pass does not read their own output, so that a sum may be
-# written into that output in place without breaking autograd.
-_OVERWRITABLE = frozenset({"conv", "norm", "linear"})
 # The in-place form of each function a sum may use.
 INPLACE_FORM = {"operator.add": "operator.iadd"}
 
@@ -71,11 +67,13 @@ def plan_graph(graph: Graph) -> GraphPlan:
     calls: dict[int, ModuleCall | FunctionCall] = {}
     for i, node in enumerate(graph.nodes):
         call = node.op.torch(graph.in_shapes(node))
-        if isinstance(call, ModuleCall) and node.op.kind == "act" and getattr(node.op, "type", None) in INPLACE_CAPABLE:
+        if isinstance(call, ModuleCall) and node.op.inplace_capable():
             src = node.inputs[0]
             if src >= 0 and readers.get(src, 0) == 1:
                 rest = {k: v for k, v in call.defaults.items() if k != "inplace"}
                 call = replace(call, kwargs={**call.kwargs, "inplace": True}, defaults=rest)
+        if isinstance(call, ModuleCall) and type(node.op).init_skippable:
+            call = replace(call, skippable_init=type(node.op).init_kind)
         calls[i] = call
     is_module = {i for i, c in calls.items() if isinstance(c, ModuleCall)}
     plain = not graph.more_inputs and not graph.outputs
@@ -142,7 +140,7 @@ def _inplace_sums(plan: GraphPlan, graph: Graph, step_of: dict[int, int], reader
         first = step.inputs[0]
         if first < 0 or readers.get(node_of[first], 0) != 1 or first in step.inputs[1:]:
             continue
-        if graph.nodes[node_of[first]].op.kind in _OVERWRITABLE:
+        if graph.nodes[node_of[first]].op.output_overwritable:
             steps[k] = replace(step, inplace=True)
     return replace(plan, steps=tuple(steps))
 

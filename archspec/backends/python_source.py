@@ -48,9 +48,21 @@ RESERVED_NAMES = frozenset({"self", "super", "nn", "torch", "getattr", "OrderedD
                             "INIT_BY_NAME"})
 # The spec's `init` section travels as data plus these functions, copied from torch_init.py.
 INIT_FUNCTIONS = ("init_scheme", "init_rule", "init_weights")
+# The module of the torch layers that ops name and that are copied in when used.
+OP_MODULES = "archspec.ir.ops.torch_modules"
+
+
+def _class_names(module: str) -> set[str]:
+    """The classes a module defines, read from its file without importing it (nor torch)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or spec.origin is None:
+        raise ValueError(f"cannot find the source of {module}")
+    with open(spec.origin, encoding="utf-8") as f:
+        return {node.name for node in ast.parse(f.read()).body if isinstance(node, ast.ClassDef)}
+
+
 # Class names taken before any block's: the fixed classes and every layer that may be copied in.
-RESERVED_CLASSES = {"Stage", "OrderedDict", "Tensor", "LayerNorm2d", "StochasticDepth", "LayerScale", "ChannelSplit",
-                    "ChannelShuffle", "ResizeLike", "FrozenBatchNorm2d"}
+RESERVED_CLASSES = {"Stage", "OrderedDict", "Tensor"} | _class_names(OP_MODULES)
 
 
 # -- naming the targets ----------------------------------------------------------------------------------------

@@ -22,18 +22,13 @@ def initialise(model: nn.Module, init: Any) -> None:
     init_weights(model, *init.tables())
 
 
-# Modules whose constructor's own initialisation is worth skipping (a random draw per weight).
-_SKIPPABLE = {"torch.nn.Conv2d": "conv", "torch.nn.Linear": "linear"}
-
-
 def overwrites(
-    tables: tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]], name: str, target: str, has_bias: bool
+    tables: tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]], name: str, kind: str | None, has_bias: bool
 ) -> bool:
     """Whether `initialise` will set every parameter of the module at `name` (by the rules
     `InitSpec.tables()`), so that its constructor need not initialise them first (building
     resnet50 then costs one random draw per weight instead of two). Buffers are never
-    skipped: no module here has any."""
-    kind = _SKIPPABLE.get(target)
+    skipped: `kind` is the rule of an op whose module has none (`Op.init_skippable`)."""
     if kind is None:
         return False
     weight, bias = init_rule(name, kind, *tables)

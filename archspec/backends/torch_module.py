@@ -114,7 +114,7 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
         tables = net.init.tables()  # once, not once per layer
 
         def skip(path: str, call: ModuleCall) -> bool:
-            return overwrites(tables, path, call.target, bool(call.arguments().get("bias", True)))
+            return overwrites(tables, path, call.skippable_init, bool(call.arguments().get("bias", True)))
 
     built: dict[str, list[nn.Module]] = {}  # group -> its parts' modules, in module order
     blocks: list[list[nn.Module]] = [[] for _ in net.stages]

@@ -163,6 +163,9 @@ class ModuleCall:
     defaults: dict[str, Any] = field(default_factory=dict)
     order: tuple[str, ...] = ()  # the keywords' order in `arguments()`
     names: tuple[str, ...] = ()
+    # The `init:` rule that, when it sets every parameter, makes the constructor's own random
+    # initialisation redundant (the op's `init_kind` where it is `init_skippable`); set by the plan.
+    skippable_init: str | None = None
 
     def __post_init__(self) -> None:
         if self.names and len(self.names) != len(self.args):
@@ -235,6 +238,26 @@ class Op(BaseModel):
     # Optional layer name in the compiled module (`head.fc`).
     name: str | None = None
 
+    # -- facts every op states (`register_op` refuses an op that leaves one out; see FACTS) ----
+    # Counts towards the network's depth, as papers count layers (ResNet-50: 50 conv and linear).
+    depth_layer: ClassVar[bool]
+    # Ends the feature extractor where the head meets it (global pooling, flatten, a classifier):
+    # the network's receptive field is taken before it.
+    ends_features: ClassVar[bool]
+    # Its backward pass does not read its own output, so a sum of it and another value may be
+    # written into that output in place (`out += identity`, as torchvision's ResNet does).
+    output_overwritable: ClassVar[bool]
+    # The spec's `init:` rule that sets its weights ("conv", "linear", "norm"), or None.
+    init_kind: ClassVar[str | None]
+    # Its module draws random weights and holds no buffer, so the constructor's initialisation may
+    # be skipped when the spec's rule sets every parameter anyway (building ResNet-50 draws once).
+    init_skippable: ClassVar[bool]
+    # In a diagram's fused rows it joins the row of the layer before it (`conv · bn · relu`).
+    fused: ClassVar[bool]
+    # An instance's fields and input shapes, with which tests/test_op_facts.py checks the facts
+    # above against torch (required of built-in ops; a plugin's op may leave it out).
+    example: ClassVar[tuple[dict, list[Shape]] | None] = None
+
     @model_validator(mode="before")
     @classmethod
     def _expand_shorthand(cls, data: Any) -> Any:
@@ -283,6 +306,10 @@ class Op(BaseModel):
         reports; None for ops that have none."""
         return None
 
+    def inplace_capable(self) -> bool:
+        """Whether its torch module takes `inplace=True` (the backend decides when that is safe)."""
+        return False
+
     def resolved(self, defaults: OpDefaults) -> Op:
         """This op with spec defaults filled in (default norm, default activation)."""
         return self
@@ -312,8 +339,24 @@ class OpDefaults:
 OPS: dict[str, type[Op]] = {}
 
 
+# The facts each op class states (class attributes declared on `Op`, without defaults).
+FACTS = ("depth_layer", "ends_features", "output_overwritable", "init_kind", "init_skippable", "fused")
+
+
+def missing_facts(cls: type[Op]) -> list[str]:
+    """The facts of FACTS that `cls` (or a base below `Op`) does not state."""
+    return [f for f in FACTS if not any(f in vars(c) for c in cls.__mro__ if c is not Op and issubclass(c, Op))]
+
+
 def register_op(cls: type[Op]) -> type[Op]:
-    """Class decorator: make an op usable in specs and blocks under `cls.kind`."""
+    """Class decorator: make an op usable in specs and blocks under `cls.kind`.
+
+    The op must state every fact in FACTS: a forgotten one would make depth, initialisation or
+    in-place sums silently wrong."""
+    missing = missing_facts(cls)
+    if missing:
+        raise TypeError(f"op '{cls.kind}' ({cls.__qualname__}) must state {', '.join(missing)} "
+                        "(class attributes: see Op in archspec/ir/op.py)")
     if cls.kind in OPS and OPS[cls.kind] is not cls:
         raise ValueError(f"op kind '{cls.kind}' is already registered by {OPS[cls.kind].__qualname__}")
     OPS[cls.kind] = cls

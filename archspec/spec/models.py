@@ -102,6 +102,11 @@ class ScaleSpec(StrictModel):
     divisor: int = Field(default=8, ge=1)
 
 
+# The schemes `InitScheme` accepts, as a reader would write them (error messages list these), beside
+# the pattern that accepts them; `backends/torch_init.init_scheme` applies each (tests/test_op_facts.py).
+INIT_SCHEMES = ("default", "zeros", "ones", "kaiming_normal", "kaiming_normal_fan_in", "kaiming_normal_fan_out",
+                "kaiming_uniform", "kaiming_normal(MODE, NONLINEARITY)", "kaiming_uniform(MODE, NONLINEARITY)",
+                "xavier_uniform", "uniform_fan_out", "normal(STD)", "trunc_normal(STD)")
 InitScheme = Annotated[str, Field(pattern=r"^(default|zeros|ones|kaiming_normal(_fan_in|_fan_out)?|kaiming_uniform|"
                                           r"kaiming_(normal|uniform)\(\s*fan_(in|out)\s*(,\s*(relu|leaky_relu|linear|"
                                           r"sigmoid|tanh|selu|conv2d)\s*)?\)|"

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import Problem, SpecPath, bare_key_hint, did_you_mean
-from .models import NAME_PATTERN, SpecModel
+from .models import INIT_SCHEMES, NAME_PATTERN, SpecModel
 from .resolve import Locator
 
 _TYPE_WORDS = {
@@ -24,10 +24,6 @@ _TYPE_WORDS = {
 }
 
 
-# The schemes `InitScheme` accepts, as a reader would write them.
-INIT_SCHEMES = ("default", "zeros", "ones", "kaiming_normal", "kaiming_normal_fan_in", "kaiming_normal_fan_out",
-                "kaiming_uniform", "kaiming_normal(MODE, NONLINEARITY)", "kaiming_uniform(MODE, NONLINEARITY)",
-                "xavier_uniform", "uniform_fan_out", "normal(STD)", "trunc_normal(STD)")
 # Custom errors raised for a whole stage that are about one of its keys: point at that key.
 _ERROR_KEYS = {"unknown_block": "block", "stride": "stride"}
 MAX_SHOWN_PER_PATH = 3

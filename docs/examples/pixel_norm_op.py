@@ -28,6 +28,14 @@ class PixelNormOp(Op):
     kind: ClassVar[str] = "pixel_norm"  # the key written in specs
     category: ClassVar[str] = "norm"  # colour in diagrams, group in reports
     shorthand: ClassVar[str] = "eps"  # `pixel_norm: 1e-6` fills this field
+    # The facts every op states (Op in archspec/ir/op.py says what each means; register_op
+    # refuses an op that leaves one out, since a wrong default would go unnoticed):
+    depth_layer: ClassVar[bool] = False  # not a conv or linear layer: depth does not count it
+    ends_features: ClassVar[bool] = False  # not a classifier's global pool, flatten or linear
+    output_overwritable: ClassVar[bool] = False  # a sum may not be written into its output
+    init_kind: ClassVar[str | None] = None  # no `init:` rule applies: it has no weights
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = True  # drawn in the row of the layer before it, as norms are
 
     eps: float = Field(1e-8, gt=0)  # the fields are what a spec may write; unknown keys are errors
 

@@ -7,22 +7,21 @@ from collections.abc import Sequence
 
 from ..op import ModuleCall, Op, OpDefaults, Shape, ShapeError, omit_defaults, register_op
 
-ActKind = Literal["relu", "relu6", "leaky_relu", "gelu", "silu", "hardswish", "hardsigmoid", "sigmoid", "tanh", "identity"]
-
-_TORCH = {
-    "relu": "torch.nn.ReLU",
-    "relu6": "torch.nn.ReLU6",
-    "leaky_relu": "torch.nn.LeakyReLU",
-    "gelu": "torch.nn.GELU",
-    "silu": "torch.nn.SiLU",
-    "hardswish": "torch.nn.Hardswish",
-    "hardsigmoid": "torch.nn.Hardsigmoid",
-    "sigmoid": "torch.nn.Sigmoid",
-    "tanh": "torch.nn.Tanh",
-    "identity": "torch.nn.Identity",
+# Every activation, once: its torch module, and whether that module takes `inplace=` (the backend
+# decides when running in place is safe). `ActKind`, the spec's choices, is made from it.
+ACTIVATIONS: dict[str, tuple[str, bool]] = {
+    "relu": ("torch.nn.ReLU", True),
+    "relu6": ("torch.nn.ReLU6", True),
+    "leaky_relu": ("torch.nn.LeakyReLU", True),
+    "gelu": ("torch.nn.GELU", False),
+    "silu": ("torch.nn.SiLU", True),
+    "hardswish": ("torch.nn.Hardswish", True),
+    "hardsigmoid": ("torch.nn.Hardsigmoid", True),
+    "sigmoid": ("torch.nn.Sigmoid", False),
+    "tanh": ("torch.nn.Tanh", False),
+    "identity": ("torch.nn.Identity", False),
 }
-# Activations whose torch module takes `inplace=`; the backend decides when it is safe.
-INPLACE_CAPABLE = {"relu", "relu6", "leaky_relu", "silu", "hardswish", "hardsigmoid"}
+ActKind = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
 
 
 @register_op
@@ -31,6 +30,13 @@ class Act(Op):
 
     kind: ClassVar[str] = "act"
     category: ClassVar[str] = "act"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = True
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"type": "relu"}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "type"
 
     type: ActKind | None = None
@@ -43,10 +49,13 @@ class Act(Op):
             raise ShapeError("a bare 'act' needs defaults.activation to be set")
         return self.model_copy(update={"type": defaults.activation})
 
+    def inplace_capable(self) -> bool:
+        return ACTIVATIONS[self.type or "relu"][1]
+
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs: dict = {"negative_slope": self.negative_slope} if self.type == "leaky_relu" else {}
-        defaults = {"inplace": False} if self.type in INPLACE_CAPABLE else {}
-        return omit_defaults(_TORCH[self.type or "relu"], {}, {**kwargs, **defaults}, defaults)
+        defaults = {"inplace": False} if self.inplace_capable() else {}
+        return omit_defaults(ACTIVATIONS[self.type or "relu"][0], {}, {**kwargs, **defaults}, defaults)
 
     def label(self, ins: Sequence[Shape]) -> str:
         return self.type or "act"

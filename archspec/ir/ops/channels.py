@@ -21,6 +21,13 @@ class Split(Op):
 
     kind: ClassVar[str] = "split"
     category: ClassVar[str] = "reshape"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"parts": 2, "index": 1}, [(4, 6, 6)])
 
     parts: PosInt = 2
     sizes: list[PosInt] | None = None
@@ -69,6 +76,13 @@ class ChannelShuffle(Op):
 
     kind: ClassVar[str] = "channel_shuffle"
     category: ClassVar[str] = "reshape"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"groups": 2}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "groups"
 
     groups: PosInt = 2

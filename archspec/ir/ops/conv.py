@@ -23,6 +23,13 @@ class Conv(Op):
 
     kind: ClassVar[str] = "conv"
     category: ClassVar[str] = "conv"
+    depth_layer: ClassVar[bool] = True
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = True
+    init_kind: ClassVar[str | None] = "conv"
+    init_skippable: ClassVar[bool] = True
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"out": 8, "kernel": 3, "bias": True}, [(4, 6, 6)])
     channel_fields: ClassVar[tuple[str, ...]] = ("out",)
 
     out: PosInt

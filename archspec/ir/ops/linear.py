@@ -15,6 +15,13 @@ class Linear(Op):
 
     kind: ClassVar[str] = "linear"
     category: ClassVar[str] = "linear"
+    depth_layer: ClassVar[bool] = True
+    ends_features: ClassVar[bool] = True
+    output_overwritable: ClassVar[bool] = True
+    init_kind: ClassVar[str | None] = "linear"
+    init_skippable: ClassVar[bool] = True
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"out": 3}, [(5,)])
     shorthand: ClassVar[str] = "out"
 
     out: PosInt

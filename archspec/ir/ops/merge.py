@@ -18,6 +18,13 @@ class Add(Op):
 
     kind: ClassVar[str] = "add"
     category: ClassVar[str] = "merge"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({}, [(4, 6, 6), (4, 6, 6)])
     arity: ClassVar[int | None] = None
     in_layer_lists: ClassVar[bool] = False
 
@@ -41,6 +48,13 @@ class Concat(Op):
 
     kind: ClassVar[str] = "concat"
     category: ClassVar[str] = "merge"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({}, [(4, 6, 6), (4, 6, 6)])
     arity: ClassVar[int | None] = None
     in_layer_lists: ClassVar[bool] = False
 
@@ -64,6 +78,13 @@ class Mul(Op):
 
     kind: ClassVar[str] = "mul"
     category: ClassVar[str] = "merge"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({}, [(4, 6, 6), (4, 6, 6)])
     arity: ClassVar[int | None] = None
     in_layer_lists: ClassVar[bool] = False
 

@@ -24,6 +24,13 @@ class Norm(Op):
 
     kind: ClassVar[str] = "norm"
     category: ClassVar[str] = "norm"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = True
+    init_kind: ClassVar[str | None] = "norm"
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = True
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"type": "batch"}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "type"
 
     type: NormKind | None = None
@@ -78,6 +85,13 @@ class LocalResponseNorm(Op):
 
     kind: ClassVar[str] = "lrn"
     category: ClassVar[str] = "norm"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = True
+    example: ClassVar[tuple[dict, list[Shape]]] = ({}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "size"
 
     size: PosInt = 5

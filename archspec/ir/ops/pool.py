@@ -12,6 +12,12 @@ from ._types import NonNegPair, PosInt, PosPair, hw, spatial
 
 class _WindowPool(Op):
     category: ClassVar[str] = "pool"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
     shorthand: ClassVar[str] = "kernel"
     _torch: ClassVar[str]
 
@@ -69,6 +75,7 @@ class MaxPool(_WindowPool):
     """Max pooling: `maxpool: {kernel: 3, stride: 2, padding: 1, ceil_mode: false}`; `maxpool: 2` for 2x2/2."""
 
     kind: ClassVar[str] = "maxpool"
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"kernel": 2}, [(4, 6, 6)])
     _torch: ClassVar[str] = "torch.nn.MaxPool2d"
 
 
@@ -77,6 +84,7 @@ class AvgPool(_WindowPool):
     """Average pooling; `count_include_pad` as in PyTorch (true by default)."""
 
     kind: ClassVar[str] = "avgpool"
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"kernel": 2}, [(4, 6, 6)])
     _torch: ClassVar[str] = "torch.nn.AvgPool2d"
 
     count_include_pad: bool = True
@@ -92,6 +100,13 @@ class AdaptivePool(Op):
 
     kind: ClassVar[str] = "adaptive_pool"
     category: ClassVar[str] = "pool"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = True
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"size": 2}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "size"
 
     size: PosPair = 1
@@ -127,6 +142,13 @@ class GlobalPool(Op):
 
     kind: ClassVar[str] = "global_pool"
     category: ClassVar[str] = "pool"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = True
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "type"
 
     type: Literal["avg", "max"] = "avg"

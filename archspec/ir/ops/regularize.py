@@ -19,6 +19,13 @@ class DropPath(Op):
 
     kind: ClassVar[str] = "drop_path"
     category: ClassVar[str] = "dropout"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = True
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"p": 0.1}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "p"
     per_block_fields: ClassVar[tuple[str, ...]] = ("p",)  # rises linearly from block to block
 
@@ -37,6 +44,13 @@ class LayerScale(Op):
 
     kind: ClassVar[str] = "layer_scale"
     category: ClassVar[str] = "other"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "init"
 
     init: float = Field(default=1e-6)

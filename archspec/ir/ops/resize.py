@@ -29,6 +29,13 @@ class Resize(Op):
 
     kind: ClassVar[str] = "resize"
     category: ClassVar[str] = "resize"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"scale": 2}, [(4, 6, 6)])
     arity: ClassVar[int | None] = None  # one input, or two: resize the first to the second's size
     shorthand: ClassVar[str] = "scale"
 

@@ -16,6 +16,13 @@ class Flatten(Op):
 
     kind: ClassVar[str] = "flatten"
     category: ClassVar[str] = "reshape"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = True
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = False
+    example: ClassVar[tuple[dict, list[Shape]]] = ({}, [(4, 6, 6)])
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         return (math.prod(ins[0]),)
@@ -33,6 +40,13 @@ class Dropout(Op):
 
     kind: ClassVar[str] = "dropout"
     category: ClassVar[str] = "dropout"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = True
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"p": 0.5}, [(4, 6, 6)])
     shorthand: ClassVar[str] = "p"
 
     p: Probability = 0.5
