@@ -61,13 +61,21 @@ def views(name: str, torch: bool) -> dict[str, str]:
     return found
 
 
+def _safe(name: str, torch: bool) -> dict[str, str]:
+    """`views`, or one `error` line naming the exception (a bug on both sides compares equal)."""
+    try:
+        return views(name, torch)
+    except Exception as exc:
+        return {"error": _sha(f"{type(exc).__name__}: {exc}")}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help="zoo names (default: all)")
     p.add_argument("--torch", action="store_true", help="also fingerprint the built module's state_dict layout")
     args = p.parse_args()
     for name in args.names or zoo.names():
-        for view, digest in views(name, args.torch).items():
+        for view, digest in _safe(name, args.torch).items():
             print(f"{name} {view} {digest}", flush=True)
     return 0
 
