@@ -26,7 +26,7 @@ import torch
 import torchvision
 
 import archspec
-from archspec.backends.torch_layers import StochasticDepth
+from archspec.ir.ops.torch_modules import StochasticDepth
 from archspec.interop.torchvision import _pairs
 from tests.clirun import run_cli
 from tests.parity import assert_close_outputs, assert_parity, count
