@@ -208,6 +208,13 @@ def _refused(text: str) -> str:
     ('[{block: basic, out: 4, repeat: 0}]', "blocks.b.layers[0].repeat: repeat must be a positive integer, got 0"),
     ('[{block: inception, branches: [1x1 4], stride: 2}]',  # a nested stride is refused as a stage's is
      "b: layers[0].stride: block type 'inception' takes no stride (at <string>:8:"),
+    # names a torch module cannot hold: validate used to accept them and build to end in a KeyError
+    ('[conv: {out: 4, name: forward}]', "name 'forward' is taken by every torch module (an attribute of nn.Module)"),
+    ("""[conv: {out: 4, name: "${'training'}"}]""", "name 'training' is taken by every torch module"),
+    ("""[conv: {out: 4, name: "${''}"}]""", "name '' is empty"),
+    ('[{block: basic, out: 4, name: eval}]', "name 'eval' is taken by every torch module"),
+    ("""[{add: [identity, [act: relu]], name: "${'to'}"}]""", "name 'to' is taken by every torch module"),
+    ('[add: {half: [act: relu], q: [act: relu]}]', "name 'half' is taken by every torch module"),
 ])
 def test_graph_mistakes_are_located(layers: str, message: str) -> None:
     text = HEAD % (3, f"blocks:\n  b:\n    params: {{out: int}}\n    layers: {layers}\n"
@@ -215,6 +222,19 @@ def test_graph_mistakes_are_located(layers: str, message: str) -> None:
     if "${out" not in layers:
         text = text.replace("params: {out: int}", "params: {}").replace("{block: b, out: 4}", "{block: b}")
     assert message in _refused(text)
+
+
+def test_the_names_no_module_can_hold_are_torchs() -> None:
+    """Validation refuses a layer or scope name that every built container already has as an
+    attribute (it runs without torch, so the names are written out): checked here against torch."""
+    from archspec.core.naming import MODULE_ATTRIBUTES
+
+    containers = (nn.Module(), nn.Sequential(), torch.fx.GraphModule(nn.Module(), torch.fx.Graph()))
+    assert {a for c in containers for a in dir(c) if not a.startswith("__")} <= MODULE_ATTRIBUTES
+    for name in ("forward", "training"):  # outside blocks too: a stem layer, located where it is written
+        message = _refused(HEAD % (3, f"stem: [conv: {{out: 4}}, conv: {{out: 4, name: {name}}}]"))
+        assert message == f"<string>:5:24: stem[1]: name '{name}' is taken by every torch module (an attribute " \
+                          "of nn.Module); choose another", message  # line 5, column 24: counted by hand
 
 
 def test_an_op_added_from_python(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ from tests.generated import exported_model
 from test_block_graphs import FUSE, HEAD, MIX, REPEATED, RES2
 
 # A few names only, so that layers, branches and nested blocks of one scope share them.
-NAMES = st.sampled_from(["t", "inner", "a", "b0", "conv", "add", "b1"])
+NAMES = st.sampled_from(["t", "inner", "a", "b0", "conv", "add", "b1", "forward"])  # forward: every module has it
 KEEP = {"conv": {"out": "${channels}"}}  # a 1x1 conv that keeps the width: for residual bodies
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.errors import ArchspecError, SpecPath
-from ..core.naming import free_index, free_name, join
+from ..core.naming import free_index, free_name, join, module_name_problem
 from .graph import INPUT, Graph, Node, input_index
 from .op import Op, OpDefaults, Shape, ShapeError
 from .ops import op_class
@@ -138,6 +138,9 @@ class GraphBuilder:
     def scope(self, name: str, title: str | None = None) -> Iterator[None]:
         """Prefix the names of nodes emitted inside with `name.`; `title` says what the scope is
         (diagrams group its layers under it: "squeeze-excitation")."""
+        problem = module_name_problem(str(name))
+        if problem is not None:
+            raise ShapeError(problem)
         full = ".".join(self._prefix + [str(name)])
         if full in self._names:
             raise ShapeError(f"'{full}' names both a layer and a scope (a nested block or a named branch) "
@@ -164,6 +167,8 @@ class GraphBuilder:
             n = free_index(self._counters.get(prefix, 0), self._taken(prefix))
             self._counters[prefix] = n + 1
             name = str(n)
+        elif (problem := module_name_problem(name)) is not None:  # a name that no module can hold
+            raise ShapeError(problem)
         full = join(prefix, name)
         if full in self._names:
             raise ShapeError(f"two layers are named '{full}' in the same block")

@@ -13,7 +13,7 @@ from ..core.errors import ArchspecError, SpecPath
 from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError
 from ..ir.graph import AuxHead, Block, Graph, Network, Stage
 from ..ir.keys import frozen
-from ..ir.op import Op, OpDefaults, Shape
+from ..ir.op import Op, OpDefaults, Shape, ShapeError
 from ..ir.output_stride import Dilations, StrideError, out_jump
 from ..ir.taps import TapError, resolve_taps, truncate
 from .lower_parts import PartError, lower_parts
@@ -48,6 +48,8 @@ def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecP
         out = b.sequence(b.input, ops, [origin + (i,) for i in range(len(ops))])
     except NodeShapeError as exc:
         raise LoweringError(f"{exc}", exc.origin, exc.spatial_zero) from None
+    except ShapeError as exc:  # a layer's name refused: the layer is the one after the nodes made so far
+        raise LoweringError(f"{exc}", origin + (len(b.nodes),), exc.spatial_zero) from None
     graph = b.finish(out)
     _BLOCKS.add(key, {}, graph)
     return graph
