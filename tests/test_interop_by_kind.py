@@ -74,3 +74,16 @@ def test_a_model_that_differs_is_refused_both_ways() -> None:
                               "torchvision 'conv_b.weight' has [8, 8, 3, 3]")
     assert message.endswith("paired by module and kind instead: archspec has 2 modules with weight (4-d weight), "
                             "the other model 3")
+
+
+@pytest.mark.parametrize("model, source", [("compiled", 42), ("compiled", [1, 2]), (42, "reference")])
+def test_what_is_not_a_model_or_a_state_dict_is_an_archspec_error(model, source) -> None:
+    """Bad input to the Python API is an ArchspecError (docs/errors.md); still a TypeError, as it was."""
+    model = archspec.build(SPEC) if model == "compiled" else model
+    source = ConvsFirst() if source == "reference" else source
+    for copy in (load_state_dict_from, to_torchvision):
+        with pytest.raises(InteropError) as caught:
+            copy(model, source)
+        assert isinstance(caught.value, TypeError), caught.value
+    with pytest.raises(InteropError, match="not a state_dict"):  # to_torchvision writes into a module
+        to_torchvision(archspec.build(SPEC), ConvsFirst().state_dict())

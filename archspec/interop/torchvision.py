@@ -28,6 +28,10 @@ class InteropError(ArchspecError):
     pass
 
 
+class InteropTypeError(InteropError, TypeError):
+    """A model or source that is neither a module nor a state_dict (still a TypeError, as it was)."""
+
+
 def _move_before(prefix: str, before: str) -> Callable[[list[str]], list[str]]:
     """Move the keys under `prefix` to just before the first key under `before`."""
 
@@ -76,7 +80,14 @@ def _state(source: Any) -> tuple[dict[str, Any], str | None]:
         return dict(source.state_dict()), type(source).__name__
     if isinstance(source, Mapping):
         return dict(source), None
-    raise TypeError("source must be a torchvision model or its state_dict")
+    raise InteropTypeError(f"expected a PyTorch model or its state_dict, not {type(source).__name__}")
+
+
+def _own(model: Any) -> dict[str, Any]:
+    """The state_dict of the compiled model."""
+    if not (hasattr(model, "state_dict") and callable(model.state_dict)):
+        raise InteropTypeError(f"expected a model built by archspec, not {type(model).__name__}")
+    return model.state_dict()
 
 
 def _strip(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -173,7 +184,7 @@ def load_torchvision(model: Any, source: Any, arch: str | None = None) -> Any:
     Refuses, naming the first tensor that disagrees, when the architectures differ.
     """
     theirs, found = _state(source)
-    ours = model.state_dict()
+    ours = _own(model)
     pairs = _pairs(ours, theirs, arch or found)
     model.load_state_dict({mine: theirs[other].reshape(ours[mine].shape) for mine, other in pairs})
     return model
@@ -185,9 +196,11 @@ load_state_dict_from = load_torchvision
 
 def to_torchvision(model: Any, target: Any) -> Any:
     """Copy a compiled model's weights into a torchvision model (the inverse of `load_torchvision`)."""
-    state = target.state_dict()
+    if isinstance(target, Mapping):  # the weights go into a module, not a dict
+        raise InteropTypeError("expected a PyTorch model to copy the weights into, not a state_dict")
     theirs, arch = _state(target)
-    ours = model.state_dict()
+    state = target.state_dict()
+    ours = _own(model)
     pairs = _pairs(ours, theirs, arch)
     new = OrderedDict((other, ours[mine].reshape(theirs[other].shape)) for mine, other in pairs)
     # The target's own metadata (module versions): MNASNet refuses a state_dict without its version.
