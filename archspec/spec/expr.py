@@ -361,6 +361,12 @@ def _result_key(expression: str, names: tuple[str, ...], lookup: Callable[[str],
     return tuple(parts)
 
 
+def expression_names(expression: str) -> tuple[str, ...]:
+    """The names an expression reads (not its functions, not true/false/null); raises ExprError
+    when it does not parse or uses what is not allowed."""
+    return _parsed(expression)[1]
+
+
 @lru_cache(maxsize=4096)
 def _parsed(expression: str) -> tuple[ast.Expression, tuple[str, ...]]:
     """The checked syntax tree of an expression and the names it reads, made once per text (the

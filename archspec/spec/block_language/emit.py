@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from ...core.errors import ArchspecError, SpecPath, format_path
 from ...ir.builder import GraphBuilder, NodeShapeError, Value
 from ...ir.op import ShapeError
-from ..expr import ExprError, substitute
+from ...ir.ops import OPS
+from ..expr import INTERPOLATION, ExprError, expression_names, substitute
 from .parse import INPUT, BlockItem, ForItem, LayerItem, MergeItem, RefItem
 from ..families import BlockContext
 from ..layers import parse_layer
@@ -52,20 +53,25 @@ class Emitter:
         where = self.compiled.locator.where(("blocks", self.compiled.name) + tuple(path))
         return BlockBuildError(f"{format_path(path)}: {message} (at {where})")
 
+    def lookup(self, name: str, x: Value) -> Any:
+        """The value of a name in the block's expressions, `x` being the current input.
+
+        The names of parse.CONTEXT_NAMES, which definitions are checked against. The context
+        is read only where an expression names it: lowering reuses a block's graph wherever
+        the context fields it read agree (spec.lower)."""
+        if name in self.loop:
+            return self.loop[name]
+        if name in self.params:
+            return self.params[name]
+        if name == "channels":
+            return x.channels
+        if name == "in_channels":
+            return self.in_channels
+        return getattr(self.ctx, name)  # names were checked when the spec was validated
+
     def values(self, raw: Any, x: Value, path: SpecPath) -> Any:
         def lookup(name: str) -> Any:
-            # The names of parse.CONTEXT_NAMES, which definitions are checked against. The
-            # context is read only where an expression names it: lowering reuses a block's graph
-            # wherever the context fields it read agree (spec.lower).
-            if name in self.loop:
-                return self.loop[name]
-            if name in self.params:
-                return self.params[name]
-            if name == "channels":
-                return x.channels
-            if name == "in_channels":
-                return self.in_channels
-            return getattr(self.ctx, name)  # names were checked when the spec was validated
+            return self.lookup(name, x)
 
         def walk(value: Any, at: SpecPath) -> Any:
             if isinstance(value, dict):
@@ -151,11 +157,20 @@ class Emitter:
     def layer(self, item: LayerItem, x: Value) -> Value:
 
         inputs = [self.read(name, item.path + ("from",), x) for name in item.sources] or [x]
-        fields = self.values(item.fields, inputs[0], item.path)
-        try:
-            op = parse_layer({item.kind: fields})
-        except ValidationError as exc:
-            raise self.invalid(exc, {item.kind: fields}, item.path[:-1]) from None
+        key = _layer_key(item, lambda name: self.lookup(name, inputs[0]))
+        hit = _LAYERS.get(key) if key is not None else None
+        if hit is not None and hit[0] is item:
+            op = hit[1]
+        else:
+            fields = self.values(item.fields, inputs[0], item.path)
+            try:
+                op = parse_layer({item.kind: fields})
+            except ValidationError as exc:
+                raise self.invalid(exc, {item.kind: fields}, item.path[:-1]) from None
+            if key is not None:
+                if len(_LAYERS) >= 16384:
+                    _LAYERS.clear()
+                _LAYERS[key] = (item, op)
         out = self.emit_op(lambda: self.b.op(op, *inputs), item.path)
         self.define(op.name, out)
         return out
@@ -249,3 +264,54 @@ _UNSET = object()
 def body_path(item: MergeItem, name: str | None) -> SpecPath:
     """Where a merge's branch is written: its key for a named one."""
     return item.path + ((name,) if name else ())
+
+
+# -- layers already made ------------------------------------------------------------------------
+
+# A layer of a definition is a pure function of the values of the names its expressions read:
+# (the item's id, the layer class, those values) -> the op. The entry keeps the item alive, so
+# that its id stands for it. A block met again with other widths (a sweep) makes each layer
+# once per distinct value instead of evaluating and validating it again.
+_LAYERS: dict[tuple, tuple[LayerItem, Any]] = {}
+_NAMES: dict[int, tuple[LayerItem, tuple[str, ...] | None]] = {}
+_SCALARS = (int, float, str, bool, type(None))
+
+
+def _layer_key(item: LayerItem, lookup: Callable[[str], Any]) -> tuple | None:
+    """The cache key of a layer for the current values, or None (a name not read as a plain
+    scalar, or an expression that does not parse: the ordinary path reports it)."""
+    known = _NAMES.get(id(item))
+    if known is None or known[0] is not item:
+        known = _NAMES[id(item)] = (item, _names_in(item.fields))
+    names = known[1]
+    if names is None:
+        return None
+    key: list[Any] = [id(item), OPS.get(item.kind)]
+    for name in names:
+        try:
+            value = lookup(name)
+        except Exception:
+            return None
+        if not isinstance(value, _SCALARS):
+            return None
+        key.append((type(value), repr(value) if isinstance(value, float) else value))
+    return tuple(key)
+
+
+def _names_in(raw: Any) -> tuple[str, ...] | None:
+    """Every name the `${...}` expressions in `raw` read, or None when one does not parse."""
+    found: set[str] = set()
+    stack = [raw]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and "${" in value:
+            for expression in INTERPOLATION.findall(value):
+                try:
+                    found.update(expression_names(expression))
+                except ExprError:
+                    return None
+    return tuple(sorted(found))
