@@ -18,6 +18,7 @@ import contextlib
 import gc
 import hashlib
 import random
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -255,7 +256,7 @@ def _ready() -> bool:
 
 @contextmanager
 def workers(space: Space, jobs: int) -> Iterator[Any]:
-    """`jobs` worker processes for `run` (None for one). Where the platform forks, they are forked
+    """`jobs` worker processes for `run` (None for one). On Linux they are forked
     from this process after it has evaluated the base spec once, so that they start with its
     imports and caches; all start here, before a progress display starts its thread."""
     if jobs <= 1:
@@ -264,8 +265,8 @@ def workers(space: Space, jobs: int) -> Iterator[Any]:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    methods = multiprocessing.get_all_start_methods()
-    method = "fork" if "fork" in methods else "spawn"
+    # Fork where it is the platform's own default (Linux); macOS and Windows spawn fresh workers.
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
     if method == "fork":
         with contextlib.suppress(Exception):  # a base spec that fails is the samples' business
             from_document(resolve_loaded(space.base, space.locator)).network(hints=False)
