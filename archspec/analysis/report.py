@@ -375,7 +375,7 @@ _FIELDS: dict[tuple, tuple[Graph, list[RF]]] = {}
 
 def _static_of(graph: Graph) -> _Static:
     """`_static(graph)`, kept by identity: lowering reuses one graph for identical blocks, in
-    a network and across networks (ir.lower), and graphs are never modified. The entry keeps
+    a network and across networks (spec.lower), and graphs are never modified. The entry keeps
     the graph alive, so that its id stands for it."""
     hit = _STATIC.get(id(graph))
     if hit is None or hit[0] is not graph:

@@ -4,7 +4,8 @@ analyse it, keep those that meet the constraints.
 Every number comes from the ordinary pipeline (`resolve_loaded` -> `from_document` ->
 `Spec.network` -> `analyze_network`); what makes thousands of samples a second possible is
 that the base document is loaded once and that lowering and analysis reuse what they
-built for earlier samples (block graphs, parsed layers, expressions; see `ir.lower`).
+built for earlier samples (block graphs, parsed layers, expressions; see `spec.lower`
+and docs/architecture.md, "Built once, read many times").
 
 Samples are drawn in one sequence from `random.Random(seed)` in this process, evaluated
 here or in worker processes, and taken in the order drawn, so the same seed gives the same
