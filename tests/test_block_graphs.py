@@ -208,6 +208,8 @@ def _refused(text: str) -> str:
     ('[{block: basic, out: 4, repeat: 0}]', "blocks.b.layers[0].repeat: repeat must be a positive integer, got 0"),
     ('[{block: inception, branches: [1x1 4], stride: 2}]',  # a nested stride is refused as a stage's is
      "b: layers[0].stride: block type 'inception' takes no stride (at <string>:8:"),
+    ('[conv: {out: "${out}", kernel 3}]',  # a colon forgotten is not a comma to quote
+     "blocks.b.layers[0].conv.kernel 3: unknown key 'kernel 3'; a colon is missing: `kernel: 3` for conv"),
     # names a torch module cannot hold: validate used to accept them and build to end in a KeyError
     ('[conv: {out: 4, name: forward}]', "name 'forward' is taken by every torch module (an attribute of nn.Module)"),
     ("""[conv: {out: 4, name: "${'training'}"}]""", "name 'training' is taken by every torch module"),

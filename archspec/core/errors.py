@@ -137,10 +137,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def bare_key_hint(key: Any, value: Any, suggestion: str = "") -> str:
-    """For an unknown key written without a value: in a flow mapping (`{doc: a, b}`) a comma ends
-    the value before it, and what follows reads as a key. Says so, unless a near-miss
-    `suggestion` explains a plain word better."""
+def bare_key_hint(key: Any, value: Any, known: Iterable[str]) -> str:
+    """What to add to `unknown key 'KEY'`: a near miss among `known`. For a key written without a
+    value, `kernel 3` (a known key, a space, a value) lacks a colon; otherwise, in a flow mapping
+    (`{doc: a, b}`) a comma ended the value before it and what follows reads as a key, unless a
+    near miss explains a plain word better."""
+    known = list(known)
+    word, _, rest = str(key).partition(" ")
+    if value is None and rest.strip() and word in known:
+        return f"; a colon is missing: `{word}: {rest.strip()}`"
+    suggestion = did_you_mean(str(key), known)
     if value is not None or (suggestion and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(key))):
         return suggestion
     return (f"{suggestion}; it has no value: inside `{{...}}` a comma ends a value, so if it belongs to the value "

@@ -81,7 +81,7 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
         return "required key is missing"
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
-        return f"unknown key '{key}'{bare_key_hint(key, got, did_you_mean(key, _vocabulary() + words))}"
+        return f"unknown key '{key}'{bare_key_hint(key, got, _vocabulary() + words)}"
     if kind == "greater_than_equal":
         return f"must be >= {ctx.get('ge')}, got {shown}"
     if kind == "greater_than":

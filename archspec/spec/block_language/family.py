@@ -203,7 +203,7 @@ def _checked(model: type[BaseModel], data: Any, locator: Any, at: SpecPath, prob
     if isinstance(data, dict):
         unknown = [k for k in data if k not in model.model_fields]
         for key in unknown:
-            hint = bare_key_hint(key, data[key], did_you_mean(str(key), model.model_fields))
+            hint = bare_key_hint(key, data[key], model.model_fields)
             problems.append(locator.problem(f"unknown key '{key}'{hint}; "
                                             f"known: {', '.join(model.model_fields)}", at + (key,), key=True))
         if unknown:

@@ -256,7 +256,7 @@ class Parser:
             allowed = set(OPS[kind].model_fields)
             for key in params:
                 if key not in allowed:
-                    hint = bare_key_hint(key, params[key], did_you_mean(str(key), allowed))
+                    hint = bare_key_hint(key, params[key], allowed)
                     self.problem(f"unknown key '{key}'{hint} for {kind}",
                                  path + (kind, key), key=True)
         return LayerItem(kind, params, path + (kind,), sources)
