@@ -213,7 +213,11 @@ def _refused(text: str) -> str:
     # names a torch module cannot hold: validate used to accept them and build to end in a KeyError
     ('[conv: {out: 4, name: forward}]', "name 'forward' is taken by every torch module (an attribute of nn.Module)"),
     ("""[conv: {out: 4, name: "${'training'}"}]""", "name 'training' is taken by every torch module"),
-    ("""[conv: {out: 4, name: "${''}"}]""", "name '' is empty"),
+    ("""[conv: {out: 4, name: "${''}"}]""", "name '' must be a plain identifier"),
+    # names made by expressions meet the rule written ones do (docs/blocks.md): no scope made by a dot
+    ("""[conv: {out: 4, name: "${'a.b'}"}]""", "layers[0].conv.name: name 'a.b' must be a plain identifier"),
+    ("""[{add: [identity, [act: relu]], name: "${'1x'}"}]""", "name '1x' must be a plain identifier"),
+    ("""[{block: basic, out: 4, name: "${3}"}]""", "layers[0].name: name 3 must be a plain identifier"),
     ('[{block: basic, out: 4, name: eval}]', "name 'eval' is taken by every torch module"),
     ("""[{add: [identity, [act: relu]], name: "${'to'}"}]""", "name 'to' is taken by every torch module"),
     ('[add: {half: [act: relu], q: [act: relu]}]', "name 'half' is taken by every torch module"),

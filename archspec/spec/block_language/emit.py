@@ -14,7 +14,7 @@ from ...ir.builder import GraphBuilder, NodeShapeError, Value
 from ...ir.op import ShapeError
 from ...ir.ops import OPS
 from ..expr import INTERPOLATION, ExprError, expression_names, substitute
-from .parse import INPUT, BlockItem, ForItem, LayerItem, MergeItem, RefItem
+from .parse import INPUT, NAME, BlockItem, ForItem, LayerItem, MergeItem, RefItem
 from ..families import BlockContext
 from ..layers import parse_layer
 
@@ -52,6 +52,13 @@ class Emitter:
     def fail(self, message: str, path: SpecPath) -> BlockBuildError:
         where = self.compiled.locator.where(("blocks", self.compiled.name) + tuple(path))
         return BlockBuildError(f"{format_path(path)}: {message} (at {where})")
+
+    def identifier(self, name: Any, path: SpecPath) -> str:
+        """A name made by an expression (`name: "conv${i}"`), held to the rule of written ones."""
+        if not (isinstance(name, str) and NAME.match(name)):
+            raise self.fail(f"name {name!r} must be a plain identifier (letters, digits, _; not starting with a digit)",
+                            path)
+        return name
 
     def lookup(self, name: str, x: Value) -> Any:
         """The value of a name in the block's expressions, `x` being the current input.
@@ -167,6 +174,8 @@ class Emitter:
                 op = parse_layer({item.kind: fields})
             except ValidationError as exc:
                 raise self.invalid(exc, {item.kind: fields}, item.path[:-1]) from None
+            if op.name is not None:  # a name made by an expression: checked once, before it is kept
+                self.identifier(op.name, item.path + ("name",))
             if key is not None:
                 if len(_LAYERS) >= 16384:
                     _LAYERS.clear()
@@ -199,7 +208,7 @@ class Emitter:
         if item.kind == "residual":
             outs.append(x)
         kind = "add" if item.kind == "residual" else item.kind
-        name = self.values(item.name, x, item.path) if item.name else self.b.free_name(kind)
+        name = self.identifier(self.values(item.name, x, item.path), item.path) if item.name else self.b.free_name(kind)
         out = self.emit_op(lambda: self.b.op(kind, *outs, name=name), item.path)
         self.define(item.name and name, out)
         return out
@@ -211,7 +220,7 @@ class Emitter:
         params = self.values(item.params, x, item.path)
         stride = self.values(item.stride, x, item.path + ("stride",))
         repeat = self.values(item.repeat, x, item.path + ("repeat",))
-        name = self.values(item.name, x, item.path + ("name",)) if item.name else None
+        name = self.identifier(self.values(item.name, x, item.path + ("name",)), item.path + ("name",)) if item.name else None
         try:
             block = family.model_validate(params)
         except ValidationError as exc:
