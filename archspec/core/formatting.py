@@ -9,6 +9,8 @@ import html
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from .errors import printable
+
 
 def human(n: float) -> str:
     """1234567 -> 1.23M."""
@@ -31,8 +33,10 @@ def shape_text(shape: Iterable[Any]) -> str:
 
 
 def table(rows: list[list[str]], header: list[str], right: Iterable[int] = frozenset()) -> str:
-    """Columns padded to their widest cell; the columns in `right` aligned right (numbers)."""
+    """Columns padded to their widest cell; the columns in `right` aligned right (numbers). Control
+    characters are escaped: cells and headers may come from input files (a metrics CSV)."""
     right = set(right)
+    rows, header = [[printable(str(c)) for c in r] for r in rows], [printable(str(c)) for c in header]
     widths = [max(len(str(r[i])) for r in rows + [header]) for i in range(len(header))]
 
     def line(r: list[str]) -> str:
