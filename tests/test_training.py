@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
@@ -64,6 +65,7 @@ def _torchrun(tmp_path: Path, *args: str) -> tuple[str, dict[str, dict[str, torc
     return proc.stdout, states, logs
 
 
+@pytest.mark.slow  # three Python processes importing torch: ~11 CPU-seconds
 def test_ddp_replicas_agree_on_parameters_and_batchnorm_buffers(tmp_path: Path) -> None:
     out, states, logs = _torchrun(tmp_path, "--spec", "resnet18", "--input-size", "32")
     initial, rank0, rank1 = states["initial"], states["rank0"], states["rank1"]
@@ -80,6 +82,7 @@ def test_ddp_replicas_agree_on_parameters_and_batchnorm_buffers(tmp_path: Path) 
     assert [line.split()[1] for line in out.splitlines() if line.startswith("step")] == ["1", "2", "3"]
 
 
+@pytest.mark.slow  # three Python processes importing torch: ~11 CPU-seconds
 def test_ddp_step_equals_one_sgd_step_on_the_union_of_the_ranks_batches(tmp_path: Path) -> None:
     """Without BatchNorm, DDP over two ranks of 8 samples is plain SGD over the 16 samples."""
     _, states, logs = _torchrun(tmp_path, "--spec", "lenet5", "--lr", "0.05")
