@@ -286,3 +286,15 @@ def test_help_names_every_figure(capsys) -> None:
         main(["sweep", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert all(name in text for name in FIGURES), text
+
+
+def test_emitted_specs_never_overwrite_an_input(tmp_path: Path) -> None:
+    """An emitted spec named like the space file (or its base spec) is refused, as any output over an input."""
+    path = _space(tmp_path, "name: s\nsample: {vars.width: {choice: [8]}}\n")
+    assert run_cli("sweep", str(path), "-n", "1", "--emit", str(tmp_path / "first"))[0] == 0
+    (emitted,) = (tmp_path / "first").glob("*.yaml")
+    space = tmp_path / emitted.name
+    space.write_text(path.read_text())
+    code, _, err = run_cli("sweep", str(space), "-n", "1", "--emit", str(tmp_path))
+    assert code == 2 and f"{space}: is an input of this command" in err, err
+    assert space.read_text() == path.read_text()

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from ..core.errors import ArchspecError
-from ..core.atomic import output_name, write_atomic
+from ..core.atomic import output_name, output_target, write_atomic
 from .engine import SweepResult
 
 TABLE_FORMATS = ("csv", "jsonl")
@@ -37,7 +37,7 @@ def table_text(result: SweepResult, fmt: str) -> str:
 
 
 def write_table(result: SweepResult, path: str | Path) -> None:
-    write_atomic(path, table_text(result, table_format(path)))
+    write_atomic(path, table_text(result, table_format(path)), protect=result.space.locator.files)
 
 
 def spec_text(spec: dict[str, Any], source: str) -> str:
@@ -48,15 +48,17 @@ def spec_text(spec: dict[str, Any], source: str) -> str:
 
 
 def emit_specs(result: SweepResult, directory: str | Path) -> list[Path]:
-    """Write each kept spec to DIRECTORY/NAME.yaml; returns the paths."""
+    """Write each kept spec to DIRECTORY/NAME.yaml; returns the paths. The space file and the
+    specs it extends are never overwritten."""
     directory = Path(output_name(directory))  # Path('') would be the current folder
     if directory.exists() and not directory.is_dir():
         raise ArchspecError(f"--emit: {directory} is a file, not a directory")
-    paths = []
-    for spec in result.specs:
-        path = directory / f"{spec['name']}.yaml"
-        write_atomic(path, spec_text(spec, result.space.source))
-        paths.append(path)
+    inputs = result.space.locator.files
+    paths = [directory / f"{spec['name']}.yaml" for spec in result.specs]
+    for path in paths:  # every name checked before the first is written
+        output_target(path, inputs)
+    for spec, path in zip(result.specs, paths):
+        write_atomic(path, spec_text(spec, result.space.source), protect=inputs)
     return paths
 
 
