@@ -8,17 +8,18 @@ rows and columns where it is non-zero.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
-from archspec.spec.families import BlockContext, BlockFamily, register_block
+from archspec.spec.families import BLOCKS, BlockContext, BlockFamily, register_block
 from archspec.ir.builder import GraphBuilder, Value
 from archspec.ir.graph import Network
 from archspec.ir.ops import op_class
 from archspec.spec.layers import LayerList
 
 
-@register_block("test_paths")
 class Paths(BlockFamily):
     """Test-only family: `paths` of layers from the block input, merged by concat, add or mul.
 
@@ -37,6 +38,19 @@ class Paths(BlockFamily):
             with b.scope(f"path{k}"):
                 outs.append(b.sequence(x, ops))
         return b.op(self.merge, *outs, name="merge")
+
+
+@contextlib.contextmanager
+def registered(**families: type[BlockFamily]) -> Iterator[None]:
+    """Test-only block families, registered for a fixture's duration (`test_paths=Paths`) and
+    removed after, so that no test sees them unless it asks (conftest.py's fixtures)."""
+    for name, cls in families.items():
+        register_block(name)(cls)
+    try:
+        yield
+    finally:
+        for name in families:
+            BLOCKS.pop(name, None)
 
 
 def spec(stages: list, stem: list | None = None, size: int | tuple[int, int] = 16, channels: int = 1,

@@ -10,6 +10,8 @@ from archspec.spec.load import to_network
 from archspec.core.errors import SpecError
 from tests.analysis_helpers import measure_region, paths, spec
 
+pytestmark = pytest.mark.usefixtures("test_paths_family")  # the `test_paths` block these tests use
+
 
 def clipped(region, shape):
     return tuple((max(a, 0), min(b, n - 1)) for (a, b), n in zip(region, shape[1:]))

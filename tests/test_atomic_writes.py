@@ -56,7 +56,7 @@ def test_success_replaces_the_file_in_one_step(tmp_path: Path) -> None:
 
 
 def test_schema_command_failure_keeps_the_previous_schema(tmp_path: Path, monkeypatch) -> None:
-    from clirun import run_cli
+    from tests.clirun import run_cli
 
     from archspec.spec import schema
 

@@ -25,7 +25,7 @@ import tempfile
 import pytest
 import torch
 import yaml
-from clirun import run_cli
+from tests.clirun import run_cli
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_properties import _mutate_text, _mutate_tree

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from clirun import run_cli
+from tests.clirun import run_cli
 
 from archspec.cli.main import main
 from archspec.core.errors import SpecError

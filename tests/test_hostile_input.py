@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from clirun import run_cli
+from tests.clirun import run_cli
 
 from archspec.core.errors import SpecError
 from archspec.spec.source import MAX_DEPTH, parse_text
@@ -120,17 +120,46 @@ def test_endless_file_is_not_read_into_memory() -> None:
     assert (code, err) == (2, "/dev/zero: is a character device, not a spec file\n")
 
 
-def test_random_garbage_never_crashes() -> None:
-    """200 random byte strings and 200 random YAML-ish texts: always a SpecError, never another exception."""
+def _plain(value: object) -> bool:
+    """Only the data YAML describes: mappings, lists, strings, numbers, booleans, null."""
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def test_random_garbage_is_refused_with_located_problems() -> None:
+    """200 random byte strings and 200 random YAML-ish texts: each is refused with a SpecError
+    whose every problem names the file, a line inside it and a column, and says something."""
     rng = random.Random(7)
     alphabet = "ab:-[]{},&*!|>'\"#%@`?\n \t0123456789.$"
     for i in range(400):
         raw = rng.randbytes(rng.randint(0, 300)) if i < 200 else \
             "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 300))).encode()
         try:
-            parse_text(raw, "g.yaml")
-        except SpecError:
-            pass
+            source = parse_text(raw, "g.yaml")
+        except SpecError as exc:
+            lines = raw.count(b"\n") + 1
+            for problem in exc.problems:
+                where = problem.location
+                assert where is not None and where.file == "g.yaml", (i, problem)
+                assert 1 <= where.line <= lines + 1 and where.column >= 1, (i, problem)
+                assert problem.message.strip(), (i, problem)
+            assert str(exc).startswith("g.yaml:"), (i, str(exc))
+        else:  # garbage that happens to be YAML must still be plain data, never an object
+            assert _plain(source.data), (i, source.data)
+
+
+def test_random_mappings_parse_to_what_they_say() -> None:
+    """The other side of the fuzz test: 100 random flat mappings parse to exactly their values."""
+    rng = random.Random(11)
+    for _ in range(100):
+        expected = {f"k{j}": rng.choice([rng.randint(-999, 999), round(rng.uniform(-9, 9), 3), rng.choice([True, False]),
+                                         "s" + str(rng.randint(0, 99)), None]) for j in range(rng.randint(1, 12))}
+        text = "".join(f"{k}: {'null' if v is None else str(v).lower() if isinstance(v, bool) else v}\n"
+                       for k, v in expected.items())
+        assert parse_text(text, "m.yaml").data == expected, text
 
 
 def test_cli_exit_code_and_no_traceback_in_a_real_process(tmp_path: Path) -> None:

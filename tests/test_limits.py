@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
-from clirun import run_cli
+from tests.clirun import run_cli
 
 import archspec
 from archspec.core.errors import LimitError, SpecError

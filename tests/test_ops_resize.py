@@ -10,14 +10,13 @@ import torch.nn.functional as F
 
 from archspec.analysis import analyze_network
 from archspec.backends.torch_module import build_module
-from archspec.spec.families import BlockContext, BlockFamily, register_block
+from archspec.spec.families import BlockContext, BlockFamily
 from archspec.spec.load import to_network
 from archspec.core.errors import SpecError
 from archspec.ir.builder import GraphBuilder, Value
-from tests.analysis_helpers import measure_region, spec
+from tests.analysis_helpers import measure_region, registered, spec
 
 
-@register_block("test_resize_back")
 class ResizeBack(BlockFamily):
     """Test-only family: a strided conv, resampled back to the block input's size (two inputs)."""
 
@@ -28,6 +27,13 @@ class ResizeBack(BlockFamily):
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         y = b.conv(x, name="down", out=x.channels, kernel=3, stride=2, padding=1)
         return b.op("resize", y, x, name="up", mode=self.mode)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _resize_back_family():
+    """`test_resize_back`, registered while this module's tests run."""
+    with registered(test_resize_back=ResizeBack):
+        yield
 
 
 def _run(s: dict, x: torch.Tensor) -> torch.Tensor:

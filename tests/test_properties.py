@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from clirun import run_cli
+from tests.clirun import run_cli
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 

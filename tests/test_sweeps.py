@@ -20,7 +20,7 @@ from archspec.sweeps import SweepError, load_space, run_sweep
 from archspec.sweeps.output import emit_specs, table_text
 from archspec.sweeps.regnet import RegNet, regnet_stages
 from archspec.sweeps.samplers import FloatRange, IntRange
-from clirun import run_cli
+from tests.clirun import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = ROOT / "tests" / "sweep_spaces" / "small_space.yaml"

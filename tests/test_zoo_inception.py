@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
-from parity import assert_parity, count
+from tests.parity import assert_parity, count
 
 import archspec
 from archspec.spec.load import load_spec, smallest_input
