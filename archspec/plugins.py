@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from .core.atomic import protect_always
 from .core.errors import ArchspecError
 from .core.reading import InputFileError, check_regular
 
@@ -33,12 +34,15 @@ def load_plugins(names: Iterable[str]) -> None:
                 key = f"archspec_plugin_{abs(hash(str(path.resolve())))}"
                 if key in sys.modules:
                     continue
+                protect_always(path)  # its code is an input: never an output of this command
                 spec = importlib.util.spec_from_file_location(key, path)
                 module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
                 sys.modules[key] = module
                 spec.loader.exec_module(module)  # type: ignore[union-attr]
             else:
-                importlib.import_module(name)
+                origin = getattr(importlib.import_module(name), "__file__", None)
+                if origin:
+                    protect_always(origin)
         except PluginError:
             raise
         except ImportError as exc:

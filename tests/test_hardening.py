@@ -398,6 +398,16 @@ def test_a_plugin_cannot_end_archspec(tmp_path: Path) -> None:
     assert (code, err) == (2, f"lenet5: --plugin {tmp_path / 'pipe.py'}: is a named pipe, not a regular file\n")
 
 
+def test_a_plugin_file_is_never_an_output(tmp_path: Path) -> None:
+    """`--plugin blocks.py` is an input of the command as much as the spec: `-o blocks.py` (the same
+    suffix as a Python export) is refused, not replaced by the exported source."""
+    plugin = tmp_path / "blocks.py"
+    plugin.write_text("# registers nothing\n", encoding="utf-8")
+    code, _, err = run_cli("export", "lenet5", "--plugin", str(plugin), "-o", str(plugin))
+    assert code == 2 and f"{plugin}: is an input of this command" in err, err
+    assert plugin.read_text(encoding="utf-8") == "# registers nothing\n"
+
+
 def test_names_from_a_spec_cannot_drive_the_terminal(tmp_path: Path) -> None:
     spec = tmp_path / "esc.yaml"
     spec.write_text('name: x\n"\\e]0;owned\\a\\e[2J": 1\nstages: [{block: "\\e[1Abasic"}]\n', encoding="utf-8")

@@ -27,6 +27,15 @@ class OutputError(ArchspecError):
     """An output path archspec will not (or cannot) write; the CLI exits with code 2."""
 
 
+# Files this process ran as code (`--plugin FILE`): inputs of every command, so of every output's `protect`.
+_RUN: list[str] = []
+
+
+def protect_always(path: PathLike) -> None:
+    """Never write an output over `path` in this process (a plugin: its code is an input of every command)."""
+    _RUN.append(os.fspath(path))
+
+
 def _stat_or_none(path: PathLike) -> os.stat_result | None:
     try:
         return os.stat(path)
@@ -47,7 +56,7 @@ def output_target(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     """The file an output to `path` replaces: `path` itself, or what a symlink there points to.
 
     Raises OutputError for an empty name, a symlink loop, anything but a regular file, and a
-    file in `protect` (the inputs: a spec is never overwritten by what was made from it).
+    file in `protect` (the inputs: a spec is never overwritten by what was made from it), and a plugin file this process ran.
     """
     text = output_name(path)
     try:
@@ -61,7 +70,7 @@ def output_target(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     if st is not None and not stat.S_ISREG(st.st_mode):
         raise OutputError(f"{text}: is {kind_of(st.st_mode)}; archspec writes only regular files (choose a file name)")
     if st is not None:
-        for item in protect:
+        for item in (*protect, *_RUN):
             other = _stat_or_none(item)
             if other is not None and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
                 raise OutputError(f"{text}: is an input of this command ({item}); an input is never overwritten, "
