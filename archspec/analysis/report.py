@@ -160,6 +160,7 @@ class Report:
     batch: int = 1
     # The spec's taps (`features:`); without any, the end of every stage.
     features: list[FeatureInfo] = field(default_factory=list)
+    returns_features: bool = False  # the module returns `features` (an ordered dict), not `output_shape`
     params: int = 0  # every layer's (auxiliary heads included)
     buffers: int = 0
     macs: int = 0  # on the inference path: auxiliary heads excluded
@@ -251,6 +252,7 @@ class Report:
                 "layer": self.receptive_field_layer, "context": _context(rf),
             },
             "features": [f.to_dict() for f in self.features],
+            "returns_features": self.returns_features,
             "conventions": CONVENTIONS,
             "layers": [layer_record(self, la) for la in self.layers],
         }
@@ -475,6 +477,7 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
         report.receptive_field = _fields(part.graph, part.rf_in)[index]
         report.receptive_field_layer = join(part.prefix, _static_of(part.graph).nodes[index][0])
     report.features = _features(net, parts)
+    report.returns_features = bool(net.taps)
     return report
 
 

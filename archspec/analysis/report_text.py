@@ -41,6 +41,9 @@ def summary_table(report: Report, level: str = "stage") -> str:
 
 
 def heading(report: Report) -> str:
+    if report.returns_features:  # an ordered dict of taps
+        outputs = ", ".join(f"{f.name} {shape_text(f.shape)}" for f in report.features)
+        return f"{report.name}: input {shape_text(report.input_shape)} -> {{{outputs}}}"
     return f"{report.name}: input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}"
 
 
