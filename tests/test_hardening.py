@@ -365,6 +365,10 @@ def test_the_memory_check_lets_real_exports_through() -> None:
     check_memory(net, 2, limit=4 << 30)
     with pytest.raises(ExportError, match=r"needs about 0\.8 GiB"):  # 2 x 0.25 + 0.26 + the input
         check_memory(net, 2, limit=1 << 29)
+    with pytest.raises(ExportError, match=r"\(0\.5 GiB of weights, .*; use a smaller batch or input size"):
+        check_memory(net, 2, limit=1 << 29)  # the weights (2 x 66.3M x 4 bytes) fit: the batch or size is the cure
+    with pytest.raises(ExportError, match=r"; the weights alone do not fit$"):  # no batch makes 0.5 GiB of weights fit
+        check_memory(net, 2, limit=1 << 28)
 
 
 @pytest.mark.parametrize("argv, message", [

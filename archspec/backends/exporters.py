@@ -91,9 +91,10 @@ def check_memory(net: Network, batch: int, model: Any = None, limit: int | None 
     total = weights + example + report.peak_activation_bytes
     if total > limit:
         shape = "x".join(map(str, net.input_shape))
+        advice = "use a smaller batch or input size" if weights < limit else "the weights alone do not fit"
         raise ExportError(f"tracing a batch of {batch} at {shape} needs about {total / (1 << 30):,.1f} GiB "
-                          f"(weights, example input and activations), more than this machine's "
-                          f"{limit / (1 << 30):,.1f} GiB; use a smaller batch or input size")
+                          f"({weights / (1 << 30):,.1f} GiB of weights, the rest example input and activations), "
+                          f"more than this machine's {limit / (1 << 30):,.1f} GiB; {advice}")
 
 
 def _example(net: Network, model: Any, batch: int) -> Any:
