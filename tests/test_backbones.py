@@ -101,3 +101,12 @@ def test_bad_parts_are_located_errors(necks: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message):
         to_network("resnet50_fpn", necks={"fpn": {"block": "fpn", "in": ["stages.0"]}, **necks},
                    features=[f"necks.{n}" for n in necks])
+
+
+@pytest.mark.parametrize("level", ["stage", "block", "layer"])
+def test_diagrams_draw_heads_reading_folded_stages(level: str) -> None:
+    """Heads read stages whose identical blocks are folded into one drawn block: the edge comes from
+    that run's box, and each returned tap is noted on the box holding it."""
+    source = archspec.diagram("deeplabv3_resnet50", level=level).source
+    assert "→ out" in source and "→ aux" in source
+    assert source.count("heads.classifier") >= 1 and source.count("heads.aux_classifier") >= 1

@@ -249,6 +249,7 @@ class _Drawer:
         self._ids = 0
         self.where: dict[str, Box] = {}  # layer path -> the box that draws it
         self.graphs = {part.path: part.graph for part in net.parts()}
+        self.section_of = {part.path: part.section for part in net.parts()}
 
     def new_id(self) -> str:
         self._ids += 1
@@ -260,10 +261,16 @@ class _Drawer:
         return box
 
     def value_box(self, tap: Any, inp: str) -> str:
-        """The box that holds a tapped value (a part's source, or a returned tap)."""
+        """The box that holds a tapped value (a part's source, or a returned tap); for a block folded
+        into a run drawn once, the last box drawn for its section (the stage)."""
         if tap.part == "input" or tap.node < 0:
             return inp
-        return self.where[f"{tap.graph}.{self.graphs[tap.graph].nodes[tap.node].name}"].id
+        box = self.where.get(join(tap.graph, self.graphs[tap.graph].nodes[tap.node].name))
+        if box is not None:
+            return box.id
+        section = self.section_of[tap.graph]
+        drawn = [b for path, b in self.where.items() if path.startswith(section + ".")]
+        return drawn[-1].id if drawn else inp
 
     def attached(self, root: Cluster, inp: str, folded: bool) -> None:
         """The necks and heads, each wired to the boxes it reads; then each returned tap noted on its box."""
