@@ -109,6 +109,7 @@ def test_help_has_an_example(command: str, capsys) -> None:
     assert "example:" in capsys.readouterr().out.replace("examples:", "example:")
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_commands_without_weights_do_not_import_torch(tmp_path: Path) -> None:
     script = (
         "import sys, io, contextlib\n"

@@ -13,6 +13,7 @@ from archspec.analysis import analyze_network
 from archspec.backends.torch_module import to_meta
 from archspec.spec.load import to_network
 from archspec.ir.op import ModuleCall
+from tests.zoo_tiers import tiered
 
 ZOO = archspec.zoo.names()
 
@@ -45,7 +46,7 @@ def run_meta(net, model: torch.nn.Module) -> dict[str, tuple[list, tuple]]:
     return seen
 
 
-@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("name", tiered(ZOO))
 def test_analysis_matches_the_meta_module(name: str) -> None:
     for size in input_sizes(name):
         net = to_network(name, **{"input.size": list(size)})

@@ -19,6 +19,7 @@ def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_build_vgg19_shows_the_parameter_count() -> None:
     result = run("build", "specs/vgg19.yaml")
     assert result.returncode == 0, result.stderr
@@ -26,6 +27,7 @@ def test_build_vgg19_shows_the_parameter_count() -> None:
     assert "stages.4" in result.stdout
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_build_json() -> None:
     result = run("build", "lenet5", "--json")
     assert result.returncode == 0
@@ -90,6 +92,7 @@ def test_list_shows_the_zoo() -> None:
     assert rows["lenet5"]["params"] == 61_706
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_set_overrides_from_the_command_line() -> None:
     result = run("build", "resnet18", "--set", "num_classes=10", "--set", "input.size=[32,32]", "--json")
     assert result.returncode == 0, result.stderr

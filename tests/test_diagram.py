@@ -36,6 +36,7 @@ from archspec.backends.diagram import (
 from archspec.blocks import BlockFamily, register_block
 from archspec.core.formatting import human
 from archspec.cli.main import main
+from tests.zoo_tiers import tiered
 
 ROOT = Path(__file__).resolve().parent.parent
 NODE = re.compile(r"^\s*(n\d+) \[label=<", re.MULTILINE)
@@ -118,7 +119,7 @@ def need_dot() -> None:
 
 
 # -- every zoo spec, every level ----------------------------------------------------------------
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("name", tiered(zoo.names()))
 def test_every_level_draws_every_layer_once(name):
     net = zoo.load_spec(name).network()
     ir_paths = [ref.path for ref in net.nodes()]
@@ -166,7 +167,7 @@ def _leaf_modules_and_functions(net) -> tuple[set[str], int, Counter]:
     return leaves, merges, cats
 
 
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("name", tiered(zoo.names()))
 def test_layer_level_matches_the_torch_module(name):
     """Layer level: one box per leaf module of the built network, plus one per functional merge;
     block level: each concatenation box has as many inputs as the torch.cat in the module."""
@@ -264,6 +265,7 @@ def test_no_overlapping_boxes_in_layout(custom_blocks, spec, level):
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a, b)
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_colours_are_one_per_category_across_the_zoo(custom_blocks):
     """At layer level every box is filled with its op category's colour, whatever the network."""
     seen: dict[str, set[str]] = {}

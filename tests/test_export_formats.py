@@ -108,6 +108,7 @@ def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> Non
         _close((result[key] if isinstance(result, dict) else result).numpy(), ref, model, x, key)
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_export_cli_writes_each_format_and_reports_json(tmp_path: Path) -> None:
     for suffix, fmt in ((".py", "python"), (".onnx", "onnx"), (".pt2", "pt2")):
         target = tmp_path / f"lenet{suffix}"

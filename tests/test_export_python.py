@@ -233,6 +233,7 @@ def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None
     assert source.count("downsample=True") == 4 and source.count("downsample=False") == 12
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_user_defined_blocks_export_too(tmp_path: Path) -> None:
     """A YAML-defined ShuffleNet-v2 unit (split, shuffle): its archspec layers are copied into the file."""
     spec = Path(__file__).parent.parent / "docs" / "examples" / "shufflenet_v2_x1_0.yaml"

@@ -24,7 +24,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 import archspec
 from archspec.interop import InteropError, to_torchvision
 from tests.parity import randomise
-from tests.zoo_tiers import REPRESENTATIVE
+from tests.zoo_tiers import REPRESENTATIVE, tiered
 
 tv = torchvision.models
 
@@ -79,7 +79,7 @@ def assert_same_tensors(ours: dict[str, torch.Tensor], theirs: dict[str, torch.T
     assert len(theirs) == len(ours) == len(used)
 
 
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("case", tiered(sorted(CASES)))
 def test_to_torchvision_hands_every_weight_back(case: str) -> None:
     spec, overrides, make, size = CASES[case]
     torch.manual_seed(0)

@@ -152,6 +152,7 @@ print("walkthrough ok")
 """
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_the_adding_an_op_walkthrough_is_true() -> None:
     """docs/architecture.md's "Adding an op" file, as written there, makes a working `pad` op
     (in a fresh interpreter: registering an op is for good)."""

@@ -55,6 +55,7 @@ def test_torch_compile_matches_eager() -> None:
     assert torch.allclose(compiled(x), model(x))
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_torch_compile_inductor_on_a_residual_block() -> None:
     model = archspec.build("resnet18", **{"input.size": [32, 32]}, num_classes=10).eval()
     x = torch.randn(2, 3, 32, 32)

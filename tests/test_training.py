@@ -33,6 +33,7 @@ def _tool(name: str) -> ModuleType:
     return module
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_digits_example_reaches_95_percent(capsys) -> None:
     result = _tool("train_digits").main(["--epochs", "10", "--seed", "0"])
     assert result["epochs"] == 10

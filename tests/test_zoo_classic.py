@@ -8,6 +8,7 @@ import torchvision
 
 import archspec
 from tests.parity import assert_parity, count
+from tests.zoo_tiers import tiered
 
 # name -> (torchvision constructor, input shape for the output comparison). VGG and AlexNet
 # end in adaptive pooling, so a smaller input checks the same weights at a fraction of the cost.
@@ -31,7 +32,7 @@ TORCHVISION = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(TORCHVISION))
+@pytest.mark.parametrize("name", tiered(sorted(TORCHVISION)))
 def test_matches_torchvision(name: str) -> None:
     make, shape = TORCHVISION[name]
     reference = make(weights=None)

@@ -21,6 +21,7 @@ from archspec.ir.ops.torch_modules import StochasticDepth
 from archspec.cli.main import main
 from archspec.interop import load_torchvision
 from tests.parity import assert_parity
+from tests.zoo_tiers import tiered
 
 EFFICIENTNETS = [f"efficientnet_b{i}" for i in range(8)]
 TORCHVISION = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"] + EFFICIENTNETS
@@ -87,7 +88,7 @@ def test_parity_at_224(name):
     assert_same_regularisation(assert_parity(name, theirs, (3, 224, 224), batch=2), theirs)
 
 
-@pytest.mark.parametrize("name", EFFICIENTNETS[1:])
+@pytest.mark.parametrize("name", tiered(EFFICIENTNETS[1:]))
 def test_scaled_efficientnet_parity(name):
     """Parameter counts at full size are equal (the module's count does not depend on
     the input); outputs are compared at 64x64 to keep B5-B7 affordable."""

@@ -17,6 +17,8 @@ The networks before issue 14 keep their full coverage.
 
 from __future__ import annotations
 
+import pytest
+
 import archspec
 
 # variant -> the network that stands for it in the heavy per-network tests
@@ -35,3 +37,18 @@ REPRESENTATIVE: dict[str, str] = {
 
 # every zoo network but the variants above
 EXPORTED: list[str] = [name for name in archspec.zoo.names() if name not in REPRESENTATIVE]
+
+# Networks whose per-network cases (parity with torchvision, analysis against the meta module,
+# torchvision round trips, layer-level diagrams) take over ~5 s on the shared 2-core machine:
+# those cases run in the slow tier. Every family keeps lighter members in the fast tier.
+HEAVY = {"vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "resnet101", "resnet152",
+         "efficientnet_b5", "efficientnet_b6", "efficientnet_b7", "efficientnet_v2_m", "efficientnet_v2_l",
+         "densenet161", "densenet169", "densenet201", "convnext_base", "convnext_large", "resnext101_32x8d",
+         "resnext101_64x4d", "wide_resnet101_2", "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "regnet_y_3_2gf",
+         "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf", "inception_v3", "deeplabv3_resnet50",
+         "fcn_resnet50", "lraspp_mobilenet_v3_large"}
+
+
+def tiered(names: list[str]) -> list:
+    """`names` as parameters, the HEAVY ones marked slow (none is dropped: the list never shrinks)."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
