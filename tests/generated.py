@@ -38,3 +38,12 @@ def exported_model(spec: str, key: str, tmp_path: Path) -> torch.nn.Module:
     module = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(module)
     return getattr(module, model_class(source))()
+
+
+def compiled_and_exported(spec, key: str, tmp_path: Path, x: torch.Tensor) -> tuple:
+    """The outputs of the compiled module and of its exported source (same weights) on `x`, in eval."""
+    ours = archspec.build(spec).eval()
+    theirs = exported_model(spec, key, tmp_path).eval()
+    theirs.load_state_dict(ours.state_dict())
+    with torch.no_grad():
+        return ours(x), theirs(x)

@@ -17,7 +17,7 @@ from archspec.core.errors import SpecError
 from archspec.interop import load_torchvision
 from tests.analysis_helpers import measure_region, spec
 from tests.clirun import run_cli
-from tests.generated import exported_model
+from tests.generated import compiled_and_exported
 from tests.test_output_stride import perturb_norms
 
 FPN_TAPS = {"0": "stages.0", "1": "stages.1", "2": "stages.2", "3": "stages.3"}
@@ -139,12 +139,7 @@ def test_cli_features_table_and_json() -> None:
 @pytest.mark.parametrize("features", [{"c4": "stages.2", "c2": "stem.maxpool"}, ["stages.1.blocks.0", "head"]])
 def test_exported_source_returns_the_same_taps(features, tmp_path) -> None:
     s = archspec.load_spec("resnet18", features=features, **{"input.size": [48, 48]})
-    ours = archspec.build(s).eval()
-    theirs = exported_model(s, "taps", tmp_path).eval()
-    theirs.load_state_dict(ours.state_dict())
-    x = torch.randn(1, 3, 48, 48)
-    with torch.no_grad():
-        a, b = ours(x), theirs(x)
+    a, b = compiled_and_exported(s, "taps", tmp_path, torch.randn(1, 3, 48, 48))
     assert list(a) == list(b) == list(features)
     assert all(torch.equal(a[k], b[k]) for k in a)
 

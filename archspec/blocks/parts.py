@@ -17,12 +17,12 @@ after, with torchvision's layer names, so that state_dicts line up.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from ..ir.builder import GraphBuilder, Value
-from ..spec.families import PartFamily, register_part
+from ..spec.families import BlockContext, PartFamily, block_family, register_part
 
 def _resize_to(b: GraphBuilder, y: Value, xs: list[Value], index: int) -> Value:
     """Resize `y` bilinearly to the size of input `index` when the part reads one (`in: [..., input]`)."""
@@ -140,3 +140,68 @@ class LRASPPHead(PartFamily):
         out = b.add(b.conv(low, name="low_classifier", out=self.classes, kernel=1),
                     b.conv(y, name="high_classifier", out=self.classes, kernel=1), name="sum")
         return _resize_to(b, out, xs, 2)
+
+
+@register_part("stream")
+class Stream(PartFamily):
+    """`{block: stream, in: stages.1, unit: basic, params: {out: 32}, repeat: 4}`: one resolution's
+    stream of a high-resolution network (HRNet's branch): `repeat` blocks of the block type `unit`
+    with `params`, stride 1, so the stream keeps its input's resolution. Blocks are named `0`, `1`, ..."""
+
+    inputs: ClassVar[tuple[int, int | None]] = (1, 1)
+
+    unit: str
+    params: dict[str, Any] = {}
+    repeat: int = Field(default=1, ge=1, le=1024)
+
+    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value:
+        family = block_family(self.unit).model_validate(self.params)
+        x = xs[0]
+        for r in range(self.repeat):
+            ctx = BlockContext(stride=1, index=r, repeat=self.repeat, stage=0, global_index=r,
+                               total_blocks=self.repeat, defaults=b.defaults)
+            with b.scope(str(r)):
+                x = family.emit(b, x, ctx)
+        return x
+
+
+@register_part("hr_fuse")
+class HRFuse(PartFamily):
+    """`{block: hr_fuse, in: [necks.s0, necks.s1, necks.s2]}`: HRNet's exchange unit (Sun et al., 2019;
+    the official `_make_fuse_layers`) over streams from fine to coarse, each at half the previous
+    resolution. Output i (named `0`, `1`, ...) keeps stream i's resolution and channels: the sum
+    over every stream j of stream j resampled to it (itself for j = i; a 1x1 conv, norm and nearest
+    upsampling by 2^(j-i) for a coarser j; i - j strided 3x3 conv-norm units for a finer j, ReLU
+    between them, the last one to stream i's channels), then ReLU. Layers are `fuse_layers.i.j...`."""
+
+    inputs: ClassVar[tuple[int, int | None]] = (2, None)
+
+    def emit(self, b: GraphBuilder, xs: list[Value]) -> dict[str, Value]:
+        for j in range(1, len(xs)):
+            if any(2 * c != f for c, f in zip(xs[j].spatial, xs[j - 1].spatial)):
+                raise ValueError(f"hr_fuse needs each stream at half the previous one's size, but stream {j} is "
+                                 f"{'x'.join(map(str, xs[j].spatial))} after {'x'.join(map(str, xs[j - 1].spatial))}")
+        outs = {}
+        for i, xi in enumerate(xs):
+            terms = []
+            for j, xj in enumerate(xs):
+                if j == i:
+                    terms.append(xj)
+                    continue
+                with b.scope(f"fuse_layers.{i}.{j}"):
+                    if j > i:
+                        y = b.norm(b.conv(xj, name="0", out=xi.channels, kernel=1, bias=False), name="1")
+                        terms.append(b.op("resize", y, name="2", scale=2 ** (j - i), mode="nearest"))
+                        continue
+                    y = xj
+                    for k in range(i - j):
+                        last = k == i - j - 1
+                        with b.scope(str(k)):
+                            y = b.conv(y, name="0", out=xi.channels if last else xj.channels, kernel=3, stride=2,
+                                       padding=1, bias=False)
+                            y = b.norm(y, name="1")
+                            if not last:
+                                y = b.act(y, name="2", type="relu")
+                    terms.append(y)
+            outs[str(i)] = b.act(b.add(*terms, name=f"sum.{i}"), name=f"relu.{i}", type="relu")
+        return outs
