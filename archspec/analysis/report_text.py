@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import printable
 from ..core.formatting import html_table, human, human_bytes, shape_text, table
 
 if TYPE_CHECKING:
@@ -41,10 +42,11 @@ def summary_table(report: Report, level: str = "stage") -> str:
 
 
 def heading(report: Report) -> str:
+    """The first line; names from the spec (taps) with control characters escaped, as in the table."""
     if report.returns_features:  # an ordered dict of taps
         outputs = ", ".join(f"{f.name} {shape_text(f.shape)}" for f in report.features)
-        return f"{report.name}: input {shape_text(report.input_shape)} -> {{{outputs}}}"
-    return f"{report.name}: input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}"
+        return printable(f"{report.name}: input {shape_text(report.input_shape)} -> {{{outputs}}}")
+    return printable(f"{report.name}: input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}")
 
 
 def totals_text(report: Report) -> str:
@@ -59,7 +61,7 @@ def totals_text(report: Report) -> str:
          f"{rf.padding[0]}x{rf.padding[1]} at {report.receptive_field_layer}{context}"),
         f"depth        {report.depth} conv/linear layers on the longest path",
     ]
-    return "\n".join(lines)
+    return printable("\n".join(lines), keep="\n")  # the receptive field's layer is a name from the spec
 
 
 CONVENTIONS_TEXT = """\

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..core.errors import ArchspecError
+from ..core.errors import ArchspecError, printable
 from .common import add_input_option, add_spec_options, analyze, print_json, shape_text, table
 
 EXAMPLE = """\
@@ -97,8 +97,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         i, j = where["unit"]
         (r0, r1), (c0, c1) = where["rows"], where["columns"]
-        print(f"{report.name}, input {shape_text(report.input_shape)}: unit ({i}, {j}) of {args.layer} "
-              f"(output {shape_text(where['output_shape'])})")
+        print(printable(f"{report.name}, input {shape_text(report.input_shape)}: unit ({i}, {j}) of {args.layer} "
+                        f"(output {shape_text(where['output_shape'])})"))
         print(f"  receptive field  {where['rf_size'][0]}x{where['rf_size'][1]}, stride "
               f"{where['rf_stride'][0]}x{where['rf_stride'][1]}, padding {where['rf_padding'][0]}x{where['rf_padding'][1]}")
         print(f"  sees rows {r0}..{r1} and columns {c0}..{c1} (inclusive)")
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     print(table(_rows(report, context), ["layer", "op", "output", "size", "stride", "padding", "unit (0,0) centre"]
                 + (["context (seen by every unit)"] if context else [])))
     rf = report.receptive_field
-    print(f"\nnetwork receptive field (at {report.receptive_field_layer}, before global pooling): "
+    print(f"\nnetwork receptive field (at {printable(report.receptive_field_layer)}, before global pooling): "
           f"{rf.size[0]}x{rf.size[1]}, stride {rf.stride[0]}x{rf.stride[1]}, padding {rf.padding[0]}x{rf.padding[1]}")
     print("unit i sees input pixels [-padding + i*stride, -padding + i*stride + size - 1] along each axis")
     return 0

@@ -48,8 +48,6 @@ def module_name_problem(name: str) -> str | None:
     for part in str(name).split("."):
         if not part:
             return f"name '{name}' is empty" if not name else f"name '{name}' has an empty part"
-        if not part.isprintable():  # an escape in a name would reach the terminal in every table
-            return f"name '{name}' has a control character"
         if part.startswith("__") or part in MODULE_ATTRIBUTES:
             return f"name '{part}' is taken by every torch module (an attribute of nn.Module); choose another"
     return None
