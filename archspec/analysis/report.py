@@ -225,7 +225,7 @@ class Report:
             elif level == "block":
                 key = layer.part
             elif layer.group == "stages":
-                key = stage_title(layer.stage, self.stage_names[layer.stage])
+                key = stage_title(layer.section, self.stage_names[layer.stage], layer.stage)
             else:
                 key = layer.section
             rows.setdefault(key, []).append(layer)
@@ -285,9 +285,10 @@ class Report:
         return report_dataframe(self, level)
 
 
-def stage_title(index: int, name: str) -> str:
-    """`stages.2`, or `stages.2 (conv4_x)` when the spec names the stage: how tables and diagrams call it."""
-    return f"stages.{index}" if name == f"stage{index}" else f"stages.{index} ({name})"
+def stage_title(section: str, name: str, index: int) -> str:
+    """`stages.2` (the stage's section in the walk), or `stages.2 (conv4_x)` when the spec names
+    the stage (stage `index` is otherwise `stage{index}`): how tables and diagrams call it."""
+    return section if name == f"stage{index}" else f"{section} ({name})"
 
 
 def _context(rf: RF) -> list[list[int] | None]:

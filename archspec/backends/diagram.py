@@ -285,7 +285,7 @@ class _Drawer:
                 self.graph(part.graph, part.path, sources[0], inner, more=sources[1:])
                 self.place(inner, root)
         for tap in self.net.taps:
-            box = self.where.get(f"{tap.graph}.{self.graphs[tap.graph].nodes[tap.node].name}") if tap.node >= 0 else None
+            box = self.where.get(join(tap.graph, self.graphs[tap.graph].nodes[tap.node].name)) if tap.node >= 0 else None
             if box is not None:
                 box.note = f"{box.note} → {tap.name}".strip()
 
@@ -368,8 +368,8 @@ class _Drawer:
                 out_of[first.path] = self.part(first.graph, first.path, out_of[first.source], _title(first), root,
                                                dashed=not first.inference)
                 continue
-            s, stage, out = first.stage, self.net.stages[first.stage], out_of[first.source]  # type: ignore[index]
-            title = _stage_title(s, stage)
+            stage, out = self.net.stages[first.stage], out_of[first.source]  # type: ignore[index]
+            title = _stage_title(first, stage)
             same = runs(stage)
             run_of = {b: (start, count) for start, count in same for b in range(start, start + count)}
             parts = same if self.fold else [(b, 1) for b in range(len(stage.blocks))]
@@ -413,7 +413,7 @@ class _Drawer:
             source = box_of[first.source]
             box: Box | None = None
             if first.group == "stages":
-                s, stage = first.stage, self.net.stages[first.stage]  # type: ignore[index]
+                stage = self.net.stages[first.stage]  # type: ignore[index]
                 layers = [self.info[join(p.path, n.name)] for p in section for n in p.graph.nodes]
                 paths = [la.name for la in layers]
                 if all(block.family == "layers" for block in stage.blocks):
@@ -428,7 +428,7 @@ class _Drawer:
                         layers[-1].rf if layers else None,
                     )]
                     rows += self._block_rows(section[-1].graph, section[-1].path)
-                box = self.box(rows, paths, header=_stage_title(s, stage, folded=False))
+                box = self.box(rows, paths, header=_stage_title(first, stage, folded=False))
             elif first.graph.nodes or not first.inference:  # an empty stem or head draws nothing
                 box = self._layers_box(first.path, first.graph, _title(first))
                 box.dashed = not first.inference
@@ -520,9 +520,9 @@ def _title(part: Part) -> str:
     return part.title if part.inference else f"{part.title} (training only)"
 
 
-def _stage_title(index: int, stage, folded: bool = True) -> str:
+def _stage_title(part: Part, stage, folded: bool = True) -> str:
     """`stages.2 · bottleneck ×36`: the part's name as tables and module paths write it, and its blocks."""
-    title = stage_title(index, stage.name)
+    title = stage_title(part.section, stage.name, part.stage)  # type: ignore[arg-type]
     what = _folded(stage) if folded else ""
     return f"{title} · {what}" if what else title
 

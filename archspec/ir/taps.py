@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.errors import SpecPath, did_you_mean
-from .graph import INPUT, Attached, Graph, Network
+from .graph import INPUT, Attached, Graph, Network, Part
 
 
 class TapError(ValueError):
@@ -68,7 +68,18 @@ def _layer(prefix: str, graph: Graph, rest: list[str], origin: SpecPath) -> tupl
     return names.index(name), True
 
 
+def _stage_parts(net: Network) -> list[list[Part]]:
+    """Each stage's blocks as the network's walk (`Network.parts`) names them."""
+    stages: list[list[Part]] = [[] for _ in net.stages]
+    for part in net.parts():
+        if part.group == "stages":
+            stages[part.stage].append(part)  # type: ignore[index]
+    return stages
+
+
 def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
+    walked = _stage_parts(net)
+    sections = [blocks[0].section for blocks in walked]
     parts = path.split(".")
     top = parts[0]
     if top in ("stem", "head"):
@@ -80,7 +91,7 @@ def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
         raise _valid("part", top, ["stem", "stages", "head"], origin)
     if len(parts) < 2:
         raise TapError("'stages' names every stage: write it alone as `features: stages`, or pick one "
-                       f"(stages.0 .. stages.{len(net.stages) - 1})", origin)
+                       f"({sections[0]} .. {sections[-1]})" if sections else "the network has no stages", origin)
     names = [stage.name for stage in net.stages]
     key = parts[1]
     if key.isdigit() and int(key) < len(net.stages):
@@ -90,18 +101,17 @@ def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
     else:
         raise _valid("stage", key, [str(i) for i in range(len(net.stages))] + [n for n in names if not n.startswith("stage")],
                      origin)
-    stage = net.stages[s]
+    stage, blocks, section = net.stages[s], walked[s], sections[s]
     if len(parts) == 2:
         b = len(stage.blocks) - 1
-        return Tap(name, f"stages.{s}", f"stages.{s}.blocks.{b}", f"stages.{s}.blocks.{b}",
-                   stage.blocks[b].graph.output, s, b, origin=origin)
+        return Tap(name, section, blocks[b].path, blocks[b].path, stage.blocks[b].graph.output, s, b, origin=origin)
     if parts[2] != "blocks":
-        raise _valid("key", parts[2], ["blocks"], origin, f"stages.{s}")
+        raise _valid("key", parts[2], ["blocks"], origin, section)
     if len(parts) < 4 or not parts[3].isdigit() or int(parts[3]) >= len(stage.blocks):
         got = parts[3] if len(parts) > 3 else ""
-        raise _valid("block", got, [str(i) for i in range(len(stage.blocks))], origin, f"stages.{s}")
+        raise _valid("block", got, [str(i) for i in range(len(stage.blocks))], origin, section)
     b = int(parts[3])
-    prefix = f"stages.{s}.blocks.{b}"
+    prefix = blocks[b].path
     node, inside = _layer(prefix, stage.blocks[b].graph, parts[4:], origin)
     full = ".".join([prefix, *parts[4:]])
     return Tap(name, full, full if inside else prefix, prefix, node, s, b, inside, origin)
@@ -138,7 +148,8 @@ def resolve(name: str | None, path: str, net: Network, origin: SpecPath,
 
 def every_stage(net: Network) -> list[Tap]:
     """The end of every stage, each named by its path (`features: stages`)."""
-    return [_resolve(f"stages.{s}", f"stages.{s}", net, ("features",)) for s in range(len(net.stages))]
+    sections = [blocks[0].section for blocks in _stage_parts(net)]
+    return [_resolve(section, section, net, ("features",)) for section in sections]
 
 
 def default_outputs(net: Network) -> list[Tap]:
