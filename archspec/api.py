@@ -16,8 +16,11 @@ def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bo
     """Compile a spec (path, zoo name, YAML text, dict or `Spec`) into a plain `nn.Module`.
 
     Keyword arguments override spec keys: `build("resnet50", num_classes=10)`,
-    `build(path, **{"input.size": [32, 32]})`. A network with more than `max_params`
-    parameters (from analysis, before any weight exists) is refused; None lifts the limit.
+    `build(path, **{"input.size": [32, 32]})`, `build("resnet50", output_stride=8)`, and
+    `build("resnet50", features={"c3": "stages.1", "c5": "stages.3"})`, whose module returns
+    those feature maps as an ordered dict and builds nothing they do not need (docs/spec-language.md,
+    "Taps"). A network with more than `max_params` parameters (from analysis, before any weight
+    exists) is refused; None lifts the limit.
     """
     require("torch", feature="building a module")
     from .backends.torch_module import build_module
