@@ -200,11 +200,12 @@ def test_streams_must_halve_in_size() -> None:
 
 
 def test_streams_export_and_draw(tmp_path) -> None:
-    """(Not ruff-format clean yet: a call on a getattr chain longer than a line, `fuse_layers.1.0.0.0`, is
-    split where black would not; the zoo's exports are checked for that in test_export_python.)"""
-    from tests.generated import compiled_and_exported
+    """Exported source computes the same and is formatted as ruff would write it (a call on a getattr
+    chain longer than a line, `fuse_layers.1.0.0.0`, splits the chain as black does)."""
+    from tests.generated import assert_ruff_clean, compiled_and_exported
 
     spec = archspec.load_spec(_three_streams())
     a, b = compiled_and_exported(spec, "streams", tmp_path, torch.randn(1, 3, 32, 32))
     assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert_ruff_clean(tmp_path)
     assert "→ out.2" in archspec.diagram(spec, level="layer").source

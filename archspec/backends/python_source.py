@@ -491,7 +491,7 @@ class ClassWriter:
 
     def expression(self, step: Step, args: list[str]) -> Expr:
         if isinstance(step, ModuleStep):
-            return Call(_read(step.name), list(args))
+            return Call(_callee(step.name), list(args))
         call = step.call
         if call.style == "list":
             kwargs = [(k, _literal(v)) for k, v in call.kwargs.items()]
@@ -531,6 +531,14 @@ def sequential(children: list[tuple[str, Expr]], imports: Imports, func: str = "
 
 def _is_name(part: str) -> bool:
     return part.isidentifier() and not keyword.iskeyword(part)
+
+
+def _callee(path: str) -> str | Call:
+    """`_read(path)` as an expression the layout can split: a getattr chain is a Call."""
+    parent, _, leaf = path.rpartition(".")
+    if _is_name(leaf):
+        return _read(path)
+    return Call("getattr", [_callee(parent) if parent else "self", _literal(leaf)])
 
 
 def _read(path: str) -> str:

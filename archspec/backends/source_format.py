@@ -19,7 +19,7 @@ INDENT = "    "
 class Call:
     """`func(args..., key=value...)`; `brackets="[]"` with an empty func makes a list."""
 
-    func: str
+    func: str | Call  # a Call when the callee is itself a call (`getattr(self.a, "0")(x)`)
     args: list[Expr] = field(default_factory=list)
     kwargs: list[tuple[str, Expr]] = field(default_factory=list)
     brackets: str = "()"
@@ -36,7 +36,7 @@ def flat(expr: Expr) -> str:
     if isinstance(expr, str):
         return expr
     inner = ", ".join(key + flat(value) for key, value in _items(expr))
-    return f"{expr.func}{expr.brackets[0]}{inner}{expr.brackets[1]}"
+    return f"{flat(expr.func)}{expr.brackets[0]}{inner}{expr.brackets[1]}"
 
 
 def render(expr: Expr, depth: int = 0, prefix: str = "", suffix: str = "") -> list[str]:
@@ -45,6 +45,14 @@ def render(expr: Expr, depth: int = 0, prefix: str = "", suffix: str = "") -> li
     line = pad + prefix + flat(expr) + suffix
     if len(line) <= WIDTH or isinstance(expr, str):
         return [line]
+    if isinstance(expr.func, Call):
+        # The callee is a call too: black splits at the last brackets when the line up to them fits,
+        # else it leaves them whole and splits the callee's: `getattr(\n    getattr(a, "1"), "0"\n)(x)`.
+        callee = flat(expr.func)
+        if len(pad + prefix + callee + expr.brackets[0]) > WIDTH:
+            trailer = expr.brackets[0] + ", ".join(k + flat(v) for k, v in _items(expr)) + expr.brackets[1]
+            return render(expr.func, depth, prefix, trailer + suffix)
+        expr = Call(callee, expr.args, expr.kwargs, expr.brackets)
     items = _items(expr)
     head = pad + prefix + expr.func + expr.brackets[0]
     tail = pad + expr.brackets[1] + suffix
