@@ -298,3 +298,17 @@ def test_emitted_specs_never_overwrite_an_input(tmp_path: Path) -> None:
     code, _, err = run_cli("sweep", str(space), "-n", "1", "--emit", str(tmp_path))
     assert code == 2 and f"{space}: is an input of this command" in err, err
     assert space.read_text() == path.read_text()
+
+
+def test_the_space_file_docs_sweeps_shows_is_the_example_file() -> None:
+    """docs/sweeps.md prints `docs/examples/regnet_space.yaml` for users to copy: it must be that file."""
+    import re
+
+    import yaml
+
+    doc = (ROOT / "docs" / "sweeps.md").read_text(encoding="utf-8")
+    shown = re.search(r"`docs/examples/regnet_space\.yaml`:\n\n```yaml\n(.*?)```", doc, re.S)
+    assert shown, "docs/sweeps.md no longer shows the example space file"
+    example = ROOT / "docs" / "examples" / "regnet_space.yaml"
+    assert yaml.safe_load(shown.group(1)) == yaml.safe_load(example.read_text(encoding="utf-8"))
+    load_space(example)
