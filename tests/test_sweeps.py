@@ -222,6 +222,12 @@ def _space(tmp_path: Path, text: str) -> Path:
      "unknown figure 'mac' (did you mean 'macs'?)"),
     ("sample: {vars.width: {choice: [8]}}\nconstraints: {macs: {max: lots}}\n", "space.yaml:4:",
      "a bound is a number such as 4e8 or '400M'"),
+    ("sample: {vars.width: {float: [8, .inf], quantize: 8}}\n", "space.yaml:3:", "must be finite numbers"),
+    ("sample: {vars.width: {float: [8, .inf]}}\n", "space.yaml:3:", "must be finite numbers"),
+    ("sample: {vars.width: {float: [.nan, 8]}}\n", "space.yaml:3:", "must be finite numbers"),
+    ("sample: {vars.width: {float: [-.inf, 8], draw: log}}\n", "space.yaml:3:", "must be finite numbers"),
+    ("sample: {vars.width: {float: [0.5, 1.5], quantize: 1e-320}}\n", "space.yaml:3:",
+     "quantize (1e-320) is too fine"),
 ])
 def test_space_errors_are_located(tmp_path: Path, text: str, where: str, message: str) -> None:
     with pytest.raises(SpecError) as caught:

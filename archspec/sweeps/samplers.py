@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -63,6 +63,16 @@ def _multiple(value: float, q: float) -> bool:
     return Decimal(str(value)) % Decimal(str(q)) == 0
 
 
+def _check_range(low: float, high: float, draw: Draw) -> None:
+    """The checks every range takes, quantised or not."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"the range's ends must be finite numbers, got [{low}, {high}]")
+    if low > high:
+        raise ValueError(f"the range [{low}, {high}] is empty: the first value must not exceed the second")
+    if draw == "log" and low <= 0:
+        raise ValueError(f"a log draw needs a positive range, got [{low}, {high}]")
+
+
 def _is_power2(value: float) -> bool:
     return value > 0 and math.log2(value).is_integer()
 
@@ -90,12 +100,13 @@ class _Range(_Strict):
     def _check(self) -> "_Range":
         low, high = self._bounds()
         q = self._step()
-        if low > high:
-            raise ValueError(f"the range [{low}, {high}] is empty: the first value must not exceed the second")
-        if self.draw_ == "log" and low <= 0:
-            raise ValueError(f"a log draw needs a positive range, got [{low}, {high}]")
+        _check_range(low, high, self.draw_)
         for bound in (low, high):
-            if not _multiple(bound, q):
+            try:
+                multiple = _multiple(bound, q)
+            except InvalidOperation:  # more steps between 0 and the bound than decimal's 28 digits hold
+                raise ValueError(f"quantize ({q}) is too fine for the range [{low}, {high}]") from None
+            if not multiple:
                 raise ValueError(f"{bound} is not a multiple of quantize ({q}): the range's ends must be values "
                                  "it can give")
         return self
@@ -139,11 +150,7 @@ class FloatRange(_Range):
     def _check(self) -> "FloatRange":
         if self.quantize is not None:
             return super()._check()
-        low, high = self.float_
-        if low > high:
-            raise ValueError(f"the range [{low}, {high}] is empty: the first value must not exceed the second")
-        if self.draw_ == "log" and low <= 0:
-            raise ValueError(f"a log draw needs a positive range, got [{low}, {high}]")
+        _check_range(*self.float_, self.draw_)
         return self
 
     def draw(self, rng: random.Random) -> float:
