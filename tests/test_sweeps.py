@@ -206,6 +206,29 @@ def test_regnet_sampler_draws_pycls_quanta() -> None:
         assert (sampler.reject(value) is None) == (value["num_stages"] == 4)
 
 
+@pytest.mark.parametrize("bad, message", [
+    ({"w_m": 1}, "w_m: must be above 1"),               # u_j = w_0 w_m^s_j: log base 1
+    ({"w_m": 0.5}, "w_m: must be above 1"),
+    ({"w_m": [0.5, 3]}, "w_m: must be above 1"),
+    ({"w_m": [2, float("inf")]}, "w_m: must be finite, got [2.0, inf]"),
+    ({"w_m": [2, 1e30]}, "is too many steps of 0.001 from 0"),
+    ({"w_m": float("nan")}, "w_m: must be finite"),
+    ({"w_a": -1}, "w_a: must be at least 0"),
+    ({"w_0": 12}, "w_0: must be a multiple of 8"),
+    ({"depth": 0}, "depth: must be at least 1"),
+    ({"group_width": 0}, "group_width: must be at least 1"),
+    ({"bottleneck": 0}, "bottleneck: must be above 0"),
+])
+def test_regnet_parameters_outside_the_rule_are_refused_when_read(bad: dict, message: str) -> None:
+    """Fixed or drawn, a parameter regnet_stages refuses is an error of the space, not of a draw."""
+    from pydantic import ValidationError
+
+    params = {"depth": [12, 28], "w_0": [8, 256], "w_a": [8, 256], "w_m": [2, 3], "group_width": [1, 32], **bad}
+    with pytest.raises(ValidationError) as caught:
+        RegNet.model_validate({"regnet": params})
+    assert message in str(caught.value)
+
+
 # -- errors ------------------------------------------------------------------------------------------
 
 def _space(tmp_path: Path, text: str) -> Path:
@@ -227,7 +250,7 @@ def _space(tmp_path: Path, text: str) -> Path:
     ("sample: {vars.width: {float: [.nan, 8]}}\n", "space.yaml:3:", "must be finite numbers"),
     ("sample: {vars.width: {float: [-.inf, 8], draw: log}}\n", "space.yaml:3:", "must be finite numbers"),
     ("sample: {vars.width: {float: [0.5, 1.5], quantize: 1e-320}}\n", "space.yaml:3:",
-     "quantize (1e-320) is too fine"),
+     "0.5 is too many steps of 1e-320 from 0"),
 ])
 def test_space_errors_are_located(tmp_path: Path, text: str, where: str, message: str) -> None:
     with pytest.raises(SpecError) as caught:

@@ -72,6 +72,20 @@ class RegNetParams(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> "RegNetParams":
+        # regnet_stages's rule, checked on what the space says (a fixed value or both ends of a range),
+        # so that no draw can break it
+        lowest = {"depth": (1, "at least 1"), "w_0": (1, "at least 1"), "w_a": (0, "at least 0"),
+                  "w_m": (1, "above 1"), "group_width": (1, "at least 1"), "bottleneck": (0, "above 0")}
+        for name, (least, words) in lowest.items():
+            value = getattr(self, name)
+            ends = value if isinstance(value, tuple) else (value, value)
+            shown = list(value) if isinstance(value, tuple) else value
+            if not all(map(math.isfinite, ends)):
+                raise ValueError(f"{name}: must be finite, got {shown}")
+            if ends[0] < least or (words.startswith("above") and ends[0] == least):
+                raise ValueError(f"{name}: must be {words}, got {shown}")
+        if not isinstance(self.w_0, tuple) and self.w_0 % QUANT:
+            raise ValueError(f"w_0: must be a multiple of {QUANT}, got {self.w_0}")
         quanta = {"depth": 1, "w_0": 8, "w_a": 0.1, "w_m": 0.001}
         for name, q in quanta.items():
             value = getattr(self, name)

@@ -60,7 +60,11 @@ def power2_or_log_uniform(rng: random.Random, low: float, high: float, q: float)
 
 
 def _multiple(value: float, q: float) -> bool:
-    return Decimal(str(value)) % Decimal(str(q)) == 0
+    try:
+        return Decimal(str(value)) % Decimal(str(q)) == 0
+    except InvalidOperation:  # the quotient has more digits than decimal's 28
+        raise ValueError(f"{value} is too many steps of {q} from 0: use a coarser quantize or a smaller range") \
+            from None
 
 
 def _check_range(low: float, high: float, draw: Draw) -> None:
@@ -102,11 +106,7 @@ class _Range(_Strict):
         q = self._step()
         _check_range(low, high, self.draw_)
         for bound in (low, high):
-            try:
-                multiple = _multiple(bound, q)
-            except InvalidOperation:  # more steps between 0 and the bound than decimal's 28 digits hold
-                raise ValueError(f"quantize ({q}) is too fine for the range [{low}, {high}]") from None
-            if not multiple:
+            if not _multiple(bound, q):
                 raise ValueError(f"{bound} is not a multiple of quantize ({q}): the range's ends must be values "
                                  "it can give")
         return self
