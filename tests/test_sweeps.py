@@ -204,6 +204,7 @@ def test_regnet_sampler_draws_pycls_quanta() -> None:
         assert value["group_width"] in (1, 2, 4) or value["group_width"] % 8 == 0
         assert sum(value["depths"]) == value["depth"] and len(value["widths"]) == value["num_stages"]
         assert (sampler.reject(value) is None) == (value["num_stages"] == 4)
+        assert set(value) == set(RegNet.entries())
 
 
 @pytest.mark.parametrize("bad, message", [
@@ -256,6 +257,29 @@ def test_space_errors_are_located(tmp_path: Path, text: str, where: str, message
     with pytest.raises(SpecError) as caught:
         load_space(_space(tmp_path, text))
     assert where in str(caught.value) and message in str(caught.value)
+
+
+@pytest.mark.parametrize("text, key, message", [
+    # the mapping drawn at vars would overwrite the var drawn below it (or the other way round,
+    # by the order of the file), and both would claim the table's column vars.width
+    ("sample:\n  vars.width: {int: [8, 16], quantize: 8}\n  vars: {choice: [{width: 24}]}\n", "sample.vars.width",
+     "overlaps sample.vars"),
+    ("sample:\n  vars: {regnet: {depth: [1, 4], w_0: 8, w_a: 8, w_m: 2, group_width: 8}}\n"
+     "  vars.depth: {int: [1, 3]}\n", "sample.vars.depth", "overlaps sample.vars"),
+    ("set: {vars.width: 8}\nsample:\n  vars.width: {int: [8, 16], quantize: 8}\n", "set.vars.width",
+     "overlaps sample.vars.width"),
+])
+def test_overlapping_keys_are_refused(tmp_path: Path, text: str, key: str, message: str) -> None:
+    """Two keys that set the same value make the table's column say what the network is not."""
+    with pytest.raises(SpecError) as caught:
+        load_space(_space(tmp_path, text))
+    assert f"{key}: " in str(caught.value) and message in str(caught.value)
+
+
+def test_a_regnet_at_vars_and_a_var_it_does_not_set_may_be_sampled_together(tmp_path: Path) -> None:
+    text = ("sample:\n  vars: {regnet: {depth: [1, 4], w_0: 8, w_a: 8, w_m: 2, group_width: 8}}\n"
+            "  vars.width: {int: [8, 16], quantize: 8}\n")
+    assert list(load_space(_space(tmp_path, text)).model.sample) == ["vars", "vars.width"]
 
 
 def test_a_space_nothing_meets_exits_2_with_the_reasons(tmp_path: Path) -> None:

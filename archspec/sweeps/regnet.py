@@ -125,6 +125,11 @@ class RegNet(_Strict):
 
     regnet: RegNetParams
 
+    @staticmethod
+    def entries() -> tuple[str, ...]:
+        """The names of the drawn mapping's entries."""
+        return (*RegNetParams.model_fields.keys() - {"stages"}, "widths", "depths", "group_widths", "num_stages")
+
     def draw(self, rng: random.Random) -> dict[str, Any]:
         params = self.regnet.draw_params(rng)
         stages = regnet_stages(**params)

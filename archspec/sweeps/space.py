@@ -117,6 +117,8 @@ def load_space(space: str | Path | dict, **changes: Any) -> Space:
         model = SpaceModel.model_validate(data)
     except ValidationError as exc:
         problems += problems_from(exc, data, locator)
+    if not problems:
+        problems += _overlaps(model, locator)
     if problems:
         raise SpecError(sort_problems(problems))
     base_source = Source({"extends": model.extends}, source.name, {(): locator.where(()),
@@ -134,6 +136,30 @@ def _source(space: str | Path | dict) -> Source:
     if isinstance(space, Path) or (isinstance(space, str) and "\n" not in space):
         return read_file(space)
     return parse_text(space, "<space>")
+
+
+def _sets(sampler: Any, rest: str) -> bool:
+    """Whether the value `sampler` draws at a key K can set K.`rest` (a RegNet mapping sets its own
+    entries only; any other value may replace or contain anything below K)."""
+    return not isinstance(sampler, RegNet) or rest.split(".")[0] in RegNet.entries()
+
+
+def _overlaps(model: SpaceModel, locator: Locator) -> list[Problem]:
+    """Keys that set the same value: whichever is applied last wins, and the table's column of
+    the other says what the network is not. `vars` drawn by RegNet and `vars.se` are fine."""
+    problems = []
+    keys = list(model.sample)
+    for i, key in enumerate(keys):
+        for other in keys[:i] + keys[i + 1:]:
+            if key.startswith(other + ".") and _sets(model.sample[other], key[len(other) + 1:]):
+                problems.append(locator.problem(f"overlaps sample.{other}: both would set {key}", ("sample", key),
+                                                key=True))
+    for key in model.set:
+        for other in keys:
+            if key == other or key.startswith(other + "."):  # the sample would overwrite it
+                problems.append(locator.problem(f"overlaps sample.{other}: a key is either set or sampled",
+                                                ("set", key), key=True))
+    return problems
 
 
 def _check_vars(model: SpaceModel, base: dict, locator: Locator) -> None:
