@@ -35,15 +35,17 @@ QUANTITIES: dict[str, tuple[str, float, bool]] = {
 ALIASES = {"activations": "activation_bytes", "peak": "peak_activation_bytes", "receptive_field": "rf"}
 
 
+ROW_KEYS = ("spec", "name", "family", "input_shape", "params", "macs", "flops", "receptive_field", "rf", "rf_stride",
+            "depth", "activation_bytes", "peak_activation_bytes")
+
+
 def row(spec: Any, report: Any, family: str) -> dict[str, Any]:
-    """The numbers `compare` prints for one analysed network."""
+    """The numbers `compare` prints for one analysed network (the keys of ROW_KEYS)."""
     rf = report.receptive_field
-    return {
-        "spec": str(spec), "name": report.name, "family": family, "input_shape": list(report.input_shape),
-        "params": report.params, "macs": report.macs, "flops": report.flops, "receptive_field": list(rf.size),
-        "rf": rf.size[0], "rf_stride": list(rf.stride), "depth": report.depth,
-        "activation_bytes": report.activation_bytes, "peak_activation_bytes": report.peak_activation_bytes,
-    }
+    values = (str(spec), report.name, family, list(report.input_shape), report.params, report.macs, report.flops,
+              list(rf.size), rf.size[0], list(rf.stride), report.depth, report.activation_bytes,
+              report.peak_activation_bytes)
+    return dict(zip(ROW_KEYS, values, strict=True))
 
 
 def family(spec: Any) -> str:
@@ -118,13 +120,23 @@ def read_metrics(path: str | Path) -> Metrics:
         raise ArchspecError(f"{path}:1: the first row must name the columns, one of them `name` "
                             f"(e.g. `name,top1`); found {', '.join(columns) or 'nothing'}")
     metrics = [c for c in columns if c != "name"]
+    for column in dict.fromkeys(columns):
+        if columns.count(column) > 1:
+            raise ArchspecError(f"{path}:1: the column `{column}` is named twice")
+        if column != "name" and (column in ROW_KEYS or column in ALIASES):
+            raise ArchspecError(f"{path}:1: `{column}` is one of compare's own columns (its number would be "
+                                f"replaced); call yours another name, e.g. `my_{column}`")
     if not metrics:
         raise ArchspecError(f"{path}:1: no column besides `name`; add one, e.g. `name,top1`")
     values: dict[str, dict[str, float]] = {}
+    lines: dict[str, int] = {}
     for line, record in enumerate(reader, start=2):
         name = (record.get("name") or "").strip()
         if not name:
             continue
+        if name in lines:
+            raise ArchspecError(f"{path}:{line}: {name} has a row already (line {lines[name]})")
+        lines[name] = line
         found = {}
         for column in metrics:
             cell = (record.get(column) or "").strip()

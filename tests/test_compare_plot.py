@@ -54,6 +54,21 @@ def test_metric_file_errors_are_located(tmp_path: Path) -> None:
         read_metrics(bad)
 
 
+@pytest.mark.parametrize("text, message", [
+    # a column named like one of compare's own would replace the analysed number (params 1.0)
+    ("name,params\nresnet18,1\n", "m.csv:1: `params` is one of compare's own columns"),
+    ("name,activations\nresnet18,1\n", "m.csv:1: `activations` is one of compare's own columns"),
+    ("name,top1,top1\nresnet18,1,2\n", "m.csv:1: the column `top1` is named twice"),
+    ("name,top1\nresnet18,69.8\nresnet34,73.3\nresnet18,70\n", "m.csv:4: resnet18 has a row already (line 2)"),
+])
+def test_metric_files_that_would_hide_a_number_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    bad = tmp_path / "m.csv"
+    bad.write_text(text)
+    with pytest.raises(Exception) as caught:
+        read_metrics(bad)
+    assert message in str(caught.value)
+
+
 def test_metric_joins_the_table_json_and_y_axis(capsys, tmp_path: Path) -> None:
     csv = tmp_path / "top1.csv"
     csv.write_text("name,top1\nresnet18,69.758\nresnet50,76.13\n")  # torchvision's published IMAGENET1K_V1 top-1
