@@ -268,6 +268,8 @@ def test_space_errors_are_located(tmp_path: Path, text: str, where: str, message
      "  vars.depth: {int: [1, 3]}\n", "sample.vars.depth", "overlaps sample.vars"),
     ("set: {vars.width: 8}\nsample:\n  vars.width: {int: [8, 16], quantize: 8}\n", "set.vars.width",
      "overlaps sample.vars.width"),
+    # the sweep names every kept network; a sampled name took the table's `name` column
+    ("sample:\n  name: {choice: [a, b]}\n", "sample.name", "the sweep names each network"),
 ])
 def test_overlapping_keys_are_refused(tmp_path: Path, text: str, key: str, message: str) -> None:
     """Two keys that set the same value make the table's column say what the network is not."""

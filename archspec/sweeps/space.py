@@ -149,6 +149,9 @@ def _overlaps(model: SpaceModel, locator: Locator) -> list[Problem]:
     the other says what the network is not. `vars` drawn by RegNet and `vars.se` are fine."""
     problems = []
     keys = list(model.sample)
+    if "name" in keys:  # its column would hide the kept network's name
+        problems.append(locator.problem("the sweep names each network (NAME_00042); the space's `name:` sets the "
+                                        "prefix", ("sample", "name"), key=True))
     for i, key in enumerate(keys):
         for other in keys[:i] + keys[i + 1:]:
             if key.startswith(other + ".") and _sets(model.sample[other], key[len(other) + 1:]):
