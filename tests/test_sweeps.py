@@ -278,10 +278,20 @@ def test_overlapping_keys_are_refused(tmp_path: Path, text: str, key: str, messa
     assert f"{key}: " in str(caught.value) and message in str(caught.value)
 
 
+def test_a_regnet_at_vars_over_a_spec_that_reads_none_of_its_vars_is_refused(tmp_path: Path) -> None:
+    """small_base.yaml has no var widths, depths, ...: every draw would be the same network."""
+    text = "sample:\n  vars: {regnet: {depth: [1, 4], w_0: 8, w_a: 8, w_m: 2, group_width: 8}}\n"
+    with pytest.raises(SpecError) as caught:
+        load_space(_space(tmp_path, text))
+    assert "space.yaml:4:3: sample.vars: the base spec has none of the vars a RegNet draw sets" in str(caught.value)
+
+
 def test_a_regnet_at_vars_and_a_var_it_does_not_set_may_be_sampled_together(tmp_path: Path) -> None:
-    text = ("sample:\n  vars: {regnet: {depth: [1, 4], w_0: 8, w_a: 8, w_m: 2, group_width: 8}}\n"
-            "  vars.width: {int: [8, 16], quantize: 8}\n")
-    assert list(load_space(_space(tmp_path, text)).model.sample) == ["vars", "vars.width"]
+    path = tmp_path / "space.yaml"
+    path.write_text("extends: regnet_y_400mf\nsamples: 10\nsample:\n"
+                    "  vars: {regnet: {depth: [1, 4], w_0: 8, w_a: 8, w_m: 2, group_width: 8}}\n"
+                    "  vars.se: {choice: [0, 0.25]}\n")
+    assert list(load_space(path).model.sample) == ["vars", "vars.se"]
 
 
 def test_a_space_nothing_meets_exits_2_with_the_reasons(tmp_path: Path) -> None:

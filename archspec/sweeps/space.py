@@ -166,10 +166,16 @@ def _overlaps(model: SpaceModel, locator: Locator) -> list[Problem]:
 
 
 def _check_vars(model: SpaceModel, base: dict, locator: Locator) -> None:
-    """A sampled `vars.NAME` that the base spec does not have is a typo: nothing would read it."""
+    """A sampled `vars.NAME` that the base spec does not have is a typo: nothing would read it (nor a
+    RegNet drawn at `vars` when the base spec has none of its vars)."""
     known = base.get("vars") if isinstance(base.get("vars"), dict) else {}
     problems: list[Problem] = []
-    for key in model.sample:
+    for key, sampler in model.sample.items():
+        if key == "vars" and isinstance(sampler, RegNet) and not set(RegNet.entries()) & set(known):
+            problems.append(locator.problem(
+                f"the base spec has none of the vars a RegNet draw sets ({', '.join(RegNet.entries())}), so every "
+                f"draw would be the same network{'; its vars: ' + ', '.join(known) if known else ''}",
+                ("sample", key), key=True))
         parts = key.split(".")
         if parts[0] == "vars" and len(parts) >= 2 and parts[1] not in known:
             problems.append(locator.problem(
