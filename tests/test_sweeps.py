@@ -294,6 +294,12 @@ def test_a_regnet_at_vars_and_a_var_it_does_not_set_may_be_sampled_together(tmp_
     assert list(load_space(path).model.sample) == ["vars", "vars.se"]
 
 
+def test_a_bad_command_line_value_is_blamed_on_its_option_not_the_file() -> None:
+    with pytest.raises(SpecError) as caught:
+        load_space(SPACE, samples=0, max_draws=None)  # the file says samples: 2000
+    assert str(caught.value).startswith("--samples: samples: must be >= 1, got 0"), str(caught.value)
+
+
 def test_a_space_nothing_meets_exits_2_with_the_reasons(tmp_path: Path) -> None:
     path = _space(tmp_path, "sample: {vars.width: {choice: [8, 16]}}\nconstraints: {params: {max: 10}}\n")
     with pytest.raises(SweepError) as caught:

@@ -107,8 +107,9 @@ def load_space(space: str | Path | dict, **changes: Any) -> Space:
     data = dict(source.data)
     data.update({k: v for k, v in changes.items() if v is not None})
     locator = Locator.of(source, (source.name,))
-    for key in changes:
-        locator.values.setdefault((key,), Location(f"--{key.replace('_', '-')}"))
+    for key, value in changes.items():  # a value given on the command line is blamed on its option
+        if value is not None:
+            locator.values[(key,)] = Location(f"--{key.replace('_', '-')}")
     constraints = data.get("constraints")
     problems = [locator.problem(f"unknown figure '{name}'{did_you_mean(str(name), FIGURES)}; known: {', '.join(FIGURES)}",
                                 ("constraints", name), key=True)
