@@ -164,6 +164,19 @@ def axis_key(name: str, metrics: Sequence[str] = ()) -> str:
     raise ArchspecError(unknown_name("axis", name, [*QUANTITIES, *ALIASES, *metrics]))
 
 
+def check_lower(names: Iterable[str], metrics: Sequence[str], option: str = "--lower") -> list[str]:
+    """`names`, each a metric column (compare's own figures have a fixed direction); a clear error otherwise."""
+    from .core.errors import unknown_name
+
+    names = list(names)
+    for name in names:
+        if name not in metrics:
+            known = unknown_name("metric column", name, metrics) if metrics else \
+                f"unknown metric column '{name}': there is no --metric file"
+            raise ArchspecError(f"{option}: {known}")
+    return names
+
+
 def lower_is_better(key: str, lower: Iterable[str] = ()) -> bool:
     """Costs (parameters, MACs, memory, depth) are lower-better; metric columns higher-better unless named in `lower`."""
     if key in QUANTITIES:

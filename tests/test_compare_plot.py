@@ -69,6 +69,19 @@ def test_metric_files_that_would_hide_a_number_are_refused(tmp_path: Path, text:
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize("lower, message", [
+    ("latt", "--lower: unknown metric column 'latt' (did you mean 'lat'?); known: lat, top1"),
+    ("rf", "--lower: unknown metric column 'rf'"),  # compare's own figures have a fixed direction
+])
+def test_lower_names_a_metric_column(capsys, tmp_path: Path, lower: str, message: str) -> None:
+    """A misspelt --lower was ignored: the front then took latency as higher-better."""
+    metrics = tmp_path / "m.csv"
+    metrics.write_text("name,top1,lat\nlenet5,99,3\n")
+    code, out, err = run_cli(capsys, "compare", "lenet5", "--metric", str(metrics), "--plot",
+                             str(tmp_path / "p.png"), "--lower", lower)
+    assert code == 2 and message in err and not (tmp_path / "p.png").exists(), err
+
+
 def test_metric_joins_the_table_json_and_y_axis(capsys, tmp_path: Path) -> None:
     csv = tmp_path / "top1.csv"
     csv.write_text("name,top1\nresnet18,69.758\nresnet50,76.13\n")  # torchvision's published IMAGENET1K_V1 top-1

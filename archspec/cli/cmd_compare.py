@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..comparison import axis_key, compare, read_metrics
+    from ..comparison import axis_key, check_lower, compare, read_metrics
     from ..plugins import load_plugins
 
     check_output_names(args.plot)
@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         columns = metrics.columns if metrics else []
         x = axis_key(args.x, columns)
         y = axis_key(args.y or (columns[0] if columns else "params"), columns)
+        check_lower(args.lower, columns)
     load_plugins(args.plugins)
     rows = compare(args.specs, batch=args.batch, dtype=args.dtype, **overrides(args))
     missing = []
