@@ -300,6 +300,12 @@ def test_a_bad_command_line_value_is_blamed_on_its_option_not_the_file() -> None
     assert str(caught.value).startswith("--samples: samples: must be >= 1, got 0"), str(caught.value)
 
 
+def test_plot_options_without_plot_are_refused_before_any_work() -> None:
+    """As in compare: --x nosuch without --plot was ignored, and the sweep ran."""
+    code, out, err = run_cli("sweep", str(SPACE), "--x", "nosuch", "--edf", "macs")
+    assert code == 2 and "--x, --edf shape the plot: add --plot OUT.png" in err and not out, err
+
+
 def test_a_space_nothing_meets_exits_2_with_the_reasons(tmp_path: Path) -> None:
     path = _space(tmp_path, "sample: {vars.width: {choice: [8, 16]}}\nconstraints: {params: {max: 10}}\n")
     with pytest.raises(SweepError) as caught:

@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs < 1:
         raise ArchspecError(f"-j must be at least 1, got {args.jobs}")
     check_output_names(args.output, args.emit, args.plot)
+    given = [flag for flag, value in (("--x", args.x != "macs"), ("--y", args.y != "receptive_field"),
+                                      ("--edf", args.edf)) if value]
+    if given and not args.plot:
+        raise ArchspecError(f"{', '.join(given)} shape the plot: add --plot OUT.png")
     if args.output:
         table_format(args.output)
     if args.plot:  # a missing matplotlib, a bad suffix or an unknown figure is reported before any work
