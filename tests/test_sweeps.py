@@ -241,7 +241,9 @@ def _space(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("text, where, message", [
     ("sample: {vars.widht: {choice: [8]}}\n", "space.yaml:3:10", "no var 'widht' (did you mean 'width'?)"),
     ("sample: {vars.width: {int: [8, 20], quantize: 8}}\n", "space.yaml:3:", "20 is not a multiple of quantize"),
-    ("sample: {vars.width: {uniform: [8, 20]}}\n", "space.yaml:3:", "a sampler is one of"),
+    ("sample: {vars.width: {uniform: [8, 20]}}\n", "space.yaml:3:",
+     "a sampler is one of {choice: [a, b]}, {int: [low, high]}, {float: [low, high]} or {regnet: {...}} "
+     "(found uniform)"),
     ("sample: {vars.width: {choice: [8]}}\nconstraints: {mac: {max: 1M}}\n", "space.yaml:4:15",
      "unknown figure 'mac' (did you mean 'macs'?)"),
     ("sample: {vars.width: {choice: [8]}}\nconstraints: {macs: {max: lots}}\n", "space.yaml:4:",

@@ -46,8 +46,8 @@ def parse_sampler(value: Any) -> Any:
     if not isinstance(value, dict) or len(kinds) != 1:
         found = f" (found {', '.join(map(str, value))})" if isinstance(value, dict) and value else ""
         raise PydanticCustomError(
-            "sampler", "a sampler is one of {{choice: [a, b]}}, {{int: [low, high]}}, {{float: [low, high]}} or "
-                       "{{regnet: {{...}}}}{found}", {"found": found})
+            "sampler", "a sampler is one of {choice: [a, b]}, {int: [low, high]}, {float: [low, high]} or "
+                       "{regnet: {...}}{found}", {"found": found})  # pydantic fills {found} only: no escaping
     return SAMPLERS[kinds[0]].model_validate(value)
 
 
