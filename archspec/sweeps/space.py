@@ -1,12 +1,12 @@
 """The space file: a base spec, samplers over its keys, constraints on analysed figures.
 
-    extends: regnet_y_base.yaml     # the base spec: a file (relative to this one) or a zoo name
+    extends: regnet_y_400mf         # the base spec: a zoo name or a file (relative to this one)
     samples: 2000                   # networks to keep (that build and meet the constraints)
     seed: 0                         # the same seed gives the same population
     set: {input.size: 160}          # fixed overrides, as --set writes them
     sample:                         # KEY: SAMPLER, KEY as --set writes it (vars.width, stages.0.repeat)
       vars: {regnet: {depth: [12, 28], w_0: [8, 256], w_a: [8, 256], w_m: [2, 3], group_width: [1, 32], stages: 4}}
-      vars.se_ratio: {choice: [0, 0.25]}
+      vars.se: {choice: [0, 0.25]}
     constraints:                    # FIGURE: {min, max}
       macs: {max: 400M}
 
