@@ -219,6 +219,9 @@ def test_regnet_sampler_draws_pycls_quanta() -> None:
     ({"depth": 0}, "depth: must be at least 1"),
     ({"group_width": 0}, "group_width: must be at least 1"),
     ({"bottleneck": 0}, "bottleneck: must be above 0"),
+    # regnet_stages walks every block: a billion of them hung each draw, and no such network can be lowered
+    ({"depth": 10**9}, "depth: at most 50,000 blocks"),
+    ({"depth": [12, 10**9]}, "depth: at most 50,000 blocks"),
 ])
 def test_regnet_parameters_outside_the_rule_are_refused_when_read(bad: dict, message: str) -> None:
     """Fixed or drawn, a parameter regnet_stages refuses is an error of the space, not of a draw."""

@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from ..spec.expr import make_divisible
+from ..spec.lower import MAX_NODES
 from .samplers import _Strict, _is_power2, _multiple, log_uniform, power2_or_log_uniform, power2_uniform, uniform
 
 QUANT = 8
@@ -84,6 +85,9 @@ class RegNetParams(_Strict):
                 raise ValueError(f"{name}: must be finite, got {shown}")
             if ends[0] < least or (words.startswith("above") and ends[0] == least):
                 raise ValueError(f"{name}: must be {words}, got {shown}")
+        most = self.depth[1] if isinstance(self.depth, tuple) else self.depth
+        if most > MAX_NODES:
+            raise ValueError(f"depth: at most {MAX_NODES:,} blocks (no network of more layers is lowered), got {most:,}")
         if not isinstance(self.w_0, tuple) and self.w_0 % QUANT:
             raise ValueError(f"w_0: must be a multiple of {QUANT}, got {self.w_0}")
         quanta = {"depth": 1, "w_0": 8, "w_a": 0.1, "w_m": 0.001}
