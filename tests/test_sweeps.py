@@ -311,6 +311,15 @@ def test_plot_options_without_plot_are_refused_before_any_work() -> None:
     assert code == 2 and "--x, --edf shape the plot: add --plot OUT.png" in err and not out, err
 
 
+def test_a_bad_set_or_sampled_key_is_named_as_the_space_gives_it(tmp_path: Path) -> None:
+    """They were reported as `--set stages.9.repeat` (from the CLI) though no --set was given."""
+    with pytest.raises(SpecError) as caught:
+        load_space(_space(tmp_path, "set: {stages.9.repeat: 2}\nsample: {vars.width: {choice: [8]}}\n"))
+    assert "space.yaml: set stages.9.repeat: stages[9]: cannot set" in str(caught.value), str(caught.value)
+    code, _, err = run_cli("sweep", str(_space(tmp_path, "sample: {stages.9.repeat: {choice: [1, 2]}}\n")))
+    assert code == 2 and "for example: sample stages.9.repeat: stages[9]: cannot set" in err, err
+
+
 def test_a_space_nothing_meets_exits_2_with_the_reasons(tmp_path: Path) -> None:
     path = _space(tmp_path, "sample: {vars.width: {choice: [8, 16]}}\nconstraints: {params: {max: 10}}\n")
     with pytest.raises(SweepError) as caught:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..analysis.report import analyze_network
 from ..spec.load import from_document
-from ..core.errors import LimitError, SpecError
+from ..core.errors import OVERRIDE_NAME, LimitError, SpecError
 from ..spec.resolve import resolve_loaded
 from .figures import FIGURES, figures_of
 from .space import Space
@@ -147,10 +147,13 @@ class Evaluator:
         if reject is not None:
             out.reason = reject
             return out
+        named = OVERRIDE_NAME.set("sample")  # a bad sampled key is named as the space gives it, not as a --set
         try:
             doc = resolve_loaded(self.space.base, self.space.locator, values)
         except SpecError as exc:
             return self._failed(out, INVALID, exc)
+        finally:
+            OVERRIDE_NAME.reset(named)
         out.key = _digest(doc.data)
         first = self.seen.setdefault(out.key, sample)
         if first < sample:  # an earlier sample had this spec: whoever counts, counts this one a duplicate

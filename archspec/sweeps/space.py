@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
 from pydantic_core import PydanticCustomError, core_schema
 
-from ..core.errors import Location, Problem, SpecError, did_you_mean
+from ..core.errors import OVERRIDE_NAME, Location, Problem, SpecError, did_you_mean
 from ..spec.models import NAME_PATTERN
 from ..spec.resolve import Locator, apply_overrides, load_document
 from ..spec.source import Source, parse_text, read_file
@@ -126,7 +126,11 @@ def load_space(space: str | Path | dict, **changes: Any) -> Space:
                          ("extends",): locator.where(("extends",))}, {("extends",): locator.where(("extends",), key=True)})
     base, base_locator = load_document(base_source)
     if model.set:
-        base = apply_overrides(base, model.set, base_locator)
+        named = OVERRIDE_NAME.set(f"{source.name}: set")  # a bad key is the space file's, not a --set
+        try:
+            base = apply_overrides(base, model.set, base_locator)
+        finally:
+            OVERRIDE_NAME.reset(named)
     _check_vars(model, base, locator)
     return Space(model, source.name, base, base_locator)
 
