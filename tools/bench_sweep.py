@@ -22,6 +22,7 @@ field) is timed on the six parameters of each sample analysed, in the same run.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import resource
@@ -103,8 +104,12 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    args = parser.parse_args(argv)
     rows = measure()
-    if argv and "--json" in argv:
+    if args.json:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
