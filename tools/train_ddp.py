@@ -175,6 +175,9 @@ def train(args: argparse.Namespace) -> dict:
                 print(f"{spec.name}: {len(losses)} steps on {world} x {device.type} ({backend}), "
                       f"global batch {world * args.batch_size}, loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
                       f"{seconds:.1f} s", flush=True)
+        # Tear down together: a rank that destroys its gloo group while the other still uses its
+        # connections can abort in gloo's threads ("terminate called without an active exception").
+        dist.barrier()
         return result
     finally:
         dist.destroy_process_group()
