@@ -80,15 +80,15 @@ def test_nearest_upsampling_field_is_tight() -> None:
     rf = analyze_network(net).layer("stem.2").rf
     assert rf.stride == (1, 1)
     below = analyze_network(net).layer("stem.1").rf
-    firsts, lasts = set(), set()
+    meets_first, meets_last = [], []
     for unit in [(12, 12), (13, 13), (14, 14), (15, 15)]:
         measured = measure_region(net, "stem.2", unit)
         assert measured == below.region((unit[0] // 4, unit[1] // 4))
         (a0, a1), _ = rf.region(unit)
         assert a0 <= measured[0][0] and measured[0][1] <= a1
-        firsts.add(measured[0][0] == a0)
-        lasts.add(measured[0][1] == a1)
-    assert True in firsts and True in lasts
+        meets_first.append(measured[0][0] == a0)
+        meets_last.append(measured[0][1] == a1)
+    assert any(meets_first) and any(meets_last)  # the bound is tight at both ends for some phase
 
 
 @pytest.mark.parametrize("layer", [{"resize": {"scale": 2, "mode": "bilinear"}},
