@@ -16,7 +16,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import torch, torchvision, archspec, pytest, hypothesis, onnxruntime, rich, matplotlib" >/dev/null 2>&1; then
+if ! .venv/bin/python -c "import torch, torchvision, archspec, pytest, hypothesis, onnxruntime, rich, matplotlib, timm, segmentation_models_pytorch, mypy" >/dev/null 2>&1; then
   echo "setup: installing torch, torchvision and archspec[dev] into .venv (a few minutes the first time)" >&2
   .venv/bin/pip install -q --no-cache-dir --disable-pip-version-check torch==2.14.1 torchvision==0.29.1 2>&1 | grep -v '^WARNING: Location' || true
   .venv/bin/pip install -q --no-cache-dir --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v '^WARNING: Location' || true
