@@ -95,7 +95,7 @@ def test_necks_read_parts_and_report_a_row_each() -> None:
      r"necks.a: fpn: an FPN reads its inputs from fine to coarse, but input 1 is larger than input 0; "
      r"it reads input 0: stages.1 \(512x28x28\), input 1: stem \(64x56x56\)"),
     ({"a": {"block": "fcn_head", "in": ["stages.1", "stages.2", "stages.3"], "classes": 3}},
-     r"part type 'fcn_head' reads at least 1 and at most 2 inputs, got 3"),
+     r"block type 'fcn_head' reads 1 to 2 inputs \(`in:`\), got 3"),
 ])
 def test_bad_parts_are_located_errors(necks: dict, message: str) -> None:
     with pytest.raises(SpecError, match=message):

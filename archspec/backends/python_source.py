@@ -683,7 +683,7 @@ def python_source(net: Network, params: int | None = None) -> str:
     classes: list[str] = []
     for fam, doc in [(stem, "The stem."), *((families[f], None) for f in families), (head, "The head."),
                      *([(aux, "An auxiliary classifier (run in training only).")] if aux else []),
-                     *((attached[k], _part_doc(k)) for k in attached)]:
+                     *((attached[k], _family_doc(k)) for k in attached)]:
         for design in fam.designs:
             classes.append(ClassWriter(design, imports, doc or docs[design.name]).source())
 
@@ -722,16 +722,6 @@ def python_source(net: Network, params: int | None = None) -> str:
     parts = ["\n".join(_module_doc(net, model_name)) + "\n\n" + "\n".join(header), *copied, *initialised, *classes,
              STAGE_CLASS, model]
     return "\n\n\n".join(parts) + "\n"
-
-
-def _part_doc(family: str) -> str:
-    """The first paragraph of the part family's docstring."""
-    from ..spec.families import load_builtin_parts
-
-    parts = load_builtin_parts()
-    doc = (parts[family].__doc__ or "").strip() if family in parts else ""
-    first = " ".join(doc.split("\n\n")[0].split())
-    return _docstring_safe(first) if first else f"A `{family}` part."
 
 
 def _family_doc(family: str) -> str:

@@ -1,47 +1,60 @@
-"""The built-in part families: necks and dense heads, which read several earlier values of the
-network (the protocol, `PartFamily`, and its registry are in `archspec.spec.families`).
+"""Block families made to be parts: necks and dense heads that read several earlier values.
 
-A part is written under `necks:` or `heads:` by name, with `block:` its family and `in:` the
-values it reads, in order: taps (`stages.1`, `stem.maxpool`), other parts' outputs
-(`necks.fpn`, `necks.fpn.0`) or `input` (the image, for heads that resize to it):
+Any block family can be a part (written under `necks:` or `heads:` by name, with `block:` its
+family and `in:` the values it reads, in order: taps such as `stages.1` or `stem.maxpool`, other
+parts' outputs such as `necks.fpn` or `necks.fpn.0`, or `input`, the image):
 
     necks:
       fpn: {block: fpn, in: [stages.0, stages.1, stages.2, stages.3], out: 256}
     heads:
       classifier: {block: fcn_head, in: [stages.3, input], classes: 21}
 
-A family's `emit(b, xs)` gets one `Value` per input and returns its output, or a dict of
-named outputs (an FPN's levels). Each family below is the torchvision module it is named
-after, with torchvision's layer names, so that state_dicts line up.
+These are ordinary block families (`BlockFamily`) that read more than one value: `emit` gets
+the first as `x` and every input as `b.inputs`, and returns the output, or a dict of named
+outputs (an FPN's levels). `inputs` says how many each reads. Each family below is the
+torchvision module it is named after, with torchvision's layer names, so that state_dicts line up.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
+from ..core.errors import did_you_mean
 from ..ir.builder import GraphBuilder, Value
-from ..spec.families import BlockContext, PartFamily, block_family, register_part
+from ..spec.families import BlockContext, BlockFamily, load_builtin_blocks, register_block
+
+
+class _Part(BlockFamily):
+    """A family made to be a part: it takes no stage stride."""
+
+    strided: ClassVar[bool] = False
+    unstrided_because: ClassVar[str] = "it is a neck or head, read at its inputs' resolution"
+    channel_fields: ClassVar[tuple[str, ...]] = ()
 
 def _resize_to(b: GraphBuilder, y: Value, xs: list[Value], index: int) -> Value:
     """Resize `y` bilinearly to the size of input `index` when the part reads one (`in: [..., input]`)."""
     return b.op("resize", y, xs[index], name="upsample", mode="bilinear") if len(xs) > index else y
 
 
-@register_part("fpn")
-class FPN(PartFamily):
+@register_block("fpn")
+class FPN(_Part):
     """`{block: fpn, in: [C2, C3, C4, C5], out: 256, extra: maxpool}`: a feature pyramid (Lin et al.,
     2017) as torchvision's FeaturePyramidNetwork + LastLevelMaxPool: a 1x1 lateral conv per
     input, a top-down path (nearest upsampling to the lateral's size, then a sum), a 3x3 conv
     per level, and the extra level `pool` (max-pool 1x1/2 of the last). Outputs are named
     `0`, `1`, ... (or `names`), then `pool`, all with `out` channels."""
 
+    inputs: ClassVar[tuple[int, int | None]] = (1, None)
+
     out: int = Field(default=256, ge=1)
     extra: Literal["maxpool", "none"] = "maxpool"
     names: list[str] | None = None
 
-    def emit(self, b: GraphBuilder, xs: list[Value]) -> dict[str, Value]:
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> dict[str, Value]:
+        xs = b.inputs
         names = self.names or [str(i) for i in range(len(xs))]
         if len(names) != len(xs):
             raise ValueError(f"fpn reads {len(xs)} inputs but names {len(names)} outputs")
@@ -60,8 +73,8 @@ class FPN(PartFamily):
         return outs
 
 
-@register_part("fcn_head")
-class FCNHead(PartFamily):
+@register_block("fcn_head")
+class FCNHead(_Part):
     """`{block: fcn_head, in: [stages.3, input], classes: 21}`: torchvision's FCNHead (3x3 conv to a
     quarter of the channels, norm, ReLU, dropout, 1x1 conv to the classes), resized bilinearly to
     the second input's size when there is one (the image, as torchvision's segmentation models do)."""
@@ -71,15 +84,15 @@ class FCNHead(PartFamily):
     classes: int = Field(ge=1)
     dropout: float = Field(default=0.1, ge=0, le=1)
 
-    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value:
-        x = xs[0]
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        xs = b.inputs
         y = b.conv(x, name="0", out=x.channels // 4, kernel=3, padding=1, bias=False)
         y = b.op("dropout", b.act(b.norm(y, name="1"), name="2", type="relu"), name="3", p=self.dropout)
         return _resize_to(b, b.conv(y, name="4", out=self.classes, kernel=1), xs, 1)
 
 
-@register_part("deeplab_head")
-class DeepLabHead(PartFamily):
+@register_block("deeplab_head")
+class DeepLabHead(_Part):
     """`{block: deeplab_head, in: [stages.3, input], classes: 21}`: DeepLabv3 (Chen et al., 2017) as
     torchvision's DeepLabHead: ASPP (a 1x1 branch, three 3x3 branches dilated by `rates`, and an
     image-pooling branch resized back bilinearly; concatenated, projected to `channels`, dropout
@@ -91,8 +104,8 @@ class DeepLabHead(PartFamily):
     rates: list[int] = [12, 24, 36]
     channels: int = Field(default=256, ge=1)
 
-    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value:
-        x, c = xs[0], self.channels
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        xs, c = b.inputs, self.channels
         with b.scope("0"):
             branches = []
             with b.scope("convs"):
@@ -116,8 +129,8 @@ class DeepLabHead(PartFamily):
         return _resize_to(b, b.conv(y, name="4", out=self.classes, kernel=1), xs, 1)
 
 
-@register_part("lraspp_head")
-class LRASPPHead(PartFamily):
+@register_block("lraspp_head")
+class LRASPPHead(_Part):
     """`{block: lraspp_head, in: [low, high, input], classes: 21}`: Lite R-ASPP (Howard et al., 2019)
     as torchvision's LRASPPHead: the high-level features through 1x1 conv, norm, ReLU, gated by a
     pooled 1x1 conv and sigmoid, resized to the low-level features' size; a 1x1 classifier on each,
@@ -128,7 +141,8 @@ class LRASPPHead(PartFamily):
     classes: int = Field(ge=1)
     channels: int = Field(default=128, ge=1)
 
-    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value:
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        xs = b.inputs
         low, high = xs[0], xs[1]
         with b.scope("cbr"):
             y = b.act(b.norm(b.conv(high, name="0", out=self.channels, kernel=1, bias=False), name="1"), name="2",
@@ -142,8 +156,8 @@ class LRASPPHead(PartFamily):
         return _resize_to(b, out, xs, 2)
 
 
-@register_part("stream")
-class Stream(PartFamily):
+@register_block("stream")
+class Stream(_Part):
     """`{block: stream, in: stages.1, unit: basic, params: {out: 32}, repeat: 4}`: one resolution's
     stream of a high-resolution network (HRNet's branch): `repeat` blocks of the block type `unit`
     with `params`, stride 1, so the stream keeps its input's resolution. Blocks are named `0`, `1`, ..."""
@@ -153,20 +167,55 @@ class Stream(PartFamily):
     unit: str
     params: dict[str, Any] = {}
     repeat: int = Field(default=1, ge=1, le=1024)
+    _block: BlockFamily | None = PrivateAttr(default=None)  # `unit` with `params`, validated
 
-    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value:
-        family = block_family(self.unit).model_validate(self.params)
-        x = xs[0]
+    @field_validator("unit")
+    @classmethod
+    def _known_unit(cls, unit: str, info: ValidationInfo) -> str:
+        families = _families(info)
+        if unit not in families:
+            raise PydanticCustomError("unknown_block", "unknown block type '{unit}'{hint}; known: {known}",
+                                      {"unit": unit, "hint": did_you_mean(unit, list(families)),
+                                       "known": ", ".join(sorted(families))})
+        if families[unit].inputs[0] > 1:
+            raise PydanticCustomError("unit", "block type '{unit}' reads several values; a stream's unit reads one",
+                                      {"unit": unit})
+        return unit
+
+    @field_validator("params")
+    @classmethod
+    def _unit_params(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "unit" in info.data:  # else the unit was refused: its error is enough
+            _families(info)[info.data["unit"]].model_validate(params, context=info.context)
+        return params
+
+    def model_post_init(self, context: Any) -> None:
+        families = dict(load_builtin_blocks())
+        families.update((context or {}).get("families", {}))
+        self._block = families[self.unit].model_validate(self.params, context=context)
+
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        assert self._block is not None
         for r in range(self.repeat):
             ctx = BlockContext(stride=1, index=r, repeat=self.repeat, stage=0, global_index=r,
                                total_blocks=self.repeat, defaults=b.defaults)
             with b.scope(str(r)):
-                x = family.emit(b, x, ctx)
+                y = self._block.emit(b, x, ctx)
+            if isinstance(y, dict):
+                raise ValueError(f"block type '{self.unit}' has several outputs; a stream's unit has one")
+            x = y
         return x
 
 
-@register_part("hr_fuse")
-class HRFuse(PartFamily):
+def _families(info: ValidationInfo) -> dict[str, type[BlockFamily]]:
+    """The block types a spec may name: the built-in ones and its own (`blocks:`)."""
+    families = dict(load_builtin_blocks())
+    families.update((info.context or {}).get("families", {}))
+    return families
+
+
+@register_block("hr_fuse")
+class HRFuse(_Part):
     """`{block: hr_fuse, in: [necks.s0, necks.s1, necks.s2]}`: HRNet's exchange unit (Sun et al., 2019;
     the official `_make_fuse_layers`) over streams from fine to coarse, each at half the previous
     resolution. Output i (named `0`, `1`, ...) keeps stream i's resolution and channels: the sum
@@ -176,7 +225,8 @@ class HRFuse(PartFamily):
 
     inputs: ClassVar[tuple[int, int | None]] = (2, None)
 
-    def emit(self, b: GraphBuilder, xs: list[Value]) -> dict[str, Value]:
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> dict[str, Value]:
+        xs = b.inputs
         for j in range(1, len(xs)):
             if any(2 * c != f for c, f in zip(xs[j].spatial, xs[j - 1].spatial)):
                 raise ValueError(f"hr_fuse needs each stream at half the previous one's size, but stream {j} is "

@@ -69,8 +69,13 @@ class BlockFamily(BaseModel):
     # `_make_layer` sets it) or "new" (the stage's own, as torchvision's dilated MobileNet-v3).
     # None: the family cannot dilate (a located error asks for it).
     first_block_dilation: ClassVar[Literal["previous", "new"] | None] = None
+    # How many values the block reads as a part (`in:` under necks or heads): (fewest, most),
+    # None: no upper bound. The first is `x`; all of them are `b.inputs`. A stage gives one.
+    inputs: ClassVar[tuple[int, int | None]] = (1, 1)
 
-    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value | dict[str, Value]:
+        """The block's nodes, from `x` (`b.inputs` holds every input of a part); the output, or
+        a dict of named outputs (an FPN's levels), which only a part may have."""
         raise NotImplementedError
 
 
@@ -115,36 +120,3 @@ BUILTIN_FAMILIES = "archspec.blocks.builtin"
 def load_builtin_blocks() -> dict[str, type[BlockFamily]]:
     importlib.import_module(BUILTIN_FAMILIES)
     return BLOCKS
-
-
-class PartFamily(BaseModel):
-    """Base of every part family (a neck or a dense head, `archspec.blocks.parts`): the fields are
-    the family's spec parameters; `emit(b, xs)` gets one `Value` per input (`in:`) and returns
-    the output, or a dict of named outputs (an FPN's levels)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
-
-    family: ClassVar[str] = ""
-    # How many inputs the family reads: (fewest, most); None: no upper bound.
-    inputs: ClassVar[tuple[int, int | None]] = (1, None)
-
-    def emit(self, b: GraphBuilder, xs: list[Value]) -> Value | dict[str, Value]:
-        raise NotImplementedError
-
-
-PARTS: dict[str, type[PartFamily]] = {}
-_P = TypeVar("_P", bound=type[PartFamily])
-
-
-def register_part(name: str) -> Callable[[_P], _P]:
-    """Class decorator: make a `PartFamily` usable as `block: <name>` under necks or heads."""
-
-    def decorate(cls: _P) -> _P:
-        return _register(PARTS, name, cls, "part type")
-
-    return decorate
-
-
-def load_builtin_parts() -> dict[str, type[PartFamily]]:
-    importlib.import_module(BUILTIN_FAMILIES)
-    return PARTS

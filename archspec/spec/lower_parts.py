@@ -11,6 +11,7 @@ from ..core.errors import ArchspecError, SpecPath
 from ..ir.builder import GraphBuilder, NodeShapeError
 from ..ir.graph import Attached, Graph, Network
 from ..ir.taps import PART_GROUPS, Tap, TapError, resolve
+from .families import BlockContext
 
 
 class PartError(ArchspecError):
@@ -76,8 +77,9 @@ def lower_parts(spec: Any, net: Network) -> list[Attached]:
         shapes = [_shape(s, net, parts) for s in sources]
         defaults = spec.defaults.updated(part.defaults).op_defaults()
         b = GraphBuilder(shapes[0], defaults, origin, shapes[1:])
+        ctx = BlockContext(stride=1, index=0, repeat=1, stage=0, global_index=0, total_blocks=1, defaults=defaults)
         try:
-            out = part.emit(b, b.inputs)
+            out = part.emit(b, b.input, ctx)
         except NodeShapeError as exc:
             raise PartError(f"{part.family} (layer '{exc.name}'): {exc}; {_reads_text(sources, shapes)}", origin,
                             exc.spatial_zero) from None

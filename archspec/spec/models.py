@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError, core_schema
 
-from .families import BLOCKS, BlockFamily, PartFamily, load_builtin_blocks, load_builtin_parts
+from .families import BLOCKS, BlockFamily, load_builtin_blocks
 from ..core.errors import did_you_mean
 from ..ir.op import OpDefaults
 from ..ir.ops.activation import ActKind
@@ -228,6 +228,10 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
             "mapping: `{block: {inner}, out: 64, repeat: 2}`", {"inner": str(inner)})
     kind = _BlockName.model_validate({"block": value["block"]}, context={"families": families}).block
     model = stage_model(families[kind])
+    if model.inputs[0] > 1:
+        raise PydanticCustomError("block_inputs", "block type '{kind}' reads {n} or more values, and a stage passes "
+                                  "one: write it as a part, under `necks:` or `heads:` with `in: [...]`",
+                                  {"kind": kind, "n": model.inputs[0]})
     stage = model.model_validate(value, context=info.context)
     if stage.stride != 1 and not model.strided:
         reason = f": {model.unstrided_because}" if model.unstrided_because else ""
@@ -256,7 +260,7 @@ _SourceRef = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class PartFields(BaseModel):
-    """Keys every neck or head has, whatever its family."""
+    """Keys every neck or head has, whatever its block type."""
 
     model_config = ConfigDict(defer_build=True)
 
@@ -272,8 +276,8 @@ class PartFields(BaseModel):
 
 
 @cache
-def part_model(family: type[PartFamily]) -> type[PartFamily]:
-    """The spec model of a part family: its parameters plus the common part keys."""
+def part_model(family: type[BlockFamily]) -> type[BlockFamily]:
+    """The spec model of a block family used as a part: its parameters plus the common part keys."""
     return create_model(  # type: ignore[call-overload]
         f"{family.__name__}Part",
         __base__=(family, PartFields),
@@ -282,11 +286,12 @@ def part_model(family: type[PartFamily]) -> type[PartFamily]:
 
 
 def parse_part(value: Any, info: ValidationInfo) -> Any:
-    if isinstance(value, PartFamily):
+    if isinstance(value, PartFields):
         return value
     if not isinstance(value, dict):
         raise PydanticCustomError("part", "a neck or head is a mapping such as `{block: fpn, in: [stages.0, stages.1]}`")
-    parts = load_builtin_parts()
+    parts = dict(load_builtin_blocks())  # any block type: built-in, a plugin's or the spec's own
+    parts.update((info.context or {}).get("families", {}))
     if "block" not in value:
         raise PydanticCustomError("missing_block", "a neck or head needs `block: TYPE` (known types: {known})",
                                   {"known": ", ".join(sorted(parts))})
@@ -295,13 +300,13 @@ def parse_part(value: Any, info: ValidationInfo) -> Any:
     low, high = part.inputs
     n = len(part.sources)
     if n < low or (high is not None and n > high):
-        most = "" if high is None else (f" and at most {high}" if high != low else "")
-        raise PydanticCustomError("inputs", "part type '{kind}' reads at least {low}{most} inputs, got {n}",
-                                  {"kind": kind, "low": low, "most": most, "n": n})
+        count = str(low) if low == high else f"at least {low}" if high is None else f"{low} to {high}"
+        raise PydanticCustomError("inputs", "block type '{kind}' reads {count} input{s} (`in:`), got {n}",
+                                  {"kind": kind, "count": count, "s": "" if count == "1" else "s", "n": n})
     return part
 
 
-Part = Annotated[PartFamily, _ParsedBy(parse_part, "Part")]
+Part = Annotated[BlockFamily, _ParsedBy(parse_part, "Part")]
 PartName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
 
 

@@ -36,7 +36,7 @@ _HOISTED = ("title", "description", "default")
 
 def build_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of a spec file."""
-    from .families import load_builtin_blocks, load_builtin_parts
+    from .families import load_builtin_blocks
     from ..ir.ops import OPS
     from .layers import layer_kinds
     from .models import SpecModel, part_model, stage_model
@@ -45,8 +45,9 @@ def build_schema() -> dict[str, Any]:
     families = dict(sorted(load_builtin_blocks().items()))
     inputs: list[tuple[Any, str, Any]] = [("spec", "validation", SpecModel.__pydantic_core_schema__)]
     inputs += [(("op", k), "validation", OPS[k].__pydantic_core_schema__) for k in kinds]
+    parts = families  # any block type can be a part
+    families = {f: c for f, c in families.items() if c.inputs[0] == 1}  # a stage passes one value
     inputs += [(("block", f), "validation", stage_model(c).__pydantic_core_schema__) for f, c in families.items()]
-    parts = dict(sorted(load_builtin_parts().items()))
     inputs += [(("part", f), "validation", part_model(c).__pydantic_core_schema__) for f, c in parts.items()]
     refs, defs = GenerateJsonSchema(ref_template="#/$defs/{model}").generate_definitions(inputs)
 
@@ -80,9 +81,9 @@ def build_schema() -> dict[str, Any]:
 def _part(parts: dict[str, Any], refs: dict) -> dict[str, Any]:
     """A neck or head: `block: TYPE` selects the part family's model."""
     return {
-        "description": "A neck or dense head: `{block: TYPE, in: [SOURCES], ...the family's parameters}`.",
+        "description": "A neck, decoder or head: `{block: TYPE, in: [SOURCES], ...the block's parameters}`.",
         "type": "object", "required": ["block", "in"],
-        "properties": {"block": {"enum": list(parts), "description": "The part type."}},
+        "properties": {"block": {"type": "string", "description": "The block type (built-in, or the spec's own)."}},
         "allOf": [{"if": {"properties": {"block": {"const": f}}, "required": ["block"]},
                    "then": refs[(("part", f), "validation")]} for f in parts],
     }

@@ -28,6 +28,8 @@ class Compiled:
     params: tuple[str, ...]
     locator: Any
     families: dict  # block type -> family class, for nested blocks (filled once all are made)
+    inputs: tuple[str, ...] = ()  # the names of the values a part gives it (`in:`), in order
+    outputs: tuple[str, ...] = ()  # named values returned as its outputs
 
 
 class BlockBuildError(ArchspecError):
@@ -215,6 +217,9 @@ class Emitter:
 
     def nested(self, item: BlockItem, x: Value) -> Value:
         family = self.compiled.families[item.family]
+        if family.inputs[0] > 1:
+            raise self.fail(f"block type '{item.family}' reads {family.inputs[0]} values; a nested block reads one "
+                            "(a block of several inputs is a part: under `necks:` or `heads:`)", item.path + ("block",))
         if item.source is not None:
             x = self.read(item.source, item.path + ("from",), x)
         params = self.values(item.params, x, item.path)
@@ -235,13 +240,21 @@ class Emitter:
         ctx = self.ctx
         with self.located(item.path + ("name",)), self.b.scope(name or self.b.free_name(item.family)):
             if repeat is None:  # once, in the enclosing block's place
-                x = block.emit(self.b, x, replace(ctx, stride=stride))
+                x = self.one(block.emit(self.b, x, replace(ctx, stride=stride)), item)
             else:  # as a stage repeats a block: the stride to the first, `index` counts the repeats
                 for k in range(repeat):
                     with self.b.scope(str(k)):
-                        x = block.emit(self.b, x, replace(ctx, stride=stride if k == 0 else 1, index=k, repeat=repeat))
+                        ctx_k = replace(ctx, stride=stride if k == 0 else 1, index=k, repeat=repeat)
+                        x = self.one(block.emit(self.b, x, ctx_k), item)
         self.define(name, x)
         return x
+
+    def one(self, out: Value | dict[str, Value], item: BlockItem) -> Value:
+        """A nested block's output: one value (a block with several outputs is a part's alone)."""
+        if isinstance(out, dict):
+            raise self.fail(f"block type '{item.family}' has several outputs ({', '.join(out)}); a nested "
+                            "block passes one value on", item.path + ("block",))
+        return out
 
     @contextlib.contextmanager
     def located(self, path: SpecPath) -> Iterator[None]:

@@ -54,7 +54,7 @@ from ...core.naming import class_name
 from ...core.errors import Problem, bare_key_hint, SpecError, SpecPath, did_you_mean, format_path
 from ...ir.builder import GraphBuilder, Value
 from .emit import Compiled, Emitter
-from .parse import CONTEXT_NAMES, NAME, STAGE_KEYS, TYPES, Definition, ParamDecl, Parser
+from .parse import CONTEXT_NAMES, INPUT, NAME, STAGE_KEYS, TYPES, Definition, ParamDecl, Parser
 from ..families import BlockContext, BlockFamily, load_builtin_blocks
 
 
@@ -63,9 +63,18 @@ class CompositeFamily(BlockFamily):
 
     compiled: ClassVar[Compiled]
 
-    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
-        params = {name: getattr(self, name) for name in self.compiled.params}
-        return Emitter(self.compiled, b, ctx, params, x.channels).body(self.compiled.body, x)
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value | dict[str, Value]:
+        compiled = self.compiled
+        params = {name: getattr(self, name) for name in compiled.params}
+        emitter = Emitter(compiled, b, ctx, params, x.channels)
+        # Only a part gives a block several inputs (`inputs` > 1 keeps it out of stages and other
+        # blocks), so they are the builder's: the first is `x`.
+        for name, value in zip(compiled.inputs, [x, *b.inputs[1:]]):
+            emitter.define(name, value)
+        out = emitter.body(compiled.body, x)
+        if not compiled.outputs:
+            return out
+        return {name: emitter.read(name, ("outputs", k)) for k, name in enumerate(compiled.outputs)}
 
 
 # -- building the families of a spec ----------------------------------------------------------
@@ -170,7 +179,14 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
         decls[pname] = decl
     # Every declared name counts as known, so that a bad declaration is reported once, not at each use.
     parser = Parser(name, locator, {str(p) for p in spec.params} | set(CONTEXT_NAMES), known)
+    for k, value in enumerate(spec.inputs):
+        if value in spec.inputs[:k] or value == INPUT:
+            problems.append(locator.problem(f"input '{value}' is named twice" if value != INPUT else
+                                            f"'{INPUT}' is the first input's name already; name the inputs others",
+                                            at + ("inputs", k)))
+    parser.defined.update(spec.inputs)
     body = parser.body(spec.layers, ("layers",))
+    parser.references += [(value, ("outputs", k)) for k, value in enumerate(spec.outputs)]
     parser.check_references()
     problems += parser.problems
     # A misspelled use is already reported; "never used" would only repeat it.
@@ -179,7 +195,7 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
                                         at + ("params", unused), key=True))
     if len(problems) > before:
         return None
-    compiled = Compiled(name, body, tuple(decls), locator, {})
+    compiled = Compiled(name, body, tuple(decls), locator, {}, tuple(spec.inputs), tuple(spec.outputs))
     family = create_model(  # type: ignore[call-overload]
         class_name(name),
         __base__=CompositeFamily,
@@ -192,6 +208,7 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
     family.unstrided_because = ("its layers never use ${stride}; write `stride: \"${stride}\"` on the layer that "
                                 "should stride (a stage gives its stride to its first block, 1 to the others)")
     family.channel_fields = tuple(p for p, d in decls.items() if d.channels)
+    family.inputs = (max(1, len(spec.inputs)),) * 2
     return family, parser.nested
 
 

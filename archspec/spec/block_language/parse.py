@@ -52,10 +52,18 @@ class ParamDecl(_Strict):
         return TYPES[self.type]
 
 
+_ValueName = Annotated[str, Field(pattern=NAME.pattern)]
+
+
 class Definition(_Strict):
     doc: str = ""
+    # The values the block reads when it is a part (`in:` gives them in this order): the first
+    # is also `input`; a stage or a nested block passes one. Empty: one, read as `input`.
+    inputs: list[_ValueName] = []
     params: dict[str, Any] = {}  # each checked as a ParamDecl, for errors located at the parameter
     layers: list[Any] = Field(min_length=1)
+    # Named values returned as the block's outputs (a part's several outputs); empty: the last value.
+    outputs: list[_ValueName] = []
 
 
 # -- the body, parsed ---------------------------------------------------------------------
