@@ -5,7 +5,7 @@ own rows, box, module path and tap target. References: hand-written torch module
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import torch
