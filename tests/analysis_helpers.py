@@ -70,18 +70,18 @@ def with_avg_pools(net: Network) -> Network:
     """The same network with every max-pool an average pool of the same window (its
     gradient is positive over the whole window, where max-pool's picks one pixel)."""
     avg, adaptive, global_ = op_class("avgpool"), op_class("adaptive_pool"), op_class("global_pool")
-    for graph in (part.graph for part in net.parts()):
-        for i, node in enumerate(graph.nodes):
-            op = node.op
-            if op.kind == "maxpool":
-                new = avg(kernel=op.kernel, stride=op.stride, padding=op.padding, ceil_mode=op.ceil_mode,
-                          name=op.name)
-            elif op.kind in ("adaptive_pool", "global_pool") and op.type == "max":
-                new = (adaptive if op.kind == "adaptive_pool" else global_)(**{**op.model_dump(), "type": "avg"})
-            else:
-                continue
-            graph.nodes[i] = dataclasses.replace(node, op=new)
-    return net
+
+    def swap(node):
+        op = node.op
+        if op.kind == "maxpool":
+            new = avg(kernel=op.kernel, stride=op.stride, padding=op.padding, ceil_mode=op.ceil_mode, name=op.name)
+        elif op.kind in ("adaptive_pool", "global_pool") and op.type == "max":
+            new = (adaptive if op.kind == "adaptive_pool" else global_)(**{**op.model_dump(), "type": "avg"})
+        else:
+            return node
+        return dataclasses.replace(node, op=new)
+
+    return net.map_graphs(lambda graph: dataclasses.replace(graph, nodes=tuple(map(swap, graph.nodes))))
 
 
 def module_path(net: Network, layer: str) -> str:

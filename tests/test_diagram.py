@@ -9,6 +9,7 @@ hand, and Graphviz's own layout (`-Tplain`) and SVG output.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import operator
 import os
@@ -337,9 +338,9 @@ def hostile_network():
         "aux_heads": [{"after": 0, "name": HOSTILE_AUX, "layers": ["flatten", {"linear": 10}]}],
     }
     net = archspec.load_spec(spec).network()
-    net.name = 'spec "name" <b>&amp; \\n'  # names the spec language refuses, set on the IR directly
-    net.stages[0].name = "st<ag>e\n0 \\"
-    return net
+    # names the spec language refuses, set on the IR directly
+    stage = dataclasses.replace(net.stages[0], name="st<ag>e\n0 \\")
+    return dataclasses.replace(net, name='spec "name" <b>&amp; \\n', stages=(stage, *net.stages[1:]))
 
 
 def _svg_texts(svg: bytes) -> tuple[str, set[str]]:

@@ -20,6 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..core import memo
 from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Op, Shape, Window
@@ -348,7 +349,6 @@ def _static(graph: Graph) -> _Static:
                    _rule_number(nodes))
 
 
-_RULES: dict[tuple, int] = {}
 
 
 def _rule_number(nodes: list[tuple]) -> int | None:
@@ -361,10 +361,8 @@ def _rule_number(nodes: list[tuple]) -> int | None:
         number = _RULES.get(rule)
     except TypeError:
         return None
-    if number is None:
-        if len(_RULES) >= MAX_CACHED:
-            _RULES.clear()  # numbers are never given twice, so older ones stay valid where kept
-        number = _RULES[rule] = next(_NUMBERS)
+    if number is memo.MISS:  # numbers are never given twice, so older ones stay valid where kept
+        number = _RULES.put(rule, next(_NUMBERS))
     return number
 
 
@@ -372,20 +370,18 @@ _NUMBERS = itertools.count()
 
 
 MAX_CACHED = 8192
-_STATIC: dict[int, tuple[Graph, _Static]] = {}
-_FIELDS: dict[tuple, tuple[Graph, list[RF]]] = {}
+_RULES: memo.Memo[int] = memo.Memo("analysis.rf_rules", MAX_CACHED)
+_STATIC: memo.Memo[_Static] = memo.Memo("analysis.graphs", MAX_CACHED)
+_FIELDS: memo.Memo[list[RF]] = memo.Memo("analysis.fields", MAX_CACHED)
 
 
 def _static_of(graph: Graph) -> _Static:
     """`_static(graph)`, kept by identity: lowering reuses one graph for identical blocks, in
-    a network and across networks (spec.lower), and graphs are never modified. The entry keeps
-    the graph alive, so that its id stands for it."""
-    hit = _STATIC.get(id(graph))
-    if hit is None or hit[0] is not graph:
-        if len(_STATIC) >= MAX_CACHED:
-            _STATIC.clear()
-        hit = _STATIC[id(graph)] = (graph, _static(graph))
-    return hit[1]
+    a network and across networks (spec.lower), and graphs are immutable (ir/graph.py)."""
+    hit = _STATIC.get(id(graph), graph)
+    if hit is memo.MISS:
+        hit = _STATIC.put(id(graph), _static(graph), graph)
+    return hit
 
 
 def _fields(graph: Graph, rf_in: RF | tuple[RF, ...]) -> list[RF]:
@@ -394,10 +390,12 @@ def _fields(graph: Graph, rf_in: RF | tuple[RF, ...]) -> list[RF]:
     `rf_in`: the same block geometry at the same place in sibling networks gets the same fields,
     without walking them again."""
     static = _static_of(graph)
-    key: tuple = ("rule", static.rf_rule, rf_in) if static.rf_rule is not None else (id(graph), rf_in)
-    hit = _FIELDS.get(key)
-    if hit is not None and (static.rf_rule is not None or hit[0] is graph):
-        return hit[1]
+    ruled = static.rf_rule is not None
+    key: tuple = ("rule", static.rf_rule, rf_in) if ruled else (id(graph), rf_in)
+    keep = None if ruled else graph
+    hit = _FIELDS.get(key, keep)
+    if hit is not memo.MISS:
+        return hit
     fields: list[RF] = []
     given = {INPUT - k: f for k, f in enumerate(rf_in if isinstance(rf_in, tuple) else (rf_in,))}
     for _, op, _, inputs, ins, *_, same in static.nodes:
@@ -405,10 +403,7 @@ def _fields(graph: Graph, rf_in: RF | tuple[RF, ...]) -> list[RF]:
             fields.append(fields[inputs[0]] if inputs[0] >= 0 else given[inputs[0]])
         else:
             fields.append(op.rf([fields[j] if j >= 0 else given[j] for j in inputs], ins))
-    if len(_FIELDS) >= MAX_CACHED:
-        _FIELDS.clear()
-    _FIELDS[key] = (graph, fields)
-    return fields
+    return _FIELDS.put(key, fields, keep)
 
 
 def _node_field(graph: Graph, rf_in: RF | tuple[RF, ...], node: int) -> RF:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 from torch import fx, nn
 
+from ..core.frozen import thaw
 from ..core.naming import class_name, join, value_name
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import ModuleCall
@@ -141,7 +142,7 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
         model = torch_layers.Network(stem, stages, head, built.get("aux", []), tuple(a.after for a in net.aux_heads))
     if init and net.init is not None:
         initialise(model, net.init)
-    model.archspec_spec = net.spec_data  # the resolved spec, for checkpoints; not in the state_dict
+    model.archspec_spec = thaw(net.spec_data)  # the resolved spec, for checkpoints; not in the state_dict
     return model
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core import memo
 from ..core.errors import ArchspecError, SpecPath
 from ..core.naming import free_index, free_name, join, module_name_problem
 from .graph import INPUT, Graph, Node, input_index
@@ -53,60 +54,47 @@ class NodeShapeError(ShapeError):
         self.origin = origin
 
 
-_MADE: dict = {}
+_MADE: memo.Memo[Op] = memo.Memo("ir.ops", 4096)
 
 
 def _made(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> Op:
     """`cls(**fields).resolved(defaults)`, shared between identical requests: ops are
     immutable, and a network asks for the same few (`norm`, `act`, a 1x1 conv) hundreds of
-    times. Unhashable field values (lists) skip the cache; value types are part of the key
-    (True == 1 in Python, not for validation). The entry keeps `defaults` alive, so that its
-    identity stands for it."""
+    times. Unhashable field values (lists) skip the memo; value types are part of the key
+    (True == 1 in Python, not for validation). `defaults` stands in the key by identity."""
     try:
         key = (cls, id(defaults), tuple(fields.items()), tuple(map(type, fields.values())))
-        hit = _MADE.get(key)
+        hit = _MADE.get(key, defaults)
     except TypeError:
         return cls(**fields).resolved(defaults)
-    if hit is not None and hit[0] is defaults:
-        return hit[1]
-    op = cls(**fields).resolved(defaults)
-    if len(_MADE) >= 4096:
-        _MADE.clear()
-    _MADE[key] = (defaults, op)
-    return op
+    if hit is not memo.MISS:
+        return hit
+    return _MADE.put(key, cls(**fields).resolved(defaults), defaults)
 
 
-_RESOLVED: dict = {}
+_RESOLVED: memo.Memo[Op] = memo.Memo("ir.resolved", 4096)
 
 
 def _resolved(op: Op, defaults: OpDefaults) -> Op:
     """`op.resolved(defaults)`, shared for the same op and defaults (both immutable; layers
-    parsed once are asked for again and again). Keyed by identity; the entry keeps both alive."""
-    key = (id(op), id(defaults))
-    hit = _RESOLVED.get(key)
-    if hit is not None and hit[0] is op and hit[1] is defaults:
-        return hit[2]
-    resolved = op.resolved(defaults)
-    if len(_RESOLVED) >= 4096:
-        _RESOLVED.clear()
-    _RESOLVED[key] = (op, defaults, resolved)
-    return resolved
+    parsed once are asked for again and again). Keyed by identity."""
+    keep = (op, defaults)
+    hit = _RESOLVED.get((id(op), id(defaults)), keep)
+    if hit is not memo.MISS:
+        return hit
+    return _RESOLVED.put((id(op), id(defaults)), op.resolved(defaults), keep)
 
 
-_SHAPES: dict = {}
+_SHAPES: memo.Memo[Shape] = memo.Memo("ir.shapes", 8192)
 
 
 def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
     """`op.out_shape(ins)`, remembered for ops shared by `_made` (keyed by identity, which
-    is cheap where hashing a pydantic model is not; the entry keeps the op alive)."""
-    hit = _SHAPES.get((id(op), ins))
-    if hit is not None and hit[0] is op:
-        return hit[1]
-    shape = tuple(op.out_shape(list(ins)))
-    if len(_SHAPES) >= 8192:
-        _SHAPES.clear()
-    _SHAPES[(id(op), ins)] = (op, shape)
-    return shape
+    is cheap where hashing a pydantic model is not)."""
+    hit = _SHAPES.get((id(op), ins), op)
+    if hit is not memo.MISS:
+        return hit
+    return _SHAPES.put((id(op), ins), tuple(op.out_shape(list(ins))), op)
 
 
 class NodeLimitError(ArchspecError):
@@ -273,4 +261,4 @@ class GraphBuilder:
     def finish(self, out: Value, outputs: dict[str, Value] | None = None) -> Graph:
         """The graph; `outputs` names several outputs (a part's), `out` being the main one."""
         named = {name: v.index for name, v in (outputs or {}).items()}
-        return Graph(self.in_shape, self.nodes, out.index, self.more_inputs, named, dict(self.titles))
+        return Graph(self.in_shape, tuple(self.nodes), out.index, tuple(self.more_inputs), named, dict(self.titles))

@@ -7,15 +7,23 @@ heads that branch off after a stage). Each node's full module path, such as
 `stages.2.blocks.0.conv1`, is the name it gets in the compiled torch module.
 
 The IR knows nothing of YAML or of torch modules.
+
+Everything here is immutable once built: frozen dataclasses whose sequences are tuples and
+whose mappings are read-only (`FrozenDict`); lists and dicts given to a constructor are
+converted. Graphs are shared between the blocks of a stage, between networks and across a
+sweep, and analysis remembers what it derived from a graph by its identity (core/memo.py),
+so an edit in place would corrupt every later answer: it raises instead. To change a
+network, make a new one (`dataclasses.replace`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ..core.errors import SpecPath
+from ..core.frozen import FrozenDict, freeze
 from ..core.naming import join
 from .op import Op, Shape
 
@@ -36,19 +44,29 @@ class Node:
     origin: SpecPath = ()  # where in the spec the node comes from
 
 
-@dataclass
+def _set(obj: object, **values: Any) -> None:
+    """Assign fields of a frozen dataclass in its __post_init__ (the one place it is allowed)."""
+    for name, value in values.items():
+        object.__setattr__(obj, name, value)
+
+
+@dataclass(frozen=True)
 class Graph:
     """A DAG in topological order: one input and one output for a block, the stem or the head;
     a neck or a dense head (a `Part`) reads several inputs and may name several outputs."""
 
     in_shape: Shape
-    nodes: list[Node]
+    nodes: tuple[Node, ...]
     output: int  # node index, or INPUT for an empty graph
     more_inputs: tuple[Shape, ...] = ()  # inputs 1, 2, ...: node indices input_index(k)
     # Named outputs of a part, in order ({"0": node, ..., "pool": node}); empty: `output` alone.
-    outputs: dict[str, int] = field(default_factory=dict)
+    outputs: FrozenDict[str, int] = field(default_factory=FrozenDict)
     # What named scopes are, for diagrams: {"se": "squeeze-excitation"} (GraphBuilder.scope's title).
-    titles: dict[str, str] = field(default_factory=dict)
+    titles: FrozenDict[str, str] = field(default_factory=FrozenDict)
+
+    def __post_init__(self) -> None:
+        _set(self, nodes=tuple(self.nodes), more_inputs=tuple(self.more_inputs),
+             outputs=_frozen(self.outputs), titles=_frozen(self.titles))
 
     def title_of(self, node: Node) -> tuple[str, str] | None:
         """(scope, title) of the innermost titled scope holding `node`, or None."""
@@ -92,7 +110,11 @@ class Graph:
         return counts
 
 
-@dataclass
+def _frozen(mapping: Any) -> FrozenDict:
+    return mapping if type(mapping) is FrozenDict else FrozenDict(mapping)
+
+
+@dataclass(frozen=True)
 class Block:
     """One block instance: its family, its parameters and its graph."""
 
@@ -102,18 +124,21 @@ class Block:
     origin: SpecPath = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Stage:
     name: str  # display name (the spec's `name`, or "stage{i}")
-    blocks: list[Block]
+    blocks: tuple[Block, ...]
     origin: SpecPath = ()
+
+    def __post_init__(self) -> None:
+        _set(self, blocks=tuple(self.blocks))
 
     @property
     def out_shape(self) -> Shape:
         return self.blocks[-1].graph.out_shape
 
 
-@dataclass
+@dataclass(frozen=True)
 class AuxHead:
     """A classifier that branches off after a stage and is evaluated in training only."""
 
@@ -123,7 +148,7 @@ class AuxHead:
     origin: SpecPath = ()
 
 
-@dataclass
+@dataclass(frozen=True)
 class Attached:
     """A neck or a dense head: a graph reading several earlier values (`sources`, one per graph
     input, each an `ir.taps.Tap`), with one output or several named ones (`graph.outputs`)."""
@@ -131,9 +156,12 @@ class Attached:
     group: str  # "necks" or "heads"
     name: str
     family: str
-    sources: list[Any]  # ir.taps.Tap, one per graph input
+    sources: tuple[Any, ...]  # ir.taps.Tap, one per graph input
     graph: Graph
     origin: SpecPath = ()
+
+    def __post_init__(self) -> None:
+        _set(self, sources=tuple(self.sources))
 
     @property
     def path(self) -> str:
@@ -188,23 +216,29 @@ class NodeRef:
     block: int | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Network:
     name: str
     input_shape: Shape
     stem: Graph
-    stages: list[Stage]
+    stages: tuple[Stage, ...]
     head: Graph
-    aux_heads: list[AuxHead] = field(default_factory=list)
+    aux_heads: tuple[AuxHead, ...] = ()
     description: str = ""
-    # The resolved spec as plain data: enough to rebuild this network anywhere.
-    spec_data: dict[str, Any] = field(default_factory=dict)
+    # The resolved spec as plain data (read-only; `core.frozen.thaw` makes a plain copy):
+    # enough to rebuild this network anywhere.
+    spec_data: FrozenDict[str, Any] = field(default_factory=FrozenDict)
     init: Any = None
     # Named outputs (`features:`, ir/taps.py): when set, the module returns them as an ordered
     # dict, and the network holds only what they need.
-    taps: list[Any] = field(default_factory=list)
+    taps: tuple[Any, ...] = ()
     # Necks and dense heads, in the order they run (each after everything it reads).
-    attached: list[Attached] = field(default_factory=list)
+    attached: tuple[Attached, ...] = ()
+
+    def __post_init__(self) -> None:
+        _set(self, input_shape=tuple(self.input_shape), stages=tuple(self.stages),
+             aux_heads=tuple(self.aux_heads), taps=tuple(self.taps), attached=tuple(self.attached),
+             spec_data=self.spec_data if type(self.spec_data) is FrozenDict else freeze(self.spec_data))
 
     @property
     def output_shape(self) -> Shape:
@@ -242,6 +276,24 @@ class Network:
         for part in self.attached:  # necks and heads, each after what it reads
             yield Part(part.path, part.path, part.group, part.family, part.graph,
                        part.sources[0].graph if part.sources else "", title=part.path)
+
+    def map_graphs(self, change: Callable[[Graph], Graph]) -> Network:
+        """A new network with every graph (stem, blocks, aux heads, head, necks and heads)
+        replaced by `change(graph)`; this one is left as it is. Each distinct graph is changed
+        once (blocks share graphs), so `change` may return the graph itself to keep it."""
+        done: dict[int, Graph] = {}
+
+        def new(graph: Graph) -> Graph:
+            if id(graph) not in done:
+                done[id(graph)] = change(graph)
+            return done[id(graph)]
+
+        return replace(
+            self, stem=new(self.stem), head=new(self.head),
+            stages=tuple(replace(s, blocks=tuple(replace(b, graph=new(b.graph)) for b in s.blocks))
+                         for s in self.stages),
+            aux_heads=tuple(replace(a, graph=new(a.graph)) for a in self.aux_heads),
+            attached=tuple(replace(a, graph=new(a.graph)) for a in self.attached))
 
     def nodes(self) -> Iterator[NodeRef]:
         for part in self.parts():

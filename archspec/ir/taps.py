@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.errors import SpecPath, did_you_mean
-from .graph import INPUT, Attached, Graph, Network, Part
+from .graph import INPUT, Attached, Graph, Network, Part, Stage
 
 
 class TapError(ValueError):
@@ -199,13 +199,13 @@ def truncate(net: Network, taps: list[Tap]) -> Network:
             needed.add(path)
             stack += [s.graph for s in by_path[path].sources if s.part in PART_GROUPS]
     parts = [p for p in net.attached if p.path in needed]
-    values = taps + [s for p in parts for s in p.sources]
+    values = [*taps, *(s for p in parts for s in p.sources)]
     if any(t.part == "head" for t in values):
-        return replace(net, aux_heads=[], taps=taps, attached=parts)
+        return replace(net, aux_heads=(), taps=taps, attached=parts)
     last = max(((t.stage, t.block) for t in values if t.stage is not None), default=None)
-    stages = []
+    stages: tuple[Stage, ...] = ()
     if last is not None:
         s, b = last
-        stages = net.stages[:s] + [replace(net.stages[s], blocks=net.stages[s].blocks[:b + 1])]
+        stages = (*net.stages[:s], replace(net.stages[s], blocks=net.stages[s].blocks[:b + 1]))
     shape = stages[-1].out_shape if stages else net.stem.out_shape
-    return replace(net, stages=stages, head=Graph(shape, [], INPUT), aux_heads=[], taps=taps, attached=parts)
+    return replace(net, stages=stages, head=Graph(shape, (), INPUT), aux_heads=(), taps=taps, attached=parts)

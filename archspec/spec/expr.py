@@ -16,9 +16,10 @@ import math
 import operator
 import re
 import reprlib
-from functools import lru_cache
 from typing import Any
 from collections.abc import Callable, Mapping
+
+from ..core import memo as memos
 
 INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 MAX_EXPR_CHARS = 500
@@ -326,20 +327,18 @@ def evaluate(expression: str, lookup: Callable[[str], Any], memo: bool = False) 
     """
     tree, names = _parsed(expression)
     key = _result_key(expression, names, lookup) if memo else None
-    if key is not None and key in _RESULTS:
-        return _RESULTS[key]
+    if key is not None and (hit := _RESULTS.get(key)) is not memos.MISS:
+        return hit
     try:
         value = _Evaluator(lookup).eval(tree)
     except RecursionError:
         raise ExprError("expression nested too deeply") from None
     if key is not None:
-        if len(_RESULTS) >= 16384:
-            _RESULTS.clear()
-        _RESULTS[key] = value
+        _RESULTS.put(key, value)
     return value
 
 
-_RESULTS: dict[tuple, Any] = {}
+_RESULTS: memos.Memo[Any] = memos.Memo("spec.expressions", 16384)
 _SCALARS = (int, str, bool, type(None))
 
 
@@ -367,7 +366,7 @@ def expression_names(expression: str) -> tuple[str, ...]:
     return _parsed(expression)[1]
 
 
-@lru_cache(maxsize=4096)
+@memos.function("spec.expression_trees", 4096)
 def _parsed(expression: str) -> tuple[ast.Expression, tuple[str, ...]]:
     """The checked syntax tree of an expression and the names it reads, made once per text (the
     evaluator only reads the tree): a spec's blocks, and every sample of a sweep, evaluate the

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, GetJsonSchemaHandler, create_model
 from pydantic_core import PydanticCustomError, core_schema
 
+from ..core import memo
 from ..core.errors import did_you_mean
 from ..ir.keys import frozen
 from ..ir.op import Op
@@ -65,8 +66,8 @@ def parse_layer(value: Any) -> Op:
         key: tuple | None = (OPS.get(kind), kind, frozen(params))  # the class too: ops can be re-registered
         hit = _PARSED.get(key)
     except TypeError:  # an unhashable value: validation will say what is wrong with it
-        key, hit = None, None
-    if hit is not None:
+        key, hit = None, memo.MISS
+    if hit is not memo.MISS:
         return hit
     kinds = _kinds()
     if kind not in kinds:
@@ -81,15 +82,13 @@ def parse_layer(value: Any) -> Op:
         )
     op = getattr(_wrapper(OPS[kind]).model_validate({kind: params}), kind)
     if key is not None:
-        if len(_PARSED) >= 4096:
-            _PARSED.clear()
-        _PARSED[key] = op
+        _PARSED.put(key, op)
     return op
 
 
 # Layers already validated, by kind and written values: ops are immutable, and a block
 # defined in YAML asks for the same layers for every block of every stage (and sample).
-_PARSED: dict[tuple, Op] = {}
+_PARSED: memo.Memo[Op] = memo.Memo("spec.layers", 4096)
 
 
 class _LayerType:

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .families import BlockContext
+from ..core import memo
 from ..core.errors import ArchspecError, SpecPath
 from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError
 from ..ir.graph import AuxHead, Block, Graph, Network, Stage
@@ -114,12 +115,14 @@ class _BlockGraphs:
     MAX_KEYS = 16384  # about 14,000 RegNet block graphs take 200 MB, the process included
 
     def __init__(self) -> None:
-        self.entries: dict[tuple, list[tuple[dict[str, Any], Graph]]] = {}
+        self.entries: memo.Memo[tuple[tuple[dict[str, Any], Graph], ...]] = memo.Memo("spec.block_graphs",
+                                                                                    self.MAX_KEYS)
 
     def find(self, key: tuple | None, context: dict[str, Any]) -> Graph | None:
         if key is None:
             return None
-        for reads, graph in self.entries.get(key, ()):
+        found = self.entries.get(key)
+        for reads, graph in () if found is memo.MISS else found:
             if all(context[k] == v for k, v in reads.items()):
                 return graph
         return None
@@ -127,9 +130,8 @@ class _BlockGraphs:
     def add(self, key: tuple | None, reads: dict[str, Any], graph: Graph) -> None:
         if key is None:
             return
-        if len(self.entries) >= self.MAX_KEYS:
-            self.entries.clear()
-        self.entries.setdefault(key, []).append((dict(reads), graph))
+        found = self.entries.get(key)
+        self.entries.put(key, (*(() if found is memo.MISS else found), (dict(reads), graph)))
 
 
 _BLOCKS = _BlockGraphs()
@@ -209,7 +211,7 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
         aux_heads=aux, description=spec.description, spec_data=spec_data or {}, init=spec.init,
     )
     try:
-        net.attached = lower_parts(spec, net)
+        net = dataclasses.replace(net, attached=lower_parts(spec, net))
     except PartError as exc:
         raise LoweringError(str(exc), exc.origin, exc.spatial_zero) from None
     if spec.features is None and not net.attached:

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from ..core import memo
 from ..core.errors import Location, Problem, SpecError, SpecPath
 from ..core.reading import InputFileError, read_regular
 
@@ -309,18 +310,15 @@ def read_file(path: str | Path) -> Source:
         return parse_text(raw, str(path))
     key = (str(path), raw)
     parsed = _PARSED.get(key)
-    if parsed is None:
-        parsed = parse_text(raw, str(path))
-        if len(_PARSED) >= 64:
-            _PARSED.clear()
-        _PARSED[key] = parsed
+    if parsed is memo.MISS:
+        parsed = _PARSED.put(key, parse_text(raw, str(path)))
     return Source(_plain_copy(parsed.data), parsed.name, dict(parsed.values), dict(parsed.keys))
 
 
 MAX_CACHED_BYTES = 1 << 16
 # Files parsed in this process, by path and content: a zoo's specs extend a few parents, and
 # analysis is asked for the same spec again and again. Callers get their own copy of the data.
-_PARSED: dict[tuple[str, bytes], Source] = {}
+_PARSED: memo.Memo[Source] = memo.Memo("spec.files", 64)
 
 
 def _plain_copy(value: Any) -> Any:

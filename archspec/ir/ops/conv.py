@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
+from ...core import memo
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, Window, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
 
@@ -106,7 +106,7 @@ class Conv(Op):
         return f"{text}, {ins[0][0]}->{self.out}"
 
 
-@lru_cache(maxsize=1024)
+@memo.function("ops.conv_views", 1024)
 def _views(kernel: Any, stride: Any, padding: Any, dilation: Any) -> tuple[tuple[int, int], ...]:
     """Kernel, stride, padding and dilation as (h, w) pairs, worked out once per distinct value
     (the analysis asks for them at every layer of every network). `padding: same` pads by

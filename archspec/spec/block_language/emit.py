@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ...core import memo
 from ...core.errors import ArchspecError, SpecPath, format_path
 from ...ir.builder import GraphBuilder, NodeShapeError, Value
 from ...ir.op import ShapeError
@@ -167,9 +168,9 @@ class Emitter:
 
         inputs = [self.read(name, item.path + ("from",), x) for name in item.sources] or [x]
         key = _layer_key(item, lambda name: self.lookup(name, inputs[0]))
-        hit = _LAYERS.get(key) if key is not None else None
-        if hit is not None and hit[0] is item:
-            op = hit[1]
+        hit = _LAYERS.get(key, item) if key is not None else memo.MISS
+        if hit is not memo.MISS:
+            op = hit
         else:
             fields = self.values(item.fields, inputs[0], item.path)
             try:
@@ -179,9 +180,7 @@ class Emitter:
             if op.name is not None:  # a name made by an expression: checked once, before it is kept
                 self.identifier(op.name, item.path + ("name",))
             if key is not None:
-                if len(_LAYERS) >= 16384:
-                    _LAYERS.clear()
-                _LAYERS[key] = (item, op)
+                _LAYERS.put(key, op, item)
         out = self.emit_op(lambda: self.b.op(op, *inputs), item.path)
         self.define(op.name, out)
         return out
@@ -294,18 +293,17 @@ def body_path(item: MergeItem, name: str | None) -> SpecPath:
 # (the item's id, the layer class, those values) -> the op. The entry keeps the item alive, so
 # that its id stands for it. A block met again with other widths (a sweep) makes each layer
 # once per distinct value instead of evaluating and validating it again.
-_LAYERS: dict[tuple, tuple[LayerItem, Any]] = {}
-_NAMES: dict[int, tuple[LayerItem, tuple[str, ...] | None]] = {}
+_LAYERS: memo.Memo[Any] = memo.Memo("block_language.layers", 16384)
+_NAMES: memo.Memo[tuple[str, ...] | None] = memo.Memo("block_language.names", 16384)
 _SCALARS = (int, float, str, bool, type(None))
 
 
 def _layer_key(item: LayerItem, lookup: Callable[[str], Any]) -> tuple | None:
     """The cache key of a layer for the current values, or None (a name not read as a plain
     scalar, or an expression that does not parse: the ordinary path reports it)."""
-    known = _NAMES.get(id(item))
-    if known is None or known[0] is not item:
-        known = _NAMES[id(item)] = (item, _names_in(item.fields))
-    names = known[1]
+    names = _NAMES.get(id(item), item)
+    if names is memo.MISS:
+        names = _NAMES.put(id(item), _names_in(item.fields), item)
     if names is None:
         return None
     key: list[Any] = [id(item), OPS.get(item.kind)]

@@ -45,11 +45,11 @@ from __future__ import annotations
 import json
 import keyword
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError, create_model
 
+from ...core import memo
 from ...core.naming import class_name
 from ...core.errors import Problem, bare_key_hint, SpecError, SpecPath, did_you_mean, format_path
 from ...ir.builder import GraphBuilder, Value
@@ -83,23 +83,21 @@ def families_from_spec(defined: Any, locator: Any) -> dict[str, type[BlockFamily
     """The block families of a spec's `blocks:` section; a SpecError lists every problem found."""
     if not isinstance(defined, dict):
         raise SpecError(locator.problem("blocks must map block names to definitions", ("blocks",)))
-    same = _SAME.get(id(defined))
-    if same is not None and same[0] is defined:
+    same = _SAME.get(id(defined), defined)
+    if same is not memo.MISS:
         # The very mapping read before: a sweep resolves one base document again and again and
         # shares its `blocks:` (nothing modifies a document; an override of a block copies it),
         # and a mapping comes from one parse, so its locations are the ones seen then too.
-        return dict(same[1])
+        return dict(same)
     key = json.dumps(defined, sort_keys=True, default=str)
     where = tuple(sorted((format_path(p), str(loc)) for table in (locator.values, locator.keys)
                          for p, loc in table.items() if p[:1] == ("blocks",)))
     families = _families(key, where, _Frozen(defined, locator))
-    if len(_SAME) >= 16:
-        _SAME.clear()
-    _SAME[id(defined)] = (defined, families)  # keeps `defined` alive, so that its id stands for it
+    _SAME.put(id(defined), families, defined)  # keeps `defined` alive, so that its id stands for it
     return dict(families)
 
 
-_SAME: dict[int, tuple[dict, tuple]] = {}
+_SAME: memo.Memo[Any] = memo.Memo("block_language.families", 16)
 
 
 @dataclass(frozen=True)
@@ -110,7 +108,7 @@ class _Frozen:
     locator: Any = field(hash=False, compare=False)
 
 
-@lru_cache(maxsize=64)
+@memo.function("block_language.definitions", 64)
 def _families(key: str, where: tuple, frozen: _Frozen) -> tuple[tuple[str, type[BlockFamily]], ...]:
     # Cached on the definitions' text and every location in them, so that validating the same
     # spec again reuses the classes (and the stage models built from them).
