@@ -53,7 +53,7 @@ def test_resnet50_taps_equal_intermediate_layer_getter(resnet50_layers: torch.nn
 def test_only_what_a_tap_needs_is_built() -> None:
     net = to_network("resnet50", features=["stages.1.blocks.1", "stem.maxpool"])
     assert [len(stage.blocks) for stage in net.stages] == [3, 2]
-    assert net.head.nodes == [] and net.aux_heads == []
+    assert net.head.nodes == () and net.aux_heads == ()
     model = archspec.build("resnet50", features=["stages.1.blocks.1", "stem.maxpool"], _init=False)
     assert not hasattr(model, "head")
     assert archspec.analyze("resnet50", features=["stages.1.blocks.1"]).params == sum(
