@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "build": "api",
+    "deploy": "api",
     "analyze": "api",
     "load": "api",
     "save": "api",

@@ -8,11 +8,13 @@ from typing import Any
 from .analysis.report import DTYPE_BYTES, Report, analyze_network
 from .core.deps import require
 from .core.errors import ArgumentError, LimitError, Location, Problem
+from .ir.deploy import deploy_network
 from .ir.graph import Network
 from .spec.load import DEFAULT_MAX_PARAMS, Spec, load_spec, to_network
 
 
-def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bool = True, **overrides: Any):
+def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, deploy: bool = False, _init: bool = True,
+          **overrides: Any):
     """Compile a spec (path, zoo name, YAML text, dict or `Spec`) into a plain `nn.Module`.
 
     Keyword arguments override spec keys: `build("resnet50", num_classes=10)`,
@@ -33,8 +35,38 @@ def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, _init: bo
     if max_params is not None:
         check_params_limit(analyze_network(net).params, _limit(max_params), located)
     model = build_module(net, init=_init)
+    if deploy:
+        from .backends.torch_deploy import deploy_module
+
+        model = deploy_module(model, net)
     model.archspec_inputs = located.files if located is not None else ()  # never overwritten by `save`
     return model
+
+
+def deploy(model: Any, *, layout: str = "auto"):
+    """The inference form of a module built by `archspec.build` (trained or not), in eval mode.
+
+    Batch norms are folded into the conv or linear layer before them, parallel linear branches
+    that are summed (RepVGG, MobileOne) become one conv, dropout, stochastic depth and auxiliary
+    heads are gone; the outputs equal the module's own in eval mode, to float rounding. The
+    result is for inference only: it has no batch norm left to train. `layout`: "auto" (channels-
+    last memory for convolutional networks, faster on CPU), "channels_last" or "contiguous".
+    """
+    require("torch", feature="deploying a module")
+    from .backends.torch_deploy import deploy_module
+
+    if getattr(model, "archspec_deployed", False):
+        raise ArgumentError("the module is already deployed")
+    data = getattr(model, "archspec_spec", None)
+    if not isinstance(data, dict):
+        raise ArgumentError("archspec.deploy takes a module built by archspec.build (it reads the spec it carries); "
+                            f"got {type(model).__name__}")
+    deployed = deploy_module(model, load_spec(data).network(), layout)
+    deployed.archspec_inputs = getattr(model, "archspec_inputs", ())
+    return deployed
+
+
+deploy_model = deploy  # for the functions below, whose `deploy` argument hides it
 
 
 def check_params_limit(params: int, limit: float | None, spec: Spec | None) -> None:
@@ -83,20 +115,25 @@ def _is_built(spec: Any) -> bool:
     return _spec_of(spec) is not spec
 
 
-def analyze(spec: Any, input: Any = None, *, batch: int = 1, dtype: str = "float32", **overrides: Any) -> Report:
+def analyze(spec: Any, input: Any = None, *, batch: int = 1, dtype: str = "float32", deploy: bool = False,
+            **overrides: Any) -> Report:
     """Shapes, parameters, MACs, memory and receptive field, without building the model.
 
     `spec` is a path, a zoo name, YAML text, a dict, a `Spec` or a module built by `archspec.build`.
     `input` sets the input size: `(3, 224, 224)`, `(224, 224)`, `224` or "3x224x224".
     `batch` and `dtype` (float32, float16, bfloat16, float64, int8) scale the activation memory.
+    `deploy=True` analyses the inference form (`archspec.deploy`: norms folded, branches merged);
+    a deployed module is analysed as deployed.
     """
+    deploy = deploy or bool(getattr(spec, "archspec_deployed", False))
     spec = _spec_of(spec)
     if input is not None:
         overrides.update(input_overrides(input))
     if dtype not in DTYPE_BYTES:
         raise ArgumentError(f"dtype is one of {', '.join(DTYPE_BYTES)}, not {dtype!r}")
     _check_batch(batch, 1)
-    return analyze_network(to_network(spec, **overrides), dtype_bytes=DTYPE_BYTES[dtype], batch=batch)
+    net = to_network(spec, **overrides)
+    return analyze_network(deploy_network(net).network if deploy else net, dtype_bytes=DTYPE_BYTES[dtype], batch=batch)
 
 
 def _check_batch(batch: Any, least: int) -> None:
@@ -159,7 +196,7 @@ def load(path: str | Path, device: str = "cpu"):
 
 
 def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any = None, batch: int = 2,
-           opset: int | None = None, **overrides: Any) -> Path:
+           opset: int | None = None, deploy: bool = False, **overrides: Any) -> Path:
     """Write the network to `path` as standalone Python source, ONNX or a torch.export program.
 
     `format` is "python", "onnx" or "pt2" (once "export"); by default the suffix decides (.py, .onnx, .pt2).
@@ -169,10 +206,13 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     spec; by default the spec is built with fresh weights. `batch` (at least 2) sizes the example input used for tracing;
     the batch axis stays dynamic. `opset` picks the ONNX opset (18 or newer). Other keywords
     override spec keys. Python export needs no torch; the others trace the compiled module.
+    `deploy=True` writes the inference form (`archspec.deploy`); a deployed module is written as
+    deployed.
     """
     from .backends.exporters import ExportError, check_memory, check_options, format_for
     from .checkpoint import is_checkpoint
     from .checkpoint import load_spec as checkpoint_spec
+    from .checkpoint import read_deployed
     from .core.atomic import output_target
     from .core.reading import file_name
 
@@ -203,6 +243,10 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
             located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
             inputs = located.files
             net = located.network()
+        deploy = (deploy or bool(getattr(model, "archspec_deployed", False))
+                  or (is_checkpoint(spec) and read_deployed(spec)))  # written by `build --deploy -o`
+        if deploy and model is not None and not getattr(model, "archspec_deployed", False):
+            model = deploy_model(model)
         inputs = (*inputs, *getattr(model, "archspec_inputs", ()))  # a module's spec file or checkpoint
         output_target(path, inputs)  # refused before any work: a device, a directory, an input
         if chosen.needs_weights:
@@ -210,23 +254,27 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
             if model is None and is_checkpoint(spec):
                 say(f"export {net.name} to {chosen.name}: loading the checkpoint's weights")
                 model = load(spec)
+                if deploy and not getattr(model, "archspec_deployed", False):
+                    model = deploy_model(model)
             elif model is None:
                 say(f"export {net.name} to {chosen.name}: building the module")
-                model = build(net)
+                model = build(net, deploy=deploy)
+        if deploy:
+            net = deploy_network(net).network
         say(f"export {net.name} to {chosen.name}: " + ("tracing and writing" if chosen.needs_weights else "writing"))
         chosen.write(net, model, Path(path), batch, opset, protect=inputs)
     return Path(path)
 
 
 # -- what the command line needs beyond the above: it imports this module and core only ----------------------------
-def check(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, **overrides: Any) -> Report:
+def check(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, deploy: bool = False, **overrides: Any) -> Report:
     """Everything short of building: load, lower and analyse the spec, and refuse a network over
     `max_params` parameters (`archspec validate`, and `archspec build` before it builds). Returns
-    the analysis."""
+    the analysis (of the inference form, with `deploy`)."""
     located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
     report = analyze_network(located.network())
     check_params_limit(report.params, _limit(max_params), located)
-    return report
+    return analyze_network(deploy_network(located.network()).network) if deploy else report
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:
@@ -272,4 +320,4 @@ def export_format(path: str | Path, format: str | None = None) -> Any:
     return format_for(path, format)
 
 
-__all__ = ["Spec", "analyze", "build", "diagram", "export", "load", "load_spec", "save"]
+__all__ = ["Spec", "analyze", "build", "deploy", "diagram", "export", "load", "load_spec", "save"]

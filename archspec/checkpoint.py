@@ -19,6 +19,7 @@ from .core.reading import InputFileError, check_regular
 SPEC_KEY = "archspec.spec"
 FORMAT_KEY = "archspec.format"
 FORMAT = "1"
+DEPLOYED_KEY = "archspec.deployed"  # "1": the weights are the inference form's (`archspec.deploy`)
 MAX_SPEC_CHARS = 1 << 20  # the same bound as a spec file
 
 
@@ -44,6 +45,8 @@ def save(model: Any, path: str | Path, spec_data: dict | None = None) -> None:
         raise CheckpointError("the model carries no spec; pass spec_data=")
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     metadata = {SPEC_KEY: json.dumps(data, sort_keys=True), FORMAT_KEY: FORMAT}
+    if getattr(model, "archspec_deployed", False):
+        metadata[DEPLOYED_KEY] = "1"
     write_with(path, lambda tmp: save_file(state, str(tmp), metadata=metadata),
                protect=getattr(model, "archspec_inputs", ()))
 
@@ -75,6 +78,11 @@ def read_spec(path: str | Path) -> dict:
     """The spec stored in the checkpoint `path`, as plain data (not yet checked)."""
     metadata, _ = _header(path)
     return _spec_data(path, metadata)
+
+
+def read_deployed(path: str | Path) -> bool:
+    """Whether the checkpoint holds a deployed module's weights (`archspec build --deploy -o`)."""
+    return _header(path)[0].get(DEPLOYED_KEY) == "1"
 
 
 def _spec_data(path: str | Path, metadata: dict[str, str]) -> dict:
@@ -144,8 +152,9 @@ def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) ->
     target = _device(torch, device)
     metadata, stored = _header(path)
     spec = load_spec(path, metadata)
+    deployed = metadata.get(DEPLOYED_KEY) == "1"
     with torch.device("meta"):
-        model = build(spec, _init=False)
+        model = build(spec, _init=False, deploy=deployed)
     expected = model.state_dict()
     missing = [k for k in expected if k not in stored]
     extra = [k for k in stored if k not in expected]
@@ -162,5 +171,9 @@ def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) ->
                                   f"({str(tensor.dtype).removeprefix('torch.')})")
     model = model.to_empty(device=target)
     model.load_state_dict(load_file(str(path), device=str(target)))
+    if deployed:
+        from .backends.torch_deploy import apply_layout
+
+        model = apply_layout(model, spec.network()).eval()
     model.archspec_inputs = (Path(path),)
     return model

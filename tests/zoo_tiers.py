@@ -21,8 +21,12 @@ import pytest
 
 import archspec
 
+# The re-parameterisable networks (issue 24), checked against timm (tests/test_zoo_reparam.py).
+TIMM_VARIANTS: dict[str, str] = {"repvgg_a2": "repvgg_a0", "repvgg_b0": "repvgg_a0", "mobileone_s1": "mobileone_s0"}
+
 # variant -> the network that stands for it in the heavy per-network tests
 REPRESENTATIVE: dict[str, str] = {
+    **TIMM_VARIANTS,
     **{n: "resnext50_32x4d" for n in ("resnext101_32x8d", "resnext101_64x4d")},
     "wide_resnet101_2": "wide_resnet50_2",
     **{n: "densenet121" for n in ("densenet161", "densenet169", "densenet201")},

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     mobile,
     parts,
     regnet,
+    reparam,
     residual,
     shufflenet,
     squeezenet,

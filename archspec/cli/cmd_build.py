@@ -14,6 +14,7 @@ example:
   archspec build specs/vgg19.yaml
   archspec build specs/resnet50.yaml --set num_classes=10 -o resnet50.safetensors
   archspec build resnet18 --input 3x32x32 --set num_classes=10
+  archspec build repvgg_a0 --deploy                 # the inference form: one 3x3 conv per block
   python -c "import archspec; m = archspec.load('resnet50.safetensors')"
 """
 
@@ -30,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="save the initialised weights, with the resolved spec in the file's metadata")
     p.add_argument("--max-params", type=param_limit, default=2e9, metavar="N",
                    help="refuse networks with more parameters than this (default: 2e9)")
+    p.add_argument("--deploy", action="store_true",
+                   help="build the inference form: batch norms folded into the conv before them, parallel conv "
+                        "branches summed into one conv (RepVGG, MobileOne), dropout gone; same outputs in eval "
+                        "mode, not for training (see README, 'Deploy')")
     p.add_argument("--json", action="store_true", help="print the totals as JSON")
     p.set_defaults(run=run)
 
@@ -51,13 +56,13 @@ def run(args: argparse.Namespace) -> int:
         from ..core.atomic import output_target
 
         output_target(args.output, spec.files)  # refused before any work: a device, a directory, the spec
-    report = check(spec, max_params=args.max_params)
+    report = check(spec, max_params=args.max_params, deploy=args.deploy)
 
     from ..api import build, save
     from ..progress import status
 
     with status(f"build {spec.name}: building the module ({report.params:,} parameters)") as say:
-        model = build(spec, max_params=None)  # checked above, against --max-params
+        model = build(spec, max_params=None, deploy=args.deploy)  # checked above, against --max-params
         actual = sum(p.numel() for p in model.parameters())
         if actual != report.params:  # the analysis and the module come from one IR; say so loudly if not
             raise AssertionError(f"analysis counts {report.params} parameters, the module has {actual}")
@@ -65,11 +70,11 @@ def run(args: argparse.Namespace) -> int:
             say(f"build {spec.name}: saving {args.output}")
             save(model, args.output)
     if args.json:
-        print_json({"name": spec.name, "params": report.params, "macs": report.macs,
+        print_json({"name": spec.name, "deployed": args.deploy, "params": report.params, "macs": report.macs,
                     "input_shape": list(report.input_shape), "output_shape": list(report.output_shape),
                     "output": args.output})
         return 0
-    print(f"{spec.name}: input {shape_text(report.input_shape)}")
+    print(f"{spec.name}{' (deployed)' if args.deploy else ''}: input {shape_text(report.input_shape)}")
     print(stage_table(report))
     rf = report.receptive_field
     print(f"\ntotal: {report.params:,} parameters, {human(report.macs)} MACs, "

@@ -39,6 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="batch size of the example input used for tracing, at least 2 (torch.export takes a size-1 "
                         "dimension for a constant); the batch axis stays dynamic (default: 2)")
     p.add_argument("--opset", type=int, metavar="N", help="ONNX opset version, 18 or newer (default: the exporter's)")
+    p.add_argument("--deploy", action="store_true",
+                   help="write the inference form (as `archspec build --deploy`): norms folded, branches merged; "
+                        "a checkpoint written by `build --deploy -o` is always written deployed")
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(run=run)
 
@@ -52,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     check_output_names(args.output)
     chosen = export_format(args.output, args.format)  # a bad suffix is reported before any work
     load_plugins(args.plugins)
-    path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, **overrides(args))
+    path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, deploy=args.deploy,
+                  **overrides(args))
     note = None
     if chosen.name == "python" and is_checkpoint(args.spec):
         note = (f"the source holds no weights; load them with "

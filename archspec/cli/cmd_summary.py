@@ -23,6 +23,7 @@ example:
   archspec summary resnet50 --features                      # every stage's end: channels, stride, field
   archspec summary resnet50 --features --set 'features={c2: stem.maxpool, c4: stages.2}' --input 800
   archspec summary resnet50 --features --set output_stride=8
+  archspec summary repvgg_a0 --deploy --level layer        # the merged layers of the inference form
 """
 
 
@@ -40,6 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--features", action="store_true",
                    help="one row per tap (the spec's `features:`, else every stage's end): channels, reduction "
                         "(stride), shape and receptive field, as a detector or segmentation head needs them")
+    p.add_argument("--deploy", action="store_true",
+                   help="analyse the inference form (`archspec build --deploy`): batch norms folded, parallel conv "
+                        "branches merged into one conv, dropout gone")
     p.add_argument("--json", action="store_true",
                    help="print the whole report (every layer, whatever --level) as JSON")
     p.set_defaults(run=run)

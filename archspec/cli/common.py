@@ -93,7 +93,8 @@ def analyze(spec: str, args: argparse.Namespace):
     """Load SPEC with the command's overrides and analyse it (the IR only; no torch)."""
     from ..api import analyze as _analyze
 
-    return _analyze(load(spec, args), batch=getattr(args, "batch", 1), dtype=getattr(args, "dtype", "float32"))
+    return _analyze(load(spec, args), batch=getattr(args, "batch", 1), dtype=getattr(args, "dtype", "float32"),
+                    deploy=getattr(args, "deploy", False))
 
 
 def print_json(data: Any) -> None:

@@ -310,6 +310,14 @@ class Op(BaseModel):
         """Whether its torch module takes `inplace=True` (the backend decides when that is safe)."""
         return False
 
+    def deploy_role(self) -> str | None:
+        """What the deploy pass (ir/deploy.py) may do with it in eval mode: "drop" (the identity:
+        removed), "affine" (a per-channel scale and shift: folded into the conv or linear layer
+        before it), "linear" (a conv or linear layer that takes such a fold, or a merge of
+        parallel branches), "sum" (branches summed: merged into one conv when they are linear
+        in one value). None, the default: kept as it is, which is always correct."""
+        return None
+
     def resolved(self, defaults: OpDefaults) -> Op:
         """This op with spec defaults filled in (default norm, default activation)."""
         return self

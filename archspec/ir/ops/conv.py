@@ -94,6 +94,9 @@ class Conv(Op):
     def window(self, ins: Sequence[Shape]) -> Window:
         return Window(self.k, self.s, self.p, self.d, self.g(ins))
 
+    def deploy_role(self) -> str:
+        return "linear"
+
     def label(self, ins: Sequence[Shape]) -> str:
         text = f"conv {hw(self.k)}"
         if self.s != (1, 1):

@@ -43,5 +43,8 @@ class Linear(Op):
         features = {"in_features": ins[0][0], "out_features": self.out}
         return omit_defaults("torch.nn.Linear", features, {"bias": self.bias}, {"bias": True})
 
+    def deploy_role(self) -> str:
+        return "linear"
+
     def label(self, ins: Sequence[Shape]) -> str:
         return f"linear {ins[0][0]}->{self.out}"

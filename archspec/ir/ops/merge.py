@@ -38,6 +38,9 @@ class Add(Op):
     def torch(self, ins: Sequence[Shape]) -> FunctionCall:
         return FunctionCall("operator.add", "binary")
 
+    def deploy_role(self) -> str:
+        return "sum"
+
     def label(self, ins: Sequence[Shape]) -> str:
         return "add"
 

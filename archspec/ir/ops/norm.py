@@ -75,6 +75,9 @@ class Norm(Op):
             return ModuleCall("torch.nn.LayerNorm", (c,), kwargs, names=("normalized_shape",))
         raise ShapeError(f"norm type '{self.type}' has no torch form")
 
+    def deploy_role(self) -> str | None:
+        return "affine" if self.type in ("batch", "frozen_batch") else None  # layer norm reads each sample
+
     def label(self, ins: Sequence[Shape]) -> str:
         return {"batch": "bn", "layer": "ln", "frozen_batch": "frozen bn"}.get(self.type or "", "norm")
 

@@ -34,6 +34,9 @@ class DropPath(Op):
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         return ModuleCall("archspec.ir.ops.torch_modules.StochasticDepth", (self.p,), names=("p",))
 
+    def deploy_role(self) -> str:
+        return "drop"
+
     def label(self, ins: Sequence[Shape]) -> str:
         return f"drop path {rate_text(self.p)}"
 

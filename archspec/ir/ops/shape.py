@@ -54,5 +54,8 @@ class Dropout(Op):
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         return ModuleCall("torch.nn.Dropout", (), {"p": self.p})
 
+    def deploy_role(self) -> str:
+        return "drop"
+
     def label(self, ins: Sequence[Shape]) -> str:
         return f"dropout {rate_text(self.p)}"

@@ -1,0 +1,113 @@
+"""A trained module's inference form: the deploy pass's network (ir/deploy.py) built, its folded
+weights computed from the training form's modules (in float64, then cast back), every other
+weight carried over by key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..ir.deploy import Deployed, Fold, deploy_network
+from ..ir.graph import Network
+from .torch_module import build_module
+
+LAYOUTS = ("auto", "channels_last", "contiguous")
+
+
+def _norm(model: nn.Module, path: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch norm's eval-mode map as (scale, shift), in float64."""
+    m: Any = model.get_submodule(path)
+    mean, var = m.running_mean.double(), m.running_var.double()
+    weight = m.weight.double() if m.weight is not None else torch.ones_like(mean)
+    bias = m.bias.double() if m.bias is not None else torch.zeros_like(mean)
+    scale = weight / torch.sqrt(var + m.eps)
+    return scale, bias - mean * scale
+
+
+def _centred(w: torch.Tensor, kernel: tuple[int, ...]) -> torch.Tensor:
+    """A conv kernel zero-padded to `kernel`, centred."""
+    pad: list[int] = []
+    for have, want in zip(reversed(w.shape[2:]), reversed(kernel)):
+        pad += [(want - have) // 2, (want - have) // 2]
+    return nn.functional.pad(w, pad) if any(pad) else w
+
+
+def fold_weights(model: nn.Module, fold: Fold, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (weight, bias) that `fold` makes from `model`'s modules, shaped like `like` (the
+    deployed layer's weight), in float64."""
+    if fold.terms:
+        weight = torch.zeros(like.shape, dtype=torch.float64)
+        bias = torch.zeros(like.shape[0], dtype=torch.float64)
+        for term in fold.terms:
+            w, b = fold_weights(model, term, like)
+            weight += _centred(w, tuple(like.shape[2:]))
+            bias += b
+    elif fold.layer is not None:
+        layer: Any = model.get_submodule(fold.layer)
+        weight = layer.weight.detach().double().cpu()
+        bias = (layer.bias.detach().double().cpu() if layer.bias is not None
+                else torch.zeros(weight.shape[0], dtype=torch.float64))
+    else:  # the identity, as a 1x1 (grouped) conv: input channel o feeds output o
+        out, per_group = like.shape[0], like.shape[1]
+        weight = torch.zeros((out, per_group) + (1,) * (like.dim() - 2), dtype=torch.float64)
+        weight[torch.arange(out), torch.arange(out) % per_group] = 1.0
+        bias = torch.zeros(out, dtype=torch.float64)
+    for path in fold.norms:
+        scale, shift = (t.detach().cpu() for t in _norm(model, path))
+        weight = weight * scale.reshape((-1,) + (1,) * (weight.dim() - 1))
+        bias = bias * scale + shift
+    return weight, bias
+
+
+def uses_channels_last(net: Network) -> bool:
+    """Whether `layout="auto"` picks channels-last: for any network with 2-d convolutions, where
+    oneDNN's channels-last kernels measured faster on CPU (docs/benchmarks.md)."""
+    return any(len(ref.node.shape) == 3 and ref.node.op.kind == "conv" for ref in net.nodes())
+
+
+def apply_layout(model: nn.Module, net: Network, layout: str = "auto") -> nn.Module:
+    """`model` in the memory layout `layout` asks for (see `uses_channels_last`)."""
+    if layout == "channels_last" or (layout == "auto" and uses_channels_last(net)):
+        return model.to(memory_format=torch.channels_last)
+    return model
+
+
+def deploy_module(model: nn.Module, net: Network, layout: str = "auto") -> nn.Module:
+    """The inference form of `model`, a module compiled from `net` (its weights carried over)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout is one of {', '.join(LAYOUTS)}, not {layout!r}")
+    deployed: Deployed = deploy_network(net)
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    with torch.device(device):
+        out = build_module(deployed.network, init=False)
+    if device.type != "meta":  # on meta (shapes only, as a checkpoint is loaded) there is nothing to fold
+        _carry(model, out, deployed)
+    out = apply_layout(out.eval(), deployed.network, layout)
+    out.archspec_spec = getattr(model, "archspec_spec", net.spec_data)
+    out.archspec_deployed = True
+    return out
+
+
+def _carry(model: nn.Module, out: nn.Module, deployed: Deployed) -> None:
+    """Load `out` with the folded weights and, under the same keys, `model`'s others."""
+    source = model.state_dict()
+    state: dict[str, torch.Tensor] = {}
+    made: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    with torch.no_grad():
+        for key, tensor in out.state_dict().items():
+            path, _, attr = key.rpartition(".")
+            if path in deployed.folds and attr in ("weight", "bias"):
+                if path not in made:
+                    made[path] = fold_weights(model, deployed.folds[path], out.get_submodule(path).weight)
+                value = made[path][0 if attr == "weight" else 1]
+            else:
+                value = source[key]
+            if value.shape != tensor.shape:
+                raise ValueError(f"deploy: '{key}' has shape {list(value.shape)}, the deployed module needs "
+                                 f"{list(tensor.shape)}")
+            state[key] = value.to(dtype=tensor.dtype, device=tensor.device)
+    out.load_state_dict(state)

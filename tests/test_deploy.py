@@ -1,0 +1,222 @@
+"""The deploy pass (archspec/ir/deploy.py, backends/torch_deploy.py): the inference form of every zoo
+network computes what the training form computes in eval mode.
+
+The oracle is the training-form module itself, run in eval mode with norms whose statistics and
+affine terms are random (a norm at initialisation is the identity and would hide a wrong fold), and,
+where float32 rounding of the folded weights shows, a float64 evaluation of the training form: the
+deployed output may be no further from it than the float32 training form is, within a small factor.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+import archspec
+from archspec.ir.deploy import deploy_network
+from tests.clirun import run_cli
+
+# Equality does not depend on the resolution: small inputs keep the zoo-wide test cheap.
+SIZE = {"inception_v3": 96}  # its reduction blocks need more than 64 pixels
+
+
+def perturb_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random running statistics and affine terms in every batch norm (frozen ones included)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if getattr(m, "running_var", None) is None:
+                continue
+            n = m.running_var.shape[0]
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.2)
+            m.running_var.copy_(torch.rand(n, generator=g) * 1.5 + 0.25)
+            if m.weight is not None:
+                m.weight.copy_(torch.rand(n, generator=g) + 0.5)
+            if m.bias is not None:
+                m.bias.copy_(torch.randn(n, generator=g) * 0.2)
+    return model
+
+
+def outputs(y) -> list[torch.Tensor]:
+    return list(y.values()) if isinstance(y, dict) else [y]
+
+
+def assert_same_function(model: torch.nn.Module, deployed: torch.nn.Module, x: torch.Tensor) -> float:
+    """Deployed == training form (eval): relative max difference <= 1e-5, or no further from the
+    float64 training form than the float32 training form is (within 4x). Returns the relative difference."""
+    model.eval()
+    with torch.no_grad():
+        ours, theirs = outputs(deployed(x)), outputs(model(x))
+        worst = 0.0
+        for a, b in zip(ours, theirs):
+            rel = ((a - b).abs().max() / b.abs().max().clamp_min(1e-12)).item()
+            worst = max(worst, rel)
+        if worst <= 1e-5:
+            return worst
+        exact = outputs(model.double()(x.double()))
+        model.float()
+        for a, b, e in zip(ours, theirs, exact):
+            assert (a.double() - e).abs().max() <= 4 * (b.double() - e).abs().max() + 1e-12, (
+                f"deployed is {worst:.2e} from the training form, further from the float64 form than float32 is")
+    return worst
+
+
+def _size(name: str) -> int:
+    native = archspec.load_spec(name).network().input_shape[1]
+    return SIZE.get(name, min(native, 64))
+
+
+# The fast tier deploys one network per block family and part kind (every op the pass rewrites);
+# the rest of the zoo runs in the slow tier (about 2 worker-minutes on the shared machine).
+FAST = {"lenet5", "resnet18", "mobilenet_v3_small", "efficientnet_b0", "googlenet",
+        "shufflenet_v2_x0_5", "squeezenet1_1", "regnet_y_400mf", "repvgg_a0", "mobileone_s0", "mnasnet0_5",
+        "lraspp_mobilenet_v3_large"}
+
+
+@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in archspec.zoo.names()])
+def test_deployed_equals_training_form(name):
+    size = _size(name)
+    model = perturb_norms(archspec.build(name, max_params=None, **{"input.size": [size, size]})).eval()
+    deployed = archspec.deploy(model)
+    assert not deployed.training and deployed.archspec_deployed
+    x = torch.randn(2, archspec.load_spec(name).network().input_shape[0], size, size,
+                    generator=torch.Generator().manual_seed(1))
+    assert_same_function(model, deployed, x)
+    # the analysis of the deployed IR counts what the deployed module holds
+    assert archspec.analyze(deployed).params == sum(p.numel() for p in deployed.parameters())
+
+
+BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "efficientnet_b0", "regnet_y_400mf", "repvgg_a0",
+                                  "mobileone_s0", "resnet50_fpn", "vgg11_bn"])
+def test_every_norm_after_a_conv_is_folded(name):
+    """Networks whose norms all follow a conv (or linear) layer keep none; dropout is gone too."""
+    net = deploy_network(archspec.load_spec(name).network()).network
+    kinds = [ref.node.op.kind for ref in net.nodes()]
+    assert "norm" not in kinds and "dropout" not in kinds and "drop_path" not in kinds, name
+
+
+def test_densenet_keeps_the_norms_before_its_convs():
+    """DenseNet's pre-activation norms (norm1 -> relu -> conv1, each transition's norm, the final
+    norm5) have no conv before them to fold into: they stay; norm2 follows conv1 and folds, as does
+    the stem's norm0. densenet121 (Huang et al., Table 1): 58 dense layers, 3 transitions."""
+    net = deploy_network(archspec.load_spec("densenet121").network()).network
+    assert sum(ref.node.op.kind == "norm" for ref in net.nodes()) == 58 + 3 + 1
+
+
+def test_repvgg_block_becomes_one_conv_with_bias():
+    net = deploy_network(archspec.load_spec("repvgg_a0").network()).network
+    block = net.stages[2].blocks[1].graph  # 96 -> 96, stride 1: 3x3, 1x1 and identity branches
+    assert [(n.name, n.op.kind) for n in block.nodes] == [("conv_kxk.conv", "conv"), ("act", "act")]
+    conv = block.nodes[0].op
+    assert conv.k == (3, 3) and conv.p == (1, 1) and conv.bias and conv.out == 96
+
+
+def test_merge_of_asymmetric_kernels_acnet(tmp_path):
+    """ACNet's 3x3 + 1x3 + 3x1 branches (each with its norm) become one 3x3 conv."""
+    spec = """
+name: acnet_toy
+input: {channels: 4, size: [9, 9]}
+num_classes: 3
+defaults: {norm: batch, activation: relu}
+blocks:
+  acb:
+    params: {out: int}
+    layers:
+      - add:
+          square: [conv: {out: "${out}", kernel: 3, padding: 1, bias: false}, norm]
+          hor: [conv: {out: "${out}", kernel: [1, 3], padding: [0, 1], bias: false}, norm]
+          ver: [conv: {out: "${out}", kernel: [3, 1], padding: [1, 0], bias: false}, norm]
+      - act
+stages:
+  - {block: acb, out: 6, repeat: 2}
+head: [global_pool: avg, flatten, linear: 3]
+"""
+    model = perturb_norms(archspec.build(spec)).eval()
+    deployed = archspec.deploy(model)
+    convs = [m for m in deployed.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [tuple(c.kernel_size) for c in convs] == [(3, 3), (3, 3)]
+    assert_same_function(model, deployed, torch.randn(3, 4, 9, 9))
+
+
+@pytest.mark.slow
+def test_deploy_after_training_steps_and_a_checkpoint(tmp_path):
+    """A module trained a few steps (batch statistics moved by training itself), saved and loaded
+    back, deploys to the same function; the deployed module saves and loads as deployed."""
+    torch.manual_seed(0)
+    model = archspec.build("resnet18", num_classes=5, **{"input.size": [32, 32]})
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    model.train()
+    for _ in range(3):
+        x, y = torch.randn(8, 3, 32, 32), torch.randint(0, 5, (8,))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    archspec.save(model, tmp_path / "trained.safetensors")
+    loaded = archspec.load(tmp_path / "trained.safetensors").eval()
+    deployed = archspec.deploy(loaded)
+    x = torch.randn(4, 3, 32, 32)
+    assert_same_function(loaded, deployed, x)
+    archspec.save(deployed, tmp_path / "deployed.safetensors")
+    again = archspec.load(tmp_path / "deployed.safetensors")
+    assert again.archspec_deployed
+    with torch.no_grad():
+        assert torch.equal(again(x), deployed(x))
+
+
+def test_deploy_refuses_what_it_cannot_read():
+    with pytest.raises(archspec.ArchspecError, match="built by archspec.build"):
+        archspec.deploy(torch.nn.Linear(2, 2))
+    deployed = archspec.build("lenet5", deploy=True)
+    with pytest.raises(archspec.ArchspecError, match="already deployed"):
+        archspec.deploy(deployed)
+
+
+def test_features_network_deploys_with_its_taps():
+    """A network of parts (taps read stage ends, an FPN neck reads them) deploys with its outputs."""
+    model = perturb_norms(archspec.build("resnet50_fpn", **{"input.size": [64, 64]})).eval()
+    deployed = archspec.deploy(model)
+    assert_same_function(model, deployed, torch.randn(2, 3, 64, 64))
+
+
+def test_a_tap_before_a_norm_keeps_the_norm():
+    """A tap on a conv's own output (before its norm) reads a value the fold would remove: not folded."""
+    model = perturb_norms(archspec.build("resnet18", features={"pre": "stem.conv1", "c5": "stages.3"},
+                                         **{"input.size": [64, 64]})).eval()
+    deployed = archspec.deploy(model)
+    assert_same_function(model, deployed, torch.randn(2, 3, 64, 64))
+    assert isinstance(deployed.stem.bn1, torch.nn.BatchNorm2d)
+
+
+def test_layout(tmp_path):
+    model = archspec.build("resnet18", **{"input.size": [32, 32]})
+    assert archspec.deploy(model).stem.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert archspec.deploy(model, layout="contiguous").stem.conv1.weight.is_contiguous()
+    with pytest.raises(ValueError, match="layout"):
+        archspec.deploy(model, layout="nhwc")
+
+
+def test_cli_build_summary_and_python_export_of_the_deployed_form(tmp_path):
+    out = json.loads(run_cli("build", "repvgg_a0", "--deploy", "--json")[1])
+    assert out["deployed"] and out["params"] == 8_309_384  # timm's repvgg_a0 after reparameterize()
+    layers = run_cli("summary", "repvgg_a0", "--deploy", "--level", "layer")[1]
+    assert "conv_kxk.conv" in layers and "conv_1x1" not in layers and "identity" not in layers
+    train = run_cli("summary", "repvgg_a0", "--level", "layer")[1]
+    assert "conv_1x1" in train
+    assert run_cli("export", "repvgg_a0", "--deploy", "-o", str(tmp_path / "rep.py"))[0] == 0
+    source = importlib.util.spec_from_file_location("rep", tmp_path / "rep.py")
+    module = importlib.util.module_from_spec(source)
+    source.loader.exec_module(module)  # type: ignore[union-attr]
+    deployed = archspec.build("repvgg_a0", deploy=True)
+    exported = module.RepvggA0().eval()
+    exported.load_state_dict(deployed.state_dict())
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        a, b = exported(x), deployed(x)
+        assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-5
