@@ -3,17 +3,20 @@
     python tools/bench_sweep.py          # a table
     python tools/bench_sweep.py --json   # the rows as JSON
 
-The space is docs/examples/regnet_space.yaml: RegNet-Y networks of 12 to 28 blocks under 400M
-MACs, regnet_y_400mf's size, over the zoo's regnet_y_400mf (the built-in `regnet` block), and
-the same space over docs/examples/regnet_y_like.yaml, whose block is written in YAML.
+The spaces: docs/examples/regnet_space.yaml, RegNet-Y networks of 12 to 28 blocks under 400M
+MACs, regnet_y_400mf's size, over the zoo's regnet_y_400mf (the built-in `regnet` block); the
+same space over docs/examples/regnet_y_like.yaml, whose block is written in YAML; and
+docs/examples/efficientnet_space.yaml, efficientnet_b0's compound scaling (width 0.5-2, depth
+0.5-3, input 128-384), where every sample has new widths and nothing is reused.
 
 A sample counts when it was resolved against the base spec, validated, lowered and analysed
 (params, MACs, activation memory, depth, receptive field): draws the RegNet sampler rejects
 before that (not 4 stages) and repeats of an earlier spec are not counted. Each row is one
 sweep of its own seed after an untimed warm-up sweep of another (imports, file caches),
-with 1 and 2 worker processes. Target: >= 1,000 samples/s (wall). Each row also gives the samples
-per CPU second of all its processes: what the code gets from a core that is not shared (on a
-machine others use, wall time also counts the waits for a core).
+with 1 and 2 worker processes. Targets (wall, -j 2): RegNet >= 2,000 samples/s, EfficientNet
+>= 1,000. Each row also gives the samples per CPU second of all its processes: what the code
+gets from a core that is not shared (on a machine others use, wall time also counts the waits
+for a core).
 
 pycls's own sampler (`pycls.sweep`) is not in its PyPI package; when `pycls` imports, its
 hand-written `RegNet.complexity()` (flops, params, activations; no validation, no receptive
@@ -35,9 +38,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-SPACES = {"zoo block": ROOT / "docs" / "examples" / "regnet_space.yaml",
-          "YAML block": ROOT / "docs" / "examples" / "regnet_yaml_space.yaml"}
-TARGET = 1000.0
+# label -> (space file, target in samples/s with -j 2; issue 24)
+SPACES = {"RegNet-Y space (zoo block)": (ROOT / "docs" / "examples" / "regnet_space.yaml", 2000.0),
+          "RegNet-Y space (YAML block)": (ROOT / "docs" / "examples" / "regnet_yaml_space.yaml", 2000.0),
+          "efficientnet_b0 compound-scaling space": (ROOT / "docs" / "examples" / "efficientnet_space.yaml", 1000.0)}
 
 
 def _cpu() -> float:
@@ -77,16 +81,17 @@ def pycls_rate(result: Any) -> float | None:
 
 def measure(samples: int = 600) -> list[dict[str, Any]]:
     rows = []
-    for label, space in SPACES.items():
+    for label, (space, target) in SPACES.items():
         sweep_rate(space, 1, samples=100, seed=99)  # warm-up: imports, the base spec's file cache
         for jobs in (1, 2):
             # A seed of its own per row: an earlier row's networks must not be in the caches.
             rate, per_cpu, result = sweep_rate(space, jobs, samples=samples, seed=jobs)
-            row = {"name": f"sweep, RegNet-Y space ({label}), -j {jobs}", "samples_per_s": rate,
-                   "samples_per_cpu_s": per_cpu, "target": f">= {TARGET:,.0f} samples/s", "met": rate >= TARGET,
+            row = {"name": f"sweep, {label}, -j {jobs}", "samples_per_s": rate,
+                   "samples_per_cpu_s": per_cpu, "target": f">= {target:,.0f} samples/s with -j 2",
+                   "met": rate >= target if jobs == 2 else None,
                    "detail": f"{result.evaluated:,} analysed of {result.draws:,} drawn, {len(result.rows):,} kept, "
                              f"{result.seconds:.2f} s", "pycls_per_s": None}
-            if jobs == 1 and label == "zoo block":
+            if jobs == 1 and label == "RegNet-Y space (zoo block)":
                 row["pycls_per_s"] = pycls_rate(result)
             rows.append(row)
     return rows
@@ -97,8 +102,9 @@ def table(rows: list[dict[str, Any]]) -> str:
              "|---|---:|---:|---:|---|---|---|"]
     for r in rows:
         ref = r.get("pycls_per_s")
+        met = "-" if r["met"] is None else "yes" if r["met"] else "NO"
         lines.append(f"| {r['name']} | {r['samples_per_s']:,.0f} samples/s | {r['samples_per_cpu_s']:,.0f} | "
-                     f"{f'{ref:,.0f} /s' if ref else '-'} | {r['target']} | {'yes' if r['met'] else 'no'} | "
+                     f"{f'{ref:,.0f} /s' if ref else '-'} | {r['target']} | {met} | "
                      f"{r['detail']} |")
     return "\n".join(lines)
 
@@ -115,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
         print(table(rows))
-    return 0 if any(r["met"] for r in rows) else 1
+    return 0 if all(r["met"] is not False for r in rows) else 1
 
 
 if __name__ == "__main__":
