@@ -220,3 +220,24 @@ def test_cli_build_summary_and_python_export_of_the_deployed_form(tmp_path):
     with torch.no_grad():
         a, b = exported(x), deployed(x)
         assert ((a - b).abs().max() / b.abs().max()).item() <= 1e-5
+
+
+@pytest.mark.slow
+def test_onnx_and_pt2_of_the_deployed_form(tmp_path):
+    """The exported ONNX graph and .pt2 program of a deployed module compute the training form's outputs
+    and hold no batch norm."""
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    model = perturb_norms(archspec.build("repvgg_a0", **{"input.size": [64, 64]})).eval()
+    deployed = archspec.deploy(model)
+    archspec.export(deployed, tmp_path / "r.onnx")
+    archspec.export(model, tmp_path / "r.pt2", deploy=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+    session = ort.InferenceSession(str(tmp_path / "r.onnx"))
+    got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])
+    assert ((got - expected).abs().max() / expected.abs().max()).item() <= 1e-5
+    assert "BatchNormalization" not in {n.op_type for n in onnx.load(str(tmp_path / "r.onnx")).graph.node}
+    program = torch.export.load(str(tmp_path / "r.pt2")).module()
+    assert ((program(x) - expected).abs().max() / expected.abs().max()).item() <= 1e-5
