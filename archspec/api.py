@@ -7,14 +7,14 @@ from typing import Any
 
 from .analysis.report import DTYPE_BYTES, Report, analyze_network
 from .core.deps import require
-from .core.errors import ArgumentError, LimitError, Location, Problem
+from .core.errors import ArgumentError, LimitError, Location, Problem, SpecError
 from .ir.deploy import deploy_network
 from .ir.graph import Network
 from .spec.load import DEFAULT_MAX_PARAMS, Spec, load_spec, to_network
 
 
-def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, deploy: bool = False, _init: bool = True,
-          **overrides: Any):
+def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: float | None = DEFAULT_MAX_PARAMS,
+          deploy: bool = False, _init: bool = True, **overrides: Any):
     """Compile a spec (path, zoo name, YAML text, dict or `Spec`) into a plain `nn.Module`.
 
     Keyword arguments override spec keys: `build("resnet50", num_classes=10)`,
@@ -23,22 +23,47 @@ def build(spec: Any, *, max_params: float | None = DEFAULT_MAX_PARAMS, deploy: b
     those feature maps as an ordered dict and builds nothing they do not need (docs/spec-language.md,
     "Taps"). A network with more than `max_params` parameters (from analysis, before any weight
     exists) is refused; None lifts the limit.
+
+    `weights`: a name from the spec's `weights:` ("IMAGENET1K_V2"), "DEFAULT", a file or a URL;
+    downloads go to torch's hub cache. Every tensor whose name and shape fit loads; the rest keeps
+    the spec's initialisation, and `model.archspec_weights` (a `weights.Report`) says what did not
+    load and why (a warning too). `freeze`: part paths or patterns ("stem", "stages.0") to freeze,
+    besides the spec's `freeze:` (docs/training.md).
     """
     require("torch", feature="building a module")
     from .backends.torch_module import build_module
 
+    chosen = None
     if isinstance(spec, Network):
+        if weights is not None:
+            raise ArgumentError("weights load into a spec's network: give the spec, not a compiled Network")
         net, located = spec, None
     else:
         located = spec if isinstance(spec, Spec) and not overrides else load_spec(spec, **overrides)
+        if weights is not None:
+            from .weights import choose
+
+            chosen = choose(located, weights)
+            if chosen.entry.set:  # what the network needs to use them (GoogLeNet's transform_input)
+                located = located.with_overrides(**chosen.entry.set)
         net = located.network()
     if max_params is not None:
         check_params_limit(analyze_network(net).params, _limit(max_params), located)
     model = build_module(net, init=_init)
+    if chosen is not None and located is not None:
+        _load_weights(model, located, chosen)  # into the training form: deploy folds the loaded norms
+    patterns = [*(located.model.freeze if located is not None else ()), *_patterns(freeze)]
+    if patterns and deploy:
+        raise ArgumentError("freeze is for training; a deployed module does not train (drop deploy or freeze)")
+    if patterns:
+        _freeze(model, patterns, located, len(patterns) - len(_patterns(freeze)))
     if deploy:
         from .backends.torch_deploy import deploy_module
 
+        report = getattr(model, "archspec_weights", None)
         model = deploy_module(model, net)
+        if report is not None:
+            model.archspec_weights, model.archspec_weights_name = report, chosen.label if chosen else None
     model.archspec_inputs = located.files if located is not None else ()  # never overwritten by `save`
     return model
 
@@ -67,6 +92,55 @@ def deploy(model: Any, *, layout: str = "auto"):
 
 
 deploy_model = deploy  # for the functions below, whose `deploy` argument hides it
+
+
+def _load_weights(model: Any, located: Spec, chosen: Any) -> None:
+    import warnings
+
+    from .weights import load_into
+
+    report = load_into(model, located, chosen, reference=_meta_module)
+    model.archspec_weights = report
+    if report.skipped:
+        warnings.warn(str(report), WeightsWarning, stacklevel=3)
+
+
+class WeightsWarning(UserWarning):
+    """Some tensors of the model did not load from the weights (another head, say); the message lists them."""
+
+
+def _meta_module(spec: Spec) -> Any:
+    """The network of `spec` on torch's meta device: shapes and names, no memory, no initialisation."""
+    import torch
+
+    from .backends.torch_module import build_module
+
+    with torch.device("meta"):
+        return build_module(spec.network(), init=False)
+
+
+def _patterns(freeze: Any) -> list[str]:
+    if freeze is None:
+        return []
+    items = [freeze] if isinstance(freeze, str) else freeze
+    try:
+        items = list(items)
+    except TypeError:
+        raise ArgumentError(f"freeze is a part path or a list of them (\"stem\", \"stages.0\"), not {freeze!r}") from None
+    if not all(isinstance(p, str) and p for p in items):
+        raise ArgumentError(f"freeze is a part path or a list of them (\"stem\", \"stages.0\"), not {freeze!r}")
+    return items
+
+
+def _freeze(model: Any, patterns: list[str], located: Spec | None, from_spec: int) -> None:
+    from .backends.torch_freeze import FreezeError, freeze
+
+    try:
+        freeze(model, patterns)
+    except FreezeError as exc:
+        if located is not None and exc.index < from_spec:
+            raise SpecError(located.locator.problem(str(exc), ("freeze", exc.index))) from None
+        raise ArgumentError(str(exc)) from None
 
 
 def check_params_limit(params: int, limit: float | None, spec: Spec | None) -> None:
@@ -196,7 +270,7 @@ def load(path: str | Path, device: str = "cpu"):
 
 
 def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any = None, batch: int = 2,
-           opset: int | None = None, deploy: bool = False, **overrides: Any) -> Path:
+           opset: int | None = None, deploy: bool = False, weights: Any = None, **overrides: Any) -> Path:
     """Write the network to `path` as standalone Python source, ONNX or a torch.export program.
 
     `format` is "python", "onnx" or "pt2" (once "export"); by default the suffix decides (.py, .onnx, .pt2).
@@ -208,6 +282,7 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     override spec keys. Python export needs no torch; the others trace the compiled module.
     `deploy=True` writes the inference form (`archspec.deploy`); a deployed module is written as
     deployed.
+    `weights` (ONNX and .pt2): build the spec with those published weights (as `build` does) and export that.
     """
     from .backends.exporters import ExportError, check_memory, check_options, format_for
     from .checkpoint import is_checkpoint
@@ -223,6 +298,13 @@ def export(spec: Any, path: str | Path, format: str | None = None, *, model: Any
     check_options(chosen, opset)
     from .progress import status
 
+    if weights is not None:
+        if model is not None or _is_built(spec) or is_checkpoint(spec) or isinstance(spec, Network):
+            raise ExportError("weights= loads published weights into a spec; this export already has its weights")
+        if not chosen.needs_weights:
+            raise ExportError(f"{chosen.name} export writes no weights (--weights is for onnx and pt2); load them "
+                              "into the exported class with load_state_dict")
+        spec, overrides = build(spec, weights=weights, **overrides), {}
     if _is_built(spec):
         if overrides:
             raise ExportError("a built module cannot be overridden: its weights were made for its spec")

@@ -6,8 +6,8 @@ import argparse
 
 import sys
 
-from .common import (add_input_option, add_spec_options, check_output_names, human, load, param_limit, print_json,
-                     shape_text, table)
+from .common import (add_input_option, add_spec_options, add_weights_option, check_output_names, human, load,
+                     param_limit, print_json, quiet_weights, shape_text, table, weights_report)
 
 EXAMPLE = """\
 example:
@@ -15,6 +15,8 @@ example:
   archspec build specs/resnet50.yaml --set num_classes=10 -o resnet50.safetensors
   archspec build resnet18 --input 3x32x32 --set num_classes=10
   archspec build repvgg_a0 --deploy                 # the inference form: one 3x3 conv per block
+  archspec build resnet50 --weights IMAGENET1K_V2 --set num_classes=10 -o start.safetensors
+                      torchvision's weights, a new 10-class head (the report says what did not load)
   python -c "import archspec; m = archspec.load('resnet50.safetensors')"
 """
 
@@ -28,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_input_option(p)
     add_spec_options(p)
     p.add_argument("-o", "--output", metavar="FILE.safetensors",
-                   help="save the initialised weights, with the resolved spec in the file's metadata")
+                   help="save the weights (initialised, or loaded with --weights), with the resolved spec in the "
+                        "file's metadata")
+    add_weights_option(p)
     p.add_argument("--max-params", type=param_limit, default=2e9, metavar="N",
                    help="refuse networks with more parameters than this (default: 2e9)")
     p.add_argument("--deploy", action="store_true",
@@ -62,18 +66,21 @@ def run(args: argparse.Namespace) -> int:
     from ..progress import status
 
     with status(f"build {spec.name}: building the module ({report.params:,} parameters)") as say:
-        model = build(spec, max_params=None, deploy=args.deploy)  # checked above, against --max-params
+        with quiet_weights():
+            model = build(spec, max_params=None, deploy=args.deploy, weights=args.weights)  # checked above
         actual = sum(p.numel() for p in model.parameters())
         if actual != report.params:  # the analysis and the module come from one IR; say so loudly if not
             raise AssertionError(f"analysis counts {report.params} parameters, the module has {actual}")
         if args.output:
             say(f"build {spec.name}: saving {args.output}")
             save(model, args.output)
+    loaded = getattr(model, "archspec_weights", None)
     if args.json:
         print_json({"name": spec.name, "deployed": args.deploy, "params": report.params, "macs": report.macs,
                     "input_shape": list(report.input_shape), "output_shape": list(report.output_shape),
-                    "output": args.output})
+                    "output": args.output, "weights": loaded.to_dict() if loaded is not None else None})
         return 0
+    weights_report(model)
     print(f"{spec.name}{' (deployed)' if args.deploy else ''}: input {shape_text(report.input_shape)}")
     print(stage_table(report))
     rf = report.receptive_field

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_input_option, add_spec_options, check_output_names, overrides, print_json
+from .common import (add_input_option, add_spec_options, add_weights_option, check_output_names, overrides, print_json,
+                     quiet_weights)
 
 EXAMPLE = """\
 examples:
@@ -14,11 +15,12 @@ examples:
   archspec export resnet50 -o resnet50.pt2                torch.export program: torch.export.load(path)
   archspec export specs/vgg19.yaml --format python -o vgg.py --set num_classes=10
   archspec export resnet50.safetensors -o resnet50.onnx   a checkpoint from `archspec build -o`: its weights
+  archspec export resnet50 --weights IMAGENET1K_V2 -o resnet50.onnx   torchvision's published weights
 
 The format follows the suffix of -o (.py, .onnx, .pt2) unless --format names it. Python
 source has the state_dict keys of `archspec.build`, so weights load into it unchanged:
   model = Resnet50(); model.load_state_dict(safetensors.torch.load_file("resnet50.safetensors"))
-ONNX and .pt2 trace the module (random weights unless SPEC is a checkpoint).
+ONNX and .pt2 trace the module (random weights unless SPEC is a checkpoint or --weights names some).
 """
 
 
@@ -42,6 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deploy", action="store_true",
                    help="write the inference form (as `archspec build --deploy`): norms folded, branches merged; "
                         "a checkpoint written by `build --deploy -o` is always written deployed")
+    add_weights_option(p)
     p.add_argument("--json", action="store_true", help="print what was written as JSON")
     p.set_defaults(run=run)
 
@@ -55,8 +58,9 @@ def run(args: argparse.Namespace) -> int:
     check_output_names(args.output)
     chosen = export_format(args.output, args.format)  # a bad suffix is reported before any work
     load_plugins(args.plugins)
-    path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, deploy=args.deploy,
-                  **overrides(args))
+    with quiet_weights():
+        path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, deploy=args.deploy,
+                      weights=args.weights, **overrides(args))
     note = None
     if chosen.name == "python" and is_checkpoint(args.spec):
         note = (f"the source holds no weights; load them with "

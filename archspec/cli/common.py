@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..core.formatting import human, human_bytes, shape_text, table  # noqa: F401  (the commands' helpers)
@@ -20,6 +22,31 @@ def add_spec_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="MODULE",
                    help="import a Python file or module first, e.g. one that registers block types "
                         "with @register_block (repeatable)")
+
+
+def add_weights_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", metavar="NAME|FILE|URL",
+                   help="load published weights: an entry of the spec's `weights:` (e.g. IMAGENET1K_V2), DEFAULT, "
+                        "a file or a URL (downloaded once into torch's hub cache, $TORCH_HOME)")
+
+
+@contextlib.contextmanager
+def quiet_weights() -> Iterator[None]:
+    """The weights report is printed by the command: no Python warning beside it."""
+    import warnings
+
+    from ..api import WeightsWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", WeightsWarning)
+        yield
+
+
+def weights_report(model: Any) -> None:
+    """Say on stderr what loading the weights did (which tensors did not load, and why)."""
+    report = getattr(model, "archspec_weights", None)
+    if report is not None:
+        print(report, file=sys.stderr)
 
 
 def add_input_option(p: argparse.ArgumentParser) -> None:

@@ -207,3 +207,30 @@ def to_torchvision(model: Any, target: Any) -> Any:
     new._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
     target.load_state_dict(new)
     return target
+
+
+def pair_state(ours: Mapping[str, Any], theirs: Mapping[str, Any], arch: str | None = None) -> list[tuple[str, str]]:
+    """(archspec name, their name) for every tensor of two state dicts (meta tensors will do: only
+    shapes are read), paired as `load_torchvision` pairs them; InteropError when they disagree."""
+    return _pairs(dict(ours), dict(theirs), arch)
+
+
+def disagreements(ours: Mapping[str, Any], theirs: Mapping[str, Any], arch: str | None = None,
+                  most: int = 12) -> list[tuple[int, str, tuple, str, tuple]]:
+    """The positions where two state dicts disagree, as rows (index, archspec name, shape, their
+    name, shape); a name is '-' where one side has no tensor there. At most `most` rows."""
+    keys = list(theirs)
+    if arch in ORDER_HINTS:
+        keys = ORDER_HINTS[arch](keys)
+    mine = list(ours)
+    rows = []
+    for i in range(max(len(mine), len(keys))):
+        a = mine[i] if i < len(mine) else "-"
+        b = keys[i] if i < len(keys) else "-"
+        sa = tuple(ours[a].shape) if a != "-" else ()
+        sb = tuple(theirs[b].shape) if b != "-" else ()
+        if a == "-" or b == "-" or not _same(sa, sb):
+            rows.append((i, a, sa, b, sb))
+            if len(rows) >= most:
+                break
+    return rows

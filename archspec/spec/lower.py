@@ -45,8 +45,10 @@ def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecP
     if graph is not None:
         return graph
     b = GraphBuilder(shape, defaults, origin)
+    # A layer that is the identity with its values (`channel_affine` of ones and zeros) is left out.
+    kept = [(op, origin + (i,)) for i, op in enumerate(ops) if not getattr(op, "is_identity", False)]
     try:
-        out = b.sequence(b.input, ops, [origin + (i,) for i in range(len(ops))])
+        out = b.sequence(b.input, [op for op, _ in kept], [where for _, where in kept])
     except NodeShapeError as exc:
         raise LoweringError(f"{exc}", exc.origin, exc.spatial_zero) from None
     except ShapeError as exc:  # a layer's name refused: the layer is the one after the nodes made so far

@@ -28,6 +28,7 @@ from ..ir.op import OpDefaults
 from ..ir.ops.activation import ActKind
 from ..ir.ops.norm import NormKind
 from .layers import LayerList
+from .weights import WeightsList, check_entries
 
 MAX_REPEAT = 1024
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
@@ -336,6 +337,21 @@ class SpecModel(StrictModel):
     # `null` removes a part a parent spec defines (`heads: {aux_classifier: null}`).
     necks: dict[PartName, Part | None] = {}
     heads: dict[PartName, Part | None] = {}
+    # Published weights (spec/weights.py); `archspec.build(spec, weights=NAME)` loads one.
+    weights: WeightsList = []
+    # Parts whose parameters do not train (`stem`, `stages.0`, `stages.*.blocks.0`): no gradient, and
+    # their norms keep their running statistics (eval mode) while the rest of the model trains.
+    freeze: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default=[], max_length=1024)
+
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, value: list) -> list:
+        return check_entries(value)
+
+    @field_validator("freeze", mode="before", json_schema_input_type=str | list[str])
+    @classmethod
+    def _freeze_one(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
     def stage_defaults(self, stage: Any) -> Defaults:
         return self.defaults.updated(getattr(stage, "defaults", None))

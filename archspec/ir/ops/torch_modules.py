@@ -141,3 +141,23 @@ class ChannelShuffle(nn.Module):
 
     def extra_repr(self) -> str:
         return f"groups={self.groups}"
+
+
+class ChannelAffine(nn.Module):
+    """`x[:, c] * scale[c] + shift[c]` with constant floats, channel by channel as
+    torchvision's GoogLeNet / Inception-v3 `_transform_input` computes it."""
+
+    def __init__(self, scale: tuple[float, ...], shift: tuple[float, ...]):
+        super().__init__()
+        self.scale = tuple(scale)
+        self.shift = tuple(shift)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        channels = [
+            torch.unsqueeze(x[:, c], 1) * s + t
+            for c, (s, t) in enumerate(zip(self.scale, self.shift))
+        ]
+        return torch.cat(channels, 1)
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, shift={self.shift}"

@@ -1,0 +1,201 @@
+"""Published weights load exactly, offline: a temporary TORCH_HOME holds, under torchvision's file
+name, the state dict of a torchvision model with random weights and perturbed norms; the archspec
+model built with `weights=` must then equal that torchvision model loaded from the same file (as
+torchvision's own builders load it: transform_input for GoogLeNet and Inception-v3, the auxiliary
+heads dropped after loading). Nothing here touches the network (`no_network`)."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+import torch
+import torchvision.models as tvm
+import torchvision.models.segmentation as seg
+from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+import archspec
+from archspec.api import WeightsWarning
+from parity import assert_close_outputs, randomise
+
+SLOW = {"inception_v3", "convnext_tiny", "efficientnet_v2_s", "fcn_resnet50", "deeplabv3_mobilenet_v3_large",
+        "densenet121", "vgg11_bn", "alexnet", "resnext50_32x4d"}
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any connection attempt fails: a test that would download fails instead."""
+
+    def refuse(*args, **kwargs):
+        raise OSError("tests do not use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache under a temporary TORCH_HOME; returns its checkpoints folder."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    return folder
+
+
+def file_of(name: str, weights: str = "DEFAULT") -> str:
+    spec = archspec.load_spec(name)
+    entry = next(e for e in spec.model.weights if e.name == weights or (weights == "DEFAULT" and e.default))
+    return entry.url.rsplit("/", 1)[-1]
+
+
+def put(hub, name: str, state: dict, weights: str = "DEFAULT") -> None:
+    torch.save(state, hub / file_of(name, weights))
+
+
+# zoo name -> (the torchvision model its published file was saved from, the model torchvision's
+# builder returns with those weights, given the first after loading; input size)
+def _same(model):
+    return model
+
+
+def _drop_aux(model):
+    model.aux1 = model.aux2 = None  # what googlenet(weights=..., aux_logits=False) does after loading
+    return model
+
+
+def _no_aux(model):
+    model.AuxLogits = None
+    model.aux_logits = False
+    return model
+
+
+CASES = {
+    "alexnet": (lambda: tvm.alexnet(), _same, 64),
+    "vgg11_bn": (lambda: tvm.vgg11_bn(), _same, 32),
+    "resnet18": (lambda: tvm.resnet18(), _same, 64),
+    "resnext50_32x4d": (lambda: tvm.resnext50_32x4d(), _same, 64),
+    "googlenet": (lambda: tvm.googlenet(aux_logits=True, transform_input=True, init_weights=False), _drop_aux, 64),
+    "inception_v3": (lambda: tvm.inception_v3(aux_logits=True, transform_input=True, init_weights=False), _same, 299),
+    "mobilenet_v2": (lambda: tvm.mobilenet_v2(), _same, 64),
+    "mobilenet_v3_small": (lambda: tvm.mobilenet_v3_small(), _same, 64),
+    "mnasnet0_5": (lambda: tvm.mnasnet0_5(), _same, 64),
+    "shufflenet_v2_x0_5": (lambda: tvm.shufflenet_v2_x0_5(), _same, 64),
+    "efficientnet_b0": (lambda: tvm.efficientnet_b0(), _same, 64),
+    "efficientnet_v2_s": (lambda: tvm.efficientnet_v2_s(), _same, 64),
+    "regnet_x_400mf": (lambda: tvm.regnet_x_400mf(), _same, 64),
+    "regnet_y_400mf": (lambda: tvm.regnet_y_400mf(), _same, 64),
+    "convnext_tiny": (lambda: tvm.convnext_tiny(), _same, 64),
+    "densenet121": (lambda: tvm.densenet121(), _same, 64),
+    "squeezenet1_1": (lambda: tvm.squeezenet1_1(), _same, 64),
+    "fcn_resnet50": (lambda: seg.fcn_resnet50(weights_backbone=None, aux_loss=True), _same, 64),
+    "deeplabv3_mobilenet_v3_large": (
+        lambda: seg.deeplabv3_mobilenet_v3_large(weights_backbone=None, aux_loss=True), _same, 64),
+    "lraspp_mobilenet_v3_large": (lambda: seg.lraspp_mobilenet_v3_large(weights_backbone=None), _same, 64),
+}
+
+
+def _old_densenet_keys(state: dict) -> dict:
+    """The key names of torchvision's published DenseNet files (saved before PyTorch 0.4: `norm.1`)."""
+    return {re.sub(r"(denselayer\d+\.(?:norm|relu|conv))([12])\.", r"\1.\2.", k): v for k, v in state.items()}
+
+
+def _outputs(model, x):
+    with torch.no_grad():
+        out = model.eval()(x)
+    return out if isinstance(out, dict) else {"out": out}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n for n in CASES])
+def test_published_weights_load_exactly_offline(name: str, hub) -> None:
+    make, finish, size = CASES[name]
+    torch.manual_seed(0)
+    reference = make()
+    randomise(reference)
+    state = reference.state_dict()
+    put(hub, name, _old_densenet_keys(state) if name == "densenet121" else state)
+    model = archspec.build(name, weights="DEFAULT")
+    report = model.archspec_weights
+    assert report.skipped == {} and report.file.parent == hub
+    theirs = finish(reference)  # loaded from that file, as torchvision's builder leaves it
+    x = torch.randn(2, 3, size, size)
+    ours, want = _outputs(model, x), _outputs(theirs, x)
+    assert list(ours) == list(want)
+    for key in want:
+        assert_close_outputs(ours[key], want[key], f"{name}[{key}]", atol=1e-5)
+    if name in ("googlenet", "inception_v3"):  # the auxiliary heads' tensors are in the file, not in the model
+        assert report.unused and all(k.startswith(("aux1.", "aux2.")) for k in report.unused) if name == "googlenet" \
+            else report.unused == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_resnet50"])
+def test_weights_backbone_fill_the_backbone_of_the_segmentation_zoo(name: str, hub) -> None:
+    """torchvision's weights_backbone: a ResNet-50 classifier's file fills the dilated backbone; the
+    heads keep their initialisation, and the classifier's fc is unused."""
+    torch.manual_seed(0)
+    classifier = tvm.resnet50()
+    randomise(classifier)
+    put(hub, "resnet50", classifier.state_dict(), "IMAGENET1K_V2")
+    model = archspec.build(name, weights="IMAGENET1K_V2")
+    report = model.archspec_weights
+    assert report.skipped and all(k.startswith("heads.") for k in report.skipped)
+    assert set(report.skipped.values()) == {"not in the weights"}
+    assert report.unused == ["fc.weight", "fc.bias"]
+    theirs = getattr(seg, name)(weights_backbone=None, aux_loss=True)
+    theirs.backbone.load_state_dict({k: v for k, v in classifier.state_dict().items() if not k.startswith("fc.")})
+    body = archspec.build(name, weights="IMAGENET1K_V2", features={"c5": "stages.3"})
+    x = torch.randn(1, 3, 64, 64)
+    assert_close_outputs(_outputs(body, x)["c5"], _outputs(theirs.backbone, x)["out"], name, atol=1e-5)
+
+
+def test_weights_backbone_of_the_detection_backbone(hub) -> None:
+    torch.manual_seed(0)
+    classifier = tvm.resnet50()
+    randomise(classifier)
+    put(hub, "resnet50", classifier.state_dict(), "IMAGENET1K_V1")
+    model = archspec.build("resnet50_fpn", weights="IMAGENET1K_V1")
+    skipped = model.archspec_weights.skipped
+    assert skipped and all(k.startswith("necks.fpn.") for k in skipped)
+    theirs = resnet_fpn_backbone(backbone_name="resnet50", weights=None, trainable_layers=5)
+    theirs.body.load_state_dict({k: v for k, v in classifier.state_dict().items()
+                                 if not k.startswith("fc.") and not k.endswith("num_batches_tracked")})
+    body = archspec.build("resnet50_fpn", weights="IMAGENET1K_V1", features={"c4": "stages.2", "c5": "stages.3"})
+    x = torch.randn(1, 3, 64, 64)
+    ours, want = _outputs(body, x), _outputs(theirs.body, x)
+    assert_close_outputs(ours["c4"], want["2"], "resnet50_fpn c4", atol=1e-5)
+    assert_close_outputs(ours["c5"], want["3"], "resnet50_fpn c5", atol=1e-5)
+
+
+def test_transfer_learning_loads_what_fits_and_says_what_did_not(hub) -> None:
+    torch.manual_seed(0)
+    reference = tvm.resnet18()
+    randomise(reference)
+    put(hub, "resnet18", reference.state_dict())
+    torch.manual_seed(1)
+    with pytest.warns(WeightsWarning, match="head.fc.weight: shape \\[10, 512\\] here, \\[1000, 512\\]"):
+        model = archspec.build("resnet18", weights="IMAGENET1K_V1", num_classes=10)
+    report = model.archspec_weights
+    assert set(report.skipped) == {"head.fc.weight", "head.fc.bias"}
+    assert len(report.loaded) == len(reference.state_dict()) - 2
+    # The body is the published one; the new head keeps the spec's initialisation (PyTorch's for linear).
+    assert torch.equal(model.stem.conv1.weight, reference.conv1.weight)
+    bound = 1 / 512 ** 0.5
+    assert model.head.fc.weight.abs().max() <= bound and not torch.equal(model.head.fc.bias, torch.zeros(10))
+    # Taps load into the parts kept; the rest of the file is unused.
+    body = archspec.build("resnet18", weights="IMAGENET1K_V1", features={"c4": "stages.2"})
+    assert body.archspec_weights.skipped == {}
+    assert {k.split(".")[0] for k in body.archspec_weights.unused} == {"layer4", "fc"}
+
+
+def test_output_stride_does_not_change_which_weights_load(hub) -> None:
+    torch.manual_seed(0)
+    reference = tvm.mobilenet_v3_large()
+    randomise(reference)
+    put(hub, "mobilenet_v3_large", reference.state_dict(), "IMAGENET1K_V1")
+    plain = archspec.build("mobilenet_v3_large", weights="IMAGENET1K_V1")
+    dilated = archspec.build("mobilenet_v3_large", weights="IMAGENET1K_V1", output_stride=16)
+    assert dilated.archspec_weights.skipped == {} and dilated.archspec_weights.unused == []
+    assert dilated.archspec_weights.loaded == plain.archspec_weights.loaded
+    assert len(plain.archspec_weights.loaded) == len(reference.state_dict())

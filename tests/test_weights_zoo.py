@@ -1,0 +1,113 @@
+"""Every zoo spec's `weights:` equals torchvision 0.29.1's weights enums, offline (the installed
+package's metadata: nothing is downloaded). The expected values are read from torchvision here,
+not from tools/gen_weights.py, which wrote the specs."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+
+import pytest
+import torchvision
+from torchvision import models as tvm
+from torchvision.models import _meta
+
+import archspec
+from archspec.spec.categories import CATEGORIES
+
+ZOO = archspec.zoo.names()
+# Zoo specs that are torchvision backbones, not whole torchvision models (their descriptions say so).
+BACKBONE_ONLY = {"resnet50_fpn": tvm.ResNet50_Weights}
+# The zoo specs with no torchvision weights at all: LeNet-5 and MobileNet-v1 are not in torchvision.
+NO_WEIGHTS = {"lenet5", "mobilenet_v1"}
+TV_NAMES = set(tvm.list_models(module=tvm)) | set(tvm.list_models(module=tvm.segmentation))
+
+
+def expected(name: str) -> list[tuple[object, bool]]:
+    """(torchvision weights member, is it a weights_backbone entry) for zoo spec `name`."""
+    if name in BACKBONE_ONLY:
+        return [(w, True) for w in BACKBONE_ONLY[name]]
+    if name not in TV_NAMES:
+        return []
+    out: list[tuple[object, bool]] = [(w, False) for w in tvm.get_model_weights(name)]
+    backbone = inspect.signature(tvm.get_model_builder(name)).parameters.get("weights_backbone")
+    if backbone is not None and backbone.default is not None:
+        out += [(w, True) for w in type(backbone.default)]
+    return out
+
+
+def test_torchvision_is_the_version_the_zoo_states() -> None:
+    assert torchvision.__version__.split("+")[0] == "0.29.1"
+
+
+def test_every_torchvision_model_weights_entry_of_the_zoo_is_counted() -> None:
+    """All 115 classification entries are those of 80 models; the zoo has every classifier but the
+    transformers (vit_*, swin_*, maxvit_t), so it carries every entry of its classifiers."""
+    zoo_classifiers = [n for n in ZOO if n in tvm.list_models(module=tvm)]
+    carried = sum(len(archspec.load_spec(n).model.weights) for n in zoo_classifiers)
+    assert carried == sum(len(list(tvm.get_model_weights(n))) for n in zoo_classifiers)
+    assert set(ZOO) - TV_NAMES - set(BACKBONE_ONLY) == NO_WEIGHTS
+
+
+def test_the_shipped_category_lists_are_torchvisions() -> None:
+    assert list(CATEGORIES["imagenet-1k"]) == _meta._IMAGENET_CATEGORIES
+    assert list(CATEGORIES["coco"]) == _meta._COCO_CATEGORIES
+    assert list(CATEGORIES["voc"]) == _meta._VOC_CATEGORIES
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_weights_entries_equal_torchvisions_enums(name: str) -> None:
+    entries = archspec.load_spec(name).model.weights
+    wanted = expected(name)
+    assert [(e.name, e.backbone) for e in entries] == [(w.name, b) for w, b in wanted]
+    for entry, (w, backbone) in zip(entries, wanted):
+        meta = w.meta
+        assert entry.url == w.url
+        file = w.url.rsplit("/", 1)[-1]
+        assert entry.sha256 == re.search(r"-([a-f0-9]*)\.", file).group(1)
+        assert entry.file_name == file
+        enum = type(w)
+        assert entry.default == (not backbone and w is enum.DEFAULT)
+        (dataset, metrics), = meta["_metrics"].items()
+        assert entry.dataset == dataset
+        assert entry.metrics == {k: v for k, v in metrics.items() if not math.isnan(v)}
+        assert entry.num_params == meta["num_params"]
+        assert entry.file_size_mb == meta["_file_size"]
+        assert entry.recipe == meta["recipe"]
+        assert entry.license == meta.get("license")
+        names = entry.category_names
+        assert (list(names) if names is not None else None) == meta["categories"]
+        t = w.transforms()
+        assert entry.transforms.resize == t.resize_size[0]
+        assert entry.transforms.crop == (t.crop_size[0] if hasattr(t, "crop_size") else None)
+        assert entry.transforms.interpolation == t.interpolation.value
+        assert list(entry.transforms.mean) == list(t.mean) and list(entry.transforms.std) == list(t.std)
+        # The file's layout: the classifier it was saved from (a backbone entry's is its enum's model).
+        arch = next(n for n in tvm.list_models(module=tvm) if tvm.get_model_weights(n) is enum) if backbone else name
+        assert entry.arch == arch
+        model_class = inspect.signature(tvm.get_model_builder(arch)).return_annotation
+        assert entry.layout.cls == getattr(model_class, "__name__", model_class)
+
+
+def test_googlenet_and_inception_weights_switch_transform_input_on_as_torchvision_does() -> None:
+    """torchvision's builders set transform_input=True (and load with aux_logits=True) when given weights."""
+    for name in ("googlenet", "inception_v3"):
+        builder = inspect.getsource(tvm.get_model_builder(name))
+        assert '_ovewrite_named_param(kwargs, "transform_input", True)' in builder
+        assert '_ovewrite_named_param(kwargs, "aux_logits", True)' in builder
+        for entry in archspec.load_spec(name).model.weights:
+            assert entry.set == {  # torchvision's _transform_input, as it computes its constants
+                "stem.transform_input.channel_affine.scale": [0.229 / 0.5, 0.224 / 0.5, 0.225 / 0.5],
+                "stem.transform_input.channel_affine.shift": [(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5,
+                                                              (0.406 - 0.5) / 0.5]}
+            assert entry.reference == {"vars.aux_logits": True}
+
+
+def test_densenet_entries_rename_keys_as_torchvisions_loader() -> None:
+    source = inspect.getsource(tvm.densenet._load_state_dict)
+    for name in ("densenet121", "densenet161", "densenet169", "densenet201"):
+        for entry in archspec.load_spec(name).model.weights:
+            (pattern, replace), = entry.layout.rename
+            assert repr(pattern)[1:-1].replace("\\\\", "\\") in source.replace('r"', '"')
+            assert replace == r"\1\2"
