@@ -15,6 +15,8 @@ Conventions (also printed by the CLI):
 
 from __future__ import annotations
 
+import fnmatch
+
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
@@ -167,6 +169,8 @@ class Report:
     macs: int = 0  # on the inference path: auxiliary heads excluded
     activation_elements: int = 0  # per sample, inference path
     parts: list[_Part] = field(default_factory=list, repr=False)
+    # The spec's `freeze:` patterns (module paths, `stages.0`, `stages.*.blocks.0`).
+    freeze: tuple[str, ...] = ()
     _layers: list[LayerInfo] | None = field(default=None, repr=False)
 
     @property
@@ -179,7 +183,14 @@ class Report:
     # -- totals ------------------------------------------------------------------------
     @property
     def trainable_params(self) -> int:
-        return self.params  # every counted parameter is trainable; buffers are separate
+        return self.params - self.frozen_params  # buffers are counted apart
+
+    @property
+    def frozen_params(self) -> int:
+        """Parameters of the parts the spec's `freeze:` names (the layers under a matching module path)."""
+        if not self.freeze:
+            return 0
+        return sum(layer.params for layer in self.layers if frozen_path(layer.name, self.freeze))
 
     @property
     def flops(self) -> int:
@@ -240,6 +251,7 @@ class Report:
             "output_shape": list(self.output_shape),
             "params": self.params,
             "trainable_params": self.trainable_params,
+            "frozen_params": self.frozen_params,
             "buffers": self.buffers,
             "macs": self.macs,
             "flops": self.flops,
@@ -424,6 +436,20 @@ def _layers_of(parts: list[_Part]) -> list[LayerInfo]:
     return out
 
 
+def frozen_path(path: str, patterns: tuple[str, ...]) -> bool:
+    """Whether module `path` is frozen by a pattern: the pattern matches it or a module it is in
+    (as backends/torch_freeze.py freezes a matched module with all it contains)."""
+    parts = path.split(".")
+    return any(fnmatch.fnmatchcase(".".join(parts[:i]), p) for i in range(1, len(parts) + 1) for p in patterns)
+
+
+def _freeze_patterns(value: object) -> tuple[str, ...]:
+    """The spec's `freeze:` as written (one pattern, or a list of them), as a tuple."""
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value) if isinstance(value, (list, tuple)) else ()
+
+
 def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Report:
     """Every per-layer number of `net` and its totals, from the IR alone (no torch).
 
@@ -445,7 +471,8 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
 
     report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
                     receptive_field=RF(), receptive_field_layer="input",
-                    stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, batch=batch, parts=parts)
+                    stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, batch=batch, parts=parts,
+                    freeze=_freeze_patterns(net.spec_data.get("freeze")))
     # The network's field: the last spatial layer before the head's global pooling / flatten /
     # classifier (a global pool inside a block, as in squeeze-and-excitation, ends nothing).
     feature: tuple[_Part, int] | None = None

@@ -53,7 +53,8 @@ def totals_text(report: Report) -> str:
     rf = report.receptive_field
     context = " (+ context: every unit also sees the whole map through a broadcast gate)" if rf.has_context else ""
     lines = [
-        f"params       {report.params:,} (trainable {report.trainable_params:,}), buffers {report.buffers:,}",
+        (f"params       {report.params:,} (trainable {report.trainable_params:,}"
+         + (f", frozen {report.frozen_params:,}" if report.frozen_params else "") + f"), buffers {report.buffers:,}"),
         f"MACs         {report.macs:,} ({human(report.macs)}); FLOPs = 2 x MACs = {human(report.flops)}",
         (f"activations  {human_bytes(report.activation_bytes)} in all, forward peak "
          f"{human_bytes(report.peak_activation_bytes)} (batch {report.batch}, {report.dtype_bytes} bytes a value)"),
