@@ -24,6 +24,8 @@ _LAZY = {
     "Spec": "spec.load",
     "diagram": "api",
     "export": "api",
+    "transforms": "api",
+    "predict": "api",
     "sweep": "sweeps",
     "SpecError": "core.errors",
     "ArchspecError": "core.errors",

@@ -101,6 +101,7 @@ def _load_weights(model: Any, located: Spec, chosen: Any) -> None:
 
     report = load_into(model, located, chosen, reference=_meta_module)
     model.archspec_weights = report
+    model.archspec_weights_name = chosen.label
     if report.skipped:
         warnings.warn(str(report), WeightsWarning, stacklevel=3)
 
@@ -141,6 +142,60 @@ def _freeze(model: Any, patterns: list[str], located: Spec | None, from_spec: in
         if located is not None and exc.index < from_spec:
             raise SpecError(located.locator.problem(str(exc), ("freeze", exc.index))) from None
         raise ArgumentError(str(exc)) from None
+
+
+def transforms(spec: Any, weights: Any = "DEFAULT", **overrides: Any):
+    """The preprocessing the weights `weights` (an entry name, or DEFAULT) of `spec` expect: a callable
+    from an image (a PIL image, a path, or a C x H x W tensor) to the normalised tensor the network takes,
+    equal to torchvision's `weights.transforms()` (resize, centre crop, normalise). No torch is needed
+    to get it; calling it needs torch and pillow."""
+    from .weights import choose
+    from .weights.transforms import Preprocess
+
+    located = _spec_of(spec)
+    located = located if isinstance(located, Spec) and not overrides else load_spec(located, **overrides)
+    entry = choose(located, weights).entry
+    if entry.transforms is None:
+        from .weights import WeightsError
+
+        raise WeightsError(f"weights {entry.name} of {located.name} state no preprocessing (`transforms:`)")
+    return Preprocess(entry.transforms)
+
+
+def predict(spec: Any, images: Any, weights: Any = "DEFAULT", top: int = 5, **overrides: Any) -> list[list[tuple[str, float]]]:
+    """Classify images with published weights: for each image (a path, a PIL image or a tensor), the
+    `top` categories with their probabilities (softmax of the logits), most likely first.
+
+    `spec` is a spec (built with `weights`, kept for the next call with the same arguments) or a
+    model built by `archspec.build(..., weights=...)`."""
+    import torch
+
+    if not isinstance(top, int) or isinstance(top, bool) or top < 1:
+        raise ArgumentError(f"top must be a positive integer, got {top!r}")
+    if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple)):
+        images = [images]
+    model = spec if _is_built(spec) else build(spec, weights=weights, **overrides)
+    located = load_spec(_spec_of(model))
+    preprocess = transforms(located, getattr(model, "archspec_weights_name", weights))
+    names = _categories(located, getattr(model, "archspec_weights_name", weights))
+    batch = torch.stack([preprocess(image) for image in images])
+    model.eval()
+    with torch.no_grad():
+        logits = model(batch)
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        raise ArgumentError(f"{located.name} does not classify (its output is not one score per category); "
+                            "predict takes a classifier")
+    probs = logits.softmax(1)
+    k = min(top, probs.shape[1])
+    values, indices = probs.topk(k, dim=1)
+    return [[(names[i] if names is not None and i < len(names) else f"class {i}", float(v))
+             for v, i in zip(row_v.tolist(), row_i.tolist())] for row_v, row_i in zip(values, indices)]
+
+
+def _categories(spec: Spec, weights: Any) -> tuple[str, ...] | None:
+    from .weights import choose
+
+    return choose(spec, weights).entry.category_names
 
 
 def check_params_limit(params: int, limit: float | None, spec: Spec | None) -> None:
@@ -402,4 +457,5 @@ def export_format(path: str | Path, format: str | None = None) -> Any:
     return format_for(path, format)
 
 
-__all__ = ["Spec", "analyze", "build", "deploy", "diagram", "export", "load", "load_spec", "save"]
+__all__ = ["Spec", "analyze", "build", "deploy", "diagram", "export", "load", "load_spec", "predict", "save",
+           "transforms"]

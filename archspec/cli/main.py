@@ -20,7 +20,7 @@ from ..core.deps import as_missing
 from ..core.errors import OVERRIDE_NAME, ArchspecError, SpecError, printable
 
 # One module `cmd_<name>.py` per command, each with `register(subparsers)`.
-COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "schema", "sweep"]
+COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "predict", "schema", "sweep"]
 
 EPILOG = textwrap.dedent("""\
     examples:
@@ -30,6 +30,7 @@ EPILOG = textwrap.dedent("""\
       archspec list                                    the zoo, with parameter counts
       archspec summary resnet50 --json                 per-layer shapes, MACs, receptive field
       archspec export resnet50 -o resnet50.py          standalone PyTorch source (.onnx, .pt2 too)
+      archspec predict resnet50 cat.jpg                top-5 categories with torchvision's published weights
       archspec sweep space.yaml -o population.csv      sample a design space, keep networks within bounds
 
     Run `archspec COMMAND --help` for the options and an example of each command.

@@ -15,6 +15,7 @@ from .errors import MissingDependency
 EXTRAS: dict[str, str | None] = {
     "torch": "torch",
     "safetensors": "torch",
+    "PIL": "torch",  # pillow: reading images (archspec predict, archspec.transforms)
     "torchvision": None,
     "onnx": "export",
     "onnxscript": "export",
