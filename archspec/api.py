@@ -162,6 +162,20 @@ def transforms(spec: Any, weights: Any = "DEFAULT", **overrides: Any):
     return Preprocess(entry.transforms)
 
 
+def weights_entry(spec: Any, weights: Any = "DEFAULT") -> dict:
+    """The spec's weights entry `weights` (a name, or DEFAULT) as plain data: URL, hash, metrics,
+    preprocessing, categories (their count), ... (what `summary --weights` shows). No torch."""
+    from .weights import choose
+
+    located = spec if isinstance(spec, Spec) else load_spec(_spec_of(spec))
+    entry = choose(located, weights).entry
+    data = entry.model_dump(exclude_defaults=True, by_alias=True)
+    names = entry.category_names
+    if names is not None:
+        data["categories"] = f"{entry.categories} ({len(names)})" if isinstance(entry.categories, str) else len(names)
+    return data
+
+
 def predict(spec: Any, images: Any, weights: Any = "DEFAULT", top: int = 5, **overrides: Any) -> list[list[tuple[str, float]]]:
     """Classify images with published weights: for each image (a path, a PIL image or a tensor), the
     `top` categories with their probabilities (softmax of the logits), most likely first.

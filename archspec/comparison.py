@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .core.errors import ArchspecError
+from .core.errors import ArchspecError, unknown_name
 from .core.reading import InputFileError, read_regular
 
 MAX_METRICS_BYTES = 1 << 24  # 16 MiB: a table of numbers per network, not a data set
@@ -214,3 +214,54 @@ def pareto(rows: Sequence[dict[str, Any]], x: str, y: str, lower: Iterable[str] 
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def expand(specs: Iterable[str]) -> list[str]:
+    """SPEC arguments with zoo patterns expanded (`'resnet*'` -> resnet101, resnet152, ...); a file
+    or a name is kept as given; a pattern that matches no zoo network is an error."""
+    from .spec import catalog
+    from .core.errors import did_you_mean
+
+    out: list[str] = []
+    for spec in specs:
+        if isinstance(spec, str) and any(c in spec for c in "*?[") and not Path(spec).exists():
+            found = catalog.names(spec)
+            if not found:
+                raise ArchspecError(f"no zoo network matches '{spec}'{did_you_mean(spec, catalog.names())}; "
+                                    "`archspec list` shows them all")
+            out += [n for n in found if n not in out]
+        else:
+            out.append(spec)
+    return out
+
+
+def default_weights(spec: Any) -> Any:
+    """The spec's default weights entry (a whole-network one, not a backbone's), or None."""
+    return next((e for e in spec.model.weights if e.default and not e.backbone), None)
+
+
+def is_published(metric: str) -> bool:
+    """Whether `--metric` names published metrics (`acc@1`, `acc@1,acc@5`) rather than a CSV file."""
+    return not metric.lower().endswith(".csv") and not Path(metric).exists()
+
+
+def published_metrics(specs: Iterable[Any], names: str, **overrides: Any) -> Metrics:
+    """The metrics `names` (comma-separated: acc@1, acc@5, miou, pixel_acc) of each spec's default
+    weights, as `read_metrics` would read them from a CSV; a name no spec publishes is an error."""
+    from .spec.load import load_spec
+
+    columns = [n.strip() for n in names.split(",") if n.strip()]
+    values: dict[str, dict[str, float]] = {}
+    known: set[str] = set()
+    for spec in specs:
+        located = load_spec(spec, **overrides)
+        entry = default_weights(located)
+        if entry is None:
+            continue
+        known |= set(entry.metrics)
+        values[located.name] = {c: entry.metrics[c] for c in columns if c in entry.metrics}
+    for column in columns:
+        if column not in known:
+            raise ArchspecError(unknown_name("published metric (or a CSV file)", column, known) if known else
+                                f"'{column}' is no CSV file, and none of these networks publishes weights with metrics")
+    return Metrics("the default weights", columns, values)

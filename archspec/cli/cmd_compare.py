@@ -23,14 +23,17 @@ examples:
   archspec compare specs/*.yaml --input 3x224x224 --plot zoo.png
   archspec compare resnet50 efficientnet_b0 mobilenet_v3_large --metric top1.csv --plot acc.svg \\
       --title "ImageNet top-1 against cost"
+  archspec compare 'resnet*' 'efficientnet*' --metric acc@1 --plot acc.png
+                       the published top-1 of each network's default weights, no CSV needed
 
 --metric FILE.csv adds columns of your own, joined on the network name (header row first):
   name,top1
   resnet50,76.13
   efficientnet_b0,77.69
-Its first column after `name` goes on the y axis of the plot unless --y names another. The
-Pareto front joins the networks no other beats on both axes: fewer parameters, MACs or bytes are
-better, a metric column is higher-better unless --lower names it (latency, say).
+--metric acc@1 (or acc@1,acc@5; miou, pixel_acc for segmentation) takes the numbers published with
+each network's default weights (its spec's `weights:`). Either way, the first column goes on the
+y axis of the plot unless --y names another. The Pareto front joins the networks no other beats
+on both axes: fewer parameters, MACs or bytes are better, a metric column is higher-better unless --lower names it (latency, say).
 """
 
 AXES = "macs, params, activations, peak, depth, rf, or a --metric column"
@@ -42,12 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "parameters, MACs, receptive field, depth and activation memory. --plot draws "
                                    "them as points coloured by family, with the Pareto front (needs matplotlib).",
                        epilog=EXAMPLE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files or zoo names")
+    p.add_argument("specs", nargs="+", metavar="SPEC", help="spec files, zoo names or zoo patterns ('resnet*')")
     add_input_option(p)
     add_spec_options(p)
     add_analysis_options(p)
-    p.add_argument("--metric", metavar="FILE.csv", help="numbers of your own (top-1 accuracy, latency), a CSV with a "
-                                                         "`name` column; they join the table, --json and the plot")
+    p.add_argument("--metric", metavar="FILE.csv|NAME", help="numbers of your own (top-1 accuracy, latency), a CSV with a "
+                                                              "`name` column, or published ones by name (acc@1, "
+                                                              "acc@5, miou); they join the table, --json and the plot")
     p.add_argument("--plot", metavar="OUT.png", help="draw the networks on two axes (format from the extension: "
                                                      "png, svg, pdf)")
     p.add_argument("--x", default="macs", metavar="AXIS", help=f"the plot's x axis: {AXES} (default: macs)")
@@ -60,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..comparison import axis_key, check_lower, compare, read_metrics
+    from ..comparison import axis_key, check_lower, compare, expand, is_published, published_metrics, read_metrics
     from ..plugins import load_plugins
 
     check_output_names(args.plot)
@@ -70,7 +74,12 @@ def run(args: argparse.Namespace) -> int:
         from ..core.errors import ArchspecError
 
         raise ArchspecError(f"{', '.join(given)} shape the plot: add --plot OUT.png")
-    metrics = read_metrics(args.metric) if args.metric is not None else None  # a bad file, a missing matplotlib or a bad
+    load_plugins(args.plugins)
+    args.specs = expand(args.specs)
+    if args.metric is not None and is_published(args.metric):
+        metrics = published_metrics(args.specs, args.metric, **overrides(args))
+    else:
+        metrics = read_metrics(args.metric) if args.metric is not None else None  # a bad file, a missing matplotlib or a bad
     if args.plot:                                                   # suffix is reported before any analysis
         from ..plotting import plot_format, require_matplotlib
 
@@ -80,7 +89,6 @@ def run(args: argparse.Namespace) -> int:
         x = axis_key(args.x, columns)
         y = axis_key(args.y or (columns[0] if columns else "params"), columns)
         check_lower(args.lower, columns)
-    load_plugins(args.plugins)
     rows = compare(args.specs, batch=args.batch, dtype=args.dtype, **overrides(args))
     missing = []
     if metrics:

@@ -10,6 +10,7 @@ from .common import (
     add_level_option,
     add_spec_options,
     analyze,
+    overrides,
     print_json,
     shape_text,
     table,
@@ -24,6 +25,8 @@ example:
   archspec summary resnet50 --features --set 'features={c2: stem.maxpool, c4: stages.2}' --input 800
   archspec summary resnet50 --features --set output_stride=8
   archspec summary repvgg_a0 --deploy --level layer        # the merged layers of the inference form
+  archspec summary resnet50 --weights IMAGENET1K_V2           # and the published weights' metrics
+  archspec summary resnet50 --set 'freeze=[stem, stages.0]'  # trainable and frozen parameters
 """
 
 
@@ -44,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--deploy", action="store_true",
                    help="analyse the inference form (`archspec build --deploy`): batch norms folded, parallel conv "
                         "branches merged into one conv, dropout gone")
+    p.add_argument("--weights", metavar="NAME",
+                   help="also show a published weights entry of the spec (DEFAULT, IMAGENET1K_V2, ...): its metrics, "
+                        "preprocessing and file; nothing is downloaded")
     p.add_argument("--json", action="store_true",
                    help="print the whole report (every layer, whatever --level) as JSON")
     p.set_defaults(run=run)
@@ -55,10 +61,24 @@ def features_table(report) -> str:
     return table(rows, ["tap", "layer", "channels", "reduction", "shape", "RF", "RF padding"], right={2, 3})
 
 
+def weights_text(entry: dict) -> str:
+    metrics = ", ".join(f"{k} {v:g}" for k, v in entry.get("metrics", {}).items()) or "no published metrics"
+    dataset = f" ({entry['dataset']})" if "dataset" in entry else ""
+    t = entry.get("transforms", {})
+    prep = f"; input: resize {t['resize']}" + (f", crop {t['crop']}" if t.get("crop") else "") if t else ""
+    default = " (default)" if entry.get("default") else ""
+    return f"weights      {entry['name']}{default}: {metrics}{dataset}{prep}; {entry.get('url', 'no URL')}"
+
+
 def run(args: argparse.Namespace) -> int:
     report = analyze(args.spec, args)
+    entry = None
+    if args.weights:
+        from ..api import load_spec, weights_entry
+
+        entry = weights_entry(load_spec(args.spec, **overrides(args)), args.weights)
     if args.json:
-        print_json(report.to_dict())
+        print_json({**report.to_dict(), **({"weights": entry} if entry is not None else {})})
         return 0
     if args.features:
         print(report.heading())
@@ -66,5 +86,9 @@ def run(args: argparse.Namespace) -> int:
         print("\nreduction: input pixels between neighbouring units; RF: the receptive field of one unit, "
               "unit i starting at -padding + i * reduction")
         return 0
-    print(report.text(args.level, conventions=True))
+    text = report.text(args.level, conventions=True)
+    if entry is not None:  # after the totals, before the conventions
+        head, sep, tail = text.partition("\n\nconventions:")
+        text = head + "\n" + weights_text(entry) + sep + tail
+    print(text)
     return 0
