@@ -176,17 +176,19 @@ def weights_entry(spec: Any, weights: Any = "DEFAULT") -> dict:
     return data
 
 
-def predict(spec: Any, images: Any, weights: Any = "DEFAULT", top: int = 5, **overrides: Any) -> list[list[tuple[str, float]]]:
+def predict(spec: Any, images: Any, weights: Any = "DEFAULT", top: int = 5, **overrides: Any) -> list:
     """Classify images with published weights: for each image (a path, a PIL image or a tensor), the
-    `top` categories with their probabilities (softmax of the logits), most likely first.
+    `top` categories with their probabilities (softmax of the logits), most likely first, as
+    [(category, probability), ...]; a list of those for a list of images.
 
-    `spec` is a spec (built with `weights`, kept for the next call with the same arguments) or a
-    model built by `archspec.build(..., weights=...)`."""
+    `spec` is a spec (built with `weights` on each call) or a model built by
+    `archspec.build(..., weights=...)` (build once, predict many times)."""
     import torch
 
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise ArgumentError(f"top must be a positive integer, got {top!r}")
-    if isinstance(images, (str, Path)) or not isinstance(images, (list, tuple)):
+    single = not isinstance(images, (list, tuple))
+    if single:
         images = [images]
     model = spec if _is_built(spec) else build(spec, weights=weights, **overrides)
     located = load_spec(_spec_of(model))
@@ -202,8 +204,9 @@ def predict(spec: Any, images: Any, weights: Any = "DEFAULT", top: int = 5, **ov
     probs = logits.softmax(1)
     k = min(top, probs.shape[1])
     values, indices = probs.topk(k, dim=1)
-    return [[(names[i] if names is not None and i < len(names) else f"class {i}", float(v))
-             for v, i in zip(row_v.tolist(), row_i.tolist())] for row_v, row_i in zip(values, indices)]
+    found = [[(names[i] if names is not None and i < len(names) else f"class {i}", float(v))
+              for v, i in zip(row_v.tolist(), row_i.tolist())] for row_v, row_i in zip(values, indices)]
+    return found[0] if single else found
 
 
 def _categories(spec: Spec, weights: Any) -> tuple[str, ...] | None:

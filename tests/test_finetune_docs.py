@@ -61,8 +61,7 @@ def test_the_fine_tuning_example_learns(offline) -> None:
     printed = run(section_code("Fine-tuning published weights"))
     assert "head.fc.weight: shape [2, 1024] here, [1000, 1024] in the weights" in printed
     losses = [float(v) for v in re.findall(r"step \d: loss ([0-9.]+)", printed)]
-    print(losses)
-    assert len(losses) == 8 and losses[-1] < 0.8 * losses[0], losses
+    assert len(losses) == 8 and losses[-1] < 0.8 * losses[0], losses  # measured: 0.695 -> 0.020
 
 
 def test_the_feature_extraction_example_prints_the_shapes_it_shows(offline) -> None:

@@ -81,6 +81,8 @@ def test_predict_ranks_as_torchvision_does(tmp_path, monkeypatch) -> None:
         values, indices = row.topk(3)
         assert [c for c, _ in mine] == [categories[i] for i in indices]
         assert [p for _, p in mine] == pytest.approx(values.tolist(), abs=1e-6)
+    built = archspec.build("mobilenet_v3_small", weights="DEFAULT")  # built once, one image: one list
+    assert [c for c, _ in archspec.predict(built, paths[0], top=3)] == [c for c, _ in found[0]]
     code, out, err = run_cli("predict", "mobilenet_v3_small", str(paths[0]), "--top", "2", "--json")
     assert code == 0, err
     assert json.loads(out)[0]["top"][0]["category"] == found[0][0][0]
