@@ -199,3 +199,21 @@ def test_output_stride_does_not_change_which_weights_load(hub) -> None:
     assert dilated.archspec_weights.skipped == {} and dilated.archspec_weights.unused == []
     assert dilated.archspec_weights.loaded == plain.archspec_weights.loaded
     assert len(plain.archspec_weights.loaded) == len(reference.state_dict())
+
+
+@pytest.mark.parametrize("name", ["deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"])
+def test_weights_backbone_fill_the_dilated_mobilenet(name: str, hub) -> None:
+    torch.manual_seed(0)
+    classifier = tvm.mobilenet_v3_large()
+    randomise(classifier)
+    put(hub, "mobilenet_v3_large", classifier.state_dict(), "IMAGENET1K_V1")
+    body = archspec.build(name, weights="IMAGENET1K_V1", features={"out": "head"})  # the backbone's last conv
+    assert all(k.startswith("heads.") for k in body.archspec_weights.skipped)  # what the taps still build
+    assert sorted(body.archspec_weights.unused) == ["classifier.0.bias", "classifier.0.weight", "classifier.3.bias",
+                                                    "classifier.3.weight"]
+    theirs = getattr(seg, name)(weights_backbone=None, **({"aux_loss": True} if name.startswith("deeplab") else {}))
+    theirs.backbone.load_state_dict({k.removeprefix("features."): v for k, v in classifier.state_dict().items()
+                                     if k.startswith("features.")})
+    x = torch.randn(1, 3, 64, 64)
+    want = _outputs(theirs.backbone, x)["out" if name.startswith("deeplab") else "high"]
+    assert_close_outputs(_outputs(body, x)["out"], want, name, atol=1e-5)
