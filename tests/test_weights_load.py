@@ -20,7 +20,7 @@ from archspec.api import WeightsWarning
 from parity import assert_close_outputs, randomise
 
 SLOW = {"inception_v3", "convnext_tiny", "efficientnet_v2_s", "fcn_resnet50", "deeplabv3_mobilenet_v3_large",
-        "densenet121", "vgg11_bn", "alexnet", "resnext50_32x4d"}
+        "lraspp_mobilenet_v3_large", "densenet121", "vgg11_bn", "alexnet", "resnext50_32x4d", "regnet_y_400mf"}
 
 
 @pytest.fixture(autouse=True)
@@ -150,6 +150,7 @@ def test_weights_backbone_fill_the_backbone_of_the_segmentation_zoo(name: str, h
     assert_close_outputs(_outputs(body, x)["c5"], _outputs(theirs.backbone, x)["out"], name, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_weights_backbone_of_the_detection_backbone(hub) -> None:
     torch.manual_seed(0)
     classifier = tvm.resnet50()
@@ -201,6 +202,7 @@ def test_output_stride_does_not_change_which_weights_load(hub) -> None:
     assert len(plain.archspec_weights.loaded) == len(reference.state_dict())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"])
 def test_weights_backbone_fill_the_dilated_mobilenet(name: str, hub) -> None:
     torch.manual_seed(0)
