@@ -18,3 +18,26 @@ def test_paths_family():
 
     with registered(test_paths=Paths):
         yield
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Every connection attempt fails: a test that would download something fails instead
+    (the weights tests use it: `pytestmark = pytest.mark.usefixtures("no_network")`)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("tests do not use the network")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An empty torch hub cache under a temporary TORCH_HOME; returns its checkpoints folder."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
+    return folder

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import io
 import re
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -29,13 +28,8 @@ def section_code(heading: str) -> str:
 
 
 @pytest.fixture
-def offline(tmp_path, monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("tests do not use the network")
-
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    (tmp_path / "torch" / "hub" / "checkpoints").mkdir(parents=True)
+def offline(tmp_path, monkeypatch, no_network, hub):
+    """No network, an empty hub cache, and the photos folder the examples read, as the working directory."""
     rng = np.random.default_rng(0)
     for colour, channel in (("red", 0), ("blue", 2)):
         (tmp_path / "photos" / colour).mkdir(parents=True)
@@ -44,7 +38,7 @@ def offline(tmp_path, monkeypatch):
             pixels[:, :, channel] += 130
             Image.fromarray(pixels).save(tmp_path / "photos" / colour / f"{i}.png")
     monkeypatch.chdir(tmp_path)
-    return tmp_path / "torch" / "hub" / "checkpoints"
+    return hub
 
 
 def run(code: str) -> str:

@@ -8,7 +8,6 @@ import hashlib
 import io
 import os
 import pickle
-import socket
 
 import pytest
 import torch
@@ -20,21 +19,7 @@ from archspec.weights import WeightsError, cache_dir
 from archspec.weights import fetch
 from clirun import run_cli
 
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("tests do not use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    return tmp_path / "torch" / "hub" / "checkpoints"
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 TINY = {

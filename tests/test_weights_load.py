@@ -7,7 +7,6 @@ heads dropped after loading). Nothing here touches the network (`no_network`).""
 from __future__ import annotations
 
 import re
-import socket
 
 import pytest
 import torch
@@ -19,29 +18,10 @@ import archspec
 from archspec.api import WeightsWarning
 from parity import assert_close_outputs, randomise
 
+pytestmark = pytest.mark.usefixtures("no_network")
+
 SLOW = {"inception_v3", "convnext_tiny", "efficientnet_v2_s", "fcn_resnet50", "deeplabv3_mobilenet_v3_large",
         "lraspp_mobilenet_v3_large", "densenet121", "vgg11_bn", "alexnet", "resnext50_32x4d", "regnet_y_400mf"}
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any connection attempt fails: a test that would download fails instead."""
-
-    def refuse(*args, **kwargs):
-        raise OSError("tests do not use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """An empty torch hub cache under a temporary TORCH_HOME; returns its checkpoints folder."""
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    folder = tmp_path / "torch" / "hub" / "checkpoints"
-    folder.mkdir(parents=True)
-    return folder
 
 
 def file_of(name: str, weights: str = "DEFAULT") -> str:

@@ -5,7 +5,6 @@ model (given the same file) does."""
 from __future__ import annotations
 
 import json
-import socket
 
 import numpy as np
 import pytest
@@ -18,15 +17,7 @@ from archspec.weights import WeightsError
 from clirun import run_cli
 from parity import randomise
 
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise OSError("tests do not use the network")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def image(h: int, w: int, seed: int = 0) -> Image.Image:
