@@ -75,7 +75,8 @@ def _pil_resized(image: Any, t: Transforms) -> Any:
     import torch
     from PIL import Image
 
-    resample = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[t.interpolation]
+    resample = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                "bicubic": Image.Resampling.BICUBIC}[t.interpolation]
     h, w = resized_size(image.height, image.width, t.resize)
     image = image.resize((w, h), resample)
     if t.crop:
