@@ -19,8 +19,9 @@ from archspec.spec.categories import CATEGORIES
 ZOO = archspec.zoo.names()
 # Zoo specs that are torchvision backbones, not whole torchvision models (their descriptions say so).
 BACKBONE_ONLY = {"resnet50_fpn": tvm.ResNet50_Weights}
-# The zoo specs with no torchvision weights at all: LeNet-5 and MobileNet-v1 are not in torchvision.
-NO_WEIGHTS = {"lenet5", "mobilenet_v1"}
+# The zoo specs with no torchvision weights at all: LeNet-5 and MobileNet-v1 are not in torchvision, and
+# RepVGG and MobileOne are timm's (their weights are timm's, not entries of torchvision's enums).
+NO_WEIGHTS = {"lenet5", "mobilenet_v1", "repvgg_a0", "repvgg_a2", "repvgg_b0", "mobileone_s0", "mobileone_s1"}
 TV_NAMES = set(tvm.list_models(module=tvm)) | set(tvm.list_models(module=tvm.segmentation))
 
 

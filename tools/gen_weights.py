@@ -26,6 +26,7 @@ from torchvision.models import _meta
 
 from archspec.core.atomic import write_atomic
 from archspec.spec import catalog
+from archspec.spec.load import load_spec
 from archspec.spec.weights import IMAGENET_MEAN, IMAGENET_STD
 
 MARKER = "# Published weights"
@@ -205,8 +206,9 @@ def main(argv: list[str] | None = None) -> int:
         path = catalog.path_of(name)
         assert path is not None, name
         # A child spec without weights of its own states `weights: []`: its parent's would not fit it.
-        has_parent = re.search(r"^extends:", path.read_text(), re.M) is not None
-        new = render(path, name, builders, has_parent)
+        parent = re.search(r"^extends:\s*(\S+)", path.read_text(), re.M)
+        inherited = parent is not None and bool(load_spec(path.parent / parent.group(1)).model.weights)
+        new = render(path, name, builders, inherited)
         if new != path.read_text():
             stale.append(name)
             if not args.check:
