@@ -210,13 +210,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _load() -> str:
+    try:
+        return f"load average {os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "load unknown"
+
+
 def machine(threads: int) -> str:
     import torch
 
-    try:
-        load = f"load average {os.getloadavg()[0]:.2f}"
-    except OSError:
-        load = "load unknown"
+    load = _load()
     return (f"{platform.machine()}, {os.cpu_count()} CPUs, {load}; Python {platform.python_version()}, "
             f"torch {torch.__version__}, {threads} torch thread(s)")
 
@@ -263,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    started = _load()
     rows = measure(args.repeat, args.repeat)
     from tools.bench_sweep import measure as measure_sweeps
 
@@ -271,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(rows + sweeps, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
-    where = machine(args.threads)
+    where = f"{machine(args.threads)} at the end ({started} at the start)"
     print(where)
     print(table(rows))
     print(sweep_table(sweeps))
