@@ -241,3 +241,21 @@ def test_onnx_and_pt2_of_the_deployed_form(tmp_path):
     assert "BatchNormalization" not in {n.op_type for n in onnx.load(str(tmp_path / "r.onnx")).graph.node}
     program = torch.export.load(str(tmp_path / "r.pt2")).module()
     assert ((program(x) - expected).abs().max() / expected.abs().max()).item() <= 1e-5
+
+
+def test_linear_then_batch_norm_and_a_dropout_fold_away():
+    """A linear layer's 1-d batch norm folds into it; dropout and stochastic depth go."""
+    spec = """
+name: mlp_toy
+input: {channels: 3, size: [8, 8]}
+num_classes: 4
+defaults: {norm: batch, activation: relu}
+stem: [conv: {out: 6, kernel: 3, padding: 1}, drop_path: 0.2]
+stages: []
+head: [global_pool: avg, flatten, linear: 16, norm, act, dropout: 0.5, linear: 4]
+"""
+    model = perturb_norms(archspec.build(spec)).eval()
+    deployed = archspec.deploy(model)
+    kinds = [type(m).__name__ for m in deployed.modules() if not list(m.children())]
+    assert "BatchNorm1d" not in kinds and "Dropout" not in kinds and "StochasticDepth" not in kinds, kinds
+    assert_same_function(model, deployed, torch.randn(5, 3, 8, 8))
