@@ -163,7 +163,7 @@ def _leaf_modules_and_functions(net) -> tuple[set[str], int, Counter]:
             if node.target is torch.cat:
                 cats[len(node.args[0])] += 1
             folded = any(u.op == "call_function" and u.target is node.target and u.args[0] is node
-                         for u in node.users) and node.target in (operator.add, operator.mul)
+                         for u in node.users) and node.target in (operator.add, operator.mul, operator.iadd)
             merges += not folded
     return leaves, merges, cats
 

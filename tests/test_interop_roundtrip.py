@@ -24,7 +24,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 import archspec
 from archspec.interop import InteropError, to_torchvision
 from tests.parity import randomise
-from tests.zoo_tiers import REPRESENTATIVE, tiered
+from tests.zoo_tiers import REPRESENTATIVE, TIMM_VARIANTS, tiered
 
 tv = torchvision.models
 
@@ -57,8 +57,9 @@ for _name in ["fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_larg
 
 def test_every_zoo_network_with_a_torchvision_counterpart_is_covered() -> None:
     covered = {spec for spec, *_ in CASES.values()} | set(REPRESENTATIVE)
-    assert set(archspec.zoo.names()) - covered == {"lenet5", "mobilenet_v1"}
-    assert {REPRESENTATIVE[n] for n in REPRESENTATIVE} <= covered
+    timm = set(TIMM_VARIANTS.values())  # timm's networks: loaded from timm in tests/test_zoo_reparam.py
+    assert set(archspec.zoo.names()) - covered == {"lenet5", "mobilenet_v1"} | timm
+    assert {REPRESENTATIVE[n] for n in REPRESENTATIVE} <= covered | timm
 
 
 def _fingerprint(t: torch.Tensor) -> tuple:
