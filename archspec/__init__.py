@@ -29,6 +29,7 @@ _LAZY = {
     "sweep": "sweeps",
     "SpecError": "core.errors",
     "ArchspecError": "core.errors",
+    "BlockError": "core.errors",
     "register_block": "blocks",
     "BlockFamily": "blocks",
     "register_op": "ir.op",

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from ..core.errors import did_you_mean
+from ..core.errors import BlockError, did_you_mean
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, load_builtin_blocks, register_block
 
@@ -57,10 +57,10 @@ class FPN(_Part):
         xs = b.inputs
         names = self.names or [str(i) for i in range(len(xs))]
         if len(names) != len(xs):
-            raise ValueError(f"fpn reads {len(xs)} inputs but names {len(names)} outputs")
+            raise BlockError(f"fpn reads {len(xs)} inputs but names {len(names)} outputs")
         for i in range(1, len(xs)):
             if any(c > f for c, f in zip(xs[i].spatial, xs[i - 1].spatial)):
-                raise ValueError(f"an FPN reads its inputs from fine to coarse, but input {i} is larger than input {i - 1}")
+                raise BlockError(f"an FPN reads its inputs from fine to coarse, but input {i} is larger than input {i - 1}")
         laterals = [b.conv(x, name=f"inner_blocks.{i}.0", out=self.out, kernel=1) for i, x in enumerate(xs)]
         merged = laterals[:]
         for i in range(len(xs) - 2, -1, -1):
@@ -202,7 +202,7 @@ class Stream(_Part):
             with b.scope(str(r)):
                 y = self._block.emit(b, x, ctx)
             if isinstance(y, dict):
-                raise ValueError(f"block type '{self.unit}' has several outputs; a stream's unit has one")
+                raise BlockError(f"block type '{self.unit}' has several outputs; a stream's unit has one")
             x = y
         return x
 
@@ -229,7 +229,7 @@ class HRFuse(_Part):
         xs = b.inputs
         for j in range(1, len(xs)):
             if any(2 * c != f for c, f in zip(xs[j].spatial, xs[j - 1].spatial)):
-                raise ValueError(f"hr_fuse needs each stream at half the previous one's size, but stream {j} is "
+                raise BlockError(f"hr_fuse needs each stream at half the previous one's size, but stream {j} is "
                                  f"{'x'.join(map(str, xs[j].spatial))} after {'x'.join(map(str, xs[j - 1].spatial))}")
         outs = {}
         for i, xi in enumerate(xs):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ..core.errors import BlockError
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
 from .squeeze_excite import squeeze_excitation
@@ -36,7 +37,7 @@ class RegNetBlock(BlockFamily):
                 shortcut = b.conv_norm_act(x, self.out, stride=ctx.stride, act=False)
         width = int(round(self.out * self.bottleneck))
         if width % self.group_width:
-            raise ValueError(f"the bottleneck width {width} is not a multiple of group_width {self.group_width}")
+            raise BlockError(f"the bottleneck width {width} is not a multiple of group_width {self.group_width}")
         with b.scope("a"):
             y = b.conv_norm_act(x, width)
         with b.scope("b"):

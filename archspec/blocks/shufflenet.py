@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from ..core.errors import BlockError
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
 
@@ -25,7 +26,7 @@ class ShuffleNetV2Unit(BlockFamily):
         half = self.out // 2
         if ctx.stride == 1:
             if x.channels != self.out:
-                raise ValueError(f"a stride-1 unit keeps its width: input {x.channels} channels, out {self.out}"
+                raise BlockError(f"a stride-1 unit keeps its width: input {x.channels} channels, out {self.out}"
                                  " (open the stage with `stride: 2`)")
             left = b.op("split", x, parts=2, index=0, name="split1")
             right = b.op("split", x, parts=2, index=1, name="split2")

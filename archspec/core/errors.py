@@ -80,6 +80,48 @@ class ArchspecError(Exception):
     """Base class of every error archspec raises on purpose."""
 
 
+class LocatedError(ArchspecError, ValueError):
+    """A deliberate error found where the source text is not known (the IR, lowering, taps,
+    parts, output stride): `origin` is its path in the spec, which `spec.load` turns into a
+    located `SpecError` (file:line:column). `spatial_zero`: a size that shrank to nothing (the
+    message then gets the smallest input that works); `limit`: a valid network beyond a size
+    limit (a `LimitError`). Subclasses name the stage that raised it."""
+
+    def __init__(self, message: str, origin: SpecPath = (), spatial_zero: bool = False, limit: bool = False):
+        super().__init__(message)
+        self.origin: SpecPath = tuple(origin)
+        self.spatial_zero = spatial_zero
+        self.limit = limit
+
+
+class BlockError(ArchspecError, ValueError):
+    """A block family refuses what a stage gave it: parameters that do not fit together, an
+    input it cannot take (`at stride 1 the input must have 116 channels`). Raise it from a
+    family's `emit`; it is reported at the stage that uses the block. Any other exception from
+    `emit` is a bug in the family (`InternalError`)."""
+
+
+class InternalError(RuntimeError):
+    """A bug in code archspec runs for a spec (a block family's `emit`, a part's), not a problem
+    of the spec: the message names the family and the line that raised, and the original
+    exception is chained. Deliberately not an `ArchspecError`: the CLI reports it as an internal
+    error (exit code 1), never as a mistake in the user's file."""
+
+
+def family_bug(what: str, cls: type, exc: BaseException) -> InternalError:
+    """The `InternalError` for `exc` raised inside `cls` (`what`: "block type 'x'"). `cls` may be a
+    stage or part model made from the family (`models.py`): the family is its first base."""
+    if cls.__module__ == "archspec.spec.models" and cls.__bases__:
+        cls = cls.__bases__[0]
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+    return InternalError(f"{what} ({cls.__module__}.{cls.__qualname__}) failed{where}: {type(exc).__name__}: "
+                         f"{exc}. This is a bug in the block family, not a problem of the spec; a family reports "
+                         "a problem of the spec with archspec.BlockError")
+
+
 class ArgumentError(ArchspecError, ValueError):
     """A bad argument to an API function or a command-line option (`batch=0`, `dtype="int3"`)."""
 

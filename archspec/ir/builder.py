@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core import memo
-from ..core.errors import ArchspecError, SpecPath
+from ..core.errors import ArchspecError, LocatedError, SpecPath
 from ..core.naming import free_index, free_name, join, module_name_problem
 from .graph import INPUT, Graph, Node, input_index
 from .op import Op, OpDefaults, Shape, ShapeError
@@ -45,13 +45,12 @@ class Value:
         return self.shape[1:]
 
 
-class NodeShapeError(ShapeError):
+class NodeShapeError(ShapeError, LocatedError):
     """A shape rule failed; carries the node's local name and spec origin."""
 
     def __init__(self, message: str, name: str, origin: SpecPath, spatial_zero: bool):
-        super().__init__(message, spatial_zero)
+        LocatedError.__init__(self, message, origin, spatial_zero)
         self.name = name
-        self.origin = origin
 
 
 _MADE: memo.Memo[Op] = memo.Memo("ir.ops", 4096)

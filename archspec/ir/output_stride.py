@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core.errors import LocatedError
 from .graph import INPUT, Graph
 from .op import RF
 
 
-class StrideError(ValueError):
+class StrideError(LocatedError):
     """The output stride cannot be reached; `origin` is where in the spec."""
-
-    def __init__(self, message: str, origin: tuple):
-        super().__init__(message)
-        self.origin = origin
 
 
 def out_jump(graph: Graph, jump: tuple[int, int]) -> tuple[int, int]:

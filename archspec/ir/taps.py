@@ -19,16 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.errors import SpecPath, did_you_mean
+from ..core.errors import LocatedError, SpecPath, did_you_mean
 from .graph import INPUT, Attached, Graph, Network, Part, Stage
 
 
-class TapError(ValueError):
+class TapError(LocatedError):
     """A tap that names nothing; `origin` is where in the spec it is written."""
-
-    def __init__(self, message: str, origin: SpecPath):
-        super().__init__(message)
-        self.origin = origin
 
 
 @dataclass(frozen=True)

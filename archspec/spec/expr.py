@@ -20,6 +20,7 @@ from typing import Any
 from collections.abc import Callable, Mapping
 
 from ..core import memo as memos
+from ..core.errors import ArchspecError
 
 INTERPOLATION = re.compile(r"\$\{([^{}]*)\}")
 MAX_EXPR_CHARS = 500
@@ -27,7 +28,7 @@ MAX_RESULT_ITEMS = 10_000
 MAX_ABS_INT = 10**15
 
 
-class ExprError(ValueError):
+class ExprError(ArchspecError, ValueError):
     pass
 
 

@@ -14,9 +14,9 @@ from typing import Any
 from collections.abc import Mapping
 
 from ..core.reading import InputFileError, path_state
-from ..core.errors import ArgumentError, LimitError, Location, Problem, SpecError, did_you_mean
+from ..core.errors import ArgumentError, LimitError, LocatedError, Location, Problem, SpecError, did_you_mean
 from ..ir.graph import Network
-from .lower import LoweringError, lower
+from .lower import lower
 from .models import SpecModel
 from .resolve import Document, Locator, resolve_data, resolve_source
 from .scaling import apply_scaling
@@ -145,7 +145,7 @@ def load_embedded(data: dict, name: str) -> Spec:
 def _lower_located(spec: Spec, hints: bool = True) -> Network:
     try:
         return lower(spec.model, spec.data)
-    except LoweringError as exc:
+    except LocatedError as exc:
         message = str(exc)
         if exc.spatial_zero and hints:
             smallest = smallest_input(spec.model)
@@ -173,7 +173,7 @@ def smallest_input(model: SpecModel, budget_s: float = SEARCH_BUDGET_S) -> int |
         try:
             lower(trial)
             return True
-        except LoweringError:
+        except LocatedError:
             return False
 
     try:

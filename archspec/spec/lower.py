@@ -10,29 +10,23 @@ from pydantic import ValidationError
 
 from .families import BlockContext
 from ..core import memo
-from ..core.errors import ArchspecError, SpecPath
+from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug, unknown_name
 from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError
 from ..ir.graph import AuxHead, Block, Graph, Network, Stage
 from ..ir.keys import frozen
 from ..ir.op import Op, OpDefaults, Shape, ShapeError
-from ..ir.output_stride import Dilations, StrideError, out_jump
-from ..ir.taps import TapError, resolve_taps, truncate
-from .lower_parts import PartError, lower_parts
+from ..ir.output_stride import Dilations, out_jump
+from ..ir.taps import resolve_taps, truncate
+from .lower_parts import lower_parts
 
 MAX_NODES = 50_000
 MAX_BLOCKS = 4096  # blocks in all stages together; the deepest published CNNs have a few hundred
 
 
-class LoweringError(ArchspecError):
+class LoweringError(LocatedError):
     """A block or layer could not be built; `origin` is its path in the spec.
 
     `limit` marks a network beyond a size limit rather than a wrong one."""
-
-    def __init__(self, message: str, origin: SpecPath, spatial_zero: bool = False, limit: bool = False):
-        super().__init__(message)
-        self.origin = origin
-        self.spatial_zero = spatial_zero
-        self.limit = limit
 
 
 def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecPath) -> Graph:
@@ -58,18 +52,16 @@ def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecP
     return graph
 
 
-def _stage_index(after: str | int, spec: Any) -> int:
+def _stage_index(after: str | int, spec: Any, origin: SpecPath) -> int:
     if isinstance(after, int):
         if 0 <= after < len(spec.stages):
             return after
-        raise LoweringError(f"no stage {after}; the spec has {len(spec.stages)}", ())
+        raise LoweringError(f"no stage {after}; the spec has {len(spec.stages)}", origin)
     for i in range(len(spec.stages)):
         if spec.stage_name(i) == after:
             return i
     names = [spec.stage_name(i) for i in range(len(spec.stages))]
-    from ..core.errors import unknown_name
-
-    raise LoweringError(unknown_name("stage", after, names), ())
+    raise LoweringError(unknown_name("stage", after, names), origin)
 
 
 class _ContextReads(BlockContext):
@@ -157,10 +149,7 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
         origin: SpecPath = ("stages", i)
         stage_defaults = spec.stage_defaults(st).op_defaults()
         blocks: list[Block] = []
-        try:
-            plan = dilations.stage(i, st.block, st.stride, st.dilate, type(st).first_block_dilation)
-        except StrideError as exc:
-            raise LoweringError(str(exc), exc.origin) from None
+        plan = dilations.stage(i, st.block, st.stride, st.dilate, type(st).first_block_dilation)
         family_key = _family_key(st)
         for r in range(st.repeat):
             context = dict(index=r, repeat=st.repeat, stage=i, global_index=global_index, total_blocks=total,
@@ -178,8 +167,10 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
                     where = f"block {r} of {st.repeat}, " if st.repeat > 1 else ""
                     raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin,
                                         exc.spatial_zero) from None
-                except (ValidationError, ValueError, ArchspecError) as exc:
+                except (ValidationError, ArchspecError) as exc:
                     raise LoweringError(f"{st.block}: {_short(exc)}", origin) from None
+                except Exception as exc:
+                    raise family_bug(f"block type '{st.block}'", type(st), exc) from exc
                 graph = b.finish(out)
                 _BLOCKS.add(key, ctx.reads, graph)
             count += len(graph.nodes)
@@ -190,19 +181,13 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
             shape = graph.out_shape
             global_index += 1
         stages.append(Stage(spec.stage_name(i), blocks, origin))
-    try:
-        dilations.check()
-    except StrideError as exc:
-        raise LoweringError(str(exc), exc.origin) from None
+    dilations.check()
 
     aux: list[AuxHead] = []
     for a, head in enumerate(spec.aux_heads):
         if not head.enabled:
             continue
-        try:
-            after = _stage_index(head.after, spec)
-        except LoweringError as exc:
-            raise LoweringError(str(exc), ("aux_heads", a, "after")) from None
+        after = _stage_index(head.after, spec, ("aux_heads", a, "after"))
         src = stages[after].out_shape if stages else stem.out_shape
         graph = _layers(head.layers, src, defaults, ("aux_heads", a, "layers"))
         aux.append(AuxHead(head.name or f"aux{a + 1}", after, graph, ("aux_heads", a)))
@@ -212,16 +197,10 @@ def lower(spec: Any, spec_data: dict | None = None) -> Network:
         name=spec.name, input_shape=spec.input.shape, stem=stem, stages=stages, head=head_graph,
         aux_heads=aux, description=spec.description, spec_data=spec_data or {}, init=spec.init,
     )
-    try:
-        net = dataclasses.replace(net, attached=lower_parts(spec, net))
-    except PartError as exc:
-        raise LoweringError(str(exc), exc.origin, exc.spatial_zero) from None
+    net = dataclasses.replace(net, attached=lower_parts(spec, net))
     if spec.features is None and not net.attached:
         return net
-    try:
-        return truncate(net, resolve_taps(spec.features, net))
-    except TapError as exc:
-        raise LoweringError(str(exc), exc.origin) from None
+    return truncate(net, resolve_taps(spec.features, net))
 
 
 def _short(exc: Exception) -> str:

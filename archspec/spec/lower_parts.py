@@ -7,18 +7,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..core.errors import ArchspecError, SpecPath
+from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug
 from ..ir.builder import GraphBuilder, NodeShapeError
 from ..ir.graph import Attached, Graph, Network
-from ..ir.taps import PART_GROUPS, Tap, TapError, resolve
+from ..ir.taps import PART_GROUPS, Tap, resolve
 from .families import BlockContext
 
 
-class PartError(ArchspecError):
-    def __init__(self, message: str, origin: SpecPath, spatial_zero: bool = False):
-        super().__init__(message)
-        self.origin = origin
-        self.spatial_zero = spatial_zero
+class PartError(LocatedError):
+    """A neck or head that cannot be built as written; `origin` is where in the spec."""
 
 
 def _reads(source: str) -> str | None:
@@ -70,10 +67,7 @@ def lower_parts(spec: Any, net: Network) -> list[Attached]:
         origin: SpecPath = (group, name)
         sources: list[Tap] = []
         for i, source in enumerate(part.sources):
-            try:
-                sources += resolve(source, source, net, origin + ("in", i), parts)
-            except TapError as exc:
-                raise PartError(str(exc), exc.origin) from None
+            sources += resolve(source, source, net, origin + ("in", i), parts)
         shapes = [_shape(s, net, parts) for s in sources]
         defaults = spec.defaults.updated(part.defaults).op_defaults()
         b = GraphBuilder(shapes[0], defaults, origin, shapes[1:])
@@ -83,8 +77,10 @@ def lower_parts(spec: Any, net: Network) -> list[Attached]:
         except NodeShapeError as exc:
             raise PartError(f"{part.family} (layer '{exc.name}'): {exc}; {_reads_text(sources, shapes)}", origin,
                             exc.spatial_zero) from None
-        except (ValidationError, ValueError, ArchspecError) as exc:
+        except (ValidationError, ArchspecError) as exc:
             raise PartError(f"{part.family}: {exc}; {_reads_text(sources, shapes)}", origin) from None
+        except Exception as exc:
+            raise family_bug(f"block type '{part.family}'", type(part), exc) from exc
         graph: Graph = b.finish(list(out.values())[-1], out) if isinstance(out, dict) else b.finish(out)
         parts[key] = Attached(group, name, part.family, sources, graph, origin)
     return list(parts.values())

@@ -20,6 +20,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from ..core.errors import ArchspecError
+
 from ..spec.expr import make_divisible
 from ..spec.lower import MAX_NODES
 from .samplers import _Strict, _is_power2, _multiple, log_uniform, power2_or_log_uniform, power2_uniform, uniform
@@ -27,7 +29,7 @@ from .samplers import _Strict, _is_power2, _multiple, log_uniform, power2_or_log
 QUANT = 8
 
 
-class RegNetError(ValueError):
+class RegNetError(ArchspecError, ValueError):
     """Parameters outside RegNet's rule (w_0 not a multiple of 8, w_m <= 1, ...)."""
 
 

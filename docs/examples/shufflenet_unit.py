@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from archspec import BlockError
 from archspec.blocks import BlockContext, BlockFamily, register_block
 from archspec.ir.builder import GraphBuilder, Value
 
@@ -17,7 +18,7 @@ class ShuffleV2Unit(BlockFamily):
         half = self.out // 2
         if ctx.stride == 1:
             if x.channels != self.out:
-                raise ValueError(f"at stride 1 the input must have out={self.out} channels, not {x.channels}")
+                raise BlockError(f"at stride 1 the input must have out={self.out} channels, not {x.channels}")
             left = b.op("split", x, parts=2, index=0, name="split1")
             right = b.op("split", x, parts=2, index=1, name="split2")
         else:
