@@ -122,3 +122,45 @@ def test_unreachable_output_stride_is_a_located_error(overrides: dict, message: 
 def test_googlenet_strides_inside_a_layer_cannot_become_dilation() -> None:
     with pytest.raises(SpecError, match="output_stride: 16 cannot be reached"):
         to_network("googlenet", output_stride=16)
+
+
+YAML_RESNET50 = "docs/examples/resnet50_yaml_blocks.yaml"
+
+
+def test_yaml_blocks_dilate_as_torchvision() -> None:
+    """A ResNet-50 whose bottleneck is written in YAML (reading ${dilation}) at output stride 8 is
+    torchvision's resnet50(replace_stride_with_dilation=[False, True, True]): every conv's geometry,
+    the parameter count and the output for the same weights."""
+    torch.manual_seed(1)
+    resnet50_os8 = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True]).eval()
+    perturb_norms(resnet50_os8, seed=1)  # the module's fixture is moved to the meta device by a test above
+    ours = archspec.build(YAML_RESNET50, output_stride=8)
+    assert convs(ours) == convs(resnet50_os8)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in resnet50_os8.parameters())
+    load_torchvision(ours, resnet50_os8)
+    ours.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(ours(x), resnet50_os8(x), atol=1e-4)
+    net = to_network(YAML_RESNET50, output_stride=8)
+    assert [stage.out_shape for stage in net.stages] == [(256, 56, 56), (512, 28, 28), (1024, 28, 28), (2048, 28, 28)]
+
+
+def test_yaml_block_first_dilation_new_follows_the_stage() -> None:
+    """`first_block_dilation: new` gives a dilated stage's first block the stage's own dilation."""
+    previous = to_network(YAML_RESNET50, output_stride=8)
+    new = to_network(YAML_RESNET50, output_stride=8, **{"blocks.bottleneck_yaml.first_block_dilation": "new"})
+
+    def dilations(net):
+        return [n.op.dilation for s in net.stages for b in s.blocks[:2] for n in b.graph.nodes if n.name == "main.conv2"]
+
+    # torchvision's rule (previous): stage 2's first block at 1, stage 3's at 2; the rest at 2 and 4
+    assert dilations(previous) == [1, 1, 1, 1, 1, 2, 2, 4]
+    assert dilations(new) == [1, 1, 1, 1, 2, 2, 4, 4]
+
+
+def test_a_yaml_block_that_never_reads_dilation_cannot_dilate() -> None:
+    text = open(YAML_RESNET50).read().replace('padding: "${dilation}", dilation: "${dilation}"', "padding: 1")
+    text = text.replace("    first_block_dilation: previous   # a dilated stage's first block keeps the dilation before it\n", "")
+    with pytest.raises(SpecError, match="stage 2's stride 2 .* block type 'bottleneck_yaml' cannot dilate"):
+        to_network(text, output_stride=8)

@@ -32,8 +32,10 @@ head), a combinator or a conditional:
 Inside a definition, `${...}` names the block's parameters and what the block knows
 of its place: `channels` (the current input's), `in_channels` (the block's input),
 `stride` (the stage's stride for its first block, else 1), `index`, `repeat`,
-`stage`, `global_index`, `total_blocks`. A block that uses `stride` accepts a stage
-stride. Mistakes are reported where they are written (file:line:column), the static
+`stage`, `global_index`, `total_blocks`, `dilation` (every field of `BlockContext`). A block
+that uses `stride` accepts a stage stride; one that uses `dilation` can trade a stage's stride
+for dilation (`output_stride`, `dilate`), its first block taking the dilation its
+`first_block_dilation` names. Mistakes are reported where they are written (file:line:column), the static
 ones when the spec is validated and the others when the block is built.
 
 This module makes the families; `composite_parse` reads and checks a definition,
@@ -191,6 +193,9 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
     for unused in sorted(set(decls) - parser.uses) if not parser.misspelled else ():
         problems.append(locator.problem(f"parameter '{unused}' is never used in the layers (write ${{{unused}}})",
                                         at + ("params", unused), key=True))
+    if "first_block_dilation" in spec.model_fields_set and "dilation" not in parser.uses:
+        problems.append(locator.problem("first_block_dilation is for a block that reads ${dilation}; "
+                                        "its layers never do", at + ("first_block_dilation",), key=True))
     if len(problems) > before:
         return None
     compiled = Compiled(name, body, tuple(decls), locator, {}, tuple(spec.inputs), tuple(spec.outputs))
@@ -207,6 +212,7 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
                                 "should stride (a stage gives its stride to its first block, 1 to the others)")
     family.channel_fields = tuple(p for p, d in decls.items() if d.channels)
     family.inputs = (max(1, len(spec.inputs)),) * 2
+    family.first_block_dilation = spec.first_block_dilation if "dilation" in parser.uses else None
     return family, parser.nested
 
 

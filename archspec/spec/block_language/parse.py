@@ -3,6 +3,7 @@ checks made when a spec is validated (see `composite` for the notation itself)."
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 from dataclasses import dataclass, field
@@ -13,10 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...core.errors import Problem, SpecPath, bare_key_hint, did_you_mean
 from ...ir.ops import OPS
 from ..expr import FUNCTIONS, INTERPOLATION, ExprError, free_names
+from ..families import BlockContext
 from ..models import StageFields
 
 COMBINATORS = ("residual", "add", "concat", "mul")
-CONTEXT_NAMES = ("channels", "in_channels", "stride", "index", "repeat", "stage", "global_index", "total_blocks")
+# What a definition's expressions may read of the block's place: the current and the block's
+# input channels, and every plain field of `BlockContext` (`defaults` is the builder's business).
+CONTEXT_NAMES = ("channels", "in_channels",
+                 *(f.name for f in dataclasses.fields(BlockContext) if f.name != "defaults"))
 STAGE_KEYS = StageFields.STAGE_KEYS
 IDENTITY = "identity"
 INPUT = "input"  # `from: input` reads the block's input
@@ -64,6 +69,9 @@ class Definition(_Strict):
     layers: list[Any] = Field(min_length=1)
     # Named values returned as the block's outputs (a part's several outputs); empty: the last value.
     outputs: list[_ValueName] = []
+    # The dilation of a dilated stage's first block, for a block that reads ${dilation}
+    # (`BlockFamily.first_block_dilation`): "previous" as torchvision's ResNet, "new" as its MobileNet-v3.
+    first_block_dilation: Literal["previous", "new"] = "previous"
 
 
 # -- the body, parsed ---------------------------------------------------------------------
