@@ -328,9 +328,70 @@ def test_blocks_that_contain_each_other_are_refused(tmp_path: Path) -> None:
     assert "blocks contain each other: a -> b -> a" in problems(spec)
 
 
-def test_a_block_cannot_shadow_a_built_in(tmp_path: Path) -> None:
-    spec = write(tmp_path, "name: bad\nblocks:\n  fire: {layers: [act]}\n")
-    assert f"{spec}:3:3: blocks.fire: 'fire' is already a block type" in problems(spec)
+SHADOWING = """\
+name: shadow
+input: {channels: 3, size: 32}
+blocks:
+  fused_mbconv:   # a built-in family's name since this spec was written
+    params:
+      out: {type: int, min: 1, channels: true}
+    layers:
+      - conv: {out: "${out}", kernel: 3, stride: "${stride}", padding: 1}
+  outer:
+    layers: [{block: fused_mbconv, out: 4}]
+stages:
+  - {block: fused_mbconv, out: 8, stride: 2}
+  - {block: outer}
+head: []
+"""
+
+
+def test_a_spec_block_shadows_a_built_in_and_validate_notes_it(tmp_path: Path) -> None:
+    spec = write(tmp_path, SHADOWING)
+    report = archspec.analyze(spec)
+    # the spec's single 3x3 conv with bias, not the built-in Fused-MBConv: 3*8*9 + 8, then 8*4*9 + 4,
+    # the nested use in `outer` meaning the spec's block too
+    assert report.params == 224 + 292
+    assert [n.node.op.kind for n in archspec.load_spec(spec).network().nodes()] == ["conv", "conv"]
+    code = main(["validate", str(spec)])
+    assert code == 0
+    note = (f"{spec}:4:3: blocks.fused_mbconv: note: this block shadows the block type 'fused_mbconv' of "
+            "archspec.blocks.mobile.FusedMBConv; the stages of this spec that name it use this definition")
+    assert archspec.load_spec(spec).notes == [note]
+    assert archspec.load_spec(NETWORK).notes == []
+
+
+def test_validate_prints_the_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = write(tmp_path, SHADOWING)
+    assert main(["validate", str(spec)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"{spec}: ok (shadow, 516 parameters)"
+    assert out[1].startswith(f"{spec}:4:3: blocks.fused_mbconv: note: this block shadows")
+
+
+def test_a_plugin_replacing_a_built_in_must_say_so() -> None:
+    from archspec.blocks import BLOCKS, register_block
+    from archspec.core.errors import ArgumentError
+
+    builtin = BLOCKS["fused_mbconv"]
+
+    class FusedMBConv(archspec.BlockFamily):  # the built-in's __qualname__, another module
+        out: int
+
+        def emit(self, b, x, ctx):
+            return b.conv(x, out=self.out, kernel=1)
+
+    FusedMBConv.__qualname__ = builtin.__qualname__
+    with pytest.raises(ArgumentError, match="block type 'fused_mbconv' is already registered by "
+                                            "archspec.blocks.mobile.FusedMBConv; register .* with replace=True"):
+        register_block("fused_mbconv")(FusedMBConv)
+    assert BLOCKS["fused_mbconv"] is builtin
+    try:
+        register_block("fused_mbconv", replace=True)(FusedMBConv)
+        assert BLOCKS["fused_mbconv"] is FusedMBConv
+    finally:
+        BLOCKS["fused_mbconv"] = builtin
+        builtin.family = "fused_mbconv"
 
 
 # -- include ------------------------------------------------------------------------------------------

@@ -40,9 +40,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             spec = load(path, args)
             report = check(spec, max_params=args.max_params)
-            results.append({"spec": path, "ok": True, "params": report.params})
+            result = {"spec": path, "ok": True, "params": report.params}
+            if spec.notes:
+                result["notes"] = spec.notes
+            results.append(result)
             if not args.json:
                 print(printable(f"{path}: ok ({spec.name}, {report.params:,} parameters)"))
+                for note in spec.notes:
+                    print(printable(note))
         except SpecError as exc:
             if args.debug:
                 raise

@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
 
-from ..core.errors import ArchspecError, unknown_name
+from ..core.errors import ArchspecError, ArgumentError, unknown_name
 from ..ir.builder import GraphBuilder, Value
 from ..ir.op import OpDefaults
 
@@ -83,21 +83,30 @@ BLOCKS: dict[str, type[BlockFamily]] = {}
 _F = TypeVar("_F", bound=type[BlockFamily])
 
 
-def register_block(name: str) -> Callable[[_F], _F]:
-    """Class decorator: make a `BlockFamily` subclass usable as `block: <name>`."""
+def register_block(name: str, *, replace: bool = False) -> Callable[[_F], _F]:
+    """Class decorator: make a `BlockFamily` subclass usable as `block: <name>`.
+
+    A name another class has registered (a built-in family, another plugin's) is an error
+    unless `replace=True` says the new class is meant to replace it."""
 
     def decorate(cls: _F) -> _F:
         if not (isinstance(cls, type) and issubclass(cls, BlockFamily)):
             raise TypeError("register_block decorates BlockFamily subclasses")
-        return _register(BLOCKS, name, cls, "block type")
+        return _register(BLOCKS, name, cls, "block type", replace)
 
     return decorate
 
 
-def _register(registry: dict[str, Any], name: str, cls: Any, what: str) -> Any:
-    """`registry[name] = cls` (and `cls.family = name`), unless another class has the name."""
-    if name in registry and registry[name].__qualname__ != cls.__qualname__:
-        raise ValueError(f"{what} '{name}' is already registered by {registry[name].__qualname__}")
+def _register(registry: dict[str, Any], name: str, cls: Any, what: str, replace: bool = False) -> Any:
+    """`registry[name] = cls` (and `cls.family = name`), unless another class has the name and
+    `replace` is False. A plugin's class of the same `__qualname__` is taken for the same class
+    imported again (one file loaded by `--plugin` and by an import); a built-in never is."""
+    load_builtin_blocks()  # the built-ins first, so that a plugin meets them here, not they it
+    old = registry.get(name)
+    builtin = old is not None and old.__module__.startswith(BUILTIN_PACKAGE + ".")
+    if old is not None and old is not cls and not replace and (builtin or old.__qualname__ != cls.__qualname__):
+        raise ArgumentError(f"{what} '{name}' is already registered by {old.__module__}.{old.__qualname__}; "
+                            f"register {cls.__module__}.{cls.__qualname__} with replace=True to replace it")
     cls.family = name
     registry[name] = cls
     return cls
@@ -115,6 +124,7 @@ def block_family(name: str) -> type[BlockFamily]:
 # when imported, as a plugin's do. This layer names their module rather than importing it,
 # so that the spec language depends on the protocol above, never on the families.
 BUILTIN_FAMILIES = "archspec.blocks.builtin"
+BUILTIN_PACKAGE = BUILTIN_FAMILIES.rsplit(".", 1)[0]
 
 
 def load_builtin_blocks() -> dict[str, type[BlockFamily]]:

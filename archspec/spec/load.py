@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from ..core.reading import InputFileError, path_state
 from ..core.errors import ArgumentError, LimitError, LocatedError, Location, Problem, SpecError, did_you_mean
 from ..ir.graph import Network
+from .block_language.family import shadowing_notes
 from .lower import lower
 from .models import SpecModel
 from .resolve import Document, Locator, resolve_data, resolve_source
@@ -60,6 +61,12 @@ class Spec:
     @property
     def num_classes(self) -> Any:
         return self.model.num_classes
+
+    @property
+    def notes(self) -> list[str]:
+        """Located remarks that are not errors: each block the spec defines under the name of a
+        registered block type (the spec's definition is used; `archspec validate` prints these)."""
+        return shadowing_notes(self.data.get("blocks"), self.locator)
 
     def network(self, hints: bool = True) -> Network:
         """The IR, lowered once and cached. `hints=False` leaves out of an error what costs

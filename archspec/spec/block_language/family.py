@@ -38,6 +38,11 @@ for dilation (`output_stride`, `dilate`), its first block taking the dilation it
 `first_block_dilation` names. Mistakes are reported where they are written (file:line:column), the static
 ones when the spec is validated and the others when the block is built.
 
+A spec's own block may take the name of a registered block type (a built-in family, a
+plugin's): inside that spec the name means the spec's definition, as a local name shadows a
+global one, so a family added to archspec later cannot break a spec that already used its
+name. `archspec validate` notes each such block (`shadowing_notes`).
+
 This module makes the families; `composite_parse` reads and checks a definition,
 `composite_emit` builds a block from it.
 """
@@ -102,6 +107,17 @@ def families_from_spec(defined: Any, locator: Any) -> dict[str, type[BlockFamily
 _SAME: memo.Memo[Any] = memo.Memo("block_language.families", 16)
 
 
+def shadowing_notes(defined: Any, locator: Any) -> list[str]:
+    """One located line for each block of `defined` (a spec's `blocks:`) named like a registered
+    block type, which the spec's definition shadows."""
+    if not isinstance(defined, dict):
+        return []
+    registered = load_builtin_blocks()
+    return [str(locator.problem(f"note: this block shadows the block type '{name}' of {cls.__module__}.{cls.__qualname__}; "
+                                "the stages of this spec that name it use this definition", ("blocks", name), key=True))
+            for name in defined if (cls := registered.get(name)) is not None]
+
+
 @dataclass(frozen=True)
 class _Frozen:
     """Carries the unhashable definitions and locator through the cache, which keys on text."""
@@ -123,10 +139,6 @@ def _families(key: str, where: tuple, frozen: _Frozen) -> tuple[tuple[str, type[
         if not isinstance(name, str) or not NAME.match(name):
             problems.append(locator.problem(f"block name '{name}' must be a plain identifier such as 'my_block'",
                                             ("blocks", name), key=True))
-            continue
-        if name in builtin:
-            problems.append(locator.problem(f"'{name}' is already a block type ({builtin[name].__qualname__}); "
-                                            "choose another name", ("blocks", name), key=True))
             continue
         made = _family(name, definition, locator, set(builtin) | set(defined), problems)
         if made is not None:
