@@ -14,7 +14,7 @@ from .spec.load import DEFAULT_MAX_PARAMS, Spec, load_spec, to_network
 
 
 def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: float | None = DEFAULT_MAX_PARAMS,
-          deploy: bool = False, _init: bool = True, **overrides: Any):
+          deploy: bool = False, init_weights: bool = True, **overrides: Any) -> Any:
     """Compile a spec (path, zoo name, YAML text, dict or `Spec`) into a plain `nn.Module`.
 
     Keyword arguments override spec keys: `build("resnet50", num_classes=10)`,
@@ -22,7 +22,9 @@ def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: flo
     `build("resnet50", features={"c3": "stages.1", "c5": "stages.3"})`, whose module returns
     those feature maps as an ordered dict and builds nothing they do not need (docs/spec-language.md,
     "Taps"). A network with more than `max_params` parameters (from analysis, before any weight
-    exists) is refused; None lifts the limit.
+    exists) is refused; None lifts the limit. `init_weights=False` skips the spec's `init:`
+    schemes and leaves each layer as its torch constructor made it: quicker, for weights that
+    are loaded next (`archspec.load` does so).
 
     `weights`: a name from the spec's `weights:` ("IMAGENET1K_V2"), "DEFAULT", a file or a URL;
     downloads go to torch's hub cache. Every tensor whose name and shape fit loads; the rest keeps
@@ -30,6 +32,8 @@ def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: flo
     load and why (a warning too). `freeze`: part paths or patterns ("stem", "stages.0") to freeze,
     besides the spec's `freeze:` (docs/training.md).
     """
+    if "_init" in overrides:
+        raise ArgumentError("build(_init=...) is now build(init_weights=...)")
     require("torch", feature="building a module")
     from .backends.torch_module import build_module
 
@@ -49,7 +53,7 @@ def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: flo
         net = located.network()
     if max_params is not None:
         check_params_limit(analyze_network(net).params, _limit(max_params), located)
-    model = build_module(net, init=_init)
+    model = build_module(net, init=init_weights)
     if chosen is not None and located is not None:
         _load_weights(model, located, chosen)  # into the training form: deploy folds the loaded norms
     patterns = [*(located.model.freeze if located is not None else ()), *_patterns(freeze)]

@@ -154,7 +154,7 @@ def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) ->
     spec = load_spec(path, metadata)
     deployed = metadata.get(DEPLOYED_KEY) == "1"
     with torch.device("meta"):
-        model = build(spec, _init=False, deploy=deployed)
+        model = build(spec, init_weights=False, deploy=deployed)
     expected = model.state_dict()
     missing = [k for k in expected if k not in stored]
     extra = [k for k in stored if k not in expected]

@@ -116,7 +116,7 @@ def test_every_zoo_spec_exports_with_the_compiled_modules_keys_and_shapes(tmp_pa
             entry = child.run({"name": name, "module": f"exported_{name}", "source": str(path),
                                "class": model_class(source)})
             with torch.device("meta"):
-                expected = [[k, list(v.shape)] for k, v in archspec.build(name, _init=False).state_dict().items()]
+                expected = [[k, list(v.shape)] for k, v in archspec.build(name, init_weights=False).state_dict().items()]
             assert entry["keys"] == expected, name
 
 

@@ -34,7 +34,7 @@ def resnet50_layers() -> torch.nn.Module:
 def test_resnet50_taps_equal_intermediate_layer_getter(resnet50_layers: torch.nn.Module) -> None:
     ours = archspec.build("resnet50", features=FPN_TAPS)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in resnet50_layers.parameters())
-    full = archspec.build("resnet50", _init=False)
+    full = archspec.build("resnet50", init_weights=False)
     assert set(ours.state_dict()) == {k for k in full.state_dict() if k.startswith(("stem.", "stages."))}
     load_torchvision(ours, resnet50_layers)
     ours.eval()
@@ -54,7 +54,7 @@ def test_only_what_a_tap_needs_is_built() -> None:
     net = to_network("resnet50", features=["stages.1.blocks.1", "stem.maxpool"])
     assert [len(stage.blocks) for stage in net.stages] == [3, 2]
     assert net.head.nodes == () and net.aux_heads == ()
-    model = archspec.build("resnet50", features=["stages.1.blocks.1", "stem.maxpool"], _init=False)
+    model = archspec.build("resnet50", features=["stages.1.blocks.1", "stem.maxpool"], init_weights=False)
     assert not hasattr(model, "head")
     assert archspec.analyze("resnet50", features=["stages.1.blocks.1"]).params == sum(
         p.numel() for p in model.parameters())
@@ -65,8 +65,8 @@ def test_only_what_a_tap_needs_is_built() -> None:
 
 
 def test_the_head_is_built_when_tapped() -> None:
-    model = archspec.build("resnet18", features={"pooled": "head.avgpool", "logits": "head"}, _init=False).eval()
-    full = archspec.build("resnet18", _init=False).eval()
+    model = archspec.build("resnet18", features={"pooled": "head.avgpool", "logits": "head"}, init_weights=False).eval()
+    full = archspec.build("resnet18", init_weights=False).eval()
     model.load_state_dict(full.state_dict())
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():

@@ -73,8 +73,8 @@ def test_analysed_shapes_follow_the_dilated_module(resnet50_os8: torch.nn.Module
 
 @pytest.mark.parametrize("output_stride, dilate", [(16, [False, False, True]), (8, [False, True, True])])
 def test_output_stride_equals_the_per_stage_form_and_torchvision(output_stride: int, dilate: list[bool]) -> None:
-    by_stride = archspec.build("resnet50", output_stride=output_stride, _init=False)
-    per_stage = archspec.build("resnet50", _init=False,
+    by_stride = archspec.build("resnet50", output_stride=output_stride, init_weights=False)
+    per_stage = archspec.build("resnet50", init_weights=False,
                                **{f"stages.{i + 1}.dilate": flag for i, flag in enumerate(dilate)})
     with torch.device("meta"):
         ref = torchvision.models.resnet50(replace_stride_with_dilation=dilate)
@@ -82,7 +82,7 @@ def test_output_stride_equals_the_per_stage_form_and_torchvision(output_stride: 
 
 
 def test_mobilenet_v3_output_stride_16_equals_torchvisions_dilated_backbone() -> None:
-    ours = archspec.build("mobilenet_v3_large", output_stride=16, _init=False)
+    ours = archspec.build("mobilenet_v3_large", output_stride=16, init_weights=False)
     with torch.device("meta"):
         ref = torchvision.models.mobilenet_v3_large(dilated=True)
     assert convs(ours) == convs(ref)

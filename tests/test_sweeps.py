@@ -37,7 +37,7 @@ for path in reversed(sys.argv[1:]):
     out[path] = {"params": r.params, "buffers": r.buffers, "macs": r.macs, "flops": r.flops,
                  "activation_bytes": r.activation_bytes, "peak_activation_bytes": r.peak_activation_bytes,
                  "depth": r.depth, "receptive_field": min(r.receptive_field.size),
-                 "output_stride": max(r.receptive_field.jump)}
+                 "output_stride": max(r.receptive_field.stride)}
 print(json.dumps(out))
 """
 

@@ -54,7 +54,7 @@ def views(name: str, torch: bool) -> dict[str, str]:
     for level in ("stage", "block", "layer"):
         found[f"dot-{level}"] = _sha(archspec.diagram(name, level, show="params,macs,rf").source)
     if torch:
-        model = archspec.build(name, _init=False)
+        model = archspec.build(name, init_weights=False)
         found["state"] = _sha("\n".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in model.state_dict().items()))
         code = [f"{path}\n{m.code}" for path, m in model.named_modules() if hasattr(m, "code")]
         found["modules"] = _sha(repr(model) + "\n".join(code))

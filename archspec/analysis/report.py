@@ -19,7 +19,7 @@ import fnmatch
 
 import itertools
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import memo
@@ -224,10 +224,9 @@ class Report:
         """Rows for a compact table: stem, each stage, auxiliary heads, head."""
         return self.rows("stage")
 
-    def rows(self, level: str = "stage", *, depth: str | None = None) -> list[tuple[str, list[LayerInfo]]]:
+    def rows(self, level: str = "stage") -> list[tuple[str, list[LayerInfo]]]:
         """The layers grouped for a table: `stage` (stem, stages, aux heads, head),
-        `block` (every block on its own) or `layer` (one row per layer). `depth=` is the old name of `level`."""
-        level = depth if depth is not None else level
+        `block` (every block on its own) or `layer` (one row per layer)."""
         if level not in ("stage", "block", "layer"):
             raise ValueError(f"level is 'stage', 'block' or 'layer', not {level!r}")
         rows: dict[str, list[LayerInfo]] = {}
@@ -519,6 +518,3 @@ def _features(net: Network, parts: list[_Part]) -> list[FeatureInfo]:
                                _node_field(graph, part.rf_in, tap.node)))
     return out
 
-
-def as_dict(rf: RF) -> dict[str, list[int]]:
-    return {k: list(v) for k, v in asdict(rf).items()}

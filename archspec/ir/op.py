@@ -47,7 +47,7 @@ class RF:
     (Araujo et al., "Computing receptive fields of convolutional neural networks", 2019).
 
     size: extent of the field; stride: distance between neighbouring units' fields
-    (the effective stride, which Araujo et al. call the jump; `jump` is kept as an alias);
+    (the effective stride, which Araujo et al. call the jump);
     padding: how far the first unit's field reaches before pixel 0. Unit i sees pixels
     `[-padding + i*stride, -padding + i*stride + size - 1]` and its centre lies at `-padding + i * stride + (size - 1) / 2`.
 
@@ -62,11 +62,6 @@ class RF:
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     context: tuple[Interval | None, Interval | None] = (None, None)
-
-    @property
-    def jump(self) -> tuple[int, int]:
-        """The old name of `stride` (Araujo et al.'s word), kept for scripts that use it."""
-        return self.stride
 
     def window(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation=(1, 1)) -> RF:
         """The field after a sliding window (conv or pool): r + (k_eff - 1) * j, j * s, P + p * j."""

@@ -106,8 +106,3 @@ class _LayerType:
 Layer = Annotated[Op, _LayerType]
 LayerList = list[Layer]
 
-
-def parse_layer_list(values: list[Any]) -> list[Op]:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(LayerList).validate_python(values)

@@ -24,7 +24,6 @@ from .scaling import apply_scaling
 from .source import parse_text, read_file
 from .validate import validate_document
 
-SpecLike = "str | Path | dict | Spec"
 MAX_SEARCH_SIZE = 1 << 14
 SEARCH_BUDGET_S = 5.0
 DEFAULT_MAX_PARAMS = 2e9

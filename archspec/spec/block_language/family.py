@@ -43,8 +43,8 @@ plugin's): inside that spec the name means the spec's definition, as a local nam
 global one, so a family added to archspec later cannot break a spec that already used its
 name. `archspec validate` notes each such block (`shadowing_notes`).
 
-This module makes the families; `composite_parse` reads and checks a definition,
-`composite_emit` builds a block from it.
+This module makes the families; `parse` reads and checks a definition, `emit` builds a
+block from it.
 """
 
 from __future__ import annotations

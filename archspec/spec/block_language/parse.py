@@ -1,5 +1,5 @@
 """The notation of YAML-defined blocks: the declarations, the body's items, and the
-checks made when a spec is validated (see `composite` for the notation itself)."""
+checks made when a spec is validated (see `family` for the notation itself)."""
 
 from __future__ import annotations
 
