@@ -20,9 +20,10 @@ import fnmatch
 import itertools
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core import memo
+from ..core.errors import SpecPath
 from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Op, Shape, Window
@@ -307,15 +308,29 @@ def _context(rf: RF) -> list[list[int] | None]:
     return [list(c) if c is not None else None for c in rf.context]
 
 
+class NodeFacts(NamedTuple):
+    """What analysis needs of one node, worked out once per graph (`_static`)."""
+
+    name: str
+    op: Op
+    category: str
+    inputs: tuple[int, ...]  # node indices, or INPUT - k
+    ins: tuple[Shape, ...]  # input shapes
+    shape: Shape  # output shape
+    params: int
+    buffers: int
+    macs: int
+    origin: SpecPath
+    same: bool  # the op keeps its one input's receptive field (the base rule)
+
+
 @dataclass(slots=True)
 class _Static:
-    """What one graph contributes whatever feeds it: per node (name, op, category, input
-    indices, input shapes, output shape, params, buffers, MACs, origin, whether the op keeps
-    its input's field); their sums; peak live elements; depth; and where the feature
-    extractor ends in it (the first node that is not a map, or, in a head, the first pool,
-    flatten or classifier), or None."""
+    """What one graph contributes whatever feeds it: each node's facts; their sums; peak live
+    elements; depth; and where the feature extractor ends in it (the first node that is not a
+    map, or, in a head, the first pool, flatten or classifier), or None."""
 
-    nodes: list[tuple]
+    nodes: list[NodeFacts]
     peak: int
     depth: int
     params: int
@@ -342,7 +357,7 @@ def _static(graph: Graph) -> _Static:
         depth[i] = max([depth[j] for j in node.inputs], default=0) + type(op).depth_layer
         same = len(node.inputs) == 1 and type(op).rf is Op.rf
         counts = op.params(ins), op.buffers(ins), op.macs(ins, node.shape)
-        nodes.append((node.name, op, category, node.inputs, ins, node.shape, *counts, node.origin, same))
+        nodes.append(NodeFacts(node.name, op, category, node.inputs, ins, node.shape, *counts, node.origin, same))
         params, buffers, macs = params + counts[0], buffers + counts[1], macs + counts[2]
         if flat_at is None and len(node.shape) != 3:
             flat_at = i
@@ -362,12 +377,12 @@ def _static(graph: Graph) -> _Static:
 
 
 
-def _rule_number(nodes: list[tuple]) -> int | None:
+def _rule_number(nodes: list[NodeFacts]) -> int | None:
     """A number for what the graph's receptive-field walk reads (each node's inputs and its op's
     `rf_key`): two graphs with the same number map every input field to the same fields, whatever
     their channels (the blocks of one stage of a RegNet and of its sibling samples). None when a
     key cannot be hashed."""
-    rule = tuple((inputs, None if same else op.rf_key(ins)) for _, op, _, inputs, ins, *_, same in nodes)
+    rule = tuple((n.inputs, None if n.same else n.op.rf_key(n.ins)) for n in nodes)
     try:
         number = _RULES.get(rule)
     except TypeError:
@@ -409,11 +424,11 @@ def _fields(graph: Graph, rf_in: RF | tuple[RF, ...]) -> list[RF]:
         return hit
     fields: list[RF] = []
     given = {INPUT - k: f for k, f in enumerate(rf_in if isinstance(rf_in, tuple) else (rf_in,))}
-    for _, op, _, inputs, ins, *_, same in static.nodes:
-        if same:  # the base rule on one input: the union of one field is that field
-            fields.append(fields[inputs[0]] if inputs[0] >= 0 else given[inputs[0]])
+    for n in static.nodes:
+        if n.same:  # the base rule on one input: the union of one field is that field
+            fields.append(fields[n.inputs[0]] if n.inputs[0] >= 0 else given[n.inputs[0]])
         else:
-            fields.append(op.rf([fields[j] if j >= 0 else given[j] for j in inputs], ins))
+            fields.append(n.op.rf([fields[j] if j >= 0 else given[j] for j in n.inputs], n.ins))
     return _FIELDS.put(key, fields, keep)
 
 
@@ -429,9 +444,9 @@ def _layers_of(parts: list[_Part]) -> list[LayerInfo]:
     for part in parts:
         static, fields = _static_of(part.graph), _fields(part.graph, part.rf_in)
         prefix, group, stage, block = part.prefix, part.group, part.stage, part.block
-        for (name, op, category, _, ins, shape, params, buffers, macs, origin, _), rf in zip(static.nodes, fields):
-            out.append(LayerInfo(join(prefix, name), op.kind, category, group, stage, block, ins, shape,
-                                 params, buffers, macs, rf, origin, op, prefix, part.section))
+        for n, rf in zip(static.nodes, fields):
+            out.append(LayerInfo(join(prefix, n.name), n.op.kind, n.category, group, stage, block, n.ins, n.shape,
+                                 n.params, n.buffers, n.macs, rf, n.origin, n.op, prefix, part.section))
     return out
 
 

@@ -18,6 +18,7 @@ from ..ir.op import Op, OpDefaults, Shape, ShapeError
 from ..ir.output_stride import Dilations, out_jump
 from ..ir.taps import resolve_taps, truncate
 from .lower_parts import lower_parts
+from .models import SpecModel
 
 MAX_NODES = 50_000
 MAX_BLOCKS = 4096  # blocks in all stages together; the deepest published CNNs have a few hundred
@@ -131,7 +132,7 @@ class _BlockGraphs:
 _BLOCKS = _BlockGraphs()
 
 
-def lower(spec: Any, spec_data: dict | None = None) -> Network:
+def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
     """Build the IR of a validated (and scaled) `SpecModel`."""
     shape: Shape = spec.input.shape
     defaults = spec.defaults.op_defaults()

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from ..analysis.report import Report
-from .samplers import _Strict
+from .samplers import StrictModel
 
 # name -> (what it is, how to read it from a report)
 FIGURES: dict[str, tuple[str, Callable[[Report], int]]] = {
@@ -49,7 +49,7 @@ def amount(value: Any) -> float:
     return int(number) if number.is_integer() else number
 
 
-class Bounds(_Strict):
+class Bounds(StrictModel):
     """`{min: 1e6, max: 400M}` (either or both, inclusive)."""
 
     min: float | None = None

@@ -24,7 +24,7 @@ from ..core.errors import ArchspecError
 
 from ..spec.expr import make_divisible
 from ..spec.lower import MAX_NODES
-from .samplers import _Strict, _is_power2, _multiple, log_uniform, power2_or_log_uniform, power2_uniform, uniform
+from .samplers import StrictModel, is_power2, is_multiple, log_uniform, power2_or_log_uniform, power2_uniform, uniform
 
 QUANT = 8
 
@@ -60,7 +60,7 @@ def regnet_stages(depth: int, w_0: float, w_a: float, w_m: float, group_width: i
 _Bound = float | tuple[float, float]
 
 
-class RegNetParams(_Strict):
+class RegNetParams(StrictModel):
     """`{regnet: {depth: [12, 28], w_0: [8, 256], w_a: [8, 256], w_m: [2, 3], group_width: [1, 32],
     bottleneck: 1, stages: 4}}`: a number fixes a parameter, `[low, high]` draws it."""
 
@@ -99,11 +99,11 @@ class RegNetParams(_Strict):
                 low, high = value
                 if not 0 < low <= high:
                     raise ValueError(f"{name}: [{low}, {high}] must be a positive, non-empty range")
-                if not (_multiple(low, q) and _multiple(high, q)):
+                if not (is_multiple(low, q) and is_multiple(high, q)):
                     raise ValueError(f"{name}: the range's ends must be multiples of {q}, got [{low}, {high}]")
         for name in ("group_width", "bottleneck"):
             value = getattr(self, name)
-            if isinstance(value, tuple) and not (value[0] <= value[1] and all(map(_is_power2, value))):
+            if isinstance(value, tuple) and not (value[0] <= value[1] and all(map(is_power2, value))):
                 raise ValueError(f"{name}: a range of powers of two, such as [1, 32], got [{value[0]}, {value[1]}]")
         return self
 
@@ -124,7 +124,7 @@ class RegNetParams(_Strict):
         }
 
 
-class RegNet(_Strict):
+class RegNet(StrictModel):
     """`{regnet: {...}}`: a mapping with the six parameters, the per-stage `widths`, `depths` and
     `group_widths`, and `num_stages`. Set at `vars` it becomes vars of those names, the names the
     zoo's RegNet specs use (specs/regnet_x_400mf.yaml), so their stages read `${widths[0]}`."""

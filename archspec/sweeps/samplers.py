@@ -20,7 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 Draw = Literal["uniform", "log"]
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A model of a space file: unknown keys are errors, values are frozen once read."""
+
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
@@ -59,7 +61,7 @@ def power2_or_log_uniform(rng: random.Random, low: float, high: float, q: float)
     return log_uniform(rng, max(low, q), high, min(high, q)) if f >= q else f
 
 
-def _multiple(value: float, q: float) -> bool:
+def is_multiple(value: float, q: float) -> bool:
     try:
         return Decimal(str(value)) % Decimal(str(q)) == 0
     except InvalidOperation:  # the quotient has more digits than decimal's 28
@@ -77,11 +79,11 @@ def _check_range(low: float, high: float, draw: Draw) -> None:
         raise ValueError(f"a log draw needs a positive range, got [{low}, {high}]")
 
 
-def _is_power2(value: float) -> bool:
+def is_power2(value: float) -> bool:
     return value > 0 and math.log2(value).is_integer()
 
 
-class Choice(_Strict):
+class Choice(StrictModel):
     """`{choice: [a, b, c]}`: one of the values, each equally likely (any YAML value)."""
 
     choice: list[Any] = Field(min_length=1)
@@ -90,7 +92,7 @@ class Choice(_Strict):
         return self.choice[rng.randrange(len(self.choice))]
 
 
-class _Range(_Strict):
+class _Range(StrictModel):
     draw_: Draw = Field(default="uniform", alias="draw",
                         description="uniform: every step equally likely; log: log-uniform odds (for widths)")
 
@@ -106,7 +108,7 @@ class _Range(_Strict):
         q = self._step()
         _check_range(low, high, self.draw_)
         for bound in (low, high):
-            if not _multiple(bound, q):
+            if not is_multiple(bound, q):
                 raise ValueError(f"{bound} is not a multiple of quantize ({q}): the range's ends must be values "
                                  "it can give")
         return self

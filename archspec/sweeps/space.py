@@ -31,9 +31,9 @@ from ..spec.source import Source, parse_text, read_file
 from ..spec.problems import problems_from, sort_problems
 from .figures import FIGURES, Bounds
 from .regnet import RegNet
-from .samplers import Choice, FloatRange, IntRange, _Strict
+from .samplers import Choice, FloatRange, IntRange, StrictModel
 
-SAMPLERS: dict[str, type[_Strict]] = {"choice": Choice, "int": IntRange, "float": FloatRange, "regnet": RegNet}
+SAMPLERS: dict[str, type[StrictModel]] = {"choice": Choice, "int": IntRange, "float": FloatRange, "regnet": RegNet}
 MAX_SAMPLES = 1_000_000
 DRAWS_PER_SAMPLE = 10  # the default max_draws: samples x this
 
@@ -64,7 +64,7 @@ class _SamplerType:
 Sampler = Annotated[Any, _SamplerType]
 
 
-class SpaceModel(_Strict):
+class SpaceModel(StrictModel):
     """A design space: networks drawn from one base spec."""
 
     extends: str = Field(description="the base spec: a file relative to the space file, or a zoo name")
