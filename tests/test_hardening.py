@@ -507,13 +507,14 @@ def test_a_checkpoint_is_loaded_only_onto_a_device_that_exists(device: str, mess
 
 def test_python_export_of_1024_blocks_plans_each_distinct_block_once(monkeypatch) -> None:
     from archspec.backends import python_source as ps
+    from archspec.backends.python_source import model
 
     stages = "".join(f"  - {{block: basic, out: {c}, repeat: 256, stride: {s}}}\n"
                      for c, s in ((8, 1), (16, 2), (16, 1), (32, 2)))
     net = archspec.load_spec(f"name: big\ninput: {{channels: 3, size: [16, 16]}}\nstages:\n{stages}").network()
     calls = []
-    real = ps.design_class
-    monkeypatch.setattr(ps, "design_class", lambda name, members: calls.append(len(members)) or real(name, members))
+    real = model.design_class
+    monkeypatch.setattr(model, "design_class", lambda name, members: calls.append(len(members)) or real(name, members))
     start = time.monotonic()
     source = ps.python_source(net)
     assert time.monotonic() - start < 5
