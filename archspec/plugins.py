@@ -36,9 +36,9 @@ def load_plugins(names: Iterable[str]) -> None:
                     continue
                 protect_always(path)  # its code is an input: never an output of this command
                 spec = importlib.util.spec_from_file_location(key, path)
-                module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+                module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]  # spec_from_file_location returns a spec for an existing .py file
                 sys.modules[key] = module
-                spec.loader.exec_module(module)  # type: ignore[union-attr]
+                spec.loader.exec_module(module)  # type: ignore[union-attr]  # a file spec always has a loader
             else:
                 origin = getattr(importlib.import_module(name), "__file__", None)
                 if origin:

@@ -128,7 +128,7 @@ def track(items: Iterable[T], description: str, total: int | None = None,
         return
     if total is None:
         try:
-            total = len(items)  # type: ignore[arg-type]
+            total = len(items)  # type: ignore[arg-type]  # a TypeError (no len) is caught below
         except TypeError:
             total = None
     with _task(description, total) as (display, task):

@@ -368,7 +368,7 @@ class _Drawer:
                 out_of[first.path] = self.part(first.graph, first.path, out_of[first.source], _title(first), root,
                                                dashed=not first.inference)
                 continue
-            stage, out = self.net.stages[first.stage], out_of[first.source]  # type: ignore[index]
+            stage, out = self.net.stages[first.stage], out_of[first.source]  # type: ignore[index]  # a block's part always has its stage index
             title = _stage_title(first, stage)
             same = runs(stage)
             run_of = {b: (start, count) for start, count in same for b in range(start, start + count)}
@@ -413,7 +413,7 @@ class _Drawer:
             source = box_of[first.source]
             box: Box | None = None
             if first.group == "stages":
-                stage = self.net.stages[first.stage]  # type: ignore[index]
+                stage = self.net.stages[first.stage]  # type: ignore[index]  # a block's part always has its stage index
                 layers = [self.info[join(p.path, n.name)] for p in section for n in p.graph.nodes]
                 paths = [la.name for la in layers]
                 if all(block.family == "layers" for block in stage.blocks):
@@ -522,7 +522,7 @@ def _title(part: Part) -> str:
 
 def _stage_title(part: Part, stage, folded: bool = True) -> str:
     """`stages.2 · bottleneck ×36`: the part's name as tables and module paths write it, and its blocks."""
-    title = stage_title(part.section, stage.name, part.stage)  # type: ignore[arg-type]
+    title = stage_title(part.section, stage.name, part.stage)
     what = _folded(stage) if folded else ""
     return f"{title} · {what}" if what else title
 

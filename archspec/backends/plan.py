@@ -97,7 +97,7 @@ def plan_graph(graph: Graph) -> GraphPlan:
         elif i in is_module:
             steps.append(ModuleStep(node.name, tuple(step_of[j] for j in node.inputs), calls[i]))
         else:
-            steps.append(FunctionStep(node.name, tuple(step_of[j] for j in node.inputs), calls[i]))  # type: ignore[arg-type]
+            steps.append(FunctionStep(node.name, tuple(step_of[j] for j in node.inputs), calls[i]))
         step_of[i] = len(steps) - 1
     plan = GraphPlan(tuple(steps), step_of[graph.output], False, tuple(step_of[i] for i in graph.outputs.values()))
     return _inplace_sums(plan, graph, step_of, readers)

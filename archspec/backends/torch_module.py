@@ -63,7 +63,7 @@ def graph_module(graph: Graph, class_name: str = "Block", prefix: str = "", skip
     plan = plan_graph(graph)
     if plan.sequential:
         return nn.Sequential(OrderedDict(
-            (step.name, _module(step, prefix, skip)) for step in plan.steps))  # type: ignore[arg-type]
+            (step.name, _module(step, prefix, skip)) for step in plan.steps))
     root: dict[str, nn.Module] = {}
     g = fx.Graph()
     values: dict[int, fx.Node] = {INPUT - k: g.placeholder("x" if k == 0 else f"x{k}")
@@ -123,7 +123,7 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
     for part in net.parts():
         module = graph_module(part.graph, class_name(part.kind), part.path, skip)
         if part.group == "stages":
-            blocks[part.stage].append(module)  # type: ignore[index]
+            blocks[part.stage].append(module)  # type: ignore[index]  # a block's part always has its stage index
         elif part.group in attached:
             attached[part.group][part.path.partition(".")[2]] = module
         else:

@@ -64,7 +64,7 @@ def parse_item(text: str) -> Window:
         if not pool:
             raise ValueError(f"'{text}' is not a branch item; write {ITEM_HELP}")
         kind, kh, kw, stride, valid = pool.groups()
-        window = Window((int(kh), int(kw)), int(stride or 1), pool=kind, valid=bool(valid))  # type: ignore[arg-type]
+        window = Window((int(kh), int(kw)), int(stride or 1), pool=kind, valid=bool(valid))
     if min(window.kernel) < 1 or window.stride < 1 or (window.out is not None and window.out < 1):
         raise ValueError(f"'{text}': kernel, stride and channels must be positive")
     if window.stride == 1 and not window.valid and any(k % 2 == 0 for k in window.kernel):

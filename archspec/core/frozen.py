@@ -20,8 +20,8 @@ class FrozenDict(dict[K, V]):
         raise TypeError(f"{type(self).__name__} is read-only (the IR is immutable once built; "
                         "make a new one, e.g. with dataclasses.replace)")
 
-    __setitem__ = __delitem__ = __ior__ = _refuse  # type: ignore[assignment]  # a refusal, whatever the signature
-    clear = pop = popitem = setdefault = update = _refuse  # type: ignore[assignment]  # likewise
+    __setitem__ = __delitem__ = __ior__ = _refuse
+    clear = pop = popitem = setdefault = update = _refuse
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (dict(self),))

@@ -204,7 +204,7 @@ def to_torchvision(model: Any, target: Any) -> Any:
     pairs = _pairs(ours, theirs, arch)
     new = OrderedDict((other, ours[mine].reshape(theirs[other].shape)) for mine, other in pairs)
     # The target's own metadata (module versions): MNASNet refuses a state_dict without its version.
-    new._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]
+    new._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]  # torch's state_dict carries _metadata as an untyped attribute
     target.load_state_dict(new)
     return target
 

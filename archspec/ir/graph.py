@@ -10,17 +10,18 @@ The IR knows nothing of YAML or of torch modules.
 
 Everything here is immutable once built: frozen dataclasses whose sequences are tuples and
 whose mappings are read-only (`FrozenDict`); lists and dicts given to a constructor are
-converted. Graphs are shared between the blocks of a stage, between networks and across a
-sweep, and analysis remembers what it derived from a graph by its identity (core/memo.py),
-so an edit in place would corrupt every later answer: it raises instead. To change a
-network, make a new one (`dataclasses.replace`).
+converted (the fields are typed `Sequence` and `Mapping`, the read-only views). Graphs are
+shared between the blocks of a stage, between networks and across a sweep, and analysis
+remembers what it derived from a graph by its identity (core/memo.py), so an edit in place
+would corrupt every later answer: it raises instead. To change a network, make a new one
+(`Network.map_graphs`, `dataclasses.replace`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from typing import Any
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from ..core.errors import SpecPath
 from ..core.frozen import FrozenDict, freeze
@@ -56,13 +57,13 @@ class Graph:
     a neck or a dense head (a `Part`) reads several inputs and may name several outputs."""
 
     in_shape: Shape
-    nodes: tuple[Node, ...]
+    nodes: Sequence[Node]  # a tuple once built
     output: int  # node index, or INPUT for an empty graph
-    more_inputs: tuple[Shape, ...] = ()  # inputs 1, 2, ...: node indices input_index(k)
+    more_inputs: Sequence[Shape] = ()  # inputs 1, 2, ...: node indices input_index(k)
     # Named outputs of a part, in order ({"0": node, ..., "pool": node}); empty: `output` alone.
-    outputs: FrozenDict[str, int] = field(default_factory=FrozenDict)
+    outputs: Mapping[str, int] = field(default_factory=FrozenDict)
     # What named scopes are, for diagrams: {"se": "squeeze-excitation"} (GraphBuilder.scope's title).
-    titles: FrozenDict[str, str] = field(default_factory=FrozenDict)
+    titles: Mapping[str, str] = field(default_factory=FrozenDict)
 
     def __post_init__(self) -> None:
         _set(self, nodes=tuple(self.nodes), more_inputs=tuple(self.more_inputs),
@@ -127,7 +128,7 @@ class Block:
 @dataclass(frozen=True)
 class Stage:
     name: str  # display name (the spec's `name`, or "stage{i}")
-    blocks: tuple[Block, ...]
+    blocks: Sequence[Block]
     origin: SpecPath = ()
 
     def __post_init__(self) -> None:
@@ -156,7 +157,7 @@ class Attached:
     group: str  # "necks" or "heads"
     name: str
     family: str
-    sources: tuple[Any, ...]  # ir.taps.Tap, one per graph input
+    sources: Sequence[Any]  # ir.taps.Tap, one per graph input
     graph: Graph
     origin: SpecPath = ()
 
@@ -221,19 +222,19 @@ class Network:
     name: str
     input_shape: Shape
     stem: Graph
-    stages: tuple[Stage, ...]
+    stages: Sequence[Stage]
     head: Graph
-    aux_heads: tuple[AuxHead, ...] = ()
+    aux_heads: Sequence[AuxHead] = ()
     description: str = ""
     # The resolved spec as plain data (read-only; `core.frozen.thaw` makes a plain copy):
     # enough to rebuild this network anywhere.
-    spec_data: FrozenDict[str, Any] = field(default_factory=FrozenDict)
+    spec_data: Mapping[str, Any] = field(default_factory=FrozenDict)
     init: Any = None
     # Named outputs (`features:`, ir/taps.py): when set, the module returns them as an ordered
     # dict, and the network holds only what they need.
-    taps: tuple[Any, ...] = ()
+    taps: Sequence[Any] = ()
     # Necks and dense heads, in the order they run (each after everything it reads).
-    attached: tuple[Attached, ...] = ()
+    attached: Sequence[Attached] = ()
 
     def __post_init__(self) -> None:
         _set(self, input_shape=tuple(self.input_shape), stages=tuple(self.stages),

@@ -109,21 +109,21 @@ class RF:
             for f in spread:  # its one unit's whole field, seen by every output unit
                 ctx = _hull(ctx, _hull(f.context[a], (-f.padding[a], f.size[a] - f.padding[a] - 1)))
             context.append(ctx)
-        return RF(tuple(size), tuple(jump), tuple(padding), tuple(context))  # type: ignore[arg-type]
+        return RF(tuple(size), tuple(jump), tuple(padding), tuple(context))  # type: ignore[arg-type]  # tuple(zip over two axes) has two items
 
     # -- where a unit looks ----------------------------------------------------------
     def start(self, index: Sequence[int]) -> tuple[int, int]:
         """First pixel (h, w) of unit `index`'s local field (negative: in the padding)."""
-        return tuple(-p + i * j for p, i, j in zip(self.padding, index, self.stride))  # type: ignore[return-value]
+        return tuple(-p + i * j for p, i, j in zip(self.padding, index, self.stride))  # type: ignore[return-value]  # one item per axis, two here
 
     def region(self, index: Sequence[int]) -> tuple[Interval, Interval]:
         """((first row, last row), (first column, last column)) that unit `index` sees, inclusive."""
         local = [(f, f + s - 1) for f, s in zip(self.start(index), self.size)]
-        return tuple(_hull(loc, ctx) for loc, ctx in zip(local, self.context))  # type: ignore[return-value]
+        return tuple(_hull(loc, ctx) for loc, ctx in zip(local, self.context))  # type: ignore[return-value]  # one item per axis, two here
 
     def centre(self, index: Sequence[int]) -> tuple[float, float]:
         """Centre (h, w) of unit `index` in input coordinates: `-padding + i * stride + (size - 1) / 2`."""
-        return tuple(f + (s - 1) / 2 for f, s in zip(self.start(index), self.size))  # type: ignore[return-value]
+        return tuple(f + (s - 1) / 2 for f, s in zip(self.start(index), self.size))  # type: ignore[return-value]  # one item per axis, two here
 
     @property
     def has_context(self) -> bool:

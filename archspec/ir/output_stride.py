@@ -22,7 +22,7 @@ def out_jump(graph: Graph, jump: tuple[int, int]) -> tuple[int, int]:
     fields = {INPUT: RF(stride=jump)}
     for i, node in enumerate(graph.nodes):
         fields[i] = node.op.rf([fields[j] for j in node.inputs], graph.in_shapes(node))
-    return fields[graph.output].stride  # type: ignore[return-value]
+    return fields[graph.output].stride
 
 
 @dataclass

@@ -69,7 +69,7 @@ def _stage_parts(net: Network) -> list[list[Part]]:
     stages: list[list[Part]] = [[] for _ in net.stages]
     for part in net.parts():
         if part.group == "stages":
-            stages[part.stage].append(part)  # type: ignore[index]
+            stages[part.stage].append(part)  # type: ignore[index]  # a block's part always has its stage index
     return stages
 
 

@@ -26,7 +26,7 @@ from ..ir.ops import OPS, op_class
 @cache
 def _wrapper(cls: type[Op]) -> type[BaseModel]:
     """`{conv: Conv}`: validating through it puts the kind into error locations."""
-    return create_model(  # type: ignore[call-overload]
+    return create_model(  # type: ignore[call-overload]  # create_model's overloads do not take fields built at run time
         f"{cls.__name__}Layer", __config__=ConfigDict(extra="forbid"), **{cls.kind: (cls, ...)}
     )
 

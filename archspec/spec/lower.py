@@ -138,7 +138,10 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
     defaults = spec.defaults.op_defaults()
     stem = _layers(spec.stem, shape, defaults, ("stem",))
     shape = stem.out_shape
-    total = sum(s.repeat for s in spec.stages)
+    # Each stage is an instance of its family's stage model (the family's fields and StageFields'),
+    # made at validation: typed here by what every stage has.
+    spec_stages: list[Any] = list(spec.stages)
+    total = sum(s.repeat for s in spec_stages)
     if total > MAX_BLOCKS:
         raise LoweringError(f"the stages hold {total:,} blocks in all, more than the limit of {MAX_BLOCKS:,}",
                             ("stages",), limit=True)
@@ -146,7 +149,7 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
     stages: list[Stage] = []
     global_index = 0
     dilations = Dilations(spec.output_stride, out_jump(stem, (1, 1)) if spec.output_stride is not None else (1, 1))
-    for i, st in enumerate(spec.stages):
+    for i, st in enumerate(spec_stages):
         origin: SpecPath = ("stages", i)
         stage_defaults = spec.stage_defaults(st).op_defaults()
         blocks: list[Block] = []

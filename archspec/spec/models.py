@@ -176,10 +176,10 @@ class StageFields(BaseModel):
 @cache
 def stage_model(family: type[BlockFamily]) -> type[BlockFamily]:
     """The stage model of a family: its parameters plus the common stage keys."""
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         f"{family.__name__}Stage",
         __base__=(family, StageFields),
-        block=(Literal[family.family], ...),  # type: ignore[valid-type]
+        block=(Literal[family.family], ...),
     )
 
 
@@ -279,10 +279,10 @@ class PartFields(BaseModel):
 @cache
 def part_model(family: type[BlockFamily]) -> type[BlockFamily]:
     """The spec model of a block family used as a part: its parameters plus the common part keys."""
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         f"{family.__name__}Part",
         __base__=(family, PartFields),
-        block=(Literal[family.family], ...),  # type: ignore[valid-type]
+        block=(Literal[family.family], ...),
     )
 
 

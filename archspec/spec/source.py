@@ -134,7 +134,7 @@ else:  # pragma: no cover
     _Base = _PureLoader
 
 
-class _Loader(_Base):  # type: ignore[misc, valid-type]
+class _Loader(_Base):
     """A safe loader that refuses deep nesting and huge documents while composing.
 
     The composer recurses once per level, so the depth is checked before each node;

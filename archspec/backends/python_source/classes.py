@@ -198,7 +198,7 @@ def _arguments(members: list[Member], order: list[str], steps: dict[str, Step],
     groups: list[Argument] = list(seeded)
     for name in sorted((n for n in order if isinstance(steps[n], ModuleStep)), key=lambda n: n in optional):
         per_member: list[dict[tuple[str, str], Any] | None] = [
-            _slots(m.plan.steps[m.by_name[name]]) if name in m.by_name else None for m in members]  # type: ignore[arg-type]
+            _slots(m.plan.steps[m.by_name[name]]) if name in m.by_name else None for m in members]  # type: ignore[arg-type]  # a step in by_name is a ModuleStep here (filtered above)
         keys = next(s for s in per_member if s is not None)
         for child, arg in keys:
             values = [ABSENT if s is None else s[(child, arg)] for s in per_member]
@@ -221,7 +221,7 @@ def _arguments(members: list[Member], order: list[str], steps: dict[str, Step],
     taken = {a.name for a in groups} | RESERVED_NAMES
     attributes = {n.split(".")[0] for n in order}  # a function step's flag is an attribute too
     for f in flags:
-        if isinstance(steps[f.flag], FunctionStep):  # type: ignore[index]
+        if isinstance(steps[f.flag], FunctionStep):
             f.name = unique(f"use_{f.name}", taken | attributes)
         elif f.name in taken:
             f.name = unique(f"use_{f.name}", taken)

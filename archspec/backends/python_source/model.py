@@ -100,7 +100,7 @@ def python_source(net: Network, params: int | None = None) -> str:
     for part in net.parts():
         graphs.setdefault(part.group, {}).setdefault(part.kind, []).append(part.graph)
         if part.group == "stages":
-            stage_graphs[part.stage].append(part.graph)  # type: ignore[index]
+            stage_graphs[part.stage].append(part.graph)  # type: ignore[index]  # a block's part always has its stage index
     stem, head = (_designs(class_name(k), g, taken) for group in ("stem", "head") for k, g in graphs[group].items())
     aux = next((_designs(class_name(k), g, taken) for k, g in graphs.get("aux", {}).items()), None)
     families = {f: _designs(class_name(f), g, taken) for f, g in graphs.get("stages", {}).items()}

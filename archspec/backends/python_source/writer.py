@@ -164,7 +164,7 @@ class ClassWriter:
         plan = self.d.members[0].plan
         if len(self.d.members) == 1 and plan.sequential and not all(_is_name(s.name) for s in plan.steps):
             # A chain of unnamed layers (`stem.0`, `stem.1`): an nn.Sequential, as one would write it.
-            children = [(s.name, self.module_expr(s)) for s in plan.steps]  # type: ignore[arg-type]
+            children = [(s.name, self.module_expr(s)) for s in plan.steps]
             lines = [f"class {self.d.name}(nn.Sequential):", *docstring(self.doc, 1), "",
                      f"{INDENT}def __init__(self) -> None:",
                      *render(sequential(children, self.imports, "super().__init__"), 2)]

@@ -30,4 +30,4 @@ def hw(pair: tuple[int, int]) -> str:
 def spatial(shape: tuple[int, ...], kind: str) -> tuple[int, int, int]:
     if len(shape) != 3:
         raise ShapeError(f"{kind} needs a (C, H, W) feature map, got a flat vector of {shape[0]}; remove the flatten before it")
-    return shape  # type: ignore[return-value]
+    return shape

@@ -21,7 +21,7 @@ ACTIVATIONS: dict[str, tuple[str, bool]] = {
     "tanh": ("torch.nn.Tanh", False),
     "identity": ("torch.nn.Identity", False),
 }
-ActKind = Literal[tuple(ACTIVATIONS)]  # type: ignore[valid-type]
+ActKind = Literal[tuple(ACTIVATIONS)]
 
 
 @register_op

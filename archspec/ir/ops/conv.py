@@ -58,7 +58,7 @@ class Conv(Op):
         return _views(self.kernel, self.stride, self.padding, self.dilation)[3]
 
     def g(self, ins: Sequence[Shape]) -> int:
-        return ins[0][0] if self.groups == "depthwise" else self.groups  # type: ignore[return-value]
+        return ins[0][0] if self.groups == "depthwise" else self.groups
 
     # -- rules ---------------------------------------------------------------------
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
@@ -121,7 +121,7 @@ def _views(kernel: Any, stride: Any, padding: Any, dilation: Any) -> tuple[tuple
         p = tuple(dn * (kn - 1) // 2 for kn, dn in zip(k, d))
     else:
         p = pair(padding)
-    return k, s, p, d  # type: ignore[return-value]
+    return k, s, p, d  # type: ignore[return-value]  # pair() gives two items per axis
 
 
 def _compact(p: tuple[int, int]) -> int | tuple[int, int]:

@@ -95,7 +95,7 @@ class Resize(Op):
             padding.append(p)
             size.append(math.ceil(max(last - (i * j - p) for i, (_, last) in enumerate(spans))) + 1)
             jump.append(int(j) if j.denominator == 1 else float(j))
-        return RF(tuple(size), tuple(jump), tuple(padding), f.context)  # type: ignore[arg-type]
+        return RF(tuple(size), tuple(jump), tuple(padding), f.context)  # type: ignore[arg-type]  # tuple(zip over two axes) has two items
 
     def _sources(self, i: int, r: Fraction, n_in: int) -> tuple[int, int]:
         """The first and last input unit output unit i reads along one axis."""

@@ -109,7 +109,7 @@ class Emitter:
 
     def read(self, name: str, path: SpecPath, x: Value | None = None) -> Value:
         if "${" in name:  # a name made by an expression (`from: "y${i}"` in a loop)
-            name = str(self.values(name, x or self.block_input, path))  # type: ignore[arg-type]
+            name = str(self.values(name, x or self.block_input, path))  # type: ignore[arg-type]  # the block's input is set before any read of a named value
         found = self.named.get(name, [])
         if not found and name == INPUT and self.block_input is not None:
             return self.block_input

@@ -211,7 +211,7 @@ def _family(name: str, definition: Any, locator: Any, known: set[str],
     if len(problems) > before:
         return None
     compiled = Compiled(name, body, tuple(decls), locator, {}, tuple(spec.inputs), tuple(spec.outputs))
-    family = create_model(  # type: ignore[call-overload]
+    family = create_model(
         class_name(name),
         __base__=CompositeFamily,
         __doc__=spec.doc or f"Block '{name}', defined in YAML.",

@@ -51,7 +51,7 @@ class ParamDecl(_Strict):
 
     def annotation(self) -> Any:
         if self.choices:
-            return Literal[tuple(self.choices)]  # type: ignore[misc]
+            return Literal[tuple(self.choices)]
         if self.type in ("int", "float"):
             return Annotated[TYPES[self.type], Field(ge=self.min, le=self.max)]
         return TYPES[self.type]
