@@ -477,7 +477,8 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     for p in net.parts():
         rf_in: RF | tuple[RF, ...] = field_of[p.source]
         if p.path in attached:  # a neck or head: the field of each value it reads
-            rf_in = tuple(RF() if s.part == "input" else _node_field(by_path[s.graph].graph, by_path[s.graph].rf_in, s.node)
+            rf_in = tuple(RF() if s.part == "input"
+                          else _node_field(by_path[s.graph_path].graph, by_path[s.graph_path].rf_in, s.node)
                           for s in attached[p.path].sources)
         part = by_path[p.path] = _Part(p.path, p.graph, rf_in, p.group, p.stage, p.block, p.section)
         parts.append(part)
@@ -523,13 +524,13 @@ def _features(net: Network, parts: list[_Part]) -> list[FeatureInfo]:
     by_prefix = {part.prefix: part for part in parts}
     out = []
     for tap in net.taps or every_stage(net):
-        part = by_prefix[tap.graph]
+        part = by_prefix[tap.graph_path]
         graph = part.graph
         if tap.node == INPUT:  # an empty graph: its input, the network's input for an empty stem
             out.append(FeatureInfo(tap.name, tap.path, "input", graph.in_shape, RF()))
             continue
         node = graph.nodes[tap.node]
-        out.append(FeatureInfo(tap.name, tap.path, join(tap.graph, node.name), node.shape,
+        out.append(FeatureInfo(tap.name, tap.path, join(tap.graph_path, node.name), node.shape,
                                _node_field(graph, part.rf_in, tap.node)))
     return out
 

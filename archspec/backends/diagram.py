@@ -265,10 +265,10 @@ class _Drawer:
         into a run drawn once, the last box drawn for its section (the stage)."""
         if tap.part == "input" or tap.node < 0:
             return inp
-        box = self.where.get(join(tap.graph, self.graphs[tap.graph].nodes[tap.node].name))
+        box = self.where.get(join(tap.graph_path, self.graphs[tap.graph_path].nodes[tap.node].name))
         if box is not None:
             return box.id
-        section = self.section_of[tap.graph]
+        section = self.section_of[tap.graph_path]
         drawn = [b for path, b in self.where.items() if path.startswith(section + ".")]
         return drawn[-1].id if drawn else inp
 
@@ -285,7 +285,9 @@ class _Drawer:
                 self.graph(part.graph, part.path, sources[0], inner, more=sources[1:])
                 self.place(inner, root)
         for tap in self.net.taps:
-            box = self.where.get(join(tap.graph, self.graphs[tap.graph].nodes[tap.node].name)) if tap.node >= 0 else None
+            box = None
+            if tap.node >= 0:
+                box = self.where.get(join(tap.graph_path, self.graphs[tap.graph_path].nodes[tap.node].name))
             if box is not None:
                 box.note = f"{box.note} → {tap.name}".strip()
 

@@ -163,7 +163,7 @@ def tap_runs(net: Network) -> list[Run]:
     taken: dict[str, list[str]] = {}
     for tap in values:
         taken.setdefault(tap.after, []).append(tap.path)
-    split = {tap.graph for tap in values if tap.inside}
+    split = {tap.graph_path for tap in values if tap.inside}
     head_tapped = any(t.part == "head" for t in values)
     by_block = {t.stage for t in values if t.stage is not None
                 and (t.inside or t.block != len(net.stages[t.stage].blocks) - 1)}

@@ -135,7 +135,7 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
         model = torch_layers.Features(stem, stages, head if head_run else None, attached, runs,
                                       [(t.name, t.path) for t in net.taps])
         graphs = {part.path: part.graph for part in net.parts()}
-        channels = {graphs[t.graph].shape_of(t.node)[0] for t in net.taps}
+        channels = {graphs[t.graph_path].shape_of(t.node)[0] for t in net.taps}
         if len(channels) == 1:  # torchvision's detection models read `backbone.out_channels`
             model.out_channels = channels.pop()
     else:

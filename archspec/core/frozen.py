@@ -36,12 +36,19 @@ class FrozenDict(dict[K, V]):
         return hash(frozenset(self.items()))
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def freeze(value: Any) -> Any:
-    """`value` with every nested dict made a `FrozenDict` and every list a tuple."""
-    if isinstance(value, Mapping):
-        return FrozenDict({k: freeze(v) for k, v in value.items()})
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
+    """`value` with every nested dict made a `FrozenDict` and every list a tuple. (Type tests
+    before isinstance: a spec's data is plain YAML, and networks are made by the thousand.)"""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is dict or kind is FrozenDict or isinstance(value, Mapping):
+        return FrozenDict({k: v if type(v) in _SCALARS else freeze(v) for k, v in value.items()})
+    if kind is list or kind is tuple:
+        return tuple([v if type(v) in _SCALARS else freeze(v) for v in value])
     return value
 
 

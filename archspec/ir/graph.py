@@ -276,7 +276,7 @@ class Network:
         yield Part("head", "head", "head", "head", self.head, source, title="head")
         for part in self.attached:  # necks and heads, each after what it reads
             yield Part(part.path, part.path, part.group, part.family, part.graph,
-                       part.sources[0].graph if part.sources else "", title=part.path)
+                       part.sources[0].graph_path if part.sources else "", title=part.path)
 
     def map_graphs(self, change: Callable[[Graph], Graph]) -> Network:
         """A new network with every graph (stem, blocks, aux heads, head, necks and heads)

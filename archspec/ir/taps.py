@@ -32,7 +32,7 @@ class Tap:
     name: str  # the key in the returned dict
     path: str  # canonical: "stages.1", "stages.3.blocks.2", "stem.maxpool", "head"
     after: str  # the module whose output this is: the last one run to compute it
-    graph: str  # the graph (module prefix) whose node holds the value
+    graph_path: str  # the module path of the graph whose node holds the value (a part's path)
     node: int  # that node's index in its graph, or INPUT for an empty graph's input
     stage: int | None = None  # the stage it ends in (for truncation)
     block: int | None = None
@@ -188,12 +188,12 @@ def truncate(net: Network, taps: list[Tap]) -> Network:
     part), later stages and blocks, auxiliary heads, and the head unless something reads it."""
     by_path = {p.path: p for p in net.attached}
     needed: set[str] = set()
-    stack = [t.graph for t in taps if t.part in PART_GROUPS]
+    stack = [t.graph_path for t in taps if t.part in PART_GROUPS]
     while stack:
         path = stack.pop()
         if path not in needed:
             needed.add(path)
-            stack += [s.graph for s in by_path[path].sources if s.part in PART_GROUPS]
+            stack += [s.graph_path for s in by_path[path].sources if s.part in PART_GROUPS]
     parts = [p for p in net.attached if p.path in needed]
     values = [*taps, *(s for p in parts for s in p.sources)]
     if any(t.part == "head" for t in values):

@@ -51,10 +51,10 @@ def _order(specs: dict[str, tuple[str, str, Any]]) -> list[str]:
 def _shape(tap: Tap, net: Network, parts: dict[str, Attached]) -> tuple[int, ...]:
     if tap.part == "input":
         return net.input_shape
-    if tap.graph in parts:
-        return parts[tap.graph].graph.shape_of(tap.node)
+    if tap.graph_path in parts:
+        return parts[tap.graph_path].graph.shape_of(tap.node)
     graphs = {part.path: part.graph for part in net.parts()}
-    return graphs[tap.graph].shape_of(tap.node)
+    return graphs[tap.graph_path].shape_of(tap.node)
 
 
 def lower_parts(spec: Any, net: Network) -> list[Attached]:
