@@ -176,18 +176,18 @@ def _merge_sum(entries: list[_Entry], i: int, readers: dict[int, int], keep: set
             continue
         # it takes the place and name of the widest conv branch (its geometry): `conv_kxk.conv`
         first = max((j for _, j, _, op in terms if op is not None),
-                    key=lambda j: (entries[j].op.k[0] * entries[j].op.k[1], -j))  # type: ignore[attr-defined]
+                    key=lambda j: (entries[j].op.k[0] * entries[j].op.k[1], -j))  # type: ignore[attr-defined]  # a term with an op is a conv branch: its op is a Conv
         for _, j, _, _ in terms:
             if j is not None and j != first:
                 entries[j].alive = False
-        target = entries[first]  # type: ignore[index]
+        target = entries[first]
         target.op, target.inputs, target.fold = merged, [source], Fold(terms=tuple(f for _, _, f, _ in terms))
         used = {pos for pos, _, _, _ in terms}
         rest = [j for pos, j in enumerate(add.inputs) if pos not in used]
         if rest:
-            add.inputs = [first, *rest]  # type: ignore[list-item]
+            add.inputs = [first, *rest]  # type: ignore[list-item]  # first is a conv branch's index, never None
         else:
-            alias[i], add.alive = first, False  # type: ignore[assignment]
+            alias[i], add.alive = first, False
         return True
     return False
 
@@ -200,16 +200,16 @@ def _merged_conv(convs: list[Op], identity: bool, in_shape: Shape, out: Shape) -
         return None
     ins = [in_shape]
     first = convs[0]
-    g = first.g(ins)  # type: ignore[attr-defined]
+    g = first.g(ins)  # type: ignore[attr-defined]  # every item is a Conv (checked above): k, s, p, d and g are its fields
     for c in convs:
-        if c.s != first.s or c.d != first.d or c.g(ins) != g or c.out != out[0]:  # type: ignore[attr-defined]
+        if c.s != first.s or c.d != first.d or c.g(ins) != g or c.out != out[0]:  # type: ignore[attr-defined]  # conv ops, as above
             return None
-        if any(k % 2 == 0 or p * 2 != d * (k - 1) for k, p, d in zip(c.k, c.p, c.d)):  # type: ignore[attr-defined]
+        if any(k % 2 == 0 or p * 2 != d * (k - 1) for k, p, d in zip(c.k, c.p, c.d)):  # type: ignore[attr-defined]  # conv ops, as above
             return None
-    if identity and (first.s != (1, 1) or tuple(in_shape) != tuple(out)):  # type: ignore[attr-defined]
+    if identity and (first.s != (1, 1) or tuple(in_shape) != tuple(out)):  # type: ignore[attr-defined]  # conv ops, as above
         return None
-    kernel = tuple(max(c.k[a] for c in convs) for a in range(2))  # type: ignore[attr-defined]
-    padding = tuple(first.d[a] * (kernel[a] - 1) // 2 for a in range(2))  # type: ignore[attr-defined]
+    kernel = tuple(max(c.k[a] for c in convs) for a in range(2))  # type: ignore[attr-defined]  # conv ops, as above
+    padding = tuple(first.d[a] * (kernel[a] - 1) // 2 for a in range(2))  # type: ignore[attr-defined]  # conv ops, as above
     merged = first.model_copy(update={"kernel": kernel, "padding": padding, "groups": g, "bias": True})
     return merged if merged.out_shape(ins) == tuple(out) else None
 
@@ -219,7 +219,7 @@ def deploy_network(net: Network) -> Deployed:
     pinned: dict[str, set[int]] = {}
     for tap in [*net.taps, *(s for p in net.attached for s in p.sources)]:
         if tap.node >= 0:
-            pinned.setdefault(tap.graph, set()).add(tap.node)
+            pinned.setdefault(tap.graph_path, set()).add(tap.node)
     done: dict[tuple[int, frozenset[int]], tuple[Graph, dict[str, Fold], dict[int, int]]] = {}
     graphs: dict[str, Graph] = {}
     mappings: dict[str, dict[int, int]] = {}
@@ -236,7 +236,7 @@ def deploy_network(net: Network) -> Deployed:
         deployed.removed += len(part.graph.nodes) - len(graph.nodes)
 
     def tap(t: Tap) -> Tap:
-        return t if t.node < 0 or t.graph not in mappings else replace(t, node=mappings[t.graph][t.node])
+        return t if t.node < 0 or t.graph_path not in mappings else replace(t, node=mappings[t.graph_path][t.node])
 
     stages = [replace(stage, blocks=[replace(block, graph=graphs[f"stages.{s}.blocks.{b}"])
                                      for b, block in enumerate(stage.blocks)]) for s, stage in enumerate(net.stages)]
