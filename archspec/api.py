@@ -10,7 +10,8 @@ from .core.deps import require
 from .core.errors import ArgumentError, LimitError, Location, Problem, SpecError
 from .ir.deploy import deploy_network
 from .ir.graph import Network
-from .spec.load import DEFAULT_MAX_PARAMS, Spec, load_spec, to_network
+from .core.limits import DEFAULT_MAX_PARAMS
+from .spec.load import Spec, load_spec, to_network
 
 
 def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: float | None = DEFAULT_MAX_PARAMS,

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from ..core.formatting import shape_text
 from ..core import memo
 from ..core.errors import SpecPath
 from ..core.naming import join
@@ -287,7 +288,7 @@ class Report:
         return heading(self)
 
     def __repr__(self) -> str:
-        return (f"<Report {self.name}: input {'x'.join(map(str, self.input_shape))}, {self.params:,} parameters, "
+        return (f"<Report {self.name}: input {shape_text(self.input_shape)}, {self.params:,} parameters, "
                 f"{self.macs:,} MACs, {len(self.layers)} layers>")
 
     def _repr_html_(self) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.formatting import shape_text
 from ..core.atomic import write_atomic, write_with
 from ..core.deps import require
 from ..core.errors import ArchspecError
@@ -90,7 +91,7 @@ def check_memory(net: Network, batch: int, model: Any = None, limit: int | None 
     example = batch * 4 * math.prod(net.input_shape)
     total = weights + example + report.peak_activation_bytes
     if total > limit:
-        shape = "x".join(map(str, net.input_shape))
+        shape = shape_text(net.input_shape)
         advice = "use a smaller batch or input size" if weights < limit else "the weights alone do not fit"
         raise ExportError(f"tracing a batch of {batch} at {shape} needs about {total / (1 << 30):,.1f} GiB "
                           f"({weights / (1 << 30):,.1f} GiB of weights, the rest example input and activations), "

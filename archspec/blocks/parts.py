@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
+from ..core.formatting import shape_text
 from ..core.errors import BlockError, did_you_mean
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, load_builtin_blocks, register_block
@@ -230,7 +231,7 @@ class HRFuse(_Part):
         for j in range(1, len(xs)):
             if any(2 * c != f for c, f in zip(xs[j].spatial, xs[j - 1].spatial)):
                 raise BlockError(f"hr_fuse needs each stream at half the previous one's size, but stream {j} is "
-                                 f"{'x'.join(map(str, xs[j].spatial))} after {'x'.join(map(str, xs[j - 1].spatial))}")
+                                 f"{shape_text(xs[j].spatial)} after {shape_text(xs[j - 1].spatial)}")
         outs = {}
         for i, xi in enumerate(xs):
             terms = []

@@ -6,6 +6,7 @@ import argparse
 
 import sys
 
+from ..core.limits import DEFAULT_MAX_PARAMS, DEFAULT_MAX_PARAMS_TEXT
 from .common import (add_input_option, add_spec_options, add_weights_option, check_output_names, human, load,
                      param_limit, print_json, quiet_weights, shape_text, table, weights_report)
 
@@ -33,8 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="save the weights (initialised, or loaded with --weights), with the resolved spec in the "
                         "file's metadata")
     add_weights_option(p)
-    p.add_argument("--max-params", type=param_limit, default=2e9, metavar="N",
-                   help="refuse networks with more parameters than this (default: 2e9)")
+    p.add_argument("--max-params", type=param_limit, default=DEFAULT_MAX_PARAMS, metavar="N",
+                   help=f"refuse networks with more parameters than this (default: {DEFAULT_MAX_PARAMS_TEXT})")
     p.add_argument("--deploy", action="store_true",
                    help="build the inference form: batch norms folded into the conv before them, parallel conv "
                         "branches summed into one conv (RepVGG, MobileOne), dropout gone; same outputs in eval "

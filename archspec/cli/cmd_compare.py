@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..core.formatting import shape_text
 from .common import (
     add_analysis_options,
     check_output_names,
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         print(table(
             [[r["name"], r["family"], f"{r['params']:,}", human(r["macs"]),
               f"{r['receptive_field'][0]}x{r['receptive_field'][1]}", str(r["depth"]), human_bytes(r["activation_bytes"]),
-              human_bytes(r["peak_activation_bytes"]), "x".join(map(str, r["input_shape"]))]
+              human_bytes(r["peak_activation_bytes"]), shape_text(r["input_shape"])]
              + [f"{r[c]:g}" if c in r else "-" for c in extra] for r in rows],
             ["name", "family", "params", "MACs", "RF", "depth", "activations", "peak", "input", *extra],
             right={2, 3, 4, 5, 6, 7, *range(9, 9 + len(extra))}))

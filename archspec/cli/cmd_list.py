@@ -6,6 +6,7 @@ import argparse
 import shutil
 import textwrap
 
+from ..core.formatting import shape_text
 from .common import human, print_json, table
 
 EXAMPLE = """\
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     for name in track(names, "list: analysing the zoo", label=str):
         spec = zoo.load_spec(name)
         report = analyze(spec)
-        input_text = "x".join(map(str, report.input_shape))
+        input_text = shape_text(report.input_shape)
         entry = default_weights(spec)
         data.append({"name": name, "params": report.params, "macs": report.macs, "input_shape": list(report.input_shape),
                      "description": spec.model.description, "weights": entry.name if entry else None,

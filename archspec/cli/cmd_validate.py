@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from ..core.errors import ArchspecError, SpecError, printable
+from ..core.limits import DEFAULT_MAX_PARAMS, DEFAULT_MAX_PARAMS_TEXT
 from .common import add_input_option, add_spec_options, load, param_limit, print_json
 
 EXAMPLE = """\
@@ -23,8 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("specs", nargs="+", metavar="SPEC")
     add_input_option(p)
     add_spec_options(p)
-    p.add_argument("--max-params", type=param_limit, default=2e9, metavar="N",
-                   help="refuse networks with more parameters than this (default: 2e9)")
+    p.add_argument("--max-params", type=param_limit, default=DEFAULT_MAX_PARAMS, metavar="N",
+                   help=f"refuse networks with more parameters than this (default: {DEFAULT_MAX_PARAMS_TEXT})")
     p.add_argument("--json", action="store_true", help="print one result per spec as JSON")
     p.set_defaults(run=run)
 

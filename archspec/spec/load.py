@@ -26,7 +26,6 @@ from .validate import validate_document
 
 MAX_SEARCH_SIZE = 1 << 14
 SEARCH_BUDGET_S = 5.0
-DEFAULT_MAX_PARAMS = 2e9
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..core.formatting import shape_text
 from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug
 from ..ir.builder import GraphBuilder, NodeShapeError
 from ..ir.graph import Attached, Graph, Network
@@ -88,5 +89,5 @@ def lower_parts(spec: Any, net: Network) -> list[Attached]:
 
 def _reads_text(sources: list[Tap], shapes: list[tuple[int, ...]]) -> str:
     """`it reads stages.1 (512x28x28), stem (64x56x56)`: every input, for an error that names them."""
-    return "it reads " + ", ".join(f"input {i}: {s.path} ({'x'.join(map(str, shape))})"
+    return "it reads " + ", ".join(f"input {i}: {s.path} ({shape_text(shape)})"
                                    for i, (s, shape) in enumerate(zip(sources, shapes)))

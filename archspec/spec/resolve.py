@@ -22,7 +22,7 @@ from ..core.errors import OVERRIDE_NAME, Location, Problem, SpecError, SpecPath,
 from .list_edits import EDITABLE_ROOTS, find_item, no_item
 from ..core.reading import InputFileError, check_regular, path_state
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
-from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, parse_text, read_file
+from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, locate, parse_text, read_file
 
 MAX_EXTENDS_DEPTH = 16
 
@@ -43,14 +43,8 @@ class Locator:
         return cls(dict(source.values), dict(source.keys), {source.name: chain}, source.name, files)
 
     def where(self, path: SpecPath, key: bool = False) -> Location:
-        path = tuple(path)
-        if key and path in self.keys:
-            return self.keys[path]
-        while path:
-            if path in self.values:
-                return self.values[path]
-            path = path[:-1]
-        return self.values.get((), Location(self.root))
+        """The location of `path`, or of its nearest ancestor that has one (`source.locate`)."""
+        return locate(self.values, self.keys, path, key, Location(self.root))
 
     def problem(self, message: str, path: SpecPath, key: bool = False) -> Problem:
         location = self.where(path, key)

@@ -48,14 +48,21 @@ class Source:
 
     def where(self, path: SpecPath, key: bool = False) -> Location:
         """The location of `path`, or of its nearest ancestor that has one."""
-        path = tuple(path)
-        if key and path in self.keys:
-            return self.keys[path]
-        while path:
-            if path in self.values:
-                return self.values[path]
-            path = path[:-1]
-        return self.values.get((), Location(self.name, 1, 1))
+        return locate(self.values, self.keys, path, key, Location(self.name, 1, 1))
+
+
+def locate(values: dict[SpecPath, Location], keys: dict[SpecPath, Location], path: SpecPath, key: bool,
+           fallback: Location) -> Location:
+    """Where `path` is written: its key's location when `key` and it has one, else its value's or
+    that of its nearest ancestor with one, else the document's, else `fallback`."""
+    path = tuple(path)
+    if key and path in keys:
+        return keys[path]
+    while path:
+        if path in values:
+            return values[path]
+        path = path[:-1]
+    return values.get((), fallback)
 
 
 def _loc(name: str, mark: yaml.Mark | None) -> Location:

@@ -6,6 +6,7 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ...core.formatting import shape_text
 from ... import __version__
 from ...core.naming import class_name, unique
 from ...ir.graph import Graph, Network
@@ -209,7 +210,7 @@ def _taps_forward(net: Network, imports: Imports) -> list[str]:
 
 
 def _shape(shape: Iterable[int]) -> str:
-    return "x".join(map(str, shape))
+    return shape_text(shape)
 
 
 def _init_section(net: Network, imports: Imports) -> list[str]:

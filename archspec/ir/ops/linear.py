@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 from collections.abc import Sequence
 
+from ...core.formatting import shape_text
 from ..op import ModuleCall, Op, Shape, ShapeError, omit_defaults, register_op
 from ._types import PosInt
 
@@ -29,7 +30,7 @@ class Linear(Op):
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         if len(ins[0]) != 1:
-            shape = "x".join(map(str, ins[0]))
+            shape = shape_text(ins[0])
             raise ShapeError(f"linear needs a flat input, got {shape}; add 'flatten' (after 'global_pool') before it")
         return (self.out,)
 

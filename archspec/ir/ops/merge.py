@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 from collections.abc import Sequence
 
+from ...core.formatting import shape_text
 from ..op import FunctionCall, Op, Shape, ShapeError, register_op
 
 
 def _show(shape: Shape) -> str:
-    return "x".join(map(str, shape))
+    return shape_text(shape)
 
 
 @register_op
