@@ -124,6 +124,8 @@ class ClassWriter:
             if isinstance(step, FunctionStep) and step.inplace and reuse:
                 operator = BINARY_OPERATORS[step.call.target]
                 lines = [f"{INDENT * inner}{first} {operator}= {a}" for a in args[1:]]
+            elif isinstance(step, FunctionStep) and step.call.target in BINARY_OPERATORS and not step.call.kwargs:
+                lines = binary_lines(target, args, BINARY_OPERATORS[step.call.target], inner)
             else:
                 lines = render(expr, inner, f"{target} = ")
             one_line = f"{INDENT * 2}{target} = {flat(expr)} if {condition} else {first}"
@@ -195,6 +197,18 @@ def _callee(path: str) -> str | Call:
     if _is_name(leaf):
         return read_path(path)
     return Call("getattr", [_callee(parent) if parent else "self", literal(leaf)])
+
+
+def binary_lines(target: str, args: list[str], operator: str, depth: int) -> list[str]:
+    """`target = a + b + c` as black writes it: on one line when it fits, else in parentheses, on
+    one line inside them when that fits, else one operand a line (`+ b`)."""
+    pad, inner = INDENT * depth, INDENT * (depth + 1)
+    joined = f" {operator} ".join(args)
+    if len(f"{pad}{target} = {joined}") <= WIDTH:
+        return [f"{pad}{target} = {joined}"]
+    if len(f"{inner}{joined}") <= WIDTH:
+        return [f"{pad}{target} = (", f"{inner}{joined}", f"{pad})"]
+    return [f"{pad}{target} = (", f"{inner}{args[0]}", *(f"{inner}{operator} {a}" for a in args[1:]), f"{pad})"]
 
 
 def read_path(path: str) -> str:
