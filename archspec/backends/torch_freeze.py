@@ -73,5 +73,5 @@ def freeze(model: nn.Module, patterns: Iterable[str]) -> list[str]:
             if eval_class is not None:
                 sub.__class__ = eval_class
                 sub.train(False)
-    model.archspec_frozen = tuple(roots)  # type: ignore[assignment]
+    model.archspec_frozen = tuple(roots)  # type: ignore[assignment]  # an attribute of our own on the module, not a Module or Tensor
     return roots
