@@ -50,7 +50,10 @@ def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: flo
 
             chosen = choose(located, weights)
             if chosen.entry.set:  # what the network needs to use them (GoogLeNet's transform_input)
-                located = located.with_overrides(**chosen.entry.set)
+                # Resolved again from the source where there is one, so that `${}` values follow (ViT's
+                # position embedding follows input.size); a `Spec` has its values substituted already.
+                located = (located.with_overrides(**chosen.entry.set) if isinstance(spec, Spec)
+                           else load_spec(spec, **{**overrides, **chosen.entry.set}))
         net = located.network()
     if max_params is not None:
         check_params_limit(analyze_network(net).params, _limit(max_params), located)

@@ -23,12 +23,17 @@ BACKBONE_ONLY = {"resnet50_fpn": tvm.ResNet50_Weights}
 # RepVGG and MobileOne are timm's (their weights are timm's, not entries of torchvision's enums).
 NO_WEIGHTS = {"lenet5", "mobilenet_v1", "repvgg_a0", "repvgg_a2", "repvgg_b0", "mobileone_s0", "mobileone_s1"}
 TV_NAMES = set(tvm.list_models(module=tvm)) | set(tvm.list_models(module=tvm.segmentation))
+DETECTORS = set(tvm.list_models(module=tvm.detection))
 
 
 def expected(name: str) -> list[tuple[object, bool]]:
     """(torchvision weights member, is it a weights_backbone entry) for zoo spec `name`."""
     if name in BACKBONE_ONLY:
         return [(w, True) for w in BACKBONE_ONLY[name]]
+    detector = name.removesuffix("_backbone")
+    if name.endswith("_backbone") and detector in DETECTORS:  # a detector's backbone: its weights_backbone
+        backbone = inspect.signature(tvm.get_model_builder(detector)).parameters["weights_backbone"]
+        return [(w, True) for w in type(backbone.default)]
     if name not in TV_NAMES:
         return []
     out: list[tuple[object, bool]] = [(w, False) for w in tvm.get_model_weights(name)]
@@ -48,7 +53,8 @@ def test_every_torchvision_model_weights_entry_of_the_zoo_is_counted() -> None:
     zoo_classifiers = [n for n in ZOO if n in tvm.list_models(module=tvm)]
     carried = sum(len(archspec.load_spec(n).model.weights) for n in zoo_classifiers)
     assert carried == sum(len(list(tvm.get_model_weights(n))) for n in zoo_classifiers)
-    assert set(ZOO) - TV_NAMES - set(BACKBONE_ONLY) == NO_WEIGHTS
+    detector_backbones = {n for n in ZOO if n.endswith("_backbone") and n.removesuffix("_backbone") in DETECTORS}
+    assert set(ZOO) - TV_NAMES - set(BACKBONE_ONLY) - detector_backbones == NO_WEIGHTS
 
 
 def test_the_shipped_category_lists_are_torchvisions() -> None:
@@ -103,6 +109,17 @@ def test_googlenet_and_inception_weights_switch_transform_input_on_as_torchvisio
                 "stem.transform_input.channel_affine.shift": [(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5,
                                                               (0.406 - 0.5) / 0.5]}
             assert entry.reference == {"vars.aux_logits": True}
+
+
+def test_vit_weights_of_another_resolution_set_the_input_size_as_torchvision_does() -> None:
+    """torchvision's _vision_transformer builds image_size = weights.meta["min_size"][0] (SWAG: 384, 518)."""
+    assert '_ovewrite_named_param(kwargs, "image_size", weights.meta["min_size"][0])' in \
+        inspect.getsource(tvm.vision_transformer._vision_transformer)
+    for name in [n for n in ZOO if n.startswith("vit_")]:
+        for entry, (w, _) in zip(archspec.load_spec(name).model.weights, expected(name)):
+            size = w.meta["min_size"][0]
+            wanted = {"input.size": [size, size]} if size != 224 else {}
+            assert (entry.set, entry.reference) == (wanted, wanted), (name, entry.name)
 
 
 def test_densenet_entries_rename_keys_as_torchvisions_loader() -> None:

@@ -120,6 +120,11 @@ def entry(weights: object, arch: str, default: bool, backbone: bool = False) -> 
     out["layout"] = layout
     if arch in INPUT_TRANSFORM and not backbone:
         out["set"], out["reference"] = INPUT_TRANSFORM[arch]
+    size = meta.get("min_size", (224, 224))[0]
+    if arch.startswith("vit_") and not backbone and size != 224:
+        # torchvision's _vision_transformer builds image_size = min_size for weights (SWAG at 384, 518):
+        # the position embedding follows the input size, so the file's layout and the network need it.
+        out["set"] = out["reference"] = {"input.size": [size, size]}
     if meta["categories"] is not None:  # vgg16's IMAGENET1K_FEATURES: the classifier is untrained
         out["categories"] = categories(meta["categories"])
     out["transforms"] = transforms(weights)
@@ -142,6 +147,9 @@ def entries_for(name: str, builders: dict[str, object]) -> tuple[list[dict], str
         enums.append(enum.__name__)
         out += [entry(w, name, w is enum.DEFAULT) for w in enum]
         back = backbone_enum(builders[name])
+    elif name.removesuffix("_backbone") in builders and name.endswith("_backbone"):
+        detector = name.removesuffix("_backbone")  # a detector's backbone: its weights_backbone entries
+        back = backbone_enum(builders[detector])
     else:
         back = tvm.get_model_weights(BACKBONES[name]) if name in BACKBONES else None
     if back is not None:

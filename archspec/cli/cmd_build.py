@@ -8,7 +8,7 @@ import sys
 
 from ..core.limits import DEFAULT_MAX_PARAMS, DEFAULT_MAX_PARAMS_TEXT
 from .common import (add_input_option, add_spec_options, add_weights_option, check_output_names, human, load,
-                     param_limit, print_json, quiet_weights, shape_text, table, weights_report)
+                     overrides, param_limit, print_json, quiet_weights, shape_text, table, weights_report)
 
 EXAMPLE = """\
 example:
@@ -63,12 +63,16 @@ def run(args: argparse.Namespace) -> int:
         output_target(args.output, spec.files)  # refused before any work: a device, a directory, the spec
     report = check(spec, max_params=args.max_params, deploy=args.deploy)
 
-    from ..api import build, save
+    from ..api import analyze, build, save
     from ..progress import status
 
     with status(f"build {spec.name}: building the module ({report.params:,} parameters)") as say:
         with quiet_weights():
-            model = build(spec, max_params=None, deploy=args.deploy, weights=args.weights)  # checked above
+            # With weights, from the source: an entry's `set:` may change the network (ViT's input size).
+            model = build(args.spec if args.weights else spec, max_params=None, deploy=args.deploy,
+                          weights=args.weights, **(overrides(args) if args.weights else {}))  # checked above
+        if args.weights:
+            report = analyze(model)
         actual = sum(p.numel() for p in model.parameters())
         if actual != report.params:  # the analysis and the module come from one IR; say so loudly if not
             raise AssertionError(f"analysis counts {report.params} parameters, the module has {actual}")
