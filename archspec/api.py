@@ -318,21 +318,25 @@ def input_overrides(value: Any) -> dict[str, Any]:
 
 
 def diagram(spec: Any, level: str = "block", *, show: Any = (), rankdir: str = "TB", input: Any = None,
-            fold: bool | None = None, **overrides: Any):
+            fold: bool | None = None, deploy: bool = False, **overrides: Any):
     """A Graphviz diagram of the network, as a `graphviz.Digraph` (it renders inline in Jupyter).
 
     `level`: "stage", "block" or "layer"; `show`: any of "params", "macs", "rf" (a list or
     "params,macs"); `rankdir`: "TB" (top to bottom) or "LR"; `fold`: draw one block for each run of
     identical blocks, marked ×N (default: at block level). Other keywords override spec keys.
-    `spec` is anything `analyze` takes, a built module included.
+    `spec` is anything `analyze` takes, a built module included; `deploy=True` (or a deployed module)
+    draws the inference form.
     Write it with `archspec.backends.diagram.render(d, "net.svg")` or `d.render(...)`.
     """
     from .backends.diagram import diagram_network
 
+    deploy = deploy or bool(getattr(spec, "archspec_deployed", False))
     spec = _spec_of(spec)
     if input is not None:
         overrides.update(input_overrides(input))
-    return diagram_network(to_network(spec, **overrides), level=level, show=show, rankdir=rankdir, fold=fold)
+    net = to_network(spec, **overrides)
+    return diagram_network(deploy_network(net).network if deploy else net, level=level, show=show, rankdir=rankdir,
+                           fold=fold)
 
 
 def save(model: Any, path: str | Path) -> None:

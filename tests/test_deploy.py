@@ -20,7 +20,7 @@ from archspec.ir.deploy import deploy_network
 from tests.clirun import run_cli
 
 # Equality does not depend on the resolution: small inputs keep the zoo-wide test cheap.
-SIZE = {"inception_v3": 96}  # its reduction blocks need more than 64 pixels
+SIZE = {"inception_v3": 299}  # its auxiliary head's 5x5/3 pooling needs the full size
 
 
 def perturb_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -259,3 +259,9 @@ head: [global_pool: avg, flatten, linear: 16, norm, act, dropout: 0.5, linear: 4
     kinds = [type(m).__name__ for m in deployed.modules() if not list(m.children())]
     assert "BatchNorm1d" not in kinds and "Dropout" not in kinds and "StochasticDepth" not in kinds, kinds
     assert_same_function(model, deployed, torch.randn(5, 3, 8, 8))
+
+
+def test_diagram_of_a_deployed_module_draws_the_inference_form():
+    d = archspec.diagram(archspec.build("repvgg_a0", deploy=True), level="layer").source
+    assert "conv_1x1" not in d and "conv_kxk" in d
+    assert "conv_1x1" in archspec.diagram("repvgg_a0", level="layer").source
