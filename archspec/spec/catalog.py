@@ -36,3 +36,15 @@ def path_of(name: str) -> Path | None:
         return None
     path = directory() / (name if name.endswith(".yaml") else f"{name}.yaml")
     return path if path.is_file() else None
+
+
+def bare_name(ref: str) -> Path | None:
+    """The zoo file when REF is a bare zoo name (`resnet50`: no `.yaml`/`.yml`, no directory), else None.
+
+    The name-versus-file rule: a bare zoo name always means the zoo network, even when a file of that
+    name is in the directory (`d.render("resnet50")` leaves a DOT file called `resnet50`); a file is
+    named with its spec extension or a directory (`resnet50.yaml`, `./resnet50`)."""
+    if ref.endswith((".yaml", ".yml")) or "/" in ref or "\\" in ref:
+        return None
+    return path_of(ref)
+

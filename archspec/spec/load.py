@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from ..core.reading import InputFileError, path_state
 from ..core.errors import ArgumentError, LimitError, LocatedError, Location, Problem, SpecError, did_you_mean
 from ..ir.graph import Network
+from . import catalog as zoo
 from .block_language.family import shadowing_notes
 from .lower import lower
 from .models import SpecModel
@@ -96,6 +97,9 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
             raise SpecError(Problem("the spec is empty (neither a file name nor YAML text)", (), Location("<string>")))
         path = Path(spec)
         if "\n" not in spec and len(spec) < 4096:
+            named = zoo.bare_name(spec)  # a bare zoo name is the zoo's, even beside a file of that name
+            if named is not None:
+                return resolve_source(read_file(named), overrides)
             try:
                 found = path_state(path)
             except InputFileError as exc:  # a name too long, a symlink loop: unless it is YAML text, say so
@@ -104,8 +108,6 @@ def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:
                 found = None
             if found is not None and stat.S_ISREG(found.st_mode):
                 return resolve_source(read_file(path), overrides)
-            from . import catalog as zoo
-
             zoo_path = zoo.path_of(spec)
             if zoo_path is not None:
                 return resolve_source(read_file(zoo_path), overrides)

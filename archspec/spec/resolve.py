@@ -19,6 +19,7 @@ from typing import Any
 from collections.abc import Mapping
 
 from ..core.errors import OVERRIDE_NAME, Location, Problem, SpecError, SpecPath, did_you_mean, format_path
+from . import catalog as zoo
 from .list_edits import EDITABLE_ROOTS, find_item, no_item
 from ..core.reading import InputFileError, check_regular, path_state
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
@@ -112,6 +113,9 @@ def _edit_items(parent: list, child: dict, path: SpecPath, locator: Locator, edi
 def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
     if not isinstance(ref, str) or not ref.strip():
         raise SpecError(locator.problem("extends must name a spec file, e.g. `extends: resnet50.yaml`", ("extends",)))
+    named = zoo.bare_name(ref)  # `extends: vgg11` is the zoo's, even beside a file called vgg11
+    if named is not None:
+        return named
     base = Path(child.name).parent if not child.name.startswith("<") else Path.cwd()
     candidate = base / ref
     try:
@@ -124,8 +128,6 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
         return candidate  # read_file refuses anything but a regular file
     if candidate.is_symlink():  # a dangling link
         raise SpecError(locator.problem(f"'{ref}' is a symlink to nothing", ("extends",)))
-    from . import catalog as zoo
-
     zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
     if zoo_path is not None:
         return zoo_path
