@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +297,10 @@ def _check_batch(batch: Any, least: int) -> None:
 
 
 def input_overrides(value: Any) -> dict[str, Any]:
+    """`input=` of analyze and diagram: a size, (h, w), (c, h, w), "3x224x224", or the spec's own
+    mapping (`{"size": [32, 32]}`), as load_spec and build take it."""
+    if isinstance(value, Mapping):
+        return {"input": dict(value)}
     if isinstance(value, str):
         text = value
         try:
