@@ -109,6 +109,13 @@ class Unit:
     def where(self) -> str:
         return self.blocks[0].where
 
+    def key(self) -> tuple:
+        """What the unit runs and shows, and the page's files it names: equal keys run alike."""
+        text = "".join(b.text for b in self.blocks)
+        named = [f for f in self.files if Path(f.keys["file"]).name in text]
+        return tuple((b.kind, b.text, tuple(sorted(b.words - {"slow"})), b.keys.get("file"))
+                     for b in [*self.blocks, *self.outputs.values(), *named])
+
     def has(self, word: str) -> bool:
         return any(word in b.words for b in [*self.blocks, *self.outputs.values()])
 

@@ -29,7 +29,10 @@ SHIMS = {  # what a reader's shell finds, pointed at this checkout
 
 
 def _collect() -> tuple[list, list, list[str]]:
-    run, files, errors = [], [], []
+    """The units to run (a unit that two pages show alike runs once, under both names), the
+    `file=` blocks to compare, and the errors of reading markers."""
+    same: dict[tuple, list[Unit]] = {}
+    files, errors = [], []
     for page in pages():
         try:
             u, f = units(page)
@@ -37,12 +40,16 @@ def _collect() -> tuple[list, list, list[str]]:
             errors.append(str(e))
             continue
         for unit in u:
-            marks = [pytest.mark.slow] if unit.has("slow") else []
-            skip = [b for b in unit.blocks if "skip" in b.words]
-            if skip:
-                marks.append(pytest.mark.skip(reason=f"{skip[0].where}: {skip[0].keys['reason']}"))
-            run.append(pytest.param(unit, id=unit.where, marks=marks))
+            same.setdefault(unit.key(), []).append(unit)
         files += [pytest.param(b, id=f"{b.where}={b.keys['file']}") for b in f]
+    run = []
+    for alike in same.values():
+        unit = alike[0]
+        marks = [pytest.mark.slow] if any(x.has("slow") for x in alike) else []
+        skip = [b for b in unit.blocks if "skip" in b.words]
+        if skip:
+            marks.append(pytest.mark.skip(reason=f"{skip[0].where}: {skip[0].keys['reason']}"))
+        run.append(pytest.param(unit, id="+".join(x.where for x in alike), marks=marks))
     return run, files, errors
 
 
