@@ -38,6 +38,8 @@ combined freely, e.g. <!-- doc: excerpt slow -->
   file=PATH         this block is the file PATH: compared with it when the repository has PATH, else
                     written to PATH in the scratch directory of every unit below it on the page
   continue          run in the same scratch directory (and Python namespace) as the runnable block above
+  name=ID           names this block's unit, and continue=ID joins it from further down the page (safer
+                    than a bare `continue` when others may insert blocks in between)
   fragment          a piece of a spec or of code, not runnable by itself (say which file it is from in the prose)
   skip reason="..." cannot run here (reason required, e.g. "needs 8 GPUs"); reported as skipped, not passed
   slow              takes over ~5 s: runs in the full suite only, not in the fast tier (-m "not slow")
@@ -48,7 +50,7 @@ showing the input it reads, or by marking it as above; never by hiding a wrong e
 MARKER = re.compile(r"^\s*<!--\s*doc:(?P<body>.*?)-->\s*$")
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>```+|~~~+)(?P<info>.*)$")
 WORDS = {"excerpt", "output", "continue", "fragment", "slow", "skip"}
-KEYS = {"file", "reason", "timeout"}
+KEYS = {"file", "reason", "timeout", "name", "continue"}
 SHELL_INFOS = {"bash", "sh", "shell", "zsh"}
 TRANSCRIPT_INFOS = {"console", "shell-session", "text", ""} | SHELL_INFOS
 TIMING = re.compile(
@@ -181,6 +183,7 @@ def units(page: str) -> tuple[list[Unit], list[Block]]:
     repo_files: list[Block] = []
     made: list[Block] = []  # file= blocks that create scratch files, in page order
     last: Unit | None = None
+    named: dict[str, Unit] = {}
     for b in blocks(page):
         if "output" in b.words:
             if last is None or last.blocks[-1].line in last.outputs:
@@ -195,13 +198,18 @@ def units(page: str) -> tuple[list[Unit], list[Block]]:
             continue
         if "fragment" in b.words or b.kind == "text":
             continue
-        if "continue" in b.words:
-            if last is None:
-                raise DocError(f"{b.where}: `continue` with no runnable block above it\n\n{HOWTO}")
-            last.blocks.append(b)
+        if "continue" in b.words or "continue" in b.keys:
+            target = named.get(b.keys["continue"]) if "continue" in b.keys else last
+            if target is None:
+                raise DocError(f"{b.where}: `continue` with no runnable block above it to join"
+                               f" (name=ID on that block, continue=ID here)\n\n{HOWTO}")
+            target.blocks.append(b)
+            last = target
             continue
         last = Unit([b], list(made))
         run.append(last)
+        if "name" in b.keys:
+            named[b.keys["name"]] = last
     return run, repo_files
 
 
