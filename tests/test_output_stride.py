@@ -42,15 +42,20 @@ def resnet50_os8() -> torch.nn.Module:
     return ref
 
 
-def test_resnet50_output_stride_8_equals_torchvision(resnet50_os8: torch.nn.Module) -> None:
-    ours = archspec.build("resnet50", output_stride=8)
-    assert convs(ours) == convs(resnet50_os8)  # strides, paddings and dilations, block by block
-    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in resnet50_os8.parameters())
-    load_torchvision(ours, resnet50_os8)
+def assert_same_network(ours: torch.nn.Module, reference: torch.nn.Module) -> None:
+    """Every conv's geometry (strides, paddings and dilations, block by block), the parameter
+    count, and the output for the reference's weights."""
+    assert convs(ours) == convs(reference)
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in reference.parameters())
+    load_torchvision(ours, reference)
     ours.eval()
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
-        assert torch.allclose(ours(x), resnet50_os8(x), atol=1e-4)
+        assert torch.allclose(ours(x), reference(x), atol=1e-4)
+
+
+def test_resnet50_output_stride_8_equals_torchvision(resnet50_os8: torch.nn.Module) -> None:
+    assert_same_network(archspec.build("resnet50", output_stride=8), resnet50_os8)
 
 
 def test_analysed_shapes_follow_the_dilated_module(resnet50_os8: torch.nn.Module) -> None:
@@ -134,14 +139,7 @@ def test_yaml_blocks_dilate_as_torchvision() -> None:
     torch.manual_seed(1)
     resnet50_os8 = torchvision.models.resnet50(replace_stride_with_dilation=[False, True, True]).eval()
     perturb_norms(resnet50_os8, seed=1)  # the module's fixture is moved to the meta device by a test above
-    ours = archspec.build(YAML_RESNET50, output_stride=8)
-    assert convs(ours) == convs(resnet50_os8)
-    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in resnet50_os8.parameters())
-    load_torchvision(ours, resnet50_os8)
-    ours.eval()
-    x = torch.randn(2, 3, 64, 64)
-    with torch.no_grad():
-        assert torch.allclose(ours(x), resnet50_os8(x), atol=1e-4)
+    assert_same_network(archspec.build(YAML_RESNET50, output_stride=8), resnet50_os8)
     net = to_network(YAML_RESNET50, output_stride=8)
     assert [stage.out_shape for stage in net.stages] == [(256, 56, 56), (512, 28, 28), (1024, 28, 28), (2048, 28, 28)]
 

@@ -12,6 +12,7 @@ import yaml
 
 from ..core.errors import ArchspecError
 from ..core.atomic import output_name, output_target, write_atomic
+from ..core.frozen import thaw  # tuples as lists, so that YAML writes plain sequences
 from .engine import SweepResult
 
 TABLE_FORMATS = ("csv", "jsonl")
@@ -44,7 +45,7 @@ def spec_text(spec: dict[str, Any], source: str) -> str:
     """A kept sample as a YAML spec: the resolved document (no extends, no vars), which
     `archspec build` takes as it is."""
     header = f"# Sampled from {source} by `archspec sweep`: the base spec resolved with this sample's values.\n"
-    return header + yaml.safe_dump(_plain(spec), sort_keys=False, default_flow_style=None, width=120)
+    return header + yaml.safe_dump(thaw(spec), sort_keys=False, default_flow_style=None, width=120)
 
 
 def emit_specs(result: SweepResult, directory: str | Path) -> list[Path]:
@@ -61,11 +62,3 @@ def emit_specs(result: SweepResult, directory: str | Path) -> list[Path]:
         write_atomic(path, spec_text(spec, result.space.source), protect=inputs)
     return paths
 
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists, so that YAML writes plain sequences."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
