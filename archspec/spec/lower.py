@@ -201,7 +201,9 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
         name=spec.name, input_shape=spec.input.shape, stem=stem, stages=stages, head=head_graph,
         aux_heads=aux, description=spec.description, spec_data=spec_data or {}, init=spec.init,
     )
-    net = dataclasses.replace(net, attached=lower_parts(spec, net))
+    attached = lower_parts(spec, net)
+    if attached:  # necks and heads read the network built so far
+        net = dataclasses.replace(net, attached=attached)
     if spec.features is None and not net.attached:
         return net
     return truncate(net, resolve_taps(spec.features, net))
