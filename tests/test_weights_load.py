@@ -199,3 +199,25 @@ def test_weights_backbone_fill_the_dilated_mobilenet(name: str, hub) -> None:
     x = torch.randn(1, 3, 64, 64)
     want = _outputs(theirs.backbone, x)["out" if name.startswith("deeplab") else "high"]
     assert_close_outputs(_outputs(body, x)["out"], want, name, atol=1e-5)
+
+
+def test_export_with_weights_refuses_python_source(hub, tmp_path) -> None:
+    from archspec.backends.exporters import ExportError
+
+    with pytest.raises(ExportError, match="python export writes no weights"):
+        archspec.export("resnet18", tmp_path / "r.py", weights="IMAGENET1K_V1")
+
+
+@pytest.mark.slow
+def test_onnx_export_with_weights_computes_torchvisions_outputs(hub, tmp_path) -> None:
+    import onnxruntime
+
+    torch.manual_seed(0)
+    reference = tvm.resnet18()
+    randomise(reference)
+    put(hub, "resnet18", reference.state_dict())
+    path = archspec.export("resnet18", tmp_path / "r.onnx", weights="IMAGENET1K_V1")
+    x = torch.randn(2, 3, 224, 224)  # the exported input size
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (ours,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    assert_close_outputs(torch.from_numpy(ours), _outputs(reference, x)["out"], "resnet18 onnx", atol=1e-4)
