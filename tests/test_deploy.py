@@ -76,8 +76,14 @@ FAST = {"lenet5", "resnet18", "mobilenet_v3_small", "efficientnet_b0", "googlene
         "lraspp_mobilenet_v3_large"}
 
 
+# regnet_y_128gf (645M parameters) needs about 13 GB to compare in float64 on this machine, shared by the
+# whole team: its numbers are checked in the IR below; regnet_y_400mf, its family's representative
+# (tests/zoo_tiers.py), is compared in full.
+TOO_BIG = {"regnet_y_128gf"}
+
+
 @pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in archspec.zoo.names()])
+                                  for n in archspec.zoo.names() if n not in TOO_BIG])
 def test_deployed_equals_training_form(name):
     size = _size(name)
     model = perturb_norms(archspec.build(name, max_params=None, **{"input.size": [size, size]})).eval()
@@ -265,3 +271,16 @@ def test_diagram_of_a_deployed_module_draws_the_inference_form():
     d = archspec.diagram(archspec.build("repvgg_a0", deploy=True), level="layer").source
     assert "conv_1x1" not in d and "conv_kxk" in d
     assert "conv_1x1" in archspec.diagram("repvgg_a0", level="layer").source
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(TOO_BIG))
+def test_the_largest_network_deploys_in_the_ir(name):
+    """Every batch norm of a RegNet follows a conv: deployed, each is gone and its conv gains a bias,
+    so the parameters drop by one per norm channel (2 per channel gone, 1 bias added)."""
+    train = archspec.analyze(name)
+    deployed = archspec.analyze(name, deploy=True)
+    norm_channels = sum(la.output_shape[0] for la in train.layers if la.op == "norm")
+    assert deployed.params == train.params - norm_channels
+    assert all(la.op != "norm" for la in deployed.layers)
+    assert deployed.macs == train.macs
