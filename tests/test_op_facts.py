@@ -88,11 +88,12 @@ def test_init_facts_agree_with_the_initialisation(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", sorted(SAMPLES))
 def test_depth_and_feature_facts_follow_the_module(kind: str) -> None:
-    """Depth counts the layers with weights that papers count (conv and linear); the feature
+    """Depth counts the layers with weights that papers count (conv, U-Net's up-convolution and
+    linear); the feature
     extractor ends at what reduces a map to a vector or classifies it."""
     op, module = _module(kind)
     fields, ins = SAMPLES[kind]
-    assert type(op).depth_layer == isinstance(module, (nn.Conv2d, nn.Linear)), kind
+    assert type(op).depth_layer == isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)), kind
     if type(op).ends_features:
         out = op.out_shape(ins)
         assert len(out) == 1 or out[1:] != ins[0][1:], kind
@@ -148,18 +149,61 @@ model = archspec.build(net)
 x = torch.randn(2, 3, 8, 8)
 assert isinstance(model.stem[0], nn.ZeroPad2d)
 assert torch.equal(model.stem[0](x), nn.functional.pad(x, (1, 1, 1, 1)))
+
+# The second file, an upsampling op (pixel shuffle as TensorFlow names it), states its field; the
+# field equals autograd's at every unit of a 4x4 patch, and the same op without `rf` is refused.
+sys.path.insert(0, sys.argv[2])
+from archspec.core.errors import ArchspecError
+from archspec.spec.load import to_network
+from tests.analysis_helpers import measure_region
+
+code = doc.split("### Adding an op", 1)[1].split("```python\\n")[2].split("```", 1)[0]
+for kind, text in (("depth_to_space", code),
+                   ("depth_to_space_unruled", code.replace("depth_to_space", "depth_to_space_unruled")
+                    .replace("def rf(", "def _no_rf("))):
+    name = f"archspec.ir.ops.{kind}"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    module.__package__ = "archspec.ir.ops"
+    sys.modules[name] = module
+    exec(compile(text, f"{kind}.py", "exec"), module.__dict__)
+    net = {"name": "shuffled", "input": {"channels": 1, "size": [16, 16]}, "defaults": {"norm": "none"},
+           "stem": [{"conv": {"out": 8, "kernel": 3, "stride": 2, "padding": 1}}, {kind: 2},
+                    {"conv": {"out": 2, "kernel": 3, "padding": 1}}], "head": []}
+    if kind == "depth_to_space":
+        layers = archspec.analyze(net).layers
+        assert layers[1].output_shape == (2, 16, 16), layers[1]
+        # by hand: unit i reads input unit i // 2, whose field is [2 (i // 2) - 1, 2 (i // 2) + 1]:
+        # [i - 1, i + 1] for even i, [i - 2, i] for odd; both fit [i - 2, i + 1]: size 4, padding 2
+        assert layers[1].rf.size == (4, 4) and layers[1].rf.stride == (1, 1) and layers[1].rf.padding == (2, 2)
+        for layer in (1, 2):
+            met = set()
+            for unit in [(h, w) for h in range(6, 10) for w in range(6, 10)]:
+                (a0, a1), (b0, b1) = layers[layer].rf.region(unit)
+                (r0, r1), (c0, c1) = measure_region(to_network(net), f"stem.{layer}", unit)
+                assert a0 <= r0 and r1 <= a1 and b0 <= c0 and c1 <= b1, (layer, unit, layers[layer].rf)
+                met |= {("first", r0 == a0), ("last", r1 == a1)}
+            assert {("first", True), ("last", True)} <= met, (layer, met)  # the cover is tight
+    else:
+        try:
+            archspec.analyze(net).layers
+        except ArchspecError as exc:
+            assert "states no receptive-field rule" in str(exc), exc
+        else:
+            raise AssertionError("an upsampling op without a field rule was analysed")
 print("walkthrough ok")
 """
 
 
 @pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_the_adding_an_op_walkthrough_is_true() -> None:
-    """docs/architecture.md's "Adding an op" file, as written there, makes a working `pad` op
-    (in a fresh interpreter: registering an op is for good)."""
+    """docs/architecture.md's "Adding an op" files, as written there, make a working `pad` op and
+    an upsampling op whose receptive field is autograd's (in a fresh interpreter: registering an
+    op is for good)."""
     import subprocess
     import sys
     from pathlib import Path
 
     doc = Path(__file__).resolve().parent.parent / "docs" / "architecture.md"
-    run = subprocess.run([sys.executable, "-c", WALKTHROUGH, str(doc)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-c", WALKTHROUGH, str(doc), str(doc.parent.parent)], capture_output=True,
+                         text=True, timeout=120)
     assert run.returncode == 0 and "walkthrough ok" in run.stdout, run.stderr

@@ -356,7 +356,9 @@ def _static(graph: Graph) -> _Static:
         op = node.op
         category = type(op).category
         depth[i] = max([depth[j] for j in node.inputs], default=0) + type(op).depth_layer
-        same = len(node.inputs) == 1 and type(op).rf is Op.rf
+        # the base rule on one input whose map keeps its size (it refuses any other: see Op.rf)
+        same = len(node.inputs) == 1 and type(op).rf is Op.rf and len(node.shape) == len(ins[0]) and (
+            len(node.shape) != 3 or node.shape[1:] == ins[0][1:])
         counts = op.params(ins), op.buffers(ins), op.macs(ins, node.shape)
         nodes.append(NodeFacts(node.name, op, category, node.inputs, ins, node.shape, *counts, node.origin, same))
         params, buffers, macs = params + counts[0], buffers + counts[1], macs + counts[2]

@@ -32,7 +32,7 @@ from ..core.formatting import human, shape_text
 from ..core.errors import ArchspecError, unknown_name
 from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network, Part
-from ..ir.op import RF, Shape
+from ..ir.op import CATEGORIES, RF, Shape
 
 if TYPE_CHECKING:
     import graphviz
@@ -43,18 +43,7 @@ RANKDIRS = ("TB", "LR")
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot"}
 
 # Fill colour per op category (`type(op).category`), the same in every diagram; the legend's order.
-PALETTE = {
-    "conv": "#c6dbef",
-    "norm": "#fff0a8",
-    "act": "#fcc5c0",
-    "pool": "#c7e9c0",
-    "linear": "#dadaeb",
-    "merge": "#fdd0a2",
-    "dropout": "#e0e0e0",
-    "reshape": "#ccebe6",
-    "resize": "#e5d8bd",
-    "other": "#ffffff",
-}
+PALETTE = CATEGORIES
 LEGEND_NAMES = {"act": "activation"}
 FOLDED_GROUND = "#f0f0f0"  # behind one block drawn for a run of identical ones
 FONT = "Helvetica,Arial,sans-serif"
@@ -117,7 +106,7 @@ class Row:
     def of(cls, layers: Sequence[LayerInfo]) -> Row:
         return cls(
             text=" · ".join(la.label for la in layers),
-            category=layers[0].category if layers[0].category in PALETTE else "other",
+            category=layers[0].category,
             shape=layers[-1].output_shape,
             params=sum(la.params for la in layers),
             macs=sum(la.macs for la in layers),

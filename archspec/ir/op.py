@@ -78,6 +78,14 @@ class RF:
         a window as large as the map."""
         return self.window(spatial, spatial, (0, 0))
 
+    def with_map(self, spatial: Sequence[int]) -> RF:
+        """This field, where every unit also sees the whole (H, W) map of such units (a statistic
+        taken over the map and applied to each unit, as group norm's): the map's pixels join the
+        context, and the local field stays."""
+        reach = [(-p, -p + (n - 1) * j + r - 1) for p, n, j, r in zip(self.padding, spatial, self.stride, self.size)]
+        return RF(self.size, self.stride, self.padding,
+                  tuple(_hull(c, m) for c, m in zip(self.context, reach)))  # type: ignore[arg-type]
+
     @staticmethod
     def union(fields: Sequence[RF], ins: Sequence[Shape] = ()) -> RF:
         """The field of a merge (add, concat, mul): the union of every path's field.
@@ -222,8 +230,8 @@ class Op(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
     kind: ClassVar[str]
-    # Colour group in diagrams and grouping in reports.
-    category: ClassVar[str] = "other"
+    # Colour group in diagrams and grouping in reports: a key of CATEGORIES (stated by every op).
+    category: ClassVar[str]
     # Number of inputs; None for variadic merges.
     arity: ClassVar[int | None] = 1
     # Field a scalar fills when the spec writes `op: value` (e.g. `act: relu`).
@@ -277,6 +285,16 @@ class Op(BaseModel):
         return 0
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        """The receptive field of the output given the inputs' fields. By default a pointwise
+        op's (the union of the inputs' fields, an input smaller than the output broadcast); an op
+        whose output's spatial size is not its inputs' must state its own rule (`RF.window` for a
+        sliding window, `_resample.resampled` for an upsampling), and this default refuses it."""
+        out = self.out_shape(ins)
+        spatial = [s[1:] for s in ins if len(s) == 3]
+        if (len(out) == 3) != (len(spatial) == len(ins)) or (len(out) == 3 and out[1:] != max(spatial)):
+            raise ShapeError(f"op '{self.kind}' maps {' and '.join(map(_shape_text, ins))} to {_shape_text(out)} "
+                             f"but states no receptive-field rule: an op that changes the spatial size must "
+                             f"define `rf` (see 'Adding an op' in docs/architecture.md)")
         return RF.union(fields, ins)
 
     def rf_key(self, ins: Sequence[Shape]) -> Hashable:
@@ -339,7 +357,36 @@ class OpDefaults:
     norm_momentum: float = 0.1
 
 
+def _shape_text(shape: Shape) -> str:
+    return "x".join(map(str, shape))
+
+
 OPS: dict[str, type[Op]] = {}
+
+# Diagram fill colour of each op category, in the legend's order. An op's `category` must be one of
+# these (`register_op` refuses another); an op of a new kind of layer adds its category first.
+CATEGORIES: dict[str, str] = {
+    "conv": "#c6dbef",
+    "norm": "#fff0a8",
+    "act": "#fcc5c0",
+    "pool": "#c7e9c0",
+    "linear": "#dadaeb",
+    "merge": "#fdd0a2",
+    "dropout": "#e0e0e0",
+    "reshape": "#ccebe6",
+    "resize": "#e5d8bd",
+    "other": "#ffffff",
+}
+
+
+def register_category(name: str, colour: str) -> None:
+    """A new op category with its diagram colour (`#rrggbb`); registering one twice is an error
+    unless the colour is the same."""
+    if not (len(colour) == 7 and colour[0] == "#" and all(c in "0123456789abcdefABCDEF" for c in colour[1:])):
+        raise ValueError(f"category '{name}': colour must be '#rrggbb', got {colour!r}")
+    if CATEGORIES.get(name, colour) != colour:
+        raise ValueError(f"category '{name}' already has the colour {CATEGORIES[name]}")
+    CATEGORIES[name] = colour
 
 
 # The facts each op class states (class attributes declared on `Op`, without defaults).
@@ -360,6 +407,10 @@ def register_op(cls: type[Op]) -> type[Op]:
     if missing:
         raise TypeError(f"op '{cls.kind}' ({cls.__qualname__}) must state {', '.join(missing)} "
                         "(class attributes: see Op in archspec/ir/op.py)")
+    category = getattr(cls, "category", None)
+    if category not in CATEGORIES:
+        raise TypeError(f"op '{cls.kind}' ({cls.__qualname__}): category {category!r} has no diagram colour; "
+                        f"use one of {', '.join(CATEGORIES)} or add it with register_category(name, '#rrggbb')")
     if cls.kind in OPS and OPS[cls.kind] is not cls:
         raise ValueError(f"op kind '{cls.kind}' is already registered by {OPS[cls.kind].__qualname__}")
     OPS[cls.kind] = cls

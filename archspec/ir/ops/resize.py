@@ -1,20 +1,23 @@
-"""Resampling a feature map: nearest or bilinear, by a scale factor, to a fixed size, or to the
-size of a second input (an FPN's lateral, a segmentation head's network input)."""
+"""Resampling a feature map with any of torch's 2-d modes, by a scale factor, to a fixed size, or
+to the size of a second input (an FPN's lateral, a segmentation head's network input)."""
 
 from __future__ import annotations
 
 import math
 from fractions import Fraction
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from collections.abc import Sequence
 
 from pydantic import Field, model_validator
 
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op
-from ._types import PosPair, hw, spatial
+from ._resample import Floor, Reads, resampled
+from ._types import hw, spatial
 
-ResizeMode = Literal["nearest", "bilinear"]
-_Scale = Field(default=None, gt=0, le=1024)
+ResizeMode = Literal["nearest", "nearest-exact", "bilinear", "bicubic", "area"]
+INTERPOLATING = ("bilinear", "bicubic")  # the modes that take align_corners
+_Scale = Annotated[float, Field(gt=0, le=1024)]
+_Target = Annotated[int, Field(ge=1, le=1 << 20)]
 
 
 @register_op
@@ -22,9 +25,13 @@ class Resize(Op):
     """Resample: `resize: {scale: 2}`, `resize: {size: [56, 56], mode: bilinear}`, or with two
     inputs, to the spatial size of the second (`F.interpolate(x, size=y.shape[-2:])`).
 
-    `mode`: nearest (PyTorch's, the source pixel `floor(i * in / out)`) or bilinear with
-    `align_corners=False` (torchvision's segmentation heads and FPN). The output size is
-    `floor(in * scale)`, as `nn.Upsample` computes it.
+    `scale` is one factor or [h, w]; the output size is `floor(in * scale)`, as `nn.Upsample`
+    computes it. `mode` is one of torch's 2-d modes: nearest (the source pixel `floor(i * r)`,
+    r being input over output size, or one over `scale` when a scale is given, as PyTorch
+    computes it), nearest-exact (`floor((i + 0.5) * r)`), bilinear and bicubic (centres
+    aligned, or `align_corners: true` to align the corner pixels; torchvision's segmentation heads
+    and FPN use bilinear without), and area (adaptive average pooling). No MACs are counted
+    (docs/analysis.md's convention: convolution and linear only).
     """
 
     kind: ClassVar[str] = "resize"
@@ -35,19 +42,34 @@ class Resize(Op):
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False
-    example: ClassVar[tuple[dict, list[Shape]]] = ({"scale": 2}, [(4, 6, 6)])
+    example: ClassVar[tuple[dict, list[Shape]]] = ({"scale": 2, "mode": "bilinear"}, [(4, 6, 6)])
     arity: ClassVar[int | None] = None  # one input, or two: resize the first to the second's size
     shorthand: ClassVar[str] = "scale"
 
-    scale: float | None = _Scale
-    size: PosPair | None = None
+    scale: _Scale | tuple[_Scale, _Scale] | None = None
+    size: _Target | tuple[_Target, _Target] | None = None
     mode: ResizeMode = "nearest"
+    align_corners: bool | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> "Resize":
         if self.scale is not None and self.size is not None:
             raise ValueError("give resize a scale or a size, not both")
+        if self.align_corners is not None and self.mode not in INTERPOLATING:
+            raise ValueError(f"align_corners is for the interpolating modes ({', '.join(INTERPOLATING)}), "
+                             f"not '{self.mode}' (as torch's F.interpolate)")
         return self
+
+    @property
+    def scales(self) -> tuple[float, float] | None:
+        if self.scale is None:
+            return None
+        return (self.scale, self.scale) if isinstance(self.scale, (int, float)) else self.scale
+
+    @property
+    def corners(self) -> bool:
+        """align_corners as torch applies it (False where not stated)."""
+        return bool(self.align_corners)
 
     # -- rules ---------------------------------------------------------------------
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
@@ -61,52 +83,56 @@ class Resize(Op):
             return (c, th, tw)
         if self.size is not None:
             th, tw = pair(self.size)
-        elif self.scale is not None:
-            th, tw = math.floor(h * self.scale), math.floor(w * self.scale)
+        elif self.scales is not None:
+            th, tw = (math.floor(n * f) for n, f in zip((h, w), self.scales))
         else:
             raise ShapeError("resize with one input needs a scale or a size")
         if min(th, tw) < 1:
-            raise ShapeError(f"resize of {c}x{h}x{w} by {self.scale:g} leaves no pixel", spatial_zero=True)
+            raise ShapeError(f"resize of {c}x{h}x{w} by {self.scale} leaves no pixel", spatial_zero=True)
         return (c, th, tw)
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
-        """The tightest field, at the output's stride, that covers every input unit output unit i reads.
-
-        Nearest reads unit `floor(i * r)` and bilinear (align_corners=False) units `floor(c)` and
-        `floor(c) + 1` with `c = max((i + 0.5) * r - 0.5, 0)`, where r is the input size over the
-        output size (one over `scale` when a scale is given, as PyTorch computes it). Such a field
-        is not one (size, jump, padding): upsampling by s makes s neighbours share a source. So
-        the stride is the second input's (the grid resized to) or r times the input's, and the
-        padding and size are the smallest that cover every unit of the map, found by walking it.
-        """
-        f = fields[0]
+        """The tightest field, at the output's stride, that covers every input unit each output
+        unit reads (see `_resample`); the stride is the second input's (the grid resized to) or
+        r times the input's."""
         out = self.out_shape(ins)
-        size, jump, padding = [], [], []
-        for a in range(2):
-            n_in, n_out = ins[0][1 + a], out[1 + a]
-            r = 1 / Fraction(self.scale).limit_denominator(1 << 16) if self.scale else Fraction(n_in, n_out)
-            big = Fraction(f.stride[a]).limit_denominator(1 << 20)  # a fractional jump after an upsampling
-            j = Fraction(fields[1].stride[a]).limit_denominator(1 << 20) if len(fields) == 2 else big * r
-            spans = []  # (first, last) input pixel that output unit i reads
-            for i in range(n_out):
-                lo, hi = self._sources(i, r, n_in)
-                spans.append((-f.padding[a] + lo * big, -f.padding[a] + hi * big + f.size[a] - 1))
-            p = math.ceil(max(i * j - first for i, (first, _) in enumerate(spans)))
-            padding.append(p)
-            size.append(math.ceil(max(last - (i * j - p) for i, (_, last) in enumerate(spans))) + 1)
-            jump.append(int(j) if j.denominator == 1 else float(j))
-        return RF(tuple(size), tuple(jump), tuple(padding), f.context)  # type: ignore[arg-type]  # tuple(zip over two axes) has two items
+        reads = tuple(self._reads(ins[0][1 + a], out[1 + a], a) for a in range(2))
+        like = fields[1].stride if len(fields) == 2 else None
+        return resampled(fields[0], reads, like)  # type: ignore[arg-type]
 
-    def _sources(self, i: int, r: Fraction, n_in: int) -> tuple[int, int]:
-        """The first and last input unit output unit i reads along one axis."""
-        if self.mode == "nearest":
-            lo = min(math.floor(i * r), n_in - 1)
-            return lo, lo
-        lo = min(math.floor(max((i + Fraction(1, 2)) * r - Fraction(1, 2), 0)), n_in - 1)
-        return lo, min(lo + 1, n_in - 1)
+    def _reads(self, n_in: int, n_out: int, axis: int) -> Reads:
+        """Which input units output unit i reads along one axis, as PyTorch's kernels index them
+        (aten/src/ATen/native/UpSample.h): the source coordinate `x` is `i * r` (nearest),
+        `(i + 0.5) * r` (nearest-exact), `(i + 0.5) * r - 0.5` (bilinear, bicubic) or `i * r`
+        with `r = (in - 1) / (out - 1)` (align_corners); bilinear reads floor(x) and ceil(x),
+        bicubic floor(x) - 1 to floor(x) + 2, area [floor(i * r), ceil((i + 1) * r) - 1]."""
+        scales = self.scales
+        if self.corners:
+            r = Fraction(n_in - 1, n_out - 1) if n_out > 1 else Fraction(0)
+        elif scales is not None and self.mode != "area":
+            r = 1 / Fraction(scales[axis]).limit_denominator(1 << 16)
+        else:
+            r = Fraction(n_in, n_out)
+        p, q = r.numerator, r.denominator
+        mode = self.mode
+        if mode == "nearest":
+            lo = hi = Floor(p, 0, q)
+        elif mode == "nearest-exact":
+            lo = hi = Floor(2 * p, p, 2 * q)
+        elif mode == "area":
+            lo, hi = Floor(p, 0, q), Floor(p, p - 1, q)
+        else:  # x = (a*i + b) / d
+            a, b, d = (p, 0, q) if self.corners else (2 * p, p - q, 2 * q)
+            if mode == "bilinear":
+                lo, hi = Floor(a, b, d), Floor(a, b + d - 1, d)
+            else:
+                lo, hi = Floor(a, b, d, -1), Floor(a, b, d, 2)
+        return Reads(lo, hi, n_in, n_out, clamp=True)
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        kwargs = {"mode": self.mode} | ({"align_corners": False} if self.mode == "bilinear" else {})
+        kwargs: dict = {"mode": self.mode}
+        if self.mode in INTERPOLATING:
+            kwargs["align_corners"] = self.corners
         if len(ins) == 2:
             return ModuleCall("archspec.ir.ops.torch_modules.ResizeLike", (), kwargs)
         target = {"size": pair(self.size)} if self.size is not None else {"scale_factor": self.scale}
@@ -117,6 +143,8 @@ class Resize(Op):
             to = "like input 2"
         elif self.size is not None:
             to = f"to {hw(pair(self.size))}"
+        elif self.scales is not None and self.scales[0] != self.scales[1]:
+            to = f"x{self.scales[0]:g}x{self.scales[1]:g}"
         else:
-            to = f"x{self.scale:g}"
-        return f"resize {to} {self.mode}"
+            to = f"x{self.scales[0]:g}"  # type: ignore[index]
+        return f"resize {to} {self.mode}" + (", align corners" if self.corners else "")

@@ -69,6 +69,23 @@ class ResizeLike(nn.Module):
         return f"mode={self.mode!r}, align_corners={self.align_corners}"
 
 
+class L2Norm(nn.Module):
+    """L2 normalisation over channels times a learned per-channel weight (SSD's
+    conv4_3), initialised to `scale`."""
+
+    def __init__(self, channels: int, scale: float = 20.0, eps: float = 1e-12):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.full((channels,), float(scale)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.normalize(x, dim=1, eps=self.eps)
+        return self.weight.view(1, -1, 1, 1) * x
+
+    def extra_repr(self) -> str:
+        return f"{self.weight.shape[0]}, eps={self.eps}"
+
+
 class StochasticDepth(nn.Module):
     """Drop a residual branch per sample in training.
 
