@@ -55,6 +55,13 @@ for _name in ["fcn_resnet50", "deeplabv3_resnet50", "deeplabv3_mobilenet_v3_larg
                                                                         **aux), 64)
 
 
+# The detection backbones (issue 20): torchvision's detectors' `.backbone`, at a size every level fits.
+for _name, _size in (("retinanet_resnet50_fpn_backbone", 64), ("fasterrcnn_mobilenet_v3_large_fpn_backbone", 64),
+                     ("ssd300_vgg16_backbone", 300), ("ssdlite320_mobilenet_v3_large_backbone", 320)):
+    CASES[_name] = (_name, {}, lambda name=_name: tv.get_model(name.removesuffix("_backbone"), weights=None,
+                                                               weights_backbone=None).backbone, _size)
+
+
 def test_every_zoo_network_with_a_torchvision_counterpart_is_covered() -> None:
     covered = {spec for spec, *_ in CASES.values()} | set(REPRESENTATIVE)
     timm = set(TIMM_VARIANTS.values())  # timm's networks: loaded from timm in tests/test_zoo_reparam.py

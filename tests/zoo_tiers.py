@@ -12,7 +12,10 @@ representatives' ONNX and .pt2 round trips took 10 to 25 s each on the shared 2-
 variants are mostly larger (up to 645M parameters), so exporting them all would add well over 10
 worker-minutes, and more scratch space than the README promises (regnet_y_128gf's ONNX file alone is
 2.6 GB), to find nothing more.
-The networks before issue 14 keep their full coverage.
+The networks before issue 14 keep their full coverage. Issue 20's dense-prediction networks follow the
+same rule: the ResNet-101 segmentation models, the 320-pixel Faster R-CNN backbone and RetinaNet's v2
+backbone stand for themselves in tests/test_zoo_segmentation.py and tests/test_zoo_detection.py, and
+their representatives in the heavy tests.
 """
 
 from __future__ import annotations
@@ -37,7 +40,15 @@ REPRESENTATIVE: dict[str, str] = {
     **{f"shufflenet_v2_x{s}": "shufflenet_v2_x0_5" for s in ("1_0", "1_5", "2_0")},
     **{f"mnasnet{s}": "mnasnet0_5" for s in ("0_75", "1_0", "1_3")},
     **{f"efficientnet_v2_{s}": "efficientnet_v2_s" for s in ("m", "l")},
+    # issue 20's dense-prediction networks: a deeper ResNet, another input size, p6 from C5 not P5
+    "fcn_resnet101": "fcn_resnet50",
+    "deeplabv3_resnet101": "deeplabv3_resnet50",
+    "fasterrcnn_mobilenet_v3_large_320_fpn_backbone": "fasterrcnn_mobilenet_v3_large_fpn_backbone",
+    "retinanet_resnet50_fpn_v2_backbone": "retinanet_resnet50_fpn_backbone",
 }
+# The variants above whose representative is not one of issue 14's classifiers.
+DENSE_VARIANTS = ("fcn_resnet101", "deeplabv3_resnet101", "fasterrcnn_mobilenet_v3_large_320_fpn_backbone",
+                  "retinanet_resnet50_fpn_v2_backbone")
 
 # every zoo network but the variants above
 EXPORTED: list[str] = [name for name in archspec.zoo.names() if name not in REPRESENTATIVE]
@@ -50,7 +61,9 @@ HEAVY = {"vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
          "densenet161", "densenet169", "densenet201", "convnext_base", "convnext_large", "resnext101_32x8d",
          "resnext101_64x4d", "wide_resnet101_2", "regnet_x_8gf", "regnet_x_16gf", "regnet_x_32gf", "regnet_y_3_2gf",
          "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf", "inception_v3", "deeplabv3_resnet50",
-         "fcn_resnet50", "lraspp_mobilenet_v3_large"}
+         "fcn_resnet50", "lraspp_mobilenet_v3_large", "fcn_resnet101", "deeplabv3_resnet101",
+         "retinanet_resnet50_fpn_backbone", "retinanet_resnet50_fpn_v2_backbone", "ssd300_vgg16_backbone",
+         "fasterrcnn_mobilenet_v3_large_fpn_backbone", "fasterrcnn_mobilenet_v3_large_320_fpn_backbone"}
 
 
 def tiered(names: list[str]) -> list:

@@ -43,15 +43,24 @@ def _resize_to(b: GraphBuilder, y: Value, xs: list[Value], index: int) -> Value:
 @register_block("fpn")
 class FPN(_Part):
     """`{block: fpn, in: [C2, C3, C4, C5], out: 256, extra: maxpool}`: a feature pyramid (Lin et al.,
-    2017) as torchvision's FeaturePyramidNetwork + LastLevelMaxPool: a 1x1 lateral conv per
-    input, a top-down path (nearest upsampling to the lateral's size, then a sum), a 3x3 conv
-    per level, and the extra level `pool` (max-pool 1x1/2 of the last). Outputs are named
-    `0`, `1`, ... (or `names`), then `pool`, all with `out` channels."""
+    2017) as torchvision's FeaturePyramidNetwork: a 1x1 lateral conv per input, a top-down path
+    (nearest upsampling to the lateral's size, then a sum), a 3x3 conv per level. Outputs are
+    named `0`, `1`, ... (or `names`), all with `out` channels, then the extra levels:
+
+    - `extra: maxpool` (LastLevelMaxPool): `pool`, a max-pool 1x1/2 of the last level;
+    - `extra: p6p7` (LastLevelP6P7, RetinaNet's): `p6`, a 3x3/2 conv, and `p7`, a 3x3/2 conv of
+      ReLU(p6). `extra_from` says what p6 convolves: `c5`, the last input (Lin et al.'s RetinaNet,
+      torchvision's v2) or `p5`, the last level. By default it is chosen as torchvision's
+      LastLevelP6P7(in_channels, out) does when given the last input's channels: `p5` when they
+      equal `out`, else `c5`;
+    - `extra: none`.
+    """
 
     inputs: ClassVar[tuple[int, int | None]] = (1, None)
 
     out: int = Field(default=256, ge=1)
-    extra: Literal["maxpool", "none"] = "maxpool"
+    extra: Literal["maxpool", "p6p7", "none"] = "maxpool"
+    extra_from: Literal["c5", "p5"] | None = None
     names: list[str] | None = None
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> dict[str, Value]:
@@ -69,8 +78,17 @@ class FPN(_Part):
             merged[i] = b.add(laterals[i], up, name=f"merge.{i}")
         outs = {names[i]: b.conv(m, name=f"layer_blocks.{i}.0", out=self.out, kernel=3, padding=1)
                 for i, m in enumerate(merged)}
+        if self.extra_from is not None and self.extra != "p6p7":
+            raise ValueError(f"extra_from chooses the input of the p6p7 levels; this FPN's extra is '{self.extra}'")
         if self.extra == "maxpool":
             outs["pool"] = b.op("maxpool", outs[names[-1]], name="pool", kernel=1, stride=2)
+        elif self.extra == "p6p7":
+            source = self.extra_from or ("p5" if xs[-1].channels == self.out else "c5")
+            below = outs[names[-1]] if source == "p5" else xs[-1]
+            p6 = b.conv(below, name="extra_blocks.p6", out=self.out, kernel=3, stride=2, padding=1)
+            relu = b.op("act", p6, name="extra_blocks.relu", type="relu")
+            outs["p6"] = p6
+            outs["p7"] = b.conv(relu, name="extra_blocks.p7", out=self.out, kernel=3, stride=2, padding=1)
         return outs
 
 

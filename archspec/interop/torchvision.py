@@ -10,7 +10,8 @@ their tensors, and the rank of the weight) are paired in order, and their tensor
 by name; every shape must still agree.
 Where torchvision registers a module out of execution order (Inception-v3's
 auxiliary head sits between Mixed_6e and Mixed_7a; ConvNeXt's `layer_scale` is a
-parameter of the block, saved before the layers it scales), `ORDER_HINTS` moves its
+parameter of the block, saved before the layers it scales; SSD's conv4_3 scale is the feature
+extractor's, saved before every layer), `ORDER_HINTS` moves its
 keys to where archspec has them. A 1x1 convolution and a linear layer (N x C vs
 N x C x 1 x 1) are treated as the same tensor.
 """
@@ -33,7 +34,8 @@ class InteropTypeError(InteropError, TypeError):
 
 
 def _move_before(prefix: str, before: str) -> Callable[[list[str]], list[str]]:
-    """Move the keys under `prefix` to just before the first key under `before`."""
+    """Move the keys under `prefix` to just before the first key under `before` (to the end when
+    no key is under `before`)."""
 
     def reorder(keys: list[str]) -> list[str]:
         moved = [k for k in keys if k.startswith(prefix)]
@@ -72,6 +74,9 @@ ORDER_HINTS: dict[str, Callable[[list[str]], list[str]]] = {
     # The zoo's googlenet lists aux2 before aux1 (torchvision's output order); torchvision registers aux1 first.
     "GoogLeNet": _move_before("aux2.", "aux1."),
     "ConvNeXt": _own_after_children("layer_scale"),
+    # SSD's conv4_3 scale is a parameter of the feature extractor (saved first); archspec's is the
+    # weight of an l2norm neck, after the stages.
+    "SSDFeatureExtractorVGG": _move_before("scale_weight", "\0"),
 }
 
 
