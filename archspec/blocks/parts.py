@@ -79,7 +79,7 @@ class FPN(_Part):
         outs = {names[i]: b.conv(m, name=f"layer_blocks.{i}.0", out=self.out, kernel=3, padding=1)
                 for i, m in enumerate(merged)}
         if self.extra_from is not None and self.extra != "p6p7":
-            raise ValueError(f"extra_from chooses the input of the p6p7 levels; this FPN's extra is '{self.extra}'")
+            raise BlockError(f"extra_from chooses the input of the p6p7 levels; this FPN's extra is '{self.extra}'")
         if self.extra == "maxpool":
             outs["pool"] = b.op("maxpool", outs[names[-1]], name="pool", kernel=1, stride=2)
         elif self.extra == "p6p7":

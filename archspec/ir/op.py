@@ -83,8 +83,8 @@ class RF:
         taken over the map and applied to each unit, as group norm's): the map's pixels join the
         context, and the local field stays."""
         reach = [(-p, -p + (n - 1) * j + r - 1) for p, n, j, r in zip(self.padding, spatial, self.stride, self.size)]
-        return RF(self.size, self.stride, self.padding,
-                  tuple(_hull(c, m) for c, m in zip(self.context, reach)))  # type: ignore[arg-type]
+        context = [_hull(c, m) for c, m in zip(self.context, reach)]
+        return RF(self.size, self.stride, self.padding, (context[0], context[1]))
 
     @staticmethod
     def union(fields: Sequence[RF], ins: Sequence[Shape] = ()) -> RF:

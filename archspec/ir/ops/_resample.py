@@ -20,6 +20,7 @@ same form covers the middle.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -64,11 +65,13 @@ class Reads:
         return Fraction(self.lo.a, self.lo.d)
 
 
-def resampled(field: RF, reads: tuple[Reads, Reads], stride: tuple[float, float] | None = None) -> RF:
+def resampled(field: RF, reads: Sequence[Reads], stride: Sequence[float] | None = None) -> RF:
     """The field after a resampling op that reads `reads` per axis (h, w) of a map whose units have
     `field`. `stride` is the output's stride when it is known otherwise (resizing to a second
     input's grid); by default the input's stride times `ratio`."""
-    size, jump, padding = [], [], []
+    size: list[int] = []
+    jump: list[int | float] = []
+    padding: list[int] = []
     for axis, m in enumerate(reads):
         big = _fraction(field.stride[axis])
         j = _fraction(stride[axis]) if stride is not None else big * m.ratio
@@ -79,7 +82,8 @@ def resampled(field: RF, reads: tuple[Reads, Reads], stride: tuple[float, float]
         size.append(math.ceil(last + p) + 1)
         padding.append(p)
         jump.append(int(j) if j.denominator == 1 else float(j))
-    return RF(tuple(size), tuple(jump), tuple(padding), field.context)  # type: ignore[arg-type]
+    # a stride is fractional after an upsampling, as RF's window rule already makes it
+    return RF((size[0], size[1]), (jump[0], jump[1]), (padding[0], padding[1]), field.context)  # type: ignore[arg-type]  # float stride
 
 
 def _fraction(x: float) -> Fraction:

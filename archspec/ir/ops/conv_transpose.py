@@ -78,7 +78,7 @@ class ConvTranspose(Op):
         k, s, p, d = (pair(v) for v in (self.kernel, self.stride, self.padding, self.dilation))
         reads = tuple(Reads(Floor(1, p[a] - d[a] * (k[a] - 1) + s[a] - 1, s[a]), Floor(1, p[a], s[a]),
                             ins[0][1 + a], out[1 + a], clamp=False) for a in range(2))
-        return resampled(fields[0], reads)  # type: ignore[arg-type]
+        return resampled(fields[0], reads)
 
     def rf_key(self, ins: Sequence[Shape]) -> tuple:
         geometry = (self.kernel, self.stride, self.padding, self.output_padding, self.dilation)

@@ -40,7 +40,7 @@ class PixelShuffle(Op):
         _, h, w = self.out_shape(ins)
         reads = tuple(Reads(Floor(1, 0, self.factor), Floor(1, 0, self.factor), n_in, n_out, clamp=False)
                       for n_in, n_out in zip(ins[0][1:], (h, w)))
-        return resampled(fields[0], reads)  # type: ignore[arg-type]
+        return resampled(fields[0], reads)
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         return ModuleCall("torch.nn.PixelShuffle", (self.factor,), names=("upscale_factor",))

@@ -98,7 +98,7 @@ class Resize(Op):
         out = self.out_shape(ins)
         reads = tuple(self._reads(ins[0][1 + a], out[1 + a], a) for a in range(2))
         like = fields[1].stride if len(fields) == 2 else None
-        return resampled(fields[0], reads, like)  # type: ignore[arg-type]
+        return resampled(fields[0], reads, like)
 
     def _reads(self, n_in: int, n_out: int, axis: int) -> Reads:
         """Which input units output unit i reads along one axis, as PyTorch's kernels index them
@@ -146,5 +146,5 @@ class Resize(Op):
         elif self.scales is not None and self.scales[0] != self.scales[1]:
             to = f"x{self.scales[0]:g}x{self.scales[1]:g}"
         else:
-            to = f"x{self.scales[0]:g}"  # type: ignore[index]
+            to = f"x{(self.scales or (0.0,))[0]:g}"
         return f"resize {to} {self.mode}" + (", align corners" if self.corners else "")
