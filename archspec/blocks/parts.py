@@ -43,17 +43,16 @@ def _resize_to(b: GraphBuilder, y: Value, xs: list[Value], index: int) -> Value:
 @register_block("fpn")
 class FPN(_Part):
     """`{block: fpn, in: [C2, C3, C4, C5], out: 256, extra: maxpool}`: a feature pyramid (Lin et al.,
-    2017) as torchvision's FeaturePyramidNetwork: a 1x1 lateral conv per input, a top-down path
-    (nearest upsampling to the lateral's size, then a sum), a 3x3 conv per level. Outputs are
-    named `0`, `1`, ... (or `names`), all with `out` channels, then the extra levels:
+    2017) as torchvision's FeaturePyramidNetwork + LastLevelMaxPool: a 1x1 lateral conv per
+    input, a top-down path (nearest upsampling to the lateral's size, then a sum), a 3x3 conv
+    per level, and the extra level `pool` (max-pool 1x1/2 of the last). Outputs are named
+    `0`, `1`, ... (or `names`), then `pool`, all with `out` channels.
 
-    - `extra: maxpool` (LastLevelMaxPool): `pool`, a max-pool 1x1/2 of the last level;
-    - `extra: p6p7` (LastLevelP6P7, RetinaNet's): `p6`, a 3x3/2 conv, and `p7`, a 3x3/2 conv of
-      ReLU(p6). `extra_from` says what p6 convolves: `c5`, the last input (Lin et al.'s RetinaNet,
-      torchvision's v2) or `p5`, the last level. By default it is chosen as torchvision's
-      LastLevelP6P7(in_channels, out) does when given the last input's channels: `p5` when they
-      equal `out`, else `c5`;
-    - `extra: none`.
+    `extra: p6p7` is LastLevelP6P7 (RetinaNet's) instead: `p6`, a 3x3/2 conv, and `p7`, a 3x3/2
+    conv of ReLU(p6). `extra_from` says what p6 convolves: `c5`, the last input (Lin et al.'s
+    RetinaNet, torchvision's v2), or `p5`, the last level; by default it is chosen as torchvision's
+    LastLevelP6P7(in_channels, out) chooses when given the last input's channels: `p5` when they
+    equal `out`, else `c5`. `extra: none` adds no level.
     """
 
     inputs: ClassVar[tuple[int, int | None]] = (1, None)
