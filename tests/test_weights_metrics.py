@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torchvision.models as tvm
 
 from clirun import run_cli
@@ -14,6 +15,7 @@ def top1(name: str) -> float:
     return tvm.get_model_weights(name).DEFAULT.meta["_metrics"]["ImageNet-1K"]["acc@1"]
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_compare_plots_accuracy_against_macs_from_the_zoo_itself(tmp_path) -> None:
     plot = tmp_path / "acc.png"
     code, out, err = run_cli("compare", "resnet*", "efficientnet_b?", "--metric", "acc@1", "--plot", str(plot), "--json")

@@ -49,6 +49,7 @@ def test_transforms_of_a_spec_without_weights_is_an_error() -> None:
         archspec.transforms("lenet5")
 
 
+@pytest.mark.slow  # over ~5 s on the shared 2-core machine
 def test_predict_ranks_as_torchvision_does(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     hub = tmp_path / "torch" / "hub" / "checkpoints"
