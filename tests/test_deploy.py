@@ -271,6 +271,8 @@ def test_diagram_of_a_deployed_module_draws_the_inference_form():
     d = archspec.diagram(archspec.build("repvgg_a0", deploy=True), level="layer").source
     assert "conv_1x1" not in d and "conv_kxk" in d
     assert "conv_1x1" in archspec.diagram("repvgg_a0", level="layer").source
+    code, out, _ = run_cli("diagram", "repvgg_a0", "--level", "layer", "--deploy", "-o", "-")
+    assert code == 0 and "conv_kxk" in out and "conv_1x1" not in out
 
 
 @pytest.mark.slow

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "the DOT source to stdout (default: NAME.svg, or NAME.FORMAT with --format)")
     p.add_argument("--format", choices=FORMATS, help="the format when -o is not given (default: svg)")
     p.add_argument("--dpi", type=float, metavar="N", help="resolution of a PNG (default: Graphviz's 96)")
+    p.add_argument("--deploy", action="store_true",
+                   help="draw the inference form (`archspec build --deploy`): norms folded, parallel conv branches "
+                        "merged into one conv, dropout gone")
     p.add_argument("--fold", action=argparse.BooleanOptionalAction, default=None,
                    help="draw the first block of each run of identical blocks, marked xN, on a grey ground "
                         "(default: on at block level, off at layer level; --no-fold draws every block)")
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         from ..core.atomic import output_target
 
         output_target(output, spec.files)  # a device, a directory or the spec itself: refused before any work
-    graph = diagram(spec, level=args.level, show=args.show, rankdir=args.rankdir, fold=args.fold)
+    graph = diagram(spec, level=args.level, show=args.show, rankdir=args.rankdir, fold=args.fold, deploy=args.deploy)
     if output == "-":
         sys.stdout.write(graph.source)
         return 0
