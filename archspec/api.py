@@ -313,6 +313,10 @@ def input_overrides(value: Any) -> dict[str, Any]:
         value = list(value)
     except TypeError:
         raise ArgumentError(f"input must be CxHxW, HxW or a size, got {value!r}") from None
+    if len(value) in (1, 2, 3) and not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 65536
+                                           for v in value):
+        shown = "x".join(map(str, value))[:100]
+        raise ArgumentError(f"input must be CxHxW, HxW or a size, each from 1 to 65536, got {shown}")
     if len(value) == 3:
         return {"input.channels": value[0], "input.size": value[1:]}
     if len(value) == 2:

@@ -130,7 +130,11 @@ def read_metrics(path: str | Path) -> Metrics:
         raise ArchspecError(f"{path}:1: no column besides `name`; add one, e.g. `name,top1`")
     values: dict[str, dict[str, float]] = {}
     lines: dict[str, int] = {}
-    for line, record in enumerate(reader, start=2):
+    try:
+        rows = list(enumerate(reader, start=2))
+    except csv.Error as exc:  # a cell over the csv module's field limit (128 KiB), a stray NUL
+        raise ArchspecError(f"{path}:{reader.line_num + 1}: not a table of numbers ({exc})") from None  # the line being read
+    for line, record in rows:
         name = (record.get("name") or "").strip()
         if not name:
             continue

@@ -55,8 +55,14 @@ class Box:
         return self.x0 >= other.x0 and self.x1 <= other.x1 and self.y0 >= other.y0 and self.y1 <= other.y1
 
 
+def plain(text: str) -> str:
+    """`text` shown as it is: matplotlib reads the part between two `$` as mathtext (and fails on
+    `$\\frac{$`); every text from the input (names, metric columns, titles) goes through here."""
+    return str(text).replace("$", "\\$")
+
+
 def _title(key: str) -> str:
-    return QUANTITIES[key][0] if key in QUANTITIES else key
+    return QUANTITIES[key][0] if key in QUANTITIES else plain(key)
 
 
 def _scale(key: str) -> float:
@@ -88,7 +94,7 @@ def comparison_figure(rows: Sequence[dict[str, Any]], *, x: str = "macs", y: str
     for f in families:
         chosen = [i for i, r in enumerate(rows) if r["family"] == f]
         ax.scatter([xs[i] for i in chosen], [ys[i] for i in chosen], s=(1.6 * MARKER_PT) ** 2 * 0.6,
-                   color=colour[f], label=f, zorder=3, edgecolors="white", linewidths=0.5)
+                   color=colour[f], label=plain(f), zorder=3, edgecolors="white", linewidths=0.5)
     front = pareto(rows, x, y, lower)
     if len(front) > 1:
         ax.plot([r[x] / _scale(x) for r in front], [r[y] / _scale(y) for r in front], color="0.35",
@@ -99,12 +105,12 @@ def comparison_figure(rows: Sequence[dict[str, Any]], *, x: str = "macs", y: str
     ax.margins(0.1)
     ax.set_xlabel(_title(x) + (" (lower is better)" if lower_is_better(x, lower) else " (higher is better)"))
     ax.set_ylabel(_title(y) + (" (lower is better)" if lower_is_better(y, lower) else " (higher is better)"))
-    ax.set_title(title if title is not None else f"{_title(y)} against {_title(x)}")
+    ax.set_title(plain(title) if title is not None else f"{_title(y)} against {_title(x)}")
     ax.grid(True, which="major", alpha=0.3)
     ax.legend(title="family", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=FONT_SIZE, frameon=False)
     ax.set_xlim(ax.get_xlim())  # freeze the limits: placement works in display coordinates
     ax.set_ylim(ax.get_ylim())
-    labels, numbered = _place_labels(fig, ax, [r["name"] for r in rows], xs, ys)
+    labels, numbered = _place_labels(fig, ax, [plain(r["name"]) for r in rows], xs, ys)
     if numbered:
         key = "   ".join(f"{i}\u00a0{name}" for i, name in enumerate(numbered, start=1))  # never split an entry
         ax.text(0.0, -0.1, "\n".join(textwrap.wrap(key, 110)), transform=ax.transAxes, va="top", ha="left",

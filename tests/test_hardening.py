@@ -212,7 +212,7 @@ def test_extends_and_include_never_wait_on_a_named_pipe(tmp_path: Path) -> None:
                           capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 2
     assert proc.stderr.splitlines() == [
-        "pipe.yaml: is a named pipe, not a spec file (via extends: a.yaml -> pipe.yaml)",
+        "a.yaml:1:10: extends: 'pipe.yaml' is a named pipe, not a spec file",  # located, as a directory is
         "b.yaml:5:10: include: include 'pipe.yaml': is a named pipe, not a spec file",
     ]
 

@@ -29,7 +29,7 @@ from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network
 from ..ir.op import RF, Op, Shape, Window
 from ..ir.taps import every_stage
-from .report_text import heading, layer_record, report_dataframe, report_html, report_text, summary_table
+from .report_text import heading, layer_record, outputs_text, report_dataframe, report_html, report_text, summary_table
 
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
 
@@ -282,6 +282,10 @@ class Report:
     def text(self, level: str = "stage", conventions: bool = False) -> str:
         """The heading, the table at `level` and the totals; `conventions` adds how they are counted."""
         return report_text(self, level, conventions=conventions)
+
+    def outputs_text(self) -> str:
+        """What the module returns: `output 1000`, or `{out 21x520x520, aux 21x520x520}` for its taps."""
+        return outputs_text(self)
 
     def heading(self) -> str:
         """`resnet50: input 3x224x224 -> output 1000`."""

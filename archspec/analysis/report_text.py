@@ -41,12 +41,16 @@ def summary_table(report: Report, level: str = "stage") -> str:
     return table(rows, header, right=RIGHT)
 
 
+def outputs_text(report: Report) -> str:
+    """What the module returns: `output 1000`, or its ordered dict of taps `{out 21x520x520, aux 21x520x520}`."""
+    if report.returns_features:
+        return "{" + ", ".join(f"{f.name} {shape_text(f.shape)}" for f in report.features) + "}"
+    return f"output {shape_text(report.output_shape)}"
+
+
 def heading(report: Report) -> str:
     """The first line; names from the spec (taps) with control characters escaped, as in the table."""
-    if report.returns_features:  # an ordered dict of taps
-        outputs = ", ".join(f"{f.name} {shape_text(f.shape)}" for f in report.features)
-        return printable(f"{report.name}: input {shape_text(report.input_shape)} -> {{{outputs}}}")
-    return printable(f"{report.name}: input {shape_text(report.input_shape)} -> output {shape_text(report.output_shape)}")
+    return printable(f"{report.name}: input {shape_text(report.input_shape)} -> {outputs_text(report)}")
 
 
 def totals_text(report: Report) -> str:

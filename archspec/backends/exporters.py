@@ -98,6 +98,17 @@ def check_memory(net: Network, batch: int, model: Any = None, limit: int | None 
                           f"more than this machine's {limit / (1 << 30):,.1f} GiB; {advice}")
 
 
+def input_name(outputs: Iterable[str]) -> str:
+    """The ONNX graph's input name: `input`, or `input_1`, `input_2`, ... when a tap (an output) has that name:
+    ONNX names every value once."""
+    taken = set(outputs)
+    name, n = INPUT_NAME, 0
+    while name in taken:
+        n += 1
+        name = f"{INPUT_NAME}_{n}"
+    return name
+
+
 def _example(net: Network, model: Any, batch: int) -> Any:
     """A random input on the model's device, in its dtype. A batch of at least 2: torch.export
     takes a dimension of size 1 for a constant, and the batch axis is to stay dynamic."""
@@ -145,8 +156,13 @@ def write_onnx(net: Network, model: Any, path: Path, batch: int, opset: int | No
     outputs = [tap.name for tap in net.taps] if net.taps else [OUTPUT_NAME]  # a network with taps: one per tap
 
     def save(tmp: Path) -> None:
-        torch.onnx.export(program, (x,), str(tmp), input_names=[INPUT_NAME], output_names=outputs, dynamo=True,
-                          dynamic_shapes=_dynamic_batch(), external_data=False, verbose=False, **options)
+        torch.onnx.export(program, (x,), str(tmp), input_names=[input_name(outputs)], output_names=outputs,
+                          dynamo=True, dynamic_shapes=_dynamic_batch(), external_data=False, verbose=False, **options)
+        try:  # the file is valid ONNX before it takes the target's name
+            onnx.checker.check_model(str(tmp))
+        except onnx.checker.ValidationError as exc:
+            raise ExportError(f"torch's exporter wrote an ONNX file that onnx.checker refuses "
+                              f"({str(exc).splitlines()[0][:300]}); nothing was written") from None
         if opset is not None:
             written = {o.domain: o.version for o in onnx.load(str(tmp), load_external_data=False).opset_import}
             if written.get("", written.get("ai.onnx")) != opset:

@@ -17,7 +17,7 @@ torchvision module it is named after, with torchvision's layer names, so that st
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
@@ -25,6 +25,7 @@ from pydantic_core import PydanticCustomError
 from ..core.formatting import shape_text
 from ..core.errors import BlockError, did_you_mean
 from ..ir.builder import GraphBuilder, Value
+from ..ir.op import MAX_SIZE
 from ..spec.families import BlockContext, BlockFamily, load_builtin_blocks, register_block
 
 
@@ -119,7 +120,7 @@ class DeepLabHead(_Part):
     inputs: ClassVar[tuple[int, int | None]] = (1, 2)
 
     classes: int = Field(ge=1)
-    rates: list[int] = [12, 24, 36]
+    rates: list[Annotated[int, Field(ge=1, le=MAX_SIZE)]] = [12, 24, 36]  # dilations: sizes, bounded like any
     channels: int = Field(default=256, ge=1)
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:

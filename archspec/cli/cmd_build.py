@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-import sys
 
 from ..core.limits import DEFAULT_MAX_PARAMS, DEFAULT_MAX_PARAMS_TEXT
-from .common import (add_input_option, add_spec_options, add_weights_option, check_output_names, human, load,
-                     overrides, param_limit, print_json, quiet_weights, shape_text, table, weights_report)
+from .common import (add_input_option, add_spec_options, add_weights_option, check_output_names, human, load, note,
+                     overrides, param_limit, print_json, quiet_weights, say, shape_text, table, weights_report)
 
 EXAMPLE = """\
 example:
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from ..api import analyze, build, save
     from ..progress import status
 
-    with status(f"build {spec.name}: building the module ({report.params:,} parameters)") as say:
+    with status(f"build {spec.name}: building the module ({report.params:,} parameters)") as tell:
         with quiet_weights():
             # With weights, from the source: an entry's `set:` may change the network (ViT's input size).
             model = build(args.spec if args.weights else spec, max_params=None, deploy=args.deploy,
@@ -77,20 +76,22 @@ def run(args: argparse.Namespace) -> int:
         if actual != report.params:  # the analysis and the module come from one IR; say so loudly if not
             raise AssertionError(f"analysis counts {report.params} parameters, the module has {actual}")
         if args.output:
-            say(f"build {spec.name}: saving {args.output}")
+            tell(f"build {spec.name}: saving {args.output}")
             save(model, args.output)
     loaded = getattr(model, "archspec_weights", None)
     if args.json:
+        outputs = {f.name: list(f.shape) for f in report.features} if report.returns_features else None
         print_json({"name": spec.name, "deployed": args.deploy, "params": report.params, "macs": report.macs,
                     "input_shape": list(report.input_shape), "output_shape": list(report.output_shape),
-                    "output": args.output, "weights": loaded.to_dict() if loaded is not None else None})
+                    "outputs": outputs, "output": args.output,
+                    "weights": loaded.to_dict() if loaded is not None else None})
         return 0
     weights_report(model)
     print(f"{spec.name}{' (deployed)' if args.deploy else ''}: input {shape_text(report.input_shape)}")
     print(stage_table(report))
     rf = report.receptive_field
-    print(f"\ntotal: {report.params:,} parameters, {human(report.macs)} MACs, "
-          f"output {shape_text(report.output_shape)}, receptive field {rf.size[0]}x{rf.size[1]}")
+    say(f"\ntotal: {report.params:,} parameters, {human(report.macs)} MACs, "
+        f"{report.outputs_text()}, receptive field {rf.size[0]}x{rf.size[1]}")
     if args.output:
-        print(f"wrote {args.output}", file=sys.stderr)
+        note(f"wrote {args.output}")
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..core.formatting import shape_text
 from .common import (
@@ -13,6 +12,7 @@ from .common import (
     add_spec_options,
     human,
     human_bytes,
+    note,
     overrides,
     print_json,
     table,
@@ -81,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         metrics = published_metrics(args.specs, args.metric, **overrides(args))
     else:
         metrics = read_metrics(args.metric) if args.metric is not None else None  # a bad file, a missing matplotlib or a bad
+    check_output_names(args.plot)  # again, now that the metrics file is read: it is an input
     if args.plot:                                                   # suffix is reported before any analysis
         from ..plotting import plot_format, require_matplotlib
 
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             if len(found) < len(metrics.columns):
                 missing.append(r["name"])
         if missing:
-            print(f"note: {metrics.source} lacks some numbers for {', '.join(missing)}", file=sys.stderr)
+            note(f"note: {metrics.source} lacks some numbers for {', '.join(missing)}")
     if args.plot:
         from ..plotting import plot_comparison
 
@@ -116,6 +117,6 @@ def run(args: argparse.Namespace) -> int:
             ["name", "family", "params", "MACs", "RF", "depth", "activations", "peak", "input", *extra],
             right={2, 3, 4, 5, 6, 7, *range(9, 9 + len(extra))}))
     if args.plot:
-        print(f"wrote {args.plot}", file=sys.stderr)
+        note(f"wrote {args.plot}")
     return 0
 

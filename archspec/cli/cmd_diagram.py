@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_input_option, add_level_option, add_spec_options, check_output_names, load
+from .common import add_input_option, add_level_option, add_spec_options, check_output_names, load, note
 
 EXAMPLE = """\
 examples:
@@ -77,5 +77,5 @@ def run(args: argparse.Namespace) -> int:
 
     with status(f"diagram {spec.name}: drawing {output} with Graphviz"):
         path = render(graph, output, dpi=args.dpi, protect=spec.files)
-    print(f"wrote {path}", file=sys.stderr)
+    note(f"wrote {path}")
     return 0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .common import (add_input_option, add_spec_options, add_weights_option, check_output_names, overrides, print_json,
+from .common import (add_input_option, add_spec_options, add_weights_option, check_output_names, note, overrides, print_json,
                      quiet_weights)
 
 EXAMPLE = """\
@@ -61,14 +60,14 @@ def run(args: argparse.Namespace) -> int:
     with quiet_weights():
         path = export(args.spec, args.output, chosen.name, batch=args.batch, opset=args.opset, deploy=args.deploy,
                       weights=args.weights, **overrides(args))
-    note = None
+    hint = None
     if chosen.name == "python" and is_checkpoint(args.spec):
-        note = (f"the source holds no weights; load them with "
+        hint = (f"the source holds no weights; load them with "
                 f"model.load_state_dict(safetensors.torch.load_file({str(args.spec)!r}))")
     if args.json:
-        print_json({"output": str(path), "format": chosen.name, "bytes": path.stat().st_size, "note": note})
+        print_json({"output": str(path), "format": chosen.name, "bytes": path.stat().st_size, "note": hint})
     else:
-        print(f"wrote {path} ({chosen.name})", file=sys.stderr)
-        if note:
-            print(f"note: {note}", file=sys.stderr)
+        note(f"wrote {path} ({chosen.name})")
+        if hint:
+            note(f"note: {hint}")
     return 0

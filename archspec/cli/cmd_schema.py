@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .common import check_output_names
+    from .common import check_output_names, note
 
     check_output_names(args.output)
     if args.space:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         from ..core.atomic import write_atomic
 
         write_atomic(args.output, text)
-        print(f"wrote {args.output}", file=sys.stderr)
+        note(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
     return 0

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .common import check_output_names, human, print_json
+from .common import check_output_directory, check_output_names, human, note, print_json, say
 
 EXAMPLE = """\
 examples:
@@ -38,7 +37,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="random seed (default: the space file's)")
     p.add_argument("--max-draws", type=int, metavar="N", help="give up after N draws (default: the space file's, "
                                                                "else 10 x samples)")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N", help="worker processes (default: 1)")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="worker processes, at most one per CPU or 4 (default: 1)")
     p.add_argument("-o", "--output", metavar="TABLE",
                    help="write the table: .csv or .jsonl, one row per kept network: the sampled values, then params, "
                         "buffers, macs, flops, activation_bytes, peak_activation_bytes, depth, receptive_field, "
@@ -58,11 +58,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..core.errors import ArchspecError
     from ..sweeps import load_space, run_sweep
+    from ..sweeps.engine import check_jobs
     from ..sweeps.output import emit_specs, table_format, write_table
 
-    if args.jobs < 1:
-        raise ArchspecError(f"-j must be at least 1, got {args.jobs}")
-    check_output_names(args.output, args.emit, args.plot)
+    check_jobs(args.jobs, "-j")
+    check_output_names(args.output, args.plot)
+    check_output_directory(args.emit)
     given = [flag for flag, value in (("--x", args.x != "macs"), ("--y", args.y != "receptive_field"),
                                       ("--edf", args.edf)) if value]
     if given and not args.plot:
@@ -79,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
             if getattr(args, option):
                 check_figure(getattr(args, option), f"--{option}")
     space = load_space(args.space, samples=args.samples, seed=args.seed, max_draws=args.max_draws)
+    check_output_names(args.output, args.plot)  # again, now that the inputs (space, base spec, parents) are read
     result = run_sweep(space, jobs=args.jobs, progress=True)
     if args.output:
         write_table(result, args.output)
@@ -91,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({**result.summary(), "rows": result.rows})
     else:
-        print(_summary(result))
+        say(_summary(result))
     for written in (args.output, args.emit and f"{len(result.specs)} specs in {args.emit}", args.plot):
         if written:
-            print(f"wrote {written}", file=sys.stderr)
+            note(f"wrote {written}")
     return 0
 
 

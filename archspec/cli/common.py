@@ -99,13 +99,22 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_output_names(*names: str | None) -> None:
-    """Refuse an empty output name (`-o ''`) before any work, as the writers would after it;
-    None is an option not given."""
-    from ..core.atomic import output_name
+    """Refuse an output before any work, as the writers would after it: an empty name (`-o ''`),
+    a device, a named pipe, a directory, a symlink loop, or a file this command has read so far
+    (its inputs); None is an option not given."""
+    from ..core.atomic import output_target
 
     for name in names:
         if name is not None:
-            output_name(name)
+            output_target(name)
+
+
+def check_output_directory(name: str | None) -> None:
+    """`--emit DIR` before any work: a directory or a new name, nothing else (a file, a named pipe)."""
+    from ..core.atomic import output_directory
+
+    if name is not None:
+        output_directory(name)
 
 
 def load(spec: str, args: argparse.Namespace) -> Spec:
@@ -124,6 +133,21 @@ def analyze(spec: str, args: argparse.Namespace):
                     deploy=getattr(args, "deploy", False))
 
 
+def say(text: str) -> None:
+    """Print a line of output: every name in it (a file name, a network's, a metrics column) comes
+    from the input, so control characters are escaped (`\x1b`) and only the line breaks of `text` stay."""
+    from ..core.errors import printable
+
+    print(printable(text, keep="\n"))
+
+
+def note(text: str) -> None:
+    """Print a note to standard error (`wrote FILE`, `note: ...`), escaped as `say` does."""
+    from ..core.errors import printable
+
+    print(printable(text, keep="\n"), file=sys.stderr)
+
+
 def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2)
+    json.dump(data, sys.stdout, indent=2, allow_nan=False)  # strict JSON: no Infinity or NaN tokens
     sys.stdout.write("\n")

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 from ..core.deps import as_missing
 from ..core.errors import OVERRIDE_NAME, ArchspecError, SpecError, printable
+from ..core.reading import inputs_recorded
 
 # One module `cmd_<name>.py` per command, each with `register(subparsers)`.
 COMMANDS = ["build", "validate", "list", "summary", "rf", "compare", "diagram", "export", "predict", "schema", "sweep"]
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     set_quiet(args.quiet)
     named = OVERRIDE_NAME.set("--set")  # an override is located as the flag that gave it
     try:
-        with _terminate_as_exception():
+        with _terminate_as_exception(), inputs_recorded():  # no output of the command replaces a file it read
             return int(args.run(args) or 0)
     except SpecError as exc:
         if args.debug:

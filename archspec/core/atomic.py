@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from .errors import ArchspecError
-from .reading import file_name, kind_of
+from .reading import file_name, inputs_read, kind_of
 
 PathLike = str | os.PathLike
 
@@ -55,8 +55,9 @@ def output_name(path: PathLike) -> str:
 def output_target(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     """The file an output to `path` replaces: `path` itself, or what a symlink there points to.
 
-    Raises OutputError for an empty name, a symlink loop, anything but a regular file, and a
-    file in `protect` (the inputs: a spec is never overwritten by what was made from it), and a plugin file this process ran.
+    Raises OutputError for an empty name, a symlink loop, anything but a regular file, a file in
+    `protect` (the inputs: a spec is never overwritten by what was made from it), a plugin file
+    this process ran, and any file read inside `reading.inputs_recorded` (every input of a CLI command).
     """
     text = output_name(path)
     try:
@@ -75,7 +76,25 @@ def output_target(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
             if other is not None and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
                 raise OutputError(f"{text}: is an input of this command ({item}); an input is never overwritten, "
                                   "choose another output name")
+        if (st.st_dev, st.st_ino) in inputs_read():
+            raise OutputError(f"{text}: is an input of this command (a file it read); an input is never "
+                              "overwritten, choose another output name")
     return target
+
+
+def output_directory(path: PathLike) -> Path:
+    """A folder outputs go into: an existing directory or a new name; OutputError for anything else
+    (a file, a named pipe, a device) or an empty name."""
+    text = output_name(path)
+    try:
+        st = os.stat(text)
+    except (FileNotFoundError, NotADirectoryError):
+        return Path(text)
+    except OSError as exc:
+        raise OutputError(f"{text}: cannot write: {exc.strerror or exc}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise OutputError(f"{text}: is {kind_of(st.st_mode)}, not a directory")
+    return Path(text)
 
 
 @contextlib.contextmanager

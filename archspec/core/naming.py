@@ -102,3 +102,17 @@ def free_index(start: int, taken: Callable[[str], bool]) -> int:
     while taken(str(n)):
         n += 1
     return n
+
+
+# A list index as a user writes it in a key (`stages.2`, `--set stages.-1.repeat=2`, `features: [stages.1]`):
+# ASCII digits only (`str.isdigit` takes `²`, which `int` refuses) and few enough that `int` is cheap and
+# Python's 4,300-digit conversion limit is never met.
+_INDEX = re.compile(r"-?[0-9]{1,18}")
+
+
+def parse_index(text: str, negative: bool = False) -> int | None:
+    """`text` as an index (`"2"` -> 2; `"-1"` -> -1 when `negative`), None when it is no index (a name)."""
+    if not isinstance(text, str) or not _INDEX.fullmatch(text) or (text.startswith("-") and not negative):
+        return None
+    return int(text)
+

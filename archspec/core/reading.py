@@ -3,8 +3,11 @@ end), and never more than a bound."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 from .errors import ArchspecError, ArgumentError
 
@@ -31,6 +34,33 @@ def file_name(path: object) -> str:
         if isinstance(text, str) and "\x00" not in text:
             return text
     raise ArgumentError(f"a file name is a str or a Path, not {path!r}"[:200])
+
+
+# The files read while a command runs (`inputs_recorded`), as (device, inode): every output of the
+# command refuses them (core.atomic), whatever option named the output and whatever file the input was.
+_READ: ContextVar[set[tuple[int, int]] | None] = ContextVar("archspec_inputs_read", default=None)
+
+
+@contextlib.contextmanager
+def inputs_recorded() -> Iterator[set[tuple[int, int]]]:
+    """Record every input file read or checked inside the block (the CLI wraps each command in one)."""
+    read: set[tuple[int, int]] = set()
+    token = _READ.set(read)
+    try:
+        yield read
+    finally:
+        _READ.reset(token)
+
+
+def inputs_read() -> frozenset[tuple[int, int]]:
+    """The (device, inode) of every input read so far inside `inputs_recorded` (empty outside one)."""
+    return frozenset(_READ.get() or ())
+
+
+def _record(st: os.stat_result) -> None:
+    read = _READ.get()
+    if read is not None:
+        read.add((st.st_dev, st.st_ino))
 
 
 def kind_of(mode: int) -> str:
@@ -62,6 +92,7 @@ def check_regular(path: PathLike) -> os.stat_result:
         raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise InputFileError(path, f"is {kind_of(st.st_mode)}, not a regular file")
+    _record(st)
     return st
 
 
@@ -77,9 +108,10 @@ def read_regular(path: PathLike, max_bytes: int) -> bytes:
     except OSError as exc:
         raise InputFileError(path, f"cannot read: {exc.strerror or exc}") from None
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise InputFileError(path, f"is {kind_of(mode)}, not a regular file")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputFileError(path, f"is {kind_of(st.st_mode)}, not a regular file")
+        _record(st)
         chunks, left = [], max_bytes + 1
         while left > 0:
             chunk = os.read(fd, min(left, 1 << 20))

@@ -97,15 +97,24 @@ def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
 
 
 class NodeLimitError(ArchspecError):
-    """More nodes were emitted than the builder's budget allows (checked as each is emitted,
-    so a block that expands exponentially stops at the limit, not after the work)."""
+    """More nodes were emitted, or more steps taken, than the builder's budget allows (checked as
+    each is emitted or taken, so a block that expands exponentially stops at the limit, not after
+    the work). `origin` is the builder's; `steps` tells which budget ran out."""
+
+    def __init__(self, message: str, origin: SpecPath = (), steps: bool = False):
+        super().__init__(message)
+        self.origin = origin
+        self.steps = steps
 
 
 class GraphBuilder:
     def __init__(self, in_shape: Shape, defaults: OpDefaults | None = None, origin: SpecPath = (),
-                 more_inputs: Sequence[Shape] = (), max_nodes: int | None = None):
-        """`max_nodes`: how many nodes this graph may hold (None: no limit)."""
+                 more_inputs: Sequence[Shape] = (), max_nodes: int | None = None, max_steps: int | None = None):
+        """`max_nodes`: how many nodes this graph may hold; `max_steps`: how many loop iterations and
+        nested blocks its emission may take, work that may emit no node (None: no limit)."""
         self.max_nodes = max_nodes
+        self.max_steps = max_steps
+        self.steps = 0
         self.in_shape = tuple(in_shape)
         self.more_inputs = tuple(tuple(s) for s in more_inputs)
         self.defaults = defaults if defaults is not None else OpDefaults()
@@ -179,6 +188,13 @@ class GraphBuilder:
         return free_name(base, lambda name: join(prefix, name) in self._names or join(prefix, name) in self._scopes)
 
     # -- emitting ------------------------------------------------------------------
+    def step(self) -> None:
+        """Count one unit of work that need not emit a node (a loop's iteration, a nested block):
+        a body that makes no layer, repeated 10^15 times, stops at the limit instead of running."""
+        self.steps += 1
+        if self.max_steps is not None and self.steps > self.max_steps:
+            raise NodeLimitError(f"more than {self.max_steps:,} loop iterations and nested blocks", self.origin, True)
+
     def op(self, op: Op | str, *inputs: Value, name: str | None = None, origin: SpecPath | None = None, **fields: Any) -> Value:
         """Append one node. `op` is an Op instance or a kind name with `fields`."""
         kind = op if isinstance(op, str) else None
@@ -189,7 +205,7 @@ class GraphBuilder:
                 op = op.model_copy(update=fields)
             cls = type(op)
         if self.max_nodes is not None and len(self.nodes) >= self.max_nodes:
-            raise NodeLimitError(f"more than {self.max_nodes:,} layers")
+            raise NodeLimitError(f"more than {self.max_nodes:,} layers", self.origin)
         arity = cls.arity
         if arity is not None and len(inputs) != arity:
             raise ShapeError(f"{cls.kind} takes {arity} input(s), got {len(inputs)}")

@@ -21,6 +21,10 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from ..core.errors import ArchspecError
 
+# The largest spatial size anywhere: an input's side, a kernel, a stride, a padding, a dilation, a
+# resize's size (torch computes with them in int64; a dilation of 1e19 or 64**12 would overflow there).
+MAX_SIZE = 1 << 16
+
 Shape = tuple[int, ...]
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from ..core.errors import LocatedError
 from .graph import INPUT, Graph
-from .op import RF
+from .op import MAX_SIZE, RF
 
 
 class StrideError(LocatedError):
@@ -57,6 +57,9 @@ class Dilations:
                               f"'{family}' cannot dilate", ("stages", index))
         previous = self.dilation
         self.dilation *= stride
+        if self.dilation > MAX_SIZE:
+            raise StrideError(f"trading stage {index}'s stride {stride} for dilation makes the dilation "
+                              f"{self.dilation:,}, more than {MAX_SIZE:,} (the largest size of any layer)", ("stages", index))
         return StagePlan(1, previous if rule == "previous" else self.dilation, self.dilation)
 
     def passed(self, graph: Graph) -> None:

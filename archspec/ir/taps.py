@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.errors import LocatedError, SpecPath, did_you_mean
+from ..core.naming import parse_index
 from .graph import INPUT, Attached, Graph, Network, Part, Stage
 
 
@@ -90,8 +91,9 @@ def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
                        f"({sections[0]} .. {sections[-1]})" if sections else "the network has no stages", origin)
     names = [stage.name for stage in net.stages]
     key = parts[1]
-    if key.isdigit() and int(key) < len(net.stages):
-        s = int(key)
+    index = parse_index(key)
+    if index is not None and index < len(net.stages):
+        s = index
     elif key in names:
         s = names.index(key)
     else:
@@ -103,10 +105,11 @@ def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
         return Tap(name, section, blocks[b].path, blocks[b].path, stage.blocks[b].graph.output, s, b, origin=origin)
     if parts[2] != "blocks":
         raise _valid("key", parts[2], ["blocks"], origin, section)
-    if len(parts) < 4 or not parts[3].isdigit() or int(parts[3]) >= len(stage.blocks):
+    found = parse_index(parts[3]) if len(parts) > 3 else None
+    if found is None or found >= len(stage.blocks):
         got = parts[3] if len(parts) > 3 else ""
         raise _valid("block", got, [str(i) for i in range(len(stage.blocks))], origin, section)
-    b = int(parts[3])
+    b = found
     prefix = blocks[b].path
     node, inside = _layer(prefix, stage.blocks[b].graph, parts[4:], origin)
     full = ".".join([prefix, *parts[4:]])

@@ -46,11 +46,21 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
     return new
 
 
+def list_of(items: int) -> int:
+    """`items`, the length of a list a helper is about to build, if within MAX_RESULT_ITEMS: every
+    helper that makes a list asks here before it allocates (`split_channels(10**9, 10**9)`)."""
+    if items > MAX_RESULT_ITEMS:
+        raise ValueError(f"result too large: {items:,} items, more than {MAX_RESULT_ITEMS:,}")
+    return items
+
+
 def split_channels(channels: int, parts: int) -> list[int]:
     """`channels` cut into `parts` groups as equal as can be, the remainder to the first: the
     rule of mixed-kernel depthwise convolutions (MixNet; timm's `_split_channels`)."""
-    if not isinstance(channels, int) or not isinstance(parts, int) or parts < 1 or parts > channels:
+    if (not isinstance(channels, int) or not isinstance(parts, int) or isinstance(parts, bool)
+            or parts < 1 or parts > channels):
         raise ValueError(f"split_channels needs 1 <= parts <= channels, got {channels} channels, {parts} parts")
+    list_of(parts)
     sizes = [channels // parts] * parts
     sizes[0] += channels - sum(sizes)
     return sizes
@@ -61,8 +71,7 @@ def _range(*bounds: int) -> list[int]:
     if not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds):
         raise ValueError("range takes integers")
     values = range(*bounds)
-    if len(values) > MAX_RESULT_ITEMS:
-        raise ValueError(f"range too long: more than {MAX_RESULT_ITEMS} items")
+    list_of(len(values))
     return list(values)
 
 

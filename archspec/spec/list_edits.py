@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.errors import did_you_mean
+from ..core.naming import parse_index
 
 # Where a child spec may edit its parent's lists by item: the network's layer lists (at any depth
 # inside them) and the free-form `vars`. Elsewhere (`input.size`) a mapping replaces the list and is
@@ -42,8 +43,9 @@ def find_item(items: list, key: Any) -> int | None:
     if isinstance(key, int):
         return key % len(items) if -len(items) <= key < len(items) else None
     if isinstance(key, str):
-        if key.lstrip("-").isdigit():
-            return find_item(items, int(key))
+        index = parse_index(key, negative=True)
+        if index is not None:
+            return find_item(items, index)
         matches = [i for i, item in enumerate(items) if item_name(item) == key]
         return matches[0] if len(matches) == 1 else None
     return None

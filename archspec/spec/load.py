@@ -20,7 +20,7 @@ from . import catalog as zoo
 from .block_language.family import shadowing_notes
 from .lower import lower
 from .models import SpecModel
-from .resolve import Document, Locator, resolve_data, resolve_source
+from .resolve import Document, Locator, literal_document, resolve_data, resolve_source
 from .scaling import apply_scaling
 from .source import parse_text, read_file
 from .validate import validate_document
@@ -151,7 +151,7 @@ def load_embedded(data: dict, name: str) -> Spec:
 
 def _lower_located(spec: Spec, hints: bool = True) -> Network:
     try:
-        return lower(spec.model, spec.data)
+        return lower(spec.model, literal_document(spec.data))  # carried into checkpoints: text that resolves again
     except LocatedError as exc:
         message = str(exc)
         if exc.spatial_zero and hints:

@@ -17,10 +17,13 @@ from ..ir.keys import frozen
 from ..ir.op import Op, OpDefaults, Shape, ShapeError
 from ..ir.output_stride import Dilations, out_jump
 from ..ir.taps import resolve_taps, truncate
-from .lower_parts import lower_parts
+from .lower_parts import Budget, lower_parts, short_error
 from .models import SpecModel
 
 MAX_NODES = 50_000
+# Loop iterations and nested blocks while emitting the whole network: work that may emit no layer
+# (a body that makes nothing, repeated 10^15 times). The zoo's largest takes a few thousand.
+MAX_STEPS = 200_000
 MAX_BLOCKS = 4096  # blocks in all stages together; the deepest published CNNs have a few hundred
 
 
@@ -145,7 +148,7 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
     if total > MAX_BLOCKS:
         raise LoweringError(f"the stages hold {total:,} blocks in all, more than the limit of {MAX_BLOCKS:,}",
                             ("stages",), limit=True)
-    count = len(stem.nodes)
+    count, steps = len(stem.nodes), 0
     stages: list[Stage] = []
     global_index = 0
     dilations = Dilations(spec.output_stride, out_jump(stem, (1, 1)) if spec.output_stride is not None else (1, 1))
@@ -161,22 +164,23 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
             key = None if family_key is None else (family_key, shape, stage_defaults, origin)
             graph = _BLOCKS.find(key, context)
             if graph is None:
-                b = GraphBuilder(shape, stage_defaults, origin, max_nodes=MAX_NODES - count)
+                b = GraphBuilder(shape, stage_defaults, origin, max_nodes=MAX_NODES - count, max_steps=MAX_STEPS - steps)
                 ctx = _ContextReads(**context)
                 try:
                     out = st.emit(b, b.input, ctx)
-                except NodeLimitError:
-                    raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True) from None
+                except NodeLimitError as exc:
+                    raise LoweringError(limit_message(exc), origin, limit=True) from None
                 except NodeShapeError as exc:
                     where = f"block {r} of {st.repeat}, " if st.repeat > 1 else ""
                     raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin,
                                         exc.spatial_zero) from None
                 except (ValidationError, ArchspecError) as exc:
-                    raise LoweringError(f"{st.block}: {_short(exc)}", origin) from None
+                    raise LoweringError(f"{st.block}: {short_error(exc)}", origin) from None
                 except Exception as exc:
                     raise family_bug(f"block type '{st.block}'", type(st), exc) from exc
                 graph = b.finish(out)
                 _BLOCKS.add(key, ctx.reads, graph)
+                steps += b.steps
             count += len(graph.nodes)
             if count > MAX_NODES:
                 raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)
@@ -201,7 +205,11 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
         name=spec.name, input_shape=spec.input.shape, stem=stem, stages=stages, head=head_graph,
         aux_heads=aux, description=spec.description, spec_data=spec_data or {}, init=spec.init,
     )
-    attached = lower_parts(spec, net)
+    count += len(head_graph.nodes) + sum(len(a.graph.nodes) for a in aux)
+    try:
+        attached = lower_parts(spec, net, Budget(MAX_NODES - count, MAX_STEPS - steps))
+    except NodeLimitError as exc:
+        raise LoweringError(limit_message(exc), exc.origin, limit=True) from None
     if attached:  # necks and heads read the network built so far
         net = dataclasses.replace(net, attached=attached)
     if spec.features is None and not net.attached:
@@ -209,9 +217,9 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
     return truncate(net, resolve_taps(spec.features, net))
 
 
-def _short(exc: Exception) -> str:
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False)[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        return f"{loc}: {first['msg']}" if loc else first["msg"]
-    return str(exc)
+def limit_message(exc: NodeLimitError) -> str:
+    """The network-wide limit a builder's budget (what the network had left) ran out of, in the user's terms."""
+    if exc.steps:
+        return (f"the network takes more than {MAX_STEPS:,} loop iterations and nested blocks to build "
+                "(a `for:` or `repeat:` whose body makes few layers, repeated many times)")
+    return f"the network has more than {MAX_NODES:,} layers"

@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError, core_schema
 
 from .families import BLOCKS, BlockFamily, load_builtin_blocks
 from ..core.errors import did_you_mean
-from ..ir.op import OpDefaults
+from ..ir.op import MAX_SIZE, OpDefaults
 from ..ir.ops.activation import ActKind
 from ..ir.ops.norm import NormKind
 from .layers import LayerList
@@ -42,7 +42,7 @@ def _none_word(value: Any) -> Any:
     return None if isinstance(value, str) and value.lower() == "none" else value
 
 
-_Size = Annotated[int, Field(ge=1, le=1 << 16)]
+_Size = Annotated[int, Field(ge=1, le=MAX_SIZE)]
 _TapRef = Annotated[str, Field(min_length=1, max_length=256)] | Annotated[int, Field(ge=0)]
 _NoneWord = Literal["none", "None"]
 
@@ -108,10 +108,11 @@ class ScaleSpec(StrictModel):
 INIT_SCHEMES = ("default", "zeros", "ones", "kaiming_normal", "kaiming_normal_fan_in", "kaiming_normal_fan_out",
                 "kaiming_uniform", "kaiming_normal(MODE, NONLINEARITY)", "kaiming_uniform(MODE, NONLINEARITY)",
                 "xavier_uniform", "uniform_fan_out", "normal(STD)", "trunc_normal(STD)")
-InitScheme = Annotated[str, Field(pattern=r"^(default|zeros|ones|kaiming_normal(_fan_in|_fan_out)?|kaiming_uniform|"
-                                          r"kaiming_(normal|uniform)\(\s*fan_(in|out)\s*(,\s*(relu|leaky_relu|linear|"
-                                          r"sigmoid|tanh|selu|conv2d)\s*)?\)|"
-                                          r"xavier_uniform|uniform_fan_out|(trunc_)?normal\(\s*[0-9.eE+-]+\s*\))$")]
+INIT_SCHEME_PATTERN = (r"^(default|zeros|ones|kaiming_normal(_fan_in|_fan_out)?|kaiming_uniform|"
+                       r"kaiming_(normal|uniform)\(\s*fan_(in|out)\s*(,\s*(relu|leaky_relu|linear|"
+                       r"sigmoid|tanh|selu|conv2d)\s*)?\)|"
+                       r"xavier_uniform|uniform_fan_out|(trunc_)?normal\(\s*[0-9.eE+-]+\s*\))$")
+InitScheme = Annotated[str, Field(pattern=INIT_SCHEME_PATTERN)]
 
 
 class InitRule(StrictModel):
@@ -308,7 +309,8 @@ def parse_part(value: Any, info: ValidationInfo) -> Any:
 
 
 Part = Annotated[BlockFamily, _ParsedBy(parse_part, "Part")]
-PartName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)]
+PART_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+PartName = Annotated[str, Field(pattern=PART_NAME_PATTERN, max_length=64)]
 
 
 class SpecModel(StrictModel):

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import Problem, SpecPath, bare_key_hint, did_you_mean
-from .models import INIT_SCHEMES, NAME_PATTERN, SpecModel
+from .models import INIT_SCHEME_PATTERN, INIT_SCHEMES, NAME_PATTERN, PART_NAME_PATTERN, SpecModel
 from .resolve import Locator
 
 _TYPE_WORDS = {
@@ -102,9 +102,14 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
             return f"must have at least {_count(ctx.get('min_length'), items)}, got {ctx.get('actual_length')}"
         return f"must have at most {_count(ctx.get('max_length'), items)}, got {ctx.get('actual_length')}"
     if kind == "string_pattern_mismatch":
-        if ctx.get("pattern") == NAME_PATTERN:
+        pattern = ctx.get("pattern")
+        if pattern == NAME_PATTERN:
             return f"{shown} is not a valid name: use letters, digits and _ . + - (such as 'resnet50')"
-        return f"unknown init scheme {shown}{did_you_mean(str(got), INIT_SCHEMES)}; known: {', '.join(INIT_SCHEMES)}"
+        if pattern == PART_NAME_PATTERN:
+            return f"{shown} is not a valid part name: use letters, digits and _, not starting with a digit (such as 'fpn')"
+        if pattern == INIT_SCHEME_PATTERN:
+            return f"unknown init scheme {shown}{did_you_mean(str(got), INIT_SCHEMES)}; known: {', '.join(INIT_SCHEMES)}"
+        return f"{shown} does not have the form {pattern}"
     if kind in ("value_error", "assertion_error"):
         return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
     for prefix, word in _TYPE_WORDS.items():

@@ -21,7 +21,8 @@ from collections.abc import Mapping
 from ..core.errors import OVERRIDE_NAME, Location, Problem, SpecError, SpecPath, did_you_mean, format_path
 from . import catalog as zoo
 from .list_edits import EDITABLE_ROOTS, find_item, no_item
-from ..core.reading import InputFileError, check_regular, path_state
+from ..core.reading import InputFileError, check_regular, kind_of, path_state
+from ..core.naming import parse_index
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
 from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, locate, parse_text, read_file
 
@@ -122,10 +123,10 @@ def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
         found = path_state(candidate)
     except InputFileError as exc:  # a symlink loop, a name too long
         raise SpecError(locator.problem(f"'{ref}': {exc.reason}", ("extends",))) from None
-    if found is not None and stat.S_ISDIR(found.st_mode):
-        raise SpecError(locator.problem(f"'{ref}' is a directory, not a spec file", ("extends",)))
+    if found is not None and not stat.S_ISREG(found.st_mode):  # a directory, a named pipe, a device: located here
+        raise SpecError(locator.problem(f"'{ref}' is {kind_of(found.st_mode)}, not a spec file", ("extends",)))
     if found is not None:
-        return candidate  # read_file refuses anything but a regular file
+        return candidate
     if candidate.is_symlink():  # a dangling link
         raise SpecError(locator.problem(f"'{ref}' is a symlink to nothing", ("extends",)))
     zoo_path = zoo.path_of(ref.removesuffix(".yaml"))
@@ -253,7 +254,8 @@ def _split_key(key: str) -> SpecPath:
     for part in re.split(r"\.|\[|\]", key):
         if part == "":
             continue
-        parts.append(int(part) if re.fullmatch(r"-?\d+", part) else part)
+        index = parse_index(part, negative=True)
+        parts.append(part if index is None else index)
     return tuple(parts)
 
 
@@ -369,6 +371,24 @@ class _Interpolator:
             return out
         except ExprError as exc:
             raise SpecError(self.locator.problem(f"in '{text}': {exc}", path)) from None
+
+
+def literal_document(data: dict) -> dict:
+    """A resolved document as one that resolves to itself: a `${` that a value holds as text (made by
+    an expression such as `${'$'}{x}`) is written `${'$'}{`, which gives `${` back, so that an emitted
+    spec (a sweep's, a checkpoint's) validates again. `blocks:` keep their expressions: they are
+    evaluated when a block is built, not when the document is resolved."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v) for v in value]
+        if isinstance(value, str) and "${" in value:
+            return value.replace("${", "${'$'}{")
+        return value
+
+    return {k: v if k == "blocks" else walk(v) for k, v in data.items()}
 
 
 def interpolate(data: dict, locator: Locator) -> dict:

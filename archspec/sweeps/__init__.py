@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ArchspecError
-from .engine import SweepResult, run, workers
+from ..core.errors import ArchspecError, ArgumentError
+from .engine import SweepResult, check_jobs, run, workers
 from .space import Space, load_space
 
 
@@ -39,12 +39,12 @@ def run_sweep(space: str | Path | dict | Space, *, samples: int | None = None, s
     """Sample the space; raises SweepError when no sample is kept. `samples`, `seed` and
     `max_draws` replace the space file's; `jobs` worker processes evaluate the samples (the
     result is the same for any number); `progress` draws a bar on a terminal."""
+    check_jobs(jobs)
     if not isinstance(space, Space):
         space = load_space(space, samples=samples, seed=seed, max_draws=max_draws)
-    elif samples or seed is not None or max_draws:
-        raise ValueError("samples, seed and max_draws apply to a space file, not to a loaded Space")
-    if jobs < 1:
-        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    elif samples is not None or seed is not None or max_draws is not None:
+        raise ArgumentError("samples, seed and max_draws apply to a space file, not to a loaded Space "
+                            "(load_space(path, samples=...) takes them)")
     with workers(space, jobs) as pool, _progress(space, progress) as report:
         result = run(space, jobs=jobs, progress=report, pool=pool)
     if not result.rows:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import os
 import random
 import sys
 import time
@@ -29,7 +30,7 @@ from typing import Any
 
 from ..analysis.report import analyze_network
 from ..spec.load import from_document
-from ..core.errors import OVERRIDE_NAME, LimitError, SpecError
+from ..core.errors import OVERRIDE_NAME, ArgumentError, LimitError, SpecError
 from ..spec.resolve import resolve_loaded
 from .figures import FIGURES, figures_of
 from .space import Space
@@ -256,6 +257,21 @@ def _evaluate_chunk(chunk: list[tuple[int, dict[str, Any], str | None]]) -> list
 
 def _ready() -> bool:
     return True
+
+
+def max_jobs() -> int:
+    """The most worker processes a sweep starts: one per CPU of this machine (more only share them),
+    and at least 4, so that `-j 2` in an example works on any machine."""
+    return max(os.cpu_count() or 1, 4)
+
+
+def check_jobs(jobs: Any, option: str = "jobs") -> int:
+    """`jobs` if it is a number of workers this machine can run (1 to its CPU count); ArgumentError if not."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int):
+        raise ArgumentError(f"{option} is a whole number of worker processes, not {jobs!r}"[:200])
+    if not 1 <= jobs <= max_jobs():
+        raise ArgumentError(f"{option} must be from 1 to {max_jobs()} (one worker per CPU of this machine), got {jobs:,}")
+    return jobs
 
 
 @contextmanager

@@ -41,6 +41,8 @@ def amount(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"a bound is a number such as 4e8 or '400M', got {value}")
     if isinstance(value, (int, float)):
+        if value != value:  # NaN: every comparison with it is false, so it would bound nothing
+            raise ValueError("a bound is a number such as 4e8 or '400M', got NaN")
         return value
     match = _AMOUNT.match(str(value))
     if not match:

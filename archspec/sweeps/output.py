@@ -11,8 +11,9 @@ from typing import Any
 import yaml
 
 from ..core.errors import ArchspecError
-from ..core.atomic import output_name, output_target, write_atomic
+from ..core.atomic import output_directory, output_target, write_atomic
 from ..core.frozen import thaw  # tuples as lists, so that YAML writes plain sequences
+from ..spec.resolve import literal_document
 from .engine import SweepResult
 
 TABLE_FORMATS = ("csv", "jsonl")
@@ -28,13 +29,26 @@ def table_format(path: str | Path) -> str:
 def table_text(result: SweepResult, fmt: str) -> str:
     """The rows as CSV (lists written as JSON, `[48, 104, 208, 440]`) or as JSON lines."""
     if fmt == "jsonl":
-        return "".join(json.dumps(row) + "\n" for row in result.rows)
+        return "".join(json.dumps(row, allow_nan=False) + "\n" for row in result.rows)  # strict JSON
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=result.columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([cell_text(c) for c in result.columns])
     for row in result.rows:
-        writer.writerow({k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in row.items()})
+        cells = [row.get(c, "") for c in result.columns]
+        writer.writerow([cell_text(json.dumps(v) if isinstance(v, (list, dict)) else v) for v in cells])
     return out.getvalue()
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def cell_text(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows and never runs: text starting with `=`, `+`, `-`, `@`, a tab or a
+    carriage return gets a leading `'` (OWASP's advice on CSV injection); numbers are written as
+    they are (-0.5 is a number to a spreadsheet, not a formula)."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def write_table(result: SweepResult, path: str | Path) -> None:
@@ -45,15 +59,13 @@ def spec_text(spec: dict[str, Any], source: str) -> str:
     """A kept sample as a YAML spec: the resolved document (no extends, no vars), which
     `archspec build` takes as it is."""
     header = f"# Sampled from {source} by `archspec sweep`: the base spec resolved with this sample's values.\n"
-    return header + yaml.safe_dump(thaw(spec), sort_keys=False, default_flow_style=None, width=120)
+    return header + yaml.safe_dump(thaw(literal_document(spec)), sort_keys=False, default_flow_style=None, width=120)
 
 
 def emit_specs(result: SweepResult, directory: str | Path) -> list[Path]:
     """Write each kept spec to DIRECTORY/NAME.yaml; returns the paths. The space file and the
     specs it extends are never overwritten."""
-    directory = Path(output_name(directory))  # Path('') would be the current folder
-    if directory.exists() and not directory.is_dir():
-        raise ArchspecError(f"--emit: {directory} is a file, not a directory")
+    directory = output_directory(directory)  # Path('') would be the current folder; a file or a pipe is refused
     inputs = result.space.locator.files
     paths = [directory / f"{spec['name']}.yaml" for spec in result.specs]
     for path in paths:  # every name checked before the first is written

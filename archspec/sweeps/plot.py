@@ -62,6 +62,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, *, x: str = "ma
     from matplotlib import pyplot as plt
 
     from ..core.atomic import write_with
+    from ..plotting import plain
 
     if not rows:
         raise ArchspecError("nothing to plot: the sweep kept no network")
@@ -84,7 +85,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, *, x: str = "ma
     dist.grid(True, alpha=0.3)
     dist.set_title("empirical distribution (EDF)", fontsize=10)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(plain(title), fontsize=11)
     fig.tight_layout()
     fmt = Path(path).suffix.lstrip(".").lower()
     write_with(path, lambda tmp: fig.savefig(tmp, format=fmt), suffix=f".{fmt}")

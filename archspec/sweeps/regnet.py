@@ -27,6 +27,9 @@ from ..spec.lower import MAX_NODES
 from .samplers import StrictModel, is_power2, is_multiple, log_uniform, power2_or_log_uniform, power2_uniform, uniform
 
 QUANT = 8
+# The largest value of any of the six parameters: widths are channel counts (an input has at most
+# 65,536 channels), and within it the width rule's arithmetic stays in floats (w_a: 1e308 overflowed).
+MAX_PARAM = 1 << 16
 
 
 class RegNetError(ArchspecError, ValueError):
@@ -83,10 +86,11 @@ class RegNetParams(StrictModel):
             value = getattr(self, name)
             ends = value if isinstance(value, tuple) else (value, value)
             shown = list(value) if isinstance(value, tuple) else value
-            if not all(map(math.isfinite, ends)):
+            if not all(isinstance(v, int) or math.isfinite(v) for v in ends):  # an int is finite (and may not fit a float)
                 raise ValueError(f"{name}: must be finite, got {shown}")
             if ends[0] < least or (words.startswith("above") and ends[0] == least):
                 raise ValueError(f"{name}: must be {words}, got {shown}")
+
         most = self.depth[1] if isinstance(self.depth, tuple) else self.depth
         if most > MAX_NODES:
             raise ValueError(f"depth: at most {MAX_NODES:,} blocks (no network of more layers is lowered), got {most:,}")
@@ -105,6 +109,11 @@ class RegNetParams(StrictModel):
             value = getattr(self, name)
             if isinstance(value, tuple) and not (value[0] <= value[1] and all(map(is_power2, value))):
                 raise ValueError(f"{name}: a range of powers of two, such as [1, 32], got [{value[0]}, {value[1]}]")
+        for name in ("w_0", "w_a", "w_m", "group_width", "bottleneck"):  # depth has its bound above
+            value = getattr(self, name)
+            shown = list(value) if isinstance(value, tuple) else value
+            if (max(value) if isinstance(value, tuple) else value) > MAX_PARAM:
+                raise ValueError(f"{name}: must be at most {MAX_PARAM:,}, got {shown}")
         return self
 
     def draw_params(self, rng: random.Random) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Draw = Literal["uniform", "log"]
 
@@ -87,6 +87,19 @@ class Choice(StrictModel):
     """`{choice: [a, b, c]}`: one of the values, each equally likely (any YAML value)."""
 
     choice: list[Any] = Field(min_length=1)
+
+    @field_validator("choice")
+    @classmethod
+    def _finite(cls, values: list[Any]) -> list[Any]:
+        """No infinity or NaN, at any depth: a drawn value goes into a spec, the table and JSON (which has neither)."""
+        stack = list(values)
+        while stack:
+            value = stack.pop()
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"the choices must be finite numbers, got {value}")
+            if isinstance(value, (list, dict)):
+                stack.extend(value.values() if isinstance(value, dict) else value)
+        return values
 
     def draw(self, rng: random.Random) -> Any:
         return self.choice[rng.randrange(len(self.choice))]

@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, ValidationError
 from pydantic_core import PydanticCustomError, core_schema
 
-from ..core.errors import OVERRIDE_NAME, Location, Problem, SpecError, did_you_mean
+from ..core.errors import OVERRIDE_NAME, ArgumentError, Location, Problem, SpecError, did_you_mean
 from ..spec.models import NAME_PATTERN
 from ..spec.resolve import Locator, apply_overrides, load_document
 from ..spec.source import Source, parse_text, read_file
@@ -140,6 +140,8 @@ def _source(space: str | Path | dict) -> Source:
         return Source(space, "<space>", {(): Location("<space>")})
     if isinstance(space, Path) or (isinstance(space, str) and "\n" not in space):
         return read_file(space)
+    if not isinstance(space, str):
+        raise ArgumentError(f"a space is a file name, YAML text or a dict, not {type(space).__name__}")
     return parse_text(space, "<space>")
 
 

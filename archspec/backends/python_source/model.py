@@ -15,7 +15,7 @@ from ..source_format import INDENT, WIDTH, Call, Expr, render
 
 from .names import INIT_FUNCTIONS, Imports, RESERVED_CLASSES, definition_source
 from .classes import ABSENT, ClassDesign, Member, step_key, design_class
-from .writer import ClassWriter, assign_line, literal, read_path
+from .writer import ClassWriter, assign_line, docstring_safe, literal, read_path
 
 
 # -- the model ------------------------------------------------------------------------------------------------
@@ -163,12 +163,7 @@ def _family_doc(family: str) -> str:
     load_builtin_blocks()
     doc = (BLOCKS[family].__doc__ or "").strip() if family in BLOCKS else ""
     first = " ".join(doc.split("\n\n")[0].split())
-    return _docstring_safe(first) if first else f"A `{family}` block."
-
-
-def _docstring_safe(text: str) -> str:
-    text = text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
-    return text[:-1] + '\\"' if text.endswith('"') else text
+    return first or f"A `{family}` block."
 
 
 def _model_forward(aux: bool) -> list[str]:
@@ -232,24 +227,25 @@ def _init_section(net: Network, imports: Imports) -> list[str]:
 
 
 def _model_doc(net: Network, params: int, initialised: bool) -> list[str]:
-    lines = [f"{net.name}: input N x {_shape(net.input_shape)}, output N x {_shape(net.output_shape)}.", ""]
+    name = docstring_safe(net.name)
+    lines = [f"{name}: input N x {_shape(net.input_shape)}, output N x {_shape(net.output_shape)}.", ""]
     how = "as the spec says (init_weights)" if initialised else "by PyTorch's defaults"
     lines.append(f"{params:,} parameters, initialised {how}.")
     lines.append("Load trained weights with `load_state_dict`: the keys are those of `archspec.build`.")
     if net.aux_heads:
         lines += ["", "In training, forward returns (logits, *aux_logits); in eval, the logits."]
     if net.taps:
-        lines[0] = f"{net.name}: input N x {_shape(net.input_shape)}."
-        names = ", ".join(t.name for t in net.taps)
+        lines[0] = f"{name}: input N x {_shape(net.input_shape)}."
+        names = docstring_safe(", ".join(t.name for t in net.taps))
         lines += ["", *textwrap.wrap(f"forward returns an ordered dict: {names}.", WIDTH - 4, break_long_words=False)]
     return [f'{INDENT}"""{lines[0]}'] + [INDENT + line if line else "" for line in lines[1:]] + [f'{INDENT}"""']
 
 
 def _module_doc(net: Network, model_name: str) -> list[str]:
 
-    text = [f'"""{net.name}: standalone PyTorch source, exported by archspec {__version__}.', ""]
+    text = [f'"""{docstring_safe(net.name)}: standalone PyTorch source, exported by archspec {__version__}.', ""]
     for paragraph in net.description.strip().split("\n") if net.description else []:
-        text += textwrap.wrap(_docstring_safe(paragraph), WIDTH - 2, break_long_words=False) or [""]
+        text += textwrap.wrap(docstring_safe(paragraph), WIDTH - 2, break_long_words=False) or [""]
     if net.description:
         text.append("")
     text += ["Needs only torch:", "", f"    model = {model_name}()", '"""']

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import keyword
+import math
 import textwrap
 from typing import Any
 
@@ -20,11 +20,35 @@ from .classes import ABSENT, ClassDesign
 def literal(value: Any) -> str:
     """Source for a constructor value, with strings in double quotes as formatters write them."""
     if isinstance(value, str):
-        return json.dumps(value)
+        return '"' + escaped(value, quote='"') + '"'
     if isinstance(value, tuple):
         inner = ", ".join(literal(v) for v in value)
         return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f'float("{value}")'  # repr gives inf or nan, names Python does not know
     return repr(value)
+
+
+def escaped(text: str, quote: str = "") -> str:
+    """`text` for inside a Python string literal, read back as `text`: backslashes, `quote` and
+    every character that is not printable (a NUL, a line break, a terminal escape, a lone
+    surrogate) written as escapes. The one escaping rule of the exporter's strings and docstrings."""
+    out = []
+    for ch in text:
+        if ch == "\\" or (quote and ch == quote):
+            out.append("\\" + ch)
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            out.append(repr(ch)[1:-1])  # \n, \x1b, \u202e, \ud800
+    return "".join(out)
+
+
+def docstring_safe(text: str) -> str:
+    """`text` as the inside of a triple-quoted docstring that reads back as `text` (see `escaped`), with
+    no `\"\"\"` that would close it and no quote at the end that would merge with the closing quotes."""
+    text = escaped(text).replace('"""', '\\"\\"\\"')
+    return text[:-1] + '\\"' if text.endswith('"') else text
 
 
 class ClassWriter:
@@ -228,8 +252,10 @@ def assign_line(path: str, expr: Expr, depth: int) -> list[str]:
 
 
 def docstring(text: str, depth: int) -> list[str]:
-    """A docstring wrapped to the line length: one line if it fits, else closing on its own line."""
+    """A docstring wrapped to the line length: one line if it fits, else closing on its own line.
+    `text` is plain text (names from a spec among it): it is escaped here, never run."""
     pad = INDENT * depth
+    text = docstring_safe(text)
     if len(pad) + len(text) + 6 <= WIDTH:
         return [f'{pad}"""{text}"""']
     # Narrow enough that a text too long for one line always wraps to two or more.

@@ -6,13 +6,16 @@ from typing import Annotated
 
 from pydantic import Field
 
-from ..op import ShapeError
+from ..op import MAX_SIZE, ShapeError
 
 PosInt = Annotated[int, Field(ge=1)]
 NonNegInt = Annotated[int, Field(ge=0)]
+# A spatial size (kernel, stride, padding, dilation): bounded like the input's sides.
+PosSize = Annotated[int, Field(ge=1, le=MAX_SIZE)]
+NonNegSize = Annotated[int, Field(ge=0, le=MAX_SIZE)]
 # An int for both axes, or [h, w] for asymmetric kernels such as 1x7.
-PosPair = PosInt | tuple[PosInt, PosInt]
-NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
+PosPair = PosSize | tuple[PosSize, PosSize]
+NonNegPair = NonNegSize | tuple[NonNegSize, NonNegSize]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 

@@ -131,6 +131,7 @@ class Emitter:
         return x
 
     def item(self, item: Any, x: Value) -> Value:
+        self.b.step()  # every item evaluated counts, whether or not it makes a layer
         if isinstance(item, LayerItem):
             return self.layer(item, x)
         if isinstance(item, MergeItem):
@@ -156,6 +157,7 @@ class Emitter:
         outer = self.loop.get(item.var, _UNSET)
         try:
             for value in values:
+                self.b.step()  # an iteration counts even when its body is empty
                 self.loop[item.var] = value
                 yield value
         finally:
@@ -242,6 +244,7 @@ class Emitter:
                 x = self.one(block.emit(self.b, x, replace(ctx, stride=stride)), item)
             else:  # as a stage repeats a block: the stride to the first, `index` counts the repeats
                 for k in range(repeat):
+                    self.b.step()
                     with self.b.scope(str(k)):
                         ctx_k = replace(ctx, stride=stride if k == 0 else 1, index=k, repeat=repeat)
                         x = self.one(block.emit(self.b, x, ctx_k), item)
