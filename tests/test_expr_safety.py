@@ -50,10 +50,10 @@ def lookup(name: str):
     "x" * 600,
 ])
 def test_hostile_expression_is_refused_quickly(expression: str) -> None:
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(ExprError):
         evaluate(expression, lookup)
-    assert time.monotonic() - start < 1
+    assert time.process_time() - start < 1
 
 
 @pytest.mark.parametrize("expression, value", [
@@ -102,7 +102,7 @@ def test_variable_chains_and_expansions_are_bounded() -> None:
         load_spec(chain)
     text = "name: x\nvars:\n  s0: " + "a" * 60 + "\n" + "".join(
         f"  s{i}: '" + f"${{s{i - 1}}}" * 10 + "'\n" for i in range(1, 8)) + "description: '${s7}'\n"
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(SpecError, match="the text grows longer than 10000 characters"):
         load_spec(text)
     lists = "name: x\nvars:\n  l0: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n" + "".join(
@@ -115,7 +115,7 @@ def test_variable_chains_and_expansions_are_bounded() -> None:
         "description: [" + ", ".join(["'${l2}'"] * 20) + "]\n"
     with pytest.raises(SpecError, match="variables expand the document to more than 20,000 values"):
         load_spec(wide)
-    assert time.monotonic() - start < 5
+    assert time.process_time() - start < 5
 
 
 def test_self_reference_is_reported_with_the_cycle() -> None:
@@ -144,10 +144,10 @@ def test_powers_and_logarithms(expression: str, value) -> None:
     ("'a' ** 2", "numbers only"),
 ])
 def test_powers_are_bounded_before_they_are_computed(expression: str, message: str) -> None:
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(ExprError, match=message):
         evaluate(expression, lookup)
-    assert time.monotonic() - start < 0.1
+    assert time.process_time() - start < 0.1
 
 
 def test_a_huge_power_in_a_spec_is_a_located_error() -> None:

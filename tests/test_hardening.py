@@ -307,10 +307,10 @@ def test_checkpoint_metadata_within_the_limits_of_a_spec(tmp_path: Path) -> None
     bomb = {"name": "x", "vars": {"a": "${[[[[[1]*100]*100]*100]*100]*100}"}, "num_classes": "${len(a)}"}
     for spec, message in ((deep, "nested deeper than 64 levels"), (bomb, "result too large")):
         path = _checkpoint(tmp_path, spec)
-        start = time.monotonic()
+        start = time.process_time()
         code, _, err = run_cli("export", str(path), "--format", "python", "-o", str(tmp_path / "x.py"))
         assert code == 2 and message in err and err.count("\n") == 1, err
-        assert time.monotonic() - start < 5
+        assert time.process_time() - start < 5
 
 
 # -- limits are checked before the work they bound ----------------------------------------------------------------
@@ -325,19 +325,19 @@ def test_exponential_nested_blocks_stop_at_the_layer_limit(monkeypatch) -> None:
     for i in range(1, 21):
         lines.append(f"  b{i}: {{layers: [{{block: b{i - 1}}}, {{block: b{i - 1}}}]}}")
     lines += ["stages: [{block: b20}]"]
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(SpecError, match=r"<string>:\d+:\d+: stages\[0\]: the network has more than 2,000 layers"):
         archspec.analyze("\n".join(lines) + "\n")
-    assert time.monotonic() - start < 5
+    assert time.process_time() - start < 5
 
 
 def test_expression_values_are_measured_at_every_level() -> None:
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(SpecError, match="result too large: more than 10000 items in all"):
         archspec.load_spec("name: x\nvars: {a: '${[[[[[1]*100]*100]*100]*100]*100}'}\nnum_classes: '${len(a)}'\n")
     with pytest.raises(SpecError, match="result too large"):  # [a, a]: 2 x 5,051 items
         archspec.load_spec("name: x\nvars: {a: '${[[1]*50]*100}', b: '${[a, a]}'}\nnum_classes: '${len(b)}'\n")
-    assert time.monotonic() - start < 2
+    assert time.process_time() - start < 2
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -515,9 +515,9 @@ def test_python_export_of_1024_blocks_plans_each_distinct_block_once(monkeypatch
     calls = []
     real = model.design_class
     monkeypatch.setattr(model, "design_class", lambda name, members: calls.append(len(members)) or real(name, members))
-    start = time.monotonic()
+    start = time.process_time()
     source = ps.python_source(net)
-    assert time.monotonic() - start < 5
+    assert time.process_time() - start < 5
     assert len(calls) < 10  # one trial per distinct signature and one class each: not 1,024 x 1,024
     compile(source, "big.py", "exec")
 

@@ -66,10 +66,10 @@ def test_build_refuses_before_allocating_any_weight(monkeypatch) -> None:
         raise AssertionError("weights were about to be allocated")
 
     monkeypatch.setattr(backend, "build_module", no_allocation)
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(LimitError, match="over the limit of 2,000,000,000"):
         archspec.build(HUGE)
-    assert time.monotonic() - start < 10
+    assert time.process_time() - start < 10
 
 
 def test_build_cli_refuses_before_allocating(tmp_path: Path, monkeypatch) -> None:
@@ -106,10 +106,10 @@ def test_build_with_a_raised_limit_reaches_the_backend(monkeypatch) -> None:
     ("name: x\nscale: {width: 1000}\n", "scale.width: must be <= 64.0, got 1000"),
 ])
 def test_absurd_counts_are_refused_quickly(text: str, message: str) -> None:
-    start = time.monotonic()
+    start = time.process_time()
     with pytest.raises(SpecError) as info:
         archspec.load_spec(text).network()
-    assert time.monotonic() - start < 10
+    assert time.process_time() - start < 10
     assert len(info.value.problems) == 1
     assert message in str(info.value)
 
