@@ -121,7 +121,7 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
     blocks: list[list[nn.Module]] = [[] for _ in net.stages]
     attached: dict[str, dict[str, nn.Module]] = {"necks": {}, "heads": {}}  # group -> name -> module
     for part in net.parts():
-        module = graph_module(part.graph, class_name(part.kind), part.path, skip)
+        module = graph_module(part.graph, class_name(part.family), part.path, skip)
         if part.group == "stages":
             blocks[part.stage].append(module)  # type: ignore[index]  # a block's part always has its stage index
         elif part.group in attached:

@@ -184,8 +184,8 @@ class Part:
     section: the row the part folds into above block level ("stem", "stages.2",
           "aux_heads.1", "head"); the blocks of a stage share one.
     group: what kind of part it is: "stem", "stages", "aux" or "head" (reports print it).
-    kind: what builds it, which names its class: "stem", "head", "aux_head", or the block
-          family ("bottleneck").
+    family: what builds it, which names its class: the block family ("bottleneck", as
+          `Block.family`), or "stem", "head", "aux_head" for the fixed parts.
     source: the path of the part whose output this part reads; "" for the network input.
     inference: whether it runs in eval mode; aux heads do not (nor count in MACs or memory).
     title: the section's display name ("stem", a stage's name, an aux head's name).
@@ -196,7 +196,7 @@ class Part:
     path: str
     section: str
     group: str
-    kind: str
+    family: str
     graph: Graph
     source: str
     inference: bool = True

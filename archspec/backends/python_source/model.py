@@ -99,7 +99,7 @@ def python_source(net: Network, params: int | None = None) -> str:
     graphs: dict[str, dict[str, list[Graph]]] = {}  # group -> kind -> graphs, in module order
     stage_graphs: list[list[Graph]] = [[] for _ in net.stages]
     for part in net.parts():
-        graphs.setdefault(part.group, {}).setdefault(part.kind, []).append(part.graph)
+        graphs.setdefault(part.group, {}).setdefault(part.family, []).append(part.graph)
         if part.group == "stages":
             stage_graphs[part.stage].append(part.graph)  # type: ignore[index]  # a block's part always has its stage index
     stem, head = (_designs(class_name(k), g, taken) for group in ("stem", "head") for k, g in graphs[group].items())
