@@ -35,7 +35,8 @@ EPILOG = textwrap.dedent("""\
       archspec sweep space.yaml -o population.csv      sample a design space, keep networks within bounds
 
     Run `archspec COMMAND --help` for the options and an example of each command.
-    A SPEC is a path to a YAML file or the name of a zoo network (see `archspec list`).
+    A SPEC is a path to a YAML file or the name of a zoo network (see `archspec list`). A bare
+    zoo name (resnet50) is always the zoo's, even beside a file of that name: write ./resnet50.
 """)
 
 
