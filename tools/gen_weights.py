@@ -15,6 +15,7 @@ import inspect
 import json
 import re
 import sys
+import typing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +42,12 @@ _AFFINE = {"stem.transform_input.channel_affine.scale": [0.229 / 0.5, 0.224 / 0.
            "stem.transform_input.channel_affine.shift": [(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5]}
 INPUT_TRANSFORM = {"googlenet": (_AFFINE, {"vars.aux_logits": True}),
                    "inception_v3": (_AFFINE, {"vars.aux_logits": True})}
+# Detector backbones that take their classifier's `features` by index (torchvision's _vgg_extractor and
+# _mobilenet_extractor), not by a layout of the same names: their entries load in order.
+POSITIONAL = {"ssd300_vgg16_backbone"}
+# Not yet: SSDlite's spec splits C4's inverted-residual block where torchvision's extractor does not
+# reorder it, so MobileNet-v3's tensors reach it neither by name nor in order (252 of 312 would load).
+NOT_YET = {"ssdlite320_mobilenet_v3_large_backbone"}
 # Zoo specs that are torchvision backbones rather than whole torchvision models: the classifier whose weights they take.
 BACKBONES = {"resnet50_fpn": "resnet50"}
 CATEGORY_LISTS = {"imagenet-1k": _meta._IMAGENET_CATEGORIES, "coco": _meta._COCO_CATEGORIES, "voc": _meta._VOC_CATEGORIES}
@@ -64,11 +71,12 @@ def classifier_of(enum: type) -> str:
 
 
 def backbone_enum(builder: object) -> type | None:
-    """The enum a builder's `weights_backbone` takes (its default's class), if it has one."""
-    param = inspect.signature(builder).parameters.get("weights_backbone")  # type: ignore[arg-type]
-    if param is None or param.default is None:
+    """The enum a builder's `weights_backbone` takes (its annotation: `Optional[ResNet50_Weights]`; the
+    default may be None, as RetinaNet v2's is), if it has one."""
+    hints = typing.get_type_hints(inspect.unwrap(builder))  # type: ignore[arg-type]
+    if "weights_backbone" not in hints:
         return None
-    return type(param.default)
+    return next(a for a in typing.get_args(hints["weights_backbone"]) if a is not type(None))
 
 
 def class_name(name: str) -> str:
@@ -147,6 +155,8 @@ def entries_for(name: str, builders: dict[str, object]) -> tuple[list[dict], str
         enums.append(enum.__name__)
         out += [entry(w, name, w is enum.DEFAULT) for w in enum]
         back = backbone_enum(builders[name])
+    elif name in NOT_YET:
+        back = None
     elif name.removesuffix("_backbone") in builders and name.endswith("_backbone"):
         detector = name.removesuffix("_backbone")  # a detector's backbone: its weights_backbone entries
         back = backbone_enum(builders[detector])
@@ -156,6 +166,9 @@ def entries_for(name: str, builders: dict[str, object]) -> tuple[list[dict], str
         enums.append(f"{back.__name__} as weights_backbone")
         arch = classifier_of(back)
         out += [entry(w, arch, False, backbone=True) for w in back]
+        if name in POSITIONAL:
+            for e in out:
+                e["layout"]["match"] = "position"
     return out, " and ".join(enums)
 
 

@@ -59,12 +59,15 @@ class Layout(_Strict):
     `archspec build -o`: archspec's own names). `class`: the torchvision class whose
     registration order the file follows (interop's ORDER_HINTS). `prefix`: keep only the
     tensors under it, without it (`backbone.body.`). `rename`: regular-expression renames applied
-    first, as torchvision's loaders do to older files (DenseNet's `norm.1` keys)."""
+    first, as torchvision's loaders do to older files (DenseNet's `norm.1` keys). `match`: see below."""
 
     format: Literal["torchvision", "safetensors", "archspec"] = "torchvision"
     cls: str | None = Field(default=None, alias="class", max_length=64)
     prefix: str = Field(default="", max_length=256)
     rename: list[tuple[Annotated[str, Field(max_length=256)], Annotated[str, Field(max_length=256)]]] = []
+    # How the reference's tensors reach this network: by archspec name (`name`), or in order while the
+    # shapes agree (`position`), as torchvision's SSD extractors take a classifier's `features` by index.
+    match: Literal["name", "position"] = "name"
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, populate_by_name=True)
 

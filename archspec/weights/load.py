@@ -128,6 +128,8 @@ def load_into(model: Any, spec: Spec, chosen: Chosen, *, reference: Any) -> Repo
     else:
         tensors = _renamed(tensors, entry.layout)
         ref_state, mapping = _map(tensors, _reference_spec(spec, entry), entry, reference, path)
+        if entry.layout.match == "position":
+            mapping, ref_state = _in_order(model.state_dict(), ref_state, mapping), None
     return _load(model, tensors, mapping, ref_state, chosen.label, path)
 
 
@@ -165,6 +167,16 @@ def _map(tensors: dict[str, Any], ref: Spec, entry: WeightsEntry, build: Any, pa
                            f"{len(ref_state)} tensors, the file {len(tensors)}; the tensors that disagree, by position:"
                            f"{table}") from None
     return ref_state, dict(pairs)
+
+
+def _in_order(own: Any, ref_state: Any, mapping: dict[str, str]) -> dict[str, str]:
+    """{this network's name: file name}, pairing the two networks' tensors in order while shapes agree."""
+    out = {}
+    for (mine, tensor), (ref, theirs) in zip(own.items(), ref_state.items()):
+        if tuple(tensor.shape) != tuple(theirs.shape):
+            break
+        out[mine] = mapping[ref]
+    return out
 
 
 def _load(model: Any, tensors: dict, mapping: dict[str, str], ref_state: Any, label: str, path: Path) -> Report:
