@@ -22,7 +22,9 @@ def randomise(model: torch.nn.Module) -> None:
     with torch.no_grad():
         for i, (key, t) in enumerate(model.state_dict().items()):  # views of the model's tensors
             if not t.is_floating_point():
-                t.fill_(i + 1)  # num_batches_tracked: a different count per layer
+                if key.endswith("num_batches_tracked"):
+                    t.fill_(i + 1)  # a different count per layer
+                # other integer buffers are indices (Swin's relative positions): kept
             elif key.endswith("running_var"):
                 t.uniform_(0.5, 1.5)
             elif key.endswith("running_mean"):

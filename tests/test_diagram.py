@@ -141,6 +141,12 @@ def test_every_level_draws_every_layer_once(name):
             assert len(boxes) == expected
 
 
+def _ancestors(path: str) -> list[str]:
+    """`a`, `a.b` for `a.b.c`: the paths above a module's."""
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts))]
+
+
 def _leaf_modules_and_functions(net) -> tuple[set[str], int, Counter]:
     """Leaf module names of the meta-device module, the number of merges done by functions
     (a chain of binary `a + b + c` counts once) and the input counts of each torch.cat."""
@@ -153,6 +159,9 @@ def _leaf_modules_and_functions(net) -> tuple[set[str], int, Counter]:
     containers = (torch.nn.Sequential, torch.nn.ModuleList, fx.GraphModule)  # an empty stem is no layer
     leaves = {name for name, m in model.named_modules()
               if name and not list(m.children()) and not isinstance(m, containers)}
+    # a layer of the IR is one layer, whatever modules it holds (an attention layer's qkv and proj)
+    layers = {ref.path for ref in net.nodes()}
+    leaves = {next((a for a in _ancestors(name) if a in layers), name) for name in leaves}
     merges, cats = 0, Counter()
     for m in model.modules():
         if not isinstance(m, fx.GraphModule):
@@ -162,7 +171,7 @@ def _leaf_modules_and_functions(net) -> tuple[set[str], int, Counter]:
                 continue
             if node.target is torch.cat:
                 cats[len(node.args[0])] += 1
-            folded = any(u.op == "call_function" and u.target is node.target and u.args[0] is node
+            folded = len(node.users) == 1 and any(u.op == "call_function" and u.target is node.target and u.args[0] is node
                          for u in node.users) and node.target in (operator.add, operator.mul, operator.iadd)
             merges += not folded
     return leaves, merges, cats

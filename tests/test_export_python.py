@@ -216,7 +216,8 @@ def test_ops_name_their_positional_arguments_as_the_constructors_do() -> None:
                 seen.add(call.target.rpartition(".")[2])
     assert seen == {"Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "LayerNorm2d", "LayerNorm", "LocalResponseNorm",
                     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Flatten", "StochasticDepth", "LayerScale", "ChannelSplit",
-                    "ChannelShuffle", "FrozenBatchNorm2d"}, seen
+                    "ChannelShuffle", "FrozenBatchNorm2d", "ClassToken", "PositionEmbedding", "SelfAttention",
+                    "SelectToken", "WindowAttention", "PartitionAttention"}, seen
 
 
 def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ from archspec.ir.ops.torch_modules import StochasticDepth
 from archspec.interop.torchvision import _pairs
 from tests.clirun import run_cli
 from tests.parity import assert_close_outputs, assert_parity, count
+from tests.test_zoo_attention import SWINS, VITS
 from tests.zoo_tiers import DENSE_VARIANTS, EXPORTED, REPRESENTATIVE, TIMM_VARIANTS
 
 SIZE = 64
@@ -127,7 +128,8 @@ def _kinds(name: str) -> set[tuple[str, str]]:
 def test_variants_use_what_their_representative_uses() -> None:
     """The heavy per-network tests run on one network per new family (tests/zoo_tiers.py): each variant
     must use no op and no block family its representative does not, and be in the zoo."""
-    assert set(REPRESENTATIVE) <= set(FAST + SLOW) | {"resnext50_32x4d"} | set(TIMM_VARIANTS) | set(DENSE_VARIANTS)
+    assert set(REPRESENTATIVE) <= (set(FAST + SLOW) | {"resnext50_32x4d"} | set(TIMM_VARIANTS) | set(DENSE_VARIANTS)
+                                   | set(VITS + SWINS))
     for variant, representative in REPRESENTATIVE.items():
         assert representative in EXPORTED, representative
         extra = _kinds(variant) - _kinds(representative)

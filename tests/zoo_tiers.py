@@ -45,6 +45,10 @@ REPRESENTATIVE: dict[str, str] = {
     "deeplabv3_resnet101": "deeplabv3_resnet50",
     "fasterrcnn_mobilenet_v3_large_320_fpn_backbone": "fasterrcnn_mobilenet_v3_large_fpn_backbone",
     "retinanet_resnet50_fpn_v2_backbone": "retinanet_resnet50_fpn_backbone",
+    # issue 21: the attention networks (ViT-L and ViT-H are 304M to 632M parameters)
+    **{n: "vit_b_16" for n in ("vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14")},
+    **{n: "swin_t" for n in ("swin_s", "swin_b")},
+    **{n: "swin_v2_t" for n in ("swin_v2_s", "swin_v2_b")},
 }
 # The variants above whose representative is not one of issue 14's classifiers.
 DENSE_VARIANTS = ("fcn_resnet101", "deeplabv3_resnet101", "fasterrcnn_mobilenet_v3_large_320_fpn_backbone",
@@ -63,7 +67,10 @@ HEAVY = {"vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
          "regnet_y_8gf", "regnet_y_16gf", "regnet_y_32gf", "regnet_y_128gf", "inception_v3", "deeplabv3_resnet50",
          "fcn_resnet50", "lraspp_mobilenet_v3_large", "fcn_resnet101", "deeplabv3_resnet101",
          "retinanet_resnet50_fpn_backbone", "retinanet_resnet50_fpn_v2_backbone", "ssd300_vgg16_backbone",
-         "fasterrcnn_mobilenet_v3_large_fpn_backbone", "fasterrcnn_mobilenet_v3_large_320_fpn_backbone"}
+         "fasterrcnn_mobilenet_v3_large_fpn_backbone", "fasterrcnn_mobilenet_v3_large_320_fpn_backbone",
+         # issue 21: 28M to 632M parameters; the fast tier has small ones (tests/test_zoo_attention.py)
+         "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14", "swin_t", "swin_s", "swin_b", "swin_v2_t",
+         "swin_v2_s", "swin_v2_b", "maxvit_t"}
 
 
 def tiered(names: list[str]) -> list:

@@ -131,6 +131,31 @@ def bench_dense_forward(repeat: int, batch: int = 2, size: int = 224) -> dict[st
             "detail": f"eval, no_grad, median of {repeat}"}
 
 
+def bench_zoo_pair(name: str, repeat: int, forward_repeat: int, batch: int = 8) -> list[dict[str, Any]]:
+    """Build and forward of a zoo network against `torchvision.models.get_model(name)` (issue 21:
+    vit_b_16, swin_t), with the targets of the resnet50 rows."""
+    import torch
+    import torchvision
+
+    import archspec
+    from archspec.interop import load_torchvision
+
+    spec = str(ROOT / "specs" / f"{name}.yaml")
+    ours, theirs = alternate(lambda: archspec.build(spec), lambda: torchvision.models.get_model(name), repeat)
+    build = {"name": f"build {name}", "ours_s": ours, "torchvision_s": theirs, "ratio": ours / theirs,
+             "target": "<= 1.10", "met": ours / theirs <= 1.10, "detail": f"median of {repeat}, initialised weights"}
+    reference = torchvision.models.get_model(name).eval()
+    model = load_torchvision(archspec.build(spec), reference).eval()
+    x = torch.randn(batch, 3, 224, 224)
+    with torch.no_grad():
+        assert torch.allclose(model(x), reference(x), atol=1e-4), "the two models disagree"
+        ours, theirs = alternate(lambda: model(x), lambda: reference(x), forward_repeat)
+    forward = {"name": f"forward {name}, batch {batch}, 224x224", "ours_s": ours, "torchvision_s": theirs,
+               "ratio": ours / theirs, "target": "<= 1.03", "met": ours / theirs <= 1.03,
+               "detail": f"eval, no_grad, median of {forward_repeat}"}
+    return [build, forward]
+
+
 def bench_analysis() -> list[dict[str, Any]]:
     from tools.bench_analysis import bench_resnet152_vs_torchinfo
 
@@ -192,7 +217,9 @@ def measure(repeat: int = 15, forward_repeat: int = 15) -> list[dict[str, Any]]:
     return [bench_build(repeat), bench_forward(forward_repeat), bench_dense_build(max(5, repeat // 3)),
             bench_dense_forward(max(7, forward_repeat // 2)),
             *(bench_deploy(name, batch, deploy_repeat) for name in DEPLOYED for batch in (1, 8)),
-            bench_repvgg(deploy_repeat), *bench_analysis()]
+            bench_repvgg(deploy_repeat),
+            *bench_zoo_pair("vit_b_16", max(5, repeat // 3), max(7, forward_repeat // 2)),
+            *bench_zoo_pair("swin_t", max(5, repeat // 3), max(7, forward_repeat // 2)), *bench_analysis()]
 
 
 def _ms(seconds: float) -> str:

@@ -366,9 +366,10 @@ def _static(graph: Graph) -> _Static:
         counts = op.params(ins), op.buffers(ins), op.macs(ins, node.shape)
         nodes.append(NodeFacts(node.name, op, category, node.inputs, ins, node.shape, *counts, node.origin, same))
         params, buffers, macs = params + counts[0], buffers + counts[1], macs + counts[2]
-        if flat_at is None and len(node.shape) != 3:
+        # a flat vector ends the features; a token sequence (L, D) still carries its fields
+        if flat_at is None and len(node.shape) == 1:
             flat_at = i
-        if head_end_at is None and (len(node.shape) != 3 or type(op).ends_features):
+        if head_end_at is None and (len(node.shape) == 1 or type(op).ends_features):
             head_end_at = i
         live[i] = size = math.prod(node.shape)
         elements += size

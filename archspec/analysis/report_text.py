@@ -55,7 +55,7 @@ def heading(report: Report) -> str:
 
 def totals_text(report: Report) -> str:
     rf = report.receptive_field
-    context = " (+ context: every unit also sees the whole map through a broadcast gate)" if rf.has_context else ""
+    context = " (+ context: every unit also sees the whole map, through a broadcast gate or attention)" if rf.has_context else ""
     lines = [
         (f"params       {report.params:,} (trainable {report.trainable_params:,}"
          + (f", frozen {report.frozen_params:,}" if report.frozen_params else "") + f"), buffers {report.buffers:,}"),

@@ -57,7 +57,9 @@ def render(expr: Expr, depth: int = 0, prefix: str = "", suffix: str = "") -> li
     head = pad + prefix + expr.func + expr.brackets[0]
     tail = pad + expr.brackets[1] + suffix
     body = INDENT * (depth + 1) + ", ".join(key + flat(value) for key, value in items)
-    if len(body) <= WIDTH:
+    # black keeps the arguments of a call on one line when they fit there, but always splits a
+    # display (list, dict) of several items one per line
+    if len(body) <= WIDTH and not (expr.func == "" and len(items) > 1):
         return [head, body, tail]
     if len(items) == 1:
         key, value = items[0]

@@ -38,7 +38,8 @@ class Value:
 
     @property
     def channels(self) -> int:
-        return self.shape[0]
+        """C of a C x H x W map or a vector; D, the width, of a token sequence (L, D)."""
+        return self.shape[-1] if len(self.shape) == 2 else self.shape[0]
 
     @property
     def spatial(self) -> tuple[int, ...]:

@@ -375,6 +375,7 @@ CATEGORIES: dict[str, str] = {
     "act": "#fcc5c0",
     "pool": "#c7e9c0",
     "linear": "#dadaeb",
+    "attention": "#f2c6f0",
     "merge": "#fdd0a2",
     "dropout": "#e0e0e0",
     "reshape": "#ccebe6",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 from collections.abc import Sequence
 
@@ -12,7 +13,8 @@ from ._types import PosInt
 
 @register_op
 class Linear(Op):
-    """A fully connected layer on a flat vector: `linear: {out: 1000}` or `linear: 1000`."""
+    """A fully connected layer on a flat vector, or on each token of a sequence (L, D):
+    `linear: {out: 1000}` or `linear: 1000`."""
 
     kind: ClassVar[str] = "linear"
     category: ClassVar[str] = "linear"
@@ -29,23 +31,23 @@ class Linear(Op):
     bias: bool = True
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
-        if len(ins[0]) != 1:
+        if len(ins[0]) not in (1, 2):
             shape = shape_text(ins[0])
             raise ShapeError(f"linear needs a flat input, got {shape}; add 'flatten' (after 'global_pool') before it")
-        return (self.out,)
+        return (*ins[0][:-1], self.out)
 
     def params(self, ins: Sequence[Shape]) -> int:
-        return ins[0][0] * self.out + (self.out if self.bias else 0)
+        return ins[0][-1] * self.out + (self.out if self.bias else 0)
 
     def macs(self, ins: Sequence[Shape], out: Shape) -> int:
-        return ins[0][0] * self.out
+        return math.prod(ins[0]) * self.out
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        features = {"in_features": ins[0][0], "out_features": self.out}
+        features = {"in_features": ins[0][-1], "out_features": self.out}
         return omit_defaults("torch.nn.Linear", features, {"bias": self.bias}, {"bias": True})
 
     def deploy_role(self) -> str:
         return "linear"
 
     def label(self, ins: Sequence[Shape]) -> str:
-        return f"linear {ins[0][0]}->{self.out}"
+        return f"linear {ins[0][-1]}->{self.out}"

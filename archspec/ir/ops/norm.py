@@ -64,6 +64,8 @@ class Norm(Op):
         return self.model_copy(update=update)
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
+        if len(ins[0]) == 2 and self.type != "layer":
+            raise ShapeError(f"norm: {self.type} needs a map or a vector; a token sequence takes norm: layer")
         if self.type == "group":
             c, _, _ = spatial(ins[0], "group norm")
             if c % (self.groups or GROUPS):
@@ -78,7 +80,7 @@ class Norm(Op):
         return fields[0]
 
     def params(self, ins: Sequence[Shape]) -> int:
-        return 0 if self.type == "frozen_batch" else 2 * ins[0][0]
+        return 0 if self.type == "frozen_batch" else 2 * ins[0][-1 if len(ins[0]) == 2 else 0]
 
     def buffers(self, ins: Sequence[Shape]) -> int:
         if self.type == "frozen_batch":  # weight, bias, running mean, running var
@@ -87,7 +89,7 @@ class Norm(Op):
         return 2 * ins[0][0] + 1 if self.type == "batch" else 0
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        c = ins[0][0]
+        c = ins[0][-1 if len(ins[0]) == 2 else 0]  # a token sequence (L, D) is normalised over D
         if self.type == "batch":
             target = "torch.nn.BatchNorm2d" if len(ins[0]) == 3 else "torch.nn.BatchNorm1d"
             kwargs = {"eps": self.eps, "momentum": self.momentum}
