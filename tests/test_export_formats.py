@@ -30,6 +30,10 @@ def calibrate(model: torch.nn.Module, shape: tuple[int, ...]) -> torch.nn.Module
     """Set every batch norm's running statistics to those of a random batch, so that a randomly
     initialised network gives outputs of order one (EfficientNet's are ~1e-14 otherwise, and
     Inception-v3's ~1e6), and a tolerance means something."""
+    with torch.no_grad():  # a weight initialised to zeros (ViT's classifier) would make the outputs zero
+        for p in model.parameters():
+            if p.dim() > 1 and not p.any():
+                p.normal_(0.0, 0.02)
     norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     for m in norms:
         m.reset_running_stats()
