@@ -71,6 +71,5 @@ class MaxViTLayer(BlockFamily):
             if rate:
                 y = b.op("drop_path", y, name="drop_path", p=rate)
             x = b.add(shortcut, y, name="add")
-        for kind in ("window", "grid"):
-            x = _partition_attention(b, x, kind, self.head_dim, self.partition, self.mlp_ratio, rate)  # type: ignore[arg-type]
-        return x
+        x = _partition_attention(b, x, "window", self.head_dim, self.partition, self.mlp_ratio, rate)
+        return _partition_attention(b, x, "grid", self.head_dim, self.partition, self.mlp_ratio, rate)

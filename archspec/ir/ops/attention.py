@@ -31,7 +31,7 @@ def sequence(shape: Shape, kind: str) -> tuple[int, int]:
         got = "x".join(map(str, shape))
         hint = "add 'tokens' before it" if len(shape) == 3 else "it needs the tokens, not a vector"
         raise ShapeError(f"{kind} needs a token sequence (L, D), got {got}; {hint}")
-    return shape  # type: ignore[return-value]
+    return shape[0], shape[1]
 
 
 def _heads(width: int, heads: int, kind: str) -> None:

@@ -339,7 +339,7 @@ class WindowAttention(nn.Module):
         nw, n = (pH // wh) * (pW // ww), wh * ww
         x = x.view(B, pH // wh, wh, pW // ww, ww, C)
         x = x.permute(0, 1, 3, 2, 4, 5).reshape(B * nw, n, C)
-        bias = self.qkv.bias
+        bias: torch.Tensor = self.qkv.bias
         if self.version == 2:
             bias = torch.cat(
                 [bias[:C], torch.zeros_like(bias[C : 2 * C]), bias[2 * C :]]
