@@ -96,6 +96,9 @@ class ToMap(_Fixed):
         length, d = sequence(ins[0], self.kind)
         return (d, *self._size(length))
 
+    def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
+        return fields[0]  # the tokens kept their fields (`tokens`); only the layout changes
+
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         return ModuleCall("archspec.ir.ops.torch_modules.ToMap", (self._size(ins[0][0])[0],), names=("height",))
 
