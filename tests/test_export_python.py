@@ -217,7 +217,7 @@ def test_ops_name_their_positional_arguments_as_the_constructors_do() -> None:
     assert seen == {"Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "LayerNorm2d", "LayerNorm", "LocalResponseNorm",
                     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Flatten", "StochasticDepth", "LayerScale", "ChannelSplit",
                     "ChannelShuffle", "FrozenBatchNorm2d", "ClassToken", "PositionEmbedding", "SelfAttention",
-                    "SelectToken", "WindowAttention", "PartitionAttention"}, seen
+                    "SelectToken", "WindowAttention", "PartitionAttention", "L2Norm"}, seen
 
 
 def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None:

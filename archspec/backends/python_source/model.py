@@ -243,7 +243,10 @@ def _model_doc(net: Network, params: int, initialised: bool) -> list[str]:
 
 def _module_doc(net: Network, model_name: str) -> list[str]:
 
-    text = [f'"""{docstring_safe(net.name)}: standalone PyTorch source, exported by archspec {__version__}.', ""]
+    first = f'"""{docstring_safe(net.name)}: standalone PyTorch source, exported by archspec {__version__}.'
+    if len(first) > WIDTH:  # a long name (fasterrcnn_mobilenet_v3_large_320_fpn_backbone) gets a line of its own
+        first = f'"""{docstring_safe(net.name)}:\nStandalone PyTorch source, exported by archspec {__version__}.'
+    text = [*first.split("\n"), ""]
     for paragraph in net.description.strip().split("\n") if net.description else []:
         text += textwrap.wrap(docstring_safe(paragraph), WIDTH - 2, break_long_words=False) or [""]
     if net.description:
