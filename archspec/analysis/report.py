@@ -432,11 +432,12 @@ def _fields(graph: Graph, rf_in: RF | tuple[RF, ...]) -> list[RF]:
         return hit
     fields: list[RF] = []
     given = {INPUT - k: f for k, f in enumerate(rf_in if isinstance(rf_in, tuple) else (rf_in,))}
-    for n in static.nodes:
-        if n.same:  # the base rule on one input: the union of one field is that field
-            fields.append(fields[n.inputs[0]] if n.inputs[0] >= 0 else given[n.inputs[0]])
+    # NodeFacts unpacked (a tuple's fields by position): attribute access costs more in this hot loop.
+    for _, op, _, inputs, ins, *_, same in static.nodes:
+        if same:  # the base rule on one input: the union of one field is that field
+            fields.append(fields[inputs[0]] if inputs[0] >= 0 else given[inputs[0]])
         else:
-            fields.append(n.op.rf([fields[j] if j >= 0 else given[j] for j in n.inputs], n.ins))
+            fields.append(op.rf([fields[j] if j >= 0 else given[j] for j in inputs], ins))
     return _FIELDS.put(key, fields, keep)
 
 
@@ -452,9 +453,9 @@ def _layers_of(parts: list[_Part]) -> list[LayerInfo]:
     for part in parts:
         static, fields = _static_of(part.graph), _fields(part.graph, part.rf_in)
         prefix, group, stage, block = part.prefix, part.group, part.stage, part.block
-        for n, rf in zip(static.nodes, fields):
-            out.append(LayerInfo(join(prefix, n.name), n.op.kind, n.category, group, stage, block, n.ins, n.shape,
-                                 n.params, n.buffers, n.macs, rf, n.origin, n.op, prefix, part.section))
+        for (name, op, category, _, ins, shape, params, buffers, macs, origin, _), rf in zip(static.nodes, fields):
+            out.append(LayerInfo(join(prefix, name), op.kind, category, group, stage, block, ins, shape,
+                                 params, buffers, macs, rf, origin, op, prefix, part.section))
     return out
 
 

@@ -169,6 +169,7 @@ class _Loader(_Base):
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_STR_TAG = "tag:yaml.org,2002:str"
 _KIND_WORDS = {"str": "string", "int": "number", "float": "number", "bool": "boolean", "list": "list"}
 
 
@@ -194,6 +195,8 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode):
             if node.tag not in _PLAIN_TAGS:
                 raise _tag_error(name, node, path)
+            if node.tag == _STR_TAG:  # what construct_object returns for a string, without its bookkeeping
+                return node.value
             value = self.loader.construct_object(node)
             if isinstance(value, (datetime.date, datetime.datetime)):
                 return str(node.value)
@@ -224,7 +227,7 @@ class _Builder:
                 continue
             if not isinstance(key_node, yaml.ScalarNode) or key_node.tag not in _PLAIN_TAGS:
                 raise _fail(name, "mapping keys must be plain strings or numbers", key_node.start_mark, path)
-            key = self.loader.construct_object(key_node)
+            key = key_node.value if key_node.tag == _STR_TAG else self.loader.construct_object(key_node)
             if not isinstance(key, (str, int)) or isinstance(key, bool):
                 key = str(key_node.value)
             if key in out:
