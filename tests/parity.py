@@ -62,3 +62,19 @@ def assert_parity(spec: str, reference: torch.nn.Module, input_shape: tuple[int,
         ours, theirs = model(x), reference(x)
     assert_close_outputs(ours, theirs, spec, atol)
     return model
+
+
+def assert_training_parity(ours: torch.nn.Module, theirs: torch.nn.Module, x: torch.Tensor, what: str) -> None:
+    """Training mode: the same seed draws the same dropout and stochastic-depth masks on both sides
+    (equal outputs); another seed, other outputs (the randomness is on)."""
+    ours.train()
+    theirs.train()
+    outs = []
+    with torch.no_grad():
+        for seed in (1, 2):
+            torch.manual_seed(seed)
+            a = ours(x)
+            torch.manual_seed(seed)
+            assert_close_outputs(a, theirs(x), f"{what} (training, seed {seed})")
+            outs.append(a)
+    assert not torch.allclose(outs[0], outs[1]), "dropout / stochastic depth inactive in training"

@@ -24,25 +24,10 @@ from torchvision.models.vision_transformer import VisionTransformer
 
 import archspec
 from archspec.interop import load_torchvision
-from tests.parity import assert_close_outputs, assert_parity, count
+from tests.parity import assert_close_outputs, assert_parity, assert_training_parity, count
 
 VITS = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 SWINS = ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b"]
-
-
-def _training(ours: torch.nn.Module, theirs: torch.nn.Module, x: torch.Tensor, what: str) -> None:
-    """Same seed, same dropout and stochastic-depth draws; another seed, other outputs."""
-    ours.train()
-    theirs.train()
-    outs = []
-    with torch.no_grad():
-        for seed in (1, 2):
-            torch.manual_seed(seed)
-            a = ours(x)
-            torch.manual_seed(seed)
-            assert_close_outputs(a, theirs(x), f"{what} (training, seed {seed})")
-            outs.append(a)
-    assert not torch.allclose(outs[0], outs[1]), "dropout / stochastic depth inactive in training"
 
 
 def test_small_vit_equals_torchvision() -> None:
@@ -56,7 +41,7 @@ def test_small_vit_equals_torchvision() -> None:
                                                          "vars.mlp": 32, "vars.dropout": 0.1,
                                                          "vars.attention_dropout": 0.1})
     assert_parity("vit", theirs, (3, 32, 32), model=ours, atol=1e-5)
-    _training(ours, theirs, torch.randn(4, 3, 32, 32), "vit")
+    assert_training_parity(ours, theirs, torch.randn(4, 3, 32, 32), "vit")
 
 
 @pytest.mark.parametrize("version", [1, 2])
@@ -72,7 +57,7 @@ def test_small_swin_equals_torchvision(version: int) -> None:
                                                        "vars.widths": [16, 32, 64, 128], "vars.heads": [1, 2, 2, 4],
                                                        "vars.drop_path": 0.3})
     assert_parity("swin", theirs, (3, 64, 64), model=ours, atol=1e-5)
-    _training(ours, theirs, torch.randn(4, 3, 64, 64), "swin")
+    assert_training_parity(ours, theirs, torch.randn(4, 3, 64, 64), "swin")
 
 
 def test_small_maxvit_equals_torchvision() -> None:
@@ -85,7 +70,7 @@ def test_small_maxvit_equals_torchvision() -> None:
                                                          "vars.widths": [8, 16, 32, 32], "vars.depths": [1, 2, 1, 1],
                                                          "vars.head_dim": 4, "vars.drop_path": 0.3})
     assert_parity("maxvit", theirs, (3, 64, 64), model=ours, atol=1e-5)
-    _training(ours, theirs, torch.randn(4, 3, 64, 64), "maxvit")
+    assert_training_parity(ours, theirs, torch.randn(4, 3, 64, 64), "maxvit")
 
 
 @pytest.mark.slow
@@ -96,7 +81,7 @@ def test_maxvit_t_equals_torchvision() -> None:
     ours = archspec.build("maxvit_t")
     assert count(ours) == count(theirs) == _documented("maxvit_t")
     assert_parity("maxvit_t", theirs, (3, 224, 224), model=ours, batch=2)
-    _training(ours, theirs, torch.randn(2, 3, 224, 224), "maxvit_t")
+    assert_training_parity(ours, theirs, torch.randn(2, 3, 224, 224), "maxvit_t")
 
 
 def _documented(name: str) -> int:
@@ -138,7 +123,7 @@ def test_swin_equals_torchvision(name: str) -> None:
     ours = archspec.build(name)
     assert count(ours) == count(theirs) == _documented(name)
     assert_parity(name, theirs, (3, size, size), model=ours, batch=2)
-    _training(ours, theirs, torch.randn(2, 3, size, size), name)
+    assert_training_parity(ours, theirs, torch.randn(2, 3, size, size), name)
     del ours, theirs
     gc.collect()
 

@@ -29,7 +29,7 @@ import archspec
 from archspec.ir.ops.torch_modules import StochasticDepth
 from archspec.interop.torchvision import _pairs
 from tests.clirun import run_cli
-from tests.parity import assert_close_outputs, assert_parity, count
+from tests.parity import assert_parity, assert_training_parity, count
 from tests.test_zoo_attention import SWINS, VITS
 from tests.zoo_tiers import DENSE_VARIANTS, EXPORTED, REPRESENTATIVE, TIMM_VARIANTS
 
@@ -88,18 +88,7 @@ def _regularisation(ours: torch.nn.Module, theirs: torch.nn.Module) -> bool:
 
 
 def _training(ours: torch.nn.Module, theirs: torch.nn.Module, name: str) -> None:
-    x = torch.randn(4, 3, SIZE, SIZE)
-    ours.train()
-    theirs.train()
-    outs = []
-    with torch.no_grad():
-        for seed in (1, 2):
-            torch.manual_seed(seed)
-            a = ours(x)
-            torch.manual_seed(seed)
-            assert_close_outputs(a, theirs(x), f"{name} (training, seed {seed})")
-            outs.append(a)
-    assert not torch.allclose(outs[0], outs[1]), "dropout / stochastic depth inactive in training"
+    assert_training_parity(ours, theirs, torch.randn(4, 3, SIZE, SIZE), name)
 
 
 @pytest.mark.parametrize("name", NETWORKS)
