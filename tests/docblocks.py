@@ -32,7 +32,7 @@ How the docs are tested (tests/test_docs.py; tests/docblocks.py has the details)
 Markers: an HTML comment on the line just above the opening ``` (GitHub does not render it), words
 combined freely, e.g. <!-- doc: excerpt slow -->
   excerpt           the block shows some of the output (or some lines of a file): the lines shown must
-                    appear in that order. In any block, a line `...` stands for any number of lines,
+                    appear in that order. In any block, a line `...` (or `...  # why`) stands for any number of lines,
                     and a line ending in `...` for any line that begins with what precedes it
   output            this block is what the runnable block just above prints (python or a transcript)
   file=PATH         this block is the file PATH: compared with it when the repository has PATH, else
@@ -255,10 +255,10 @@ def matches(shown: list[str], actual: list[str], excerpt: bool) -> bool:
     """Do the SHOWN lines equal ACTUAL (`...` = any run of lines), or with EXCERPT appear in it in order?"""
     if excerpt:
         it = iter(actual)
-        return all(w == "..." or any(same(w, h) for h in it) for w in shown)
+        return all(elides(w) or any(same(w, h) for h in it) for w in shown)
     parts: list[list[str]] = [[]]
     for w in shown:
-        if w == "...":
+        if elides(w):
             parts.append([])
         else:
             parts[-1].append(w)
@@ -279,9 +279,14 @@ def matches(shown: list[str], actual: list[str], excerpt: bool) -> bool:
     return True
 
 
+def elides(line: str) -> bool:
+    """A shown line `...` (indented or not, with an optional `# comment`) stands for any run of lines."""
+    return re.fullmatch(r"\s*\.\.\.(\s+#.*)?", line) is not None
+
+
 def same(shown: str, actual: str) -> bool:
     """A shown line equals the actual one, or ends in `...` and begins it (`known: act, conv, ...`)."""
-    if shown.endswith("...") and shown.strip() != "...":
+    if shown.endswith("...") and not elides(shown):
         return actual.startswith(shown[:-3].rstrip())
     return shown == actual
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.clirun import run_cli
-from tests.docblocks import HOWTO, ROOT, Block, DocError, Unit, commands, diff, matches, normalize, pages, units
+from tests.docblocks import HOWTO, ROOT, Block, DocError, Unit, commands, diff, elides, matches, normalize, pages, units
 
 DRIVER = Path(__file__).with_name("docdriver.py")
 SHIMS = {  # what a reader's shell finds, pointed at this checkout
@@ -175,8 +175,22 @@ def _check(b: Block, r: dict, output: Block | None, paths: tuple[str, ...]) -> N
             shown = normalize(c.shown)
             if res["rc"] is None:
                 _fail(b, f"line {c.line}: `{c.cmd}` never finished (the shell exited?):\n{r['rest'][-2000:]}")
-            if res["rc"] != 0 and not [s for s in shown if s != "..."]:
+            if res["rc"] != 0 and not [s for s in shown if not elides(s)]:
                 _fail(b, f"line {c.line}: `{c.cmd}` exited {res['rc']} and the doc shows no error:\n"
                          + "\n".join(actual[-40:]))
             if not matches(shown, actual, excerpt):
                 _fail(b, f"line {c.line}: `{c.cmd}` prints something else than shown\n{diff(shown, actual)}")
+
+
+def test_the_comparison_rules() -> None:
+    """What a shown output may leave out, and what it may not (the rules of HOWTO)."""
+    assert elides("  ...   # ResNet-18's stages") and elides("...") and not elides("known: a, ...")
+    assert matches(["a", "  ...  # b, c", "d"], ["a", "b", "c", "d"], False)
+    assert matches(["a", "...", "d"], ["a", "d"], False)
+    assert not matches(["a", "d"], ["a", "b", "d"], False)  # no line may go missing silently
+    assert not matches(["a", "b"], ["a", "b", "c"], False)
+    assert matches(["known: x, ..."], ["known: x, y, z"], False) and not matches(["known: y, ..."], ["known: x, y"], False)
+    assert matches(["b", "d"], ["a", "b", "c", "d"], True) and not matches(["d", "b"], ["a", "b", "c", "d"], True)
+    assert normalize("done in 2.8 s (112 analysed/s), 254 ms\n/x/y/specs/a.yaml: 3x3\n", ("/x/y",)) == [
+        "done in <time> (<time>), <time>", "specs/a.yaml: 3x3"]
+    assert normalize("5 stages, 32x32, 2 x MACs") == ["5 stages, 32x32, 2 x MACs"]  # not timings
