@@ -53,31 +53,40 @@ def test_resnet50_fpn_equals_resnet_fpn_backbone(reference: torch.nn.Module) -> 
         (k, 256, stride, tuple(v.shape[1:])) for (k, v), stride in zip(theirs.items(), [4, 8, 16, 32, 64])]
 
 
+IMAGES = [torch.rand(3, 128, 160, generator=torch.Generator().manual_seed(1)),
+          torch.rand(3, 120, 150, generator=torch.Generator().manual_seed(2))]
+TARGETS = [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0]]), "labels": torch.tensor([1])},
+           {"boxes": torch.tensor([[5.0, 5.0, 50.0, 40.0], [60.0, 30.0, 120.0, 100.0]]),
+            "labels": torch.tensor([2, 1])}]
+
+
+def assert_trains_and_detects(detector: torch.nn.Module, losses: set[str], learners: list[torch.Tensor]) -> None:
+    """One SGD step of torchvision's detector (finite losses named `losses`, gradients reaching every
+    tensor of `learners`, the first of them changed), then detections in eval."""
+    detector.train()
+    found = detector(IMAGES, TARGETS)
+    assert set(found) == losses
+    assert all(torch.isfinite(v) for v in found.values())
+    optimiser = torch.optim.SGD(detector.parameters(), lr=1e-3)
+    optimiser.zero_grad()
+    sum(found.values()).backward()
+    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in learners)
+    before = learners[0].detach().clone()
+    optimiser.step()
+    assert not torch.equal(before, learners[0])
+    detector.eval()
+    with torch.no_grad():
+        out = detector(IMAGES)
+    assert len(out) == 2 and set(out[0]) == {"boxes", "labels", "scores"}
+
+
 @pytest.mark.slow
 def test_resnet50_fpn_trains_and_detects_inside_faster_rcnn() -> None:
     torch.manual_seed(0)
     backbone = archspec.build("resnet50_fpn")
     detector = FasterRCNN(backbone, num_classes=3, min_size=128, max_size=160)
-    images = [torch.rand(3, 128, 160), torch.rand(3, 120, 150)]
-    targets = [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0]]), "labels": torch.tensor([1])},
-               {"boxes": torch.tensor([[5.0, 5.0, 50.0, 40.0], [60.0, 30.0, 120.0, 100.0]]),
-                "labels": torch.tensor([2, 1])}]
-    detector.train()
-    losses = detector(images, targets)
-    assert set(losses) == {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"}
-    assert all(torch.isfinite(v) for v in losses.values())
-    optimiser = torch.optim.SGD(detector.parameters(), lr=1e-3)
-    optimiser.zero_grad()
-    sum(losses.values()).backward()
-    stem = detector.backbone.stem.conv1.weight
-    assert stem.grad is not None and stem.grad.abs().sum() > 0  # gradients reach the stem
-    before = stem.detach().clone()
-    optimiser.step()
-    assert not torch.equal(before, stem)
-    detector.eval()
-    with torch.no_grad():
-        out = detector(images)
-    assert len(out) == 2 and set(out[0]) == {"boxes", "labels", "scores"}
+    assert_trains_and_detects(detector, {"loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg"},
+                              [detector.backbone.stem.conv1.weight])  # gradients reach the stem
 
 
 def test_necks_read_parts_and_report_a_row_each() -> None:

@@ -16,6 +16,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archspec
 from archspec.interop import load_torchvision
+from tests.test_backbones import assert_trains_and_detects
 from tests.test_output_stride import perturb_norms
 from tests.zoo_tiers import tiered
 
@@ -84,27 +85,10 @@ def test_retinanet_trains_and_detects_around_the_compiled_backbone() -> None:
     torch.manual_seed(0)
     backbone = archspec.build("retinanet_resnet50_fpn_backbone")
     detector = RetinaNet(backbone, num_classes=3, min_size=128, max_size=160)
-    images = [torch.rand(3, 128, 160), torch.rand(3, 120, 150)]
-    targets = [{"boxes": torch.tensor([[10.0, 20.0, 60.0, 90.0]]), "labels": torch.tensor([1])},
-               {"boxes": torch.tensor([[5.0, 5.0, 50.0, 40.0], [60.0, 30.0, 120.0, 100.0]]),
-                "labels": torch.tensor([2, 1])}]
-    detector.train()
-    losses = detector(images, targets)
-    assert set(losses) == {"classification", "bbox_regression"}
-    assert all(torch.isfinite(v) for v in losses.values())
-    optimiser = torch.optim.SGD(detector.parameters(), lr=1e-3)
-    optimiser.zero_grad()
-    sum(losses.values()).backward()
-    p7 = detector.backbone.necks.fpn.extra_blocks.p7.weight
-    stem = detector.backbone.stem.conv1.weight
-    assert all(w.grad is not None and w.grad.abs().sum() > 0 for w in (stem, p7))  # every level learns
-    before = stem.detach().clone()
-    optimiser.step()
-    assert not torch.equal(before, stem)
-    detector.eval()
-    with torch.no_grad():
-        out = detector(images)
-    assert len(out) == 2 and set(out[0]) == {"boxes", "labels", "scores"}
+    fpn = detector.backbone.necks.fpn
+    # every level learns: the stem, and p7 (the last level, two convs past C5)
+    assert_trains_and_detects(detector, {"classification", "bbox_regression"},
+                              [detector.backbone.stem.conv1.weight, fpn.extra_blocks.p7.weight])
 
 
 @pytest.mark.parametrize("last", [256, 128])
