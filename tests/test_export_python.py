@@ -203,7 +203,9 @@ def test_ops_name_their_positional_arguments_as_the_constructors_do() -> None:
     `out_channels`): each op's names must be the constructor's own, read from its signature."""
     shufflenet = Path(__file__).parent.parent / "docs" / "examples" / "shufflenet_v2_x1_0.yaml"
     rest = {"name": "rest", "input": {"channels": 3, "size": [16, 16]}, "num_classes": 4,  # ops no zoo net uses
-            "stem": [{"conv": {"out": 8, "kernel": 3}}, {"lrn": 3}, {"adaptive_pool": {"size": [3, 2], "type": "max"}}],
+            "stem": [{"conv": {"out": 8, "kernel": 3}}, {"lrn": 3}, {"norm": {"type": "group", "groups": 4}},
+                     {"conv_transpose": {"out": 8, "kernel": 2, "stride": 2}}, {"pixel_unshuffle": 2},
+                     {"pixel_shuffle": 2}, {"adaptive_pool": {"size": [3, 2], "type": "max"}}],
             "stages": [], "head": ["flatten", {"linear": 6}, {"norm": "batch"}, {"norm": "layer"}, {"linear": 4}]}
     seen = set()
     for spec in [*ZOO, shufflenet, rest]:
@@ -217,7 +219,8 @@ def test_ops_name_their_positional_arguments_as_the_constructors_do() -> None:
     assert seen == {"Conv2d", "Linear", "BatchNorm2d", "BatchNorm1d", "LayerNorm2d", "LayerNorm", "LocalResponseNorm",
                     "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Flatten", "StochasticDepth", "LayerScale", "ChannelSplit",
                     "ChannelShuffle", "FrozenBatchNorm2d", "ClassToken", "PositionEmbedding", "SelfAttention",
-                    "SelectToken", "WindowAttention", "PartitionAttention", "L2Norm"}, seen
+                    "SelectToken", "WindowAttention", "PartitionAttention", "L2Norm", "GroupNorm", "ConvTranspose2d",
+                    "PixelShuffle", "PixelUnshuffle"}, seen
 
 
 def test_one_class_per_block_type_and_no_archspec_import(tmp_path: Path) -> None:
