@@ -209,3 +209,31 @@ necks:
     assert "pydantic" not in str(err.value)
     with pytest.raises(SpecError, match=r"necks.s0.unit: unknown block type 'unt' \(did you mean 'unit'\?\)"):
         archspec.load_spec(write(tmp_path, text.replace("unit: unit", "unit: unt")))
+
+
+def test_part_groups_are_one_vocabulary() -> None:
+    """Each group of parts is a key of the spec, and nothing else spells the groups."""
+    import re
+    from archspec.ir.graph import PART_GROUPS
+    from archspec.spec.models import SpecModel
+
+    assert set(PART_GROUPS) <= set(SpecModel.model_fields)
+    root = Path(archspec.__file__).parent
+    spelled = [str(p.relative_to(root)) for p in root.rglob("*.py")
+               if re.search(r"""["']necks["']\s*,\s*["']heads["']""", p.read_text(encoding="utf-8"))]
+    assert spelled == ["ir/graph.py"]
+
+
+def test_exported_containers_are_the_compiled_ones(tmp_path: Path) -> None:
+    """The exported Stage class and model forward are copied from the torch backend's containers."""
+    import inspect
+    import textwrap
+    from archspec.backends import torch_layers
+
+    for name, aux in (("resnet18", False), ("inception_v3", True)):
+        out = tmp_path / f"{name}.py"
+        archspec.export(name, out, "python")
+        text = out.read_text(encoding="utf-8")
+        assert inspect.getsource(torch_layers.Stage) in text
+        forward = (torch_layers.AuxNetwork if aux else torch_layers.Network).forward
+        assert textwrap.indent(textwrap.dedent(inspect.getsource(forward)), "    ") in text

@@ -142,6 +142,7 @@ class _Part:
     stage: int | None
     block: int | None
     section: str = ""  # the row it folds into above block level (`Part.section`)
+    attached: bool = False  # `Part.attached`: beside the chain, reading several values
 
 
 @dataclass(repr=False)  # the generated repr printed every layer: 52,000 characters for ResNet-50
@@ -489,7 +490,7 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
             rf_in = tuple(RF() if s.part == "input"
                           else _node_field(by_path[s.graph_path].graph, by_path[s.graph_path].rf_in, s.node)
                           for s in attached[p.path].sources)
-        part = by_path[p.path] = _Part(p.path, p.graph, rf_in, p.group, p.stage, p.block, p.section)
+        part = by_path[p.path] = _Part(p.path, p.graph, rf_in, p.group, p.stage, p.block, p.section, p.attached)
         parts.append(part)
         field_of[p.path] = _node_field(p.graph, rf_in, p.graph.output)
 
@@ -510,7 +511,7 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
         report.macs += static.macs
         report.activation_elements += static.elements
         report.peak_activation_elements = max(report.peak_activation_elements, static.peak)
-        if part.group in ("necks", "heads"):  # beside the chain: neither its depth nor its field
+        if part.attached:  # beside the chain: neither its depth nor its field
             continue
         report.depth += static.depth
         if not ended:

@@ -353,7 +353,7 @@ class _Drawer:
         out_of = {"": inp.id}  # part path -> the box holding its output
         for section in self.sections():
             first = section[0]
-            if first.group in ("necks", "heads"):  # they read several values: drawn last, by `attached`
+            if first.attached:  # they read several values: drawn last, by `attached`
                 continue
             if first.group != "stages":
                 out_of[first.path] = self.part(first.graph, first.path, out_of[first.source], _title(first), root,
@@ -399,7 +399,7 @@ class _Drawer:
         box_of = {"": inp.id}  # part path -> the box drawing it
         for section in self.sections():
             first = section[0]
-            if first.group in ("necks", "heads"):  # they read several values: drawn last, by `attached`
+            if first.attached:  # they read several values: drawn last, by `attached`
                 continue
             source = box_of[first.source]
             box: Box | None = None

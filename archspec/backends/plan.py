@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from ..core.naming import join
-from ..ir.graph import INPUT, Graph, Network
+from ..ir.graph import INPUT, PART_GROUPS, Graph, Network
+from ..ir.taps import Tap
 from ..ir.op import FunctionCall, ModuleCall
 
 # The in-place form of each function a sum may use.
@@ -148,6 +149,18 @@ def _inplace_sums(plan: GraphPlan, graph: Graph, step_of: dict[int, int], reader
 Run = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 
+def _chain_values(net: Network) -> list[Tap]:
+    """The values taken along the stem-stages-head chain: by taps or by parts, once each."""
+    return list({t.path: t for t in [*net.taps, *(s for p in net.attached for s in p.sources)]
+                 if t.part != "input" and t.part not in PART_GROUPS}.values())
+
+
+def head_runs(net: Network) -> bool:
+    """Whether the `head:` layers run (and are built): always without taps; with taps, when a tap
+    or a part reads them. The compiled module and exported source both ask here."""
+    return not net.taps or any(t.part == "head" for t in _chain_values(net))
+
+
 def tap_runs(net: Network) -> list[Run]:
     """How a network with taps runs: (module path, the values it reads, the values it writes), in
     order. Values are keyed by path: `x` is the running value of the stem/stages/head chain,
@@ -158,19 +171,18 @@ def tap_runs(net: Network) -> list[Run]:
     the necks and heads, each after what it reads. The compiled `Features` module and exported
     source both follow this list.
     """
-    values = {t.path: t for t in [*net.taps, *(s for p in net.attached for s in p.sources)]
-              if t.part not in ("input", "necks", "heads")}.values()
+    values = _chain_values(net)
     taken: dict[str, list[str]] = {}
     for tap in values:
         taken.setdefault(tap.after, []).append(tap.path)
     split = {tap.graph_path for tap in values if tap.inside}
-    head_tapped = any(t.part == "head" for t in values)
+    head_tapped = head_runs(net)
     by_block = {t.stage for t in values if t.stage is not None
                 and (t.inside or t.block != len(net.stages[t.stage].blocks) - 1)}
     runs: list[Run] = []
     for part in net.parts():
         prefix, graph, group, stage = part.path, part.graph, part.group, part.stage
-        if not part.inference or group in ("necks", "heads") or (group == "head" and not head_tapped):
+        if not part.inference or part.attached or (group == "head" and not head_tapped):
             continue
         if group == "stages" and stage not in by_block:
             if part.block == len(net.stages[stage].blocks) - 1:  # type: ignore[index]  # the whole stage, once

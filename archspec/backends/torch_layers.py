@@ -13,9 +13,9 @@ from torch import nn
 
 
 class Stage(nn.Module):
-    """A stage: its blocks, run in order (`stages.2.blocks.0`)."""
+    """A stage: its blocks, run in order."""
 
-    def __init__(self, blocks: list[nn.Module]):
+    def __init__(self, *blocks: nn.Module) -> None:
         super().__init__()
         self.blocks = nn.Sequential(*blocks)
 
@@ -23,38 +23,57 @@ class Stage(nn.Module):
         return self.blocks(x)
 
 
-class Network(nn.Module):
-    """stem -> stages -> head. Auxiliary heads (if any) run in training only, each right
-    after the stage given in `aux_after`; then forward returns `(logits, *aux_logits)`
-    with the auxiliary logits in the order the heads are listed (which need not be the
-    order they run in: torchvision's GoogLeNet returns `(logits, aux2, aux1)`)."""
+# The classes above and the `forward` methods below are also the text of exported source
+# (`python_source` copies them), so that the exported model and the compiled one run the same code.
 
-    def __init__(self, stem: nn.Module, stages: list[nn.Module], head: nn.Module,
-                 aux_heads: list[nn.Module] | None = None, aux_after: tuple[int, ...] = ()):
+
+class Network(nn.Module):
+    """stem -> stages -> head."""
+
+    def __init__(self, stem: nn.Module, stages: list[nn.Module], head: nn.Module):
         super().__init__()
         self.stem = stem
         self.stages = nn.Sequential(*stages)
-        if aux_heads:
-            self.aux_heads = nn.ModuleList(aux_heads)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))
+
+
+class AuxNetwork(nn.Module):
+    """stem -> stages -> head, with auxiliary heads that run in training only, each right after
+    the stage given in `aux_after`; then forward returns `(logits, *aux_logits)` with the
+    auxiliary logits in the order the heads are listed (which need not be the order they run
+    in: torchvision's GoogLeNet returns `(logits, aux2, aux1)`)."""
+
+    def __init__(self, stem: nn.Module, stages: list[nn.Module], head: nn.Module, aux_heads: list[nn.Module],
+                 aux_after: tuple[int, ...]):
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.Sequential(*stages)
+        self.aux_heads = nn.ModuleList(aux_heads)
         self.head = head
         self.aux_after = tuple(aux_after)
 
+    def _get_name(self) -> str:
+        return "Network"  # its repr, as before the two containers were split (they differ by forward alone)
+
     def forward(self, x: torch.Tensor):
         x = self.stem(x)
-        if not self.aux_after or not self.training:
+        if not self.training:
             return self.head(self.stages(x))
         aux: list[torch.Tensor | None] = [None] * len(self.aux_after)
         for i, stage in enumerate(self.stages):
             x = stage(x)
-            for k, (head, after) in enumerate(zip(self.aux_heads, self.aux_after)):
+            for k, after in enumerate(self.aux_after):
                 if after == i:
-                    aux[k] = head(x)
+                    aux[k] = self.aux_heads[k](x)
         return (self.head(x), *aux)
 
 
 class Features(nn.Module):
-    """stem -> stages -> head as far as anything reads them, then the necks and heads
-    (`parts`, {"necks": {...}, "heads": {...}}); forward returns the taps as an ordered dict
+    """stem -> stages -> head as far as anything reads them, then the parts that read several
+    values (`parts`: group -> name -> module, `ir.graph.PART_GROUPS`); forward returns the taps as an ordered dict
     (torchvision's IntermediateLayerGetter convention), named as `outputs` says.
 
     `runs` lists (module path, values read, values written) in order: the chain's running

@@ -19,10 +19,10 @@ from torch import fx, nn
 
 from ..core.frozen import thaw
 from ..core.naming import class_name, join, value_name
-from ..ir.graph import INPUT, Graph, Network
+from ..ir.graph import INPUT, PART_GROUPS, Graph, Network
 from ..ir.op import ModuleCall
 from . import torch_layers
-from .plan import INPLACE_FORM, ModuleStep, plan_graph, tap_runs
+from .plan import INPLACE_FORM, ModuleStep, head_runs, plan_graph, tap_runs
 from .torch_init import initialise, overwrites
 
 
@@ -119,27 +119,27 @@ def build_module(net: Network, init: bool = True) -> nn.Module:
 
     built: dict[str, list[nn.Module]] = {}  # group -> its parts' modules, in module order
     blocks: list[list[nn.Module]] = [[] for _ in net.stages]
-    attached: dict[str, dict[str, nn.Module]] = {"necks": {}, "heads": {}}  # group -> name -> module
+    attached: dict[str, dict[str, nn.Module]] = {group: {} for group in PART_GROUPS}  # group -> name -> module
     for part in net.parts():
         module = graph_module(part.graph, class_name(part.family), part.path, skip)
         if part.group == "stages":
             blocks[part.stage].append(module)  # type: ignore[index]  # a block's part always has its stage index
-        elif part.group in attached:
+        elif part.attached:
             attached[part.group][part.path.partition(".")[2]] = module
         else:
             built.setdefault(part.group, []).append(module)
-    stem, head, stages = built["stem"][0], built["head"][0], [torch_layers.Stage(modules) for modules in blocks]
+    stem, head, stages = built["stem"][0], built["head"][0], [torch_layers.Stage(*modules) for modules in blocks]
     if net.taps:
-        runs = tap_runs(net)
-        head_run = any(path == "head" or path.startswith("head.") for path, _, _ in runs)
-        model = torch_layers.Features(stem, stages, head if head_run else None, attached, runs,
+        model = torch_layers.Features(stem, stages, head if head_runs(net) else None, attached, tap_runs(net),
                                       [(t.name, t.path) for t in net.taps])
         graphs = {part.path: part.graph for part in net.parts()}
         channels = {graphs[t.graph_path].shape_of(t.node)[0] for t in net.taps}
         if len(channels) == 1:  # torchvision's detection models read `backbone.out_channels`
             model.out_channels = channels.pop()
+    elif net.aux_heads:
+        model = torch_layers.AuxNetwork(stem, stages, head, built["aux"], tuple(a.after for a in net.aux_heads))
     else:
-        model = torch_layers.Network(stem, stages, head, built.get("aux", []), tuple(a.after for a in net.aux_heads))
+        model = torch_layers.Network(stem, stages, head)
     if init and net.init is not None:
         initialise(model, net.init)
     model.archspec_spec = thaw(net.spec_data)  # the resolved spec, for checkpoints; not in the state_dict

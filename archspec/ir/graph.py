@@ -30,6 +30,11 @@ from .op import Op, Shape
 
 INPUT = -1  # the graph's input, as a node index
 
+# The groups of parts that read several values (`necks.fpn`, `heads.classifier`), in the order
+# they run. The spec holds each under the key of the same name (spec.models.SpecModel); a new
+# group is an entry here and a field there, and every walk of the network follows.
+PART_GROUPS: tuple[str, ...] = ("necks", "heads")
+
 
 def input_index(k: int) -> int:
     """The node index of a graph's input k (a neck reads several): INPUT, INPUT - 1, ..."""
@@ -154,7 +159,7 @@ class Attached:
     """A neck or a dense head: a graph reading several earlier values (`sources`, one per graph
     input, each an `ir.taps.Tap`), with one output or several named ones (`graph.outputs`)."""
 
-    group: str  # "necks" or "heads"
+    group: str  # one of PART_GROUPS
     name: str
     family: str
     sources: Sequence[Any]  # ir.taps.Tap, one per graph input
@@ -183,7 +188,8 @@ class Part:
           "aux_heads.1", "head"); a node's path is `naming.join(part.path, node.name)`.
     section: the row the part folds into above block level ("stem", "stages.2",
           "aux_heads.1", "head"); the blocks of a stage share one.
-    group: what kind of part it is: "stem", "stages", "aux" or "head" (reports print it).
+    group: what kind of part it is: "stem", "stages", "aux", "head", or one of PART_GROUPS
+          ("necks", "heads": parts that read several values) (reports print it).
     family: what builds it, which names its class: the block family ("bottleneck", as
           `Block.family`), or "stem", "head", "aux_head" for the fixed parts.
     source: the path of the part whose output this part reads; "" for the network input.
@@ -203,6 +209,11 @@ class Part:
     title: str = ""
     stage: int | None = None
     block: int | None = None
+
+    @property
+    def attached(self) -> bool:
+        """A part of `Network.attached` (a neck or head), beside the stem-stages-head chain."""
+        return self.group in PART_GROUPS
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,11 @@ class Dilations:
         self.jump = jump
         self.dilation = 1
 
-    def stage(self, index: int, family: str, stride: int, dilate: bool, rule: str | None) -> StagePlan:
+    def stage(self, index: int, family: str, stride: int, dilate: bool | str, rule: str | None) -> StagePlan:
+        """`dilate`: true, or the first block's rule (`previous` / `new`) in place of the family's `rule`."""
+        if isinstance(dilate, str):
+            rule = dilate if rule is not None else None
+            dilate = True
         if self.target is not None and max(self.jump) * stride > self.target:
             dilate = True
         if not dilate or stride == 1:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..core.errors import LocatedError, SpecPath, did_you_mean
 from ..core.naming import parse_index
-from .graph import INPUT, Attached, Graph, Network, Part, Stage
+from .graph import INPUT, PART_GROUPS, Attached, Graph, Network, Part, Stage
 
 
 class TapError(LocatedError):
@@ -116,9 +116,6 @@ def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
     return Tap(name, full, full if inside else prefix, prefix, node, s, b, inside, origin)
 
 
-PART_GROUPS = ("necks", "heads")
-
-
 def resolve(name: str | None, path: str, net: Network, origin: SpecPath,
             parts: dict[str, Attached] | None = None) -> list[Tap]:
     """The values `path` names: one, or every output of a part with several (named by their
@@ -152,9 +149,9 @@ def every_stage(net: Network) -> list[Tap]:
 
 
 def default_outputs(net: Network) -> list[Tap]:
-    """What a network with parts returns when the spec names no taps: every head's outputs, else
-    every neck's."""
-    group = "heads" if any(p.group == "heads" for p in net.attached) else "necks"
+    """What a network with parts returns when the spec names no taps: the outputs of every part of
+    the last group that has any (every head's, else every neck's)."""
+    group = next(g for g in reversed(PART_GROUPS) if any(p.group == g for p in net.attached))
     return [tap for p in net.attached if p.group == group
             for tap in resolve(p.name if not p.graph.outputs else None, p.path, net, ("features",))]
 

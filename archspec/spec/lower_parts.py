@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from ..core.formatting import shape_text
 from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug
 from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError
-from ..ir.graph import Attached, Graph, Network
-from ..ir.taps import PART_GROUPS, Tap, resolve
+from ..ir.graph import PART_GROUPS, Attached, Graph, Network
+from ..ir.taps import Tap, resolve
 from .families import BlockContext
 
 

@@ -169,7 +169,9 @@ class StageFields(BaseModel):
     name: str | None = Field(default=None, pattern=NAME_PATTERN)
     defaults: DefaultsOverride | None = None
     # Trade this stage's stride for dilation (torchvision's `replace_stride_with_dilation`).
-    dilate: bool = False
+    # `previous` / `new` also say which dilation the first block gets, overriding the family's
+    # rule (`new`: every block at the new dilation, as DeepLab's and smp's `make_dilated` do).
+    dilate: bool | Literal["previous", "new"] = False
 
     STAGE_KEYS: ClassVar[tuple[str, ...]] = ("block", "repeat", "stride", "name", "defaults", "dilate")
 
@@ -201,8 +203,8 @@ class _BlockName(BaseModel):
     @field_validator("block")
     @classmethod
     def _known(cls, kind: str, info: ValidationInfo) -> str:
-        known = sorted(info.context["families"])
-        if kind not in known:
+        known = sorted(info.context.get("listed", info.context["families"]))
+        if kind not in info.context["families"]:
             raise PydanticCustomError(
                 "unknown_block",
                 "unknown block type '{kind}'{hint}; known: {known}",
@@ -228,7 +230,8 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
         raise PydanticCustomError(
             "block_form", "`block:` takes a block type's name; the parameters go beside it, in the stage's own "
             "mapping: `{block: {inner}, out: 64, repeat: 2}`", {"inner": str(inner)})
-    kind = _BlockName.model_validate({"block": value["block"]}, context={"families": families}).block
+    stages = [f for f, c in families.items() if c.inputs[0] == 1]  # the ones a stage can be: listed when unknown
+    kind = _BlockName.model_validate({"block": value["block"]}, context={"families": families, "listed": stages}).block
     model = stage_model(families[kind])
     if model.inputs[0] > 1:
         raise PydanticCustomError("block_inputs", "block type '{kind}' reads {n} or more values, and a stage passes "

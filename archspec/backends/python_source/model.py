@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from ...core.formatting import shape_text
 from ... import __version__
 from ...core.naming import class_name, unique
-from ...ir.graph import Graph, Network
-from ..plan import plan_graph, tap_runs
+from ...ir.graph import PART_GROUPS, Graph, Network
+from ..plan import head_runs, plan_graph, tap_runs
 from ..source_format import INDENT, WIDTH, Call, Expr, render
 
 from .names import INIT_FUNCTIONS, Imports, RESERVED_CLASSES, definition_source
@@ -74,15 +74,8 @@ def _instantiate(design: ClassDesign, member: int) -> Call:
     return Call(design.name, [], kwargs)
 
 
-STAGE_CLASS = '''class Stage(nn.Module):
-    """A stage: its blocks, run in order."""
-
-    def __init__(self, *blocks: nn.Module) -> None:
-        super().__init__()
-        self.blocks = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(x)'''
+# The containers are the torch backend's own (`torch_layers`), copied, so the two cannot drift.
+CONTAINERS = "archspec.backends.torch_layers"
 
 
 def python_source(net: Network, params: int | None = None) -> str:
@@ -107,7 +100,7 @@ def python_source(net: Network, params: int | None = None) -> str:
     families = {f: _designs(class_name(f), g, taken) for f, g in graphs.get("stages", {}).items()}
     family_of = {id(g): f for f, gs in graphs.get("stages", {}).items() for g in gs}
     kinds: dict[str, list[Graph]] = {}  # necks and heads, by part type (two FCN heads: one class)
-    for group in ("necks", "heads"):
+    for group in PART_GROUPS:
         for k, g in graphs.get(group, {}).items():
             kinds.setdefault(k, []).extend(g)
     attached = {k: _designs(class_name(k), g, taken) for k, g in kinds.items()}
@@ -132,9 +125,9 @@ def python_source(net: Network, params: int | None = None) -> str:
     if aux:
         init += render(Call("nn.ModuleList", [Call("", [make(aux, g) for g in graphs["aux"]["aux_head"]], brackets="[]")]),
                        2, "self.aux_heads = ")
-    if not net.taps or any(path == "head" or path.startswith("head.") for path, _, _ in tap_runs(net)):
+    if head_runs(net):
         init += render(make(head, graphs["head"]["head"][0]), 2, "self.head = ")
-    for group in ("necks", "heads"):
+    for group in PART_GROUPS:
         if any(p.group == group for p in net.attached):
             init += assign_line(group, "nn.Module()", 2)
         for part in (p for p in net.attached if p.group == group):
@@ -152,7 +145,7 @@ def python_source(net: Network, params: int | None = None) -> str:
     copied = imports.copied_classes()  # after every class is written: they register what they use
     header = imports.header()
     parts = ["\n".join(_module_doc(net, model_name)) + "\n\n" + "\n".join(header), *copied, *initialised, *classes,
-             STAGE_CLASS, model]
+             definition_source(f"{CONTAINERS}.Stage"), model]
     return "\n\n\n".join(parts) + "\n"
 
 
@@ -167,20 +160,9 @@ def _family_doc(family: str) -> str:
 
 
 def _model_forward(aux: bool) -> list[str]:
-    if not aux:
-        return [f"{INDENT}def forward(self, x: torch.Tensor) -> torch.Tensor:",
-                f"{INDENT * 2}return self.head(self.stages(self.stem(x)))"]
-    return [line and INDENT + line for line in """def forward(self, x: torch.Tensor):
-    x = self.stem(x)
-    if not self.training:
-        return self.head(self.stages(x))
-    aux: list[torch.Tensor | None] = [None] * len(self.aux_after)
-    for i, stage in enumerate(self.stages):
-        x = stage(x)
-        for k, after in enumerate(self.aux_after):
-            if after == i:
-                aux[k] = self.aux_heads[k](x)
-    return (self.head(x), *aux)""".splitlines()]
+    """The `forward` of the compiled container (`torch_layers.Network` or `AuxNetwork`), copied."""
+    text = definition_source(f"{CONTAINERS}.{'AuxNetwork' if aux else 'Network'}", "forward")
+    return [line and INDENT + line for line in text.splitlines()]
 
 
 def _taps_forward(net: Network, imports: Imports) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import textwrap
 
 from ...core.errors import ArchspecError
 from ...core.naming import unique
@@ -84,8 +85,9 @@ class Imports:
         return [definition_source(target) for target in sorted(self.copied, key=lambda t: self.copied[t])]
 
 
-def definition_source(target: str) -> str:
-    """The source of a class or function, read from its file without importing it (nor torch)."""
+def definition_source(target: str, method: str | None = None) -> str:
+    """The source of a class or function, read from its file without importing it (nor torch);
+    with `method`, the source of that method of the class, dedented."""
     module, _, name = target.rpartition(".")
     spec = importlib.util.find_spec(module)
     if spec is None or spec.origin is None:
@@ -94,7 +96,11 @@ def definition_source(target: str) -> str:
         text = f.read()
     for node in ast.parse(text).body:
         if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == name:
-            return ast.get_source_segment(text, node) or ""
-    raise ValueError(f"{module} defines no class or function {name}")
+            if method is None:
+                return ast.get_source_segment(text, node) or ""
+            for inner in node.body:
+                if isinstance(inner, ast.FunctionDef) and inner.name == method:
+                    return textwrap.dedent(" " * inner.col_offset + (ast.get_source_segment(text, inner) or ""))
+    raise ValueError(f"{module} defines no class or function {name}" + (f" with a method {method}" if method else ""))
 
 
