@@ -29,7 +29,7 @@ def _placeholders() -> dict[str, str]:
     from archspec.spec.layers import layer_kinds
 
     return {
-        "{known_blocks}": ", ".join(sorted(load_builtin_blocks())),
+        "{known_blocks}": ", ".join(sorted(f for f, c in load_builtin_blocks().items() if c.inputs[0] == 1)),  # a stage's
         "{known_layers}": ", ".join(layer_kinds()),
         "{activations}": ", ".join(typing.get_args(ActKind)),
         "{functions}": ", ".join(sorted(FUNCTIONS)),
