@@ -7,6 +7,14 @@ A child spec changes one item of its parent's list without restating the list:
 
 and on the command line `--set stages.denseblock3.repeat=32`. An item's name is its `name:`
 key (a stage), or the `name:` of its one layer (`- linear: {out: 10, name: fc}`).
+
+A child spec also deletes, inserts and appends items (`edit_key`):
+
+    stages:
+      12: null                          # delete item 12
+      before 3: [{block: basic, out: 64}]
+      after denseblock3: [...]          # insert after the item so named
+      append: [...]                     # at the end
 """
 
 from __future__ import annotations
@@ -21,6 +29,22 @@ from ..core.naming import parse_index
 # checked like any other value, so the loader and the JSON Schema accept the same files.
 EDITABLE_LISTS = ("stem", "stages", "head")
 EDITABLE_ROOTS = EDITABLE_LISTS + ("vars",)
+
+
+APPEND = "append"
+PLACES = ("before", "after")
+
+
+def edit_key(key: Any) -> tuple[str | None, Any]:
+    """What a key of a list edit does: (None, KEY) edits or deletes the item KEY selects;
+    ("before" / "after", KEY) inserts there; ("append", None) adds at the end."""
+    if key == APPEND:
+        return APPEND, None
+    if isinstance(key, str):
+        place, _, target = key.partition(" ")
+        if place in PLACES and target.strip():
+            return place, target.strip()
+    return None, key
 
 
 def item_name(item: Any) -> str | None:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from ..core.errors import OVERRIDE_NAME, Location, Problem, SpecError, SpecPath, did_you_mean, format_path
 from . import catalog as zoo
-from .list_edits import EDITABLE_ROOTS, find_item, no_item
+from .list_edits import EDITABLE_ROOTS, edit_key, find_item, no_item
 from ..core.reading import InputFileError, check_regular, kind_of, path_state
 from ..core.naming import parse_index
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
@@ -100,14 +100,66 @@ def _merge(parent: Any, child: Any, path: SpecPath, locator: Locator, edits: Loc
 
 
 def _edit_items(parent: list, child: dict, path: SpecPath, locator: Locator, edits: Locator | None) -> list:
-    out = list(parent)
+    """The parent's list with the child's edits (list_edits.py): `KEY: {...}` merges into the item
+    KEY selects, `KEY: null` deletes it, `before KEY` / `after KEY: [items]` insert items there and
+    `append: [items]` adds them at the end. Every KEY selects an item of the parent's list."""
+    own = edits or locator
+    changed: dict[int, tuple[Any, Any]] = {}  # parent index -> (key, value: a mapping to merge, or None)
+    placed: dict[tuple[int, str], list[tuple[Any, list]]] = {}  # (index, before/after) -> (key, items)
+    appended: list[tuple[Any, list]] = []
     for key, value in child.items():
-        index = find_item(parent, key)
+        where, target = edit_key(key)
+        if where is not None and not isinstance(value, list):
+            raise SpecError(own.problem(f"'{key}' takes a list of items to insert, e.g. `{key}: [{{...}}]`",
+                                        path + (key,)))
+        if where == "append":
+            appended.append((key, value))
+            continue
+        index = find_item(parent, target)
         if index is None:
-            raise SpecError((edits or locator).problem(no_item(key, parent), path + (key,), key=True))
-        if edits is not None and key != index:
-            edits.rename(path + (key,), path + (index,))
-        out[index] = _merge(parent[index], value, path + (index,), locator, edits)
+            raise SpecError(own.problem(no_item(target, parent), path + (key,), key=True))
+        if where is None:
+            if index in changed:
+                raise SpecError(own.problem(f"item {index} is edited twice (as {changed[index][0]!r} and {key!r})",
+                                            path + (key,), key=True))
+            changed[index] = (key, value)
+        else:
+            placed.setdefault((index, where), []).append((key, value))
+    if not placed and not appended and all(v is not None for _, v in changed.values()):  # edits in place
+        out = list(parent)
+        for index, (key, value) in changed.items():
+            if edits is not None and key != index:
+                edits.rename(path + (key,), path + (index,))
+            out[index] = _merge(parent[index], value, path + (index,), locator, edits)
+        return out
+    # Items move: lay the list out, re-key every location to the item's new index, then merge.
+    layout: list[tuple[str, Any, Any]] = []  # ("parent", index, edit) or ("child", (key, k), item)
+    for i in range(len(parent)):
+        layout += [("child", (key, k), new) for key, items in placed.get((i, "before"), []) for k, new in enumerate(items)]
+        key, value = changed.get(i, (None, {}))
+        if value is not None:
+            layout.append(("parent", i, (key, value)))
+        else:
+            locator.drop_under(path + (i,))
+        layout += [("child", (key, k), new) for key, items in placed.get((i, "after"), []) for k, new in enumerate(items)]
+    layout += [("child", (key, k), new) for key, items in appended for k, new in enumerate(items)]
+    moved = [(p, n) for n, (side, p, _) in enumerate(layout) if side == "parent" and p != n]
+    for p, n in moved:  # through a temporary key, so that no move overwrites another
+        locator.rename(path + (p,), path + (f"\0{n}",))
+    for _, n in moved:
+        locator.rename(path + (f"\0{n}",), path + (n,))
+    out = []
+    for n, (side, at, what) in enumerate(layout):
+        if side == "child":
+            if edits is not None:
+                edits.rename(path + at, path + (n,))
+            locator.drop_under(path + (n,))
+            out.append(what)
+            continue
+        key, value = what
+        if edits is not None and key is not None:
+            edits.rename(path + (key,), path + (n,))
+        out.append(_merge(parent[at], value, path + (n,), locator, edits) if key is not None else parent[at])
     return out
 
 
