@@ -68,7 +68,9 @@ for _name, _size in (("retinanet_resnet50_fpn_backbone", 64), ("fasterrcnn_mobil
 
 
 def test_every_zoo_network_with_a_torchvision_counterpart_is_covered() -> None:
-    covered = {spec for spec, *_ in CASES.values()} | set(REPRESENTATIVE)
+    from tests.test_zoo_smp import MODELS as SMP  # their reference is smp's, both ways, in test_zoo_smp.py
+
+    covered = {spec for spec, *_ in CASES.values()} | set(REPRESENTATIVE) | set(SMP)
     timm = set(TIMM_VARIANTS.values())  # timm's networks: loaded from timm in tests/test_zoo_reparam.py
     assert set(archspec.zoo.names()) - covered == {"lenet5", "mobilenet_v1"} | timm
     assert {REPRESENTATIVE[n] for n in REPRESENTATIVE} <= covered | timm

@@ -70,7 +70,9 @@ HEAVY = {"vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
          "fasterrcnn_mobilenet_v3_large_fpn_backbone", "fasterrcnn_mobilenet_v3_large_320_fpn_backbone",
          # issue 21: 28M to 632M parameters; the fast tier has small ones (tests/test_zoo_attention.py)
          "vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14", "swin_t", "swin_s", "swin_b", "swin_v2_t",
-         "swin_v2_s", "swin_v2_b", "maxvit_t"}
+         "swin_v2_s", "swin_v2_b", "maxvit_t",
+         # issue 20: segmentation_models_pytorch's (tests/test_zoo_smp.py)
+         "unet_resnet34", "deeplabv3plus_resnet50", "fpn_resnet34"}
 
 
 def tiered(names: list[str]) -> list:

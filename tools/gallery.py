@@ -50,6 +50,8 @@ GALLERY = [
     Entry("efficientnet_b0", "stage", "params,macs"),
     Entry("vgg19", "block"),
     Entry("lenet5", "layer", "params,macs,rf"),
+    Entry("unet_resnet34", "stage", "params,macs"),
+    Entry("deeplabv3plus_resnet50", "stage", "params,macs"),
 ]
 
 
