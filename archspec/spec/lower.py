@@ -17,6 +17,7 @@ from ..ir.keys import frozen
 from ..ir.op import Op, OpDefaults, Shape, ShapeError
 from ..ir.output_stride import Dilations, out_jump
 from ..ir.taps import resolve_taps, truncate
+from .init_paths import checked_init
 from .lower_parts import Budget, lower_parts, short_error
 from .models import SpecModel
 
@@ -212,6 +213,9 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
         raise LoweringError(limit_message(exc), exc.origin, limit=True) from None
     if attached:  # necks and heads read the network built so far
         net = dataclasses.replace(net, attached=attached)
+    init = checked_init(spec.init, net, any(not h.enabled for h in spec.aux_heads))
+    if init is not net.init:  # by_name globs, checked and in index form
+        net = dataclasses.replace(net, init=init)
     if spec.features is None and not net.attached:
         return net
     return truncate(net, resolve_taps(spec.features, net))

@@ -1,0 +1,46 @@
+"""`init.by_name` globs against the lowered network: each must match a layer it can initialise
+(a conv, linear or norm), and a stage may be named as taps name it (`stages.layer4.*` is
+`stages.3.*`), so that a typo is a located error rather than a rule that silently does nothing."""
+
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from ..core.errors import LocatedError, did_you_mean
+from ..ir.graph import Network
+
+
+class InitPathError(LocatedError):
+    """An `init.by_name` glob that matches no layer."""
+
+
+def by_index(pattern: str, net: Network) -> str:
+    """`stages.NAME...` with the stage's index for its name; anything else unchanged."""
+    bits = pattern.split(".")
+    names = [stage.name for stage in net.stages]
+    if len(bits) > 1 and bits[0] == "stages" and not bits[1].isdigit() and bits[1] in names:
+        bits[1] = str(names.index(bits[1]))
+    return ".".join(bits)
+
+
+def checked_init(init: Any, net: Network, aux_disabled: bool = False) -> Any:
+    """`init` (an `InitSpec`) with its globs in index form, once each is seen to match a layer.
+
+    `aux_disabled`: some auxiliary head of the spec is switched off, so a glob under `aux_heads`
+    may rightly match nothing here."""
+    if init is None or not init.by_name:
+        return init
+    paths = [ref.path for ref in net.nodes() if type(ref.node.op).init_kind is not None]
+    rules = {}
+    for pattern, rule in init.by_name.items():
+        glob = by_index(pattern, net)
+        if not any(fnmatch.fnmatchcase(path, glob) for path in paths) and not (
+                aux_disabled and glob.startswith("aux_heads")):
+            prefixes = sorted({".".join(p.split(".")[:k]) + ".*" for p in paths for k in (1, 2, 3)}
+                              | {f"stages.{stage.name}.*" for stage in net.stages} | set(paths))
+            shown = ", ".join(paths[:3] + ["..."] if len(paths) > 3 else paths)
+            raise InitPathError(f"'{pattern}' matches no conv, linear or norm layer{did_you_mean(pattern, prefixes)}; "
+                                f"their paths read like {shown}", ("init", "by_name", pattern))
+        rules[glob] = rule
+    return init.model_copy(update={"by_name": rules})
