@@ -4,6 +4,9 @@ archspec names modules after the spec (`stages.0.blocks.0.conv1`), torchvision
 after its own classes (`layer1.0.conv1`). The two state_dicts hold the same
 tensors in the same order (modules are created in execution order on both
 sides), so tensors are paired by position and every pair must agree in shape.
+A model that creates its layers in another order than it runs them is paired by
+position in execution order: each model is traced once on the meta device (a copy,
+with the compiled model's input shape), its keys ordered by when their module first runs.
 A model that registers its modules in another order (all convs, then all norms)
 is paired by module and kind instead: the modules of each kind (the names of
 their tensors, and the rank of the weight) are paired in order, and their tensors
@@ -106,16 +109,82 @@ def _same(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
     return a == b or _strip(a) == _strip(b)
 
 
-def _pairs(ours: dict[str, Any], theirs: dict[str, Any], arch: str | None) -> list[tuple[str, str]]:
-    """Tensors paired by position; failing that, by module and kind (see the module's docstring).
-    When both fail, the error is the positional one, with why the second way failed."""
+def _pairs(ours: dict[str, Any], theirs: dict[str, Any], arch: str | None,
+           modules: tuple[Any, Any] | None = None) -> list[tuple[str, str]]:
+    """Tensors paired by position; failing that, by position in execution order when both models
+    are modules (`modules`: ours, theirs); then by module and kind (see the module's docstring).
+    When all fail, the error is the positional one, with why the last way failed."""
     try:
         return _by_position(ours, theirs, arch)
     except InteropError as exc:
+        if modules is not None:
+            ran = _in_execution_order(ours, theirs, *modules)
+            if ran is not None:
+                try:
+                    return _by_position(*ran, None)
+                except InteropError:
+                    pass
         try:
             return _by_kind(ours, theirs)
         except InteropError as other:
             raise InteropError(f"{exc}; paired by module and kind instead: {other}") from None
+
+
+def _in_execution_order(ours: dict[str, Any], theirs: dict[str, Any], model: Any,
+                        source: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """Both state_dicts with their keys in the order their modules first run, traced once on the
+    meta device with the compiled model's input shape; None when either model cannot run so."""
+    shape = _input_shape(model)
+    mine, other = _run_order(model, shape), _run_order(source, shape)
+    if mine is None or other is None:
+        return None
+    return _ordered(ours, mine), _ordered(theirs, other)
+
+
+def _input_shape(model: Any) -> tuple[int, ...]:
+    spec = getattr(model, "archspec_spec", None) or {}
+    given = spec.get("input", {}) if isinstance(spec, dict) else {}
+    size = given.get("size", 224)
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    return (1, int(given.get("channels", 3)), h, w)
+
+
+def _run_order(model: Any, shape: tuple[int, ...]) -> list[str] | None:
+    """Module paths in the order they first run (only modules that hold tensors of their own)."""
+    import copy
+
+    import torch
+
+    try:
+        meta = copy.deepcopy(model).to("meta").eval()
+    except Exception:
+        return None
+    order: list[str] = []
+
+    def note(name: str) -> Callable[..., None]:
+        def hook(module: Any, args: Any) -> None:
+            if name not in order:
+                order.append(name)
+        return hook
+
+    handles = [m.register_forward_pre_hook(note(name)) for name, m in meta.named_modules()
+               if any(True for _ in m.parameters(recurse=False)) or any(True for _ in m.buffers(recurse=False))]
+    try:
+        with torch.no_grad():
+            meta(torch.zeros(shape, device="meta"))
+    except Exception:
+        return None
+    finally:
+        for h in handles:
+            h.remove()
+    return order
+
+
+def _ordered(state: dict[str, Any], order: list[str]) -> dict[str, Any]:
+    """`state` with its keys sorted by when their module first ran (those that never ran last, as they were)."""
+    rank = {name: i for i, name in enumerate(order)}
+    keys = sorted(state, key=lambda k: rank.get(k.rpartition(".")[0], len(rank)))
+    return {k: state[k] for k in keys}
 
 
 def _modules(state: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -184,13 +253,15 @@ def load_torchvision(model: Any, source: Any, arch: str | None = None) -> Any:
     """Copy the weights of a torchvision model (or another PyTorch model of the same
     architecture, or a state_dict) into a compiled model.
 
-    Tensors are paired by position, else by module and kind (module docstring).
+    Tensors are paired by position, else by position in execution order (traced once on the
+    meta device), else by module and kind (module docstring).
     `arch` names the torchvision class (e.g. "Inception3") when `source` is a state_dict.
     Refuses, naming the first tensor that disagrees, when the architectures differ.
     """
     theirs, found = _state(source)
     ours = _own(model)
-    pairs = _pairs(ours, theirs, arch or found)
+    modules = (model, source) if not isinstance(source, Mapping) else None
+    pairs = _pairs(ours, theirs, arch or found, modules)
     model.load_state_dict({mine: theirs[other].reshape(ours[mine].shape) for mine, other in pairs})
     return model
 
@@ -206,7 +277,7 @@ def to_torchvision(model: Any, target: Any) -> Any:
     theirs, arch = _state(target)
     state = target.state_dict()
     ours = _own(model)
-    pairs = _pairs(ours, theirs, arch)
+    pairs = _pairs(ours, theirs, arch, (model, target))
     new = OrderedDict((other, ours[mine].reshape(theirs[other].shape)) for mine, other in pairs)
     # The target's own metadata (module versions): MNASNet refuses a state_dict without its version.
     new._metadata = getattr(state, "_metadata", None)  # type: ignore[attr-defined]  # torch's state_dict carries _metadata as an untyped attribute
