@@ -33,4 +33,4 @@ def test_a_glob_that_matches_nothing_is_a_located_error(glob: str, hint: str) ->
 def test_an_aux_head_glob_may_match_nothing_when_the_head_is_switched_off() -> None:
     archspec.load_spec("inception_v3", **{"aux_heads.0.enabled": False}).network()  # aux_heads.*.fc stays
     with torch.device("meta"):
-        archspec.build("inception_v3", _init=False)
+        archspec.build("inception_v3", init_weights=False, **{"aux_heads.0.enabled": False})

@@ -203,8 +203,9 @@ class _BlockName(BaseModel):
     @field_validator("block")
     @classmethod
     def _known(cls, kind: str, info: ValidationInfo) -> str:
-        known = sorted(info.context.get("listed", info.context["families"]))
-        if kind not in info.context["families"]:
+        context = info.context or {}
+        known = sorted(context.get("listed", context["families"]))
+        if kind not in context["families"]:
             raise PydanticCustomError(
                 "unknown_block",
                 "unknown block type '{kind}'{hint}; known: {known}",
