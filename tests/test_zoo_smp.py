@@ -18,6 +18,9 @@ from archspec.interop import load_torchvision, to_torchvision
 # zoo name -> (smp's model, its parameter count as smp 0.6 builds it)
 MODELS: dict[str, tuple[Callable[[], nn.Module], int]] = {
     "unet_resnet34": (lambda: smp.Unet(encoder_name="resnet34", encoder_weights=None, classes=1), 24_436_369),
+    "deeplabv3plus_resnet50": (lambda: smp.DeepLabV3Plus(encoder_name="resnet50", encoder_weights=None, classes=1),
+                               26_677_585),
+    "fpn_resnet34": (lambda: smp.FPN(encoder_name="resnet34", encoder_weights=None, classes=1), 23_155_393),
 }
 
 

@@ -36,7 +36,8 @@ class Flatten(Op):
 
 @register_op
 class Dropout(Op):
-    """Dropout, active in training only: `dropout: 0.5`."""
+    """Dropout, active in training only: `dropout: 0.5`; `dropout: {p: 0.2, spatial: true}` drops
+    whole channels (spatial dropout, Tompson et al., 2015: `nn.Dropout2d`)."""
 
     kind: ClassVar[str] = "dropout"
     category: ClassVar[str] = "dropout"
@@ -50,9 +51,10 @@ class Dropout(Op):
     shorthand: ClassVar[str] = "p"
 
     p: Probability = 0.5
+    spatial: bool = False
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
-        return ModuleCall("torch.nn.Dropout", (), {"p": self.p})
+        return ModuleCall("torch.nn.Dropout2d" if self.spatial else "torch.nn.Dropout", (), {"p": self.p})
 
     def deploy_role(self) -> str:
         return "drop"
