@@ -31,11 +31,15 @@ def checked_init(init: Any, net: Network, aux_disabled: bool = False) -> Any:
     may rightly match nothing here."""
     if init is None or not init.by_name:
         return init
-    paths = [ref.path for ref in net.nodes() if type(ref.node.op).init_kind is not None]
+    refs = list(net.nodes())
+    paths = [ref.path for ref in refs if type(ref.node.op).init_kind is not None]
+    every = [ref.path for ref in refs]  # a layer's module may hold modules of its own (attention's out_proj)
     rules = {}
     for pattern, rule in init.by_name.items():
         glob = by_index(pattern, net)
-        if not any(fnmatch.fnmatchcase(path, glob) for path in paths) and not (
+        bits = glob.split(".")
+        inside = any(fnmatch.fnmatchcase(path, ".".join(bits[:k])) for k in range(1, len(bits)) for path in every)
+        if not inside and not any(fnmatch.fnmatchcase(path, glob) for path in paths) and not (
                 aux_disabled and glob.startswith("aux_heads")):
             prefixes = sorted({".".join(p.split(".")[:k]) + ".*" for p in paths for k in (1, 2, 3)}
                               | {f"stages.{stage.name}.*" for stage in net.stages} | set(paths))
