@@ -41,7 +41,7 @@ combined freely, e.g. <!-- doc: excerpt slow -->
   name=ID           names this block's unit, and continue=ID joins it from further down the page (safer
                     than a bare `continue` when others may insert blocks in between)
   fragment          a piece of a spec or of code, not runnable by itself (say which file it is from in the prose)
-  skip reason="..." cannot run here (reason required, e.g. "needs 8 GPUs"); reported as skipped, not passed
+  skip reason="..." cannot run here (reason required, e.g. "needs 8 GPUs"); not collected as a test
   slow              takes over ~5 s: runs in the full suite only, not in the fast tier (-m "not slow")
   timeout=N         seconds the unit may take (default 300)
 Fix a failing block by making it show what the tool prints now (the `actual` text above), by shipping or

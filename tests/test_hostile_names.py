@@ -109,7 +109,7 @@ def test_imported_python_export_runs_nothing_and_returns_the_names(name: str, ot
 @given(name=NAMES, other=NAMES)
 @settings(max_examples=4, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 def test_onnx_writer(name: str, other: str, tmp_path_factory) -> None:
-    onnx = pytest.importorskip("onnx")
+    import onnx
     spec = _network(name, other)
     assume(spec is not None)
     path = tmp_path_factory.mktemp("onnx") / "net.onnx"
@@ -120,10 +120,10 @@ def test_onnx_writer(name: str, other: str, tmp_path_factory) -> None:
     assert model.graph.input[0].name not in (name, other)
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed")
 @given(name=NAMES, other=NAMES)
 @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 def test_dot_writer(name: str, other: str) -> None:
+    assert shutil.which("dot"), "Graphviz's dot is missing: tools/setup.sh installs it"
     spec = _network(name, other)
     assume(spec is not None)
     for level in ("stage", "layer"):

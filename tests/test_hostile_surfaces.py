@@ -112,7 +112,7 @@ def test_python_export_of_hostile_tap_and_fpn_names_runs_none_of_them(tmp_path: 
 @pytest.mark.slow
 def test_onnx_export_with_a_tap_named_input_passes_the_checker(tmp_path: Path) -> None:
     """Item 4: the graph input is renamed when a tap takes its name; the file passes onnx.checker."""
-    onnx = pytest.importorskip("onnx")
+    import onnx
     spec = _write(tmp_path / "net.yaml", TAPNET + "features: {input: stages.0, out: stages.1}\n")
     out = tmp_path / "net.onnx"
     code, _, err = run_cli("export", str(spec), "-o", str(out))
@@ -313,7 +313,7 @@ def test_file_names_reach_the_terminal_escaped(tmp_path: Path) -> None:
 def test_metric_tables_with_huge_cells_and_mathtext_names_are_plain_input(tmp_path: Path) -> None:
     """Item 16: a cell past the csv module's limit is a located error; a column or network name that
     matplotlib would read as mathtext (`$\\frac{$`) is drawn as it is written."""
-    pytest.importorskip("matplotlib")
+    import matplotlib  # noqa: F401  (a dev dependency: fails, never skips, when missing)
     big = _write(tmp_path / "big.csv", "name,top1\nalexnet,2\nresnet18," + "1" * 200_000 + "\n")
     code, _, err = run_cli("compare", "resnet18", "--metric", str(big))
     assert code == 2 and "big.csv:3: not a table of numbers (field larger than field limit" in err, err
