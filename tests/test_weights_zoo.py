@@ -22,7 +22,10 @@ ZOO = archspec.zoo.names()
 BACKBONE_ONLY = {"resnet50_fpn": tvm.ResNet50_Weights}
 # The zoo specs with no torchvision weights at all: LeNet-5 and MobileNet-v1 are not in torchvision, and
 # RepVGG and MobileOne are timm's (their weights are timm's, not entries of torchvision's enums).
-NO_WEIGHTS = {"lenet5", "mobilenet_v1", "repvgg_a0", "repvgg_a2", "repvgg_b0", "mobileone_s0", "mobileone_s1"}
+# No torchvision weights: networks torchvision lacks (timm's RepVGG/MobileOne, segmentation-models-pytorch's
+# decoders, whose encoders smp loads from its own files, not torchvision's enums).
+NO_WEIGHTS = {"lenet5", "mobilenet_v1", "repvgg_a0", "repvgg_a2", "repvgg_b0", "mobileone_s0", "mobileone_s1",
+              "unet_resnet34", "fpn_resnet34", "deeplabv3plus_resnet50"}
 TV_NAMES = set(tvm.list_models(module=tvm)) | set(tvm.list_models(module=tvm.segmentation))
 DETECTORS = set(tvm.list_models(module=tvm.detection))
 # Known gap (tools/gen_weights.py, NOT_YET): SSDlite's spec splits C4's block, so MobileNet-v3's
