@@ -18,9 +18,10 @@ import torch
 import archspec
 from archspec.ir.deploy import deploy_network
 from tests.clirun import run_cli
+from tests.zoo_tiers import input_side
 
-# Equality does not depend on the resolution: small inputs keep the zoo-wide test cheap.
-SIZE = {"inception_v3": 299}  # its auxiliary head's 5x5/3 pooling needs the full size
+# Equality does not depend on the resolution: small inputs (at most 64, at least what the network
+# accepts: tests/zoo_tiers.py) keep the zoo-wide test cheap.
 
 
 def perturb_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -66,7 +67,7 @@ def assert_same_function(model: torch.nn.Module, deployed: torch.nn.Module, x: t
 
 def _size(name: str) -> int:
     native = archspec.load_spec(name).network().input_shape[1]
-    return SIZE.get(name, min(native, 64))
+    return input_side(name, native, 64)
 
 
 # The fast tier deploys one network per block family and part kind (every op the pass rewrites);

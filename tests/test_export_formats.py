@@ -20,7 +20,7 @@ import torch
 import archspec
 from archspec.backends.exporters import trace, write_onnx, write_pt2
 from tests.clirun import run_cli
-from tests.zoo_tiers import EXPORTED
+from tests.zoo_tiers import EXPORTED, input_side
 
 # The zoo less the variants of issue 14's families, which their representatives stand for (tests/zoo_tiers.py).
 ZOO = EXPORTED
@@ -78,7 +78,8 @@ def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> Non
         spec = archspec.load_spec(name, **{"input.size": [224, 224]})
         net = spec.network()
     if net.taps:  # dense prediction is fully convolutional: the same layers at 128x128, several times cheaper
-        spec = archspec.load_spec(name, **{"input.size": [128, 128]})
+        side = input_side(name, net.input_shape[1], 128)  # (or the least the network takes)
+        spec = archspec.load_spec(name, **{"input.size": [side, side]})
         net = spec.network()
     torch.manual_seed(0)
     model = calibrate(archspec.build(spec), net.input_shape)

@@ -26,7 +26,7 @@ from archspec.backends.python_source import python_source
 from archspec.ir.op import ModuleCall
 from tests.clirun import run_cli
 from tests.generated import assert_ruff_clean, exported_model, model_class
-from tests.zoo_tiers import EXPORTED
+from tests.zoo_tiers import EXPORTED, input_side
 
 ZOO = archspec.zoo.names()
 # Forward passes run on the zoo less the variants of issue 14's families (tests/zoo_tiers.py), in four
@@ -130,8 +130,9 @@ def _forward_job(spec: str | Path | archspec.Spec, key: str, tmp_path: Path) -> 
     if str(spec).startswith("efficientnet") and net.input_shape[1] > 224:
         spec = archspec.load_spec(spec, **{"input.size": [224, 224]})
         net = spec.network()
-    if net.taps:  # dense prediction is fully convolutional: the same layers at 128x128
-        spec = archspec.load_spec(spec, **{"input.size": [128, 128]})
+    if net.taps:  # dense prediction is fully convolutional: the same layers at 128x128 (or the least it takes)
+        side = input_side(str(spec), net.input_shape[1], 128)
+        spec = archspec.load_spec(spec, **{"input.size": [side, side]})
         net = spec.network()
     source = python_source(net)
     path = tmp_path / f"{key}.py"

@@ -78,3 +78,18 @@ HEAVY = {"vgg11", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
 def tiered(names: list[str]) -> list:
     """`names` as parameters, the HEAVY ones marked slow (none is dropped: the list never shrinks)."""
     return [pytest.param(n, marks=pytest.mark.slow) if n in HEAVY else n for n in names]
+
+
+# The smallest input some networks accept, where a test would otherwise run them below it: Inception
+# v3's auxiliary head pools 5x5/3; Swin and MaxViT partition 7x7 windows after a 32x downsampling
+# (224 = 32 * 7), Swin v2 8x8 ones (256); SSD300's extra layers need 268 (archspec's analysis names it).
+SMALLEST_INPUT: dict[str, int] = {
+    "inception_v3": 299, "ssd300_vgg16_backbone": 268, "maxvit_t": 224,
+    **{n: 224 for n in ("swin_t", "swin_s", "swin_b")}, **{n: 256 for n in ("swin_v2_t", "swin_v2_s", "swin_v2_b")},
+}
+
+
+def input_side(name: str, native: int, cap: int) -> int:
+    """The side a test runs `name` at: its `native` size capped at `cap`, never below what it accepts."""
+    return max(min(native, cap), SMALLEST_INPUT.get(name, 0))
+
