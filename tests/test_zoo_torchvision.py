@@ -117,8 +117,11 @@ def _kinds(name: str) -> set[tuple[str, str]]:
 def test_variants_use_what_their_representative_uses() -> None:
     """The heavy per-network tests run on one network per new family (tests/zoo_tiers.py): each variant
     must use no op and no block family its representative does not, and be in the zoo."""
+    from tests.test_zoo_classic import TORCHVISION as CLASSIC  # VGG and ResNet variants, checked there
+    from tests.test_zoo_mobile import EFFICIENTNETS
+
     assert set(REPRESENTATIVE) <= (set(FAST + SLOW) | {"resnext50_32x4d"} | set(TIMM_VARIANTS) | set(DENSE_VARIANTS)
-                                   | set(VITS + SWINS))
+                                   | set(VITS + SWINS) | set(CLASSIC) | set(EFFICIENTNETS))
     for variant, representative in REPRESENTATIVE.items():
         assert representative in EXPORTED, representative
         extra = _kinds(variant) - _kinds(representative)
