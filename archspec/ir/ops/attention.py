@@ -87,7 +87,8 @@ class ToMap(_Fixed):
     height: PosInt | None = None
 
     def _size(self, length: int) -> tuple[int, int]:
-        h = self.height or _grid(length) and _grid(length)[0]  # type: ignore[index]
+        grid = _grid(length)
+        h = self.height or (grid[0] if grid else None)
         if not h or length % h:
             raise ShapeError(f"to_map: {length} tokens make no " + (f"map of height {h}" if h else "square map; give its height"))
         return h, length // h
