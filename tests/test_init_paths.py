@@ -34,3 +34,11 @@ def test_an_aux_head_glob_may_match_nothing_when_the_head_is_switched_off() -> N
     archspec.load_spec("inception_v3", **{"aux_heads.0.enabled": False}).network()  # aux_heads.*.fc stays
     with torch.device("meta"):
         archspec.build("inception_v3", init_weights=False, **{"aux_heads.0.enabled": False})
+
+
+def test_a_head_glob_may_match_nothing_when_the_network_is_headless() -> None:
+    """squeezenet1_1 initialises `head.final_conv` by name; as a backbone (`head=[]`) the rule has nothing
+    to do, which is no typo. The same glob on the spec with its head is still checked."""
+    assert archspec.analyze("squeezenet1_1", head=[]).params == 722_496  # torchvision's .features
+    with pytest.raises(SpecError, match="matches no conv"):
+        archspec.load_spec("squeezenet1_1", **{"init.by_name": {"head.final_cnv": {"weight": "zeros"}}}).network()

@@ -28,19 +28,21 @@ def checked_init(init: Any, net: Network, aux_disabled: bool = False) -> Any:
     """`init` (an `InitSpec`) with its globs in index form, once each is seen to match a layer.
 
     `aux_disabled`: some auxiliary head of the spec is switched off, so a glob under `aux_heads`
-    may rightly match nothing here."""
+    may rightly match nothing here. Likewise a glob under `head` when the network has no head (a
+    backbone made with `head=[]`: squeezenet1_1's rule for `head.final_conv` then has nothing to do)."""
     if init is None or not init.by_name:
         return init
     refs = list(net.nodes())
     paths = [ref.path for ref in refs if type(ref.node.op).init_kind is not None]
     every = [ref.path for ref in refs]  # a layer's module may hold modules of its own (attention's out_proj)
+    headless = not any(path.startswith("head.") for path in every)
     rules = {}
     for pattern, rule in init.by_name.items():
         glob = by_index(pattern, net)
         bits = glob.split(".")
         inside = any(fnmatch.fnmatchcase(path, ".".join(bits[:k])) for k in range(1, len(bits)) for path in every)
         if not inside and not any(fnmatch.fnmatchcase(path, glob) for path in paths) and not (
-                aux_disabled and glob.startswith("aux_heads")):
+                aux_disabled and glob.startswith("aux_heads")) and not (headless and bits[0] == "head"):
             prefixes = sorted({".".join(p.split(".")[:k]) + ".*" for p in paths for k in (1, 2, 3)}
                               | {f"stages.{stage.name}.*" for stage in net.stages} | set(paths))
             shown = ", ".join(paths[:3] + ["..."] if len(paths) > 3 else paths)

@@ -321,7 +321,11 @@ class WindowAttention(Op):
         win = pair(self.window_size)
         if win[0] >= h and win[1] >= w:
             return fields[0].with_map((h, w))
-        return fields[0].window((2 * win[0] - 1, 2 * win[1] - 1), (1, 1), (win[0] - 1, win[1] - 1))
+        local = fields[0].window((2 * win[0] - 1, 2 * win[1] - 1), (1, 1), (win[0] - 1, win[1] - 1))
+        shifted = (win[0] < h and pair(self.shift)[0]) or (win[1] < w and pair(self.shift)[1])
+        # The cyclic shift brings the far side of the map into the edge windows; the mask adds -100 to
+        # those pairs, which scales them by e^-100 but does not cut them: the whole map is context.
+        return local.with_map((h, w)) if shifted else local
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         c, h, w = ins[0]
