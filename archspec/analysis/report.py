@@ -413,6 +413,7 @@ _FIELDS: memo.Memo[list[RF]] = memo.Memo("analysis.fields", MAX_CACHED)
 def _static_of(graph: Graph) -> _Static:
     """`_static(graph)`, kept by identity: lowering reuses one graph for identical blocks, in
     a network and across networks (spec.lower), and graphs are immutable (ir/graph.py)."""
+    graph = graph.analysed_as  # a stage's blocks at other stochastic-depth rates share it
     hit = _STATIC.get(id(graph), graph)
     if hit is memo.MISS:
         hit = _STATIC.put(id(graph), _static(graph), graph)
@@ -426,8 +427,8 @@ def _fields(graph: Graph, rf_in: RF | tuple[RF, ...]) -> list[RF]:
     without walking them again."""
     static = _static_of(graph)
     ruled = static.rf_rule is not None
-    key: tuple = ("rule", static.rf_rule, rf_in) if ruled else (id(graph), rf_in)
-    keep = None if ruled else graph
+    key: tuple = ("rule", static.rf_rule, rf_in) if ruled else (id(graph.analysed_as), rf_in)
+    keep = None if ruled else graph.analysed_as
     hit = _FIELDS.get(key, keep)
     if hit is not memo.MISS:
         return hit
@@ -454,7 +455,10 @@ def _layers_of(parts: list[_Part]) -> list[LayerInfo]:
     for part in parts:
         static, fields = _static_of(part.graph), _fields(part.graph, part.rf_in)
         prefix, group, stage, block = part.prefix, part.group, part.stage, part.block
-        for (name, op, category, _, ins, shape, params, buffers, macs, origin, _), rf in zip(static.nodes, fields):
+        # each node's own op: a block shares its template's facts but not its stochastic-depth rate
+        for (name, _, category, _, ins, shape, params, buffers, macs, origin, _), node, rf in zip(
+                static.nodes, part.graph.nodes, fields):
+            op = node.op
             out.append(LayerInfo(join(prefix, name), op.kind, category, group, stage, block, ins, shape,
                                  params, buffers, macs, rf, origin, op, prefix, part.section))
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 from pydantic import Field
 
 from ..ir.builder import GraphBuilder, Value
@@ -28,6 +30,7 @@ class ConvNeXtBlock(BlockFamily):
     kernel: int = Field(default=7, ge=1)
     layer_scale: float = Field(default=1e-6, ge=0)
     drop_path: float = Field(default=0.0, ge=0, le=1)
+    drop_schedule: ClassVar[Literal["n", "n-1"] | None] = "n-1"
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         if ctx.stride != 1 or x.channels != self.out:
@@ -41,7 +44,4 @@ class ConvNeXtBlock(BlockFamily):
         y = b.conv(y, name="pwconv2", out=self.out)
         if self.layer_scale > 0:
             y = b.op("layer_scale", y, name="layer_scale", init=self.layer_scale)
-        rate = self.drop_path * ctx.global_index / max(ctx.total_blocks - 1, 1)
-        if rate > 0:
-            y = b.op("drop_path", y, name="drop_path", p=rate)
-        return b.add(y, x, name="add")
+        return b.add(b.stochastic_depth(y), x, name="add")

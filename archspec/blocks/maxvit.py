@@ -3,34 +3,29 @@ an MBConv, then window attention, then grid attention, each attention with an ML
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
 from .squeeze_excite import squeeze_excitation
-from .transformer import _drop_rate
 
 
 def _partition_attention(b: GraphBuilder, x: Value, kind: Literal["window", "grid"], head_dim: int, size: int,
-                         mlp_ratio: int, rate: float) -> Value:
+                         mlp_ratio: int) -> Value:
     """x + attention(layer_norm(x)), then x + mlp(layer_norm(x)), in window or grid partitions
     (torchvision's PartitionAttentionLayer; its LayerNorms keep nn.LayerNorm's eps, 1e-5)."""
     with b.scope(f"{kind}_attention"):
         y = b.norm(x, name="norm1", type="layer", eps=1e-5)
         y = b.op("partition_attention", y, name="attn", head_dim=head_dim, size=size, partition=kind)
-        if rate:
-            y = b.op("drop_path", y, name="drop_path1", p=rate)
-        x = b.add(x, y, name="add_1")
+        x = b.add(x, b.stochastic_depth(y, "drop_path1"), name="add_1")
         y = b.norm(x, name="norm2", type="layer", eps=1e-5)
         with b.scope("mlp"):
             y = b.conv(y, out=x.channels * mlp_ratio)
             y = b.act(y)
             y = b.conv(y, out=x.channels)
-        if rate:
-            y = b.op("drop_path", y, name="drop_path2", p=rate)
-        return b.add(x, y, name="add_2")
+        return b.add(x, b.stochastic_depth(y, "drop_path2"), name="add_2")
 
 
 @register_block("maxvit")
@@ -51,9 +46,9 @@ class MaxViTLayer(BlockFamily):
     squeeze: float = Field(default=0.25, gt=0)
     mlp_ratio: int = Field(default=4, ge=1)
     drop_path: float = Field(default=0.0, ge=0, le=1)
+    drop_schedule: ClassVar[Literal["n", "n-1"] | None] = "n-1"
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
-        rate = _drop_rate(self.drop_path, ctx)
         with b.scope("mbconv"):
             shortcut = x
             if ctx.stride != 1 or x.channels != self.out:
@@ -68,8 +63,6 @@ class MaxViTLayer(BlockFamily):
                                 names=("conv_b", "bn_b", "act_b"))
             y = squeeze_excitation(b, y, int(self.out * self.squeeze), "silu", "sigmoid")
             y = b.conv(y, name="conv_c", out=self.out, bias=True)
-            if rate:
-                y = b.op("drop_path", y, name="drop_path", p=rate)
-            x = b.add(shortcut, y, name="add")
-        x = _partition_attention(b, x, "window", self.head_dim, self.partition, self.mlp_ratio, rate)
-        return _partition_attention(b, x, "grid", self.head_dim, self.partition, self.mlp_ratio, rate)
+            x = b.add(shortcut, b.stochastic_depth(y), name="add")
+        x = _partition_attention(b, x, "window", self.head_dim, self.partition, self.mlp_ratio)
+        return _partition_attention(b, x, "grid", self.head_dim, self.partition, self.mlp_ratio)

@@ -84,6 +84,7 @@ class InvertedResidual(BlockFamily):
     se_act: ActKind = "relu"
     se_gate: ActKind = "sigmoid"
     drop_path: float = Field(default=0.0, ge=0, lt=1)
+    drop_schedule: ClassVar[Literal["n", "n-1"] | None] = "n"
 
     @field_validator("se", mode="before", json_schema_input_type=float | bool)
     @classmethod
@@ -115,17 +116,15 @@ class InvertedResidual(BlockFamily):
             y = squeeze_excitation(b, y, self.squeeze_width(x.channels, width), self.se_act, self.se_gate)
         with b.scope("project"):
             y = b.conv_norm_act(y, out=self.out, kernel=1, act=False)
-        return residual_when_shape_kept(b, x, y, ctx, self.drop_path * ctx.global_index / ctx.total_blocks)
+        return residual_when_shape_kept(b, x, y, ctx)
 
 
-def residual_when_shape_kept(b: GraphBuilder, x: Value, y: Value, ctx: BlockContext, drop_path: float) -> Value:
-    """`y + x` when the block keeps the shape (stride 1, same width), with stochastic depth of rate
-    `drop_path` on `y` when positive; else `y` alone (MobileNet-v2, EfficientNet, MNASNet)."""
+def residual_when_shape_kept(b: GraphBuilder, x: Value, y: Value, ctx: BlockContext) -> Value:
+    """`y + x` when the block keeps the shape (stride 1, same width), with the block's stochastic
+    depth on `y`; else `y` alone (MobileNet-v2, EfficientNet, MNASNet)."""
     if ctx.stride != 1 or x.channels != y.channels:
         return y
-    if drop_path > 0:
-        y = b.op("drop_path", y, name="drop_path", p=drop_path)
-    return b.add(y, x, name="add")
+    return b.add(b.stochastic_depth(y), x, name="add")
 
 
 @register_block("bneck")
@@ -174,6 +173,7 @@ class FusedMBConv(BlockFamily):
     kernel: int = Field(default=3, ge=1)
     act: ActKind | None = None  # None: the stage's default activation
     drop_path: float = Field(default=0.0, ge=0, lt=1)
+    drop_schedule: ClassVar[Literal["n", "n-1"] | None] = "n"
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         act = self.act or True
@@ -186,7 +186,7 @@ class FusedMBConv(BlockFamily):
         else:
             with b.scope("fused"):
                 y = b.conv_norm_act(x, out=self.out, kernel=self.kernel, stride=ctx.stride, act=act)
-        return residual_when_shape_kept(b, x, y, ctx, self.drop_path * ctx.global_index / ctx.total_blocks)
+        return residual_when_shape_kept(b, x, y, ctx)
 
 
 @register_block("mnasnet")

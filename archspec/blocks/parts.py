@@ -218,7 +218,7 @@ class Stream(_Part):
         for r in range(self.repeat):
             ctx = BlockContext(stride=1, index=r, repeat=self.repeat, stage=0, global_index=r,
                                total_blocks=self.repeat, defaults=b.defaults)
-            with b.scope(str(r)):
+            with b.scope(str(r)), b.nested_rate(self._block.drop_rate(r, self.repeat)):
                 y = self._block.emit(b, x, ctx)
             if isinstance(y, dict):
                 raise BlockError(f"block type '{self.unit}' has several outputs; a stream's unit has one")

@@ -11,11 +11,6 @@ from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
 
 
-def _drop_rate(rate: float, ctx: BlockContext) -> float:
-    """torchvision's linear stochastic-depth schedule: block i of n drops with rate * i / (n - 1)."""
-    return rate * ctx.global_index / max(ctx.total_blocks - 1, 1)
-
-
 def _mlp(b: GraphBuilder, x: Value, hidden: int, dropout: float, linear: str) -> Value:
     """Two layers with the default activation between, each followed by dropout (torchvision's MLP)."""
     with b.scope("mlp"):
@@ -76,6 +71,7 @@ class SwinBlock(BlockFamily):
     dropout: float = Field(default=0.0, ge=0, le=1)
     attention_dropout: float = Field(default=0.0, ge=0, le=1)
     drop_path: float = Field(default=0.0, ge=0, le=1)
+    drop_schedule: ClassVar[Literal["n", "n-1"] | None] = "n-1"
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         if ctx.stride == 2:
@@ -88,7 +84,6 @@ class SwinBlock(BlockFamily):
                     x = b.norm(x, name="norm")
         elif ctx.stride != 1:
             raise ValueError(f"a swin stage's stride is 1 or 2 (patch merging), not {ctx.stride}")
-        rate = _drop_rate(self.drop_path, ctx)
         shift = 0 if ctx.index % 2 == 0 else self.window // 2
         attention: dict[str, Any] = {"heads": self.heads, "window_size": self.window, "shift": shift, "version": self.version,
                      "dropout": self.attention_dropout, "proj_dropout": self.dropout}
@@ -96,12 +91,8 @@ class SwinBlock(BlockFamily):
         y = b.norm(x, name="norm1") if pre else x
         y = b.op("window_attention", y, name="attn", **attention)
         y = y if pre else b.norm(y, name="norm1")
-        if rate:
-            y = b.op("drop_path", y, name="drop_path1", p=rate)
-        x = b.add(x, y, name="add_1")
+        x = b.add(x, b.stochastic_depth(y, "drop_path1"), name="add_1")
         y = b.norm(x, name="norm2") if pre else x
         y = _mlp(b, y, int(x.channels * self.mlp_ratio), self.dropout, "conv")
         y = y if pre else b.norm(y, name="norm2")
-        if rate:
-            y = b.op("drop_path", y, name="drop_path2", p=rate)
-        return b.add(x, y, name="add_2")
+        return b.add(x, b.stochastic_depth(y, "drop_path2"), name="add_2")

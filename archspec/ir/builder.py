@@ -110,9 +110,14 @@ class NodeLimitError(ArchspecError):
 
 class GraphBuilder:
     def __init__(self, in_shape: Shape, defaults: OpDefaults | None = None, origin: SpecPath = (),
-                 more_inputs: Sequence[Shape] = (), max_nodes: int | None = None, max_steps: int | None = None):
+                 more_inputs: Sequence[Shape] = (), max_nodes: int | None = None, max_steps: int | None = None,
+                 drop_rate: float = 0.0):
         """`max_nodes`: how many nodes this graph may hold; `max_steps`: how many loop iterations and
-        nested blocks its emission may take, work that may emit no node (None: no limit)."""
+        nested blocks its emission may take, work that may emit no node (None: no limit);
+        `drop_rate`: the block's stochastic-depth rate (`stochastic_depth`)."""
+        self.drop_rate = drop_rate
+        self._scheduled: list[int] = []  # nodes at the block's own rate
+        self._nested = 0  # nested blocks (`nested_rate`) being emitted
         self.max_nodes = max_nodes
         self.max_steps = max_steps
         self.steps = 0
@@ -246,6 +251,33 @@ class GraphBuilder:
     def mul(self, *xs: Value, name: str | None = None) -> Value:
         return self.op("mul", *xs, name=name)
 
+    def stochastic_depth(self, x: Value, name: str = "drop_path") -> Value:
+        """Stochastic depth on the residual branch `x` at the block's rate; `x` itself at rate 0.
+
+        The rate is the family's `drop_path` scheduled by the block's place in the network
+        (`BlockFamily.drop_rate`), worked out by lowering: a family that drops its branch this way
+        emits nothing that depends on its position, so the blocks of a stage share one graph, each
+        with its own rate (`Graph.with_rate`)."""
+        if self.drop_rate <= 0:
+            return x
+        y = self.op("drop_path", x, name=name, p=self.drop_rate)
+        if not self._nested:
+            self._scheduled.append(y.index)
+        return y
+
+    @contextlib.contextmanager
+    def nested_rate(self, rate: float) -> Iterator[None]:
+        """Emit a nested block (a stream's unit, a block inside a YAML block) at its own
+        stochastic-depth rate; its drop-path nodes keep that rate when the graph is reused."""
+        saved = self.drop_rate
+        self.drop_rate = rate
+        self._nested += 1
+        try:
+            yield
+        finally:
+            self.drop_rate = saved
+            self._nested -= 1
+
     def conv_norm_act(
         self,
         x: Value,
@@ -277,4 +309,5 @@ class GraphBuilder:
     def finish(self, out: Value, outputs: dict[str, Value] | None = None) -> Graph:
         """The graph; `outputs` names several outputs (a part's), `out` being the main one."""
         named = {name: v.index for name, v in (outputs or {}).items()}
-        return Graph(self.in_shape, tuple(self.nodes), out.index, tuple(self.more_inputs), named, dict(self.titles))
+        return Graph(self.in_shape, tuple(self.nodes), out.index, tuple(self.more_inputs), named, dict(self.titles),
+                     tuple(self._scheduled))

@@ -69,10 +69,42 @@ class Graph:
     outputs: Mapping[str, int] = field(default_factory=FrozenDict)
     # What named scopes are, for diagrams: {"se": "squeeze-excitation"} (GraphBuilder.scope's title).
     titles: Mapping[str, str] = field(default_factory=FrozenDict)
+    # Nodes that take their block's stochastic-depth rate in their per-block fields
+    # (`GraphBuilder.stochastic_depth`): the blocks of a stage share one emitted graph and differ
+    # only there (`with_rate`).
+    scheduled: Sequence[int] = ()
+    # The graph this one was made from by `with_rate`. No rate changes a shape, a count or a
+    # receptive field, so analysis keeps what it derives by the template's identity (`analysed_as`).
+    template: Graph | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         _set(self, nodes=tuple(self.nodes), more_inputs=tuple(self.more_inputs),
-             outputs=_frozen(self.outputs), titles=_frozen(self.titles))
+             outputs=_frozen(self.outputs), titles=_frozen(self.titles), scheduled=tuple(self.scheduled))
+
+    @property
+    def analysed_as(self) -> Graph:
+        """The graph whose analysis this one shares: its template, or itself."""
+        return self.template if self.template is not None else self
+
+    @property
+    def rate(self) -> float | None:
+        """The stochastic-depth rate of the scheduled nodes (None: the graph has none)."""
+        if not self.scheduled:
+            return None
+        op = self.nodes[self.scheduled[0]].op
+        return getattr(op, type(op).per_block_fields[0])
+
+    def with_rate(self, rate: float) -> Graph:
+        """This graph with stochastic-depth rate `rate` in its scheduled nodes (the same graph when
+        it has none, or has that rate): how a stage's later blocks reuse its first block's graph."""
+        if not self.scheduled or self.rate == rate:
+            return self
+        nodes = list(self.nodes)
+        for i in self.scheduled:
+            node = nodes[i]
+            op = node.op.model_copy(update={name: rate for name in type(node.op).per_block_fields})
+            nodes[i] = replace(node, op=op)
+        return replace(self, nodes=tuple(nodes), template=self.analysed_as)
 
     def title_of(self, node: Node) -> tuple[str, str] | None:
         """(scope, title) of the innermost titled scope holding `node`, or None."""

@@ -72,6 +72,20 @@ class BlockFamily(BaseModel):
     # How many values the block reads as a part (`in:` under necks or heads): (fewest, most),
     # None: no upper bound. The first is `x`; all of them are `b.inputs`. A stage gives one.
     inputs: ClassVar[tuple[int, int | None]] = (1, 1)
+    # Stochastic depth, for a family with a `drop_path` field (the network's rate): block g of the
+    # network's n drops its branch with probability drop_path * g / n ("n": torchvision's MobileNets
+    # and EfficientNets) or drop_path * g / (n - 1) ("n-1": ConvNeXt, Swin, MaxViT, whose last block
+    # gets the whole rate). None: no schedule. The family applies it with `b.stochastic_depth(y)`.
+    drop_schedule: ClassVar[Literal["n", "n-1"] | None] = None
+
+    def drop_rate(self, global_index: int, total_blocks: int) -> float:
+        """This block's stochastic-depth rate at position `global_index` of `total_blocks` (the
+        builder's `drop_rate`). Lowering works it out, not the family, so that a block's graph does
+        not depend on where it stands and the blocks of a stage can share it."""
+        if self.drop_schedule is None:
+            return 0.0
+        rate: float = getattr(self, "drop_path", 0.0)
+        return rate * global_index / (total_blocks if self.drop_schedule == "n" else max(total_blocks - 1, 1))
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value | dict[str, Value]:
         """The block's nodes, from `x` (`b.inputs` holds every input of a part); the output, or

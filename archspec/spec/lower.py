@@ -162,10 +162,16 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
         for r in range(st.repeat):
             context = dict(index=r, repeat=st.repeat, stage=i, global_index=global_index, total_blocks=total,
                            defaults=stage_defaults, **plan.context(r))
-            key = None if family_key is None else (family_key, shape, stage_defaults, origin)
+            # The block's stochastic-depth rate: whether it drops at all shapes the graph; its value
+            # does not, so a graph emitted at another rate is reused with this one.
+            rate = st.drop_rate(global_index, total)
+            key = None if family_key is None else (family_key, shape, stage_defaults, origin, rate > 0)
             graph = _BLOCKS.find(key, context)
-            if graph is None:
-                b = GraphBuilder(shape, stage_defaults, origin, max_nodes=MAX_NODES - count, max_steps=MAX_STEPS - steps)
+            if graph is not None:
+                graph = graph.with_rate(rate)
+            else:
+                b = GraphBuilder(shape, stage_defaults, origin, max_nodes=MAX_NODES - count, max_steps=MAX_STEPS - steps,
+                                 drop_rate=rate)
                 ctx = _ContextReads(**context)
                 try:
                     out = st.emit(b, b.input, ctx)

@@ -239,7 +239,11 @@ class Emitter:
         if repeat is not None and (not isinstance(repeat, int) or isinstance(repeat, bool) or repeat < 1):
             raise self.fail(f"repeat must be a positive integer, got {repeat!r}", item.path + ("repeat",))
         ctx = self.ctx
-        with self.located(item.path + ("name",)), self.b.scope(name or self.b.free_name(item.family)):
+        # a nested family's stochastic depth at the enclosing block's place (read only where it has one,
+        # so that other blocks stay free of position and reusable)
+        rate = block.drop_rate(ctx.global_index, ctx.total_blocks) if family.drop_schedule else 0.0
+        with self.located(item.path + ("name",)), self.b.scope(name or self.b.free_name(item.family)), \
+                self.b.nested_rate(rate):
             if repeat is None:  # once, in the enclosing block's place
                 x = self.one(block.emit(self.b, x, replace(ctx, stride=stride)), item)
             else:  # as a stage repeats a block: the stride to the first, `index` counts the repeats
