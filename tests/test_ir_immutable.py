@@ -41,8 +41,9 @@ def test_notebook_reproduction_raises_and_later_analysis_is_intact():
     lambda net: setattr(net.stem.nodes[0], "name", "x"),
 ])
 def test_assigning_a_field_raises(edit):
+    """Frozen dataclasses raise FrozenInstanceError, named tuples (`Node`) AttributeError, its base."""
     net = archspec.load_spec("resnet18").network()
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         edit(net)
 
 

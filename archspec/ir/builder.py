@@ -17,21 +17,21 @@ unnamed nodes are numbered within their scope like `nn.Sequential` children.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..core import memo
 from ..core.errors import ArchspecError, LocatedError, SpecPath
 from ..core.naming import free_index, free_name, join, module_name_problem
 from .graph import INPUT, Graph, Node, input_index
 from .op import Op, OpDefaults, Shape, ShapeError
-from .ops import op_class
+from .ops import OPS, op_class
 
 
-@dataclass(frozen=True)
-class Value:
-    """A symbolic tensor: the output of one node (or the graph input)."""
+class Value(NamedTuple):
+    """A symbolic tensor: the output of one node (or the graph input). A named tuple: a network
+    makes hundreds of them, and a tuple is made in a fraction of a frozen dataclass's time."""
 
     index: int
     shape: Shape
@@ -97,6 +97,42 @@ def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
     return _SHAPES.put((id(op), ins), tuple(op.out_shape(list(ins))), op)
 
 
+@functools.lru_cache(maxsize=4096)
+def _name_problem(name: str) -> str | None:
+    """`module_name_problem`, once per distinct name (the blocks of a network reuse a few dozen)."""
+    return module_name_problem(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parents(full: str) -> tuple[str, ...]:
+    """Every prefix of a dotted name that ends before a dot: `a.b.c` -> (`a`, `a.b`)."""
+    parents = []
+    dot = full.find(".")
+    while dot != -1:
+        parents.append(full[:dot])
+        dot = full.find(".", dot + 1)
+    return tuple(parents)
+
+
+_NODES: memo.Memo[tuple[Op, Shape]] = memo.Memo("ir.nodes", 16384)
+
+
+def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults, ins: tuple[Shape, ...]) -> tuple[Op, Shape]:
+    """(`_made(cls, fields, defaults)`, its output shape on `ins`) in one lookup: the step every
+    node of every block takes, and most often one asked before (the blocks of a stage, a sweep's
+    siblings). A `ShapeError` of the rule propagates, and nothing is kept for it."""
+    try:
+        key = (cls, id(defaults), ins, tuple(fields.items()), tuple(map(type, fields.values())))
+        hit = _NODES.get(key, defaults)
+    except TypeError:  # an unhashable field value (a list): no memo
+        op = cls(**fields).resolved(defaults)
+        return op, tuple(op.out_shape(list(ins)))
+    if hit is not memo.MISS:
+        return hit
+    op = _made(cls, fields, defaults)
+    return _NODES.put(key, (op, _out_shape(op, ins)), defaults)
+
+
 class NodeLimitError(ArchspecError):
     """More nodes were emitted, or more steps taken, than the builder's budget allows (checked as
     each is emitted or taken, so a block that expands exponentially stops at the limit, not after
@@ -127,6 +163,7 @@ class GraphBuilder:
         self.origin = origin
         self.nodes: list[Node] = []
         self._prefix: list[str] = []
+        self._prefix_text = ""  # ".".join(self._prefix), kept as scopes open and close
         self._counters: dict[str, int] = {}
         self._names: set[str] = set()  # full names of nodes
         self._scopes: set[str] = set()  # every prefix of a node's name (`downsample` of `downsample.0`)
@@ -140,7 +177,7 @@ class GraphBuilder:
     def scope(self, name: str, title: str | None = None) -> Iterator[None]:
         """Prefix the names of nodes emitted inside with `name.`; `title` says what the scope is
         (diagrams group its layers under it: "squeeze-excitation")."""
-        problem = module_name_problem(str(name))
+        problem = _name_problem(str(name))
         if problem is not None:
             raise ShapeError(problem)
         full = ".".join(self._prefix + [str(name)])
@@ -148,12 +185,14 @@ class GraphBuilder:
             raise ShapeError(f"'{full}' names both a layer and a scope (a nested block or a named branch) "
                              "in the same block; rename one")
         self._prefix.append(str(name))
+        outer, self._prefix_text = self._prefix_text, full
         if title:
-            self.titles[".".join(self._prefix)] = title
+            self.titles[full] = title
         try:
             yield
         finally:
             self._prefix.pop()
+            self._prefix_text = outer
 
     @property
     def scope_path(self) -> tuple[str, ...]:
@@ -164,21 +203,17 @@ class GraphBuilder:
         return lambda name: join(prefix, name) in self._names
 
     def _name(self, name: str | None) -> str:
-        prefix = ".".join(self._prefix)
+        prefix = self._prefix_text
         if name is None:
             n = free_index(self._counters.get(prefix, 0), self._taken(prefix))
             self._counters[prefix] = n + 1
             name = str(n)
-        elif (problem := module_name_problem(name)) is not None:  # a name that no module can hold
+        elif (problem := _name_problem(name)) is not None:  # a name that no module can hold
             raise ShapeError(problem)
         full = join(prefix, name)
         if full in self._names:
             raise ShapeError(f"two layers are named '{full}' in the same block")
-        parents = []  # every prefix of the name ending before a dot
-        dot = full.find(".")
-        while dot != -1:
-            parents.append(full[:dot])
-            dot = full.find(".", dot + 1)
+        parents = _parents(full)
         clash = full if full in self._scopes else next((p for p in parents if p in self._names), None)
         if clash is not None:
             raise ShapeError(f"'{clash}' names both a layer and a scope (a nested block or a named branch) "
@@ -203,9 +238,9 @@ class GraphBuilder:
 
     def op(self, op: Op | str, *inputs: Value, name: str | None = None, origin: SpecPath | None = None, **fields: Any) -> Value:
         """Append one node. `op` is an Op instance or a kind name with `fields`."""
-        kind = op if isinstance(op, str) else None
+        kind = op if type(op) is str else None
         if kind is not None:
-            cls = op_class(kind)
+            cls = OPS.get(kind) or op_class(kind)
         else:
             if fields:
                 op = op.model_copy(update=fields)
@@ -217,9 +252,13 @@ class GraphBuilder:
             raise ShapeError(f"{cls.kind} takes {arity} input(s), got {len(inputs)}")
         full = self._name(name if name is not None else (fields.get("name") if kind else op.name))
         where = self.origin if origin is None else origin
+        ins = tuple([v.shape for v in inputs])
         try:
-            op = _made(cls, fields, self.defaults) if kind is not None else _resolved(op, self.defaults)
-            shape = _out_shape(op, tuple([v.shape for v in inputs]))
+            if kind is not None:
+                op, shape = _made_node(cls, fields, self.defaults, ins)
+            else:
+                op = _resolved(op, self.defaults)
+                shape = _out_shape(op, ins)
         except NodeShapeError:
             raise
         except ShapeError as exc:

@@ -20,7 +20,7 @@ would corrupt every later answer: it raises instead. To change a network, make a
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from ..core.errors import SpecPath
@@ -41,8 +41,10 @@ def input_index(k: int) -> int:
     return INPUT - k
 
 
-@dataclass(frozen=True)
-class Node:
+class Node(NamedTuple):
+    """One op applied to earlier values. A named tuple (immutable, and made in a fraction of a
+    frozen dataclass's time: a sweep makes millions)."""
+
     name: str  # local to its graph; may be dotted ("downsample.0")
     op: Op
     inputs: tuple[int, ...]  # indices of earlier nodes, or INPUT
@@ -103,7 +105,7 @@ class Graph:
         for i in self.scheduled:
             node = nodes[i]
             op = node.op.model_copy(update={name: rate for name in type(node.op).per_block_fields})
-            nodes[i] = replace(node, op=op)
+            nodes[i] = node._replace(op=op)
         return replace(self, nodes=tuple(nodes), template=self.analysed_as)
 
     def title_of(self, node: Node) -> tuple[str, str] | None:
@@ -301,6 +303,12 @@ class Network:
         torch backend (`torch_layers.Network`) and Python export (`python_source`) hold
         the container that runs the parts and must learn to call the new one.
         """
+        walked = self.__dict__.get("_parts")
+        if walked is None:  # walked once: the network cannot change, and analysis walks it several times
+            walked = self.__dict__["_parts"] = tuple(self._walk())
+        return iter(walked)
+
+    def _walk(self) -> Iterator[Part]:
         yield Part("stem", "stem", "stem", "stem", self.stem, "", title="stem")
         source = "stem"
         ends: dict[int, str] = {}  # stage index -> path of its last block

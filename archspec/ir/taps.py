@@ -74,8 +74,8 @@ def _stage_parts(net: Network) -> list[list[Part]]:
     return stages
 
 
-def _resolve(name: str, path: str, net: Network, origin: SpecPath) -> Tap:
-    walked = _stage_parts(net)
+def _resolve(name: str, path: str, net: Network, origin: SpecPath, walked: list[list[Part]] | None = None) -> Tap:
+    walked = _stage_parts(net) if walked is None else walked
     sections = [blocks[0].section for blocks in walked]
     parts = path.split(".")
     top = parts[0]
@@ -144,8 +144,8 @@ def resolve(name: str | None, path: str, net: Network, origin: SpecPath,
 
 def every_stage(net: Network) -> list[Tap]:
     """The end of every stage, each named by its path (`features: stages`)."""
-    sections = [blocks[0].section for blocks in _stage_parts(net)]
-    return [_resolve(section, section, net, ("features",)) for section in sections]
+    walked = _stage_parts(net)
+    return [_resolve(blocks[0].section, blocks[0].section, net, ("features",), walked) for blocks in walked]
 
 
 def default_outputs(net: Network) -> list[Tap]:
