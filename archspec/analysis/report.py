@@ -349,34 +349,44 @@ class _Static:
 
 
 def _static(graph: Graph) -> _Static:
-    depth: dict[int, int] = {INPUT - k: 0 for k in range(len(graph.input_shapes))}
+    inputs_at = {INPUT - k: s for k, s in enumerate(graph.input_shapes)}  # an input's shape by its index
+    depth: dict[int, int] = dict.fromkeys(inputs_at, 0)
     remaining = graph.consumers()
-    live = {INPUT - k: math.prod(s) for k, s in enumerate(graph.input_shapes)}
+    live = {j: math.prod(s) for j, s in inputs_at.items()}
     total = peak = sum(live.values())
     nodes = []
+    shapes: list[Shape] = []
     params = buffers = macs = elements = 0
     flat_at = head_end_at = None
-    for i, node in enumerate(graph.nodes):
-        ins = tuple([graph.nodes[j].shape if j >= 0 else graph.shape_of(j) for j in node.inputs])
-        op = node.op
-        category = type(op).category
-        depth[i] = max([depth[j] for j in node.inputs], default=0) + type(op).depth_layer
+    base_rule = Op.rf
+    # Nodes unpacked by position, and each op's class read once: this loop runs for every new graph.
+    for i, (name, op, inputs, shape, origin) in enumerate(graph.nodes):
+        ins = tuple([shapes[j] if j >= 0 else inputs_at[j] for j in inputs])
+        cls = type(op)
+        depth[i] = (max([depth[j] for j in inputs]) if inputs else 0) + cls.depth_layer
         # the base rule on one input whose map keeps its size (it refuses any other: see Op.rf)
-        same = len(node.inputs) == 1 and type(op).rf is Op.rf and len(node.shape) == len(ins[0]) and (
-            len(node.shape) != 3 or node.shape[1:] == ins[0][1:])
-        counts = op.params(ins), op.buffers(ins), op.macs(ins, node.shape)
-        nodes.append(NodeFacts(node.name, op, category, node.inputs, ins, node.shape, *counts, node.origin, same))
-        params, buffers, macs = params + counts[0], buffers + counts[1], macs + counts[2]
+        same = len(inputs) == 1 and cls.rf is base_rule and len(shape) == len(ins[0]) and (
+            len(shape) != 3 or shape[1:] == ins[0][1:])
+        p, b, m = op.params(ins), op.buffers(ins), op.macs(ins, shape)
+        nodes.append(NodeFacts(name, op, cls.category, inputs, ins, shape, p, b, m, origin, same))
+        shapes.append(shape)
+        params += p
+        buffers += b
+        macs += m
         # a flat vector ends the features; a token sequence (L, D) still carries its fields
-        if flat_at is None and len(node.shape) == 1:
-            flat_at = i
-        if head_end_at is None and (len(node.shape) == 1 or type(op).ends_features):
+        if len(shape) == 1:
+            if flat_at is None:
+                flat_at = i
+            if head_end_at is None:
+                head_end_at = i
+        elif head_end_at is None and cls.ends_features:
             head_end_at = i
-        live[i] = size = math.prod(node.shape)
+        live[i] = size = math.prod(shape)
         elements += size
         total += size
-        peak = max(peak, total)
-        for j in node.inputs:
+        if total > peak:
+            peak = total
+        for j in inputs:
             remaining[j] -= 1
             if remaining[j] == 0:
                 total -= live.pop(j, 0)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from ..core import memo
 from ..core.errors import SpecPath
 from ..core.frozen import FrozenDict, freeze
 from ..core.naming import join
@@ -103,9 +104,7 @@ class Graph:
             return self
         nodes = list(self.nodes)
         for i in self.scheduled:
-            node = nodes[i]
-            op = node.op.model_copy(update={name: rate for name in type(node.op).per_block_fields})
-            nodes[i] = node._replace(op=op)
+            nodes[i] = nodes[i]._replace(op=_at_rate(nodes[i].op, rate))
         return replace(self, nodes=tuple(nodes), template=self.analysed_as)
 
     def title_of(self, node: Node) -> tuple[str, str] | None:
@@ -148,6 +147,18 @@ class Graph:
         for out in {self.output, *self.outputs.values()}:
             counts[out] = counts.get(out, 0) + 1
         return counts
+
+
+_RATED: memo.Memo[Op] = memo.Memo("ir.rated_ops", 4096)
+
+
+def _at_rate(op: Op, rate: float) -> Op:
+    """`op` with `rate` in its per-block fields, one op per (op, rate): the rates of a schedule
+    repeat from network to network."""
+    hit = _RATED.get((id(op), rate), op)
+    if hit is memo.MISS:
+        hit = _RATED.put((id(op), rate), op.model_copy(update=dict.fromkeys(type(op).per_block_fields, rate)), op)
+    return hit
 
 
 def _frozen(mapping: Any) -> FrozenDict:

@@ -15,3 +15,24 @@ def frozen(value: Any) -> Any:
     if isinstance(value, dict):
         return (dict, tuple((k, frozen(v)) for k, v in value.items()))
     return (type(value), value)
+
+
+class HashedKey:
+    """A key that is hashed once: the part of a memo key that stays the same for many lookups
+    (a block family's parameters, for every block of a stage), which a tuple would hash anew
+    each time. Equal to another HashedKey of equal items."""
+
+    __slots__ = ("items", "_hash")
+
+    def __init__(self, items: tuple):
+        self.items = items
+        self._hash = hash(items)  # TypeError for an unhashable item, as the tuple's own hash
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (type(other) is HashedKey and self._hash == other._hash and self.items == other.items)
+
+    def __repr__(self) -> str:
+        return f"HashedKey({self.items!r})"

@@ -13,7 +13,7 @@ from ..core import memo
 from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug, unknown_name
 from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError
 from ..ir.graph import AuxHead, Block, Graph, Network, Stage
-from ..ir.keys import frozen
+from ..ir.keys import HashedKey, frozen
 from ..ir.op import Op, OpDefaults, Shape, ShapeError
 from ..ir.output_stride import Dilations, out_jump
 from ..ir.taps import resolve_taps, truncate
@@ -87,18 +87,18 @@ class _ContextReads(BlockContext):
 _CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(BlockContext))
 
 
-def _family_key(stage: Any) -> tuple | None:
+def _family_key(stage: Any, defaults: OpDefaults, origin: SpecPath) -> HashedKey | None:
     """What a block's graph depends on besides its input and context: the family (a class,
-    one per YAML definition text) and the values of its own parameters. None when a value
+    one per YAML definition text) and the values of its own parameters, the stage's defaults
+    and its place in the spec; hashed once for all the blocks of the stage. None when a value
     cannot be hashed (the block is then emitted every time)."""
     family = type(stage)
     skip = getattr(family, "STAGE_KEYS", ())  # block, repeat, stride, name, defaults: not the family's
     try:
-        key = (family, tuple(frozen(getattr(stage, f)) for f in family.model_fields if f not in skip))
-        hash(key)
+        return HashedKey((family, tuple(frozen(getattr(stage, f)) for f in family.model_fields if f not in skip),
+                          defaults, origin))
     except TypeError:
         return None
-    return key
 
 
 class _BlockGraphs:
@@ -158,14 +158,14 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
         stage_defaults = spec.stage_defaults(st).op_defaults()
         blocks: list[Block] = []
         plan = dilations.stage(i, st.block, st.stride, st.dilate, type(st).first_block_dilation)
-        family_key = _family_key(st)
+        family_key = _family_key(st, stage_defaults, origin)
         for r in range(st.repeat):
             context = dict(index=r, repeat=st.repeat, stage=i, global_index=global_index, total_blocks=total,
                            defaults=stage_defaults, **plan.context(r))
             # The block's stochastic-depth rate: whether it drops at all shapes the graph; its value
             # does not, so a graph emitted at another rate is reused with this one.
             rate = st.drop_rate(global_index, total)
-            key = None if family_key is None else (family_key, shape, stage_defaults, origin, rate > 0)
+            key = None if family_key is None else (family_key, shape, rate > 0)
             graph = _BLOCKS.find(key, context)
             if graph is not None:
                 graph = graph.with_rate(rate)
