@@ -6,16 +6,19 @@ heads dropped after loading). Nothing here touches the network (`no_network`).""
 
 from __future__ import annotations
 
+import copy
 import re
 
 import pytest
 import torch
 import torchvision.models as tvm
+import torchvision.models.detection as det
 import torchvision.models.segmentation as seg
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
 import archspec
 from archspec.api import WeightsWarning
+from archspec.interop import load_torchvision
 from parity import assert_close_outputs, randomise
 
 pytestmark = pytest.mark.usefixtures("no_network")
@@ -221,3 +224,83 @@ def test_onnx_export_with_weights_computes_torchvisions_outputs(hub, tmp_path) -
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (ours,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     assert_close_outputs(torch.from_numpy(ours), _outputs(reference, x)["out"], "resnet18 onnx", atol=1e-4)
+
+
+# Detector backbone spec -> (torchvision's detector builder, the weights_backbone entry it is given, the
+# side of the test image, which of the backbone's tensors torchvision takes from the classifier (the rest
+# it initialises: FPN, extra blocks, SSD's fc6/fc7 and L2 scale), the classifier's tensors it leaves out).
+# SSD300 runs at its own 300 pixels: its last maps come from unpadded 3x3 convs (1x1 at 300).
+_RESNET_FC = ["fc.weight", "fc.bias"]
+_MOBILENET_HEAD = ["classifier.0.weight", "classifier.0.bias", "classifier.3.weight", "classifier.3.bias"]
+DETECTION = {
+    "retinanet_resnet50_fpn_backbone": (det.retinanet_resnet50_fpn, "IMAGENET1K_V1", 64, r"body\.", _RESNET_FC),
+    "retinanet_resnet50_fpn_v2_backbone": (det.retinanet_resnet50_fpn_v2, "IMAGENET1K_V2", 64, r"body\.", _RESNET_FC),
+    "fasterrcnn_mobilenet_v3_large_fpn_backbone": (
+        det.fasterrcnn_mobilenet_v3_large_fpn, "IMAGENET1K_V1", 64, r"body\.", _MOBILENET_HEAD),
+    "fasterrcnn_mobilenet_v3_large_320_fpn_backbone": (
+        det.fasterrcnn_mobilenet_v3_large_320_fpn, "IMAGENET1K_V2", 64, r"body\.", _MOBILENET_HEAD),
+    # torchvision's _vgg_extractor: features up to conv4_3, then extra[0] = conv5's layers (0-6) and a new fc (7)
+    "ssd300_vgg16_backbone": (det.ssd300_vgg16, "IMAGENET1K_FEATURES", 300, r"features\.|extra\.0\.[0-6]\.",
+                              [f"classifier.{i}.{k}" for i in (0, 3, 6) for k in ("weight", "bias")]),
+    # torchvision's _mobilenet_extractor: features.0 ends with block 13's expansion, features.1 has the rest
+    "ssdlite320_mobilenet_v3_large_backbone": (
+        det.ssdlite320_mobilenet_v3_large, "IMAGENET1K_V1", 64, r"features\.", _MOBILENET_HEAD),
+}
+SLOW_DETECTION = {"retinanet_resnet50_fpn_backbone", "retinanet_resnet50_fpn_v2_backbone", "ssd300_vgg16_backbone"}
+
+
+def _thawed(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy with torchvision's FrozenBatchNorm2d (what its detectors use with weights_backbone) as
+    BatchNorm2d of the same tensors and eps: a layout `load_torchvision` pairs."""
+    from torchvision.ops.misc import FrozenBatchNorm2d
+
+    module = copy.deepcopy(module)
+    for name, frozen in list(module.named_modules()):
+        if isinstance(frozen, FrozenBatchNorm2d):
+            norm = torch.nn.BatchNorm2d(frozen.weight.numel(), eps=frozen.eps)
+            norm.load_state_dict({**frozen.state_dict(), "num_batches_tracked": torch.tensor(0)})
+            parent, _, leaf = name.rpartition(".")
+            setattr(module.get_submodule(parent), leaf, norm)
+    return module
+
+
+def _randomise_all_but(module: torch.nn.Module, kept: str) -> None:
+    """`randomise` the tensors whose names do not match `kept` (the parts the builder initialised)."""
+    saved = {k: v.clone() for k, v in module.state_dict().items() if re.match(kept, k)}
+    randomise(module)
+    module.load_state_dict(saved, strict=False)
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_DETECTION else n
+                                  for n in DETECTION])
+def test_weights_backbone_fill_the_detection_backbones_as_torchvisions_builders(name: str, hub) -> None:
+    """archspec.build(NAME, weights=<weights_backbone entry>) equals torchvision's detector built with
+    that weights_backbone (the same classifier file, read from the hub cache by torchvision's builder:
+    frozen batch norm, SSDlite's full tail), every output of the backbone, with perturbed norms."""
+    detector, weights, side, from_classifier, head = DETECTION[name]
+    entry = next(e for e in archspec.load_spec(name).model.weights if e.name == weights)
+    torch.manual_seed(0)
+    classifier = tvm.get_model(entry.arch)
+    randomise(classifier)
+    put(hub, entry.arch, classifier.state_dict(), weights)
+    theirs = detector(weights=None, weights_backbone=tvm.get_model_weights(entry.arch)[weights]).backbone.eval()
+    _randomise_all_but(theirs, from_classifier)
+    with pytest.warns(WeightsWarning):  # the parts torchvision initialises are not in the file
+        ours = archspec.build(name, weights=weights)
+    report = ours.archspec_weights
+    assert report.unused == head
+    assert len(report.loaded) == len(classifier.state_dict()) - len(head)
+    # Everything else from torchvision's backbone (its own initialisation): then the outputs must agree.
+    donor = archspec.build(name, init_weights=False, **entry.set)
+    load_torchvision(donor, _thawed(theirs))
+    wanted = donor.state_dict()
+    mine = ours.state_dict()
+    for key in report.loaded:  # each classifier tensor where torchvision's builder put it
+        if mine[key].is_floating_point():  # not num_batches_tracked (frozen batch norm keeps none)
+            assert torch.equal(mine[key], wanted[key]), key
+    ours.load_state_dict({k: wanted[k] for k in report.skipped}, strict=False)
+    x = torch.randn(1, 3, side, side)
+    got, want = _outputs(ours, x), _outputs(theirs, x)
+    assert list(got) == list(want) and len(want) >= 3
+    for key in want:
+        assert_close_outputs(got[key], want[key], f"{name}[{key}]", atol=1e-5)

@@ -28,9 +28,6 @@ NO_WEIGHTS = {"lenet5", "mobilenet_v1", "repvgg_a0", "repvgg_a2", "repvgg_b0", "
               "unet_resnet34", "fpn_resnet34", "deeplabv3plus_resnet50"}
 TV_NAMES = set(tvm.list_models(module=tvm)) | set(tvm.list_models(module=tvm.segmentation))
 DETECTORS = set(tvm.list_models(module=tvm.detection))
-# Known gap (tools/gen_weights.py, NOT_YET): SSDlite's spec splits C4's block, so MobileNet-v3's
-# tensors reach it neither by name nor in order; its weights_backbone entries are left out until they do.
-NOT_YET = {"ssdlite320_mobilenet_v3_large_backbone"}
 
 
 def expected(name: str) -> list[tuple[object, bool]]:
@@ -38,8 +35,6 @@ def expected(name: str) -> list[tuple[object, bool]]:
     if name in BACKBONE_ONLY:
         return [(w, True) for w in BACKBONE_ONLY[name]]
     detector = name.removesuffix("_backbone")
-    if name in NOT_YET:
-        return []
     if name.endswith("_backbone") and detector in DETECTORS:  # a detector's backbone: its weights_backbone
         return [(w, True) for w in backbone_enum(detector)]
     if name not in TV_NAMES:
@@ -73,7 +68,7 @@ def test_every_torchvision_model_weights_entry_of_the_zoo_is_counted() -> None:
     assert carried == sum(len(list(tvm.get_model_weights(n))) for n in zoo_classifiers)
     detector_backbones = {n for n in ZOO if n.endswith("_backbone") and n.removesuffix("_backbone") in DETECTORS}
     assert set(ZOO) - TV_NAMES - set(BACKBONE_ONLY) - detector_backbones == NO_WEIGHTS
-    assert NOT_YET <= detector_backbones
+    assert len(detector_backbones) == 6 and all(archspec.load_spec(n).model.weights for n in detector_backbones)
 
 
 def test_the_shipped_category_lists_are_torchvisions() -> None:
@@ -148,3 +143,15 @@ def test_densenet_entries_rename_keys_as_torchvisions_loader() -> None:
             (pattern, replace), = entry.layout.rename
             assert repr(pattern)[1:-1].replace("\\\\", "\\") in source.replace('r"', '"')
             assert replace == r"\1\2"
+
+
+def test_ssdlite_backbone_weights_keep_the_full_tail_as_torchvision_does() -> None:
+    """torchvision's ssdlite320_mobilenet_v3_large builds the reduced tail only without weights_backbone;
+    the other detectors' builders pass weights_backbone to the classifier's builder unchanged."""
+    source = inspect.getsource(inspect.unwrap(tvm.get_model_builder("ssdlite320_mobilenet_v3_large")))
+    assert "reduce_tail = weights_backbone is None" in source
+    assert "reduced_tail=reduce_tail" in source
+    for name in [n for n in ZOO if n.endswith("_backbone") and n.removesuffix("_backbone") in DETECTORS]:
+        wanted = {"vars.reduced_tail": False} if name.startswith("ssdlite") else {}
+        for entry in archspec.load_spec(name).model.weights:
+            assert (entry.set, entry.reference) == (wanted, {}), (name, entry.name)

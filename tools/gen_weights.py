@@ -42,12 +42,13 @@ _AFFINE = {"stem.transform_input.channel_affine.scale": [0.229 / 0.5, 0.224 / 0.
            "stem.transform_input.channel_affine.shift": [(0.485 - 0.5) / 0.5, (0.456 - 0.5) / 0.5, (0.406 - 0.5) / 0.5]}
 INPUT_TRANSFORM = {"googlenet": (_AFFINE, {"vars.aux_logits": True}),
                    "inception_v3": (_AFFINE, {"vars.aux_logits": True})}
-# Detector backbones that take their classifier's `features` by index (torchvision's _vgg_extractor and
-# _mobilenet_extractor), not by a layout of the same names: their entries load in order.
-POSITIONAL = {"ssd300_vgg16_backbone"}
-# Not yet: SSDlite's spec splits C4's inverted-residual block where torchvision's extractor does not
-# reorder it, so MobileNet-v3's tensors reach it neither by name nor in order (252 of 312 would load).
-NOT_YET = {"ssdlite320_mobilenet_v3_large_backbone"}
+# Detector backbones that take their classifier's `features` by index (torchvision's SSD _vgg_extractor and
+# SSDlite _mobilenet_extractor, which splits block 13 after its expansion), not by a layout of the same
+# names: their entries load in order.
+POSITIONAL = {"ssd300_vgg16_backbone", "ssdlite320_mobilenet_v3_large_backbone"}
+# What a detector's builder changes in its backbone when given weights_backbone: SSDlite's keeps the
+# full tail (`reduce_tail = weights_backbone is None`), the layout of the classifier's file.
+BACKBONE_SET = {"ssdlite320_mobilenet_v3_large_backbone": {"vars.reduced_tail": False}}
 # Zoo specs that are torchvision backbones rather than whole torchvision models: the classifier whose weights they take.
 BACKBONES = {"resnet50_fpn": "resnet50"}
 CATEGORY_LISTS = {"imagenet-1k": _meta._IMAGENET_CATEGORIES, "coco": _meta._COCO_CATEGORIES, "voc": _meta._VOC_CATEGORIES}
@@ -107,8 +108,9 @@ def transforms(weights: object) -> dict:
     return out
 
 
-def entry(weights: object, arch: str, default: bool, backbone: bool = False) -> dict:
-    """The spec's entry for one torchvision weights member."""
+def entry(weights: object, arch: str, default: bool, backbone: bool = False, network: dict | None = None) -> dict:
+    """The spec's entry for one torchvision weights member; `network`: the overrides (`set:`) the
+    network needs to take them."""
     meta = weights.meta  # type: ignore[attr-defined]
     url = weights.url  # type: ignore[attr-defined]
     found = HASH.search(url.rsplit("/", 1)[-1])
@@ -128,6 +130,8 @@ def entry(weights: object, arch: str, default: bool, backbone: bool = False) -> 
     out["layout"] = layout
     if arch in INPUT_TRANSFORM and not backbone:
         out["set"], out["reference"] = INPUT_TRANSFORM[arch]
+    if network:
+        out["set"] = network
     size = meta.get("min_size", (224, 224))[0]
     if arch.startswith("vit_") and not backbone and size != 224:
         # torchvision's _vision_transformer builds image_size = min_size for weights (SWAG at 384, 518):
@@ -155,8 +159,6 @@ def entries_for(name: str, builders: dict[str, object]) -> tuple[list[dict], str
         enums.append(enum.__name__)
         out += [entry(w, name, w is enum.DEFAULT) for w in enum]
         back = backbone_enum(builders[name])
-    elif name in NOT_YET:
-        back = None
     elif name.removesuffix("_backbone") in builders and name.endswith("_backbone"):
         detector = name.removesuffix("_backbone")  # a detector's backbone: its weights_backbone entries
         back = backbone_enum(builders[detector])
@@ -165,7 +167,7 @@ def entries_for(name: str, builders: dict[str, object]) -> tuple[list[dict], str
     if back is not None:
         enums.append(f"{back.__name__} as weights_backbone")
         arch = classifier_of(back)
-        out += [entry(w, arch, False, backbone=True) for w in back]
+        out += [entry(w, arch, False, backbone=True, network=BACKBONE_SET.get(name)) for w in back]
         if name in POSITIONAL:
             for e in out:
                 e["layout"]["match"] = "position"
