@@ -244,7 +244,7 @@ DETECTION = {
                               [f"classifier.{i}.{k}" for i in (0, 3, 6) for k in ("weight", "bias")]),
     # torchvision's _mobilenet_extractor: features.0 ends with block 13's expansion, features.1 has the rest
     "ssdlite320_mobilenet_v3_large_backbone": (
-        det.ssdlite320_mobilenet_v3_large, "IMAGENET1K_V1", 64, r"features\.", _MOBILENET_HEAD),
+        det.ssdlite320_mobilenet_v3_large, "IMAGENET1K_V1", 128, r"features\.", _MOBILENET_HEAD),
 }
 SLOW_DETECTION = {"retinanet_resnet50_fpn_backbone", "retinanet_resnet50_fpn_v2_backbone", "ssd300_vgg16_backbone"}
 
@@ -262,6 +262,27 @@ def _thawed(module: torch.nn.Module) -> torch.nn.Module:
             parent, _, leaf = name.rpartition(".")
             setattr(module.get_submodule(parent), leaf, norm)
     return module
+
+
+def _calibrate(module: torch.nn.Module, x: torch.Tensor, parts: str = "") -> None:
+    """Batch norms (those under `parts`) with running statistics measured on `x`, as a trained network's:
+    each channel normalised, the input reaches the last outputs. A randomly initialised MobileNet-v3's
+    outputs do not depend on its input (torchvision's fan-out initialisation of a depthwise conv shrinks
+    the signal by about sqrt(C) per block: two random images give outputs 1e-7 apart), which would
+    leave a comparison of outputs comparing constants. A variance under 0.01 is raised to it: a dead
+    channel's ~0 would make float rounding (frozen batch norm's rsqrt) grow 300-fold."""
+    norms = [m for n, m in module.named_modules() if isinstance(m, torch.nn.BatchNorm2d) and re.match(parts, n + ".")]
+    if not norms:
+        return
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # the plain average over the batch
+        norm.train()
+    with torch.no_grad():
+        module(x)
+    for norm in norms:
+        norm.running_var.clamp_(min=0.01)
+        norm.eval()
 
 
 def _randomise_all_but(module: torch.nn.Module, kept: str) -> None:
@@ -282,9 +303,11 @@ def test_weights_backbone_fill_the_detection_backbones_as_torchvisions_builders(
     torch.manual_seed(0)
     classifier = tvm.get_model(entry.arch)
     randomise(classifier)
+    _calibrate(classifier.eval(), torch.randn(8, 3, 64, 64))
     put(hub, entry.arch, classifier.state_dict(), weights)
     theirs = detector(weights=None, weights_backbone=tvm.get_model_weights(entry.arch)[weights]).backbone.eval()
     _randomise_all_but(theirs, from_classifier)
+    _calibrate(theirs, torch.randn(8, 3, side, side), f"(?!{from_classifier})")  # SSDlite's extra blocks
     with pytest.warns(WeightsWarning):  # the parts torchvision initialises are not in the file
         ours = archspec.build(name, weights=weights)
     report = ours.archspec_weights
@@ -299,8 +322,11 @@ def test_weights_backbone_fill_the_detection_backbones_as_torchvisions_builders(
         if mine[key].is_floating_point():  # not num_batches_tracked (frozen batch norm keeps none)
             assert torch.equal(mine[key], wanted[key]), key
     ours.load_state_dict({k: wanted[k] for k in report.skipped}, strict=False)
-    x = torch.randn(1, 3, side, side)
+    x = torch.randn(2, 3, side, side)
     got, want = _outputs(ours, x), _outputs(theirs, x)
     assert list(got) == list(want) and len(want) >= 3
-    for key in want:
-        assert_close_outputs(got[key], want[key], f"{name}[{key}]", atol=1e-5)
+    for key in want:  # 1e-4: frozen batch norm's own rounding (its rsqrt) is 1.8e-5 of RetinaNet's outputs,
+        # as far from torchvision's module with BatchNorm2d of the same tensors as from archspec's
+        assert_close_outputs(got[key], want[key], f"{name}[{key}]", atol=1e-4)
+        # every output depends on the image (not only on the biases): the two images' outputs differ
+        assert (want[key][0] - want[key][1]).abs().max() > 1e-3 * want[key].abs().max(), key
