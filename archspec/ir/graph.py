@@ -102,10 +102,14 @@ class Graph:
         it has none, or has that rate): how a stage's later blocks reuse its first block's graph."""
         if not self.scheduled or self.rate == rate:
             return self
-        nodes = list(self.nodes)
-        for i in self.scheduled:
-            nodes[i] = nodes[i]._replace(op=_at_rate(nodes[i].op, rate))
-        return replace(self, nodes=tuple(nodes), template=self.analysed_as)
+        template = self.analysed_as
+        hit = _REBOUND.get((id(template), rate), template)  # a schedule's rates recur from network to network
+        if hit is memo.MISS:
+            nodes = list(template.nodes)
+            for i in template.scheduled:
+                nodes[i] = nodes[i]._replace(op=_at_rate(nodes[i].op, rate))
+            hit = _REBOUND.put((id(template), rate), replace(template, nodes=tuple(nodes), template=template), template)
+        return hit
 
     def title_of(self, node: Node) -> tuple[str, str] | None:
         """(scope, title) of the innermost titled scope holding `node`, or None."""
@@ -150,6 +154,7 @@ class Graph:
 
 
 _RATED: memo.Memo[Op] = memo.Memo("ir.rated_ops", 4096)
+_REBOUND: memo.Memo[Graph] = memo.Memo("ir.rated_graphs", 8192)
 
 
 def _at_rate(op: Op, rate: float) -> Op:
