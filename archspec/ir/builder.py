@@ -17,7 +17,6 @@ unnamed nodes are numbered within their scope like `nn.Sequential` children.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -97,13 +96,13 @@ def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
     return _SHAPES.put((id(op), ins), tuple(op.out_shape(list(ins))), op)
 
 
-@functools.lru_cache(maxsize=4096)
+@memo.function("ir.name_problems", 4096)
 def _name_problem(name: str) -> str | None:
     """`module_name_problem`, once per distinct name (the blocks of a network reuse a few dozen)."""
     return module_name_problem(name)
 
 
-@functools.lru_cache(maxsize=4096)
+@memo.function("ir.name_parents", 4096)
 def _parents(full: str) -> tuple[str, ...]:
     """Every prefix of a dotted name that ends before a dot: `a.b.c` -> (`a`, `a.b`)."""
     parents = []
