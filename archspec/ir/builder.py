@@ -129,7 +129,7 @@ def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults, ins:
     if hit is not memo.MISS:
         return hit
     op = _made(cls, fields, defaults)
-    return _NODES.put(key, (op, _out_shape(op, ins)), defaults)
+    return _NODES.put(key, (op, tuple(op.out_shape(list(ins)))), defaults)
 
 
 class NodeLimitError(ArchspecError):
