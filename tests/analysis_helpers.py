@@ -79,7 +79,7 @@ def with_avg_pools(net: Network) -> Network:
             new = (adaptive if op.kind == "adaptive_pool" else global_)(**{**op.model_dump(), "type": "avg"})
         else:
             return node
-        return dataclasses.replace(node, op=new)
+        return node._replace(op=new)  # a Node is a named tuple
 
     return net.map_graphs(lambda graph: dataclasses.replace(graph, nodes=tuple(map(swap, graph.nodes))))
 

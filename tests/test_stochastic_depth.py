@@ -82,3 +82,16 @@ def test_a_nested_block_drops_at_its_enclosing_blocks_place() -> None:
     model = archspec.build(NESTED).train()
     torch.manual_seed(0)
     assert model(torch.randn(2, 8, 16, 16)).shape == (2, 8)
+
+
+def test_a_transformed_graph_keeps_neither_schedule_nor_shared_analysis() -> None:
+    """`dataclasses.replace` of a block's graph (other nodes) drops `scheduled` and `template`: the
+    new graph is analysed as itself, and no rate is rebound at indices that mean other nodes now."""
+    import dataclasses
+
+    net = archspec.load_spec("efficientnet_b0").network()
+    graph = net.stages[5].blocks[2].graph
+    assert graph.scheduled and graph.template is not None
+    cut = dataclasses.replace(graph, nodes=graph.nodes[:3], output=2)
+    assert cut.scheduled == () and cut.template is None and cut.analysed_as is cut
+    assert _static(cut).params == sum(n.op.params([graph.shape_of(i) for i in n.inputs]) for n in cut.nodes)

@@ -347,5 +347,5 @@ class GraphBuilder:
     def finish(self, out: Value, outputs: dict[str, Value] | None = None) -> Graph:
         """The graph; `outputs` names several outputs (a part's), `out` being the main one."""
         named = {name: v.index for name, v in (outputs or {}).items()}
-        return Graph(self.in_shape, tuple(self.nodes), out.index, tuple(self.more_inputs), named, dict(self.titles),
-                     tuple(self._scheduled))
+        graph = Graph(self.in_shape, tuple(self.nodes), out.index, tuple(self.more_inputs), named, dict(self.titles))
+        return graph.scheduling(self._scheduled) if self._scheduled else graph

@@ -8,7 +8,8 @@ heads that branch off after a stage). Each node's full module path, such as
 
 The IR knows nothing of YAML or of torch modules.
 
-Everything here is immutable once built: frozen dataclasses whose sequences are tuples and
+Everything here is immutable once built (a `Node` is a named tuple: `node._replace(op=...)`
+makes a changed copy): frozen dataclasses whose sequences are tuples and
 whose mappings are read-only (`FrozenDict`); lists and dicts given to a constructor are
 converted (the fields are typed `Sequence` and `Mapping`, the read-only views). Graphs are
 shared between the blocks of a stage, between networks and across a sweep, and analysis
@@ -75,14 +76,23 @@ class Graph:
     # Nodes that take their block's stochastic-depth rate in their per-block fields
     # (`GraphBuilder.stochastic_depth`): the blocks of a stage share one emitted graph and differ
     # only there (`with_rate`).
-    scheduled: Sequence[int] = ()
+    scheduled: tuple[int, ...] = field(default=(), init=False, compare=False, repr=False)
     # The graph this one was made from by `with_rate`. No rate changes a shape, a count or a
     # receptive field, so analysis keeps what it derives by the template's identity (`analysed_as`).
-    template: Graph | None = field(default=None, compare=False, repr=False)
+    template: Graph | None = field(default=None, init=False, compare=False, repr=False)
+    # Both are set where the graph is made (`scheduling`) and are not constructor arguments, so
+    # that `dataclasses.replace` (a transformed graph: other nodes) drops them: a changed graph
+    # neither rebinds rates at stale indices nor shares an analysis that is no longer its own.
 
     def __post_init__(self) -> None:
         _set(self, nodes=tuple(self.nodes), more_inputs=tuple(self.more_inputs),
-             outputs=_frozen(self.outputs), titles=_frozen(self.titles), scheduled=tuple(self.scheduled))
+             outputs=_frozen(self.outputs), titles=_frozen(self.titles))
+
+    def scheduling(self, scheduled: Sequence[int], template: Graph | None = None) -> Graph:
+        """This new graph, its scheduled nodes and template set (by the builder, by `with_rate`)
+        before anyone reads it; returns it."""
+        _set(self, scheduled=tuple(scheduled), template=template)
+        return self
 
     @property
     def analysed_as(self) -> Graph:
@@ -108,7 +118,8 @@ class Graph:
             nodes = list(template.nodes)
             for i in template.scheduled:
                 nodes[i] = nodes[i]._replace(op=_at_rate(nodes[i].op, rate))
-            hit = _REBOUND.put((id(template), rate), replace(template, nodes=tuple(nodes), template=template), template)
+            rated = replace(template, nodes=tuple(nodes)).scheduling(template.scheduled, template)
+            hit = _REBOUND.put((id(template), rate), rated, template)
         return hit
 
     def title_of(self, node: Node) -> tuple[str, str] | None:
