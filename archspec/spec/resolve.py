@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import copy
 import itertools
+import marshal
 import re
 import stat
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from collections.abc import Mapping
 
+from ..core import memo
 from ..core.errors import OVERRIDE_NAME, Location, Problem, SpecError, SpecPath, did_you_mean, format_path
 from . import catalog as zoo
 from .list_edits import EDITABLE_ROOTS, edit_key, find_item, no_item
@@ -29,20 +31,47 @@ from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, locate, parse_tex
 MAX_EXTENDS_DEPTH = 16
 
 
-@dataclass
 class Locator:
-    """Locations of the values of a merged document, and the extends chain of each file."""
+    """Locations of the values of a merged document, and the extends chain of each file.
 
-    values: dict[SpecPath, Location] = field(default_factory=dict)
-    keys: dict[SpecPath, Location] = field(default_factory=dict)
-    chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    root: str = "<spec>"
-    files: list[str] = field(default_factory=list)  # every file read: the spec, its parents, its includes
+    Changes to the tables (`drop_under`, `set_value`) are logged and applied when a location is
+    first asked for, and a `copy` shares its tables until then: a sweep resolves thousands of
+    samples from one base document, and only those that fail ever read a location."""
+
+    def __init__(self, values: dict[SpecPath, Location] | None = None, keys: dict[SpecPath, Location] | None = None,
+                 chains: dict[str, tuple[str, ...]] | None = None, root: str = "<spec>",
+                 files: list[str] | None = None):
+        self._values = {} if values is None else values
+        self._keys = {} if keys is None else keys
+        self.chains = {} if chains is None else chains
+        self.root = root
+        self.files = [] if files is None else files  # every file read: the spec, its parents, its includes
+        self._shared = False  # the tables are another locator's too: copy them before they change
+        self._changes: list[tuple[SpecPath, Location | None]] = []  # (path, None): drop_under(path)
 
     @classmethod
     def of(cls, source: Source, chain: tuple[str, ...]) -> "Locator":
         files = [] if source.name.startswith("<") else [source.name]
         return cls(dict(source.values), dict(source.keys), {source.name: chain}, source.name, files)
+
+    def copy(self) -> "Locator":
+        """A locator that starts as this one and then changes on its own."""
+        self._settle()
+        other = Locator(self._values, self._keys, dict(self.chains), self.root, list(self.files))
+        self._shared = other._shared = True
+        return other
+
+    @property
+    def values(self) -> dict[SpecPath, Location]:
+        """The location of each value, by path (a table the caller may change)."""
+        self._settle()
+        return self._values
+
+    @property
+    def keys(self) -> dict[SpecPath, Location]:
+        """The location of each mapping key, by path (a table the caller may change)."""
+        self._settle()
+        return self._keys
 
     def where(self, path: SpecPath, key: bool = False) -> Location:
         """The location of `path`, or of its nearest ancestor that has one (`source.locate`)."""
@@ -53,14 +82,35 @@ class Locator:
         return Problem(message, tuple(path), location, self.chains.get(location.file, ()))
 
     def drop_under(self, path: SpecPath) -> None:
+        """Forget the locations below `path` (its value was replaced)."""
+        self._changes.append((tuple(path), None))
+
+    def set_value(self, path: SpecPath, where: Location) -> None:
+        """`path`'s value now comes from `where`."""
+        self._changes.append((tuple(path), where))
+
+    def _settle(self) -> None:
+        """Apply the logged changes, in order, to tables of this locator's own."""
+        if not self._changes and not self._shared:
+            return
+        if self._shared:
+            self._values, self._keys, self._shared = dict(self._values), dict(self._keys), False
+        changes, self._changes = self._changes, []
+        for path, where in changes:
+            if where is None:
+                self._drop_under(path)
+            else:
+                self._values[path] = where
+
+    def _drop_under(self, path: SpecPath) -> None:
         n = len(path)
         if not n:
-            for table in (self.values, self.keys):
+            for table in (self._values, self._keys):
                 for p in [p for p in table if p]:
                     del table[p]
             return
         first = path[0]
-        for table in (self.values, self.keys):
+        for table in (self._values, self._keys):
             for p in [p for p in table if p and p[0] == first and len(p) > n and p[:n] == path]:
                 del table[p]
 
@@ -73,13 +123,24 @@ class Locator:
 
     def overlay(self, child: "Locator", data: Any, path: SpecPath = ()) -> None:
         """Take the child's locations wherever the child's document gave the value."""
-        for p, loc in child.values.items():
-            self.values[p] = loc
-        for p, loc in child.keys.items():
-            self.keys[p] = loc
+        values, keys = self.values, self.keys
+        values.update(child.values)
+        keys.update(child.keys)
         self.chains.update(child.chains)
         self.root = child.root
         self.files = child.files + [f for f in self.files if f not in child.files]
+
+    def _fields(self) -> tuple:
+        return self.values, self.keys, self.chains, self.root, self.files
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Locator) and self._fields() == other._fields()
+
+    __hash__ = None  # mutable, as the dataclass it was
+
+    def __repr__(self) -> str:
+        values, keys, chains, root, files = self._fields()
+        return f"Locator(values={values!r}, keys={keys!r}, chains={chains!r}, root={root!r}, files={files!r})"
 
 
 def _merge(parent: Any, child: Any, path: SpecPath, locator: Locator, edits: Locator | None = None) -> Any:
@@ -359,7 +420,7 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
             raise SpecError(Problem(f"cannot set '{key}'{what}", path, where))
         path = tuple(resolved) + (last,)
         locator.drop_under(path)
-        locator.values[path] = where
+        locator.set_value(path, where)
     return data
 
 
@@ -381,8 +442,15 @@ class _Interpolator:
         self.locator = locator
         self.done: dict[str, Any] = {}
         self.active: list[str] = []
+        self.used: dict[str, Any] | None = None  # while an item is resolved for the memo: the names it read
 
     def lookup(self, name: str) -> Any:
+        value = self._lookup(name)
+        if self.used is not None and not self.active:  # read by the item itself, not by a variable it reads
+            self.used.setdefault(name, value)
+        return value
+
+    def _lookup(self, name: str) -> Any:
         if name in self.done:
             return self.done[name]
         if name in self.vars:
@@ -424,6 +492,89 @@ class _Interpolator:
         except ExprError as exc:
             raise SpecError(self.locator.problem(f"in '{text}': {exc}", path)) from None
 
+    def item(self, raw: Any, path: SpecPath, made: list | None) -> Any:
+        """One top-level value or list item, resolved. With `made` (a list), the item is one of a
+        base document's, which every sample of a sweep resolves again: its result is taken from
+        `_ITEMS` when the names it reads have the same values as then, and a new result is
+        appended to `made`, for `interpolate` to remember once the whole document is good."""
+        if made is None:
+            return self.value(raw, path)
+        hit = _ITEMS.get(id(raw), raw)
+        if hit is not memo.MISS and self._unchanged(hit[0]):
+            return marshal.loads(hit[1])  # a new copy, made in C
+        self.used = {}
+        try:
+            value = self.value(raw, path)
+            made.append((raw, tuple(self.used.items()), value))
+        finally:
+            self.used = None
+        return value
+
+    def _unchanged(self, used: tuple[tuple[str, Any], ...]) -> bool:
+        """Whether each name has the value it had (the same type too: `1`, `1.0` and `true` differ)."""
+        for name, before in used:
+            try:
+                now = self.lookup(name)
+            except (ExprError, SpecError):  # resolving the item itself says so, located
+                return False
+            if not _same(now, before):
+                return False
+        return True
+
+
+# Resolved items of base documents, by identity (documents never change in place): (the names
+# the item read, with their values; the resolved item, marshalled: plain data, every type kept).
+_ITEMS: memo.Memo[tuple[tuple[tuple[str, Any], ...], bytes]] = memo.Memo("spec.interpolated_items", 1024)
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _fresh(value: Any, depth: int = 0) -> Any:
+    """A copy of plain data: new mappings and lists, the same scalars. _TooDeep past MAX_DEPTH."""
+    if isinstance(value, dict):
+        if depth >= MAX_DEPTH:
+            raise _TooDeep
+        return {k: _fresh(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        if depth >= MAX_DEPTH:
+            raise _TooDeep
+        return [_fresh(v, depth + 1) for v in value]
+    return value
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two values of plain data are the same to the last type and float bit that shows
+    (`1 == 1.0 == True` and `0.0 == -0.0` in Python, but they resolve to different documents)."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b):
+        return False
+    if kind is dict:
+        return len(a) == len(b) and all(_same(ka, kb) and _same(va, vb)
+                                        for (ka, va), (kb, vb) in zip(a.items(), b.items()))
+    if kind is list:
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if kind is float:
+        return repr(a) == repr(b)
+    if kind in (int, str, bool):
+        return bool(a == b)
+    return False
+
+
+def _remember(made: list) -> None:
+    """Keep the items `interpolate` resolved from a base document (`_Interpolator.item`), copied, so
+    that a caller who changes its document changes nothing here. An item marshal cannot write
+    (a YAML timestamp, nesting past its limit) is resolved each time."""
+    for raw, used, value in made:
+        try:
+            entry = (tuple((name, _fresh(v)) for name, v in used), marshal.dumps(value))
+        except (_TooDeep, ValueError):
+            continue
+        _ITEMS.put(id(raw), entry, raw)
+
 
 def literal_document(data: dict) -> dict:
     """A resolved document as one that resolves to itself: a `${` that a value holds as text (made by
@@ -443,29 +594,43 @@ def literal_document(data: dict) -> dict:
     return {k: v if k == "blocks" else walk(v) for k, v in data.items()}
 
 
-def interpolate(data: dict, locator: Locator) -> dict:
+def interpolate(data: dict, locator: Locator, base: dict | None = None) -> dict:
     """Substitute every `${expr}`; `vars` is consumed. Block definitions keep theirs: there
-    `${}` names the block's parameters, evaluated when the block is built (blocks.composite)."""
+    `${}` names the block's parameters, evaluated when the block is built (blocks.composite).
+
+    `base`: the document `data` was made from by overrides, which will be resolved again (a sweep's
+    base spec); the values and list items that `data` still shares with it are resolved once and
+    remembered (`_Interpolator.item`)."""
     engine = _Interpolator(data, locator)
     out: dict[str, Any] = {}
     problems: list[Problem] = []
+    made: list | None = [] if base is not None else None
     for key, value in data.items():  # each top-level key, and each layer or stage, on its own: report them all
         if key == "vars":
             continue
         if key == "blocks":  # evaluated per block when it is built (blocks.composite)
             out[key] = value
             continue
-        items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+        was = base.get(key) if base is not None else None
+        items: list[tuple[SpecPath, Any, list | None]]  # (path, item, where to remember it: a base's item)
+        if isinstance(value, list):
+            same = isinstance(was, list) and len(was) == len(value)
+            items = [((key, i), item, made if same and item is was[i] else None)
+                     for i, item in enumerate(value)]
+        else:
+            items = [((key,), value, made if value is was else None)]
         done = []
-        for i, item in items:
+        for path, item, remember in items:
             try:
-                done.append(engine.value(item, (key,) if i is None else (key, i)))
+                done.append(engine.item(item, path, remember))
             except SpecError as exc:
                 problems += [p for p in exc.problems if p not in problems]
         out[key] = done if isinstance(value, list) else done[0] if done else None
     if problems:
         raise SpecError(problems)
     _check_size(out, locator)
+    if made:
+        _remember(made)
     return out
 
 
@@ -505,13 +670,13 @@ def resolve_loaded(data: dict, locator: Locator, overrides: Mapping[str, Any] | 
     """Overrides and `${...}` applied to a document `load_document` made (neither argument
     changes, unless copy_locator is False): a sweep loads its base spec once and resolves
     each sample from it."""
+    base = data if copy_locator else None  # kept for the next sample: what it shares is resolved once
     if copy_locator:
-        locator = Locator(dict(locator.values), dict(locator.keys), dict(locator.chains), locator.root,
-                          list(locator.files))
+        locator = locator.copy()
     if overrides:
         check_plain(overrides, "<overrides>")
         data = apply_overrides(data, {k: copy.deepcopy(v) for k, v in overrides.items()}, locator)
-    return Document(interpolate(data, locator), locator)
+    return Document(interpolate(data, locator, base), locator)
 
 
 def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] | None = None,

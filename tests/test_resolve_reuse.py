@@ -1,0 +1,100 @@
+"""A base document resolved again and again (a sweep's samples, `resolve_loaded`): what is shared
+with the base is resolved once, locations are worked out only when an error asks for them, and
+neither may change a result. The expected documents are written out by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from archspec.core.errors import SpecError
+from archspec.spec.resolve import load_document, resolve_loaded
+from archspec.spec.source import read_file
+
+BASE = """\
+name: reuse
+vars:
+  w: 8
+  twice: "${w * 2}"
+input: {channels: 3, size: [32, 32]}
+num_classes: 10
+stages:
+  - {block: basic, out: "${twice}", repeat: 1}
+  - {block: basic, out: 64, repeat: "${num_classes // 5}"}
+head:
+  - linear: {out: "${num_classes}"}
+weights:
+  - {name: a, metrics: {acc: 1.5}}
+"""
+
+
+@pytest.fixture()
+def base(tmp_path: Path):
+    path = tmp_path / "base.yaml"
+    path.write_text(BASE)
+    return load_document(read_file(path))
+
+
+def expected(w: object, twice: object, num_classes: object = 10, size: object = (32, 32)) -> dict:
+    return {"name": "reuse", "input": {"channels": 3, "size": list(size)}, "num_classes": num_classes,
+            "stages": [{"block": "basic", "out": twice, "repeat": 1},
+                       {"block": "basic", "out": 64, "repeat": num_classes // 5}],  # type: ignore[operator]
+            "head": [{"linear": {"out": num_classes}}],
+            "weights": [{"name": "a", "metrics": {"acc": 1.5}}]}
+
+
+def test_each_sample_is_the_document_written_out_by_hand_types_and_all(base) -> None:
+    data, locator = base
+    # Values Python calls equal (1 == 1.0 == True, 0.0 == -0.0) resolve to different documents.
+    for w, twice in [(8, 16), (1, 2), (1.0, 2.0), (True, 2), (0.0, 0.0), (-0.0, -0.0), (8, 16), (1, 2)]:
+        doc = resolve_loaded(data, locator, {"vars.w": w})
+        assert repr(doc.data) == repr(expected(w, twice)), w
+    doc = resolve_loaded(data, locator, {"num_classes": 20.0})
+    assert repr(doc.data) == repr(expected(8, 16, num_classes=20.0))
+    doc = resolve_loaded(data, locator, {"input.size": [64, 48]})
+    assert repr(doc.data) == repr(expected(8, 16, size=(64, 48)))
+    assert repr(resolve_loaded(data, locator).data) == repr(expected(8, 16))
+
+
+def test_changing_a_resolved_document_changes_neither_the_base_nor_the_next_sample(base) -> None:
+    data, locator = base
+    first = resolve_loaded(data, locator, {"vars.w": 4}).data
+    first["weights"][0]["metrics"]["acc"] = 99
+    first["head"][0]["linear"]["out"] = -1
+    first["input"]["size"].append(7)
+    assert resolve_loaded(data, locator, {"vars.w": 4}).data == expected(4, 8)
+    assert data["weights"][0]["metrics"]["acc"] == 1.5
+
+
+def test_a_failing_sample_after_good_ones_is_located_where_the_text_is(base, tmp_path: Path) -> None:
+    data, locator = base
+    file = tmp_path / "base.yaml"
+    for w in (8, 9, 8):
+        resolve_loaded(data, locator, {"vars.w": w})
+    with pytest.raises(SpecError) as bad_var:  # None * 2: at the variable's text, line 4, column 10
+        resolve_loaded(data, locator, {"vars.w": None})
+    assert str(bad_var.value) == (f"{file}:4:10: vars.twice: in '${{w * 2}}': unsupported operand type(s) for *: "
+                                  "'NoneType' and 'int'")
+    with pytest.raises(SpecError) as bad_classes:  # "x" // 5: the second stage's repeat, line 9, column 37
+        resolve_loaded(data, locator, {"num_classes": "x"})
+    assert str(bad_classes.value) == (f"{file}:9:37: stages[1].repeat: in '${{num_classes // 5}}': unsupported "
+                                      "operand type(s) for //: 'str' and 'int'")
+    with pytest.raises(SpecError) as unknown:  # a value set by an override is located at the override
+        resolve_loaded(data, locator, {"vars.w": "${nope}"})
+    assert str(unknown.value).startswith("override vars.w: vars.w: in '${nope}': unknown name 'nope'")
+    with pytest.raises(SpecError) as again:
+        resolve_loaded(data, locator, {"vars.w": None})
+    assert str(again.value) == str(bad_var.value)
+    assert (locator.where(("stages", 1, "repeat")).line, locator.where(("vars", "w")).line) == (9, 3)
+
+
+def test_a_replaced_value_forgets_the_locations_under_it_in_the_sample_only(base) -> None:
+    data, locator = base
+    doc = resolve_loaded(data, locator, {"input": {"channels": 1, "size": 28}})
+    assert str(doc.locator.where(("input", "size"))) == "override input"
+    assert doc.locator.where(("weights", 0, "metrics", "acc")).line == 13
+    replaced = resolve_loaded(data, locator, {"weights": []})
+    assert ("weights", 0, "metrics") not in replaced.locator.values
+    assert str(replaced.locator.where(("weights", 0, "metrics"))) == "override weights"
+    assert (locator.where(("input", "size")).line, locator.where(("weights", 0, "metrics", "acc")).line) == (5, 13)
