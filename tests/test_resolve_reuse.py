@@ -98,3 +98,31 @@ def test_a_replaced_value_forgets_the_locations_under_it_in_the_sample_only(base
     assert ("weights", 0, "metrics") not in replaced.locator.values
     assert str(replaced.locator.where(("weights", 0, "metrics"))) == "override weights"
     assert (locator.where(("input", "size")).line, locator.where(("weights", 0, "metrics", "acc")).line) == (5, 13)
+
+
+SPEC = {"name": "t", "input": {"channels": 3, "size": 32}, "num_classes": 10, "stem": [{"conv": {"out": 16, "kernel": 3}}],
+        "stages": [{"block": "basic", "out": 16, "repeat": 1},
+                   {"block": "fire", "squeeze": 4, "expand1x1": 8, "expand3x3": 8}],
+        "head": [{"global_pool": "avg"}, "flatten", {"linear": 10}]}
+
+
+def with_stage(i: int, **changes: object) -> dict:
+    stages = [dict(s) for s in SPEC["stages"]]  # type: ignore[attr-defined]
+    stages[i].update(changes)
+    return {**SPEC, "stages": stages}
+
+
+def test_a_stage_validated_before_is_checked_as_written_each_time() -> None:
+    import archspec
+
+    good = archspec.load_spec(SPEC)
+    assert [s.repeat for s in good.model.stages] == [1, 1]
+    for _ in range(2):  # a fire module takes no stride, however often it is asked
+        with pytest.raises(SpecError, match=r"stages\[1\]\.stride: block type 'fire' takes no stride"):
+            archspec.load_spec(with_stage(1, stride=2))
+        with pytest.raises(SpecError, match=r"stages\[0\]\.repeat: "):
+            archspec.load_spec(with_stage(0, repeat="x"))
+        with pytest.raises(SpecError, match=r"stages\[0\]\.block: unknown block type 'basik'"):
+            archspec.load_spec(with_stage(0, block="basik"))
+    assert [s.repeat for s in archspec.load_spec(with_stage(0, repeat=3)).model.stages] == [3, 1]
+    assert archspec.load_spec(SPEC).model == good.model

@@ -173,16 +173,18 @@ class _Evaluator:
         self.sizes: dict[int, tuple[Any, int]] = {}
 
     def eval(self, node: ast.AST) -> Any:
-        method = getattr(self, f"_{type(node).__name__}", None)
+        method = _METHODS.get(type(node))
         if method is None:
             raise ExprError(f"'{type(node).__name__}' is not allowed in an expression")
-        return self.bounded(method(node))
+        return self.bounded(method(self, node))
 
     def size(self, value: Any) -> int:
         return value_size(value, self.sizes)
 
     def bounded(self, value: Any) -> Any:
         """`value`, if within the limits at every level of nesting (not just the top)."""
+        if type(value) is int and -MAX_ABS_INT <= value <= MAX_ABS_INT:  # the usual case, first
+            return value
         if isinstance(value, bool):
             return value
         if isinstance(value, float) and not math.isfinite(value):
@@ -300,6 +302,11 @@ class _Evaluator:
             raise ExprError(f"{node.func.id}(): {exc}") from None
 
 
+# Each node type's method, e.g. ast.Name: _Evaluator._Name (looked up for every node evaluated).
+_METHODS: dict[type, Callable[[_Evaluator, Any], Any]] = {
+    getattr(ast, name[1:]): method for name, method in vars(_Evaluator).items()
+    if name[:1] == "_" and name[1:2].isupper() and isinstance(getattr(ast, name[1:], None), type)}
+
 _REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
 _REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 3, 6, 4, 30, 30
 
@@ -407,10 +414,25 @@ def _as_text(value: Any) -> str:
 def substitute(text: str, lookup: Callable[[str], Any], memo: bool = False) -> Any:
     """`"${a * 2}"` -> the value itself (any type); `"conv${i}"` -> the text with each `${}` replaced.
     `memo`: see `evaluate`."""
-    whole = INTERPOLATION.fullmatch(text.strip())
-    if whole:
-        return evaluate(whole.group(1), lookup, memo)
+    whole = _whole(text)
+    if whole is not None:
+        return evaluate(whole, lookup, memo)
     return INTERPOLATION.sub(lambda m: _as_text(evaluate(m.group(1), lookup, memo)), text)
+
+
+def _whole(text: str) -> str | None:
+    """The expression of a text that is one `${...}` and nothing else (its value is the result)."""
+    if len(text) > 2 * MAX_EXPR_CHARS:  # not kept: a long text is no expression that evaluates
+        return _whole_match(text)
+    return _whole_short(text)
+
+
+def _whole_match(text: str) -> str | None:
+    whole = INTERPOLATION.fullmatch(text.strip())
+    return whole.group(1) if whole else None
+
+
+_whole_short = memos.function("spec.whole_expressions", 4096)(_whole_match)
 
 
 def free_names(expression: str) -> tuple[set[str], set[str]]:

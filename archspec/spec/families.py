@@ -141,6 +141,12 @@ BUILTIN_FAMILIES = "archspec.blocks.builtin"
 BUILTIN_PACKAGE = BUILTIN_FAMILIES.rsplit(".", 1)[0]
 
 
+_BUILTINS_LOADED = False  # set once their import has returned: asked for by every stage validated
+
+
 def load_builtin_blocks() -> dict[str, type[BlockFamily]]:
-    importlib.import_module(BUILTIN_FAMILIES)
+    global _BUILTINS_LOADED
+    if not _BUILTINS_LOADED:
+        importlib.import_module(BUILTIN_FAMILIES)
+        _BUILTINS_LOADED = True
     return BLOCKS

@@ -7,6 +7,7 @@ that users register take part exactly like the built-in ones.
 
 from __future__ import annotations
 
+import marshal
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -23,6 +24,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError, core_schema
 
 from .families import BLOCKS, BlockFamily, load_builtin_blocks
+from ..core import memo
 from ..core.errors import did_you_mean
 from ..ir.op import MAX_SIZE, OpDefaults
 from ..ir.ops.activation import ActKind
@@ -220,8 +222,50 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
     if not isinstance(value, dict):
         raise PydanticCustomError("stage", "a stage is a mapping such as `{block: bottleneck, out: 256, repeat: 3}`")
     value = _layer_stage(value) or value
+    given = (info.context or {}).get("families", {})  # the spec's own, over the registered ones
+    kind = value.get("block")
+    family = (given.get(kind) or load_builtin_blocks().get(kind)) if type(kind) is str else None
+    if family is None:  # no such block: say so, and list the known ones
+        _check_block_name(value, given)
+    model = stage_model(family)
+    if model.inputs[0] > 1:
+        raise PydanticCustomError("block_inputs", "block type '{kind}' reads {n} or more values, and a stage passes "
+                                  "one: write it as a part, under `necks:` or `heads:` with `in: [...]`",
+                                  {"kind": kind, "n": model.inputs[0]})
+    key = _stage_key(model, value, given, info.context)
+    hit = _STAGES.get(key) if key is not None else memo.MISS
+    if hit is not memo.MISS:
+        return hit
+    stage = model.model_validate(value, context=info.context)
+    if stage.stride != 1 and not model.strided:
+        reason = f": {model.unstrided_because}" if model.unstrided_because else ""
+        raise PydanticCustomError("stride", "block type '{kind}' takes no stride{reason}", {"kind": kind, "reason": reason})
+    if key is not None:
+        _STAGES.put(key, stage)
+    return stage
+
+
+# Stages already validated, by model, the spec's own block types and the written values: stage models
+# are frozen, and a sweep's samples repeat most stages of the base spec (all of them where only
+# `scale:` and `input:` are sampled: scaling applies after validation).
+_STAGES: memo.Memo[BlockFamily] = memo.Memo("spec.stages", 4096)
+
+
+def _stage_key(model: type, value: dict, given: dict[str, type[BlockFamily]], context: Any) -> tuple | None:
+    """The memo key of a stage: None where the context holds more than the spec's block types, or a
+    value marshal cannot write (it keeps every type: `1`, `1.0` and `true` give different keys)."""
+    if context and set(context) != {"families"}:
+        return None
+    try:
+        return model, tuple(given.items()), marshal.dumps(value)
+    except ValueError:
+        return None
+
+
+def _check_block_name(value: dict, given: dict[str, type[BlockFamily]]) -> None:
+    """Raise the error of a stage whose `block:` is missing, malformed or names no known block type."""
     families = dict(load_builtin_blocks())
-    families.update((info.context or {}).get("families", {}))
+    families.update(given)
     if "block" not in value:
         raise PydanticCustomError(
             "missing_block", "a stage needs `block: TYPE` (known types: {known})", {"known": ", ".join(sorted(families))}
@@ -232,17 +276,8 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
             "block_form", "`block:` takes a block type's name; the parameters go beside it, in the stage's own "
             "mapping: `{block: {inner}, out: 64, repeat: 2}`", {"inner": str(inner)})
     stages = [f for f, c in families.items() if c.inputs[0] == 1]  # the ones a stage can be: listed when unknown
-    kind = _BlockName.model_validate({"block": value["block"]}, context={"families": families, "listed": stages}).block
-    model = stage_model(families[kind])
-    if model.inputs[0] > 1:
-        raise PydanticCustomError("block_inputs", "block type '{kind}' reads {n} or more values, and a stage passes "
-                                  "one: write it as a part, under `necks:` or `heads:` with `in: [...]`",
-                                  {"kind": kind, "n": model.inputs[0]})
-    stage = model.model_validate(value, context=info.context)
-    if stage.stride != 1 and not model.strided:
-        reason = f": {model.unstrided_because}" if model.unstrided_because else ""
-        raise PydanticCustomError("stride", "block type '{kind}' takes no stride{reason}", {"kind": kind, "reason": reason})
-    return stage
+    _BlockName.model_validate({"block": value["block"]}, context={"families": families, "listed": stages})
+    raise AssertionError(f"block {value['block']!r} is known, yet was not found")  # pragma: no cover
 
 
 class _ParsedBy:

@@ -32,8 +32,9 @@ def _scale_stage(stage: Any, scale: ScaleSpec) -> Any:
         value = getattr(stage, f)
         if isinstance(value, int):
             update[f] = make_divisible(value * scale.width, scale.divisor)
-    if hasattr(stage, "layers") and isinstance(stage.layers, list):
-        update["layers"] = [_scale_op(op, scale) if isinstance(op, Op) else op for op in stage.layers]
+    layers = stage.__dict__.get("layers")  # a field's value (hasattr on a model costs an exception when absent)
+    if isinstance(layers, list):
+        update["layers"] = [_scale_op(op, scale) if isinstance(op, Op) else op for op in layers]
     return stage.model_copy(update=update)
 
 
