@@ -53,7 +53,7 @@ class NodeShapeError(ShapeError, LocatedError):
         self.name = name
 
 
-_MADE: memo.Memo[Op] = memo.Memo("ir.ops", 4096)
+_MADE: memo.Memo[Op] = memo.Memo("ir.ops", 16384)  # a sweep makes thousands of new convs
 
 
 def _made(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> Op:
@@ -113,7 +113,7 @@ def _parents(full: str) -> tuple[str, ...]:
     return tuple(parents)
 
 
-_NODES: memo.Memo[tuple[Op, Shape]] = memo.Memo("ir.nodes", 16384)
+_NODES: memo.Memo[tuple[Op, Shape]] = memo.Memo("ir.nodes", 65536)
 
 
 def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults, ins: tuple[Shape, ...]) -> tuple[Op, Shape]:

@@ -164,7 +164,7 @@ class Graph:
         return counts
 
 
-_RATED: memo.Memo[Op] = memo.Memo("ir.rated_ops", 4096)
+_RATED: memo.Memo[Op] = memo.Memo("ir.rated_ops", 16384)
 _REBOUND: memo.Memo[Graph] = memo.Memo("ir.rated_graphs", 8192)
 
 
