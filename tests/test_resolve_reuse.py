@@ -126,3 +126,16 @@ def test_a_stage_validated_before_is_checked_as_written_each_time() -> None:
             archspec.load_spec(with_stage(0, block="basik"))
     assert [s.repeat for s in archspec.load_spec(with_stage(0, repeat=3)).model.stages] == [3, 1]
     assert archspec.load_spec(SPEC).model == good.model
+
+
+def test_a_document_that_variables_blow_up_is_refused_however_its_parts_were_counted(tmp_path: Path) -> None:
+    # 15,001 values in `big` (resolved once, then taken from the memo), then `other`'s n + 1:
+    # more than 20,000 in all from n = 4,999 on, and the error is `other`'s, the key that crossed.
+    path = tmp_path / "big.yaml"
+    path.write_text("vars: {n: 1}\nbig: [" + ", ".join(["0"] * 15_000) + "]\nother: \"${[1] * n}\"\n")
+    data, locator = load_document(read_file(path))
+    for n in (1, 4_998, 1):
+        assert len(resolve_loaded(data, locator, {"vars.n": n}).data["other"]) == n
+    with pytest.raises(SpecError) as blown:
+        resolve_loaded(data, locator, {"vars.n": 5_000})
+    assert str(blown.value) == f"{path}:3:8: other: variables expand the document to more than 20,000 values"

@@ -108,6 +108,23 @@ def test_same_seed_same_table_whatever_the_workers(population) -> None:
     assert other.rows != result.rows[:300]
 
 
+def test_a_space_whose_sampler_rejects_draws_gives_the_same_sweep_whatever_the_workers(tmp_path: Path) -> None:
+    # RegNet draws of other than 4 stages are rejected where they are drawn; those of 4 are sent to
+    # the workers: the table, the specs and every count are the one process's, in the same order.
+    example = ROOT / "docs" / "examples" / "regnet_space.yaml"
+    one, two = (run_sweep(example, samples=60, seed=5, jobs=jobs) for jobs in (1, 2))
+    assert (two.rows, two.specs, two.rejected, two.draws, two.evaluated) == \
+        (one.rows, one.specs, one.rejected, one.draws, one.evaluated)
+    assert one.rejected["regnet: not 4 stages"] > one.evaluated  # most draws never reach a worker
+    # a space that rejects nearly every draw (RegNet's rule gives 7 stages to few)
+    rare = tmp_path / "rare.yaml"
+    rare.write_text(example.read_text().replace("stages: 4", "stages: 7").replace(
+        "extends: regnet_y_400mf", f"extends: {ROOT / 'specs' / 'regnet_y_400mf.yaml'}"))
+    one, two = (run_sweep(rare, samples=2, seed=1, max_draws=4000, jobs=jobs) for jobs in (1, 2))
+    assert (two.rows, two.rejected, two.draws) == (one.rows, one.rejected, one.draws)
+    assert one.rejected["regnet: not 7 stages"] > 10 * len(one.rows)
+
+
 @pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
 def test_table_as_csv_jsonl_and_dataframe(population, monkeypatch) -> None:
     result, _ = population

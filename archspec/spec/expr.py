@@ -168,9 +168,9 @@ def value_size(value: Any, memo: dict[int, tuple[Any, int]] | None = None) -> in
 
 
 class _Evaluator:
-    def __init__(self, lookup: Callable[[str], Any]):
+    def __init__(self, lookup: Callable[[str], Any], sizes: dict[int, tuple[Any, int]] | None = None):
         self.lookup = lookup
-        self.sizes: dict[int, tuple[Any, int]] = {}
+        self.sizes: dict[int, tuple[Any, int]] = {} if sizes is None else sizes
 
     def eval(self, node: ast.AST) -> Any:
         method = _METHODS.get(type(node))
@@ -333,7 +333,8 @@ def _check(tree: ast.AST) -> None:
                             f"only the functions {available} can be called")
 
 
-def evaluate(expression: str, lookup: Callable[[str], Any], memo: bool = False) -> Any:
+def evaluate(expression: str, lookup: Callable[[str], Any], memo: bool = False,
+             sizes: dict[int, tuple[Any, int]] | None = None) -> Any:
     """Evaluate one expression; names are resolved through `lookup` (which raises ExprError).
 
     Evaluation is pure, so with `memo` a result is remembered for the expression and the
@@ -341,13 +342,16 @@ def evaluate(expression: str, lookup: Callable[[str], Any], memo: bool = False) 
     evaluates the same expressions with the same few parameters for every block, spec and
     sweep sample. `memo` looks every name up first, so it is for a `lookup` that only reads
     values (a block's parameters), not one that evaluates them (spec variables).
+
+    `sizes`: `value_size`'s memo, shared by the expressions of one document (whose values do not
+    change while it is resolved), so that a list variable is measured once, not at every use.
     """
     tree, names = _parsed(expression)
     key = _result_key(expression, names, lookup) if memo else None
     if key is not None and (hit := _RESULTS.get(key)) is not memos.MISS:
         return hit
     try:
-        value = _Evaluator(lookup).eval(tree)
+        value = _Evaluator(lookup, sizes).eval(tree.body)  # the Expression node only wraps the body
     except RecursionError:
         raise ExprError("expression nested too deeply") from None
     if key is not None:
@@ -411,13 +415,14 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def substitute(text: str, lookup: Callable[[str], Any], memo: bool = False) -> Any:
+def substitute(text: str, lookup: Callable[[str], Any], memo: bool = False,
+               sizes: dict[int, tuple[Any, int]] | None = None) -> Any:
     """`"${a * 2}"` -> the value itself (any type); `"conv${i}"` -> the text with each `${}` replaced.
-    `memo`: see `evaluate`."""
+    `memo`, `sizes`: see `evaluate`."""
     whole = _whole(text)
     if whole is not None:
-        return evaluate(whole, lookup, memo)
-    return INTERPOLATION.sub(lambda m: _as_text(evaluate(m.group(1), lookup, memo)), text)
+        return evaluate(whole, lookup, memo, sizes)
+    return INTERPOLATION.sub(lambda m: _as_text(evaluate(m.group(1), lookup, memo, sizes)), text)
 
 
 def _whole(text: str) -> str | None:

@@ -443,6 +443,8 @@ class _Interpolator:
         self.done: dict[str, Any] = {}
         self.active: list[str] = []
         self.used: dict[str, Any] | None = None  # while an item is resolved for the memo: the names it read
+        self.sizes: dict[int, tuple[Any, int]] = {}  # the expressions' memo of value sizes (expr.evaluate)
+        self.counted: dict[int, int] = {}  # id of an item taken from the memo -> its values, as _check_size counts
 
     def lookup(self, name: str) -> Any:
         value = self._lookup(name)
@@ -485,7 +487,7 @@ class _Interpolator:
 
     def string(self, text: str, path: SpecPath) -> Any:
         try:
-            out = substitute(text, self.lookup)
+            out = substitute(text, self.lookup, sizes=self.sizes)
             if isinstance(out, str) and len(out) > MAX_RESULT_ITEMS:
                 raise ExprError(f"the text grows longer than {MAX_RESULT_ITEMS} characters")
             return out
@@ -501,7 +503,10 @@ class _Interpolator:
             return self.value(raw, path)
         hit = _ITEMS.get(id(raw), raw)
         if hit is not memo.MISS and self._unchanged(hit[0]):
-            return marshal.loads(hit[1])  # a new copy, made in C
+            value = marshal.loads(hit[1])  # a new copy, made in C
+            if isinstance(value, (dict, list)):
+                self.counted[id(value)] = hit[2]
+            return value
         self.used = {}
         try:
             value = self.value(raw, path)
@@ -523,8 +528,9 @@ class _Interpolator:
 
 
 # Resolved items of base documents, by identity (documents never change in place): (the names
-# the item read, with their values; the resolved item, marshalled: plain data, every type kept).
-_ITEMS: memo.Memo[tuple[tuple[tuple[str, Any], ...], bytes]] = memo.Memo("spec.interpolated_items", 1024)
+# the item read, with their values; the resolved item, marshalled: plain data, every type kept;
+# its number of values, as _check_size counts them).
+_ITEMS: memo.Memo[tuple[tuple[tuple[str, Any], ...], bytes, int]] = memo.Memo("spec.interpolated_items", 1024)
 
 
 class _TooDeep(Exception):
@@ -570,7 +576,7 @@ def _remember(made: list) -> None:
     (a YAML timestamp, nesting past its limit) is resolved each time."""
     for raw, used, value in made:
         try:
-            entry = (tuple((name, _fresh(v)) for name, v in used), marshal.dumps(value))
+            entry = (tuple((name, _fresh(v)) for name, v in used), marshal.dumps(value), _count(value))
         except (_TooDeep, ValueError):
             continue
         _ITEMS.put(id(raw), entry, raw)
@@ -580,7 +586,10 @@ def literal_document(data: dict) -> dict:
     """A resolved document as one that resolves to itself: a `${` that a value holds as text (made by
     an expression such as `${'$'}{x}`) is written `${'$'}{`, which gives `${` back, so that an emitted
     spec (a sweep's, a checkpoint's) validates again. `blocks:` keep their expressions: they are
-    evaluated when a block is built, not when the document is resolved."""
+    evaluated when a block is built, not when the document is resolved.
+
+    A top-level value without a `${` is `data`'s own, not a copy (most are; the callers copy the
+    document anyway: a `Network` freezes its spec, an emitted spec is thawed)."""
 
     def walk(value: Any) -> Any:
         if isinstance(value, dict):
@@ -591,7 +600,21 @@ def literal_document(data: dict) -> dict:
             return value.replace("${", "${'$'}{")
         return value
 
-    return {k: v if k == "blocks" else walk(v) for k, v in data.items()}
+    return {k: v if k == "blocks" or _literal(v) else walk(v) for k, v in data.items()}
+
+
+def _literal(value: Any) -> bool:
+    """Whether `value` is plain data (dicts, lists and scalars) with no `${` in any text: marshal writes
+    each string's UTF-8 bytes whole (version 0: no references), so one search of them tells (a
+    number's bytes may look like `${` too, and then `value` is walked)."""
+    if type(value) is str:
+        return "${" not in value
+    if type(value) is not dict and type(value) is not list:
+        return type(value) in (int, float, bool, type(None))
+    try:
+        return b"${" not in marshal.dumps(value, 0)
+    except ValueError:  # a tuple is walked into a list; other types, as walk() does
+        return False
 
 
 def interpolate(data: dict, locator: Locator, base: dict | None = None) -> dict:
@@ -628,27 +651,45 @@ def interpolate(data: dict, locator: Locator, base: dict | None = None) -> dict:
         out[key] = done if isinstance(value, list) else done[0] if done else None
     if problems:
         raise SpecError(problems)
-    _check_size(out, locator)
+    _check_size(out, locator, engine.counted)
     if made:
         _remember(made)
     return out
 
 
-def _check_size(data: dict, locator: Locator) -> None:
-    """Refuse a document that variables blow up (lists of lists of ... of shared values)."""
+def _check_size(data: dict, locator: Locator, counted: dict[int, int] | None = None) -> None:
+    """Refuse a document that variables blow up (lists of lists of ... of shared values).
+    `counted`: the number of values of some of its items (by id), counted before."""
     count = 0
     for key, value in data.items():
         stack = [value]
         while stack:
             item = stack.pop()
-            count += 1
+            known = counted.get(id(item)) if counted else None
+            count += 1 if known is None else known
             if count > MAX_NODES:
                 raise SpecError(locator.problem(
                     f"variables expand the document to more than {MAX_NODES:,} values", (key,)))
+            if known is not None:
+                continue
             if isinstance(item, dict):
                 stack.extend(item.values())
             elif isinstance(item, list):
                 stack.extend(item)
+
+
+def _count(value: Any) -> int:
+    """The values in `value` as _check_size counts them (itself, and all it holds)."""
+    count = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
 
 
 @dataclass
@@ -677,6 +718,7 @@ def resolve_loaded(data: dict, locator: Locator, overrides: Mapping[str, Any] | 
         check_plain(overrides, "<overrides>")
         data = apply_overrides(data, {k: copy.deepcopy(v) for k, v in overrides.items()}, locator)
     return Document(interpolate(data, locator, base), locator)
+
 
 
 def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] | None = None,

@@ -39,7 +39,8 @@ DUPLICATE = "duplicate"
 INVALID = "invalid spec"
 NO_BUILD = "does not build"
 TOO_LARGE = "too large"
-CHUNK = 32  # samples per task sent to a worker
+CHUNK = 16  # samples to evaluate per task sent to a worker
+REJECTS_PER_CHUNK = 8  # at most CHUNK x this draws (mostly rejected by the sampler) wait for one task
 
 
 @contextmanager
@@ -147,6 +148,14 @@ def _digest(data: dict) -> str:
     return hashlib.blake2b(repr(data).encode(), digest_size=16).hexdigest()
 
 
+def _outcome(sample: int, values: dict[str, Any], reject: str | None = None) -> Outcome:
+    """The outcome of a sample before it is evaluated: its table columns, and why the sampler rejected it."""
+    columns: dict[str, Any] = {}
+    for key, value in values.items():
+        columns.update(flat_values(key, value))
+    return Outcome(sample, columns, reject)
+
+
 class Evaluator:
     """Evaluates samples against one space (one per process)."""
 
@@ -156,12 +165,8 @@ class Evaluator:
         self.seen: dict[str, int] = {}  # digest -> first sample index evaluated here
 
     def __call__(self, sample: int, values: dict[str, Any], reject: str | None) -> Outcome:
-        columns: dict[str, Any] = {}
-        for key, value in values.items():
-            columns.update(flat_values(key, value))
-        out = Outcome(sample, columns)
+        out = _outcome(sample, values, reject)
         if reject is not None:
-            out.reason = reject
             return out
         named = OVERRIDE_NAME.set("sample")  # a bad sampled key is named as the space gives it, not as a --set
         try:
@@ -314,25 +319,47 @@ def workers(space: Space, jobs: int) -> Iterator[Any]:
 
 
 def _parallel(pool: Any, jobs: int, candidates: Iterator) -> Iterator[Outcome]:
-    """Chunks of samples evaluated by the pool, yielded in the order drawn."""
+    """Chunks of samples evaluated by the pool, yielded in the order drawn. A draw the sampler
+    rejected is answered here: it has nothing to evaluate, and sending it costs more than that."""
     from collections import deque
 
-    pending: deque = deque()
+    chunks = _chunks(candidates)
+    pending: deque = deque()  # (the chunk's draws, the future of its samples' outcomes or None)
     try:
         exhausted = False
         while True:
             while not exhausted and len(pending) < 4 * jobs:
-                chunk = [item for _, item in zip(range(CHUNK), candidates)]
-                if not chunk:
+                chunk = next(chunks, None)
+                if chunk is None:
                     exhausted = True
                     break
-                pending.append(pool.submit(_evaluate_chunk, chunk))
+                work = [item for item in chunk if item[2] is None]
+                pending.append((chunk, pool.submit(_evaluate_chunk, work) if work else None))
             if not pending:
                 return
-            yield from pending.popleft().result()
+            chunk, future = pending.popleft()
+            evaluated = iter(future.result() if future is not None else ())
+            for sample, values, reject in chunk:
+                yield _outcome(sample, values, reject) if reject is not None else next(evaluated)
     finally:
-        for future in pending:
-            future.cancel()
+        for _, future in pending:
+            if future is not None:
+                future.cancel()
+
+
+def _chunks(candidates: Iterator) -> Iterator[list]:
+    """The draws in lists of CHUNK samples to evaluate (the sampler's rejects between them ride
+    along), or of CHUNK * REJECTS_PER_CHUNK draws where nearly every draw is rejected."""
+    chunk: list = []
+    work = 0
+    for item in candidates:
+        chunk.append(item)
+        work += item[2] is None
+        if work == CHUNK or len(chunk) == CHUNK * REJECTS_PER_CHUNK:
+            yield chunk
+            chunk, work = [], 0
+    if chunk:
+        yield chunk
 
 
 __all__ = ["Evaluator", "Outcome", "SweepResult", "draws", "run", "workers"]

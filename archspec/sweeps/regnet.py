@@ -42,14 +42,17 @@ def regnet_stages(depth: int, w_0: float, w_a: float, w_m: float, group_width: i
     if w_a < 0 or w_0 <= 0 or w_m <= 1 or w_0 % QUANT != 0 or depth < 1:
         raise RegNetError(f"RegNet needs w_a >= 0, w_0 > 0 a multiple of {QUANT}, w_m > 1 and depth >= 1; "
                           f"got w_0={w_0}, w_a={w_a}, w_m={w_m}, depth={depth}")
-    block_widths = []
-    for j in range(depth):
-        s = round(math.log((j * w_a + w_0) / w_0) / math.log(w_m))
-        block_widths.append(int(round(w_0 * w_m ** s / QUANT)) * QUANT)
+    log_m = math.log(w_m)
     widths: list[int] = []
     depths: list[int] = []
-    for w in block_widths:  # torchvision starts a stage wherever the width changes
-        if widths and widths[-1] == w:
+    last_s = None
+    for j in range(depth):
+        s = round(math.log((j * w_a + w_0) / w_0) / log_m)
+        if s == last_s:  # the same width as the block before (s never falls: w_a >= 0)
+            depths[-1] += 1
+            continue
+        last_s, w = s, int(round(w_0 * w_m ** s / QUANT)) * QUANT
+        if widths and widths[-1] == w:  # torchvision starts a stage wherever the width changes
             depths[-1] += 1
         else:
             widths.append(w)
