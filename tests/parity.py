@@ -1,6 +1,18 @@
-"""Shared check: a zoo spec equals its torchvision reference (parameters and eval outputs)."""
+"""Shared check: a zoo spec equals its torchvision reference (parameters and eval outputs).
+
+A comparison of outputs is evidence only where the outputs depend on the input. torchvision's own
+initialisation of a depthwise conv (fan-out: std sqrt(2 / (k * k * C)) for a C-channel depthwise conv)
+shrinks the signal at every block, and with running statistics that do not follow it the last layers see
+only their biases: a randomly initialised MobileNet-v3, EfficientNet, MNASNet, ShuffleNet or GoogLeNet
+gives outputs that differ by 1e-7 to 1e-4 of their size between two random images, below the tolerance
+of the comparison, so a wrong wiring in the image's path would pass. `calibrate_norms` measures the
+running statistics on random images (as a trained network's are measured on its data), and
+`assert_depends_on_input` holds every comparison to outputs the images set apart.
+"""
 
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -37,6 +49,52 @@ def randomise(model: torch.nn.Module) -> None:
                     t.copy_(torch.empty_like(t).uniform_(-0.1, 0.1) if lo == 0 else lo * torch.empty_like(t).uniform_(0.5, 1.5))
 
 
+def calibrate_norms(model: torch.nn.Module, x: torch.Tensor, parts: str = "") -> None:
+    """Batch norms (those whose names match the regular expression `parts`) with running statistics
+    measured on `x`, as a trained network's: each channel normalised, so the input reaches the last
+    outputs. Their weights and biases are kept (`randomise`d first: not the identity), and so are their
+    momentum and `num_batches_tracked` (distinct per layer after `randomise`); the rest of the model stays
+    as it was (in eval mode: no dropout).
+
+    A variance under 1% of its layer's mean is raised to that: a dead channel's ~0 would make float
+    rounding (frozen batch norm's rsqrt) grow a hundredfold. The floor is relative because a depthwise
+    conv's outputs are small (variance ~3e-3 in EfficientNet's later stages): a fixed floor of 0.01 left
+    them unnormalised, and EfficientNet-B0's outputs 2e-4 apart for two images."""
+    norms = [m for n, m in model.named_modules()
+             if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and re.match(parts, n + ".")]
+    if not norms:
+        return
+    kept = [(norm.momentum, {k: t.clone() for k, t in norm.named_buffers()}, norm.training) for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # the plain average over the batch
+        norm.train()
+    with torch.no_grad():
+        model(x)
+        for norm, (momentum, buffers, training) in zip(norms, kept):
+            if norm.num_batches_tracked == 0:  # not on the eval path (an auxiliary head): as it was
+                norm.running_mean.copy_(buffers["running_mean"])
+                norm.running_var.copy_(buffers["running_var"])
+            norm.running_var.clamp_(min=1e-2 * float(norm.running_var.mean()) + 1e-12)
+            norm.num_batches_tracked.copy_(buffers["num_batches_tracked"])
+            norm.momentum = momentum
+            norm.train(training)
+
+
+def assert_depends_on_input(out: torch.Tensor, what: str, atol: float = 1e-4) -> None:
+    """The batch's outputs (the reference's) differ from the first image's by more than ten times what
+    the comparison forgives (`assert_close_outputs`'s bound) and by more than 0.1% of their size. A wrong
+    layer changes the outputs by about as much as another image does (its effect reaches the outputs the
+    same way), so a comparison is evidence only where that is well over its tolerance."""
+    assert out.shape[0] >= 2, f"{what}: one image cannot show that the outputs depend on it"
+    flat = out.detach().flatten(1).float()
+    scale = float(flat.abs().max())
+    spread = float((flat[1:] - flat[0]).abs().max())
+    need = max(1e-3 * scale, 10 * atol * max(1.0, scale))
+    assert spread > need, (f"{what}: the batch's outputs differ by {spread:.3g} (outputs up to {scale:.3g}): "
+                           f"nearly constant, a comparison within {atol} would not see the input")
+
+
 def assert_close_outputs(ours: torch.Tensor, theirs: torch.Tensor, what: str, atol: float = 1e-4) -> None:
     """Within `atol`, relative to the outputs' size where they exceed 1 (deep random networks grow them)."""
     scale = max(1.0, float(theirs.abs().max()))
@@ -47,19 +105,22 @@ def assert_close_outputs(ours: torch.Tensor, theirs: torch.Tensor, what: str, at
 def assert_parity(spec: str, reference: torch.nn.Module, input_shape: tuple[int, ...], batch: int = 2,
                   atol: float = 1e-4, model: torch.nn.Module | None = None, **overrides) -> torch.nn.Module:
     """Build `spec` (or take `model`), compare its parameter count with `reference`, perturb the
-    reference's weights (`randomise`), load them with `load_torchvision` and compare eval outputs on
-    a random batch. Returns the built model."""
+    reference's weights (`randomise`), measure its batch norms' statistics on random images
+    (`calibrate_norms`), load them with `load_torchvision` and compare eval outputs on another random
+    batch, whose outputs must differ (`assert_depends_on_input`). Returns the built model."""
     torch.manual_seed(0)
     if model is None:
         model = archspec.build(spec, **overrides)
     assert count(model) == count(reference), (spec, count(model), count(reference))
     randomise(reference)
+    reference.eval()
+    calibrate_norms(reference, torch.randn(max(batch, 8), *input_shape))
     load_torchvision(model, reference)
     model.eval()
-    reference.eval()
     x = torch.randn(batch, *input_shape)
     with torch.no_grad():
         ours, theirs = model(x), reference(x)
+    assert_depends_on_input(theirs, spec, atol)
     assert_close_outputs(ours, theirs, spec, atol)
     return model
 

@@ -1,7 +1,7 @@
 """Interop the other way: `to_torchvision` hands a compiled model's weights to torchvision.
 
 For every zoo network with a torchvision counterpart: give the archspec model random weights
-(every tensor distinct, BatchNorm statistics included), copy them into torchvision's model with
+(every tensor distinct, BatchNorm statistics measured on random images: tests/parity.py), copy them into torchvision's model with
 `to_torchvision`, then check that every tensor of torchvision's state_dict holds exactly one of
 archspec's tensors (a bijection by content, independent of how `to_torchvision` pairs names) and
 that torchvision's forward computes what archspec's does.
@@ -23,7 +23,7 @@ from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
 
 import archspec
 from archspec.interop import InteropError, to_torchvision
-from tests.parity import randomise
+from tests.parity import assert_depends_on_input, calibrate_norms, randomise
 from tests.zoo_tiers import REPRESENTATIVE, TIMM_VARIANTS, tiered
 
 tv = torchvision.models
@@ -107,6 +107,7 @@ def test_to_torchvision_hands_every_weight_back(case: str) -> None:
     torch.manual_seed(0)
     model = archspec.build(spec, **overrides)
     randomise(model)
+    calibrate_norms(model.eval(), torch.randn(4, 3, size, size))
     target = _unwritten(make)
     assert to_torchvision(model, target) is target
     assert_same_tensors(model.state_dict(), target.state_dict())
@@ -123,6 +124,7 @@ def test_to_torchvision_hands_every_weight_back(case: str) -> None:
         pairs = [(ours, theirs)]
     for a, b in pairs:
         assert a.shape == b.shape
+        assert_depends_on_input(b, case)
         diff = (a - b).abs().max().item()
         assert diff <= 1e-4, f"{case}: max abs difference {diff}"
 

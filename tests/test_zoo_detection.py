@@ -1,7 +1,7 @@
 """The detection backbones of the zoo added by issue 20 against torchvision 0.29.1's detectors, each
 built with `weights=None` and its `.backbone` taken: parameter counts; eval output dicts (names,
-shapes, values) after `load_torchvision`, every batch norm's weight, bias and running statistics
-perturbed first; MACs against torch's own flop counter on torchvision's backbone (convolutions and
+shapes, values) after `load_torchvision`, norm weights and biases perturbed first and running
+statistics measured on random images (tests/parity.py); MACs against torch's own flop counter on torchvision's backbone (convolutions and
 linear layers, a multiply-add counted as two flops, as fvcore counts them); the feature info. The
 RetinaNet backbone trains and detects inside torchvision's RetinaNet."""
 
@@ -17,7 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import archspec
 from archspec.interop import load_torchvision
 from tests.test_backbones import assert_trains_and_detects
-from tests.test_output_stride import perturb_norms
+from tests.parity import assert_depends_on_input, calibrate_norms, randomise
 from tests.zoo_tiers import tiered
 
 # zoo name -> (torchvision's backbone, its parameter count as torchvision 0.29.1 builds it,
@@ -54,7 +54,8 @@ def test_backbone_equals_torchvision(name: str) -> None:
     make, params, outputs, side = BACKBONES[name]
     torch.manual_seed(0)
     ref = make().eval()
-    perturb_norms(ref)
+    randomise(ref)
+    calibrate_norms(ref, torch.randn(8, 3, side, side))
     ours = archspec.build(name)
     assert count(ours) == count(ref) == params
     load_torchvision(ours, ref)
@@ -65,6 +66,7 @@ def test_backbone_equals_torchvision(name: str) -> None:
     assert list(got) == list(want) == [n for n, _, _ in outputs]
     for key, value in want.items():
         assert got[key].shape == value.shape
+        assert_depends_on_input(value, f"{name}[{key}]")
         assert torch.allclose(got[key], value, atol=1e-4), (key, (got[key] - value).abs().max())
     if hasattr(ref, "out_channels"):  # an FPN's levels share one channel count, which detectors read
         assert ours.out_channels == ref.out_channels == 256

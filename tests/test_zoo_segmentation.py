@@ -1,6 +1,7 @@
 """The segmentation zoo equals torchvision 0.29's models: parameter counts with and without the
-auxiliary head, eval and train output dicts after load_torchvision (norm weights, biases and
-running statistics perturbed first), and MACs against the `_ops` torchvision documents."""
+auxiliary head, eval and train output dicts after load_torchvision (norm weights and biases perturbed
+first, running statistics measured on random images: tests/parity.py), and MACs against the `_ops`
+torchvision documents."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torchvision.models.segmentation as seg
 
 import archspec
 from archspec.interop import load_torchvision
-from tests.test_output_stride import perturb_norms
+from tests.parity import assert_depends_on_input, calibrate_norms, randomise
 
 # zoo name -> (torchvision builder, weights enum (for its documented meta), params without aux)
 MODELS = {
@@ -40,7 +41,8 @@ def reference(name: str) -> torch.nn.Module:
     torch.manual_seed(0)
     kwargs = {} if name.startswith("lraspp") else {"aux_loss": True}
     ref = builder(weights=None, weights_backbone=None, num_classes=21, **kwargs)
-    perturb_norms(ref)
+    randomise(ref)
+    calibrate_norms(ref.eval(), torch.randn(8, 3, 64, 72))
     return ref
 
 
@@ -63,6 +65,7 @@ def test_segmentation_model_equals_torchvision(name: str) -> None:
         assert list(got) == list(want), mode
         for key in want:
             assert got[key].shape == want[key].shape == (2, 21, 64, 72)
+            assert_depends_on_input(want[key], f"{name}[{key}] ({mode})")
             assert torch.allclose(got[key], want[key], atol=1e-4), (mode, key, (got[key] - want[key]).abs().max())
 
 
