@@ -15,6 +15,7 @@ import torchvision.models as tvm
 import torchvision.models.detection as det
 import torchvision.models.segmentation as seg
 from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+from torchvision.ops.misc import FrozenBatchNorm2d
 
 import archspec
 from archspec.api import WeightsWarning
@@ -264,8 +265,6 @@ SLOW_DETECTION = {"retinanet_resnet50_fpn_backbone", "retinanet_resnet50_fpn_v2_
 def _thawed(module: torch.nn.Module) -> torch.nn.Module:
     """A copy with torchvision's FrozenBatchNorm2d (what its detectors use with weights_backbone) as
     BatchNorm2d of the same tensors and eps: a layout `load_torchvision` pairs."""
-    from torchvision.ops.misc import FrozenBatchNorm2d
-
     module = copy.deepcopy(module)
     for name, frozen in list(module.named_modules()):
         if isinstance(frozen, FrozenBatchNorm2d):
@@ -323,7 +322,11 @@ def test_weights_backbone_fill_the_detection_backbones_as_torchvisions_builders(
     x = torch.randn(2, 3, side, side)
     got, want = _outputs(ours, x), _outputs(theirs, x)
     assert list(got) == list(want) and len(want) >= 3
-    for key in want:  # 1e-4: frozen batch norm's own rounding (its rsqrt) is 1.8e-5 of RetinaNet's outputs,
-        # as far from torchvision's module with BatchNorm2d of the same tensors as from archspec's
-        assert_depends_on_input(want[key], f"{name}[{key}]", atol=1e-4)
-        assert_close_outputs(got[key], want[key], f"{name}[{key}]", atol=1e-4)
+    # 1e-4 where torchvision freezes batch norm: its own rounding (its rsqrt) is 1.8e-5 of RetinaNet's outputs,
+    # as far from torchvision's module with BatchNorm2d of the same tensors as from archspec's; elsewhere the
+    # outputs agree bit for bit (SSD300 has no batch norm, SSDlite keeps BatchNorm2d)
+    frozen = any(isinstance(m, FrozenBatchNorm2d) for m in theirs.modules())
+    atol = 1e-4 if frozen else 1e-5
+    for key in want:
+        assert_depends_on_input(want[key], f"{name}[{key}]", atol)
+        assert_close_outputs(got[key], want[key], f"{name}[{key}]", atol)

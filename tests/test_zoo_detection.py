@@ -1,9 +1,10 @@
 """The detection backbones of the zoo added by issue 20 against torchvision 0.29.1's detectors, each
 built with `weights=None` and its `.backbone` taken: parameter counts; eval output dicts (names,
 shapes, values) after `load_torchvision`, norm weights and biases perturbed first and running
-statistics measured on random images (tests/parity.py); MACs against torch's own flop counter on torchvision's backbone (convolutions and
-linear layers, a multiply-add counted as two flops, as fvcore counts them); the feature info. The
-RetinaNet backbone trains and detects inside torchvision's RetinaNet."""
+statistics measured on random images (tests/parity.py); MACs against torch's own flop counter on
+torchvision's backbone (convolutions and linear layers, a multiply-add counted as two flops, as fvcore
+counts them); the feature info; SSDlite's ReLU6 where it clips. The RetinaNet backbone trains and
+detects inside torchvision's RetinaNet."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 import archspec
 from archspec.interop import load_torchvision
 from tests.test_backbones import assert_trains_and_detects
-from tests.parity import assert_depends_on_input, calibrate_norms, randomise
+from tests.parity import assert_close_outputs, assert_depends_on_input, calibrate_norms, randomise
 from tests.zoo_tiers import tiered
 
 # zoo name -> (torchvision's backbone, its parameter count as torchvision 0.29.1 builds it,
@@ -64,10 +65,10 @@ def test_backbone_equals_torchvision(name: str) -> None:
     with torch.no_grad():
         got, want = ours(x), ref(x)
     assert list(got) == list(want) == [n for n, _, _ in outputs]
-    for key, value in want.items():
+    for key, value in want.items():  # 1e-5: the same ops on the same tensors agree bit for bit here
         assert got[key].shape == value.shape
-        assert_depends_on_input(value, f"{name}[{key}]")
-        assert torch.allclose(got[key], value, atol=1e-4), (key, (got[key] - value).abs().max())
+        assert_depends_on_input(value, f"{name}[{key}]", atol=1e-5)
+        assert_close_outputs(got[key], value, f"{name}[{key}]", atol=1e-5)
     if hasattr(ref, "out_channels"):  # an FPN's levels share one channel count, which detectors read
         assert ours.out_channels == ref.out_channels == 256
     # MACs at the spec's input size, counted on torchvision's module on the meta device
@@ -78,6 +79,39 @@ def test_backbone_equals_torchvision(name: str) -> None:
         shell(torch.empty(2, *report.input_shape, device="meta"))
     assert report.macs == flops.get_total_flops() // 4  # two images
     assert [(f.name, f.channels, f.reduction) for f in report.features] == outputs
+
+
+def test_ssdlite_extra_blocks_clip_at_six() -> None:
+    """SSDlite's extra blocks end each conv in ReLU6 (torchvision's _extra_block). Calibrated batch norm
+    keeps activations under 6, where ReLU6 is ReLU; with the extra blocks' norm weights ten times larger,
+    every ReLU6 there gets inputs over 6 (checked), so a ReLU in their place gives other outputs."""
+    name = "ssdlite320_mobilenet_v3_large_backbone"
+    make, _, outputs, _ = BACKBONES[name]
+    side = 128  # the extra blocks' last maps are still 1x1 (stride 2, padding 1)
+    torch.manual_seed(0)
+    ref = make().eval()
+    randomise(ref)
+    calibrate_norms(ref, torch.randn(8, 3, side, side))
+    relu6 = [m for n, m in ref.named_modules() if n.startswith("extra.") and isinstance(m, torch.nn.ReLU6)]
+    with torch.no_grad():
+        for n, m in ref.named_modules():
+            if n.startswith("extra.") and isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.mul_(10)
+    ours = archspec.build(name)
+    load_torchvision(ours, ref)
+    ours.eval()
+    peaks: list[float] = []  # a pre-hook: torchvision's ReLU6 works in place
+    hooks = [m.register_forward_pre_hook(lambda m, args: peaks.append(float(args[0].max()))) for m in relu6]
+    x = torch.randn(2, 3, side, side)
+    with torch.no_grad():
+        got, want = ours(x), ref(x)
+    for hook in hooks:
+        hook.remove()
+    assert len(peaks) == len(relu6) == 12 and min(peaks) > 6, peaks
+    assert list(got) == list(want) == [n for n, _, _ in outputs]
+    for key in want:
+        assert_depends_on_input(want[key], f"{name}[{key}]", atol=1e-5)
+        assert_close_outputs(got[key], want[key], f"{name}[{key}]", atol=1e-5)
 
 
 @pytest.mark.slow  # a few seconds of detection losses on the shared 2-core machine
