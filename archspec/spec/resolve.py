@@ -498,19 +498,22 @@ class _Interpolator:
         """One top-level value or list item, resolved. With `made` (a list), the item is one of a
         base document's, which every sample of a sweep resolves again: its result is taken from
         `_ITEMS` when the names it reads have the same values as then, and a new result is
-        appended to `made`, for `interpolate` to remember once the whole document is good."""
-        if made is None:
+        appended to `made`, for `interpolate` to remember once the whole document is good. An
+        item whose names change from sample to sample (RegNet's stages) is soon no longer kept."""
+        hit = _ITEMS.get(id(raw), raw) if made is not None else None
+        if made is None or hit is None:  # not a base document's item, or one that varies
             return self.value(raw, path)
-        hit = _ITEMS.get(id(raw), raw)
         if hit is not memo.MISS and self._unchanged(hit[0]):
             value = marshal.loads(hit[1])  # a new copy, made in C
             if isinstance(value, (dict, list)):
                 self.counted[id(value)] = hit[2]
+            if hit[3]:
+                _ITEMS.put(id(raw), (*hit[:3], 0), raw)
             return value
         self.used = {}
         try:
             value = self.value(raw, path)
-            made.append((raw, tuple(self.used.items()), value))
+            made.append((raw, tuple(self.used.items()), value, 0 if hit is memo.MISS else hit[3] + 1))
         finally:
             self.used = None
         return value
@@ -529,8 +532,11 @@ class _Interpolator:
 
 # Resolved items of base documents, by identity (documents never change in place): (the names
 # the item read, with their values; the resolved item, marshalled: plain data, every type kept;
-# its number of values, as _check_size counts them).
-_ITEMS: memo.Memo[tuple[tuple[tuple[str, Any], ...], bytes, int]] = memo.Memo("spec.interpolated_items", 1024)
+# its number of values, as _check_size counts them; the misses in a row before it), or None for
+# an item that missed MAX_MISSES times in a row (resolved each time from then on).
+_ITEMS: memo.Memo[tuple[tuple[tuple[str, Any], ...], bytes, int, int] | None] = \
+    memo.Memo("spec.interpolated_items", 1024)
+MAX_MISSES = 4
 
 
 class _TooDeep(Exception):
@@ -574,9 +580,12 @@ def _remember(made: list) -> None:
     """Keep the items `interpolate` resolved from a base document (`_Interpolator.item`), copied, so
     that a caller who changes its document changes nothing here. An item marshal cannot write
     (a YAML timestamp, nesting past its limit) is resolved each time."""
-    for raw, used, value in made:
+    for raw, used, value, misses in made:
+        if misses >= MAX_MISSES:
+            _ITEMS.put(id(raw), None, raw)
+            continue
         try:
-            entry = (tuple((name, _fresh(v)) for name, v in used), marshal.dumps(value), _count(value))
+            entry = (tuple((name, _fresh(v)) for name, v in used), marshal.dumps(value), _count(value), misses)
         except (_TooDeep, ValueError):
             continue
         _ITEMS.put(id(raw), entry, raw)
