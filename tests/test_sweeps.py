@@ -259,6 +259,16 @@ def _space(tmp_path: Path, text: str) -> Path:
     return path
 
 
+def test_a_repeated_spec_is_a_duplicate_and_a_value_of_another_type_is_not(tmp_path: Path) -> None:
+    # 3, 3.0 and 3 written as text are three documents (the network is the same: the stem's
+    # kernel is an int); every later draw repeats one of them.
+    space = _space(tmp_path, "max_draws: 40\nsample:\n  vars.kernel: {choice: [3, 3.0, '3']}\n")
+    result = run_sweep(space, samples=10, seed=3)
+    kept = [row["vars.kernel"] for row in result.rows]
+    assert sorted(map(repr, kept)) == ["'3'", "3", "3.0"]
+    assert result.rejected == {"duplicate": 40 - 3}
+
+
 @pytest.mark.parametrize("text, where, message", [
     ("sample: {vars.widht: {choice: [8]}}\n", "space.yaml:3:10", "no var 'widht' (did you mean 'width'?)"),
     ("sample: {vars.width: {int: [8, 20], quantize: 8}}\n", "space.yaml:3:", "20 is not a multiple of quantize"),
