@@ -40,7 +40,7 @@ DUPLICATE = "duplicate"
 INVALID = "invalid spec"
 NO_BUILD = "does not build"
 TOO_LARGE = "too large"
-CHUNK = 16  # samples to evaluate per task sent to a worker
+CHUNK = 32  # samples to evaluate per task sent to a worker
 REJECTS_PER_CHUNK = 8  # at most CHUNK x this draws (mostly rejected by the sampler) wait for one task
 
 
@@ -131,15 +131,15 @@ def draws(space: Space) -> Iterator[tuple[int, dict[str, Any], str | None]]:
     """(sample index, {key: value}, why the draw is no member of the space or None), forever.
     Every sampler is drawn for every sample, so the sequence depends on the seed alone."""
     rng = random.Random(space.model.seed)
-    samplers = list(space.model.sample.items())
+    # (key, draw, reject or None), looked up once: a model's missing attribute costs an exception
+    samplers = [(key, sampler.draw, getattr(sampler, "reject", None)) for key, sampler in space.model.sample.items()]
     index = 0
     while True:
         values: dict[str, Any] = {}
         reason = None
-        for key, sampler in samplers:
-            value = sampler.draw(rng)
+        for key, draw, reject in samplers:
+            value = draw(rng)
             values[key] = value
-            reject = getattr(sampler, "reject", None)
             reason = reason or (reject(value) if reject else None)
         yield index, values, reason
         index += 1
