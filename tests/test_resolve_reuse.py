@@ -128,14 +128,20 @@ def test_a_stage_validated_before_is_checked_as_written_each_time() -> None:
     assert archspec.load_spec(SPEC).model == good.model
 
 
-def test_a_document_that_variables_blow_up_is_refused_however_its_parts_were_counted(tmp_path: Path) -> None:
-    # 15,001 values in `big` (resolved once, then taken from the memo), then `other`'s n + 1:
-    # more than 20,000 in all from n = 4,999 on, and the error is `other`'s, the key that crossed.
+@pytest.mark.parametrize("big, values", [
+    ("big: [" + ", ".join(["0"] * 15_000) + "]", 15_001),  # resolved once, then taken from the memo
+    ("blocks: {b: [" + ", ".join(["0"] * 15_000) + "]}", 15_002),  # passed on as written, counted once
+])
+def test_a_document_that_variables_blow_up_is_refused_however_its_parts_were_counted(
+        tmp_path: Path, big: str, values: int) -> None:
+    # `values` in the big key, then `other`'s n + 1: more than 20,000 in all from n = 20,000 - values
+    # on, and the error is `other`'s, the key that crossed.
     path = tmp_path / "big.yaml"
-    path.write_text("vars: {n: 1}\nbig: [" + ", ".join(["0"] * 15_000) + "]\nother: \"${[1] * n}\"\n")
+    path.write_text(f"vars: {{n: 1}}\n{big}\nother: \"${{[1] * n}}\"\n")
     data, locator = load_document(read_file(path))
-    for n in (1, 4_998, 1):
+    last_good = 20_000 - values - 1
+    for n in (1, last_good, 1):
         assert len(resolve_loaded(data, locator, {"vars.n": n}).data["other"]) == n
     with pytest.raises(SpecError) as blown:
-        resolve_loaded(data, locator, {"vars.n": 5_000})
+        resolve_loaded(data, locator, {"vars.n": last_good + 1})
     assert str(blown.value) == f"{path}:3:8: other: variables expand the document to more than 20,000 values"

@@ -537,6 +537,13 @@ class _Interpolator:
 _ITEMS: memo.Memo[tuple[tuple[tuple[str, Any], ...], bytes, int, int] | None] = \
     memo.Memo("spec.interpolated_items", 1024)
 MAX_MISSES = 4
+# The values in a base document's `blocks:` (which resolving passes on as they are), by identity.
+_BLOCK_COUNTS: memo.Memo[int] = memo.Memo("spec.block_counts", 64)
+
+
+def _blocks_count(blocks: dict | list) -> int:
+    count = _BLOCK_COUNTS.get(id(blocks), blocks)
+    return _BLOCK_COUNTS.put(id(blocks), _count(blocks), blocks) if count is memo.MISS else count
 
 
 class _TooDeep(Exception):
@@ -640,10 +647,12 @@ def interpolate(data: dict, locator: Locator, base: dict | None = None) -> dict:
     for key, value in data.items():  # each top-level key, and each layer or stage, on its own: report them all
         if key == "vars":
             continue
+        was = base.get(key) if base is not None else None
         if key == "blocks":  # evaluated per block when it is built (blocks.composite)
             out[key] = value
+            if value is was and isinstance(value, (dict, list)):  # the base's own: counted once
+                engine.counted[id(value)] = _blocks_count(value)
             continue
-        was = base.get(key) if base is not None else None
         items: list[tuple[SpecPath, Any, list | None]]  # (path, item, where to remember it: a base's item)
         if isinstance(value, list):
             same = isinstance(was, list) and len(was) == len(value)
