@@ -77,10 +77,11 @@ FAST = {"lenet5", "resnet18", "mobilenet_v3_small", "efficientnet_b0", "googlene
         "lraspp_mobilenet_v3_large"}
 
 
-# regnet_y_128gf (645M parameters) needs about 13 GB to compare in float64 on this machine, shared by the
-# whole team: its numbers are checked in the IR below; regnet_y_400mf, its family's representative
-# (tests/zoo_tiers.py), is compared in full.
-TOO_BIG = {"regnet_y_128gf"}
+# regnet_y_128gf (645M parameters) and vit_h_14 (632M) need about 13 GB each to compare in float64 on
+# this 24 GB machine, where the other test worker runs beside them (measured: a worker at 15 GB after
+# vit_h_14, and the out-of-memory killer took it): their numbers are checked in the IR below;
+# regnet_y_400mf and vit_b_16, their families' representatives (tests/zoo_tiers.py), are compared in full.
+TOO_BIG = {"regnet_y_128gf", "vit_h_14"}
 
 
 @pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
@@ -277,7 +278,17 @@ def test_diagram_of_a_deployed_module_draws_the_inference_form():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(TOO_BIG))
+def test_the_largest_vit_deploys_in_the_ir():
+    """vit_h_14 (TOO_BIG): its layer norms come before attention and the MLP, with nothing before them
+    to fold into, so they stay; deployed, it has the same parameters and MACs, and no dropout."""
+    train = archspec.analyze("vit_h_14")
+    deployed = archspec.analyze("vit_h_14", deploy=True)
+    assert sum(la.op == "norm" for la in deployed.layers) == sum(la.op == "norm" for la in train.layers) == 2 * 32 + 1
+    assert (deployed.params, deployed.macs) == (train.params, train.macs)
+    assert all(la.op not in ("dropout", "drop_path") for la in deployed.layers)
+
+
+@pytest.mark.parametrize("name", sorted(TOO_BIG - {"vit_h_14"}))
 def test_the_largest_network_deploys_in_the_ir(name):
     """Every batch norm of a RegNet follows a conv: deployed, each is gone and its conv gains a bias,
     so the parameters drop by one per norm channel (2 per channel gone, 1 bias added)."""
