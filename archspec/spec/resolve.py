@@ -680,29 +680,25 @@ def _check_size(data: dict, locator: Locator, counted: dict[int, int] | None = N
     `counted`: the number of values of some of its items (by id), counted before."""
     count = 0
     for key, value in data.items():
-        stack = [value]
-        while stack:
-            item = stack.pop()
-            known = counted.get(id(item)) if counted else None
-            count += 1 if known is None else known
-            if count > MAX_NODES:
-                raise SpecError(locator.problem(
-                    f"variables expand the document to more than {MAX_NODES:,} values", (key,)))
-            if known is not None:
-                continue
-            if isinstance(item, dict):
-                stack.extend(item.values())
-            elif isinstance(item, list):
-                stack.extend(item)
+        count += _count(value, counted, MAX_NODES - count)
+        if count > MAX_NODES:
+            raise SpecError(locator.problem(
+                f"variables expand the document to more than {MAX_NODES:,} values", (key,)))
 
 
-def _count(value: Any) -> int:
-    """The values in `value` as _check_size counts them (itself, and all it holds)."""
+def _count(value: Any, counted: dict[int, int] | None = None, limit: float = float("inf")) -> int:
+    """The values in `value`: itself and all it holds, an item of `counted` (by id) as many as it
+    says. Counting stops once it passes `limit` (what it returns is then over the limit, not the total)."""
     count = 0
     stack = [value]
     while stack:
         item = stack.pop()
-        count += 1
+        known = counted.get(id(item)) if counted else None
+        count += 1 if known is None else known
+        if count > limit:
+            return count
+        if known is not None:
+            continue
         if isinstance(item, dict):
             stack.extend(item.values())
         elif isinstance(item, list):
@@ -736,7 +732,6 @@ def resolve_loaded(data: dict, locator: Locator, overrides: Mapping[str, Any] | 
         check_plain(overrides, "<overrides>")
         data = apply_overrides(data, {k: copy.deepcopy(v) for k, v in overrides.items()}, locator)
     return Document(interpolate(data, locator, base), locator)
-
 
 
 def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] | None = None,
