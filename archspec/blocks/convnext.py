@@ -25,6 +25,8 @@ class ConvNeXtBlock(BlockFamily):
     convs are torchvision's channels-last `nn.Linear` layers, the same weights.
     """
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     out: int = Field(ge=1)
     expansion: int = Field(default=4, ge=1)
     kernel: int = Field(default=7, ge=1)

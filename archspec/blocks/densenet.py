@@ -20,6 +20,8 @@ class DenseLayer(BlockFamily):
     layer's features, as in the paper. `dropout` follows the 3x3 conv (training only).
     """
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     strided: ClassVar[bool] = False
     channel_fields: ClassVar[tuple[str, ...]] = ("growth",)
 
@@ -41,6 +43,8 @@ class DenseLayer(BlockFamily):
 class Transition(BlockFamily):
     """`{block: transition, compression: 0.5}`: norm, act, 1x1 conv to `floor(compression * C)`
     channels (or `out`), then 2x2 average pooling with stride 2, between dense blocks."""
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     strided: ClassVar[bool] = False
 

@@ -113,6 +113,8 @@ class Inception(BlockFamily):
     channels, in the order written. Names follow the branches and their steps: `branch2.conv1`, `branch4.pool0`.
     """
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     strided: ClassVar[bool] = False
     channel_fields: ClassVar[tuple[str, ...]] = ()  # the widths live inside the branch items
 

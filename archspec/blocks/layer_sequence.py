@@ -19,6 +19,8 @@ class Layers(BlockFamily):
     block holding that layer.
     """
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     strided: ClassVar[bool] = False
     channel_fields: ClassVar[tuple[str, ...]] = ()
     depth_fields: ClassVar[tuple[str, ...]] = ()

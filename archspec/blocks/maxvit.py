@@ -39,6 +39,8 @@ class MaxViTLayer(BlockFamily):
     Norm and activation of the MBConv are the stage's defaults (batch norm, eps 1e-3, momentum
     0.01, GELU in MaxViT-T). `drop_path` is the network's rate, scheduled linearly over all layers."""
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     out: int = Field(ge=1)
     head_dim: int = Field(default=32, ge=1)
     partition: int = Field(default=7, ge=1)

@@ -39,6 +39,8 @@ class DepthwiseSeparable(BlockFamily):
     channels, each followed by norm and activation (Figure 3 of the paper).
     """
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     out: int = Field(ge=1)
     kernel: int = Field(default=3, ge=1)
     act: ActKind | None = None  # None: the stage's default activation
@@ -68,6 +70,8 @@ class InvertedResidual(BlockFamily):
       residual branch with probability `drop_path * i / n` in training
       (torchvision's linear schedule over the global block index).
     """
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     channel_fields: ClassVar[tuple[str, ...]] = ("out", "expanded")
     # torchvision's dilated MobileNet-v3 (segmentation backbones) dilates the stage's first block too.
@@ -165,6 +169,8 @@ class FusedMBConv(BlockFamily):
     width is kept, with stochastic depth on the branch as in `mbconv`: block i of n drops it with
     probability `drop_path * i / n` (n counts every block of the network, fused or not).
     """
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     channel_fields: ClassVar[tuple[str, ...]] = ("out",)
 

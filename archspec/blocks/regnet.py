@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from ..core.errors import BlockError
@@ -24,6 +26,8 @@ class RegNetBlock(BlockFamily):
     `round(se * in)` channels (ReLU inside, sigmoid gate). The spec computes each stage's `out`
     and `group_width` from the RegNet parameters (w_0, w_a, w_m, depth): see specs/regnet_x_400mf.yaml.
     """
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     out: int = Field(ge=1)
     group_width: int = Field(ge=1)

@@ -10,6 +10,8 @@ linear branches of one value, these blocks included.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 from pydantic import Field
 
@@ -32,6 +34,8 @@ def _identity(b: GraphBuilder, x: Value, out: int, stride: int) -> Value | None:
 class RepVGGBlock(BlockFamily):
     """`{block: repvgg, out: 96}`: a kxk conv + norm, a 1x1 conv + norm and (when the shape is kept)
     a norm of the input, summed, then ReLU. Deployed, one kxk conv with bias, then ReLU."""
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     out: int = Field(ge=1)
     kernel: int = Field(default=3, ge=1)
@@ -63,6 +67,8 @@ class MobileOneBlock(BlockFamily):
     3x3 unit carrying the stride (`dw`), then a pointwise 1x1 unit to `out` channels (`pw`), each
     `branches` conv + norm branches plus a scale branch (1x1, depthwise unit only) and a norm skip
     where the shape is kept, summed, then ReLU. `separable: false` is one full 3x3 unit (the stem)."""
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     out: int = Field(ge=1)
     branches: int = Field(default=1, ge=1)

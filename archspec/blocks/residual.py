@@ -23,6 +23,8 @@ def shortcut(b: GraphBuilder, x: Value, out: int, stride: int) -> Value:
 class BasicBlock(BlockFamily):
     """`{block: basic, out: 64}`: two 3x3 convs and a skip connection (ResNet-18/34)."""
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     out: int = Field(ge=1)
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
@@ -43,6 +45,8 @@ class Bottleneck(BlockFamily):
     the 3x3 conv is dilated; the first block keeps the previous dilation (torchvision's
     `replace_stride_with_dilation`).
     """
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     first_block_dilation: ClassVar[Literal["previous", "new"] | None] = "previous"
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from ..core.errors import BlockError
@@ -19,6 +21,8 @@ class ShuffleNetV2Unit(BlockFamily):
     both branches see the whole input: `branch1` is a strided 3x3 depthwise conv and a 1x1 conv,
     `branch2` as above with the depthwise conv strided. A stage opens with a stride-2 unit.
     """
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     out: int = Field(ge=2, multiple_of=2)
 

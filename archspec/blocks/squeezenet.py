@@ -18,6 +18,8 @@ class Fire(BlockFamily):
     concatenated; each conv has a bias and is followed by the default activation.
     """
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     strided: ClassVar[bool] = False
     channel_fields: ClassVar[tuple[str, ...]] = ("squeeze", "expand1x1", "expand3x3")
 

@@ -31,6 +31,8 @@ class EncoderLayer(BlockFamily):
     self-attention, dropout, plus the input; layer norm, MLP (linear to `mlp`, the default
     activation, linear back), plus that. Pre-norm, as ViT and torchvision's EncoderBlock."""
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     strided: ClassVar[bool] = False
     unstrided_because: ClassVar[str] = "an encoder layer keeps its sequence"
     channel_fields: ClassVar[tuple[str, ...]] = ("mlp",)
@@ -62,6 +64,8 @@ class SwinBlock(BlockFamily):
     patches first, as torchvision's PatchMerging between stages: 2x2 neighbourhoods to channels,
     norm and a 1x1 projection to `out` (v2: projection, then norm). `drop_path` is the network's
     rate, scheduled linearly over all blocks."""
+
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
 
     out: int = Field(ge=1)
     heads: int = Field(ge=1)

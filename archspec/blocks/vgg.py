@@ -18,6 +18,8 @@ class VGGBlock(BlockFamily):
     As in the paper and torchvision, the convolutions keep their bias even with a norm.
     """
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     strided: ClassVar[bool] = False
     depth_fields: ClassVar[tuple[str, ...]] = ("convs",)
 

@@ -132,6 +132,33 @@ def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults, ins:
     return _NODES.put(key, (op, tuple(op.out_shape(list(ins)))), defaults)
 
 
+def sizeless(shape: Shape) -> Shape:
+    """`shape` with its spatial size left out: a map's C x H x W as (C, 0, 0), a token sequence's
+    L x D as (0, D). What a block's nodes depend on when its family does not read the input size
+    (`at_input`)."""
+    if len(shape) == 3:
+        return (shape[0], 0, 0)
+    if len(shape) == 2:
+        return (0, shape[1])
+    return shape
+
+
+def at_input(graph: Graph, in_shape: Shape) -> Graph:
+    """`graph` (one input) fed a map of another size: the same nodes, each shape inferred again
+    by its op's rule. Lowering reuses a block's graph this way across input sizes when its family
+    does not read the size (`BlockFamily.reads_input_size`), the stem and head always. A rule
+    that refuses the new size raises its `ShapeError` (the caller emits the block instead, for
+    the located error)."""
+    shapes: list[Shape] = []
+    nodes = []
+    for name, op, inputs, _, origin in graph.nodes:
+        shape = _out_shape(op, tuple([shapes[j] if j >= 0 else in_shape for j in inputs]))
+        shapes.append(shape)
+        nodes.append(Node(name, op, inputs, shape, origin))
+    resized = Graph(tuple(in_shape), tuple(nodes), graph.output, (), graph.outputs, graph.titles)
+    return resized.scheduling(graph.scheduled) if graph.scheduled else resized
+
+
 class NodeLimitError(ArchspecError):
     """More nodes were emitted, or more steps taken, than the builder's budget allows (checked as
     each is emitted or taken, so a block that expands exponentially stops at the limit, not after

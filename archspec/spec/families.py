@@ -77,6 +77,12 @@ class BlockFamily(BaseModel):
     # and EfficientNets) or drop_path * g / (n - 1) ("n-1": ConvNeXt, Swin, MaxViT, whose last block
     # gets the whole rate). None: no schedule. The family applies it with `b.stochastic_depth(y)`.
     drop_schedule: ClassVar[Literal["n", "n-1"] | None] = None
+    # Whether `emit` reads its input's spatial size (height and width, a sequence's length) to
+    # decide what to emit. False: the block's nodes depend on its channels alone, so lowering
+    # reuses a graph emitted for another input size, every shape inferred again (a sweep over
+    # input resolutions emits each block once; a shape rule that refuses the new size still
+    # fails where it did). True, the default, is always right; the built-in families say False.
+    reads_input_size: ClassVar[bool] = True
 
     def drop_rate(self, global_index: int, total_blocks: int) -> float:
         """This block's stochastic-depth rate at position `global_index` of `total_blocks` (the

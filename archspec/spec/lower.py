@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from .families import BlockContext
 from ..core import memo
 from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug, unknown_name
-from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError
+from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError, at_input, sizeless
 from ..ir.graph import AuxHead, Block, Graph, Network, Stage
 from ..ir.keys import HashedKey, frozen
 from ..ir.op import Op, OpDefaults, Shape, ShapeError
@@ -36,11 +36,11 @@ class LoweringError(LocatedError):
 
 def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecPath) -> Graph:
     try:
-        key: tuple | None = ("layers", tuple(ops), shape, defaults, origin)
+        key: tuple | None = ("layers", tuple(ops), defaults, origin)
         hash(key)
     except TypeError:
         key = None
-    graph = _BLOCKS.find(key, {})  # a stem or head seen before (sweep samples share theirs)
+    graph = _BLOCKS.find(key, shape, {}, any_size=True)  # a stem or head seen before (sweep samples share theirs)
     if graph is not None:
         return graph
     b = GraphBuilder(shape, defaults, origin)
@@ -53,7 +53,7 @@ def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecP
     except ShapeError as exc:  # a layer's name refused: the layer is the one after the nodes made so far
         raise LoweringError(f"{exc}", origin + (len(b.nodes),), exc.spatial_zero) from None
     graph = b.finish(out)
-    _BLOCKS.add(key, {}, graph)
+    _BLOCKS.add(key, shape, {}, graph, any_size=True)
     return graph
 
 
@@ -109,6 +109,11 @@ class _BlockGraphs:
     emitting it (the index of a block in its stage usually matters only for the first block).
     Repeated blocks of one stage, the same stages of sibling specs and the samples of a sweep
     share graphs this way; analysis keeps what it derives from a graph by identity, too.
+
+    A graph whose nodes do not depend on the input's size (a family that does not read it, the
+    stem's and head's fixed layers) is also found for an input of another size with the same
+    channels: its nodes are taken with their shapes inferred again (`at_input`), which costs
+    a fraction of emitting them (a sweep over input resolutions).
     """
 
     MAX_KEYS = 16384  # about 14,000 RegNet block graphs take 200 MB, the process included
@@ -116,21 +121,51 @@ class _BlockGraphs:
     def __init__(self) -> None:
         self.entries: memo.Memo[tuple[tuple[dict[str, Any], Graph], ...]] = memo.Memo("spec.block_graphs",
                                                                                     self.MAX_KEYS)
+        self.any_size: memo.Memo[tuple[tuple[dict[str, Any], Graph], ...]] = memo.Memo("spec.block_graphs_any_size",
+                                                                                     self.MAX_KEYS)
 
-    def find(self, key: tuple | None, context: dict[str, Any]) -> Graph | None:
+    def find(self, key: tuple | None, shape: Shape, context: dict[str, Any], any_size: bool = False) -> Graph | None:
+        """The graph emitted for `key` on an input of `shape` in `context`, or None; with `any_size`,
+        one emitted for an input of another size, reshaped (None where a rule refuses the size)."""
         if key is None:
             return None
-        found = self.entries.get(key)
-        for reads, graph in () if found is memo.MISS else found:
-            if all(context[k] == v for k, v in reads.items()):
-                return graph
-        return None
+        entry = _matching(self.entries.get((key, shape)), context)
+        if entry is not None:
+            return entry[1]
+        entry = _matching(self.any_size.get((key, sizeless(shape))), context) if any_size else None
+        if entry is None:
+            return None
+        reads, emitted = entry
+        try:
+            graph = at_input(emitted, shape)
+        except ShapeError:
+            return None
+        self._put(self.entries, (key, shape), reads, graph)
+        return graph
 
-    def add(self, key: tuple | None, reads: dict[str, Any], graph: Graph) -> None:
+    def add(self, key: tuple | None, shape: Shape, reads: dict[str, Any], graph: Graph, any_size: bool = False) -> None:
+        """Keep `graph`, emitted for `key` on `shape` reading `reads` of its context; with `any_size`,
+        for inputs of other sizes too (`find`)."""
         if key is None:
             return
-        found = self.entries.get(key)
-        self.entries.put(key, (*(() if found is memo.MISS else found), (dict(reads), graph)))
+        self._put(self.entries, (key, shape), reads, graph)
+        if any_size:
+            found = self.any_size.get((key, sizeless(shape)))
+            if found is memo.MISS or all(known != reads for known, _ in found):
+                self._put(self.any_size, (key, sizeless(shape)), reads, graph)
+
+    @staticmethod
+    def _put(entries: memo.Memo, key: tuple, reads: dict[str, Any], graph: Graph) -> None:
+        found = entries.get(key)
+        entries.put(key, (*(() if found is memo.MISS else found), (dict(reads), graph)))
+
+
+def _matching(found: Any, context: dict[str, Any]) -> tuple[dict[str, Any], Graph] | None:
+    """The (reads, graph) entry whose context reads agree with `context`, or None."""
+    for entry in () if found is memo.MISS else found:
+        if all(context[k] == v for k, v in entry[0].items()):
+            return entry
+    return None
 
 
 _BLOCKS = _BlockGraphs()
@@ -165,8 +200,8 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
             # The block's stochastic-depth rate: whether it drops at all shapes the graph; its value
             # does not, so a graph emitted at another rate is reused with this one.
             rate = st.drop_rate(global_index, total)
-            key = None if family_key is None else (family_key, shape, rate > 0)
-            graph = _BLOCKS.find(key, context)
+            key = None if family_key is None else (family_key, rate > 0)
+            graph = _BLOCKS.find(key, shape, context, any_size=not st.reads_input_size)
             if graph is not None:
                 graph = graph.with_rate(rate)
             else:
@@ -186,7 +221,7 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
                 except Exception as exc:
                     raise family_bug(f"block type '{st.block}'", type(st), exc) from exc
                 graph = b.finish(out)
-                _BLOCKS.add(key, ctx.reads, graph)
+                _BLOCKS.add(key, shape, ctx.reads, graph, any_size=not st.reads_input_size)
                 steps += b.steps
             count += len(graph.nodes)
             if count > MAX_NODES:

@@ -68,6 +68,8 @@ from ..families import BlockContext, BlockFamily, load_builtin_blocks
 class CompositeFamily(BlockFamily):
     """Base of the families made from YAML definitions; `compiled` holds the parsed body."""
 
+    reads_input_size: ClassVar[bool] = False  # emits from its channels alone
+
     compiled: ClassVar[Compiled]
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value | dict[str, Value]:
