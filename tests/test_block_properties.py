@@ -169,15 +169,9 @@ def spec(draw: st.DrawFn, types: int = 3) -> dict:
     }
 
 
-def check(doc: dict, tmp_path: Path, note: Any = event) -> None:
-    text = yaml.safe_dump(doc, sort_keys=False)
-    try:
-        loaded = archspec.load_spec(text)
-        report = archspec.analyze(loaded)
-    except archspec.ArchspecError as exc:
-        note(f"refused: {str(exc).split(': ')[-1][:40]}")
-        return
-    note("accepted")
+def _runs_as_analysed(loaded: Any, report: Any) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """(the module, an input, its output), after checking that every block's output and every
+    weighted layer's has the analysed shape in PyTorch's forward pass."""
     torch.manual_seed(0)
     model = archspec.build(loaded).eval()
     net = loaded.network()
@@ -194,6 +188,28 @@ def check(doc: dict, tmp_path: Path, note: Any = event) -> None:
     assert tuple(out.shape[1:]) == tuple(report.output_shape)
     assert {n: seen.get(n) for n in blocks} == {n: tuple(s) for n, s in blocks.items()}
     assert {n: seen.get(n) for n in weighted} == weighted
+    return model, x, out
+
+
+def check(doc: dict, tmp_path: Path, note: Any = event) -> None:
+    text = yaml.safe_dump(doc, sort_keys=False)
+    try:
+        loaded = archspec.load_spec(text)
+        report = archspec.analyze(loaded)
+    except archspec.ArchspecError as exc:
+        note(f"refused: {str(exc).split(': ')[-1][:40]}")
+        return
+    note("accepted")
+    model, x, out = _runs_as_analysed(loaded, report)
+    # The same blocks at another input size: lowering reuses the graphs emitted above with their
+    # shapes inferred again (spec/lower.py); PyTorch's shapes are the truth there too.
+    try:
+        other = archspec.load_spec(text, **{"input.size": [11, 11]})
+        other_report = archspec.analyze(other)
+    except archspec.ArchspecError:
+        note("refused at 11x11")
+    else:
+        _runs_as_analysed(other, other_report)
 
     assert "->" in archspec.diagram(loaded, "layer").source  # the diagram draws the graph's edges
 
