@@ -359,14 +359,21 @@ def _static(graph: Graph) -> _Static:
     params = buffers = macs = elements = 0
     flat_at = head_end_at = None
     base_rule = Op.rf
+    rule: list[tuple] = []  # what the receptive-field walk reads (`_rule_number`)
     # Nodes unpacked by position, and each op's class read once: this loop runs for every new graph.
     for i, (name, op, inputs, shape, origin) in enumerate(graph.nodes):
-        ins = tuple([shapes[j] if j >= 0 else inputs_at[j] for j in inputs])
         cls = type(op)
-        depth[i] = (max([depth[j] for j in inputs]) if inputs else 0) + cls.depth_layer
+        if len(inputs) == 1:  # most nodes: no list, no max
+            j = inputs[0]
+            ins: tuple[Shape, ...] = (shapes[j] if j >= 0 else inputs_at[j],)
+            depth[i] = depth[j] + cls.depth_layer
+        else:
+            ins = tuple([shapes[j] if j >= 0 else inputs_at[j] for j in inputs])
+            depth[i] = (max([depth[j] for j in inputs]) if inputs else 0) + cls.depth_layer
         # the base rule on one input whose map keeps its size (it refuses any other: see Op.rf)
         same = len(inputs) == 1 and cls.rf is base_rule and len(shape) == len(ins[0]) and (
             len(shape) != 3 or shape[1:] == ins[0][1:])
+        rule.append((inputs, None if same else op.rf_key(ins)))
         p, b, m = op.params(ins), op.buffers(ins), op.macs(ins, shape)
         nodes.append(NodeFacts(name, op, cls.category, inputs, ins, shape, p, b, m, origin, same))
         shapes.append(shape)
@@ -391,17 +398,14 @@ def _static(graph: Graph) -> _Static:
             if remaining[j] == 0:
                 total -= live.pop(j, 0)
     return _Static(nodes, peak, depth[graph.output], params, buffers, macs, elements, flat_at, head_end_at,
-                   _rule_number(nodes))
+                   _rule_number(tuple(rule)))
 
 
-
-
-def _rule_number(nodes: list[NodeFacts]) -> int | None:
-    """A number for what the graph's receptive-field walk reads (each node's inputs and its op's
-    `rf_key`): two graphs with the same number map every input field to the same fields, whatever
-    their channels (the blocks of one stage of a RegNet and of its sibling samples). None when a
-    key cannot be hashed."""
-    rule = tuple((n.inputs, None if n.same else n.op.rf_key(n.ins)) for n in nodes)
+def _rule_number(rule: tuple) -> int | None:
+    """A number for what the graph's receptive-field walk reads (each node's inputs and, unless the
+    node keeps its input's field, its op's `rf_key`): two graphs with the same number map every input
+    field to the same fields, whatever their channels (the blocks of one stage of a RegNet and of its
+    sibling samples). None when a key cannot be hashed."""
     try:
         number = _RULES.get(rule)
     except TypeError:

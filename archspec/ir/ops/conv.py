@@ -63,11 +63,13 @@ class Conv(Op):
     # -- rules ---------------------------------------------------------------------
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         c, h, w = spatial(ins[0], "conv")
-        g = self.g(ins)
+        g = c if self.groups == "depthwise" else self.groups
         if c % g or self.out % g:
             raise ShapeError(f"groups={g} must divide both input channels ({c}) and output channels ({self.out})")
-        size = [window_out(n, k, s, p, d) for n, k, s, p, d in zip((h, w), self.k, self.s, self.p, self.d)]
-        if min(size) < 1:
+        # the views unpacked once: every new node of a sweep asks (see `_views`)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = _views(self.kernel, self.stride, self.padding, self.dilation)
+        size = (window_out(h, kh, sh, ph, dh), window_out(w, kw, sw, pw, dw))
+        if size[0] < 1 or size[1] < 1:
             raise ShapeError(f"input {c}x{h}x{w} is too small for conv {hw(self.k)}/{self.s[0]}", spatial_zero=True)
         return (self.out, size[0], size[1])
 
