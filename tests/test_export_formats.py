@@ -3,6 +3,11 @@
 The references are outside the code under test: `onnx.checker`, onnxruntime's outputs
 and the program torch loads back, each compared with the compiled PyTorch module on a
 batch size other than the one traced (the batch axis must be dynamic).
+
+The per-network round trips run each network with its stages cut to their distinct blocks
+(`tests.zoo_tiers.shortened`): every op and block configuration is exported, not every repeat of
+it. The full-depth networks are held to torchvision and timm by the parity tests
+(tests/test_zoo_*.py) and exported as Python source in full (tests/test_export_python.py).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import torch
 import archspec
 from archspec.backends.exporters import trace, write_onnx, write_pt2
 from tests.clirun import run_cli
-from tests.zoo_tiers import EXPORTED, input_side
+from tests.zoo_tiers import EXPORTED, input_side, shortened, shortest_stages
 
 # The zoo less the variants of issue 14's families, which their representatives stand for (tests/zoo_tiers.py).
 ZOO = EXPORTED
@@ -70,6 +75,12 @@ def _close(ours: np.ndarray, reference: torch.Tensor, model: torch.nn.Module, x:
 @pytest.mark.slow  # 5 to 40 s a network
 @pytest.mark.parametrize("name", ZOO)
 def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> None:
+    """Each stage is cut to the shortest run of its first blocks that holds all its distinct blocks
+    (`shortened`, which checks that nothing else changes): ResNet-50 keeps 2 of each stage's 3 to 6
+    blocks, Swin-T 3 of its third stage's 6, ViT-B/16 1 of its 12 identical layers. The exporters
+    translate a block the same way wherever it stands; tracing, ONNX's decomposition and its
+    optimizer take time in proportion to the nodes, so the repeats cost about half the test's time
+    and checked nothing more."""
     # Above 224x224 (EfficientNet-B1 to B7) the layers are the same at 224, and the runs up to
     # seven times cheaper: the test exports those networks for a 224x224 input.
     spec = archspec.load_spec(name)
@@ -81,6 +92,8 @@ def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> Non
         side = input_side(name, net.input_shape[1], 128)  # (or the least the network takes)
         spec = archspec.load_spec(name, **{"input.size": [side, side]})
         net = spec.network()
+    spec = shortened(spec)
+    net = spec.network()
     torch.manual_seed(0)
     model = calibrate(archspec.build(spec), net.input_shape)
     x = torch.randn(3, *net.input_shape)  # traced with batch 2: 3 needs the dynamic axis
@@ -111,6 +124,29 @@ def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> Non
         result = program.module()(x)
     for key, ref in outputs.items():
         _close((result[key] if isinstance(result, dict) else result).numpy(), ref, model, x, key)
+
+
+def test_the_round_trips_cut_only_repeated_blocks() -> None:
+    """The cut the round trips run on, against the papers' block layouts: ResNet-50's stages
+    (3, 4, 6, 3 bottlenecks) each open with a block that changes the shape and projects the
+    shortcut, then repeat one identity block; ResNet-34's first stage is three equal basic blocks
+    (64 channels in and out, stride 1); Swin-T's third stage (6 blocks) merges patches in its first
+    block and alternates unshifted and shifted windows; ViT-B/16's 12 encoder layers are equal;
+    every DenseNet-121 layer reads more channels than the one before, and MaxViT-T's stages open
+    with a downsampling layer (2, 2, 5, 2 layers)."""
+    cuts = {name: shortest_stages(archspec.load_spec(name).network())
+            for name in ("resnet50", "resnet34", "swin_t", "vit_b_16", "densenet121", "maxvit_t")}
+    assert cuts == {
+        "resnet50": {f"stages.{i}.repeat": 2 for i in range(4)},
+        "resnet34": {"stages.0.repeat": 1, **{f"stages.{i}.repeat": 2 for i in (1, 2, 3)}},
+        "swin_t": {"stages.2.repeat": 3},
+        "vit_b_16": {"stages.0.repeat": 1},
+        "densenet121": {},
+        "maxvit_t": {"stages.2.repeat": 2},
+    }
+    short = shortened(archspec.load_spec("swin_t")).network()
+    assert [len(s.blocks) for s in short.stages] == [2, 2, 3, 2]
+    assert short.output_shape == (1000,)
 
 
 @pytest.mark.slow  # over ~5 s on the shared 2-core machine

@@ -26,12 +26,14 @@ from archspec.backends.python_source import python_source
 from archspec.ir.op import ModuleCall
 from tests.clirun import run_cli
 from tests.generated import assert_ruff_clean, exported_model, model_class
-from tests.zoo_tiers import EXPORTED, input_side
+from tests.zoo_tiers import EXPORTED, input_side, shortened
 
 ZOO = archspec.zoo.names()
 # Forward passes run on the zoo less the variants of issue 14's families (tests/zoo_tiers.py), in four
-# groups, one child interpreter each, so that the test spreads over workers. Keys, shapes and
-# formatting are checked for every zoo network.
+# groups, one child interpreter each, so that the test spreads over workers, each network with its
+# stages cut to their distinct blocks (tests.zoo_tiers.shortened: every block class and every set of
+# constructor arguments runs, not every repeat). Keys, shapes and formatting are checked for every
+# zoo network in full.
 GROUPS = [EXPORTED[i::4] for i in range(4)]
 
 # Runs in the child: archspec is made unimportable before anything else happens. It reads one
@@ -120,11 +122,13 @@ def test_every_zoo_spec_exports_with_the_compiled_modules_keys_and_shapes(tmp_pa
             assert entry["keys"] == expected, name
 
 
-def _forward_job(spec: str | Path | archspec.Spec, key: str, tmp_path: Path) -> tuple[dict, dict]:
+def _forward_job(spec: str | Path | archspec.Spec, key: str, tmp_path: Path,
+                 short: bool = False) -> tuple[dict, dict]:
     """Export `spec`, save random weights and an input for the child; return its job and our outputs.
 
     EfficientNet-B1 to B7 run at 224x224 (their layers do not depend on the input size; at up
-    to 600x600 the four forward passes would take most of the test's time).
+    to 600x600 the four forward passes would take most of the test's time). `short`: its stages
+    cut to their distinct blocks (`shortened`).
     """
     net = archspec.load_spec(spec).network()
     if str(spec).startswith("efficientnet") and net.input_shape[1] > 224:
@@ -133,6 +137,9 @@ def _forward_job(spec: str | Path | archspec.Spec, key: str, tmp_path: Path) -> 
     if net.taps:  # dense prediction is fully convolutional: the same layers at 128x128 (or the least it takes)
         side = input_side(str(spec), net.input_shape[1], 128)
         spec = archspec.load_spec(spec, **{"input.size": [side, side]})
+        net = spec.network()
+    if short:
+        spec = shortened(archspec.load_spec(spec))
         net = spec.network()
     source = python_source(net)
     path = tmp_path / f"{key}.py"
@@ -182,7 +189,7 @@ def _check_outputs(child: Child, item: dict, want: dict) -> None:
 def test_exported_modules_compute_what_the_compiled_ones_compute(group: list[str], tmp_path: Path) -> None:
     with Child(tmp_path) as child:
         for name in group:
-            _check_outputs(child, *_forward_job(name, name, tmp_path))
+            _check_outputs(child, *_forward_job(name, name, tmp_path, short=True))
 
 
 def _randomise_norm_statistics(model: torch.nn.Module) -> None:

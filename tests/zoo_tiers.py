@@ -23,6 +23,8 @@ their representatives in the heavy tests.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import archspec
@@ -100,3 +102,58 @@ def input_side(name: str, native: int, cap: int) -> int:
     """The side a test runs `name` at: its `native` size capped at `cap`, never below what it accepts."""
     return max(min(native, cap), SMALLEST_INPUT.get(name, 0))
 
+
+
+def _block_key(block: Any) -> tuple:
+    """What a block emits, all of it but its stochastic-depth rate (a stage schedules a rate per block,
+    and in eval mode, where the heavy tests run, the rate does nothing): its family, input shapes, and
+    every node's name, op (with all its parameters), inputs and output shape."""
+    graph = block.graph.with_rate(0.0)
+    nodes = tuple((n.name, n.op, n.inputs, n.shape) for n in graph.nodes)
+    return (block.family, graph.in_shape, tuple(graph.more_inputs), nodes, graph.output,
+            tuple(sorted(graph.outputs.items())))
+
+
+def shortest_stages(net: Any) -> dict[str, int]:
+    """Overrides (`stages.2.repeat: 3`) that cut each stage of `net` to the shortest run of its first
+    blocks that holds every distinct block of the stage; stages that are already as short are left out.
+
+    A stage repeats a few blocks: ResNet-50's third stage is one block that halves the map and widens it
+    followed by five equal ones; Swin's alternates unshifted and shifted windows after its patch-merging
+    first block (three distinct blocks); ViT's twelve encoder layers are one layer twelve times. An
+    exporter translates each distinct block the same way wherever it stands, so a network cut this way
+    puts every op and every configuration of it (every shape, stride, shift, dilation, width) through the
+    exporter, in a fraction of the time. DenseNet's layers all differ (each reads more channels): it is
+    not cut at all."""
+    overrides: dict[str, int] = {}
+    for stage in net.stages:
+        keys = [_block_key(b) for b in stage.blocks]
+        distinct = set(keys)
+        keep = next(k for k in range(1, len(keys) + 1) if set(keys[:k]) == distinct) if keys else 0
+        if keep < len(keys):
+            assert len(stage.origin) == 2 and stage.origin[0] == "stages", stage.origin
+            overrides[f"stages.{stage.origin[1]}.repeat"] = keep
+    return overrides
+
+
+def shortened(spec: Any) -> Any:
+    """`spec` with its stages cut by `shortest_stages`, checked to be the same network but for the
+    repeats it drops: the same distinct blocks, and the same stem, heads, necks and output shapes."""
+    net = spec.network()
+    overrides = shortest_stages(net)
+    if not overrides:
+        return spec
+    short = spec.with_overrides(**overrides)
+    cut = short.network()
+    assert {_block_key(b) for s in cut.stages for b in s.blocks} == {_block_key(b) for s in net.stages for b in s.blocks}
+    others = {p.path: p.graph for p in net.parts() if p.group != "stages"}
+    assert {p.path: p.graph for p in cut.parts() if p.group != "stages"} == others
+    assert cut.output_shape == net.output_shape and len(cut.stages) == len(net.stages)
+    assert _taps(cut) == _taps(net)
+    return short
+
+
+def _taps(net: Any) -> list[tuple[str, str, tuple[int, ...]]]:
+    """Each tap's name, what it reads (`stages.3`) and the shape of what it returns."""
+    graphs = {p.path: p.graph for p in net.parts()}
+    return [(t.name, t.path, graphs[t.graph_path].shape_of(t.node)) for t in net.taps]

@@ -82,8 +82,8 @@ def deploy_module(model: nn.Module, net: Network, layout: str = "auto") -> nn.Mo
     deployed: Deployed = deploy_network(net)
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    with torch.device(device):
-        out = build_module(deployed.network, init=False)
+    with torch.device(device):  # every parameter is loaded below: none is drawn at random first
+        out = build_module(deployed.network, init=False, fill=False)
     if device.type != "meta":  # on meta (shapes only, as a checkpoint is loaded) there is nothing to fold
         _carry(model, out, deployed)
     out = apply_layout(out.eval(), deployed.network, layout)
@@ -93,12 +93,13 @@ def deploy_module(model: nn.Module, net: Network, layout: str = "auto") -> nn.Mo
 
 
 def _carry(model: nn.Module, out: nn.Module, deployed: Deployed) -> None:
-    """Load `out` with the folded weights and, under the same keys, `model`'s others."""
+    """Fill every tensor of `out` (its state_dict: all its parameters and buffers) with the folded
+    weights and, under the same keys, `model`'s others, in place: `copy_` casts to the tensor's
+    dtype and device, with no intermediate copy."""
     source = model.state_dict()
-    state: dict[str, torch.Tensor] = {}
     made: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
     with torch.no_grad():
-        for key, tensor in out.state_dict().items():
+        for key, tensor in out.state_dict().items():  # each shares its storage with `out`'s own tensor
             path, _, attr = key.rpartition(".")
             if path in deployed.folds and attr in ("weight", "bias"):
                 if path not in made:
@@ -109,5 +110,4 @@ def _carry(model: nn.Module, out: nn.Module, deployed: Deployed) -> None:
             if value.shape != tensor.shape:
                 raise ValueError(f"deploy: '{key}' has shape {list(value.shape)}, the deployed module needs "
                                  f"{list(tensor.shape)}")
-            state[key] = value.to(dtype=tensor.dtype, device=tensor.device)
-    out.load_state_dict(state)
+            tensor.copy_(value)

@@ -108,15 +108,27 @@ def _module_tree(modules: dict[str, nn.Module]) -> nn.Module:
     return tree
 
 
-def build_module(net: Network, init: bool = True) -> nn.Module:
-    """Compile the IR into a module; `init` applies the spec's weight initialisation."""
-    skip = None
-    if init and net.init is not None:
-        tables = net.init.tables()  # once, not once per layer
+def _loaded_later(path: str, call: ModuleCall) -> bool:
+    """Every parameter will be loaded: any layer without buffers may skip its initialisation."""
+    return call.skippable_init is not None
 
-        def skip(path: str, call: ModuleCall) -> bool:
-            return overwrites(tables, path, call.skippable_init, bool(call.arguments().get("bias", True)))
 
+def _initialised_by(tables: Any) -> SkipInit:
+    """Skip the layers whose every parameter the spec's initialisation (`tables`) sets."""
+    def skip(path: str, call: ModuleCall) -> bool:
+        return overwrites(tables, path, call.skippable_init, bool(call.arguments().get("bias", True)))
+    return skip
+
+
+def build_module(net: Network, init: bool = True, fill: bool = True) -> nn.Module:
+    """Compile the IR into a module; `init` applies the spec's weight initialisation. `fill=False`
+    is for a caller that loads every parameter next (deploy): the layers that hold parameters and
+    no buffers (convs, linears) are made without their constructors' random draws."""
+    skip: SkipInit | None = None
+    if not fill:
+        skip = _loaded_later
+    elif init and net.init is not None:
+        skip = _initialised_by(net.init.tables())  # the tables once, not once per layer
     built: dict[str, list[nn.Module]] = {}  # group -> its parts' modules, in module order
     blocks: list[list[nn.Module]] = [[] for _ in net.stages]
     attached: dict[str, dict[str, nn.Module]] = {group: {} for group in PART_GROUPS}  # group -> name -> module

@@ -149,14 +149,28 @@ def _input_shape(model: Any) -> tuple[int, ...]:
     return (1, int(given.get("channels", 3)), h, w)
 
 
-def _run_order(model: Any, shape: tuple[int, ...]) -> list[str] | None:
-    """Module paths in the order they first run (only modules that hold tensors of their own)."""
+def _meta_copy(model: Any) -> Any:
+    """A copy of `model` on the meta device. Its parameters and buffers are made on the meta device
+    directly rather than copied and then moved: a deep copy of ViT-H/14 first copies 2.5 GB."""
     import copy
 
     import torch
 
+    memo: dict[int, Any] = {}
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if type(tensor) in (torch.Tensor, torch.nn.Parameter) and id(tensor) not in memo:  # others as before
+            meta = torch.empty_like(tensor, device="meta")
+            memo[id(tensor)] = (torch.nn.Parameter(meta, requires_grad=tensor.requires_grad)
+                                if isinstance(tensor, torch.nn.Parameter) else meta)
+    return copy.deepcopy(model, memo).to("meta")
+
+
+def _run_order(model: Any, shape: tuple[int, ...]) -> list[str] | None:
+    """Module paths in the order they first run (only modules that hold tensors of their own)."""
+    import torch
+
     try:
-        meta = copy.deepcopy(model).to("meta").eval()
+        meta = _meta_copy(model).eval()
     except Exception:
         return None
     order: list[str] = []
