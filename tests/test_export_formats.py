@@ -72,7 +72,7 @@ def _close(ours: np.ndarray, reference: torch.Tensor, model: torch.nn.Module, x:
     assert error <= 4 * floor, f"max abs difference {diff}, {error} from float64 (float32 noise: {floor})"
 
 
-@pytest.mark.slow  # 5 to 40 s a network
+@pytest.mark.slow  # 1 to 30 s a network
 @pytest.mark.parametrize("name", ZOO)
 def test_onnx_and_pt2_export_of_every_zoo_spec(name: str, tmp_path: Path) -> None:
     """Each stage is cut to the shortest run of its first blocks that holds all its distinct blocks

@@ -131,6 +131,11 @@ def test_table_as_csv_jsonl_and_dataframe(population, monkeypatch) -> None:
     lines = table_text(result, "csv").splitlines()
     assert lines[0].split(",")[:4] == ["sample", "name", "vars.width", "vars.depth1"]
     assert len(lines) == 2001
+    walks: list[int] = []  # the columns are found by reading every row: once a table, not once a row
+    every_row = type(result).space_columns
+    monkeypatch.setattr(type(result), "space_columns", property(lambda r: walks.append(1) or every_row.fget(r)))
+    assert table_text(result, "csv").splitlines() == lines and len(walks) == 1
+    monkeypatch.undo()
     first = json.loads(table_text(result, "jsonl").splitlines()[0])
     assert first == result.rows[0]
     frame = result.table()

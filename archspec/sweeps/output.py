@@ -32,9 +32,10 @@ def table_text(result: SweepResult, fmt: str) -> str:
         return "".join(json.dumps(row, allow_nan=False) + "\n" for row in result.rows)  # strict JSON
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([cell_text(c) for c in result.columns])
+    columns = result.columns  # worked out from every row: once, not once a row
+    writer.writerow([cell_text(c) for c in columns])
     for row in result.rows:
-        cells = [row.get(c, "") for c in result.columns]
+        cells = [row.get(c, "") for c in columns]
         writer.writerow([cell_text(json.dumps(v) if isinstance(v, (list, dict)) else v) for v in cells])
     return out.getvalue()
 
