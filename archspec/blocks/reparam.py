@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-
 from pydantic import Field
 
 from ..ir.builder import GraphBuilder, Value

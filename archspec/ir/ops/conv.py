@@ -63,7 +63,7 @@ class Conv(Op):
     # -- rules ---------------------------------------------------------------------
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         c, h, w = spatial(ins[0], "conv")
-        g = c if self.groups == "depthwise" else self.groups
+        g = self.g(ins)
         if c % g or self.out % g:
             raise ShapeError(f"groups={g} must divide both input channels ({c}) and output channels ({self.out})")
         # the views unpacked once: every new node of a sweep asks (see `_views`)
