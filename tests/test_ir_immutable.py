@@ -122,9 +122,11 @@ def test_memo_identity_key_misses_for_another_object():
     assert table.get(("k",), b) is memo.MISS
     table.put(("t",), 2, (a, b))
     assert table.get(("t",), (a, b)) == 2 and table.get(("t",), (a, a)) is memo.MISS
-    for k in range(4):  # bounded: when full it is emptied, then the new entry kept
+    for k in range(5):  # bounded: when full, the older half is dropped, then the new entry kept
         table.put(k, k)
         assert len(table) <= 4
-    assert table.get(("k",), a) is memo.MISS and table.get(3) == 3
+    # ("k",), ("t",), 0, 1 filled it; 2 dropped the first two, 4 dropped 0 and 1
+    assert table.get(("k",), a) is memo.MISS and table.get(("t",), (a, b)) is memo.MISS
+    assert [table.get(k) for k in range(5)] == [memo.MISS, memo.MISS, 2, 3, 4]
     with pytest.raises(ValueError, match="exists already"):
         memo.Memo("tests.identity", 4)

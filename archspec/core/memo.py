@@ -4,8 +4,9 @@ A network asks for the same few ops hundreds of times, the blocks of a stage sha
 the samples of a sweep share blocks, layers and receptive fields with their siblings. Each
 step that profits keeps a `Memo` here instead of a dict of its own, so that:
 
-* every table is bounded (`limit` keys; when full it is emptied, and what was dropped is
-  recomputed on demand: only time is lost, never an answer);
+* every table is bounded (`limit` keys; when full, its older half is dropped, and what was
+  dropped is recomputed on demand: only time is lost, never an answer). A sweep keeps making
+  new entries; what it made last is what its next samples share, so that half stays;
 * `clear()` empties them all: tests, a benchmark that wants a cold start, a notebook that
   wants its memory back. `tables()` lists them with their sizes;
 * a key may stand for an object by its identity (`Memo.get(key, keep=obj)`), which is cheap
@@ -33,6 +34,7 @@ input catch it and compute without the memo). A pure function of hashable argume
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -78,9 +80,11 @@ class Memo(Generic[V]):
 
     def put(self, key: Any, value: V, keep: Any = None) -> V:
         """Store `value` for `key` (keeping `keep` alive with it) and return it."""
-        if len(self._entries) >= self.limit:
-            self._entries.clear()
-        self._entries[key] = (keep, value)
+        entries = self._entries
+        if len(entries) >= self.limit:  # drop the older half (dicts keep insertion order)
+            for old in list(itertools.islice(entries, len(entries) - self.limit // 2)):
+                del entries[old]
+        entries[key] = (keep, value)
         return value
 
     def clear(self) -> None:

@@ -151,8 +151,10 @@ def at_input(graph: Graph, in_shape: Shape) -> Graph:
     the located error)."""
     shapes: list[Shape] = []
     nodes = []
+    # Each rule is asked directly: a graph is resized for sizes it has not met (the result is kept
+    # by lowering), so a memo of shapes here would mostly miss.
     for name, op, inputs, _, origin in graph.nodes:
-        shape = _out_shape(op, tuple([shapes[j] if j >= 0 else in_shape for j in inputs]))
+        shape = tuple(op.out_shape([shapes[j] if j >= 0 else in_shape for j in inputs]))
         shapes.append(shape)
         nodes.append(Node(name, op, inputs, shape, origin))
     resized = Graph(tuple(in_shape), tuple(nodes), graph.output, (), graph.outputs, graph.titles)

@@ -118,9 +118,17 @@ class Graph:
             nodes = list(template.nodes)
             for i in template.scheduled:
                 nodes[i] = nodes[i]._replace(op=_at_rate(nodes[i].op, rate))
-            rated = replace(template, nodes=tuple(nodes)).scheduling(template.scheduled, template)
-            hit = _REBOUND.put((id(template), rate), rated, template)
+            hit = _REBOUND.put((id(template), rate), template._renoded(tuple(nodes)), template)
         return hit
+
+    def _renoded(self, nodes: tuple[Node, ...]) -> Graph:
+        """A copy of this graph with `nodes` (the same count, at the same shapes) and this graph as
+        its template: `dataclasses.replace` without the constructor's conversions, which every
+        field already went through here (a sweep rebinds rates for most of its blocks)."""
+        copy = object.__new__(Graph)
+        copy.__dict__.update(self.__dict__)
+        _set(copy, nodes=nodes)
+        return copy.scheduling(self.scheduled, self)
 
     def title_of(self, node: Node) -> tuple[str, str] | None:
         """(scope, title) of the innermost titled scope holding `node`, or None."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,9 +35,8 @@ class LoweringError(LocatedError):
 
 
 def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecPath) -> Graph:
-    try:
-        key: tuple | None = ("layers", tuple(ops), defaults, origin)
-        hash(key)
+    try:  # hashed once: each lookup below hashes its key again, and a pydantic op hashes slowly
+        key: HashedKey | None = HashedKey(("layers", tuple(ops), defaults, origin))
     except TypeError:
         key = None
     graph = _BLOCKS.find(key, shape, {}, any_size=True)  # a stem or head seen before (sweep samples share theirs)
@@ -124,7 +123,7 @@ class _BlockGraphs:
         self.any_size: memo.Memo[tuple[tuple[dict[str, Any], Graph], ...]] = memo.Memo("spec.block_graphs_any_size",
                                                                                      self.MAX_KEYS)
 
-    def find(self, key: tuple | None, shape: Shape, context: dict[str, Any], any_size: bool = False) -> Graph | None:
+    def find(self, key: Hashable | None, shape: Shape, context: dict[str, Any], any_size: bool = False) -> Graph | None:
         """The graph emitted for `key` on an input of `shape` in `context`, or None; with `any_size`,
         one emitted for an input of another size, reshaped (None where a rule refuses the size)."""
         if key is None:
@@ -143,7 +142,7 @@ class _BlockGraphs:
         self._put(self.entries, (key, shape), reads, graph)
         return graph
 
-    def add(self, key: tuple | None, shape: Shape, reads: dict[str, Any], graph: Graph, any_size: bool = False) -> None:
+    def add(self, key: Hashable | None, shape: Shape, reads: dict[str, Any], graph: Graph, any_size: bool = False) -> None:
         """Keep `graph`, emitted for `key` on `shape` reading `reads` of its context; with `any_size`,
         for inputs of other sizes too (`find`)."""
         if key is None:
