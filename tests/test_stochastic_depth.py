@@ -10,6 +10,8 @@ rate and no figure. Expected rates are the formula worked by hand.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -40,6 +42,22 @@ def test_a_stage_shares_one_graph_at_each_blocks_own_rate() -> None:
     assert _rates(net) == [(g, pytest.approx(B0_RATE * g / B0_BLOCKS)) for g, _ in _rates(net)]
     # blocks whose shape is kept have a skip connection and drop; block 0 (rate 0) and shape changers do not
     assert [g for g, _ in _rates(net)] == [2, 4, 6, 7, 9, 10, 12, 13, 14]
+
+
+def test_a_rebound_graph_differs_from_its_template_only_in_the_rates() -> None:
+    net = archspec.load_spec("efficientnet_b0").network()
+    rebound = [b for b in net.stages[5].blocks[1:] if b.graph.template is not None]
+    assert len(rebound) == 2  # block 1's graph was emitted at its rate; blocks 2 and 3 rebind it
+    for block in rebound:
+        graph, template = block.graph, block.graph.analysed_as
+        assert graph is not template and template is net.stages[5].blocks[1].graph
+        assert graph.scheduled == template.scheduled
+        assert dataclasses.replace(template, nodes=graph.nodes) == graph  # every other field the same
+        changed = [i for i, (a, b) in enumerate(zip(graph.nodes, template.nodes)) if a != b]
+        assert changed == list(template.scheduled)
+        assert all(graph.nodes[i]._replace(op=template.nodes[i].op) == template.nodes[i] for i in changed)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            graph.output = 0  # type: ignore[misc]  # the copy is as frozen as the template
 
 
 def test_a_shared_graph_analyses_as_its_own() -> None:
