@@ -164,8 +164,6 @@ class Report:
     peak_activation_elements: int = 0  # per sample
     depth: int = 0
     batch: int = 1
-    # The spec's taps (`features:`); without any, the end of every stage.
-    features: list[FeatureInfo] = field(default_factory=list)
     returns_features: bool = False  # the module returns `features` (an ordered dict), not `output_shape`
     params: int = 0  # every layer's (auxiliary heads included)
     buffers: int = 0
@@ -175,6 +173,8 @@ class Report:
     # The spec's `freeze:` patterns (module paths, `stages.0`, `stages.*.blocks.0`).
     freeze: tuple[str, ...] = ()
     _layers: list[LayerInfo] | None = field(default=None, repr=False)
+    network: Network | None = field(default=None, repr=False)  # what was analysed
+    _features: list[FeatureInfo] | None = field(default=None, repr=False)
 
     @property
     def layers(self) -> list[LayerInfo]:
@@ -182,6 +182,14 @@ class Report:
         if self._layers is None:
             self._layers = _layers_of(self.parts)
         return self._layers
+
+    @property
+    def features(self) -> list[FeatureInfo]:
+        """The spec's taps (`features:`); without any, the end of every stage. Made when first
+        asked for, as `layers` (a sweep reads neither)."""
+        if self._features is None:
+            self._features = _features(self.network, self.parts) if self.network is not None else []
+        return self._features
 
     # -- totals ------------------------------------------------------------------------
     @property
@@ -374,7 +382,10 @@ def _static(graph: Graph) -> _Static:
         same = len(inputs) == 1 and cls.rf is base_rule and len(shape) == len(ins[0]) and (
             len(shape) != 3 or shape[1:] == ins[0][1:])
         rule.append((inputs, None if same else op.rf_key(ins)))
-        p, b, m = op.params(ins), op.buffers(ins), op.macs(ins, shape)
+        counts = _COUNTS.get(cls) or _counts_of(cls)
+        p = counts[0](op, ins) if counts[0] else 0
+        b = counts[1](op, ins) if counts[1] else 0
+        m = counts[2](op, ins, shape) if counts[2] else 0
         nodes.append(NodeFacts(name, op, cls.category, inputs, ins, shape, p, b, m, origin, same))
         shapes.append(shape)
         params += p
@@ -399,6 +410,18 @@ def _static(graph: Graph) -> _Static:
                 total -= live.pop(j, 0)
     return _Static(nodes, peak, depth[graph.output], params, buffers, macs, elements, flat_at, head_end_at,
                    _rule_number(tuple(rule)))
+
+
+# An op class's params, buffers and macs rules, None for each it inherits from Op (which counts 0):
+# most nodes of a block (activations, merges, pools) count nothing, and are not asked.
+_COUNTS: dict[type[Op], tuple[Any, Any, Any]] = {}
+
+
+def _counts_of(cls: type[Op]) -> tuple[Any, Any, Any]:
+    params, buffers, macs = (None if getattr(cls, name) is getattr(Op, name) else getattr(cls, name)
+                             for name in ("params", "buffers", "macs"))
+    rules = _COUNTS[cls] = (params, buffers, macs)
+    return rules
 
 
 def _rule_number(rule: tuple) -> int | None:
@@ -515,7 +538,7 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
                     receptive_field=RF(), receptive_field_layer="input",
                     stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, batch=batch, parts=parts,
-                    freeze=_freeze_patterns(net.spec_data.get("freeze")))
+                    freeze=_freeze_patterns(net.spec_data.get("freeze")), network=net)
     # The network's field: the last spatial layer before the head's global pooling / flatten /
     # classifier (a global pool inside a block, as in squeeze-and-excitation, ends nothing).
     feature: tuple[_Part, int] | None = None
@@ -542,7 +565,6 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
         part, index = feature
         report.receptive_field = _fields(part.graph, part.rf_in)[index]
         report.receptive_field_layer = join(part.prefix, _static_of(part.graph).nodes[index][0])
-    report.features = _features(net, parts)
     report.returns_features = bool(net.taps)
     return report
 
@@ -557,7 +579,7 @@ def _features(net: Network, parts: list[_Part]) -> list[FeatureInfo]:
         if tap.node == INPUT:  # an empty graph: its input, the network's input for an empty stem
             out.append(FeatureInfo(tap.name, tap.path, "input", graph.in_shape, RF()))
             continue
-        node = graph.nodes[tap.node]
+        node = graph.analysed_as.nodes[tap.node]  # its name and shape, as in the graph (ops aside)
         out.append(FeatureInfo(tap.name, tap.path, join(tap.graph_path, node.name), node.shape,
                                _node_field(graph, part.rf_in, tap.node)))
     return out

@@ -21,7 +21,7 @@ would corrupt every later answer: it raises instead. To change a network, make a
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from ..core import memo
@@ -104,31 +104,43 @@ class Graph:
         """The stochastic-depth rate of the scheduled nodes (None: the graph has none)."""
         if not self.scheduled:
             return None
+        if "_rate" in self.__dict__:  # rebound by `with_rate`: known without making its nodes
+            return self.__dict__["_rate"]
         op = self.nodes[self.scheduled[0]].op
         return getattr(op, type(op).per_block_fields[0])
 
     def with_rate(self, rate: float) -> Graph:
         """This graph with stochastic-depth rate `rate` in its scheduled nodes (the same graph when
-        it has none, or has that rate): how a stage's later blocks reuse its first block's graph."""
+        it has none, or has that rate): how a stage's later blocks reuse its first block's graph.
+
+        The new graph's nodes are made when first read. A sweep rebinds most blocks of every sample
+        (each depth gives each block another rate) and analyses their template alone; the names and
+        shapes of a rebound graph are its template's (`shape_of` reads them there)."""
         if not self.scheduled or self.rate == rate:
             return self
         template = self.analysed_as
         hit = _REBOUND.get((id(template), rate), template)  # a schedule's rates recur from network to network
         if hit is memo.MISS:
+            rebound = object.__new__(Graph)  # `dataclasses.replace` without the constructor's conversions
+            rebound.__dict__.update(template.__dict__, _rate=rate)
+            del rebound.__dict__["nodes"]
+            hit = _REBOUND.put((id(template), rate), rebound.scheduling(template.scheduled, template), template)
+        return hit
+
+    if not TYPE_CHECKING:  # the checker keeps refusing unknown attributes of a Graph
+
+        def __getattr__(self, name: str) -> Any:
+            """Called for an attribute that is not set: the nodes of a graph rebound by `with_rate`,
+            made on their first read from the template's, each scheduled op at the graph's rate."""
+            state = self.__dict__
+            if name != "nodes" or "_rate" not in state:
+                raise AttributeError(f"'Graph' object has no attribute '{name}'")
+            template, rate = state["template"], state["_rate"]
             nodes = list(template.nodes)
             for i in template.scheduled:
                 nodes[i] = nodes[i]._replace(op=_at_rate(nodes[i].op, rate))
-            hit = _REBOUND.put((id(template), rate), template._renoded(tuple(nodes)), template)
-        return hit
-
-    def _renoded(self, nodes: tuple[Node, ...]) -> Graph:
-        """A copy of this graph with `nodes` (the same count, at the same shapes) and this graph as
-        its template: `dataclasses.replace` without the constructor's conversions, which every
-        field already went through here (a sweep rebinds rates for most of its blocks)."""
-        copy = object.__new__(Graph)
-        copy.__dict__.update(self.__dict__)
-        _set(copy, nodes=nodes)
-        return copy.scheduling(self.scheduled, self)
+            _set(self, nodes=tuple(nodes))
+            return state["nodes"]
 
     def title_of(self, node: Node) -> tuple[str, str] | None:
         """(scope, title) of the innermost titled scope holding `node`, or None."""
@@ -149,7 +161,7 @@ class Graph:
 
     def shape_of(self, index: int) -> Shape:
         if index >= 0:
-            return self.nodes[index].shape
+            return self.analysed_as.nodes[index].shape  # a rebound graph's shapes are its template's
         return self.in_shape if index == INPUT else self.more_inputs[INPUT - index - 1]
 
     def in_shapes(self, node: Node) -> list[Shape]:
@@ -247,9 +259,9 @@ class Attached:
         return [f"{self.path}.{n}" for n in self.graph.outputs] if self.graph.outputs else [self.path]
 
 
-@dataclass(frozen=True)
-class Part:
-    """One graph of the network with its place in it. `Network.parts()` yields these; the
+class Part(NamedTuple):
+    """One graph of the network with its place in it (a named tuple: a sweep walks every sample's
+    network, tens of parts each, and a tuple is made in a fraction of a frozen dataclass's time). `Network.parts()` yields these; the
     torch backend, analysis, diagrams and Python export all walk them, so no module path
     is spelled anywhere else.
 

@@ -222,7 +222,7 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
                 graph = b.finish(out)
                 _BLOCKS.add(key, shape, ctx.reads, graph, any_size=not st.reads_input_size)
                 steps += b.steps
-            count += len(graph.nodes)
+            count += len(graph.analysed_as.nodes)  # a rebound graph's nodes are made when read
             if count > MAX_NODES:
                 raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)
             blocks.append(Block(st.block, graph, st, origin))

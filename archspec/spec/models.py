@@ -18,6 +18,7 @@ from pydantic import (
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     create_model,
     field_validator,
 )
@@ -249,6 +250,7 @@ def parse_stage(value: Any, info: ValidationInfo) -> Any:
 # are frozen, and a sweep's samples repeat most stages of the base spec (all of them where only
 # `scale:` and `input:` are sampled: scaling applies after validation).
 _STAGES: memo.Memo[BlockFamily] = memo.Memo("spec.stages", 4096)
+_WEIGHTS: memo.Memo[tuple] = memo.Memo("spec.weights", 1024)  # SpecModel.weights, by written value
 
 
 def _stage_key(model: type, value: dict, given: dict[str, type[BlockFamily]], context: Any) -> tuple | None:
@@ -384,10 +386,21 @@ class SpecModel(StrictModel):
     # their norms keep their running statistics (eval mode) while the rest of the model trains.
     freeze: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default=[], max_length=1024)
 
-    @field_validator("weights")
+    @field_validator("weights", mode="wrap")
     @classmethod
-    def _weights(cls, value: list) -> list:
-        return check_entries(value)
+    def _weights(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> list:
+        """The entries validated once per written value (they are frozen; a sweep's samples all
+        carry their base spec's)."""
+        try:
+            key: bytes | None = marshal.dumps(value)  # every type kept: `1`, `1.0` and `true` differ
+        except ValueError:
+            key = None
+        hit = _WEIGHTS.get(key) if key is not None else memo.MISS
+        if hit is memo.MISS:
+            hit = tuple(check_entries(handler(value)))
+            if key is not None:
+                _WEIGHTS.put(key, hit)
+        return list(hit)
 
     @field_validator("freeze", mode="before", json_schema_input_type=str | list[str])
     @classmethod
