@@ -12,7 +12,7 @@ docs/examples/efficientnet_space.yaml, efficientnet_b0's compound scaling (width
 A sample counts when it was resolved against the base spec, validated, lowered and analysed
 (params, MACs, activation memory, depth, receptive field): draws the RegNet sampler rejects
 before that (not 4 stages) and repeats of an earlier spec are not counted. Each row, with 1
-and 2 worker processes, is the median of 3 sweeps; each of them starts from emptied memo
+and 2 worker processes, is the median of `RUNS` (3) sweeps; each of them starts from emptied memo
 tables (`archspec.core.memo.clear()`), runs an untimed warm-up sweep of 100 samples of seed 99
 (imports, file caches, the base spec), then the timed sweep of 600 samples of a seed of its own.
 No row inherits what an earlier row (another space, or the same space at `-j 1`) left in the
@@ -68,7 +68,10 @@ def sweep_rate(space: Path, jobs: int, samples: int = 600, seed: int = 1) -> tup
     return result.evaluated / result.seconds, result.evaluated / cpu, result
 
 
-def median_sweep(space: Path, jobs: int, runs: int = 3) -> tuple[float, float, Any]:
+RUNS = 3  # sweeps per row, the median reported
+
+
+def median_sweep(space: Path, jobs: int, runs: int = RUNS) -> tuple[float, float, Any]:
     """The run of median wall rate among `runs` sweeps (seeds jobs, jobs + 10, ...)."""
     measured = sorted((sweep_rate(space, jobs, seed=jobs + 10 * k) for k in range(runs)), key=lambda m: m[0])
     return measured[len(measured) // 2]
@@ -101,7 +104,7 @@ def measure() -> list[dict[str, Any]]:
             row = {"name": f"sweep, {label}, -j {jobs}", "samples_per_s": rate,
                    "samples_per_cpu_s": per_cpu, "target": f">= {target:,.0f} samples/s with -j 2",
                    "met": rate >= target if jobs == 2 else None,
-                   "detail": f"median of 3; {result.evaluated:,} analysed of {result.draws:,} drawn, "
+                   "detail": f"median of {RUNS}; {result.evaluated:,} analysed of {result.draws:,} drawn, "
                              f"{len(result.rows):,} kept, {result.seconds:.2f} s", "pycls_per_s": None}
             if jobs == 1 and label == "RegNet-Y space (zoo block)":
                 row["pycls_per_s"] = pycls_rate(result)

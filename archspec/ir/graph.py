@@ -261,9 +261,9 @@ class Attached:
 
 class Part(NamedTuple):
     """One graph of the network with its place in it (a named tuple: a sweep walks every sample's
-    network, tens of parts each, and a tuple is made in a fraction of a frozen dataclass's time). `Network.parts()` yields these; the
-    torch backend, analysis, diagrams and Python export all walk them, so no module path
-    is spelled anywhere else.
+    network, tens of parts each, and a tuple is made in a fraction of a frozen dataclass's time).
+    `Network.parts()` yields these; the torch backend, analysis, diagrams and Python export all
+    walk them, so no module path is spelled anywhere else.
 
     path: the graph's module path in the compiled network ("stem", "stages.2.blocks.0",
           "aux_heads.1", "head"); a node's path is `naming.join(part.path, node.name)`.
