@@ -146,3 +146,23 @@ def test_list_edits_are_valid_only_under_extends(validator) -> None:
     edit = {"stages": {"denseblock3": {"repeat": 32}}, "head": {"classifier": {"linear": {"out": 10}}}}
     assert errors(validator, {"extends": "densenet121.yaml", "name": "d169", **edit}) == []
     assert errors(validator, {"name": "d", "input": {"size": 8}, **edit}) != []
+
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"stem": [{"conv": {"out": 8, "kernel": 3, "bias": 0}}]}, "bias"),
+    ({"stem": [{"conv": {"out": 8, "kernel": 3, "bias": "yes"}}]}, "bias"),
+    ({"stem": [{"maxpool": {"kernel": 2, "ceil_mode": 1}}]}, "ceil_mode"),
+    ({"stages": [{"block": "basic", "out": 16, "dilate": 1}]}, "dilate"),
+    ({"head": ["flatten", {"linear": {"out": 10, "bias": "false"}}]}, "bias"),
+])
+def test_a_value_the_schema_refuses_as_a_boolean_archspec_refuses_too(change: dict, field: str, validator) -> None:
+    """pydantic's lax mode would read 0, 1, "yes" and "false" as booleans; the schema does not."""
+    from archspec import load_spec
+    from archspec.core.errors import SpecError
+
+    doc = {**BASE, **change}
+    best = best_match(validator.iter_errors(doc))
+    assert best is not None and list(best.absolute_path)[-1] == field
+    with pytest.raises(SpecError, match=f"{field}: must be true or false"):
+        load_spec(doc)

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
@@ -119,7 +119,7 @@ class Inception(BlockFamily):
     channel_fields: ClassVar[tuple[str, ...]] = ()  # the widths live inside the branch items
 
     branches: list[Branch] = Field(min_length=1)
-    count_include_pad: bool = Field(True, description="whether average pools count the padding in their mean "
+    count_include_pad: StrictBool = Field(True, description="whether average pools count the padding in their mean "
                                                       "(torchvision's Inception-v3: yes; timm's Inception-v4: no)")
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:

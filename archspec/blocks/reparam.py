@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
@@ -72,7 +72,7 @@ class MobileOneBlock(BlockFamily):
     out: int = Field(ge=1)
     branches: int = Field(default=1, ge=1)
     kernel: int = Field(default=3, ge=1)
-    separable: bool = True
+    separable: StrictBool = True
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         if not self.separable:

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    StrictBool,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
     create_model,
@@ -157,7 +158,7 @@ class AuxHeadSpec(StrictModel):
 
     after: str | int
     name: str | None = None
-    enabled: bool = True
+    enabled: StrictBool = True
     layers: LayerList = Field(min_length=1)
 
 
@@ -174,7 +175,7 @@ class StageFields(BaseModel):
     # Trade this stage's stride for dilation (torchvision's `replace_stride_with_dilation`).
     # `previous` / `new` also say which dilation the first block gets, overriding the family's
     # rule (`new`: every block at the new dilation, as DeepLab's and smp's `make_dilated` do).
-    dilate: bool | Literal["previous", "new"] = False
+    dilate: StrictBool | Literal["previous", "new"] = False
 
     STAGE_KEYS: ClassVar[tuple[str, ...]] = ("block", "repeat", "stride", "name", "defaults", "dilate")
 

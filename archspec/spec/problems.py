@@ -137,8 +137,9 @@ def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: Spe
         grouped.setdefault(path, []).append((err["type"], _message(err, path, words)))
     problems = []
     for path, items in grouped.items():
-        # Prefer a constraint message ("must be >= 1") over the other union branches' type errors.
-        specific = [m for t, m in items if not t.endswith(("_type", "_parsing"))]
+        # Prefer a constraint message ("must be >= 1") over the other union branches' type errors;
+        # a choice among words is one more type (`dilate: true | previous | new`).
+        specific = [m for t, m in items if not t.endswith(("_type", "_parsing", "literal_error"))]
         messages = list(dict.fromkeys(specific or [m for _, m in items]))
         key = any(t == "extra_forbidden" for t, _ in items)
         problems.append(locator.problem(" or ".join(messages[:MAX_SHOWN_PER_PATH]), path, key=key))

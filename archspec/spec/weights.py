@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
 
 from ..core.errors import did_you_mean
@@ -90,13 +90,13 @@ class WeightsEntry(_Strict):
     """One published set of weights (see the module docstring)."""
 
     name: str = Field(pattern=NAME, max_length=128)
-    default: bool = False
+    default: StrictBool = False
     url: str | None = Field(default=None, pattern=r"^https?://\S+$", max_length=2048)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{8,64}$")
     arch: str | None = Field(default=None, pattern=NAME, max_length=128)
     # A `weights_backbone` entry: published for the classifier `arch`, it fills the parts of this
     # network named as in that classifier (the stem and stages); the rest keeps the spec's init.
-    backbone: bool = False
+    backbone: StrictBool = False
     layout: Layout = Layout()
     # Overrides this network needs to use the weights (`vars.transform_input: true`), and those that give
     # the layout the file was saved in (`vars.aux_logits: true`: published with the auxiliary heads).

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from typing import Any, ClassVar, Literal
 
+from pydantic import StrictBool
+
 from ...core import memo
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, Window, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
@@ -38,7 +40,7 @@ class Conv(Op):
     padding: NonNegPair | Literal["same"] = 0
     dilation: PosPair = 1
     groups: PosInt | Literal["depthwise"] = 1
-    bias: bool = True
+    bias: StrictBool = True
 
     # -- normalised views ---------------------------------------------------------
     @property

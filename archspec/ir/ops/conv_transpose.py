@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from pydantic import StrictBool
+
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, omit_defaults, pair, register_op
 from ._resample import Floor, Reads, resampled
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
@@ -44,7 +46,7 @@ class ConvTranspose(Op):
     output_padding: NonNegPair = 0
     dilation: PosPair = 1
     groups: PosInt = 1
-    bias: bool = True
+    bias: StrictBool = True
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         c, h, w = spatial(ins[0], self.kind)

@@ -6,6 +6,8 @@ import math
 from typing import ClassVar
 from collections.abc import Sequence
 
+from pydantic import StrictBool
+
 from ...core.formatting import shape_text
 from ..op import ModuleCall, Op, Shape, ShapeError, omit_defaults, register_op
 from ._types import PosInt
@@ -28,7 +30,7 @@ class Linear(Op):
     shorthand: ClassVar[str] = "out"
 
     out: PosInt
-    bias: bool = True
+    bias: StrictBool = True
 
     def out_shape(self, ins: Sequence[Shape]) -> Shape:
         if len(ins[0]) not in (1, 2):

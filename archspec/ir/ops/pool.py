@@ -6,6 +6,8 @@ import math
 from typing import ClassVar, Literal
 from collections.abc import Hashable, Sequence
 
+from pydantic import StrictBool
+
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, Window, omit_defaults, pair, register_op, window_out
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
 
@@ -24,7 +26,7 @@ class _WindowPool(Op):
     kernel: PosPair = 2
     stride: PosPair | None = None  # defaults to the kernel, as in PyTorch
     padding: NonNegPair = 0
-    ceil_mode: bool = False
+    ceil_mode: StrictBool = False
 
     @property
     def k(self) -> tuple[int, int]:
@@ -87,7 +89,7 @@ class AvgPool(_WindowPool):
     example: ClassVar[tuple[dict, list[Shape]]] = ({"kernel": 2}, [(4, 6, 6)])
     _torch: ClassVar[str] = "torch.nn.AvgPool2d"
 
-    count_include_pad: bool = True
+    count_include_pad: StrictBool = True
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs = {**self._kwargs(), "count_include_pad": self.count_include_pad}

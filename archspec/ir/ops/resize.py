@@ -8,7 +8,7 @@ from fractions import Fraction
 from typing import Annotated, ClassVar, Literal
 from collections.abc import Sequence
 
-from pydantic import Field, model_validator
+from pydantic import Field, StrictBool, model_validator
 
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op
 from ._resample import Floor, Reads, resampled
@@ -49,7 +49,7 @@ class Resize(Op):
     scale: _Scale | tuple[_Scale, _Scale] | None = None
     size: _Target | tuple[_Target, _Target] | None = None
     mode: ResizeMode = "nearest"
-    align_corners: bool | None = None
+    align_corners: StrictBool | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> "Resize":

@@ -6,6 +6,8 @@ import math
 from typing import ClassVar
 from collections.abc import Sequence
 
+from pydantic import StrictBool
+
 from ..op import RF, ModuleCall, Op, Shape, register_op
 from ._types import Probability, rate_text
 
@@ -51,7 +53,7 @@ class Dropout(Op):
     shorthand: ClassVar[str] = "p"
 
     p: Probability = 0.5
-    spatial: bool = False
+    spatial: StrictBool = False
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         return ModuleCall("torch.nn.Dropout2d" if self.spatial else "torch.nn.Dropout", (), {"p": self.p})

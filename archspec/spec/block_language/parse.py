@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from ...core.errors import Problem, SpecPath, bare_key_hint, did_you_mean
 from ...ir.ops import OPS
@@ -29,7 +29,7 @@ NESTED_KEYS = ("block", "stride", "name", "repeat", "from")  # the keys of `{blo
 # A name, or a dotted path to one inside named scopes (`branch2.conv1`).
 REFERENCE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TYPES: dict[str, Any] = {"int": int, "float": float, "bool": bool, "str": str, "list": list}
+TYPES: dict[str, Any] = {"int": int, "float": float, "bool": StrictBool, "str": str, "list": list}
 
 
 # -- the definition, as validated data -------------------------------------------------
@@ -46,7 +46,7 @@ class ParamDecl(_Strict):
     min: float | None = None
     max: float | None = None
     choices: list[Any] | None = None
-    channels: bool = False  # a channel count: scaled by width multipliers
+    channels: StrictBool = False  # a channel count: scaled by width multipliers
     doc: str = ""
 
     def annotation(self) -> Any:
