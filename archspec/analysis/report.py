@@ -338,6 +338,11 @@ class NodeFacts(NamedTuple):
     same: bool  # the op keeps its one input's receptive field (the base rule)
 
 
+# A named tuple made from a plain one: the class's own __new__ is a Python function, and `_static`
+# makes one for every node of every new graph.
+_facts = tuple.__new__
+
+
 @dataclass(slots=True)
 class _Static:
     """What one graph contributes whatever feeds it: each node's facts; their sums; peak live
@@ -386,7 +391,7 @@ def _static(graph: Graph) -> _Static:
         p = counts[0](op, ins) if counts[0] else 0
         b = counts[1](op, ins) if counts[1] else 0
         m = counts[2](op, ins, shape) if counts[2] else 0
-        nodes.append(NodeFacts(name, op, cls.category, inputs, ins, shape, p, b, m, origin, same))
+        nodes.append(_facts(NodeFacts, (name, op, cls.category, inputs, ins, shape, p, b, m, origin, same)))
         shapes.append(shape)
         params += p
         buffers += b

@@ -143,6 +143,9 @@ def sizeless(shape: Shape) -> Shape:
     return shape
 
 
+_node = tuple.__new__
+
+
 def at_input(graph: Graph, in_shape: Shape) -> Graph:
     """`graph` (one input) fed a map of another size: the same nodes, each shape inferred again
     by its op's rule. Lowering reuses a block's graph this way across input sizes when its family
@@ -156,7 +159,7 @@ def at_input(graph: Graph, in_shape: Shape) -> Graph:
     for name, op, inputs, _, origin in graph.nodes:
         shape = tuple(op.out_shape([shapes[j] if j >= 0 else in_shape for j in inputs]))
         shapes.append(shape)
-        nodes.append(Node(name, op, inputs, shape, origin))
+        nodes.append(_node(Node, (name, op, inputs, shape, origin)))  # Node(...) without its Python __new__
     resized = Graph(tuple(in_shape), tuple(nodes), graph.output, (), graph.outputs, graph.titles)
     return resized.scheduling(graph.scheduled) if graph.scheduled else resized
 
