@@ -119,8 +119,9 @@ class Inception(BlockFamily):
     channel_fields: ClassVar[tuple[str, ...]] = ()  # the widths live inside the branch items
 
     branches: list[Branch] = Field(min_length=1)
-    count_include_pad: StrictBool = Field(True, description="whether average pools count the padding in their mean "
-                                                      "(torchvision's Inception-v3: yes; timm's Inception-v4: no)")
+    count_include_pad: StrictBool = Field(True, description="whether average pools count the padding in their "
+                                                            "mean (torchvision's Inception-v3: yes; timm's "
+                                                            "Inception-v4: no)")
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         return _parallel(b, x, self.branches, [f"branch{i + 1}" for i in range(len(self.branches))],
