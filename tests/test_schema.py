@@ -148,7 +148,6 @@ def test_list_edits_are_valid_only_under_extends(validator) -> None:
     assert errors(validator, {"name": "d", "input": {"size": 8}, **edit}) != []
 
 
-
 @pytest.mark.parametrize("change, field", [
     ({"stem": [{"conv": {"out": 8, "kernel": 3, "bias": 0}}]}, "bias"),
     ({"stem": [{"conv": {"out": 8, "kernel": 3, "bias": "yes"}}]}, "bias"),
