@@ -165,3 +165,48 @@ def test_a_value_the_schema_refuses_as_a_boolean_archspec_refuses_too(change: di
     assert best is not None and list(best.absolute_path)[-1] == field
     with pytest.raises(SpecError, match=f"{field}: must be true or false"):
         load_spec(doc)
+
+
+def _lax_booleans(schema: object, path: str = "") -> list[str]:
+    """Where a pydantic core schema validates a bool without `strict` (it would read 0 and "yes").
+    A before-validator's `json_schema_input_schema` only describes the JSON schema (`se: true`
+    where `se` is a float): it validates nothing."""
+    if isinstance(schema, dict):
+        found = [path] if schema.get("type") == "bool" and not schema.get("strict") else []
+        return found + [p for k, v in schema.items() if k != "json_schema_input_schema"
+                        for p in _lax_booleans(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(schema, list):
+        return [p for i, v in enumerate(schema) for p in _lax_booleans(v, f"{path}[{i}]")]
+    return []
+
+
+def test_every_boolean_a_spec_writes_is_strict() -> None:
+    """An op, a family or a spec key declared `bool` instead of `StrictBool` would accept what the
+    schema refuses (the test above, for the fields that exist today)."""
+    from archspec.ir.ops import OPS, op_class
+    from archspec.spec.families import load_builtin_blocks
+    from archspec.spec.models import SpecModel
+
+    op_class("conv")  # the built-in ops registered
+    models = [SpecModel, *OPS.values(), *load_builtin_blocks().values()]
+    lax = {}
+    for model in models:
+        model.model_rebuild()
+        found = _lax_booleans(model.__pydantic_core_schema__)
+        if found:
+            lax[model.__name__] = found
+    assert lax == {}
+
+
+@pytest.mark.parametrize("conv, says, not_says", [
+    ({"groups": 0}, ["must be >= 1", "depthwise"], []),  # a constraint, and the words a union also takes
+    ({"padding": "valid"}, ["must be one of same"], ["an integer", "a list"]),  # a word: the words only
+])
+def test_union_messages_name_the_choices_not_every_branch_type(conv: dict, says: list, not_says: list) -> None:
+    from archspec import load_spec
+    from archspec.core.errors import SpecError
+
+    with pytest.raises(SpecError) as caught:
+        load_spec({**BASE, "stem": [{"conv": {"out": 8, "kernel": 3, **conv}}]})
+    message = str(caught.value)
+    assert all(s in message for s in says) and not any(s in message for s in not_says), message

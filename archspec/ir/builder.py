@@ -143,7 +143,7 @@ def sizeless(shape: Shape) -> Shape:
     return shape
 
 
-_node = tuple.__new__
+_node = tuple.__new__  # a Node made from a plain tuple: the class's own __new__ is a Python function
 
 
 def at_input(graph: Graph, in_shape: Shape) -> Graph:
@@ -159,7 +159,7 @@ def at_input(graph: Graph, in_shape: Shape) -> Graph:
     for name, op, inputs, _, origin in graph.nodes:
         shape = tuple(op.out_shape([shapes[j] if j >= 0 else in_shape for j in inputs]))
         shapes.append(shape)
-        nodes.append(_node(Node, (name, op, inputs, shape, origin)))  # Node(...) without its Python __new__
+        nodes.append(_node(Node, (name, op, inputs, shape, origin)))
     resized = Graph(tuple(in_shape), tuple(nodes), graph.output, (), graph.outputs, graph.titles)
     return resized.scheduling(graph.scheduled) if graph.scheduled else resized
 

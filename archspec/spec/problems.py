@@ -138,8 +138,8 @@ def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: Spe
     problems = []
     for path, items in grouped.items():
         # Prefer a constraint message ("must be >= 1") over the other union branches' type errors;
-        # a choice among words is one more type (`dilate: true | previous | new`).
-        specific = [m for t, m in items if not t.endswith(("_type", "_parsing", "literal_error"))]
+        # true/false is a choice, as a literal's words are (`dilate: true | false | previous | new`).
+        specific = [m for t, m in items if t == "bool_type" or not t.endswith(("_type", "_parsing"))]
         messages = list(dict.fromkeys(specific or [m for _, m in items]))
         key = any(t == "extra_forbidden" for t, _ in items)
         problems.append(locator.problem(" or ".join(messages[:MAX_SHOWN_PER_PATH]), path, key=key))
