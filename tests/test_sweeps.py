@@ -126,6 +126,40 @@ def test_a_space_whose_sampler_rejects_draws_gives_the_same_sweep_whatever_the_w
 
 
 @pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
+def test_workers_get_the_samples_nearest_one_another_by_the_first_sampled_key() -> None:
+    from archspec.sweeps.engine import Workers, _order
+
+    space = load_space(SPACE)  # first key: vars.width, an int range
+    order = _order(space)
+    assert order is not None and order({"vars.width": 40, "vars.kernel": 7}) == 40
+    widths = [200, 8, 64, 16, 128, 32, 24]
+    work = [(i, {"vars.width": w}, None) for i, w in enumerate(widths)]
+    # the 4 narrowest (8, 16, 24, 32) to worker 0, the 3 widest to worker 1; each list in draw order
+    assert Workers([None, None], order).route(work) == [1, 0, 1, 0, 1, 0, 0]
+    assert Workers([None, None, None], order).route(work) == [2, 0, 1, 0, 2, 1, 0]
+    # without an order (RegNet's mapping alone): contiguous runs of the draws
+    assert Workers([None, None], None).route(work) == [0, 0, 0, 0, 1, 1, 1]
+    # RegNet's mapping has no order: the example space routes by its second key, se's choice
+    regnet = _order(load_space(ROOT / "docs" / "examples" / "regnet_space.yaml"))
+    assert regnet is not None and regnet({"vars": {"depth": 13}, "vars.se": 0.25}) == 1
+
+
+def test_a_choice_orders_its_values_by_their_place_in_the_list() -> None:
+    from archspec.sweeps.samplers import Choice
+
+    choice = Choice(choice=[{"a": 1}, 3, "x"])
+    rng = random.Random(0)
+    for _ in range(20):
+        value = choice.draw(rng)
+        assert choice.order(value) == choice.choice.index(value)
+
+
+def test_a_routed_sweep_gives_the_table_of_one_process() -> None:
+    # the first key (vars.width) routes each window's samples, narrow ones to worker 0
+    one, two = (run_sweep(SPACE, samples=120, seed=3, jobs=jobs) for jobs in (1, 2))
+    assert (two.rows, two.specs, two.rejected, two.draws) == (one.rows, one.specs, one.rejected, one.draws)
+
+
 def test_table_as_csv_jsonl_and_dataframe(population, monkeypatch) -> None:
     result, _ = population
     lines = table_text(result, "csv").splitlines()

@@ -46,7 +46,7 @@ def run_sweep(space: str | Path | dict | Space, *, samples: int | None = None, s
         raise ArgumentError("samples, seed and max_draws apply to a space file, not to a loaded Space "
                             "(load_space(path, samples=...) takes them)")
     with workers(space, jobs) as pool, _progress(space, progress) as report:
-        result = run(space, jobs=jobs, progress=report, pool=pool)
+        result = run(space, progress=report, pool=pool)
     if not result.rows:
         raise SweepError(result)
     return result

@@ -216,17 +216,17 @@ class Evaluator:
         return out
 
 
-def run(space: Space, jobs: int = 1, progress: Callable[[int, int, Counter], None] | None = None,
-        pool: Any = None) -> SweepResult:
+def run(space: Space, progress: Callable[[int, int, Counter], None] | None = None,
+        pool: Workers | None = None) -> SweepResult:
     """Draw until `samples` networks are kept or `max_draws` are drawn; `progress(draws, kept,
-    rejected)` is called after each sample. `pool` (from `workers`) evaluates them in `jobs`
+    rejected)` is called after each sample. `pool` (from `workers`) evaluates them in its worker
     processes; without one, this process does."""
     want, limit = space.model.samples, space.max_draws
     result = SweepResult(space, [], [])
     seen: set[str] = set()
     start = time.perf_counter()
     candidates = _limited(draws(space), limit)
-    outcomes = _parallel(pool, jobs, candidates) if pool is not None else _serial(space, candidates)
+    outcomes = _parallel(pool, candidates) if pool is not None else _serial(space, candidates)
     try:
         with _no_cycle_collection():
             for out in outcomes:
@@ -301,8 +301,37 @@ def check_jobs(jobs: Any, option: str = "jobs") -> int:
     return jobs
 
 
+class Workers:
+    """`jobs` worker processes, each with a queue of its own, so that a sample can be sent to the
+    one that has seen its neighbours: see `_parallel`."""
+
+    def __init__(self, executors: list[Any], order: Callable[[dict[str, Any]], Any] | None):
+        self.executors = executors
+        self.order = order  # the sort key of a sample's values that routes it, or None
+
+    def route(self, work: list[tuple[int, dict[str, Any], str | None]]) -> list[int]:
+        """The worker of each sample of `work`: sorted by `order` (in draw order without one, or
+        among equals), the first `len(work) / jobs` samples go to worker 0, the next to worker 1, ..."""
+        order = self.order
+        ranked = range(len(work)) if order is None else sorted(range(len(work)), key=lambda i: order(work[i][1]))
+        jobs, owner = len(self.executors), [0] * len(work)
+        for place, i in enumerate(ranked):
+            owner[i] = place * jobs // len(work)
+        return owner
+
+
+def _order(space: Space) -> Callable[[dict[str, Any]], Any] | None:
+    """The sort key that routes samples to workers: the value of the first sampled key whose sampler
+    orders its values (a number's range, a choice), or None (RegNet's mapping alone)."""
+    for key, sampler in space.model.sample.items():
+        order = getattr(sampler, "order", None)
+        if order is not None:
+            return lambda values: order(values[key])
+    return None
+
+
 @contextmanager
-def workers(space: Space, jobs: int) -> Iterator[Any]:
+def workers(space: Space, jobs: int) -> Iterator[Workers | None]:
     """`jobs` worker processes for `run` (None for one). On Linux they are forked
     from this process after it has evaluated the base spec once, so that they start with its
     imports and caches; all start here, before a progress display starts its thread."""
@@ -317,58 +346,79 @@ def workers(space: Space, jobs: int) -> Iterator[Any]:
     if method == "fork":
         with contextlib.suppress(Exception):  # a base spec that fails is the samples' business
             from_document(resolve_loaded(space.base, space.locator)).network(hints=False)
-    pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context(method), initializer=_init_worker,
-                               initargs=(space,))
+    context = multiprocessing.get_context(method)
+    executors = [ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(space,))
+                 for _ in range(jobs)]
     try:
-        for future in [pool.submit(_ready) for _ in range(jobs)]:
+        for future in [executor.submit(_ready) for executor in executors]:
             future.result()
-        yield pool
+        yield Workers(executors, _order(space))
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for executor in executors:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _parallel(pool: Any, jobs: int, candidates: Iterator) -> Iterator[Outcome]:
-    """Chunks of samples evaluated by the pool, yielded in the order drawn. A draw the sampler
-    rejected is answered here: it has nothing to evaluate, and sending it costs more than that."""
+WINDOWS = 4  # windows of samples sent ahead of the one being taken
+
+
+def _parallel(pool: Workers, candidates: Iterator) -> Iterator[Outcome]:
+    """Windows of `CHUNK` samples a worker evaluated by the workers, yielded in the order drawn.
+
+    Each worker gets the samples of a window that stand nearest one another by the first sampled
+    key (`Workers.route`): samples that share, say, a width share block graphs and analyses, which
+    each process keeps for itself, so a worker that sees half the widths reuses as much as one
+    process that sees them all (measured over efficientnet_b0's compound scaling, 600 samples: 1.6
+    ms a sample in a worker that got the lower or upper half of the widths, 2.1 ms in one that got
+    every other chunk of 32). A draw the sampler rejected is answered here: it has nothing to
+    evaluate, and sending it costs more than that."""
     from collections import deque
 
-    chunks = _chunks(candidates)
-    pending: deque = deque()  # (the chunk's draws, the future of its samples' outcomes or None)
+    jobs = len(pool.executors)
+    windows = _chunks(candidates, CHUNK * jobs)
+    pending: deque = deque()  # (the window's draws, each evaluated draw's worker, each worker's future or None)
     try:
         exhausted = False
         while True:
-            while not exhausted and len(pending) < 4 * jobs:
-                chunk = next(chunks, None)
-                if chunk is None:
+            while not exhausted and len(pending) < WINDOWS:
+                window = next(windows, None)
+                if window is None:
                     exhausted = True
                     break
-                work = [item for item in chunk if item[2] is None]
-                pending.append((chunk, pool.submit(_evaluate_chunk, work) if work else None))
+                work = [item for item in window if item[2] is None]
+                owner = pool.route(work)
+                futures = [None] * jobs
+                for k, executor in enumerate(pool.executors):
+                    mine = [item for item, o in zip(work, owner) if o == k]
+                    if mine:
+                        futures[k] = executor.submit(_evaluate_chunk, mine)
+                pending.append((window, owner, futures))
             if not pending:
                 return
-            chunk, future = pending.popleft()
-            evaluated = iter(future.result() if future is not None else ())
-            for sample, values, reject in chunk:
-                yield _outcome(sample, values, reject) if reject is not None else next(evaluated)
+            window, owner, futures = pending.popleft()
+            evaluated = [iter(future.result() if future is not None else ()) for future in futures]
+            owners = iter(owner)
+            for sample, values, reject in window:
+                yield _outcome(sample, values, reject) if reject is not None else next(evaluated[next(owners)])
     finally:
-        for _, future in pending:
-            if future is not None:
-                future.cancel()
+        for _, _, futures in pending:
+            for future in futures:
+                if future is not None:
+                    future.cancel()
 
 
-def _chunks(candidates: Iterator) -> Iterator[list]:
-    """The draws in lists of CHUNK samples to evaluate (the sampler's rejects between them ride
-    along), or of CHUNK * REJECTS_PER_CHUNK draws where nearly every draw is rejected."""
+def _chunks(candidates: Iterator, size: int = CHUNK) -> Iterator[list]:
+    """The draws in lists of `size` samples to evaluate (the sampler's rejects between them ride
+    along), or of `size` * REJECTS_PER_CHUNK draws where nearly every draw is rejected."""
     chunk: list = []
     work = 0
     for item in candidates:
         chunk.append(item)
         work += item[2] is None
-        if work == CHUNK or len(chunk) == CHUNK * REJECTS_PER_CHUNK:
+        if work == size or len(chunk) == size * REJECTS_PER_CHUNK:
             yield chunk
             chunk, work = [], 0
     if chunk:
         yield chunk
 
 
-__all__ = ["Evaluator", "Outcome", "SweepResult", "draws", "run", "workers"]
+__all__ = ["Evaluator", "Outcome", "SweepResult", "Workers", "draws", "run", "workers"]

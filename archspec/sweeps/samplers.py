@@ -104,6 +104,15 @@ class Choice(StrictModel):
     def draw(self, rng: random.Random) -> Any:
         return self.choice[rng.randrange(len(self.choice))]
 
+    def order(self, value: Any) -> int:
+        """Where a drawn `value` stands among the choices (a sweep sends samples that stand near each
+        other to the same worker process: sweeps/engine.py)."""
+        for i, choice in enumerate(self.choice):  # a drawn value is one of the list's own objects
+            if choice is value:
+                return i
+        return next((i for i, choice in enumerate(self.choice) if type(choice) is type(value) and choice == value),
+                    len(self.choice))
+
 
 class _Range(StrictModel):
     draw_: Draw = Field(default="uniform", alias="draw",
@@ -125,6 +134,10 @@ class _Range(StrictModel):
                 raise ValueError(f"{bound} is not a multiple of quantize ({q}): the range's ends must be values "
                                  "it can give")
         return self
+
+    def order(self, value: float) -> float:
+        """A drawn value's place in the range: the value itself (see `Choice.order`)."""
+        return value
 
     def _value(self, rng: random.Random) -> float:
         low, high = self._bounds()
