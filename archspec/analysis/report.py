@@ -462,12 +462,13 @@ def _static_of(graph: Graph) -> _Static:
     return hit
 
 
-def _fields(graph: Graph, rf_in: RF | tuple[RF, ...]) -> list[RF]:
+def _fields(graph: Graph, rf_in: RF | tuple[RF, ...], static: _Static | None = None) -> list[RF]:
     """The receptive field of every node of `graph` fed a field `rf_in` (one per input for a neck
     or head that reads several), kept by the graph's receptive-field rule (or identity) and
     `rf_in`: the same block geometry at the same place in sibling networks gets the same fields,
-    without walking them again."""
-    static = _static_of(graph)
+    without walking them again. `static`: `_static_of(graph)`, where the caller has it."""
+    if static is None:
+        static = _static_of(graph)
     ruled = static.rf_rule is not None
     key: tuple = ("rule", static.rf_rule, rf_in) if ruled else (id(graph.analysed_as), rf_in)
     keep = None if ruled else graph.analysed_as
@@ -530,42 +531,46 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     field_of: dict[str, RF] = {"": RF()}
     by_path: dict[str, _Part] = {}
     attached = {a.path: a for a in net.attached}
-    for p in net.parts():
+    params = buffers = macs = elements = peak = depth = 0
+    # The network's field: the last spatial layer before the head's global pooling / flatten /
+    # classifier (a global pool inside a block, as in squeeze-and-excitation, ends nothing).
+    feature: tuple[_Part, int] | None = None
+    ended = False
+    for p in net.parts():  # one pass: a sweep analyses every part of every sample
+        graph, group = p.graph, p.group
         rf_in: RF | tuple[RF, ...] = field_of[p.source]
         if p.path in attached:  # a neck or head: the field of each value it reads
             rf_in = tuple(RF() if s.part == "input"
                           else _node_field(by_path[s.graph_path].graph, by_path[s.graph_path].rf_in, s.node)
                           for s in attached[p.path].sources)
-        part = by_path[p.path] = _Part(p.path, p.graph, rf_in, p.group, p.stage, p.block, p.section, p.attached)
+        part = by_path[p.path] = _Part(p.path, graph, rf_in, group, p.stage, p.block, p.section, p.attached)
         parts.append(part)
-        field_of[p.path] = _node_field(p.graph, rf_in, p.graph.output)
-
-    report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
-                    receptive_field=RF(), receptive_field_layer="input",
-                    stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, batch=batch, parts=parts,
-                    freeze=_freeze_patterns(net.spec_data.get("freeze")), network=net)
-    # The network's field: the last spatial layer before the head's global pooling / flatten /
-    # classifier (a global pool inside a block, as in squeeze-and-excitation, ends nothing).
-    feature: tuple[_Part, int] | None = None
-    ended = False
-    for part in parts:
-        static = _static_of(part.graph)
-        report.params += static.params
-        report.buffers += static.buffers
-        if part.group == "aux":
+        static = _static_of(graph)
+        out = graph.output
+        field_of[p.path] = _fields(graph, rf_in, static)[out] if out >= 0 else _node_field(graph, rf_in, out)
+        params += static.params
+        buffers += static.buffers
+        if group == "aux":
             continue
-        report.macs += static.macs
-        report.activation_elements += static.elements
-        report.peak_activation_elements = max(report.peak_activation_elements, static.peak)
-        if part.attached:  # beside the chain: neither its depth nor its field
+        macs += static.macs
+        elements += static.elements
+        peak = max(peak, static.peak)
+        if p.attached:  # beside the chain: neither its depth nor its field
             continue
-        report.depth += static.depth
+        depth += static.depth
         if not ended:
-            end = static.head_end_at if part.group == "head" else static.flat_at
+            end = static.head_end_at if group == "head" else static.flat_at
             last = (end if end is not None else len(static.nodes)) - 1
             if last >= 0:
                 feature = (part, last)
             ended = end is not None
+
+    report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
+                    receptive_field=RF(), receptive_field_layer="input",
+                    stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, batch=batch, parts=parts,
+                    freeze=_freeze_patterns(net.spec_data.get("freeze")), network=net, params=params,
+                    buffers=buffers, macs=macs, activation_elements=elements, peak_activation_elements=peak,
+                    depth=depth)
     if feature is not None:
         part, index = feature
         report.receptive_field = _fields(part.graph, part.rf_in)[index]

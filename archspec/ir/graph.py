@@ -122,9 +122,11 @@ class Graph:
         hit = _REBOUND.get((id(template), rate), template)  # a schedule's rates recur from network to network
         if hit is memo.MISS:
             rebound = object.__new__(Graph)  # `dataclasses.replace` without the constructor's conversions
-            rebound.__dict__.update(template.__dict__, _rate=rate)
-            del rebound.__dict__["nodes"]
-            hit = _REBOUND.put((id(template), rate), rebound.scheduling(template.scheduled, template), template)
+            state = rebound.__dict__
+            state.update(template.__dict__)
+            del state["nodes"]
+            state["template"], state["_rate"] = template, rate  # `scheduling`'s, the schedule being the template's
+            hit = _REBOUND.put((id(template), rate), rebound, template)
         return hit
 
     if not TYPE_CHECKING:  # the checker keeps refusing unknown attributes of a Graph

@@ -161,8 +161,13 @@ class _BlockGraphs:
 
 def _matching(found: Any, context: dict[str, Any]) -> tuple[dict[str, Any], Graph] | None:
     """The (reads, graph) entry whose context reads agree with `context`, or None."""
-    for entry in () if found is memo.MISS else found:
-        if all(context[k] == v for k, v in entry[0].items()):
+    if found is memo.MISS:
+        return None
+    for entry in found:
+        for k, v in entry[0].items():  # a loop, not all(...): this runs for every block of every sample
+            if context[k] != v:
+                break
+        else:
             return entry
     return None
 
