@@ -24,8 +24,9 @@ change of machine load hits both, and reports medians:
 * analysis: from tools/bench_analysis.py, resnet152's first `archspec.analyze` in a warm process
   (the headline) and the repeat in the same process, against `torchinfo.summary` (a speed-up:
   reference / ours). Target: >= 50x for the first.
-* sweeps: from tools/bench_sweep.py, RegNet-Y design spaces in samples per second, each sample
-  resolved, validated, lowered and analysed. Target: >= 1,000 samples/s.
+* sweeps: from tools/bench_sweep.py, two RegNet-Y design spaces and efficientnet_b0's compound
+  scaling in samples per second, each sample resolved, validated, lowered and analysed. Targets
+  (with `-j 2`): RegNet >= 2,000 samples/s, EfficientNet >= 1,000.
 
 Timings use one torch thread by default (`--threads`): on a 2-core machine a second
 thread mostly measures the neighbour's load.
