@@ -167,6 +167,78 @@ def test_a_value_the_schema_refuses_as_a_boolean_archspec_refuses_too(change: di
         load_spec(doc)
 
 
+@pytest.mark.parametrize("change, field, says", [
+    ({"stages": [{"block": "basic", "out": 16, "repeat": True}]}, "repeat", "an integer, got true"),
+    ({"stages": [{"block": "basic", "out": "16"}]}, "out", "an integer, got '16'"),
+    ({"stem": [{"conv": {"out": 8, "kernel": 3, "stride": False}}]}, "stride", "an integer, got false"),
+    ({"stem": [{"conv": {"out": 8, "kernel": 3}}, {"dropout": {"p": "0.5"}}]}, "p", "a number, got '0.5'"),
+    ({"input": {"channels": True}}, "channels", "an integer, got true"),
+])
+def test_a_boolean_or_text_for_a_number_is_refused_as_the_schema_refuses_it(change: dict, field: str, says: str,
+                                                                              validator) -> None:
+    """pydantic's lax mode would read true as 1 and "16" as 16; the schema does not."""
+    from archspec import load_spec
+    from archspec.core.errors import SpecError
+
+    doc = {**BASE, **change}
+    best = best_match(validator.iter_errors(doc))
+    assert best is not None and field in list(best.absolute_path), best
+    with pytest.raises(SpecError, match=f"{field}: must be {says}"):
+        load_spec(doc)
+
+
+def test_a_whole_float_is_still_an_integer() -> None:
+    # the value of an expression such as ${width / 2}: lax mode's rule, kept
+    from archspec import load_spec
+
+    net = load_spec({**BASE, "vars": {"w": 16}, "stem": [{"conv": {"out": "${w / 2}", "kernel": 3}}]}).network()
+    assert net.stem.nodes[0].op.out == 8 and type(net.stem.nodes[0].op.out) is int
+
+
+def test_an_exponent_without_a_dot_is_a_number_as_yaml_1_2_and_the_schema_read_it(validator) -> None:
+    import yaml
+
+    from archspec import load_spec
+
+    text = "name: net\ninput: {size: 32}\ndefaults: {norm_eps: 1e-3}\nstem: [{conv: {out: 8, kernel: 3}}, norm]\n"
+    assert yaml.safe_load(text)["defaults"]["norm_eps"] == "1e-3"  # PyYAML's YAML 1.1: text
+    assert errors(validator, {**BASE, "defaults": {"norm_eps": 1e-3}}) == []
+    net = load_spec(text).network()
+    assert net.stem.nodes[1].op.eps == 0.001 and type(net.stem.nodes[1].op.eps) is float
+
+
+def _unguarded_numbers(schema: object, path: str = "") -> list[str]:
+    """Where a pydantic core schema validates an int or a float that no `SpecNumbers` guard holds."""
+    from archspec.core.numbers import _MARK
+
+    if isinstance(schema, dict):
+        if (schema.get("metadata") or {}).get(_MARK):
+            return []
+        found = [path] if schema.get("type") in ("int", "float") else []
+        return found + [p for k, v in schema.items() if k not in ("json_schema_input_schema", "metadata")
+                        for p in _unguarded_numbers(v, f"{path}.{k}" if path else str(k))]
+    if isinstance(schema, list):
+        return [p for i, v in enumerate(schema) for p in _unguarded_numbers(v, f"{path}[{i}]")]
+    return []
+
+
+def test_every_number_a_spec_writes_refuses_booleans_and_text() -> None:
+    """An op, a family or a spec model that is not a `SpecNumbers` would read true as 1 and "3" as 3."""
+    from archspec.ir.ops import OPS, op_class
+    from archspec.spec.families import load_builtin_blocks
+    from archspec.spec.models import SpecModel
+    from archspec.sweeps.space import SpaceModel
+
+    op_class("conv")  # the built-in ops registered
+    lax = {}
+    for model in [SpecModel, SpaceModel, *OPS.values(), *load_builtin_blocks().values()]:
+        model.model_rebuild()
+        found = _unguarded_numbers(model.__pydantic_core_schema__)
+        if found:
+            lax[model.__name__] = found
+    assert lax == {}
+
+
 def _lax_booleans(schema: object, path: str = "") -> list[str]:
     """Where a pydantic core schema validates a bool without `strict` (it would read 0 and "yes").
     A before-validator's `json_schema_input_schema` only describes the JSON schema (`se: true`

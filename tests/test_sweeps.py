@@ -299,13 +299,14 @@ def _space(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_repeated_spec_is_a_duplicate_and_a_value_of_another_type_is_not(tmp_path: Path) -> None:
-    # 3, 3.0 and 3 written as text are three documents (the network is the same: the stem's
-    # kernel is an int); every later draw repeats one of them.
+    # 3, 3.0 and 3 written as text are three documents (3 and 3.0 make the same network: the stem's
+    # kernel is an int; text is no number); every later draw repeats one of them.
     space = _space(tmp_path, "max_draws: 40\nsample:\n  vars.kernel: {choice: [3, 3.0, '3']}\n")
     result = run_sweep(space, samples=10, seed=3)
     kept = [row["vars.kernel"] for row in result.rows]
-    assert sorted(map(repr, kept)) == ["'3'", "3", "3.0"]
-    assert result.rejected == {"duplicate": 40 - 3}
+    assert sorted(map(repr, kept)) == ["3", "3.0"]
+    assert result.rejected == {"duplicate": 40 - 3, "invalid spec": 1}
+    assert "kernel: must be an integer, got '3'" in result.examples["invalid spec"]
 
 
 @pytest.mark.parametrize("text, where, message", [

@@ -10,19 +10,19 @@ docs/examples/efficientnet_space.yaml, efficientnet_b0's compound scaling (width
 0.5-3, input 128-384), where every sample has new widths and nothing is reused.
 
 A sample counts when it was resolved against the base spec, validated, lowered and analysed
-(params, MACs, activation memory, depth, receptive field): draws the RegNet sampler rejects
-before that (not 4 stages) and repeats of an earlier spec are not counted. Each row, with 1
-and 2 worker processes, is the median of `RUNS` (3) sweeps; each of them starts from emptied memo
-tables (`archspec.core.memo.clear()`), runs an untimed warm-up sweep of 100 samples of seed 99
-(imports, file caches, the base spec), then the timed sweep: 600 samples of a seed of its own,
-or, in the third row of each space, the space file as written (its `samples`, 2,000 in each, and
-its seed), which is what `archspec sweep FILE -j 2` runs: a longer sweep reuses more of what its
-own earlier samples built, so it runs faster than its first 600 samples. No row inherits what an earlier row (another space, or the same space at `-j 1`) left in the
-caches: the workers of a `-j 2` row are forked from a process that has seen the warm-up alone,
-as a command-line sweep's are forked from one that has seen the base spec. Targets (wall,
--j 2): RegNet >= 2,000 samples/s, EfficientNet >= 1,000. Each row also gives the samples per
-CPU second of all its processes: what the code gets from a core that is not shared (on a
-machine others use, wall time also counts the waits for a core).
+(params, MACs, activation memory, depth, receptive field): draws the RegNet sampler rejects before
+that (not 4 stages) and repeats of an earlier spec are not counted. Each row, with 1 and 2 worker
+processes, is the median of `RUNS` (3) sweeps; each of them starts from emptied memo tables
+(`archspec.core.memo.clear()`), runs an untimed warm-up sweep of 100 samples of seed 99 (imports,
+file caches, the base spec), then the timed sweep: 600 samples of a seed of its own, or, in the
+third row of each space, the space file as written (its `samples`, 2,000 in each, and its seed),
+which is what `archspec sweep FILE -j 2` runs: a longer sweep reuses more of what its own earlier
+samples built, so it runs faster than its first 600 samples. No row inherits what an earlier row
+(another space, or the same space at `-j 1`) left in the caches: the workers of a `-j 2` row are
+forked from a process that has seen the warm-up alone, as a command-line sweep's are forked from
+one that has seen the base spec. Targets (wall, -j 2): RegNet >= 2,000 samples/s, EfficientNet >=
+1,000. Each row also gives the samples per CPU second of all its processes: what the code gets from
+a core that is not shared (on a machine others use, wall time also counts the waits for a core).
 
 pycls's own sampler (`pycls.sweep`) is not in its PyPI package; when `pycls` imports, its
 hand-written `RegNet.complexity()` (flops, params, activations; no validation, no receptive

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from ..core.numbers import SpecNumbers
 
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
@@ -84,7 +85,7 @@ Item = Annotated[str, AfterValidator(_check_item),
                  Field(description=f"a branch item: {ITEM_HELP}", json_schema_extra={"pattern": _ITEM_PATTERN})]
 
 
-class Fork(BaseModel):
+class Fork(SpecNumbers, BaseModel):
     """`{concat: [1x3 384, 3x1 384]}`: sub-branches that read the same value, concatenated."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

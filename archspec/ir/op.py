@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
+from ..core.numbers import SpecNumbers
 
 from ..core.errors import ArchspecError
 
@@ -228,7 +229,7 @@ def window_out(size: int, kernel: int, stride: int, padding: int, dilation: int 
     return span // stride + 1
 
 
-class Op(BaseModel):
+class Op(SpecNumbers, BaseModel):
     """Base of every primitive op. Subclasses set `kind`, `category` and override the rules."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)

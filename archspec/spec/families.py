@@ -27,6 +27,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
+from ..core.numbers import SpecNumbers
 
 from ..core.errors import ArchspecError, ArgumentError, unknown_name
 from ..ir.builder import GraphBuilder, Value
@@ -49,7 +50,7 @@ class BlockContext:
     dilation: int = 1
 
 
-class BlockFamily(BaseModel):
+class BlockFamily(SpecNumbers, BaseModel):
     """Base of every block family: the fields are the family's spec parameters."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)

@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError, core_schema
+from ..core.numbers import SpecNumbers
 
 from .families import BLOCKS, BlockFamily, load_builtin_blocks
 from ..core import memo
@@ -38,7 +39,7 @@ MAX_REPEAT = 1024
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
 
 
-class StrictModel(BaseModel):
+class StrictModel(SpecNumbers, BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
@@ -162,7 +163,7 @@ class AuxHeadSpec(StrictModel):
     layers: LayerList = Field(min_length=1)
 
 
-class StageFields(BaseModel):
+class StageFields(SpecNumbers, BaseModel):
     """Keys every stage has, whatever its block type."""
 
     model_config = ConfigDict(defer_build=True)
@@ -199,7 +200,7 @@ def _layer_stage(value: dict) -> dict | None:
     return None
 
 
-class _BlockName(BaseModel):
+class _BlockName(SpecNumbers, BaseModel):
     """Checks `block:` alone, so that an unknown type is reported at `stages[i].block`."""
 
     block: str
@@ -303,7 +304,7 @@ Stage = Annotated[BlockFamily, _ParsedBy(parse_stage, "Stage")]
 _SourceRef = Annotated[str, Field(min_length=1, max_length=256)]
 
 
-class PartFields(BaseModel):
+class PartFields(SpecNumbers, BaseModel):
     """Keys every neck or head has, whatever its block type."""
 
     model_config = ConfigDict(defer_build=True)

@@ -13,6 +13,7 @@ and then builds plain Python data itself, so that it can:
 from __future__ import annotations
 
 import datetime
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -167,6 +168,13 @@ class _Loader(_Base):
         finally:
             self.depth -= 1
 
+
+# `1e-6` and `1e5` are numbers in YAML 1.2 (and to the JSON schema an editor checks a spec
+# against), text in PyYAML's YAML 1.1, whose floats need a dot and a signed exponent (`1.0e-6`).
+# A spec writes `eps: 1e-6`: it is read as the number it is.
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float",
+                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              list("-+0123456789"))
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _STR_TAG = "tag:yaml.org,2002:str"

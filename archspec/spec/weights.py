@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
+from ..core.numbers import SpecNumbers
 
 from ..core.errors import did_you_mean
 from .categories import CATEGORIES
@@ -32,7 +33,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 FORMATS = ("torchvision", "safetensors", "archspec")
 
 
-class _Strict(BaseModel):
+class _Strict(SpecNumbers, BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 

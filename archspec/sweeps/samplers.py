@@ -16,11 +16,12 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from ..core.numbers import SpecNumbers
 
 Draw = Literal["uniform", "log"]
 
 
-class StrictModel(BaseModel):
+class StrictModel(SpecNumbers, BaseModel):
     """A model of a space file: unknown keys are errors, values are frozen once read."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

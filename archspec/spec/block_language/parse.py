@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+from ...core.numbers import SpecNumbers
 
 from ...core.errors import Problem, SpecPath, bare_key_hint, did_you_mean
 from ...ir.ops import OPS
@@ -34,7 +35,7 @@ TYPES: dict[str, Any] = {"int": int, "float": float, "bool": StrictBool, "str": 
 
 # -- the definition, as validated data -------------------------------------------------
 
-class _Strict(BaseModel):
+class _Strict(SpecNumbers, BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
