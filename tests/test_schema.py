@@ -187,6 +187,29 @@ def test_a_boolean_or_text_for_a_number_is_refused_as_the_schema_refuses_it(chan
         load_spec(doc)
 
 
+def test_a_boolean_is_no_literal_number_and_a_yaml_block_default_is_as_strict_as_a_value() -> None:
+    from archspec import load_spec
+    from archspec.core.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"stages\[0\]\.version: must be one of 1, 2; got true"):
+        load_spec({**BASE, "stages": [{"block": "swin", "out": 8, "heads": 2, "window": 2, "version": True}]})
+    block = {"params": {"width": {"type": "int", "default": True}}, "layers": [{"conv": {"out": "${width}"}}]}
+    with pytest.raises(SpecError, match=r"blocks\.unit\.params\.width\.default: must be an integer, got true"):
+        load_spec({**BASE, "blocks": {"unit": block}, "stages": [{"block": "unit"}]})
+
+
+def test_a_numpy_integer_is_an_integer_and_a_number_where_text_is_wanted_says_to_quote_it() -> None:
+    import numpy as np
+
+    from archspec import load_spec
+    from archspec.core.errors import SpecError
+
+    net = load_spec({**BASE, "stem": [{"conv": {"out": np.int64(8), "kernel": np.int32(3)}}]}).network()
+    assert net.stem.nodes[0].op.out == 8 and type(net.stem.nodes[0].op.out) is int
+    with pytest.raises(SpecError, match=r"name: must be a string, got 200000\.0 \(a number in YAML: put it in quotes\)"):
+        load_spec("name: 2e5\ninput: {size: 8}\nstem: []\n")
+
+
 def test_a_whole_float_is_still_an_integer() -> None:
     # the value of an expression such as ${width / 2}: lax mode's rule, kept
     from archspec import load_spec
@@ -214,7 +237,9 @@ def _unguarded_numbers(schema: object, path: str = "") -> list[str]:
     if isinstance(schema, dict):
         if (schema.get("metadata") or {}).get(_MARK):
             return []
-        found = [path] if schema.get("type") in ("int", "float") else []
+        kind = schema.get("type")
+        numeric_literal = kind == "literal" and any(type(v) in (int, float) for v in schema.get("expected", ()))
+        found = [path] if kind in ("int", "float") or numeric_literal else []
         return found + [p for k, v in schema.items() if k not in ("json_schema_input_schema", "metadata")
                         for p in _unguarded_numbers(v, f"{path}.{k}" if path else str(k))]
     if isinstance(schema, list):
@@ -227,11 +252,14 @@ def test_every_number_a_spec_writes_refuses_booleans_and_text() -> None:
     from archspec.ir.ops import OPS, op_class
     from archspec.spec.families import load_builtin_blocks
     from archspec.spec.models import SpecModel
+    from archspec.spec.block_language.parse import Definition, ParamDecl
+    from archspec.spec.weights import Layout, Transforms, WeightsEntry
     from archspec.sweeps.space import SpaceModel
 
     op_class("conv")  # the built-in ops registered
     lax = {}
-    for model in [SpecModel, SpaceModel, *OPS.values(), *load_builtin_blocks().values()]:
+    for model in [SpecModel, SpaceModel, WeightsEntry, Transforms, Layout, ParamDecl, Definition, *OPS.values(),
+                  *load_builtin_blocks().values()]:
         model.model_rebuild()
         found = _unguarded_numbers(model.__pydantic_core_schema__)
         if found:

@@ -125,9 +125,8 @@ def test_a_space_whose_sampler_rejects_draws_gives_the_same_sweep_whatever_the_w
     assert one.rejected["regnet: not 7 stages"] > 10 * len(one.rows)
 
 
-@pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
 def test_workers_get_the_samples_nearest_one_another_by_the_first_sampled_key() -> None:
-    from archspec.sweeps.engine import Workers, _order
+    from archspec.sweeps.engine import _order, route
 
     space = load_space(SPACE)  # first key: vars.width, an int range
     order = _order(space)
@@ -135,10 +134,10 @@ def test_workers_get_the_samples_nearest_one_another_by_the_first_sampled_key() 
     widths = [200, 8, 64, 16, 128, 32, 24]
     work = [(i, {"vars.width": w}, None) for i, w in enumerate(widths)]
     # the 4 narrowest (8, 16, 24, 32) to worker 0, the 3 widest to worker 1; each list in draw order
-    assert Workers([None, None], order).route(work) == [1, 0, 1, 0, 1, 0, 0]
-    assert Workers([None, None, None], order).route(work) == [2, 0, 1, 0, 2, 1, 0]
+    assert route(work, order, 2) == [1, 0, 1, 0, 1, 0, 0]
+    assert route(work, order, 3) == [2, 0, 1, 0, 2, 1, 0]
     # without an order (RegNet's mapping alone): contiguous runs of the draws
-    assert Workers([None, None], None).route(work) == [0, 0, 0, 0, 1, 1, 1]
+    assert route(work, None, 2) == [0, 0, 0, 0, 1, 1, 1]
     # RegNet's mapping has no order: the example space routes by its second key, se's choice
     regnet = _order(load_space(ROOT / "docs" / "examples" / "regnet_space.yaml"))
     assert regnet is not None and regnet({"vars": {"depth": 13}, "vars.se": 0.25}) == 1
@@ -160,6 +159,46 @@ def test_a_routed_sweep_gives_the_table_of_one_process() -> None:
     assert (two.rows, two.specs, two.rejected, two.draws) == (one.rows, one.specs, one.rejected, one.draws)
 
 
+def test_every_worker_is_forked_before_this_process_starts_a_thread() -> None:
+    # a process forked beside a running thread may inherit a lock that thread held (Python 3.12 warns)
+    import os
+    import threading
+
+    threads_at_fork: list[int] = []
+    before = threading.active_count()
+    os.register_at_fork(before=lambda: threads_at_fork.append(threading.active_count()))
+    run_sweep(SPACE, samples=40, seed=3, jobs=3)
+    assert len(threads_at_fork) >= 3 and set(threads_at_fork[-3:]) == {before}
+
+
+def test_an_error_in_a_worker_is_raised_in_the_sweep_and_a_dead_worker_is_reported(monkeypatch) -> None:
+    import os
+
+    from archspec.sweeps import engine
+
+    evaluate = engine.Evaluator.__call__
+
+    def failing(self, sample, values, reject):  # a bug in evaluation, in the forked workers
+        if sample == 5:
+            raise KeyError("a bug in sample 5")
+        return evaluate(self, sample, values, reject)
+
+    monkeypatch.setattr(engine.Evaluator, "__call__", failing)
+    with pytest.raises(KeyError, match="a bug in sample 5") as caught:
+        run_sweep(SPACE, samples=40, seed=3, jobs=2)
+    assert "in sweep worker" in str(caught.value.__cause__) and "failing" in str(caught.value.__cause__)
+
+    def dying(self, sample, values, reject):
+        if sample == 5:
+            os._exit(3)
+        return evaluate(self, sample, values, reject)
+
+    monkeypatch.setattr(engine.Evaluator, "__call__", dying)
+    with pytest.raises(engine.WorkerError, match=r"ended without answering \(exit code 3\)"):
+        run_sweep(SPACE, samples=40, seed=3, jobs=2)
+
+
+@pytest.mark.slow  # the 2,000-sample population: about 8 s to draw, emit and analyse again
 def test_table_as_csv_jsonl_and_dataframe(population, monkeypatch) -> None:
     result, _ = population
     lines = table_text(result, "csv").splitlines()

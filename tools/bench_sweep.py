@@ -17,7 +17,8 @@ processes, is the median of `RUNS` (3) sweeps; each of them starts from emptied 
 file caches, the base spec), then the timed sweep: 600 samples of a seed of its own, or, in the
 third row of each space, the space file as written (its `samples`, 2,000 in each, and its seed),
 which is what `archspec sweep FILE -j 2` runs: a longer sweep reuses more of what its own earlier
-samples built, so it runs faster than its first 600 samples. No row inherits what an earlier row
+samples built, so it runs faster than its first 600 samples (shown, not judged: the target is the
+600-sample row's). No row inherits what an earlier row
 (another space, or the same space at `-j 1`) left in the caches: the workers of a `-j 2` row are
 forked from a process that has seen the warm-up alone, as a command-line sweep's are forked from
 one that has seen the base spec. Targets (wall, -j 2): RegNet >= 2,000 samples/s, EfficientNet >=
@@ -109,7 +110,7 @@ def measure() -> list[dict[str, Any]]:
                    f"{result.space.model.seed})" if as_written else "600 samples"
             row = {"name": f"sweep, {label}, -j {jobs}, {what}", "samples_per_s": rate,
                    "samples_per_cpu_s": per_cpu, "target": f">= {target:,.0f} samples/s with -j 2",
-                   "met": rate >= target if jobs == 2 else None,
+                   "met": rate >= target if jobs == 2 and not as_written else None,  # the 600-sample row decides
                    "detail": f"median of {RUNS}; {result.evaluated:,} analysed of {result.draws:,} drawn, "
                              f"{len(result.rows):,} kept, {result.seconds:.2f} s", "pycls_per_s": None}
             if jobs == 1 and label == "RegNet-Y space (zoo block)":

@@ -91,7 +91,9 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
     if kind == "less_than":
         return f"must be < {ctx.get('lt')}, got {shown}"
     if kind == "literal_error":
-        options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+        expected = str(ctx.get("expected", ""))
+        # words are quoted ("'same'"), numbers are not ("1 or 2")
+        options = re.findall(r"'([^']*)'", expected) or [o for o in re.split(r", | or ", expected) if o]
         hint = did_you_mean(str(got), options) if isinstance(got, str) else ""
         return f"must be one of {', '.join(options)}; got {shown}{hint}"
     if kind in ("too_short", "too_long"):
@@ -114,7 +116,9 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
         return str(ctx.get("error", err["msg"])).removeprefix("Value error, ")
     for prefix, word in _TYPE_WORDS.items():
         if kind.startswith(prefix + "_"):
-            return f"must be {word}, got {shown}"
+            # `sha256: 1234e567` and `name: 2e5` are numbers in YAML: text is quoted
+            quote = " (a number in YAML: put it in quotes)" if prefix == "string" and type(got) in (int, float) else ""
+            return f"must be {word}, got {shown}{quote}"
     return err["msg"]
 
 
@@ -134,7 +138,10 @@ def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: Spe
         if key is not None and isinstance(_at(data, path), dict) and key in _at(data, path):
             path += (key,)
         path = prefix + path
-        grouped.setdefault(path, []).append((err["type"], _message(err, path, words)))
+        kind = err["type"]
+        if kind in ("int_type", "float_type") and isinstance(err.get("input"), bool):
+            kind = "bool_input"  # `padding: true`: that a number is wanted is worth saying beside the words
+        grouped.setdefault(path, []).append((kind, _message(err, path, words)))
     problems = []
     for path, items in grouped.items():
         # Prefer a constraint message ("must be >= 1") over the other union branches' type errors;

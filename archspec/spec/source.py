@@ -171,9 +171,10 @@ class _Loader(_Base):
 
 # `1e-6` and `1e5` are numbers in YAML 1.2 (and to the JSON schema an editor checks a spec
 # against), text in PyYAML's YAML 1.1, whose floats need a dot and a signed exponent (`1.0e-6`).
-# A spec writes `eps: 1e-6`: it is read as the number it is.
+# A spec writes `eps: 1e-6`: it is read as the number it is (and `sha256: 1234e567`, as YAML 1.2
+# reads it, a number too: quote such a text).
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                              re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+                              re.compile(r"^[-+]?[0-9]+(?:\.[0-9]*)?[eE][-+]?[0-9]+$"),
                               list("-+0123456789"))
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"

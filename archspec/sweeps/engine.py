@@ -20,9 +20,12 @@ import gc
 import hashlib
 import marshal
 import os
+import queue
 import random
+import signal
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -216,7 +219,7 @@ class Evaluator:
         return out
 
 
-def run(space: Space, progress: Callable[[int, int, Counter], None] | None = None,
+def run(space: Space, *, progress: Callable[[int, int, Counter], None] | None = None,
         pool: Workers | None = None) -> SweepResult:
     """Draw until `samples` networks are kept or `max_draws` are drawn; `progress(draws, kept,
     rejected)` is called after each sample. `pool` (from `workers`) evaluates them in its worker
@@ -268,22 +271,42 @@ def _limited(items: Iterator, limit: int) -> Iterator:
         yield item
 
 
-_WORKER: Evaluator | None = None
-
-
-def _init_worker(space: Space) -> None:
-    global _WORKER
+def _serve(space: Space, tasks: Any, replies: Any, parent: int) -> None:
+    """A worker process: evaluates each chunk that comes in `tasks` and sends back its outcomes
+    (or its failure) on `replies`, until the sweeping process ends it or is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the sweeping process, which ends the workers
     gc.disable()  # a worker lives for one sweep (see _no_cycle_collection)
-    _WORKER = Evaluator(space)
+    evaluate = Evaluator(space)
+    while True:
+        try:
+            chunk = tasks.get(timeout=1.0)
+        except queue.Empty:
+            if os.getppid() != parent:  # the sweeping process was killed: nobody will ask again
+                return
+            continue
+        try:
+            reply: Any = [evaluate(*item) for item in chunk]
+        except Exception as exc:  # a bug, raised again in the sweeping process
+            reply = _Failure(exc, traceback.format_exc())
+        try:
+            try:
+                replies.send(reply)
+            except Exception:  # an error that cannot be pickled: its traceback alone
+                replies.send(_Failure(None, reply.trace if isinstance(reply, _Failure) else traceback.format_exc()))
+        except OSError:  # the sweep has ended
+            return
 
 
-def _evaluate_chunk(chunk: list[tuple[int, dict[str, Any], str | None]]) -> list[Outcome]:
-    assert _WORKER is not None
-    return [_WORKER(*item) for item in chunk]
+@dataclass
+class _Failure:
+    """A worker's error (None where it cannot be sent) and its traceback, as text."""
+
+    error: BaseException | None
+    trace: str
 
 
-def _ready() -> bool:
-    return True
+class WorkerError(RuntimeError):
+    """A sweep worker process failed, or ended while the sweep waited for it."""
 
 
 def max_jobs() -> int:
@@ -302,22 +325,83 @@ def check_jobs(jobs: Any, option: str = "jobs") -> int:
 
 
 class Workers:
-    """`jobs` worker processes, each with a queue of its own, so that a sample can be sent to the
-    one that has seen its neighbours: see `_parallel`."""
+    """`jobs` worker processes, each with a queue of tasks and a pipe of replies of its own, so that
+    a sample can be sent to the one that has seen its neighbours (see `_parallel`).
 
-    def __init__(self, executors: list[Any], order: Callable[[dict[str, Any]], Any] | None):
-        self.executors = executors
-        self.order = order  # the sort key of a sample's values that routes it, or None
+    All of them are started here, before this process starts any thread (a task queue's feeder
+    thread starts with its first task): a process forked beside a running thread may inherit a
+    lock that thread held, and Python 3.12 warns of it."""
 
-    def route(self, work: list[tuple[int, dict[str, Any], str | None]]) -> list[int]:
-        """The worker of each sample of `work`: sorted by `order` (in draw order without one, or
-        among equals), the first `len(work) / jobs` samples go to worker 0, the next to worker 1, ..."""
-        order = self.order
-        ranked = range(len(work)) if order is None else sorted(range(len(work)), key=lambda i: order(work[i][1]))
-        jobs, owner = len(self.executors), [0] * len(work)
-        for place, i in enumerate(ranked):
-            owner[i] = place * jobs // len(work)
-        return owner
+    def __init__(self, space: Space, jobs: int, method: str):
+        import multiprocessing
+
+        context = multiprocessing.get_context(method)
+        self.order = _order(space)
+        self.tasks: list[Any] = []
+        self.replies: list[Any] = []
+        self.processes: list[Any] = []
+        try:
+            for _ in range(jobs):
+                tasks = context.Queue()
+                replies, theirs = context.Pipe(duplex=False)
+                process = context.Process(target=_serve, args=(space, tasks, theirs, os.getpid()),
+                                          name="archspec-sweep-worker", daemon=True)
+                self.tasks.append(tasks)
+                self.replies.append(replies)
+                self.processes.append(process)
+                process.start()
+                theirs.close()  # the worker's end: its pipe reads as ended when the worker does
+        except BaseException:
+            self.close()
+            raise
+
+    def send(self, worker: int, chunk: list[tuple[int, dict[str, Any], str | None]]) -> None:
+        """Queue `chunk` for `worker` (without waiting: the queue's thread writes it)."""
+        self.tasks[worker].put(chunk)
+
+    def receive(self, worker: int) -> list[Outcome]:
+        """The outcomes of the oldest chunk sent to `worker`, when it has them; the worker's error
+        raised again here, or WorkerError if the worker ended without answering."""
+        from multiprocessing.connection import wait
+
+        replies, process = self.replies[worker], self.processes[worker]
+        wait([replies, process.sentinel])
+        try:
+            reply = replies.recv()  # an answer sent just before the worker ended is still read
+        except EOFError:
+            raise WorkerError(f"sweep worker {worker + 1} of {len(self.processes)} ended without answering "
+                              f"(exit code {process.exitcode})") from None
+        if isinstance(reply, _Failure):
+            if reply.error is not None:
+                raise reply.error from WorkerError(f"in sweep worker {worker + 1}:\n{reply.trace}")
+            raise WorkerError(f"sweep worker {worker + 1} failed:\n{reply.trace}")
+        return reply
+
+    def close(self) -> None:
+        """End the workers (what they were still evaluating is not needed) and free their pipes."""
+        for tasks in self.tasks:
+            tasks.cancel_join_thread()  # chunks still queued for an ended worker are dropped, not awaited
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes:
+            if process.pid is not None:
+                process.join()
+        for tasks in self.tasks:
+            tasks.close()
+        for replies in self.replies:
+            replies.close()
+
+
+def route(work: list[tuple[int, dict[str, Any], str | None]], order: Callable[[dict[str, Any]], Any] | None,
+          jobs: int) -> list[int]:
+    """The worker of each sample of `work`: sorted by `order` (in draw order without one, or among
+    equals), the first `len(work) / jobs` samples go to worker 0, the next to worker 1, ..."""
+    ranked = range(len(work)) if order is None else sorted(range(len(work)), key=lambda i: order(work[i][1]))
+    owner = [0] * len(work)
+    for place, i in enumerate(ranked):
+        owner[i] = place * jobs // len(work)
+    return owner
 
 
 def _order(space: Space) -> Callable[[dict[str, Any]], Any] | None:
@@ -332,30 +416,22 @@ def _order(space: Space) -> Callable[[dict[str, Any]], Any] | None:
 
 @contextmanager
 def workers(space: Space, jobs: int) -> Iterator[Workers | None]:
-    """`jobs` worker processes for `run` (None for one). On Linux they are forked
-    from this process after it has evaluated the base spec once, so that they start with its
-    imports and caches; all start here, before a progress display starts its thread."""
+    """`jobs` worker processes for `run` (None for one). On Linux they are forked from this
+    process after it has evaluated the base spec once, so that they start with its imports and
+    caches; all start here, before a progress display starts its thread."""
     if jobs <= 1:
         yield None
         return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     # Fork where it is the platform's own default (Linux); macOS and Windows spawn fresh workers.
     method = "fork" if sys.platform.startswith("linux") else "spawn"
     if method == "fork":
         with contextlib.suppress(Exception):  # a base spec that fails is the samples' business
             from_document(resolve_loaded(space.base, space.locator)).network(hints=False)
-    context = multiprocessing.get_context(method)
-    executors = [ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker, initargs=(space,))
-                 for _ in range(jobs)]
+    pool = Workers(space, jobs, method)
     try:
-        for future in [executor.submit(_ready) for executor in executors]:
-            future.result()
-        yield Workers(executors, _order(space))
+        yield pool
     finally:
-        for executor in executors:
-            executor.shutdown(wait=True, cancel_futures=True)
+        pool.close()
 
 
 WINDOWS = 4  # windows of samples sent ahead of the one being taken
@@ -370,40 +446,36 @@ def _parallel(pool: Workers, candidates: Iterator) -> Iterator[Outcome]:
     process that sees them all (measured over efficientnet_b0's compound scaling, 600 samples: 1.6
     ms a sample in a worker that got the lower or upper half of the widths, 2.1 ms in one that got
     every other chunk of 32). A draw the sampler rejected is answered here: it has nothing to
-    evaluate, and sending it costs more than that."""
+    evaluate, and sending it costs more than that. This process waits only for answers: a task is
+    queued without waiting, so a worker blocked on an answer that is not read yet blocks nothing."""
     from collections import deque
 
-    jobs = len(pool.executors)
+    jobs = len(pool.processes)
     windows = _chunks(candidates, CHUNK * jobs)
-    pending: deque = deque()  # (the window's draws, each evaluated draw's worker, each worker's future or None)
-    try:
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < WINDOWS:
-                window = next(windows, None)
-                if window is None:
-                    exhausted = True
-                    break
-                work = [item for item in window if item[2] is None]
-                owner = pool.route(work)
-                futures = [None] * jobs
-                for k, executor in enumerate(pool.executors):
-                    mine = [item for item, o in zip(work, owner) if o == k]
-                    if mine:
-                        futures[k] = executor.submit(_evaluate_chunk, mine)
-                pending.append((window, owner, futures))
-            if not pending:
-                return
-            window, owner, futures = pending.popleft()
-            evaluated = [iter(future.result() if future is not None else ()) for future in futures]
-            owners = iter(owner)
-            for sample, values, reject in window:
-                yield _outcome(sample, values, reject) if reject is not None else next(evaluated[next(owners)])
-    finally:
-        for _, _, futures in pending:
-            for future in futures:
-                if future is not None:
-                    future.cancel()
+    pending: deque = deque()  # (the window's draws, each evaluated draw's worker, the workers sent a chunk)
+    exhausted = False
+    while True:
+        while not exhausted and len(pending) < WINDOWS:
+            window = next(windows, None)
+            if window is None:
+                exhausted = True
+                break
+            work = [item for item in window if item[2] is None]
+            owner = route(work, pool.order, jobs)
+            sent = [False] * jobs
+            for k in range(jobs):
+                mine = [item for item, o in zip(work, owner) if o == k]
+                if mine:
+                    pool.send(k, mine)
+                    sent[k] = True
+            pending.append((window, owner, sent))
+        if not pending:
+            return
+        window, owner, sent = pending.popleft()
+        evaluated = [iter(pool.receive(k) if sent[k] else ()) for k in range(jobs)]
+        owners = iter(owner)
+        for sample, values, reject in window:
+            yield _outcome(sample, values, reject) if reject is not None else next(evaluated[next(owners)])
 
 
 def _chunks(candidates: Iterator, size: int = CHUNK) -> Iterator[list]:
@@ -421,4 +493,4 @@ def _chunks(candidates: Iterator, size: int = CHUNK) -> Iterator[list]:
         yield chunk
 
 
-__all__ = ["Evaluator", "Outcome", "SweepResult", "Workers", "draws", "run", "workers"]
+__all__ = ["Evaluator", "Outcome", "SweepResult", "WorkerError", "Workers", "draws", "run", "workers"]

@@ -59,6 +59,7 @@ from pydantic import BaseModel, ValidationError, create_model
 from ...core import memo
 from ...core.naming import class_name
 from ...core.errors import Problem, bare_key_hint, SpecError, SpecPath, did_you_mean, format_path
+from ...core.numbers import guarded
 from ...ir.builder import GraphBuilder, Value
 from .emit import Compiled, Emitter
 from .parse import CONTEXT_NAMES, INPUT, NAME, STAGE_KEYS, TYPES, Definition, ParamDecl, Parser
@@ -251,9 +252,11 @@ def _checked(model: type[BaseModel], data: Any, locator: Any, at: SpecPath, prob
 
 
 def _adapter(decl: ParamDecl) -> Any:
+    """A validator of the parameter's type, numbers as strict as a family's fields (core/numbers.py)."""
     from pydantic import TypeAdapter
+    from pydantic_core import SchemaValidator
 
-    return TypeAdapter(decl.annotation())
+    return SchemaValidator(guarded(TypeAdapter(decl.annotation()).core_schema))
 
 
 def _cycles(uses: dict[str, set[str]], locator: Any) -> list[Problem]:
