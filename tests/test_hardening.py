@@ -529,3 +529,50 @@ def test_dot_runs_under_a_time_limit(tmp_path: Path, monkeypatch) -> None:
     code, _, err = run_cli("diagram", "lenet5", "--level", "layer", "-o", str(tmp_path / "l.svg"))
     assert code == 2 and "did not finish drawing within 0.0001 s; draw a coarser level" in err
     assert not list(tmp_path.iterdir())
+
+
+def _children(pid: int) -> list[str]:
+    """The processes whose parent is `pid` (Linux's /proc)."""
+    found = []
+    for stat_file in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat_file.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if fields[1] == str(pid):
+            found.append(stat_file.parent.name)
+    return found
+
+
+SWEEP = """
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if the test runner ignores it
+from archspec.cli.main import main
+sys.exit(main(["sweep", sys.argv[1], "-n", "100000", "--max-draws", "1000000", "-j", "2"]))
+"""
+
+
+@pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_mid_sweep_ends_the_workers_too(signal_name: str, code: int) -> None:
+    import signal
+
+    space = REPO / "docs" / "examples" / "regnet_space.yaml"
+    proc = subprocess.Popen([sys.executable, "-c", SWEEP, str(space)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        workers: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:  # both workers forked, the sweep under way
+            time.sleep(0.2)
+            workers = _children(proc.pid)
+        assert len(workers) == 2
+        time.sleep(1)
+        proc.send_signal(getattr(signal, signal_name))
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    assert proc.returncode == code, err
+    assert "Traceback" not in err  # the workers end quietly
+    time.sleep(0.5)
+    assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []
