@@ -2,9 +2,9 @@
 
 pydantic's lax mode reads `repeat: true` as 1 and `out: "64"` as 64, where the JSON schema (and
 any reader of the file) sees a boolean and a string. Its strict mode would refuse those, and also
-`out: 64.0`, the value of an expression such as `${width * 2}`, which lax mode takes when it is
-whole. `SpecNumbers` keeps lax mode's rules and refuses booleans and text for every integer and
-float a model validates, wherever it sits (`kernel: int | tuple[int, int]`, `int | None`, a
+`out: 64.0`, the value of an expression such as `${width / 2}`, which lax mode takes when it is
+whole (and numpy's integers, from Python). `SpecNumbers` keeps those and refuses booleans and text
+for every integer, float and literal number a model validates, wherever it sits (`kernel: int | tuple[int, int]`, `int | None`, a
 nested model), as one rule for every model that takes it as a base, so that a new field or a
 new op cannot forget it. Booleans are `StrictBool` where they are declared.
 """
