@@ -369,6 +369,7 @@ class Workers:
         try:
             reply = replies.recv()  # an answer sent just before the worker ended is still read
         except EOFError:
+            process.join(timeout=5)  # its pipe closes as it ends: the exit code is known once it is reaped
             raise WorkerError(f"sweep worker {worker + 1} of {len(self.processes)} ended without answering "
                               f"(exit code {process.exitcode})") from None
         if isinstance(reply, _Failure):
