@@ -16,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,24 @@ def test_an_empty_file_name_is_refused_not_ignored(argv: tuple[str, ...], tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["space.yaml", "tiny.yaml"]
 
 
+def _signalled(script: str, argument: str, signal_name: str,
+               ready: Callable[[subprocess.Popen], None]) -> tuple[int, str]:
+    """Run `script` with `argument` in a new interpreter, send it `signal_name` once `ready(proc)`
+    returns, and wait for it to end: its exit code and standard error."""
+    import signal
+
+    proc = subprocess.Popen([sys.executable, "-c", script, argument], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        ready(proc)
+        proc.send_signal(getattr(signal, signal_name))
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+        _, err = proc.communicate()
+    return proc.returncode, err
+
+
 SLOW_WRITE = """
 import os, signal, sys, time
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if the test runner ignores it
@@ -155,22 +174,15 @@ sys.exit(main(["schema", "-o", sys.argv[1]]))
 
 @pytest.mark.parametrize("signal_name, code", [("SIGTERM", 143), ("SIGINT", 130)])
 def test_a_signal_mid_write_leaves_no_temporary_file(tmp_path: Path, signal_name: str, code: int) -> None:
-    import signal
-
     target = tmp_path / "schema.json"
     target.write_text("previous", encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITE, str(target)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
-    try:
+
+    def ready(proc: subprocess.Popen) -> None:
         assert proc.stdout.readline() == "ready\n"
         assert len(list(tmp_path.iterdir())) == 2  # the target and its temporary file
-        proc.send_signal(getattr(signal, signal_name))
-        proc.wait(timeout=60)
-    finally:
-        proc.kill()
-        _, err = proc.communicate()
-    assert proc.returncode == code, err
+
+    returncode, err = _signalled(SLOW_WRITE, str(target), signal_name, ready)
+    assert returncode == code, err
     assert [p.name for p in tmp_path.iterdir()] == ["schema.json"]
     assert target.read_text(encoding="utf-8") == "previous"
 
@@ -554,25 +566,19 @@ sys.exit(main(["sweep", sys.argv[1], "-n", "100000", "--max-draws", "1000000", "
 
 @pytest.mark.parametrize("signal_name, code", [("SIGINT", 130), ("SIGTERM", 143)])
 def test_a_signal_mid_sweep_ends_the_workers_too(signal_name: str, code: int) -> None:
-    import signal
+    workers: list[str] = []
 
-    space = REPO / "docs" / "examples" / "regnet_space.yaml"
-    proc = subprocess.Popen([sys.executable, "-c", SWEEP, str(space)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
-        workers: list[str] = []
+    def ready(proc: subprocess.Popen) -> None:
+        nonlocal workers
         deadline = time.monotonic() + 60
         while len(workers) < 2 and time.monotonic() < deadline:  # both workers forked, the sweep under way
             time.sleep(0.2)
             workers = _children(proc.pid)
         assert len(workers) == 2
         time.sleep(1)
-        proc.send_signal(getattr(signal, signal_name))
-        proc.wait(timeout=60)
-    finally:
-        proc.kill()
-        _, err = proc.communicate()
-    assert proc.returncode == code, err
+
+    returncode, err = _signalled(SWEEP, str(REPO / "docs" / "examples" / "regnet_space.yaml"), signal_name, ready)
+    assert returncode == code, err
     assert "Traceback" not in err  # the workers end quietly
     time.sleep(0.5)
     assert [pid for pid in workers if Path(f"/proc/{pid}").exists()] == []

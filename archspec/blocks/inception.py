@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
-from ..core.numbers import SpecNumbers
 
+from ..core.numbers import SpecNumbers
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
 

@@ -4,9 +4,10 @@ pydantic's lax mode reads `repeat: true` as 1 and `out: "64"` as 64, where the J
 any reader of the file) sees a boolean and a string. Its strict mode would refuse those, and also
 `out: 64.0`, the value of an expression such as `${width / 2}`, which lax mode takes when it is
 whole (and numpy's integers, from Python). `SpecNumbers` keeps those and refuses booleans and text
-for every integer, float and literal number a model validates, wherever it sits (`kernel: int | tuple[int, int]`, `int | None`, a
-nested model), as one rule for every model that takes it as a base, so that a new field or a
-new op cannot forget it. Booleans are `StrictBool` where they are declared.
+for every integer, float and literal number a model validates, wherever it sits (`kernel: int |
+tuple[int, int]`, `int | None`, a nested model), as one rule for every model that takes it as a
+base, so that a new field or a new op cannot forget it. Booleans are `StrictBool` where they are
+declared.
 """
 
 from __future__ import annotations
@@ -70,9 +71,8 @@ def _numeric_literal(schema: dict) -> bool:
 
 def guarded(schema: Any) -> Any:
     """`schema` (a pydantic core schema) with every int, float and numeric literal schema in it
-    guarded (`_guard`).
-    A before-validator's `json_schema_input_schema` only describes the JSON schema and is left as
-    it is; a schema already guarded is not guarded twice."""
+    guarded (`_guard`). A before-validator's `json_schema_input_schema` only describes the JSON
+    schema and is left as it is; a schema already guarded is not guarded twice."""
     if isinstance(schema, list):
         return [guarded(item) for item in schema]
     if not isinstance(schema, dict) or (schema.get("metadata") or {}).get(_MARK):

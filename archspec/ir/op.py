@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, model_validator
-from ..core.numbers import SpecNumbers
 
 from ..core.errors import ArchspecError
+from ..core.numbers import SpecNumbers
 
 # The largest spatial size anywhere: an input's side, a kernel, a stride, a padding, a dilation, a
 # resize's size (torch computes with them in int64; a dilation of 1e19 or 64**12 would overflow there).

@@ -27,9 +27,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 from collections.abc import Callable
 
 from pydantic import BaseModel, ConfigDict
-from ..core.numbers import SpecNumbers
 
 from ..core.errors import ArchspecError, ArgumentError, unknown_name
+from ..core.numbers import SpecNumbers
 from ..ir.builder import GraphBuilder, Value
 from ..ir.op import OpDefaults
 

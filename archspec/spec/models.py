@@ -24,11 +24,11 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError, core_schema
-from ..core.numbers import SpecNumbers
 
 from .families import BLOCKS, BlockFamily, load_builtin_blocks
 from ..core import memo
 from ..core.errors import did_you_mean
+from ..core.numbers import SpecNumbers
 from ..ir.op import MAX_SIZE, OpDefaults
 from ..ir.ops.activation import ActKind
 from ..ir.ops.norm import NormKind

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 from pydantic_core import PydanticCustomError
-from ..core.numbers import SpecNumbers
 
 from ..core.errors import did_you_mean
+from ..core.numbers import SpecNumbers
 from .categories import CATEGORIES
 
 NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"

@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
 from ..core.numbers import SpecNumbers
 
 Draw = Literal["uniform", "log"]

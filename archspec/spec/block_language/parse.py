@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
-from ...core.numbers import SpecNumbers
 
 from ...core.errors import Problem, SpecPath, bare_key_hint, did_you_mean
+from ...core.numbers import SpecNumbers
 from ...ir.ops import OPS
 from ..expr import FUNCTIONS, INTERPOLATION, ExprError, free_names
 from ..families import BlockContext
