@@ -606,17 +606,20 @@ def literal_document(data: dict) -> dict:
 
     A top-level value without a `${` is `data`'s own, not a copy (most are; the callers copy the
     document anyway: a `Network` freezes its spec, an emitted spec is thawed)."""
+    return {k: v if k == "blocks" or _literal(v) else _escaped(v) for k, v in data.items()}
 
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [walk(v) for v in value]
-        if isinstance(value, str) and "${" in value:
-            return value.replace("${", "${'$'}{")
-        return value
 
-    return {k: v if k == "blocks" or _literal(v) else walk(v) for k, v in data.items()}
+def _escaped(value: Any) -> Any:
+    """`value` with every `${` in its text written `${'$'}{` (`literal_document`). A function of the
+    module, not a closure that calls itself: that would be a reference cycle for every document (a
+    sweep makes one a sample, with the cycle collector off)."""
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_escaped(v) for v in value]
+    if isinstance(value, str) and "${" in value:
+        return value.replace("${", "${'$'}{")
+    return value
 
 
 def _literal(value: Any) -> bool:
@@ -629,7 +632,7 @@ def _literal(value: Any) -> bool:
         return type(value) in (int, float, bool, type(None))
     try:
         return b"${" not in marshal.dumps(value, 0)
-    except ValueError:  # a tuple is walked into a list; other types, as walk() does
+    except ValueError:  # a tuple is walked into a list; other types, as _escaped() does
         return False
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -80,22 +81,22 @@ class Emitter:
         return getattr(self.ctx, name)  # names were checked when the spec was validated
 
     def values(self, raw: Any, x: Value, path: SpecPath) -> Any:
-        def lookup(name: str) -> Any:
-            return self.lookup(name, x)
+        return self._substituted(raw, path, functools.partial(self.lookup, x=x))
 
-        def walk(value: Any, at: SpecPath) -> Any:
-            if isinstance(value, dict):
-                return {k: walk(v, at + (k,)) for k, v in value.items()}
-            if isinstance(value, list):
-                return [walk(v, at + (i,)) for i, v in enumerate(value)]
-            if isinstance(value, str) and "${" in value:
-                try:
-                    return substitute(value, lookup, memo=True)  # lookup only reads values
-                except ExprError as exc:
-                    raise self.fail(f"in '{value}': {exc}", at) from None
-            return value
-
-        return walk(raw, path)
+    def _substituted(self, value: Any, at: SpecPath, lookup: Callable[[str], Any]) -> Any:
+        """`value` with each `${...}` in its text evaluated by `lookup`. A method, not a closure that
+        calls itself: that would make a reference cycle for every block emitted (a sweep emits
+        thousands, with the cycle collector off)."""
+        if isinstance(value, dict):
+            return {k: self._substituted(v, at + (k,), lookup) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self._substituted(v, at + (i,), lookup) for i, v in enumerate(value)]
+        if isinstance(value, str) and "${" in value:
+            try:
+                return substitute(value, lookup, memo=True)  # lookup only reads values
+            except ExprError as exc:
+                raise self.fail(f"in '{value}': {exc}", at) from None
+        return value
 
     # -- named values ---------------------------------------------------------------------
     def define(self, name: str | None, value: Value) -> None:
