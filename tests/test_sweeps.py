@@ -155,6 +155,8 @@ def test_a_window_is_shared_in_proportion_to_each_workers_rate() -> None:
     assert pool.shares() == [1.0, 1.0]  # equal until every worker has answered
     pool.cost = [0.002, 0.004]
     assert pool.shares() == [500.0, 250.0]  # samples a second: the first gets two thirds
+    pool.cost = [0.0005, 0.004]
+    assert pool.shares() == [750.0, 250.0]  # never more than 3 times the slowest's part
 
 
 def test_a_choice_orders_its_values_by_their_place_in_the_list() -> None:

@@ -175,6 +175,22 @@ class NodeLimitError(ArchspecError):
         self.steps = steps
 
 
+class _Scope:
+    """`GraphBuilder.scope`'s context: a class rather than a generator-based context manager, which
+    costs several times as much, and a block opens a few scopes every time it is emitted."""
+
+    __slots__ = ("builder", "name", "title", "outer")
+
+    def __init__(self, builder: GraphBuilder, name: str, title: str | None):
+        self.builder, self.name, self.title = builder, name, title
+
+    def __enter__(self) -> None:
+        self.outer = self.builder._open(self.name, self.title)
+
+    def __exit__(self, *exc: object) -> None:
+        self.builder._close(self.outer)
+
+
 class GraphBuilder:
     def __init__(self, in_shape: Shape, defaults: OpDefaults | None = None, origin: SpecPath = (),
                  more_inputs: Sequence[Shape] = (), max_nodes: int | None = None, max_steps: int | None = None,
@@ -204,26 +220,30 @@ class GraphBuilder:
         self.inputs = [self.input] + [Value(input_index(k + 1), s) for k, s in enumerate(self.more_inputs)]
 
     # -- naming --------------------------------------------------------------------
-    @contextlib.contextmanager
-    def scope(self, name: str, title: str | None = None) -> Iterator[None]:
-        """Prefix the names of nodes emitted inside with `name.`; `title` says what the scope is
-        (diagrams group its layers under it: "squeeze-excitation")."""
-        problem = _name_problem(str(name))
+    def scope(self, name: str, title: str | None = None) -> _Scope:
+        """Prefix the names of nodes emitted inside with `name.` (`with b.scope("proj"):`); `title`
+        says what the scope is (diagrams group its layers under it: "squeeze-excitation")."""
+        return _Scope(self, str(name), title)
+
+    def _open(self, name: str, title: str | None) -> str:
+        """Enter scope `name`; the enclosing scope's prefix, to be restored by `_close`."""
+        problem = _name_problem(name)
         if problem is not None:
             raise ShapeError(problem)
-        full = ".".join(self._prefix + [str(name)])
+        outer = self._prefix_text
+        full = f"{outer}.{name}" if self._prefix else name
         if full in self._names:
             raise ShapeError(f"'{full}' names both a layer and a scope (a nested block or a named branch) "
                              "in the same block; rename one")
-        self._prefix.append(str(name))
-        outer, self._prefix_text = self._prefix_text, full
+        self._prefix.append(name)
+        self._prefix_text = full
         if title:
             self.titles[full] = title
-        try:
-            yield
-        finally:
-            self._prefix.pop()
-            self._prefix_text = outer
+        return outer
+
+    def _close(self, outer: str) -> None:
+        self._prefix.pop()
+        self._prefix_text = outer
 
     @property
     def scope_path(self) -> tuple[str, ...]:
@@ -241,11 +261,15 @@ class GraphBuilder:
             name = str(n)
         elif (problem := _name_problem(name)) is not None:  # a name that no module can hold
             raise ShapeError(problem)
-        full = join(prefix, name)
-        if full in self._names:
+        full = f"{prefix}.{name}" if prefix else name  # naming.join, inlined: every node is named here
+        names = self._names
+        if full in names:
             raise ShapeError(f"two layers are named '{full}' in the same block")
         parents = _parents(full)
-        clash = full if full in self._scopes else next((p for p in parents if p in self._names), None)
+        clash = full if full in self._scopes else None
+        for parent in parents:  # a loop, not next(...) over a generator: this runs for every node
+            if clash is None and parent in names:
+                clash = parent
         if clash is not None:
             raise ShapeError(f"'{clash}' names both a layer and a scope (a nested block or a named branch) "
                              "in the same block; rename one")
@@ -283,7 +307,7 @@ class GraphBuilder:
             raise ShapeError(f"{cls.kind} takes {arity} input(s), got {len(inputs)}")
         full = self._name(name if name is not None else (fields.get("name") if kind else op.name))
         where = self.origin if origin is None else origin
-        ins = tuple([v.shape for v in inputs])
+        ins = tuple([v[1] for v in inputs])
         try:
             if kind is not None:
                 op, shape = _made_node(cls, fields, self.defaults, ins)
@@ -294,8 +318,8 @@ class GraphBuilder:
             raise
         except ShapeError as exc:
             raise NodeShapeError(str(exc), full, where, exc.spatial_zero) from None
-        self.nodes.append(Node(full, op, tuple([v.index for v in inputs]), shape, where))
-        return Value(len(self.nodes) - 1, shape)
+        self.nodes.append(_node(Node, (full, op, tuple([v[0] for v in inputs]), shape, where)))
+        return _node(Value, (len(self.nodes) - 1, shape))
 
     def sequence(self, x: Value, ops: Sequence[Op], origins: Sequence[SpecPath] | None = None) -> Value:
         for i, op in enumerate(ops):

@@ -393,7 +393,9 @@ class Workers:
         scaling, equal parts: one worker busy 0.55 s, the other 0.82 s for the same sweep)."""
         if any(cost is None or cost <= 0 for cost in self.cost):
             return [1.0] * len(self.cost)
-        return [1 / cost for cost in self.cost]  # type: ignore[operator]  # None was ruled out
+        rates = [1 / cost for cost in self.cost]  # type: ignore[operator]  # None was ruled out
+        # at most 3 times the slowest's part: a chunk of repeats (answered at once) says little
+        return [min(rate, 3 * min(rates)) for rate in rates]
 
     def close(self) -> None:
         """End the workers (what they were still evaluating is not needed) and free their pipes."""
