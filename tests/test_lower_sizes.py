@@ -19,6 +19,7 @@ from archspec.core import memo
 from archspec.core.errors import SpecError
 from archspec.ir import builder
 from archspec.ir.builder import GraphBuilder, Value
+from archspec.ir.op import ShapeError
 from archspec.spec.families import BlockContext, BlockFamily
 from tests.analysis_helpers import registered
 
@@ -144,3 +145,19 @@ def test_at_input_infers_every_shape_by_the_ops_rules() -> None:
     assert [n.shape for n in graph.nodes] == [(8, 112, 112), (8, 1, 1)]
     assert [n.shape for n in small.nodes] == [(8, 5, 5), (8, 1, 1)]
     assert [n.op for n in small.nodes] == [n.op for n in graph.nodes] and small.in_shape == (3, 9, 9)
+
+
+def test_a_builder_names_nodes_and_scopes_as_torch_names_modules() -> None:
+    # names are text, whatever a family passes; unnamed nodes are numbered within their scope
+    b = GraphBuilder((3, 8, 8))
+    y = b.conv(b.input, name=3, out=4)  # type: ignore[arg-type]  # a family passing a number
+    with b.scope("branch"):
+        y = b.act(y)
+        y = b.conv(y, name="conv", out=4)
+        with pytest.raises(ShapeError, match="two layers are named 'branch.conv'"):
+            b.conv(y, name="conv", out=4)
+    with pytest.raises(ShapeError, match="'branch' names both a layer and a scope"):
+        b.conv(y, name="branch", out=4)
+    graph = b.finish(y)
+    assert [n.name for n in graph.nodes] == ["3", "branch.0", "branch.conv"]
+    assert b.scope_path == ()

@@ -261,7 +261,7 @@ class GraphBuilder:
             name = str(n)
         elif (problem := _name_problem(name)) is not None:  # a name that no module can hold
             raise ShapeError(problem)
-        full = f"{prefix}.{name}" if prefix else name  # naming.join, inlined: every node is named here
+        full = f"{prefix}.{name}" if prefix else str(name)  # naming.join, inlined: every node is named here
         names = self._names
         if full in names:
             raise ShapeError(f"two layers are named '{full}' in the same block")

@@ -235,11 +235,12 @@ def run(space: Space, *, progress: Callable[[int, int, Counter], None] | None = 
         with _no_cycle_collection():
             for out in outcomes:
                 result.draws += 1
-                result.evaluated += out.evaluated
-                reason = out.reason
+                # A repeat of an earlier sample's spec, evaluated where a worker had not seen that
+                # sample, counts as one process counts it: a duplicate, not evaluated, no message.
+                repeat = out.key is not None and out.key in seen
+                result.evaluated += out.evaluated and not repeat
+                reason = DUPLICATE if repeat else out.reason
                 if out.key is not None:
-                    if out.key in seen:
-                        reason = DUPLICATE
                     seen.add(out.key)
                 if reason is None:
                     name = f"{space.name}_{out.sample:05d}"
@@ -247,7 +248,7 @@ def run(space: Space, *, progress: Callable[[int, int, Counter], None] | None = 
                     result.specs.append({**out.data, "name": name} if out.data else {})
                 else:
                     result.rejected[reason] += 1
-                    if out.message:
+                    if out.message and not repeat:
                         result.examples.setdefault(reason, out.message)
                 if progress is not None:
                     progress(result.draws, len(result.rows), result.rejected)
