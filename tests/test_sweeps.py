@@ -186,6 +186,41 @@ def test_a_routed_sweep_gives_the_table_of_one_process(shares, monkeypatch) -> N
         (one.rows, one.specs, one.rejected, one.draws, one.evaluated, one.examples)
 
 
+@pytest.mark.parametrize(("want", "kept", "judged", "queued", "size"), [
+    (None, 0, 0, 0, 64),  # no target: full windows
+    (40, 0, 0, 0, 40),  # nothing judged yet: each sample taken to be kept
+    (40, 0, 0, 40, 0),  # ... and those 40 are on their way
+    (600, 384, 384, 192, 24),  # no rejects so far: 216 to go, 192 of them sent
+    (600, 448, 448, 192, 0),
+    (600, 0, 64, 192, 64),  # none kept yet: no rate to go by
+    # a third kept: 10 more kept take 30 samples, and 2 x sqrt(30 x 2/3) / (1/3) = 26.8 more
+    (200, 190, 570, 0, 57),
+    (200, 190, 570, 50, 7),
+])
+def test_a_window_holds_the_samples_the_sweep_still_needs(want, kept, judged, queued, size) -> None:
+    from archspec.sweeps.engine import _window_size
+
+    assert _window_size(64, want, kept, judged, queued) == size
+
+
+@pytest.mark.parametrize(("samples", "sent"), [(40, 40), (100, 100)])
+def test_a_sweep_without_rejects_sends_its_workers_no_sample_it_does_not_keep(samples, sent, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    # every draw of this space is kept (no constraint, no repeat: widths 8 to 4,096 and four sizes
+    # are enough distinct specs), so a worker evaluating a sample past the last is time wasted
+    from archspec.sweeps import engine
+
+    space = tmp_path / "space.yaml"
+    space.write_text(f"extends: {BASE}\nsamples: {samples}\nseed: 5\nsample:\n  vars.width: {{int: [8, 4096]}}\n"
+                     "  input.size: {choice: [32, 40, 48, 56]}\n")
+    counted: list[int] = []
+    send = engine.Workers.send
+    monkeypatch.setattr(engine.Workers, "send", lambda self, k, chunk: (counted.append(len(chunk)), send(self, k, chunk)))
+    result = run_sweep(space, jobs=2)
+    assert len(result.rows) == samples and not result.rejected
+    assert sum(counted) == sent
+
+
 def test_a_worker_reports_its_rate_with_its_outcomes() -> None:
     from archspec.sweeps import engine
 

@@ -230,7 +230,7 @@ def run(space: Space, *, progress: Callable[[int, int, Counter], None] | None = 
     seen: set[str] = set()
     start = time.perf_counter()
     candidates = _limited(draws(space), limit)
-    outcomes = _parallel(pool, candidates) if pool is not None else _serial(space, candidates)
+    outcomes = _parallel(pool, candidates, want) if pool is not None else _serial(space, candidates)
     try:
         with _no_cycle_collection():
             for out in outcomes:
@@ -468,7 +468,7 @@ def workers(space: Space, jobs: int) -> Iterator[Workers | None]:
 WINDOWS = 4  # windows of samples sent ahead of the one being taken
 
 
-def _parallel(pool: Workers, candidates: Iterator) -> Iterator[Outcome]:
+def _parallel(pool: Workers, candidates: Iterator, want: int | None = None) -> Iterator[Outcome]:
     """Windows of `CHUNK` samples a worker evaluated by the workers, yielded in the order drawn.
 
     Each worker gets the samples of a window that stand nearest one another by the first sampled
@@ -478,17 +478,25 @@ def _parallel(pool: Workers, candidates: Iterator) -> Iterator[Outcome]:
     ms a sample in a worker that got the lower or upper half of the widths, 2.1 ms in one that got
     every other chunk of 32). A draw the sampler rejected is answered here: it has nothing to
     evaluate, and sending it costs more than that. This process waits only for answers: a task is
-    queued without waiting, so a worker blocked on an answer that is not read yet blocks nothing."""
+    queued without waiting, so a worker blocked on an answer that is not read yet blocks nothing.
+    Near the end of a sweep that keeps `want` samples, a window holds only as many samples as are
+    still expected to be needed (`_window_size`)."""
     from collections import deque
 
     jobs = len(pool.processes)
-    windows = _chunks(candidates, CHUNK * jobs)
+    full = CHUNK * jobs
     pending: deque = deque()  # (the window's draws, each evaluated draw's worker, the workers sent a chunk)
+    queued = kept = judged = 0  # samples sent and not yet yielded; of those yielded, kept and all
     exhausted = False
     while True:
         while not exhausted and len(pending) < WINDOWS:
-            window = next(windows, None)
-            if window is None:
+            size = _window_size(full, want, kept, judged, queued)
+            if size == 0:
+                if pending:
+                    break
+                size = full  # the workers' kept samples counted repeats the sweep does not keep
+            window = _window(candidates, size)
+            if not window:
                 exhausted = True
                 break
             work = [item for item in window if item[2] is None]
@@ -500,28 +508,52 @@ def _parallel(pool: Workers, candidates: Iterator) -> Iterator[Outcome]:
                 if share:
                     pool.send(k, share)
             pending.append((window, owner, [bool(share) for share in shares]))
+            queued += len(work)
         if not pending:
             return
         window, owner, sent = pending.popleft()
         evaluated = [iter(pool.receive(k) if sent[k] else ()) for k in range(jobs)]
         owners = iter(owner)
         for sample, values, reject in window:
-            yield _outcome(sample, values, reject) if reject is not None else next(evaluated[next(owners)])
+            if reject is not None:
+                yield _outcome(sample, values, reject)
+                continue
+            out = next(evaluated[next(owners)])
+            queued -= 1
+            judged += 1
+            kept += out.reason is None
+            yield out
 
 
-def _chunks(candidates: Iterator, size: int = CHUNK) -> Iterator[list]:
-    """The draws in lists of `size` samples to evaluate (the sampler's rejects between them ride
-    along), or of `size` * REJECTS_PER_CHUNK draws where nearly every draw is rejected."""
-    chunk: list = []
+def _window_size(full: int, want: int | None, kept: int, judged: int, queued: int) -> int:
+    """The samples to send in the next window: `full`, or fewer where the sweep's keep rate so far
+    (`kept` of `judged`) says that fewer than `full` beyond the `queued` ones will reach `want`
+    kept samples (0: none, until those are judged). A worker answers for a chunk once it has
+    evaluated all of it, so a sample sent past the last one needed costs time the sweep waits for
+    (600 samples without rejects in windows of 64: the last window, 24 needed, was evaluated
+    whole). Until a sample is judged, every one is taken to be kept (a sweep of 40 sends 40);
+    once some are, and none was kept, windows are full. Two standard deviations of the kept count
+    are added, so that a sweep whose samples are often rejected seldom has to send one window
+    more and wait for it."""
+    if want is None or (judged and not kept):
+        return full
+    rate = kept / judged if judged else 1.0
+    expected = (want - kept) / rate  # samples still to judge, at the rate so far
+    needed = expected + 2 * math.sqrt(expected * (1 - rate)) / rate - queued
+    return 0 if needed <= 0 else min(full, math.ceil(needed))
+
+
+def _window(candidates: Iterator, size: int) -> list:
+    """The next draws holding `size` samples to evaluate (the sampler's rejects between them ride
+    along), or `size` * REJECTS_PER_CHUNK draws where nearly every draw is rejected; [] at the end."""
+    window: list = []
     work = 0
     for item in candidates:
-        chunk.append(item)
+        window.append(item)
         work += item[2] is None
-        if work == size or len(chunk) == size * REJECTS_PER_CHUNK:
-            yield chunk
-            chunk, work = [], 0
-    if chunk:
-        yield chunk
+        if work == size or len(window) == size * REJECTS_PER_CHUNK:
+            break
+    return window
 
 
 __all__ = ["Evaluator", "Outcome", "SweepResult", "WorkerError", "Workers", "draws", "run", "workers"]
