@@ -221,6 +221,32 @@ def test_a_sweep_without_rejects_sends_its_workers_no_sample_it_does_not_keep(sa
     assert sum(counted) == sent
 
 
+def test_a_sweep_whose_workers_kept_repeats_still_gets_every_sample_it_asks_for() -> None:
+    # each worker counts a spec new that the other already evaluated: the sweep process, which
+    # sees both, calls it a repeat and asks for more samples than `want` (here: every one a repeat)
+    from archspec.sweeps import engine
+
+    class InProcess:  # the Workers interface, each chunk answered at once, every sample kept
+        processes = [None, None]
+        order = None
+
+        def __init__(self) -> None:
+            self.chunks: list[list] = [[], []]
+
+        def shares(self) -> list[float]:
+            return [1.0, 1.0]
+
+        def send(self, k: int, chunk: list) -> None:
+            self.chunks[k].append(chunk)
+
+        def receive(self, k: int) -> list:
+            return [engine.Outcome(sample, values) for sample, values, _ in self.chunks[k].pop(0)]
+
+    candidates = ((n, {"x": n}, None) for n in range(1000))
+    outcomes = engine._parallel(InProcess(), candidates, want=10)  # type: ignore[arg-type]
+    assert [out.sample for out in itertools.islice(outcomes, 300)] == list(range(300))
+
+
 def test_a_worker_reports_its_rate_with_its_outcomes() -> None:
     from archspec.sweeps import engine
 
