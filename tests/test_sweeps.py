@@ -196,6 +196,7 @@ def test_a_routed_sweep_gives_the_table_of_one_process(shares, monkeypatch) -> N
     # a third kept: 10 more kept take 30 samples, and 2 x sqrt(30 x 2/3) / (1/3) = 26.8 more
     (200, 190, 570, 0, 57),
     (200, 190, 570, 50, 7),
+    (10, 12, 30, 0, 0),  # more kept than wanted, as the workers count (cross-worker repeats)
 ])
 def test_a_window_holds_the_samples_the_sweep_still_needs(want, kept, judged, queued, size) -> None:
     from archspec.sweeps.engine import _window_size
@@ -226,7 +227,7 @@ def test_a_sweep_whose_workers_kept_repeats_still_gets_every_sample_it_asks_for(
     # sees both, calls it a repeat and asks for more samples than `want` (here: every one a repeat)
     from archspec.sweeps import engine
 
-    class InProcess:  # the Workers interface, each chunk answered at once, every sample kept
+    class InProcess:  # the Workers interface, each chunk answered at once
         processes = [None, None]
         order = None
 
@@ -239,8 +240,9 @@ def test_a_sweep_whose_workers_kept_repeats_still_gets_every_sample_it_asks_for(
         def send(self, k: int, chunk: list) -> None:
             self.chunks[k].append(chunk)
 
-        def receive(self, k: int) -> list:
-            return [engine.Outcome(sample, values) for sample, values, _ in self.chunks[k].pop(0)]
+        def receive(self, k: int) -> list:  # every third sample over a constraint
+            return [engine.Outcome(sample, values, None if sample % 3 else "params")
+                    for sample, values, _ in self.chunks[k].pop(0)]
 
     candidates = ((n, {"x": n}, None) for n in range(1000))
     outcomes = engine._parallel(InProcess(), candidates, want=10)  # type: ignore[arg-type]

@@ -537,6 +537,8 @@ def _window_size(full: int, want: int | None, kept: int, judged: int, queued: in
     more and wait for it."""
     if want is None or (judged and not kept):
         return full
+    if kept >= want:  # the workers' count of kept samples can pass the sweep's (see `_parallel`)
+        return 0
     rate = kept / judged if judged else 1.0
     expected = (want - kept) / rate  # samples still to judge, at the rate so far
     needed = expected + 2 * math.sqrt(expected * (1 - rate)) / rate - queued
