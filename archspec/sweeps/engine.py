@@ -486,11 +486,11 @@ def _parallel(pool: Workers, candidates: Iterator, want: int | None = None) -> I
     jobs = len(pool.processes)
     full = CHUNK * jobs
     pending: deque = deque()  # (the window's draws, each evaluated draw's worker, the workers sent a chunk)
-    queued = kept = judged = 0  # samples sent and not yet yielded; of those yielded, kept and all
+    given = kept = judged = 0  # samples sent to the workers; of those yielded, kept and all
     exhausted = False
     while True:
         while not exhausted and len(pending) < WINDOWS:
-            size = _window_size(full, want, kept, judged, queued)
+            size = _window_size(full, want, kept, judged, given - judged)
             if size == 0:
                 if pending:
                     break
@@ -508,7 +508,7 @@ def _parallel(pool: Workers, candidates: Iterator, want: int | None = None) -> I
                 if share:
                     pool.send(k, share)
             pending.append((window, owner, [bool(share) for share in shares]))
-            queued += len(work)
+            given += len(work)
         if not pending:
             return
         window, owner, sent = pending.popleft()
@@ -519,7 +519,6 @@ def _parallel(pool: Workers, candidates: Iterator, want: int | None = None) -> I
                 yield _outcome(sample, values, reject)
                 continue
             out = next(evaluated[next(owners)])
-            queued -= 1
             judged += 1
             kept += out.reason is None
             yield out
