@@ -59,7 +59,8 @@ DOC = ROOT / "docs" / "benchmarks.md"
 def alternate(ours: Callable[[], Any], theirs: Callable[[], Any], repeat: int) -> tuple[float, float]:
     """Median seconds of each, measured in alternation after one untimed call of each."""
     ours(), theirs()
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for _ in range(repeat):
         for fn, out in ((ours, a), (theirs, b)):
             start = time.perf_counter()
