@@ -82,9 +82,11 @@ def deploy(model: Any, *, layout: str = "auto"):
 
     Batch norms are folded into the conv or linear layer before them, parallel linear branches
     that are summed (RepVGG, MobileOne) become one conv, dropout, stochastic depth and auxiliary
-    heads are gone; the outputs equal the module's own in eval mode, to float rounding. The
-    result is for inference only: it has no batch norm left to train. `layout`: "auto" (channels-
-    last memory for convolutional networks, faster on CPU), "channels_last" or "contiguous".
+    heads are gone; the outputs equal the module's own in eval mode, to float rounding. Its 2-d
+    convs keep their weights in oneDNN's layout for CPU inference (`PackedConv2d`, an
+    `nn.Conv2d`; exports and other devices run the plain conv). The result is for inference only:
+    it has no batch norm left to train, and its parameters do not require grad. `layout`: "auto"
+    (channels-last memory for convolutional networks, faster on CPU), "channels_last" or "contiguous".
     """
     require("torch", feature="deploying a module")
     from .backends.torch_deploy import deploy_module

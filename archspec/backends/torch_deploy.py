@@ -1,6 +1,7 @@
 """A trained module's inference form: the deploy pass's network (ir/deploy.py) built, its folded
 weights computed from the training form's modules (in float64, then cast back), every other
-weight carried over by key.
+weight carried over by key; then laid out for the CPU: channels-last memory, and 2-d convolutions
+whose weights oneDNN reorders once, not on every call (`torch_packed`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from torch import nn
 from ..ir.deploy import Deployed, Fold, deploy_network
 from ..ir.graph import Network
 from .torch_module import build_module
+from .torch_packed import pack_convolutions
 
 LAYOUTS = ("auto", "channels_last", "contiguous")
 
@@ -87,6 +89,8 @@ def deploy_module(model: nn.Module, net: Network, layout: str = "auto") -> nn.Mo
     if device.type != "meta":  # on meta (shapes only, as a checkpoint is loaded) there is nothing to fold
         _carry(model, out, deployed)
     out = apply_layout(out.eval(), deployed.network, layout)
+    out.requires_grad_(False)  # it does not train (no norm statistics, no branches), so autograd need not track it
+    pack_convolutions(out)
     out.archspec_spec = getattr(model, "archspec_spec", net.spec_data)
     out.archspec_deployed = True
     return out
