@@ -28,6 +28,11 @@ def packed(conv: nn.Conv2d) -> PackedConv2d:
     return conv  # type: ignore[return-value]
 
 
+def reordered(conv: PackedConv2d) -> bool:
+    """Whether the last call ran oneDNN's operator on a kept copy of the weight (the fast path)."""
+    return conv._packed is not None and conv._packed[1] is not None
+
+
 def reference(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, conv.dilation, conv.groups)
 
@@ -53,7 +58,7 @@ def test_outputs_equal_pytorchs_convolution(options, shape, channels_last):
         x = x.to(memory_format=torch.channels_last)
     with torch.no_grad():
         y = conv(x)
-        assert conv._packed is not None  # the fast path ran
+        assert reordered(conv)  # the fast path ran
         assert close(y, reference(conv, x))
         # another input shape reorders for it, and is right too
         x2 = torch.randn(shape[0] + 1, *shape[1:])
@@ -78,22 +83,26 @@ def test_a_weight_changed_in_place_or_replaced_is_reordered_again():
 
 
 def test_the_plain_path_where_the_fast_one_does_not_apply():
-    """Autograd, float64, a 1x1 map and tracing run `nn.Conv2d.forward`: nothing is reordered."""
+    """Autograd, float64, a 1x1 map, tracing and a weight made in inference mode run `nn.Conv2d.forward`:
+    nothing is reordered."""
     torch.manual_seed(0)
     conv = packed(nn.Conv2d(4, 6, 3, padding=1))
     x = torch.randn(2, 4, 8, 8)
     y = conv(x)  # the weight requires grad, grad mode is on
     y.sum().backward()
-    assert conv.weight.grad is not None and conv._packed is None
+    assert conv.weight.grad is not None and not reordered(conv)
     with torch.no_grad():
         one = torch.randn(2, 4, 1, 1)
-        assert close(conv(one), reference(conv, one)) and conv._packed is None
+        assert close(conv(one), reference(conv, one)) and not reordered(conv)
         traced = torch.jit.trace(conv, x, check_trace=False)  # (its check would run the module untraced)
-        assert conv._packed is None
+        assert not reordered(conv)
         assert "mkldnn" not in str(traced.graph)
     double = copy.deepcopy(conv).double()
     with torch.no_grad():
-        assert close(double(x.double()), reference(double, x.double())) and double._packed is None
+        assert close(double(x.double()), reference(double, x.double())) and not reordered(double)
+    with torch.inference_mode():  # its weight has no version counter: an in-place change would go unseen
+        made_here = packed(nn.Conv2d(4, 6, 3, padding=1))
+        assert close(made_here(x), reference(made_here, x)) and not reordered(made_here)
 
 
 def test_copies_pickles_and_moves_drop_the_reordered_weight():
@@ -102,7 +111,7 @@ def test_copies_pickles_and_moves_drop_the_reordered_weight():
     x = torch.randn(2, 4, 8, 8)
     with torch.no_grad():
         expected = conv(x)
-        assert conv._packed is not None
+        assert reordered(conv)
         for other in (copy.deepcopy(conv), pickle.loads(pickle.dumps(conv))):
             assert type(other) is PackedConv2d and other._packed is None
             assert torch.equal(other(x), expected)
@@ -135,8 +144,10 @@ def test_a_deployed_network_holds_packed_convs_and_exports_plain_ones(tmp_path):
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
+    with torch.inference_mode():  # weights reordered in inference mode serve outside it too
+        assert close(deployed(x), expected)
+    assert all(reordered(m) for m in convs)
     assert close(deployed(x), expected)  # grad mode on: the parameters need none, so the fast path runs
-    assert all(m._packed is not None for m in convs)
     archspec.export(deployed, tmp_path / "r.pt2")
     program = torch.export.load(str(tmp_path / "r.pt2"))
     targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}

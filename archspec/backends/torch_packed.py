@@ -11,10 +11,12 @@ a third faster on resnet50 at batch 1, about a tenth at batch 8.
 Its state is an `nn.Conv2d`'s (the same parameters and keys; the reordered weight is a cache,
 never saved), and it takes the plain path, `nn.Conv2d.forward`, wherever the fast one does not
 apply: another device or dtype, autograd, tracing, torch.compile and export (ONNX, .pt2), so
-exports and compiled graphs hold an ordinary convolution. A 1x1 input map (squeeze-and-excitation's
+exports and compiled graphs hold an ordinary convolution; and a weight made under
+`torch.inference_mode`, which has no version counter to tell of an in-place change. A 1x1 input map (squeeze-and-excitation's
 convs, a head's) takes it too: PyTorch's own path is faster there (measured: 21-27 against 55-68 us
 a call in mobilenet_v3_large). A weight changed in place (a loaded
-state dict) or replaced (`.to()`) is reordered again on the next call.
+state dict) or replaced (`.to()`) is reordered again on the next call. The cost is memory: a
+second copy of each conv weight, made on the first call.
 """
 
 from __future__ import annotations
@@ -33,33 +35,49 @@ def _available() -> bool:
 
 
 AVAILABLE = _available()
+_is_compiling, _is_tracing = torch.compiler.is_compiling, torch._C._is_tracing
+_mkldnn_enabled, _grad_enabled = torch._C._get_mkldnn_enabled, torch.is_grad_enabled
+_convolution_pointwise: Any = torch.ops.mkldnn._convolution_pointwise if AVAILABLE else None
 
 
 class PackedConv2d(nn.Conv2d):
     """An `nn.Conv2d` that keeps its weight in oneDNN's layout for CPU inference (see the module
     docstring); made by `pack_convolutions`, which checks that its options allow it."""
 
-    # (input shape, weight's address and version), the reordered weight, and the weight itself,
-    # held so that its memory cannot be reused by another tensor at the same address.
-    _packed: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
+    # (input shape and dtype, the weight's address and version), oneDNN's copy of the weight for it
+    # (None: the plain path), and the weight, held so that no other tensor can take its address.
+    _packed: tuple[tuple, torch.Tensor | None, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.weight
-        # tracing and compiling first: under them a shape is no plain number to read
-        if not (type(x) is torch.Tensor and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
-                and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 4 and x.shape[2] * x.shape[3] > 1
-                and weight.device.type == "cpu" and weight.dtype == torch.float32 and torch._C._get_mkldnn_enabled()
-                and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                                      or (self.bias is not None and self.bias.requires_grad)))):
-            return super().forward(x)
-        key = (x.shape, weight.data_ptr(), weight._version)
+        # Runs for every conv of every call: parameters read from their dict (a module's
+        # __getattr__ is a Python function), and what depends on the input's shape and the weight
+        # decided once per key. Compiling is asked first: torch.compile and export stop there.
+        params = self._parameters
+        weight: torch.Tensor = params["weight"]  # type: ignore[assignment]  # a conv always has one
+        bias = params["bias"]
+        if (_is_compiling() or type(x) is not torch.Tensor or _is_tracing() or not x.is_cpu
+                or not _mkldnn_enabled() or weight.is_inference()
+                or (_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                         or (bias is not None and bias.requires_grad)))):
+            return self._conv_forward(x, weight, bias)
+        key = (x.shape, x.dtype, weight.data_ptr(), weight._version)
         packed = self._packed
         if packed is None or packed[0] != key:
-            reordered = torch.ops.mkldnn._reorder_convolution_weight(
-                weight.detach(), self.padding, self.stride, self.dilation, self.groups, list(x.shape))
-            packed = self._packed = (key, reordered, weight.detach())
-        return torch.ops.mkldnn._convolution_pointwise(x, packed[1], self.bias, self.padding, self.stride,
-                                                       self.dilation, self.groups, "none", [], "")
+            packed = self._packed = (key, self._reordered(x, weight), weight.detach())
+        if packed[1] is None:
+            return self._conv_forward(x, weight, bias)
+        return _convolution_pointwise(x, packed[1], bias, self.padding, self.stride, self.dilation, self.groups,
+                                      "none", [], "")
+
+    def _reordered(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+        """oneDNN's copy of `weight` for inputs like `x`; None where the plain path runs: anything
+        but a float32 batch of maps and float32 CPU weights, or a 1x1 map (squeeze-and-excitation),
+        where PyTorch's own path is faster."""
+        if not (x.dtype is torch.float32 and x.ndim == 4 and x.shape[2] * x.shape[3] > 1 and weight.is_cpu
+                and weight.dtype is torch.float32):
+            return None
+        return torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), self.padding, self.stride,
+                                                            self.dilation, self.groups, list(x.shape))
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:
         self._packed = None  # `.to()`, `.double()`: the next call reorders the new weight
