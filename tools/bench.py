@@ -20,7 +20,8 @@ change of machine load hits both, and reports medians:
   weights loaded, norms folded, channels-last layout) against torchvision's eager model as shipped,
   same input tensor, at batch 1 and 8; a speed-up (torchvision / ours). Targets: >= 1.10x at
   batch 8, >= 1.00x (never slower) at batch 1. And repvgg_a2 deployed against its own training
-  form (eval mode). Target: >= 1.25x.
+  form (eval mode). Target: >= 1.25x. And what the packed convs add: deployed resnet50 at batch 1
+  against the same module with plain `nn.Conv2d`s (no target).
 * analysis: from tools/bench_analysis.py, resnet152's first `archspec.analyze` in a warm process
   (the headline) and the repeat in the same process, against `torchinfo.summary` (a speed-up:
   reference / ours). Target: >= 50x for the first.
@@ -229,6 +230,30 @@ def _timm_reparameterized(name: str, x: Any, repeat: int) -> str:
     return f"timm's reparameterize_model() on timm's {name}, same run: {slow / fast:.3f}x"
 
 
+def bench_packed(repeat: int, name: str = "resnet50", batch: int = 1) -> dict[str, Any]:
+    """What the deployed form's oneDNN-packed convs (backends/torch_packed.py) add: the deployed
+    module against a copy whose convs are plain `nn.Conv2d` again, everything else the same."""
+    import copy
+
+    import torch
+
+    import archspec
+    from archspec.backends.torch_packed import PackedConv2d
+
+    packed = archspec.deploy(archspec.build(name).eval())
+    plain = copy.deepcopy(packed)
+    for module in plain.modules():
+        if type(module) is PackedConv2d:
+            module.__class__ = torch.nn.Conv2d
+    x = torch.randn(batch, 3, 224, 224)
+    with torch.no_grad():
+        assert _relative(packed(x), plain(x)) <= 1e-5, "the two forms disagree"
+        ours, theirs = alternate(lambda: packed(x), lambda: plain(x), repeat)
+    return {"name": f"deployed {name}, packed convs vs plain nn.Conv2d, batch {batch}", "ours_s": ours,
+            "torchvision_s": theirs, "ratio": theirs / ours, "target": "- (faster)", "met": None,
+            "detail": f"eval, no_grad, median of {repeat}; reference: the same deployed module with plain convs"}
+
+
 DEPLOYED = ("resnet50", "mobilenet_v3_large", "efficientnet_b0")
 
 
@@ -240,7 +265,7 @@ def measure(repeat: int = 15, forward_repeat: int = 15) -> list[dict[str, Any]]:
             # runs of 25): three times the repeats, so that a burst of load does not decide the row
             *(bench_deploy(name, batch, deploy_repeat * (3 if batch == 1 else 1)) for name in DEPLOYED
               for batch in (1, 8)),
-            bench_repvgg(deploy_repeat),
+            bench_repvgg(deploy_repeat), bench_packed(deploy_repeat * 3),
             *bench_zoo_pair("vit_b_16", max(5, repeat // 3), max(7, forward_repeat // 2)),
             *bench_zoo_pair("swin_t", max(5, repeat // 3), max(7, forward_repeat // 2)), *bench_analysis()]
 
