@@ -77,16 +77,17 @@ def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: flo
     return model
 
 
-def deploy(model: Any, *, layout: str = "auto"):
+def deploy(model: Any, *, layout: str = "auto", pack: bool = True):
     """The inference form of a module built by `archspec.build` (trained or not), in eval mode.
 
     Batch norms are folded into the conv or linear layer before them, parallel linear branches
     that are summed (RepVGG, MobileOne) become one conv, dropout, stochastic depth and auxiliary
-    heads are gone; the outputs equal the module's own in eval mode, to float rounding. Its 2-d
-    convs keep their weights in oneDNN's layout for CPU inference (`PackedConv2d`, an
-    `nn.Conv2d`; exports and other devices run the plain conv). The result is for inference only:
-    it has no batch norm left to train, and its parameters do not require grad. `layout`: "auto"
-    (channels-last memory for convolutional networks, faster on CPU), "channels_last" or "contiguous".
+    heads are gone; the outputs equal the module's own in eval mode, to float rounding. The
+    result is for inference only: it has no batch norm left to train, and its parameters do not
+    require grad. `layout`: "auto" (channels-last memory for convolutional networks, faster on
+    CPU), "channels_last" or "contiguous". `pack`: its 2-d convs keep their weights in oneDNN's
+    layout for CPU inference (`PackedConv2d`, an `nn.Conv2d`; exports and other devices run the
+    plain conv); False leaves plain `nn.Conv2d`s, for tools that look for that exact type.
     """
     require("torch", feature="deploying a module")
     from .backends.torch_deploy import deploy_module
@@ -97,7 +98,7 @@ def deploy(model: Any, *, layout: str = "auto"):
     if not isinstance(data, dict):
         raise ArgumentError("archspec.deploy takes a module built by archspec.build (it reads the spec it carries); "
                             f"got {type(model).__name__}")
-    deployed = deploy_module(model, load_spec(data).network(), layout)
+    deployed = deploy_module(model, load_spec(data).network(), layout, pack)
     deployed.archspec_inputs = getattr(model, "archspec_inputs", ())
     return deployed
 

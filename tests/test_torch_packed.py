@@ -1,8 +1,9 @@
 """`PackedConv2d` (backends/torch_packed.py): a deployed conv whose weight oneDNN reorders once.
 
-The oracle is PyTorch's own convolution (`F.conv2d`) on the module's current weight; each test
-also checks which path ran (the kept reordered weight), so that a fast path never taken, or taken
-where it must not be, fails.
+The oracle is PyTorch's own convolution (`F.conv2d`, or a plain `nn.Conv2d` for what it returns
+beyond values: strides, dtype) on the module's current weight; each test also checks which path
+ran (the kept reordered weight), so that a fast path never taken, or taken where it must not be,
+fails.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from torch import nn
 from torch.nn import functional as F
 
 import archspec
-from archspec.backends.torch_packed import AVAILABLE, PackedConv2d, pack_convolutions, packable
+from archspec.backends.torch_packed import (AVAILABLE, PackedConv2d, pack_convolutions, packable,
+                                            unpack_convolutions)
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="this PyTorch build has no oneDNN")
 
@@ -41,6 +43,11 @@ def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return ((a - b).abs().max() / b.abs().max()).item() <= 1e-5
 
 
+def maps(*shape: int) -> torch.Tensor:
+    """A random batch of maps in channels-last memory, as a deployed network's convs receive them."""
+    return torch.randn(shape).to(memory_format=torch.channels_last)
+
+
 @pytest.mark.parametrize("options, shape", [
     (dict(in_channels=8, out_channels=16, kernel_size=3, padding=1), (2, 8, 13, 11)),
     (dict(in_channels=8, out_channels=16, kernel_size=3, stride=2, padding=1, bias=False), (1, 8, 15, 15)),
@@ -49,27 +56,44 @@ def close(a: torch.Tensor, b: torch.Tensor) -> bool:
     (dict(in_channels=6, out_channels=10, kernel_size=(1, 7), padding=(0, 3)), (2, 6, 8, 9)),
     (dict(in_channels=3, out_channels=4, kernel_size=1), (5, 3, 7, 7)),
 ])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_outputs_equal_pytorchs_convolution(options, shape, channels_last):
+def test_outputs_equal_pytorchs_convolution(options, shape):
     torch.manual_seed(0)
     conv = packed(nn.Conv2d(**options))
-    x = torch.randn(shape)
-    if channels_last:
-        x = x.to(memory_format=torch.channels_last)
+    x = maps(*shape)
     with torch.no_grad():
         y = conv(x)
         assert reordered(conv)  # the fast path ran
         assert close(y, reference(conv, x))
-        # another input shape reorders for it, and is right too
-        x2 = torch.randn(shape[0] + 1, *shape[1:])
-        assert close(conv(x2), reference(conv, x2))
-        assert conv._packed[0][0] == x2.shape
+        kept = conv._packed
+        # another batch size uses the same reordered weight, and is right too
+        x2 = maps(shape[0] + 2, *shape[1:])
+        assert close(conv(x2), reference(conv, x2)) and conv._packed is kept
+        # another map size is reordered for
+        x3 = maps(shape[0], shape[1], shape[2] + 3, shape[3] + 1)
+        assert close(conv(x3), reference(conv, x3)) and conv._packed is not kept and reordered(conv)
+
+
+def test_what_comes_out_is_what_a_plain_conv_gives():
+    """Strides and dtype as nn.Conv2d's: channels-first maps, autocast, oneDNN's own tensors and
+    unbatched input take its path."""
+    torch.manual_seed(0)
+    plain = nn.Conv2d(4, 6, 3, padding=1)
+    conv = packed(copy.deepcopy(plain))
+    with torch.no_grad():
+        for x in (torch.randn(2, 4, 8, 8), maps(2, 4, 8, 8), torch.randn(4, 8, 8)):
+            ours, theirs = conv(x), plain(x)
+            assert close(ours, theirs) and ours.stride() == theirs.stride()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            x = maps(2, 4, 8, 8)
+            assert conv(x).dtype == plain(x).dtype == torch.bfloat16
+        x = torch.randn(2, 4, 8, 8)
+        assert torch.equal(conv(x.to_mkldnn()).to_dense(), plain(x.to_mkldnn()).to_dense())
 
 
 def test_a_weight_changed_in_place_or_replaced_is_reordered_again():
     torch.manual_seed(0)
     conv = packed(nn.Conv2d(4, 6, 3, padding=1))
-    x = torch.randn(2, 4, 8, 8)
+    x = maps(2, 4, 8, 8)
     with torch.no_grad():
         conv(x)
         conv.load_state_dict({"weight": torch.randn(6, 4, 3, 3), "bias": torch.randn(6)})  # copied in place
@@ -78,21 +102,27 @@ def test_a_weight_changed_in_place_or_replaced_is_reordered_again():
         assert close(conv(x), reference(conv, x))
         conv.weight.data = torch.randn(6, 4, 3, 3)  # a new tensor
         assert close(conv(x), reference(conv, x))
+        conv.weight.data = conv.weight.data.transpose(0, 1).contiguous().transpose(0, 1)  # other strides
+        assert close(conv(x), reference(conv, x))
         conv.bias.add_(1.0)  # the bias is read on every call
         assert close(conv(x), reference(conv, x))
+        conv.weight.data.mul_(3.0)  # a write the version counter does not see: forget() is the way
+        conv.forget()
+        assert close(conv(x), reference(conv, x)) and reordered(conv)
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated, still what users call
 def test_the_plain_path_where_the_fast_one_does_not_apply():
-    """Autograd, float64, a 1x1 map, tracing and a weight made in inference mode run `nn.Conv2d.forward`:
-    nothing is reordered."""
+    """Autograd, float64, a 1x1 map, tracing, a reparametrized weight and a weight made in inference
+    mode run `nn.Conv2d.forward`: nothing is reordered."""
     torch.manual_seed(0)
     conv = packed(nn.Conv2d(4, 6, 3, padding=1))
-    x = torch.randn(2, 4, 8, 8)
+    x = maps(2, 4, 8, 8)
     y = conv(x)  # the weight requires grad, grad mode is on
     y.sum().backward()
     assert conv.weight.grad is not None and not reordered(conv)
     with torch.no_grad():
-        one = torch.randn(2, 4, 1, 1)
+        one = maps(2, 4, 1, 1)
         assert close(conv(one), reference(conv, one)) and not reordered(conv)
         traced = torch.jit.trace(conv, x, check_trace=False)  # (its check would run the module untraced)
         assert not reordered(conv)
@@ -103,12 +133,16 @@ def test_the_plain_path_where_the_fast_one_does_not_apply():
     with torch.inference_mode():  # its weight has no version counter: an in-place change would go unseen
         made_here = packed(nn.Conv2d(4, 6, 3, padding=1))
         assert close(made_here(x), reference(made_here, x)) and not reordered(made_here)
+    normed = torch.nn.utils.parametrizations.weight_norm(packed(nn.Conv2d(4, 6, 3, padding=1)))
+    with torch.no_grad():
+        assert close(normed(x), reference(normed, x))
 
 
-def test_copies_pickles_and_moves_drop_the_reordered_weight():
+@pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")  # deprecated, still what users call
+def test_copies_pickles_scripts_and_moves_drop_the_reordered_weight():
     torch.manual_seed(0)
     conv = packed(nn.Conv2d(4, 6, 3, padding=1))
-    x = torch.randn(2, 4, 8, 8)
+    x = maps(2, 4, 8, 8)
     with torch.no_grad():
         expected = conv(x)
         assert reordered(conv)
@@ -120,36 +154,50 @@ def test_copies_pickles_and_moves_drop_the_reordered_weight():
         buffer.seek(0)
         assert torch.equal(torch.load(buffer, weights_only=False)(x), expected)
         assert set(conv.state_dict()) == {"weight", "bias"}
+        assert close(torch.jit.script(conv)(x), expected)  # a plain nn.Conv2d on the same parameters
+        assert type(conv) is PackedConv2d and reordered(conv)
         conv.to(torch.float32)
         assert conv._packed is None
 
 
-def test_only_plain_zero_padded_conv2d_is_packed():
-    assert packable(nn.Conv2d(3, 4, 3, padding=1))
+def test_only_zero_padded_conv2d_given_as_numbers_is_packed_and_unpacks():
+    assert packable(nn.Conv2d(3, 4, 3, padding=1)) and packable(nn.Conv2d(3, 4, 3).double())  # dtype: per call
     assert not packable(nn.Conv2d(3, 4, 3, padding="same"))  # the operator takes numbers
     assert not packable(nn.Conv2d(3, 4, 3, padding=1, padding_mode="reflect"))
     assert not packable(nn.Conv1d(3, 4, 3))
-    assert not packable(nn.Conv2d(3, 4, 3).double())
     assert not packable(nn.ConvTranspose2d(3, 4, 3))
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, padding="same"))
+    assert pack_convolutions(model) == 1 and type(model[0]) is PackedConv2d
+    with torch.no_grad():
+        model(maps(1, 3, 9, 9))
+    assert unpack_convolutions(model) == 1 and type(model[0]) is nn.Conv2d and "_packed" not in vars(model[0])
 
 
 def test_a_deployed_network_holds_packed_convs_and_exports_plain_ones(tmp_path):
-    """`archspec.deploy` packs the convs; the .pt2 program of the deployed module holds aten's
-    convolution, which any backend runs, and computes the same outputs."""
+    """`archspec.deploy` packs the convs (not with pack=False); the .pt2 program of the deployed
+    module holds aten's convolution, which any backend runs, and computes the same outputs; a
+    deployed checkpoint loads packed."""
     model = archspec.build("resnet18", num_classes=7, **{"input.size": [64, 64]}).eval()  # 2x2 maps at the end
     deployed = archspec.deploy(model)
     convs = [m for m in deployed.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(type(m) is PackedConv2d for m in convs)
     assert not any(p.requires_grad for p in deployed.parameters())
+    assert all(type(m) is nn.Conv2d for m in archspec.deploy(model, pack=False).modules() if isinstance(m, nn.Conv2d))
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         expected = model(x)
     with torch.inference_mode():  # weights reordered in inference mode serve outside it too
         assert close(deployed(x), expected)
-    assert all(reordered(m) for m in convs)
+    assert all(reordered(m) for m in convs[1:])  # the first reads the caller's channels-first image
     assert close(deployed(x), expected)  # grad mode on: the parameters need none, so the fast path runs
     archspec.export(deployed, tmp_path / "r.pt2")
     program = torch.export.load(str(tmp_path / "r.pt2"))
     targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
     assert not any("mkldnn" in t for t in targets) and any("conv" in t for t in targets)
     assert close(program.module()(x), expected)
+    archspec.save(deployed, tmp_path / "d.safetensors")
+    loaded = archspec.load(tmp_path / "d.safetensors")
+    loaded_convs = [m for m in loaded.modules() if isinstance(m, nn.Conv2d)]
+    assert loaded_convs and all(type(m) is PackedConv2d for m in loaded_convs)
+    with torch.no_grad():
+        assert close(loaded(x), expected) and all(reordered(m) for m in loaded_convs[1:])

@@ -238,13 +238,11 @@ def bench_packed(repeat: int, name: str = "resnet50", batch: int = 1) -> dict[st
     import torch
 
     import archspec
-    from archspec.backends.torch_packed import PackedConv2d
+    from archspec.backends.torch_packed import unpack_convolutions
 
     packed = archspec.deploy(archspec.build(name).eval())
     plain = copy.deepcopy(packed)
-    for module in plain.modules():
-        if type(module) is PackedConv2d:
-            module.__class__ = torch.nn.Conv2d
+    unpack_convolutions(plain)
     x = torch.randn(batch, 3, 224, 224)
     with torch.no_grad():
         assert _relative(packed(x), plain(x)) <= 1e-5, "the two forms disagree"

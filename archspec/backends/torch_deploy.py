@@ -77,8 +77,9 @@ def apply_layout(model: nn.Module, net: Network, layout: str = "auto") -> nn.Mod
     return model
 
 
-def deploy_module(model: nn.Module, net: Network, layout: str = "auto") -> nn.Module:
-    """The inference form of `model`, a module compiled from `net` (its weights carried over)."""
+def deploy_module(model: nn.Module, net: Network, layout: str = "auto", pack: bool = True) -> nn.Module:
+    """The inference form of `model`, a module compiled from `net` (its weights carried over);
+    `pack`: its 2-d convs keep their weights in oneDNN's layout (`torch_packed`)."""
     if layout not in LAYOUTS:
         raise ValueError(f"layout is one of {', '.join(LAYOUTS)}, not {layout!r}")
     deployed: Deployed = deploy_network(net)
@@ -90,7 +91,8 @@ def deploy_module(model: nn.Module, net: Network, layout: str = "auto") -> nn.Mo
         _carry(model, out, deployed)
     out = apply_layout(out.eval(), deployed.network, layout)
     out.requires_grad_(False)  # it does not train (no norm statistics, no branches), so autograd need not track it
-    pack_convolutions(out)
+    if pack:
+        pack_convolutions(out)
     out.archspec_spec = getattr(model, "archspec_spec", net.spec_data)
     out.archspec_deployed = True
     return out

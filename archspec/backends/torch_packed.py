@@ -3,24 +3,36 @@
 On a CPU, `F.conv2d` hands oneDNN each weight in PyTorch's (out, in, kh, kw) layout, and oneDNN
 reorders it into its own blocked layout on every call, a copy of every weight per forward. A
 deployed module does not train, so its weights can be reordered once and kept: `PackedConv2d`
-is an `nn.Conv2d` that does so, by input shape, and calls oneDNN's convolution on the kept
+is an `nn.Conv2d` that does so, per input map size, and calls oneDNN's convolution on the kept
 weight (`torch.ops.mkldnn._convolution_pointwise`, the kernel torch.compile's CPU backend uses
-for frozen weights). Measured on this project's 2-core machine, one thread (docs/benchmarks.md):
-a third faster on resnet50 at batch 1, about a tenth at batch 8.
+for frozen weights). Measured on this project's 2-core machine, one thread, against the same
+deployed module with plain convs (docs/benchmarks.md): resnet50 1.29x to 1.31x at batch 1 and
+1.14x to 1.17x at batch 8; mobilenet_v3_large and efficientnet_b0 1.08x to 1.11x at batch 8 and
+about even at batch 1 (0.97x to 1.05x), where their small convs leave little to save.
 
 Its state is an `nn.Conv2d`'s (the same parameters and keys; the reordered weight is a cache,
-never saved), and it takes the plain path, `nn.Conv2d.forward`, wherever the fast one does not
-apply: another device or dtype, autograd, tracing, torch.compile and export (ONNX, .pt2), so
-exports and compiled graphs hold an ordinary convolution; and a weight made under
-`torch.inference_mode`, which has no version counter to tell of an in-place change. A 1x1 input map (squeeze-and-excitation's
-convs, a head's) takes it too: PyTorch's own path is faster there (measured: 21-27 against 55-68 us
-a call in mobilenet_v3_large). A weight changed in place (a loaded
-state dict) or replaced (`.to()`) is reordered again on the next call. The cost is memory: a
-second copy of each conv weight, made on the first call.
+never saved). It runs `nn.Conv2d.forward` wherever the fast path does not apply, so that what
+comes out is what a plain conv gives, strides and dtype included:
+
+* anything but float32 maps in channels-last memory on the CPU (the operator returns channels-last
+  maps), autocast, autograd, a 1x1 map (squeeze-and-excitation's convs: PyTorch's own path is
+  faster there, 21-27 against 55-68 us a call in mobilenet_v3_large);
+* tracing, torch.compile and export (ONNX, .pt2): exported and compiled graphs hold an ordinary
+  convolution, and `torch.jit.script` compiles a plain `nn.Conv2d` (`__prepare_scriptable__`);
+* a reparametrized weight (weight norm, pruning), and a weight made under `torch.inference_mode`,
+  which has no version counter.
+
+A weight changed in place (a loaded state dict, `copy_` under no_grad) or replaced (`.to()`, a new
+tensor) is reordered again on the next call. Writes through `.data` or numpy bypass the version
+counter that tells of a change: after one, call `forget()`. Tools that look for `nn.Conv2d` by
+its exact type (eager-mode quantization, `fuse_modules`, torch.fx's leaf modules) take
+`unpack_convolutions(model)` or `archspec.deploy(model, pack=False)`. The cost is memory: a second
+copy of each conv weight, made on the first call.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -36,7 +48,8 @@ def _available() -> bool:
 
 AVAILABLE = _available()
 _is_compiling, _is_tracing = torch.compiler.is_compiling, torch._C._is_tracing
-_mkldnn_enabled, _grad_enabled = torch._C._get_mkldnn_enabled, torch.is_grad_enabled
+_mkldnn_enabled, _grad_enabled, _autocast = torch._C._get_mkldnn_enabled, torch.is_grad_enabled, torch.is_autocast_enabled
+_STRIDED, _CHANNELS_LAST = torch.strided, torch.channels_last
 _convolution_pointwise: Any = torch.ops.mkldnn._convolution_pointwise if AVAILABLE else None
 
 
@@ -44,23 +57,27 @@ class PackedConv2d(nn.Conv2d):
     """An `nn.Conv2d` that keeps its weight in oneDNN's layout for CPU inference (see the module
     docstring); made by `pack_convolutions`, which checks that its options allow it."""
 
-    # (input shape and dtype, the weight's address and version), oneDNN's copy of the weight for it
-    # (None: the plain path), and the weight, held so that no other tensor can take its address.
+    # (input map size and dtype, the weight's address, strides and version), oneDNN's copy of the
+    # weight for it (None: the plain path), and the weight, held so that no other tensor can take
+    # its address while the key names it.
     _packed: tuple[tuple, torch.Tensor | None, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Runs for every conv of every call: parameters read from their dict (a module's
-        # __getattr__ is a Python function), and what depends on the input's shape and the weight
+        # __getattr__ is a Python function), and what depends on the input's size and the weight
         # decided once per key. Compiling is asked first: torch.compile and export stop there.
         params = self._parameters
-        weight: torch.Tensor = params["weight"]  # type: ignore[assignment]  # a conv always has one
-        bias = params["bias"]
-        if (_is_compiling() or type(x) is not torch.Tensor or _is_tracing() or not x.is_cpu
-                or not _mkldnn_enabled() or weight.is_inference()
+        weight, bias = params.get("weight"), params.get("bias")
+        if (weight is None or _is_compiling() or type(x) is not torch.Tensor or _is_tracing() or not x.is_cpu
+                or x.layout is not _STRIDED or not x.is_contiguous(memory_format=_CHANNELS_LAST)
+                or not _mkldnn_enabled() or _autocast("cpu") or weight.is_inference()
                 or (_grad_enabled() and (x.requires_grad or weight.requires_grad
                                          or (bias is not None and bias.requires_grad)))):
-            return self._conv_forward(x, weight, bias)
-        key = (x.shape, x.dtype, weight.data_ptr(), weight._version)
+            return super().forward(x)
+        # The batch is not in the key: a weight reordered for one batch size serves the others
+        # (oneDNN reorders again itself if a primitive wants another layout), so a server whose
+        # batches vary does not reorder on every call.
+        key = (x.shape[1:], x.dtype, weight.data_ptr(), weight.stride(), weight._version)
         packed = self._packed
         if packed is None or packed[0] != key:
             packed = self._packed = (key, self._reordered(x, weight), weight.detach())
@@ -79,6 +96,11 @@ class PackedConv2d(nn.Conv2d):
         return torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), self.padding, self.stride,
                                                             self.dilation, self.groups, list(x.shape))
 
+    def forget(self) -> None:
+        """Drop the reordered weight: the next call reorders the weight as it is then (needed only
+        after a write the version counter does not see: through `.data`, or numpy)."""
+        self._packed = None
+
     def _apply(self, fn: Any, recurse: bool = True) -> Any:
         self._packed = None  # `.to()`, `.double()`: the next call reorders the new weight
         return super()._apply(fn, recurse)
@@ -89,12 +111,17 @@ class PackedConv2d(nn.Conv2d):
         state.pop("_packed", None)
         return state
 
+    def __prepare_scriptable__(self) -> nn.Conv2d:
+        """What `torch.jit.script` compiles: a plain `nn.Conv2d` holding the same parameters."""
+        plain: Any = copy.copy(self)
+        plain.__class__ = nn.Conv2d
+        return plain
+
 
 def packable(module: nn.Module) -> bool:
-    """Whether `module` is a plain `nn.Conv2d` that oneDNN's operator can run as it is: zero padding
-    given as numbers (not "same"), on float32 CPU weights."""
-    return (type(module) is nn.Conv2d and module.padding_mode == "zeros" and isinstance(module.padding, tuple)
-            and module.weight.dtype == torch.float32 and module.weight.device.type == "cpu")
+    """Whether `module` is a plain `nn.Conv2d` whose options oneDNN's operator takes: zero padding
+    given as numbers (not "same"). Device and dtype are read on each call."""
+    return type(module) is nn.Conv2d and module.padding_mode == "zeros" and isinstance(module.padding, tuple)
 
 
 def pack_convolutions(model: nn.Module) -> int:
@@ -106,5 +133,18 @@ def pack_convolutions(model: nn.Module) -> int:
     for module in model.modules():
         if packable(module):
             module.__class__ = PackedConv2d
+            count += 1
+    return count
+
+
+def unpack_convolutions(model: nn.Module) -> int:
+    """Make every `PackedConv2d` of `model` a plain `nn.Conv2d` again, in place; how many. For tools
+    that look for `nn.Conv2d` by its exact type (eager-mode quantization, `fuse_modules`, torch.fx)."""
+    count = 0
+    for module in model.modules():
+        if type(module) is PackedConv2d:
+            module.__dict__.pop("_packed", None)
+            plain: Any = module
+            plain.__class__ = nn.Conv2d
             count += 1
     return count
