@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import archspec
-from archspec.backends.torch_packed import (AVAILABLE, PackedConv2d, pack_convolutions, packable,
+from archspec.backends.torch_packed import (AVAILABLE, PackedConv2d, forget_reordered, pack_convolutions, packable,
                                             unpack_convolutions)
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="this PyTorch build has no oneDNN")
@@ -88,6 +88,34 @@ def test_what_comes_out_is_what_a_plain_conv_gives():
             assert conv(x).dtype == plain(x).dtype == torch.bfloat16
         x = torch.randn(2, 4, 8, 8)
         assert torch.equal(conv(x.to_mkldnn()).to_dense(), plain(x.to_mkldnn()).to_dense())
+        with pytest.raises(RuntimeError, match="expected input"):  # PyTorch's message, not oneDNN's
+            conv(maps(2, 5, 8, 8))
+        gray_plain = nn.Conv2d(1, 6, 3, padding=1)
+        gray = packed(copy.deepcopy(gray_plain))
+        x = torch.randn(2, 1, 8, 8)  # one channel: channels-first and channels-last at once
+        assert gray(x).stride() == gray_plain(x).stride()
+
+
+def test_transforms_and_a_computed_bias_run_the_plain_conv():
+    """Forward-mode AD, torch.func's vmap and jvp, and a pruned or parametrized bias."""
+    from torch.autograd import forward_ad
+    from torch.nn.utils import prune
+
+    torch.manual_seed(0)
+    plain = nn.Conv2d(4, 6, 3, padding=1).requires_grad_(False)
+    conv = packed(copy.deepcopy(plain))
+    x, t = maps(2, 4, 8, 8), maps(2, 4, 8, 8)
+    with torch.no_grad():
+        with forward_ad.dual_level():
+            ours = forward_ad.unpack_dual(conv(forward_ad.make_dual(x, t))).tangent
+            theirs = forward_ad.unpack_dual(plain(forward_ad.make_dual(x, t))).tangent
+        assert ours is not None and close(ours, theirs)
+        assert close(torch.func.jvp(conv, (x,), (t,))[1], torch.func.jvp(plain, (x,), (t,))[1])
+        xs = torch.randn(3, 2, 4, 8, 8)
+        assert close(torch.func.vmap(conv)(xs), torch.func.vmap(plain)(xs))
+        prune.l1_unstructured(conv, "bias", 0.5)
+        prune.l1_unstructured(plain, "bias", 0.5)
+        assert close(conv(x), plain(x))
 
 
 def test_a_weight_changed_in_place_or_replaced_is_reordered_again():
@@ -106,8 +134,8 @@ def test_a_weight_changed_in_place_or_replaced_is_reordered_again():
         assert close(conv(x), reference(conv, x))
         conv.bias.add_(1.0)  # the bias is read on every call
         assert close(conv(x), reference(conv, x))
-        conv.weight.data.mul_(3.0)  # a write the version counter does not see: forget() is the way
-        conv.forget()
+        conv.weight.data.mul_(3.0)  # a write the version counter does not see: forget_reordered() is the way
+        forget_reordered(conv)
         assert close(conv(x), reference(conv, x)) and reordered(conv)
 
 

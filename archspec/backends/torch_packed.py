@@ -19,12 +19,14 @@ comes out is what a plain conv gives, strides and dtype included:
   faster there, 21-27 against 55-68 us a call in mobilenet_v3_large);
 * tracing, torch.compile and export (ONNX, .pt2): exported and compiled graphs hold an ordinary
   convolution, and `torch.jit.script` compiles a plain `nn.Conv2d` (`__prepare_scriptable__`);
-* a reparametrized weight (weight norm, pruning), and a weight made under `torch.inference_mode`,
-  which has no version counter.
+* forward-mode AD and torch.func's transforms (vmap, jvp, functional_call over stacked weights);
+* a reparametrized weight or bias (weight norm, pruning), and a weight made under
+  `torch.inference_mode`, which has no version counter;
+* an input the conv cannot take (wrong channels, a map smaller than the kernel): PyTorch's error.
 
 A weight changed in place (a loaded state dict, `copy_` under no_grad) or replaced (`.to()`, a new
 tensor) is reordered again on the next call. Writes through `.data` or numpy bypass the version
-counter that tells of a change: after one, call `forget()`. Tools that look for `nn.Conv2d` by
+counter that tells of a change: after one, call `forget_reordered(model)`. Tools that look for `nn.Conv2d` by
 its exact type (eager-mode quantization, `fuse_modules`, torch.fx's leaf modules) take
 `unpack_convolutions(model)` or `archspec.deploy(model, pack=False)`. The cost is memory: a second
 copy of each conv weight, made on the first call.
@@ -37,6 +39,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.autograd import forward_ad as _forward_ad
 
 
 def _available() -> bool:
@@ -50,6 +53,8 @@ AVAILABLE = _available()
 _is_compiling, _is_tracing = torch.compiler.is_compiling, torch._C._is_tracing
 _mkldnn_enabled, _grad_enabled, _autocast = torch._C._get_mkldnn_enabled, torch.is_grad_enabled, torch.is_autocast_enabled
 _STRIDED, _CHANNELS_LAST = torch.strided, torch.channels_last
+_functorch_level = torch._C._functorch.peek_interpreter_stack
+_MISSING: Any = object()  # a bias neither present nor None: pruned or parametrized (computed per call)
 _convolution_pointwise: Any = torch.ops.mkldnn._convolution_pointwise if AVAILABLE else None
 
 
@@ -67,9 +72,13 @@ class PackedConv2d(nn.Conv2d):
         # __getattr__ is a Python function), and what depends on the input's size and the weight
         # decided once per key. Compiling is asked first: torch.compile and export stop there.
         params = self._parameters
-        weight, bias = params.get("weight"), params.get("bias")
-        if (weight is None or _is_compiling() or type(x) is not torch.Tensor or _is_tracing() or not x.is_cpu
-                or x.layout is not _STRIDED or not x.is_contiguous(memory_format=_CHANNELS_LAST)
+        weight, bias = params.get("weight"), params.get("bias", _MISSING)
+        # functorch transforms (vmap, jvp) and forward-mode AD are asked before the tensor is: their
+        # wrapped tensors answer neither is_contiguous nor data_ptr. stride(1) != 1: a channels-first
+        # map with one channel also counts as channels-last.
+        if (weight is None or bias is _MISSING or _is_compiling() or type(x) is not torch.Tensor or _is_tracing()
+                or _functorch_level() is not None or _forward_ad._current_level >= 0 or not x.is_cpu
+                or x.layout is not _STRIDED or x.stride(1) != 1 or not x.is_contiguous(memory_format=_CHANNELS_LAST)
                 or not _mkldnn_enabled() or _autocast("cpu") or weight.is_inference()
                 or (_grad_enabled() and (x.requires_grad or weight.requires_grad
                                          or (bias is not None and bias.requires_grad)))):
@@ -90,9 +99,12 @@ class PackedConv2d(nn.Conv2d):
         """oneDNN's copy of `weight` for inputs like `x`; None where the plain path runs: anything
         but a float32 batch of maps and float32 CPU weights, or a 1x1 map (squeeze-and-excitation),
         where PyTorch's own path is faster."""
+        padding: Any = self.padding  # numbers: `packable` refused "same" and "valid"
         if not (x.dtype is torch.float32 and x.ndim == 4 and x.shape[2] * x.shape[3] > 1 and weight.is_cpu
-                and weight.dtype is torch.float32):
-            return None
+                and weight.dtype is torch.float32 and x.shape[1] == weight.shape[1] * self.groups
+                and all(size + 2 * pad > dilation * (k - 1) for size, pad, dilation, k in
+                        zip(x.shape[2:], padding, self.dilation, self.kernel_size))):
+            return None  # (a wrong input, too: PyTorch's own path says what is wrong with it)
         return torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), self.padding, self.stride,
                                                             self.dilation, self.groups, list(x.shape))
 
@@ -116,6 +128,14 @@ class PackedConv2d(nn.Conv2d):
         plain: Any = copy.copy(self)
         plain.__class__ = nn.Conv2d
         return plain
+
+
+def forget_reordered(model: nn.Module) -> None:
+    """Drop every kept reordered weight of `model`'s packed convs: after writing weights through
+    `.data` or numpy, which the version counter does not see (`load_state_dict` is seen)."""
+    for module in model.modules():
+        if isinstance(module, PackedConv2d):
+            module.forget()
 
 
 def packable(module: nn.Module) -> bool:
