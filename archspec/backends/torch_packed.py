@@ -6,8 +6,8 @@ deployed module does not train, so its weights can be reordered once and kept: `
 is an `nn.Conv2d` that does so, per input map size, and calls oneDNN's convolution on the kept
 weight (`torch.ops.mkldnn._convolution_pointwise`, the kernel torch.compile's CPU backend uses
 for frozen weights). Measured on this project's 2-core machine, one thread, against the same
-deployed module with plain convs (docs/benchmarks.md): resnet50 1.29x to 1.31x at batch 1 and
-1.14x to 1.17x at batch 8; mobilenet_v3_large and efficientnet_b0 1.08x to 1.11x at batch 8 and
+deployed module with plain convs (docs/benchmarks.md): resnet50 1.26x to 1.31x at batch 1 and
+1.11x to 1.17x at batch 8; mobilenet_v3_large and efficientnet_b0 1.07x to 1.11x at batch 8 and
 about even at batch 1 (0.97x to 1.05x), where their small convs leave little to save.
 
 Its state is an `nn.Conv2d`'s (the same parameters and keys; the reordered weight is a cache,
@@ -26,10 +26,10 @@ comes out is what a plain conv gives, strides and dtype included:
 
 A weight changed in place (a loaded state dict, `copy_` under no_grad) or replaced (`.to()`, a new
 tensor) is reordered again on the next call. Writes through `.data` or numpy bypass the version
-counter that tells of a change: after one, call `forget_reordered(model)`. Tools that look for `nn.Conv2d` by
-its exact type (eager-mode quantization, `fuse_modules`, torch.fx's leaf modules) take
-`unpack_convolutions(model)` or `archspec.deploy(model, pack=False)`. The cost is memory: a second
-copy of each conv weight, made on the first call.
+counter that tells of a change: after one, call `forget_reordered(model)`. Tools that look for
+`nn.Conv2d` by its exact type (eager-mode quantization, `fuse_modules`, torch.fx's leaf modules)
+take `unpack_convolutions(model)` or `archspec.deploy(model, pack=False)`. The cost is memory: a
+second copy of each conv weight, made on the first call.
 """
 
 from __future__ import annotations
