@@ -97,7 +97,7 @@ def test_what_comes_out_is_what_a_plain_conv_gives():
 
 
 def test_transforms_and_a_computed_bias_run_the_plain_conv():
-    """Forward-mode AD, torch.func's vmap and jvp, and a pruned or parametrized bias."""
+    """Forward-mode AD, torch.func's vmap and jvp, and a pruned bias (computed on each call)."""
     from torch.autograd import forward_ad
     from torch.nn.utils import prune
 
