@@ -259,8 +259,8 @@ def measure(repeat: int = 15, forward_repeat: int = 15) -> list[dict[str, Any]]:
     deploy_repeat = max(7, forward_repeat // 2)
     return [bench_build(repeat), bench_forward(forward_repeat), bench_dense_build(max(5, repeat // 3)),
             bench_dense_forward(max(7, forward_repeat // 2)),
-            # batch 1 is cheap (15 to 140 ms a call) and its margin thin (resnet50 1.02x to 1.08x in
-            # runs of 25): three times the repeats, so that a burst of load does not decide the row
+            # batch 1 is cheap (15 to 140 ms a call): three times the repeats, so that a burst of
+            # load does not decide the row
             *(bench_deploy(name, batch, deploy_repeat * (3 if batch == 1 else 1)) for name in DEPLOYED
               for batch in (1, 8)),
             bench_repvgg(deploy_repeat), bench_packed(deploy_repeat * 3),

@@ -105,7 +105,7 @@ class PackedConv2d(nn.Conv2d):
                 and all(size + 2 * pad > dilation * (k - 1) for size, pad, dilation, k in
                         zip(x.shape[2:], padding, self.dilation, self.kernel_size))):
             return None  # (a wrong input, too: PyTorch's own path says what is wrong with it)
-        return torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), self.padding, self.stride,
+        return torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), padding, self.stride,
                                                             self.dilation, self.groups, list(x.shape))
 
     def forget(self) -> None:
@@ -114,7 +114,7 @@ class PackedConv2d(nn.Conv2d):
         self._packed = None
 
     def _apply(self, fn: Any, recurse: bool = True) -> Any:
-        self._packed = None  # `.to()`, `.double()`: the next call reorders the new weight
+        self.forget()  # `.to()`, `.double()`: the next call reorders the new weight
         return super()._apply(fn, recurse)
 
     def __getstate__(self) -> dict[str, Any]:
