@@ -10,6 +10,7 @@ compiled module's weights by name; parameter counts worked out by hand.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -342,3 +343,25 @@ def test_unequal_splits_of_different_widths_export_as_one_class(tmp_path: Path) 
     x = torch.randn(2, 11, 12, 12)
     with torch.no_grad():
         torch.testing.assert_close(exported(x), model(x), rtol=0, atol=0)
+
+
+def test_specs_with_equal_defaults_share_the_ops_their_new_blocks_make() -> None:
+    """Ops are kept by the identity of the defaults they were resolved with (ir/builder.py), so
+    equal defaults must be one object, or each spec (each sweep sample) makes its norms and
+    activations anew: two networks of different widths get the same `norm` and `act` objects, and
+    defaults that differ only in a value's type stay apart."""
+    def network(width: int) -> Any:
+        return archspec.load_spec(f"""
+name: w{width}
+input: {{channels: 3, size: [8, 8]}}
+defaults: {{norm: batch, activation: relu}}
+stem: [{{conv: {{out: {width}, kernel: 3}}}}, norm, act]
+head: [global_pool, flatten]
+""").network()
+    a, b = network(8), network(16)
+    ops_a, ops_b = ([n.op for n in net.stem.nodes] for net in (a, b))
+    assert ops_a[0] != ops_b[0]  # the convs differ in width
+    assert ops_a[1] is ops_b[1] and ops_a[2] is ops_b[2]
+    from archspec.spec.models import Defaults
+    assert Defaults(norm_eps=1e-5).op_defaults() is Defaults(norm_eps=1e-5).op_defaults()
+    assert Defaults(norm_eps=1e-5).op_defaults() is not Defaults(norm_eps=2e-5).op_defaults()

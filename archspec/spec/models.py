@@ -68,6 +68,11 @@ class InputSpec(StrictModel):
         return (self.channels, self.size[0], self.size[1])
 
 
+@memo.function("spec.op_defaults", 256)
+def _op_defaults(values: tuple[Any, ...], types: tuple[type, ...]) -> OpDefaults:
+    return OpDefaults(*values)
+
+
 class Defaults(StrictModel):
     """What bare `norm` and `act` layers, and blocks, use unless told otherwise."""
 
@@ -87,7 +92,11 @@ class Defaults(StrictModel):
         return _none_word(value)
 
     def op_defaults(self) -> OpDefaults:
-        return OpDefaults(self.norm, self.activation, self.norm_eps, self.norm_momentum)
+        """The IR's defaults: one object for equal values (types included), so that the memo tables
+        that key on the defaults' identity (ir/builder.py) are shared by every spec, stage and sweep
+        sample that has them, where a new object per spec made each sample's new blocks miss."""
+        values = (self.norm, self.activation, self.norm_eps, self.norm_momentum)
+        return _op_defaults(values, tuple(map(type, values)))
 
     def updated(self, override: "DefaultsOverride | None") -> "Defaults":
         if override is None:
