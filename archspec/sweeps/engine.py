@@ -84,7 +84,21 @@ class Outcome:
     key: str | None = None  # digest of the resolved spec, for deduplication
     figures: dict[str, int] | None = None
     data: dict | None = None  # the resolved spec of a kept sample
+    written: bytes | None = None  # `data` as marshal wrote it for the digest (`_digest`), or None
     evaluated: bool = False  # validated (and lowered and analysed, unless that failed)
+
+    def spec(self) -> dict | None:
+        """The resolved spec of a kept sample, or None."""
+        return self.data if self.data is not None or self.written is None else marshal.loads(self.written)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a worker sends: the spec as marshal's bytes where it has them, not as a dict. They
+        cost nothing more to make, and are sent and read back in half the dict's time (an outcome of
+        efficientnet_b0's space: 100 us pickled and read back with the dict, 50 with the bytes)."""
+        state = dict(self.__dict__)
+        if self.written is not None:
+            state["data"] = None
+        return state
 
 
 @dataclass
@@ -155,16 +169,18 @@ def draws(space: Space) -> Iterator[tuple[int, dict[str, Any], str | None]]:
         index += 1
 
 
-def _digest(data: dict) -> str:
-    """A resolved spec's fingerprint: equal for equal documents, types, float bits and key order
-    included (`1`, `1.0` and `true` differ), as their reprs are. marshal's version 0 writes exactly
-    that (no references, floats as their repr) in a third of repr's time; a value it cannot write (a
-    YAML date) leaves the document to its repr."""
+def _digest(data: dict) -> tuple[str, bytes | None]:
+    """A resolved spec's fingerprint, and the spec as marshal wrote it (None where it cannot): equal
+    for equal documents, types, float bits and key order included (`1`, `1.0` and `true` differ),
+    as their reprs are. marshal's version 0 writes exactly that (no references, floats as their
+    repr) in a third of repr's time; a value it cannot write (a YAML date) leaves the document to
+    its repr."""
     try:
-        text = b"m" + marshal.dumps(data, 0)
+        written: bytes | None = marshal.dumps(data, 0)
+        text = b"m" + written  # type: ignore[operator]  # just written
     except ValueError:
-        text = b"r" + repr(data).encode()
-    return hashlib.blake2b(text, digest_size=16).hexdigest()
+        written, text = None, b"r" + repr(data).encode()
+    return hashlib.blake2b(text, digest_size=16).hexdigest(), written
 
 
 def _outcome(sample: int, values: dict[str, Any], reject: str | None = None) -> Outcome:
@@ -194,7 +210,7 @@ class Evaluator:
             return self._failed(out, INVALID, exc)
         finally:
             OVERRIDE_NAME.reset(named)
-        out.key = _digest(doc.data)
+        out.key, written = _digest(doc.data)
         first = self.seen.setdefault(out.key, sample)
         if first < sample:  # an earlier sample had this spec: whoever counts, counts this one a duplicate
             out.reason = DUPLICATE
@@ -216,7 +232,7 @@ class Evaluator:
             if broken is not None:
                 out.reason = broken
                 return out
-        out.data = doc.data
+        out.data, out.written = doc.data, written
         return out
 
     @staticmethod
@@ -251,7 +267,8 @@ def run(space: Space, *, progress: Callable[[int, int, Counter], None] | None = 
                 if reason is None:
                     name = f"{space.name}_{out.sample:05d}"
                     result.rows.append({"sample": out.sample, "name": name, **out.values, **(out.figures or {})})
-                    result.specs.append({**out.data, "name": name} if out.data else {})
+                    spec = out.spec()
+                    result.specs.append({**spec, "name": name} if spec else {})
                 else:
                     result.rejected[reason] += 1
                     if out.message and not repeat:
