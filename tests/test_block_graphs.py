@@ -348,8 +348,8 @@ def test_unequal_splits_of_different_widths_export_as_one_class(tmp_path: Path) 
 def test_specs_with_equal_defaults_share_the_ops_their_new_blocks_make() -> None:
     """Ops are kept by the identity of the defaults they were resolved with (ir/builder.py), so
     equal defaults must be one object, or each spec (each sweep sample) makes its norms and
-    activations anew: two networks of different widths get the same `norm` and `act` objects, and
-    defaults that differ only in a value's type stay apart."""
+    activations anew: two networks of different widths get the same `norm` and `act` objects.
+    Defaults that are equal in Python but written differently stay apart (`-0.0` is not `0.0`)."""
     def network(width: int) -> Any:
         return archspec.load_spec(f"""
 name: w{width}
@@ -363,5 +363,5 @@ head: [global_pool, flatten]
     assert ops_a[0] != ops_b[0]  # the convs differ in width
     assert ops_a[1] is ops_b[1] and ops_a[2] is ops_b[2]
     from archspec.spec.models import Defaults
-    assert Defaults(norm_eps=1e-5).op_defaults() is Defaults(norm_eps=1e-5).op_defaults()
-    assert Defaults(norm_eps=1e-5).op_defaults() is not Defaults(norm_eps=2e-5).op_defaults()
+    plus, minus = (Defaults(norm_momentum=m).op_defaults() for m in (0.0, -0.0))
+    assert plus is not minus and str(plus.norm_momentum) == "0.0" and str(minus.norm_momentum) == "-0.0"

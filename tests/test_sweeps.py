@@ -649,3 +649,49 @@ def test_a_sweep_leaves_no_reference_cycle_behind(space: Path) -> None:
     # what the sweep made is not left frozen (the engine freezes it only to step over the collection
     # that its first allocation would start): a later full collection still scans it
     assert gc.get_freeze_count() == 0
+
+
+def test_a_sweep_leaves_the_callers_collector_as_it_would_be() -> None:
+    """Around a sweep the engine steps over one collection (`_no_cycle_collection`): what the caller
+    froze stays frozen, and the cycles it left in the young generations are collected as they would
+    have been, not moved unexamined to the oldest generation."""
+    class Cycle:
+        def __init__(self) -> None:
+            self.me = self
+
+    gc.collect()
+    kept = [Cycle()]
+    gc.freeze()  # as a server does before it forks
+    try:
+        for _ in range(1000):
+            Cycle()
+        run_sweep(load_space(SPACE, samples=5, seed=11))
+        assert gc.isenabled()
+        assert not any(o is kept for o in gc.get_objects())  # still frozen: in no generation
+        assert gc.collect(2) == 0  # the young cycles were collected already
+    finally:
+        gc.unfreeze()
+
+
+def test_a_worker_sends_a_kept_spec_that_reads_back_the_same_to_the_last_type_and_bit() -> None:
+    """A worker sends a kept sample's spec as the marshal bytes of its digest (`engine._to_send`):
+    read back it is the resolved document, key order, types and float bits included (`==` would
+    take `1` for `1.0` and `-0.0` for `0.0`), and a document marshal cannot write goes as the dict."""
+    import datetime
+    import marshal
+    import pickle
+
+    from archspec.sweeps import engine
+
+    data = {"name": "n", "vars": {"b": 1, "a": 1.0, "z": -0.0, "t": True, "l": [1, (2, 3)], "big": 10 ** 30}}
+    key, written = engine._digest(data)
+    sent = pickle.loads(pickle.dumps(engine._to_send(engine.Outcome(0, {}, data=data, written=written))))
+    assert sent.data is None and sent.written is not None
+    assert marshal.dumps(sent.spec(), 0) == marshal.dumps(data, 0)
+    assert list(sent.spec()["vars"]) == ["b", "a", "z", "t", "l", "big"]
+
+    dated = {"name": "n", "when": datetime.date(2020, 1, 2)}
+    key, written = engine._digest(dated)
+    assert written is None
+    sent = pickle.loads(pickle.dumps(engine._to_send(engine.Outcome(0, {}, data=dated, written=written))))
+    assert sent.spec() == dated

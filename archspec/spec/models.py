@@ -69,7 +69,9 @@ class InputSpec(StrictModel):
 
 
 @memo.function("spec.op_defaults", 256)
-def _op_defaults(values: tuple[Any, ...], types: tuple[type, ...]) -> OpDefaults:
+def _op_defaults(written: str, values: tuple[Any, ...]) -> OpDefaults:
+    """One OpDefaults for equal `values` that are also written alike (`written`, their repr): the
+    values alone would take `-0.0` for `0.0` and `1` for `1.0`."""
     return OpDefaults(*values)
 
 
@@ -92,11 +94,11 @@ class Defaults(StrictModel):
         return _none_word(value)
 
     def op_defaults(self) -> OpDefaults:
-        """The IR's defaults: one object for equal values (types included), so that the memo tables
+        """The IR's defaults: one object for the same values written alike, so that the memo tables
         that key on the defaults' identity (ir/builder.py) are shared by every spec, stage and sweep
         sample that has them, where a new object per spec made each sample's new blocks miss."""
         values = (self.norm, self.activation, self.norm_eps, self.norm_momentum)
-        return _op_defaults(values, tuple(map(type, values)))
+        return _op_defaults(repr(values), values)
 
     def updated(self, override: "DefaultsOverride | None") -> "Defaults":
         if override is None:
