@@ -176,11 +176,10 @@ def _digest(data: dict) -> tuple[str, bytes | None]:
     repr) in a third of repr's time; a value it cannot write (a YAML date) leaves the document to
     its repr."""
     try:
-        written: bytes | None = marshal.dumps(data, 0)
-        text = b"m" + written  # type: ignore[operator]  # just written
+        written = marshal.dumps(data, 0)
     except ValueError:
-        written, text = None, b"r" + repr(data).encode()
-    return hashlib.blake2b(text, digest_size=16).hexdigest(), written
+        return hashlib.blake2b(b"r" + repr(data).encode(), digest_size=16).hexdigest(), None
+    return hashlib.blake2b(b"m" + written, digest_size=16).hexdigest(), written
 
 
 def _outcome(sample: int, values: dict[str, Any], reject: str | None = None) -> Outcome:
