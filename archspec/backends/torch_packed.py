@@ -125,9 +125,7 @@ class PackedConv2d(nn.Conv2d):
 
     def __prepare_scriptable__(self) -> nn.Conv2d:
         """What `torch.jit.script` compiles: a plain `nn.Conv2d` holding the same parameters."""
-        plain: Any = copy.copy(self)
-        plain.__class__ = nn.Conv2d
-        return plain
+        return _unpacked(copy.copy(self))
 
 
 def forget_reordered(model: nn.Module) -> None:
@@ -163,8 +161,14 @@ def unpack_convolutions(model: nn.Module) -> int:
     count = 0
     for module in model.modules():
         if type(module) is PackedConv2d:
-            module.__dict__.pop("_packed", None)
-            plain: Any = module
-            plain.__class__ = nn.Conv2d
+            _unpacked(module)
             count += 1
     return count
+
+
+def _unpacked(module: PackedConv2d) -> nn.Conv2d:
+    """`module` made a plain `nn.Conv2d` in place, without its reordered weight; returned."""
+    module.__dict__.pop("_packed", None)
+    plain: Any = module
+    plain.__class__ = nn.Conv2d
+    return plain
