@@ -74,11 +74,11 @@ def _no_cycle_collection() -> Iterator[None]:
         yield
     finally:
         if collecting:
-            frozen = gc.get_freeze_count()  # unfreeze() would thaw the caller's too
-            if not frozen:
+            if gc.get_freeze_count():  # the caller's own frozen objects: unfreeze() would thaw them too
+                gc.enable()
+            else:
                 gc.freeze()
-            gc.enable()
-            if not frozen:
+                gc.enable()
                 gc.unfreeze()
 
 
