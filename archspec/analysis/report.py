@@ -26,7 +26,7 @@ from ..core.formatting import shape_text
 from ..core import memo
 from ..core.errors import SpecPath
 from ..core.naming import join
-from ..ir.graph import INPUT, Graph, Network
+from ..ir.graph import INPUT, Graph, Network, named_tuple
 from ..ir.op import RF, Op, Shape, Window
 from ..ir.taps import every_stage
 from .report_text import heading, layer_record, outputs_text, report_dataframe, report_html, report_text, summary_table
@@ -338,10 +338,6 @@ class NodeFacts(NamedTuple):
     same: bool  # the op keeps its one input's receptive field (the base rule)
 
 
-# A named tuple made from a plain one: the class's own __new__ is a Python function, and `_static`
-# makes one for every node of every new graph.
-_facts = tuple.__new__
-
 
 @dataclass(slots=True)
 class _Static:
@@ -391,7 +387,7 @@ def _static(graph: Graph) -> _Static:
         p = counts[0](op, ins) if counts[0] else 0
         b = counts[1](op, ins) if counts[1] else 0
         m = counts[2](op, ins, shape) if counts[2] else 0
-        nodes.append(_facts(NodeFacts, (name, op, cls.category, inputs, ins, shape, p, b, m, origin, same)))
+        nodes.append(named_tuple(NodeFacts, (name, op, cls.category, inputs, ins, shape, p, b, m, origin, same)))
         shapes.append(shape)
         params += p
         buffers += b
@@ -543,7 +539,8 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
             rf_in = tuple(RF() if s.part == "input"
                           else _node_field(by_path[s.graph_path].graph, by_path[s.graph_path].rf_in, s.node)
                           for s in attached[p.path].sources)
-        part = by_path[p.path] = _Part(p.path, graph, rf_in, group, p.stage, p.block, p.section, p.attached)
+        beside = p.attached
+        part = by_path[p.path] = _Part(p.path, graph, rf_in, group, p.stage, p.block, p.section, beside)
         parts.append(part)
         static = _static_of(graph)
         out = graph.output
@@ -555,7 +552,7 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
         macs += static.macs
         elements += static.elements
         peak = max(peak, static.peak)
-        if p.attached:  # beside the chain: neither its depth nor its field
+        if beside:  # beside the chain: neither its depth nor its field
             continue
         depth += static.depth
         if not ended:

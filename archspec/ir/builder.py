@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from ..core import memo
 from ..core.errors import ArchspecError, LocatedError, SpecPath
 from ..core.naming import free_index, free_name, join, module_name_problem
-from .graph import INPUT, Graph, Node, input_index
+from .graph import INPUT, Graph, Node, input_index, named_tuple
 from .op import Op, OpDefaults, Shape, ShapeError
 from .ops import OPS, op_class
 
@@ -143,7 +143,6 @@ def sizeless(shape: Shape) -> Shape:
     return shape
 
 
-_node = tuple.__new__  # a Node made from a plain tuple: the class's own __new__ is a Python function
 
 
 def at_input(graph: Graph, in_shape: Shape) -> Graph:
@@ -159,7 +158,7 @@ def at_input(graph: Graph, in_shape: Shape) -> Graph:
     for name, op, inputs, _, origin in graph.nodes:
         shape = tuple(op.out_shape([shapes[j] if j >= 0 else in_shape for j in inputs]))
         shapes.append(shape)
-        nodes.append(_node(Node, (name, op, inputs, shape, origin)))
+        nodes.append(named_tuple(Node, (name, op, inputs, shape, origin)))
     resized = Graph(tuple(in_shape), tuple(nodes), graph.output, (), graph.outputs, graph.titles)
     return resized.scheduling(graph.scheduled) if graph.scheduled else resized
 
@@ -318,8 +317,8 @@ class GraphBuilder:
             raise
         except ShapeError as exc:
             raise NodeShapeError(str(exc), full, where, exc.spatial_zero) from None
-        self.nodes.append(_node(Node, (full, op, tuple([v[0] for v in inputs]), shape, where)))
-        return _node(Value, (len(self.nodes) - 1, shape))
+        self.nodes.append(named_tuple(Node, (full, op, tuple([v[0] for v in inputs]), shape, where)))
+        return named_tuple(Value, (len(self.nodes) - 1, shape))
 
     def sequence(self, x: Value, ops: Sequence[Op], origins: Sequence[SpecPath] | None = None) -> Value:
         for i, op in enumerate(ops):

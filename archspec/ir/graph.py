@@ -43,6 +43,12 @@ def input_index(k: int) -> int:
     return INPUT - k
 
 
+# `named_tuple(Cls, (field, ...))` makes a named tuple from a plain one, every field given: the
+# class's own __new__ is a Python function, and the IR and its analysis make one for every node
+# and part of every network a sweep lowers.
+named_tuple: Any = tuple.__new__
+
+
 class Node(NamedTuple):
     """One op applied to earlier values. A named tuple (immutable, and made in a fraction of a
     frozen dataclass's time: a sweep makes millions)."""
@@ -104,10 +110,13 @@ class Graph:
         """The stochastic-depth rate of the scheduled nodes (None: the graph has none)."""
         if not self.scheduled:
             return None
-        if "_rate" in self.__dict__:  # rebound by `with_rate`: known without making its nodes
-            return self.__dict__["_rate"]
-        op = self.nodes[self.scheduled[0]].op
-        return getattr(op, type(op).per_block_fields[0])
+        state = self.__dict__
+        if "_rate" in state:  # rebound by `with_rate`: known without making its nodes
+            return state["_rate"]
+        if "_emitted_rate" not in state:  # read once: lowering asks for every block of every sample
+            op = self.nodes[self.scheduled[0]].op
+            state["_emitted_rate"] = getattr(op, type(op).per_block_fields[0])
+        return state["_emitted_rate"]
 
     def with_rate(self, rate: float) -> Graph:
         """This graph with stochastic-depth rate `rate` in its scheduled nodes (the same graph when
@@ -125,6 +134,7 @@ class Graph:
             state = rebound.__dict__
             state.update(template.__dict__)
             del state["nodes"]
+            state.pop("_emitted_rate", None)
             state["template"], state["_rate"] = template, rate  # `scheduling`'s, the schedule being the template's
             hit = _REBOUND.put((id(template), rate), rebound, template)
         return hit
@@ -211,6 +221,15 @@ class Block:
     graph: Graph
     params: Any = None  # the family's validated parameter model
     origin: SpecPath = ()
+
+    @classmethod
+    def of(cls, family: str, graph: Graph, params: Any, origin: SpecPath) -> Block:
+        """`Block(family, graph, params, origin)`, made without the frozen dataclass's constructor
+        (which sets each field through `object.__setattr__`): lowering makes one for every block of
+        every sample."""
+        block = object.__new__(cls)
+        block.__dict__.update(family=family, graph=graph, params=params, origin=origin)
+        return block
 
 
 @dataclass(frozen=True)
@@ -365,8 +384,8 @@ class Network:
             section = f"stages.{s}"
             for b, block in enumerate(stage.blocks):
                 path = f"{section}.blocks.{b}"
-                yield Part(path, section, "stages", block.family, block.graph, source, title=stage.name,
-                           stage=s, block=b)
+                # every field given (see `named_tuple`): most parts are blocks
+                yield named_tuple(Part, (path, section, "stages", block.family, block.graph, source, True, stage.name, s, b))
                 source = path
             ends[s] = source
         for a, aux in enumerate(self.aux_heads):

@@ -10,11 +10,17 @@ def frozen(value: Any) -> Any:
     """A hashable, type-aware stand-in for `value` (True == 1 == 1.0 in Python, not for
     validation); lists and mappings become tuples. Hashing the result may still raise
     TypeError for an unhashable leaf: callers then skip their cache."""
+    kind = type(value)
+    if kind in _SCALARS:  # most values: asked first (every parameter of every stage of every sample)
+        return (kind, value)
     if isinstance(value, (list, tuple)):
         return (type(value), tuple(frozen(v) for v in value))
     if isinstance(value, dict):
         return (dict, tuple((k, frozen(v)) for k, v in value.items()))
     return (type(value), value)
+
+
+_SCALARS = frozenset({int, float, str, bool, type(None)})
 
 
 class HashedKey:

@@ -92,12 +92,18 @@ def _family_key(stage: Any, defaults: OpDefaults, origin: SpecPath) -> HashedKey
     and its place in the spec; hashed once for all the blocks of the stage. None when a value
     cannot be hashed (the block is then emitted every time)."""
     family = type(stage)
-    skip = getattr(family, "STAGE_KEYS", ())  # block, repeat, stride, name, defaults: not the family's
+    names = _KEY_FIELDS.get(family)
+    if names is None:
+        skip = getattr(family, "STAGE_KEYS", ())  # block, repeat, stride, name, defaults: not the family's
+        names = _KEY_FIELDS[family] = tuple(f for f in family.model_fields if f not in skip)
+    values = stage.__dict__  # a model's field values (read here for every stage of every sample)
     try:
-        return HashedKey((family, tuple(frozen(getattr(stage, f)) for f in family.model_fields if f not in skip),
-                          defaults, origin))
+        return HashedKey((family, tuple([frozen(values[f]) for f in names]), defaults, origin))
     except TypeError:
         return None
+
+
+_KEY_FIELDS: dict[type, tuple[str, ...]] = {}  # a stage model class -> the fields its family key holds
 
 
 class _BlockGraphs:
@@ -230,7 +236,7 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
             count += len(graph.analysed_as.nodes)  # a rebound graph's nodes are made when read
             if count > MAX_NODES:
                 raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)
-            blocks.append(Block(st.block, graph, st, origin))
+            blocks.append(Block.of(st.block, graph, st, origin))
             dilations.passed(graph)
             shape = graph.out_shape
             global_index += 1
