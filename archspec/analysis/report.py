@@ -27,7 +27,7 @@ from ..core import memo
 from ..core.errors import SpecPath
 from ..core.naming import join
 from ..ir.graph import INPUT, Graph, Network, named_tuple
-from ..ir.op import RF, Op, Shape, Window
+from ..ir.op import RF, Op, Shape, Window, union_fits
 from ..ir.taps import every_stage
 from .report_text import heading, layer_record, outputs_text, report_dataframe, report_html, report_text, summary_table
 
@@ -335,7 +335,13 @@ class NodeFacts(NamedTuple):
     buffers: int
     macs: int
     origin: SpecPath
-    same: bool  # the op keeps its one input's receptive field (the base rule)
+    walk: int  # how the receptive-field walk takes it: KEEP, UNION or OWN
+
+
+# How the receptive-field walk (`_fields`) takes a node, worked out once per graph by `_static`:
+# KEEP its one input's field (the base rule on a map that keeps its size), the UNION of its inputs'
+# fields (the base rule, `Op.rf`, whose check of the shapes `_static` has made), or the op's OWN rule.
+KEEP, UNION, OWN = 0, 1, 2
 
 
 
@@ -359,7 +365,7 @@ class _Static:
 
 def _static(graph: Graph) -> _Static:
     inputs_at = {INPUT - k: s for k, s in enumerate(graph.input_shapes)}  # an input's shape by its index
-    depth: dict[int, int] = dict.fromkeys(inputs_at, 0)
+    depths: list[int] = []  # each node's depth (an input's is 0)
     remaining = graph.consumers()
     live = {j: math.prod(s) for j, s in inputs_at.items()}
     total = peak = sum(live.values())
@@ -367,27 +373,33 @@ def _static(graph: Graph) -> _Static:
     shapes: list[Shape] = []
     params = buffers = macs = elements = 0
     flat_at = head_end_at = None
-    base_rule = Op.rf
     rule: list[tuple] = []  # what the receptive-field walk reads (`_rule_number`)
-    # Nodes unpacked by position, and each op's class read once: this loop runs for every new graph.
+    # Nodes unpacked by position, and what each op's class says read once per class (`_facts_of`):
+    # this loop runs for every node of every new graph.
     for i, (name, op, inputs, shape, origin) in enumerate(graph.nodes):
         cls = type(op)
+        layer, base_rule, category, ends, count_params, count_buffers, count_macs = (
+            _CLASS_FACTS.get(cls) or _facts_of(cls))
         if len(inputs) == 1:  # most nodes: no list, no max
             j = inputs[0]
-            ins: tuple[Shape, ...] = (shapes[j] if j >= 0 else inputs_at[j],)
-            depth[i] = depth[j] + cls.depth_layer
+            if j >= 0:
+                ins: tuple[Shape, ...] = (shapes[j],)
+                depths.append(depths[j] + layer)
+            else:
+                ins = (inputs_at[j],)
+                depths.append(layer)
+            # the base rule on one input whose map keeps its size (it refuses any other: see Op.rf)
+            keep = base_rule and len(shape) == len(ins[0]) and (len(shape) != 3 or shape[1:] == ins[0][1:])
         else:
             ins = tuple([shapes[j] if j >= 0 else inputs_at[j] for j in inputs])
-            depth[i] = (max([depth[j] for j in inputs]) if inputs else 0) + cls.depth_layer
-        # the base rule on one input whose map keeps its size (it refuses any other: see Op.rf)
-        same = len(inputs) == 1 and cls.rf is base_rule and len(shape) == len(ins[0]) and (
-            len(shape) != 3 or shape[1:] == ins[0][1:])
-        rule.append((inputs, None if same else op.rf_key(ins)))
-        counts = _COUNTS.get(cls) or _counts_of(cls)
-        p = counts[0](op, ins) if counts[0] else 0
-        b = counts[1](op, ins) if counts[1] else 0
-        m = counts[2](op, ins, shape) if counts[2] else 0
-        nodes.append(named_tuple(NodeFacts, (name, op, cls.category, inputs, ins, shape, p, b, m, origin, same)))
+            depths.append(max([depths[j] if j >= 0 else 0 for j in inputs], default=0) + layer)
+            keep = False
+        walk = KEEP if keep else UNION if base_rule and union_fits(ins, shape) else OWN
+        rule.append((inputs, None if keep else op.rf_key(ins)))
+        p = count_params(op, ins) if count_params else 0
+        b = count_buffers(op, ins) if count_buffers else 0
+        m = count_macs(op, ins, shape) if count_macs else 0
+        nodes.append(named_tuple(NodeFacts, (name, op, category, inputs, ins, shape, p, b, m, origin, walk)))
         shapes.append(shape)
         params += p
         buffers += b
@@ -398,7 +410,7 @@ def _static(graph: Graph) -> _Static:
                 flat_at = i
             if head_end_at is None:
                 head_end_at = i
-        elif head_end_at is None and cls.ends_features:
+        elif head_end_at is None and ends:
             head_end_at = i
         live[i] = size = math.prod(shape)
         elements += size
@@ -409,20 +421,23 @@ def _static(graph: Graph) -> _Static:
             remaining[j] -= 1
             if remaining[j] == 0:
                 total -= live.pop(j, 0)
-    return _Static(nodes, peak, depth[graph.output], params, buffers, macs, elements, flat_at, head_end_at,
-                   _rule_number(tuple(rule)))
+    output = graph.output
+    return _Static(nodes, peak, depths[output] if output >= 0 else 0, params, buffers, macs, elements, flat_at,
+                   head_end_at, _rule_number(tuple(rule)))
 
 
-# An op class's params, buffers and macs rules, None for each it inherits from Op (which counts 0):
-# most nodes of a block (activations, merges, pools) count nothing, and are not asked.
-_COUNTS: dict[type[Op], tuple[Any, Any, Any]] = {}
+# What `_static` reads of an op class, once per class: whether it is a layer of the depth, whether it
+# keeps the base receptive-field rule, its category, whether it ends the features, and its params,
+# buffers and macs rules, None for each it inherits from Op (which counts 0): most nodes of a block
+# (activations, merges, pools) count nothing, and are not asked.
+_CLASS_FACTS: dict[type[Op], tuple[Any, ...]] = {}
 
 
-def _counts_of(cls: type[Op]) -> tuple[Any, Any, Any]:
-    params, buffers, macs = (None if getattr(cls, name) is getattr(Op, name) else getattr(cls, name)
-                             for name in ("params", "buffers", "macs"))
-    rules = _COUNTS[cls] = (params, buffers, macs)
-    return rules
+def _facts_of(cls: type[Op]) -> tuple[Any, ...]:
+    counts = (None if getattr(cls, name) is getattr(Op, name) else getattr(cls, name)
+              for name in ("params", "buffers", "macs"))
+    facts = _CLASS_FACTS[cls] = (int(cls.depth_layer), cls.rf is Op.rf, cls.category, cls.ends_features, *counts)
+    return facts
 
 
 def _rule_number(rule: tuple) -> int | None:
@@ -474,11 +489,12 @@ def _fields(graph: Graph, rf_in: RF | tuple[RF, ...], static: _Static | None = N
     fields: list[RF] = []
     given = {INPUT - k: f for k, f in enumerate(rf_in if isinstance(rf_in, tuple) else (rf_in,))}
     # NodeFacts unpacked (a tuple's fields by position): attribute access costs more in this hot loop.
-    for _, op, _, inputs, ins, *_, same in static.nodes:
-        if same:  # the base rule on one input: the union of one field is that field
+    for _, op, _, inputs, ins, _, _, _, _, _, walk in static.nodes:  # no starred name: it would make a list a node
+        if walk == KEEP:  # the base rule on one input: the union of one field is that field
             fields.append(fields[inputs[0]] if inputs[0] >= 0 else given[inputs[0]])
         else:
-            fields.append(op.rf([fields[j] if j >= 0 else given[j] for j in inputs], ins))
+            read = [fields[j] if j >= 0 else given[j] for j in inputs]
+            fields.append(RF.union(read, ins) if walk == UNION else op.rf(read, ins))
     return _FIELDS.put(key, fields, keep)
 
 

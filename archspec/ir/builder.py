@@ -156,7 +156,9 @@ def at_input(graph: Graph, in_shape: Shape) -> Graph:
     # Each rule is asked directly: a graph is resized for sizes it has not met (the result is kept
     # by lowering), so a memo of shapes here would mostly miss.
     for name, op, inputs, _, origin in graph.nodes:
-        shape = tuple(op.out_shape([shapes[j] if j >= 0 else in_shape for j in inputs]))
+        shape = op.out_shape([shapes[j] if j >= 0 else in_shape for j in inputs])
+        if type(shape) is not tuple:  # a rule may give a list
+            shape = tuple(shape)
         shapes.append(shape)
         nodes.append(named_tuple(Node, (name, op, inputs, shape, origin)))
     resized = Graph(tuple(in_shape), tuple(nodes), graph.output, (), graph.outputs, graph.titles)

@@ -40,6 +40,9 @@ class ShapeError(ArchspecError):
 Interval = tuple[int, int]  # first and last input pixel, inclusive
 
 
+_NO_BOUND = 1 << 62  # larger than any field's size, padding or stride
+
+
 def _hull(a: Interval | None, b: Interval | None) -> Interval | None:
     if a is None or b is None:
         return a or b
@@ -105,24 +108,27 @@ class RF:
             return fields[0]
         spatial = len(ins) == len(fields) and all(len(s) == 3 for s in ins)
         size, jump, padding, context = [], [], [], []
-        for a in range(2):
-            spaced, spread = list(fields), []
-            if spatial:
-                n = max(s[1 + a] for s in ins)
-                spaced = [f for f, s in zip(fields, ins) if s[1 + a] == n]
-                spread = [f for f, s in zip(fields, ins) if s[1 + a] != n]
-            p = max(f.padding[a] for f in spaced)
-            end = max(f.size[a] - f.padding[a] for f in spaced)
+        for a in range(2):  # one pass over the fields per axis, no generators: a sweep walks many merges
+            n = max([s[1 + a] for s in ins]) if spatial else 0
+            p = end = stride = -_NO_BOUND  # below any padding, end (size - padding) and stride
+            ctx: Interval | None = None
+            for k, f in enumerate(fields):
+                fp, fs = f.padding[a], f.size[a]
+                if spatial and ins[k][1 + a] != n:  # its one unit's whole field, seen by every output unit
+                    ctx = _hull(ctx, _hull(f.context[a], (-fp, fs - fp - 1)))
+                    continue
+                if fp > p:
+                    p = fp
+                if fs - fp > end:
+                    end = fs - fp
+                if f.stride[a] > stride:
+                    stride = f.stride[a]
+                ctx = _hull(ctx, f.context[a])
             size.append(end + p)
             padding.append(p)
-            jump.append(max(f.stride[a] for f in spaced))
-            ctx = None
-            for f in spaced:
-                ctx = _hull(ctx, f.context[a])
-            for f in spread:  # its one unit's whole field, seen by every output unit
-                ctx = _hull(ctx, _hull(f.context[a], (-f.padding[a], f.size[a] - f.padding[a] - 1)))
+            jump.append(stride)
             context.append(ctx)
-        return RF(tuple(size), tuple(jump), tuple(padding), tuple(context))  # type: ignore[arg-type]  # tuple(zip over two axes) has two items
+        return RF(tuple(size), tuple(jump), tuple(padding), tuple(context))  # type: ignore[arg-type]  # two axes, two items each
 
     # -- where a unit looks ----------------------------------------------------------
     def start(self, index: Sequence[int]) -> tuple[int, int]:
@@ -217,6 +223,13 @@ def pair(value: int | Sequence[int]) -> tuple[int, int]:
     return (int(value[0]), int(value[1]))
 
 
+def union_fits(ins: Sequence[Shape], out: Shape) -> bool:
+    """Whether the base receptive-field rule (`RF.union` of the inputs' fields, `Op.rf`) holds for
+    an op that maps `ins` to `out`: a map the size of its largest input map, or no map from none."""
+    spatial = [s[1:] for s in ins if len(s) == 3]
+    return (len(out) == 3) == (len(spatial) == len(ins)) and (len(out) != 3 or out[1:] == max(spatial))
+
+
 def window_out(size: int, kernel: int, stride: int, padding: int, dilation: int = 1, ceil_mode: bool = False) -> int:
     """PyTorch's output length of a sliding window (conv or pool) along one axis."""
     span = size + 2 * padding - dilation * (kernel - 1) - 1
@@ -295,8 +308,7 @@ class Op(SpecNumbers, BaseModel):
         whose output's spatial size is not its inputs' must state its own rule (`RF.window` for a
         sliding window, `_resample.resampled` for an upsampling), and this default refuses it."""
         out = self.out_shape(ins)
-        spatial = [s[1:] for s in ins if len(s) == 3]
-        if (len(out) == 3) != (len(spatial) == len(ins)) or (len(out) == 3 and out[1:] != max(spatial)):
+        if not union_fits(ins, out):
             raise ShapeError(f"op '{self.kind}' maps {' and '.join(map(_shape_text, ins))} to {_shape_text(out)} "
                              f"but states no receptive-field rule: an op that changes the spatial size must "
                              f"define `rf` (see 'Adding an op' in docs/architecture.md)")
