@@ -56,19 +56,21 @@ class NodeShapeError(ShapeError, LocatedError):
 _MADE: memo.Memo[Op] = memo.Memo("ir.ops", 16384)  # a sweep makes thousands of new convs
 
 
-def _made(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> Op:
-    """`cls(**fields).resolved(defaults)`, shared between identical requests: ops are
-    immutable, and a network asks for the same few (`norm`, `act`, a 1x1 conv) hundreds of
-    times. Unhashable field values (lists) skip the memo; value types are part of the key
-    (True == 1 in Python, not for validation). `defaults` stands in the key by identity."""
-    try:
-        key = (cls, id(defaults), tuple(fields.items()), tuple(map(type, fields.values())))
-        hit = _MADE.get(key, defaults)
-    except TypeError:
-        return cls(**fields).resolved(defaults)
+def _made(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults, key: tuple) -> Op:
+    """`cls(**fields).resolved(defaults)`, shared between identical requests (`key`, from `_op_key`):
+    ops are immutable, and a network asks for the same few (`norm`, `act`, a 1x1 conv) hundreds of
+    times."""
+    hit = _MADE.get(key, defaults)
     if hit is not memo.MISS:
         return hit
     return _MADE.put(key, cls(**fields).resolved(defaults), defaults)
+
+
+def _op_key(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> tuple:
+    """What `_made` keeps an op by. Value types are part of it (True == 1 in Python, not for
+    validation); `defaults` stands in it by identity. Hashing it raises TypeError for an
+    unhashable field value (a list): callers then make the op without the memo."""
+    return cls, id(defaults), tuple(fields.items()), tuple(map(type, fields.values()))
 
 
 _RESOLVED: memo.Memo[Op] = memo.Memo("ir.resolved", 4096)
@@ -121,14 +123,15 @@ def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults, ins:
     node of every block takes, and most often one asked before (the blocks of a stage, a sweep's
     siblings). A `ShapeError` of the rule propagates, and nothing is kept for it."""
     try:
-        key = (cls, id(defaults), ins, tuple(fields.items()), tuple(map(type, fields.values())))
+        made = _op_key(cls, fields, defaults)
+        key = (made, ins)
         hit = _NODES.get(key, defaults)
     except TypeError:  # an unhashable field value (a list): no memo
         op = cls(**fields).resolved(defaults)
         return op, tuple(op.out_shape(list(ins)))
     if hit is not memo.MISS:
         return hit
-    op = _made(cls, fields, defaults)
+    op = _made(cls, fields, defaults, made)
     return _NODES.put(key, (op, tuple(op.out_shape(list(ins)))), defaults)
 
 
@@ -393,12 +396,13 @@ class GraphBuilder:
         """
         names = list(names) if names else [None, None, None]
         use_norm = norm and self.defaults.norm is not None
-        y = self.conv(x, name=names[0], out=out, kernel=kernel, stride=stride, padding=padding,
-                      groups=groups, bias=conv_fields.pop("bias", not use_norm), **conv_fields)
+        # `op` asked directly, not through the shorthands: most nodes of most families come this way
+        y = self.op("conv", x, name=names[0], out=out, kernel=kernel, stride=stride, padding=padding,
+                    groups=groups, bias=conv_fields.pop("bias", not use_norm), **conv_fields)
         if use_norm:
-            y = self.norm(y, name=names[1])
+            y = self.op("norm", y, name=names[1])
         if act:
-            y = self.act(y, name=names[2], **({} if act is True else {"type": act}))
+            y = self.op("act", y, name=names[2]) if act is True else self.op("act", y, name=names[2], type=act)
         return y
 
     def finish(self, out: Value, outputs: dict[str, Value] | None = None) -> Graph:

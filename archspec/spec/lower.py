@@ -204,14 +204,15 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
         blocks: list[Block] = []
         plan = dilations.stage(i, st.block, st.stride, st.dilate, type(st).first_block_dilation)
         family_key = _family_key(st, stage_defaults, origin)
-        for r in range(st.repeat):
-            context = dict(index=r, repeat=st.repeat, stage=i, global_index=global_index, total_blocks=total,
+        repeat, any_size = st.repeat, not st.reads_input_size  # read once: the loop runs for every block
+        for r in range(repeat):
+            context = dict(index=r, repeat=repeat, stage=i, global_index=global_index, total_blocks=total,
                            defaults=stage_defaults, **plan.context(r))
             # The block's stochastic-depth rate: whether it drops at all shapes the graph; its value
             # does not, so a graph emitted at another rate is reused with this one.
             rate = st.drop_rate(global_index, total)
             key = None if family_key is None else (family_key, rate > 0)
-            graph = _BLOCKS.find(key, shape, context, any_size=not st.reads_input_size)
+            graph = _BLOCKS.find(key, shape, context, any_size=any_size)
             if graph is not None:
                 graph = graph.with_rate(rate)
             else:
@@ -223,7 +224,7 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
                 except NodeLimitError as exc:
                     raise LoweringError(limit_message(exc), origin, limit=True) from None
                 except NodeShapeError as exc:
-                    where = f"block {r} of {st.repeat}, " if st.repeat > 1 else ""
+                    where = f"block {r} of {repeat}, " if repeat > 1 else ""
                     raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin,
                                         exc.spatial_zero) from None
                 except (ValidationError, ArchspecError) as exc:
@@ -231,7 +232,7 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
                 except Exception as exc:
                     raise family_bug(f"block type '{st.block}'", type(st), exc) from exc
                 graph = b.finish(out)
-                _BLOCKS.add(key, shape, ctx.reads, graph, any_size=not st.reads_input_size)
+                _BLOCKS.add(key, shape, ctx.reads, graph, any_size=any_size)
                 steps += b.steps
             count += len(graph.analysed_as.nodes)  # a rebound graph's nodes are made when read
             if count > MAX_NODES:
