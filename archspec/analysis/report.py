@@ -344,7 +344,6 @@ class NodeFacts(NamedTuple):
 KEEP, UNION, OWN = 0, 1, 2
 
 
-
 @dataclass(slots=True)
 class _Static:
     """What one graph contributes whatever feeds it: each node's facts; their sums; peak live

@@ -146,8 +146,6 @@ def sizeless(shape: Shape) -> Shape:
     return shape
 
 
-
-
 def at_input(graph: Graph, in_shape: Shape) -> Graph:
     """`graph` (one input) fed a map of another size: the same nodes, each shape inferred again
     by its op's rule. Lowering reuses a block's graph this way across input sizes when its family

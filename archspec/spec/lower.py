@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Hashable, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .families import BlockContext
 from ..core import memo
@@ -92,18 +92,19 @@ def _family_key(stage: Any, defaults: OpDefaults, origin: SpecPath) -> HashedKey
     and its place in the spec; hashed once for all the blocks of the stage. None when a value
     cannot be hashed (the block is then emitted every time)."""
     family = type(stage)
-    names = _KEY_FIELDS.get(family)
-    if names is None:
-        skip = getattr(family, "STAGE_KEYS", ())  # block, repeat, stride, name, defaults: not the family's
-        names = _KEY_FIELDS[family] = tuple(f for f in family.model_fields if f not in skip)
     values = stage.__dict__  # a model's field values (read here for every stage of every sample)
     try:
-        return HashedKey((family, tuple([frozen(values[f]) for f in names]), defaults, origin))
+        return HashedKey((family, tuple([frozen(values[f]) for f in _key_fields(family)]), defaults, origin))
     except TypeError:
         return None
 
 
-_KEY_FIELDS: dict[type, tuple[str, ...]] = {}  # a stage model class -> the fields its family key holds
+@memo.function("spec.family_key_fields", 1024)
+def _key_fields(family: type[BaseModel]) -> tuple[str, ...]:
+    """The fields of a stage model that its family key holds: the family's own, not the stage's
+    (block, repeat, stride, name, defaults)."""
+    skip = getattr(family, "STAGE_KEYS", ())
+    return tuple(f for f in family.model_fields if f not in skip)
 
 
 class _BlockGraphs:
