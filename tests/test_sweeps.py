@@ -548,6 +548,62 @@ def test_a_space_nothing_meets_exits_2_with_the_reasons(tmp_path: Path) -> None:
     assert code == 2 and "no network" in err and "params > 10: 2" in err and "duplicate: 98" in err
 
 
+# A network whose first stage alone holds 2 x 3 x 3 x 256 x 256 = 1,179,648 conv weights (hand count),
+# and whose second stage cannot be built (a bottleneck of 24 channels in groups of 16).
+OVER_THEN_BROKEN = """\
+name: over_then_broken
+vars: {width: 256}
+input: {channels: 3, size: 16}
+num_classes: 10
+stem: [conv: {out: "${width}", kernel: 1, bias: false}]
+stages:
+  - {block: basic, out: "${width}", repeat: 1}
+  - {block: regnet, out: 24, group_width: 16}
+head: [global_pool: avg, flatten, linear: "${num_classes}"]
+"""
+
+
+def test_a_network_over_a_max_bound_on_a_growing_figure_is_judged_before_the_rest_is_built(tmp_path: Path) -> None:
+    (tmp_path / "base.yaml").write_text(OVER_THEN_BROKEN)
+    space = tmp_path / "space.yaml"
+    space.write_text("extends: base.yaml\nsample: {vars.width: {choice: [256, 8]}}\nconstraints: {params: {max: 1M}}\n")
+    with pytest.raises(SweepError) as caught:
+        run_sweep(space, samples=1, max_draws=20)
+    # the width of 256 is over 1M parameters by its first stage, so its broken second stage is never
+    # reached; the width of 8 is under, and its second stage is built and fails
+    assert caught.value.result.rejected == Counter({"params > 1M": 1, "does not build": 1, "duplicate": 18})
+    assert "not a multiple of group_width 16" in caught.value.result.examples["does not build"]
+    # without the bound, the 256-wide network fails where the 8-wide one does
+    space.write_text("extends: base.yaml\nsample: {vars.width: {choice: [256, 8]}}\n")
+    with pytest.raises(SweepError) as caught:
+        run_sweep(space, samples=1, max_draws=20)
+    assert caught.value.result.rejected == Counter({"does not build": 2, "duplicate": 18})
+
+
+def test_a_bound_is_judged_on_the_network_that_features_cut(tmp_path: Path) -> None:
+    # `features: [0]` keeps the stem and the first stage (1,179,648 + 3 x 256 conv weights and 4 x 256
+    # norm values): a network cut there is judged on those, not on the later stages that lowering makes first
+    (tmp_path / "base.yaml").write_text(OVER_THEN_BROKEN.replace("regnet, out: 24", "regnet, out: 512")
+                                        + "features: [0]\n")
+    space = tmp_path / "space.yaml"
+    space.write_text("extends: base.yaml\nsample: {vars.width: {choice: [256]}}\nconstraints: {params: {max: 1.2M}}\n")
+    result = run_sweep(space, samples=1)
+    assert result.rows[0]["params"] == 2 * 3 * 3 * 256 * 256 + 3 * 256 + 4 * 256
+
+
+@pytest.mark.parametrize("space, samples", [(SPACE, 500), (ROOT / "docs" / "examples" / "regnet_space.yaml", 150)])
+def test_judging_networks_as_they_are_built_changes_no_verdict(space: Path, samples: int, monkeypatch) -> None:
+    early = run_sweep(space, samples=samples)
+    from archspec.sweeps.engine import Evaluator
+
+    monkeypatch.setattr(Evaluator, "_watch", lambda self: None)  # every network built and analysed whole
+    whole = run_sweep(space, samples=samples)
+    assert early.rows == whole.rows and early.specs == whole.specs
+    assert early.rejected == whole.rejected and early.examples == whole.examples
+    assert early.evaluated == whole.evaluated
+    assert early.rejected["params > 2M" if space == SPACE else "macs > 400M"] > samples / 10
+
+
 def test_cli_writes_the_table_specs_and_plot(tmp_path: Path) -> None:
     path = _space(tmp_path, "sample: {vars.width: {int: [8, 64], quantize: 8}, vars.depth2: {int: [1, 3]}}\n")
     code, out, err = run_cli("sweep", str(path), "-o", str(tmp_path / "t.csv"), "--emit", str(tmp_path / "kept"),

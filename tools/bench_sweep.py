@@ -9,9 +9,12 @@ same space over docs/examples/regnet_y_like.yaml, whose block is written in YAML
 docs/examples/efficientnet_space.yaml, efficientnet_b0's compound scaling (width 0.5-2, depth
 0.5-3, input 128-384), where every sample has new widths and nothing is reused.
 
-A sample counts when it was resolved against the base spec, validated, lowered and analysed
-(params, MACs, activation memory, depth, receptive field): draws the RegNet sampler rejects before
-that (not 4 stages) and repeats of an earlier spec are not counted. Each row, with 1 and 2 worker
+A sample counts when it was judged: resolved against the base spec, validated, lowered and
+analysed (params, MACs, activation memory, depth, receptive field) as far as its verdict needs (a
+RegNet over the space's 400M MACs is rejected once the blocks lowered so far are over; the
+compound-scaling space has no bound, so every sample is lowered and analysed whole). Draws the
+RegNet sampler rejects before that (not 4 stages) and repeats of an earlier spec are not counted;
+each row's detail also gives the networks kept a second. Each row, with 1 and 2 worker
 processes, is the median of `RUNS` (3) sweeps; each of them starts from emptied memo tables
 (`archspec.core.memo.clear()`), runs an untimed warm-up sweep of 100 samples of seed 99 (imports,
 file caches, the base spec), then the timed sweep: 600 samples of a seed of its own, or, in the
@@ -140,8 +143,9 @@ def measure() -> list[dict[str, Any]]:
             row = {"name": f"sweep, {label}, -j {jobs}, {what}", "samples_per_s": rate,
                    "samples_per_cpu_s": per_cpu, "target": f">= {target:,.0f} samples/s with -j 2",
                    "met": rate >= target if jobs == 2 and not as_written else None,  # the 600-sample row decides
-                   "detail": f"median of {RUNS}; {result.evaluated:,} analysed of {result.draws:,} drawn, "
-                             f"{len(result.rows):,} kept, {result.seconds:.2f} s", "pycls_per_s": None,
+                   "detail": f"median of {RUNS}; {result.evaluated:,} judged of {result.draws:,} drawn, "
+                             f"{len(result.rows):,} kept ({len(result.rows) / result.seconds:,.0f} kept/s), "
+                             f"{result.seconds:.2f} s", "pycls_per_s": None,
                    "pair_per_s": pair_rate(space) if jobs == 2 and not as_written else None}
             if jobs == 1 and label == "RegNet-Y space (zoo block)":
                 row["pycls_per_s"] = pycls_rate(result)

@@ -145,8 +145,52 @@ class _Part:
     attached: bool = False  # `Part.attached`: beside the chain, reading several values
 
 
+@dataclass(kw_only=True)
+class Totals:
+    """The sums analysis makes over a network's graphs (`add`, one graph at a time, in the order
+    they run). Each only grows as graphs are added, so the totals of the graphs lowered so far
+    bound the network's from below: a sweep stops building a network as soon as they pass a
+    bound (sweeps/engine.py)."""
+
+    params: int = 0  # every layer's (auxiliary heads included)
+    buffers: int = 0
+    macs: int = 0  # on the inference path: auxiliary heads excluded
+    activation_elements: int = 0  # per sample, inference path
+    peak_activation_elements: int = 0  # per sample
+    depth: int = 0
+    dtype_bytes: int = 4
+    batch: int = 1
+
+    def add(self, graph: Graph, aux: bool = False, beside: bool = False) -> _Static:
+        """Count `graph`, a part of the network (`aux`: an auxiliary head, off the inference path;
+        `beside`: a neck or head beside the chain, off the depth); its facts (`_static_of`)."""
+        static = _static_of(graph)
+        self.params += static.params
+        self.buffers += static.buffers
+        if not aux:
+            self.macs += static.macs
+            self.activation_elements += static.elements
+            if static.peak > self.peak_activation_elements:
+                self.peak_activation_elements = static.peak
+            if not beside:
+                self.depth += static.depth
+        return static
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.macs
+
+    @property
+    def activation_bytes(self) -> int:
+        return self.activation_elements * self.dtype_bytes * self.batch
+
+    @property
+    def peak_activation_bytes(self) -> int:
+        return self.peak_activation_elements * self.dtype_bytes * self.batch
+
+
 @dataclass(repr=False)  # the generated repr printed every layer: 52,000 characters for ResNet-50
-class Report:
+class Report(Totals):
     """What `archspec.analyze` returns. `print(report)` shows the table `archspec summary` prints; in
     Jupyter it shows as an HTML table; `report.table("block")`, `to_dict()`, `to_dataframe()`.
 
@@ -160,15 +204,7 @@ class Report:
     receptive_field: RF
     receptive_field_layer: str
     stage_names: list[str] = field(default_factory=list)
-    dtype_bytes: int = 4
-    peak_activation_elements: int = 0  # per sample
-    depth: int = 0
-    batch: int = 1
     returns_features: bool = False  # the module returns `features` (an ordered dict), not `output_shape`
-    params: int = 0  # every layer's (auxiliary heads included)
-    buffers: int = 0
-    macs: int = 0  # on the inference path: auxiliary heads excluded
-    activation_elements: int = 0  # per sample, inference path
     parts: list[_Part] = field(default_factory=list, repr=False)
     # The spec's `freeze:` patterns (module paths, `stages.0`, `stages.*.blocks.0`).
     freeze: tuple[str, ...] = ()
@@ -203,21 +239,9 @@ class Report:
             return 0
         return sum(layer.params for layer in self.layers if frozen_path(layer.name, self.freeze))
 
-    @property
-    def flops(self) -> int:
-        return 2 * self.macs
-
     def layer_bytes(self, layer: LayerInfo) -> int:
         """Bytes of one layer's output for the report's batch and dtype."""
         return layer.activation_elements * self.dtype_bytes * self.batch
-
-    @property
-    def activation_bytes(self) -> int:
-        return self.activation_elements * self.dtype_bytes * self.batch
-
-    @property
-    def peak_activation_bytes(self) -> int:
-        return self.peak_activation_elements * self.dtype_bytes * self.batch
 
     def layer(self, name: str) -> LayerInfo:
         for layer in self.layers:
@@ -542,7 +566,7 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     field_of: dict[str, RF] = {"": RF()}
     by_path: dict[str, _Part] = {}
     attached = {a.path: a for a in net.attached}
-    params = buffers = macs = elements = peak = depth = 0
+    totals = Totals(dtype_bytes=dtype_bytes, batch=batch)
     # The network's field: the last spatial layer before the head's global pooling / flatten /
     # classifier (a global pool inside a block, as in squeeze-and-excitation, ends nothing).
     feature: tuple[_Part, int] | None = None
@@ -557,19 +581,12 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
         beside = p.attached
         part = by_path[p.path] = _Part(p.path, graph, rf_in, group, p.stage, p.block, p.section, beside)
         parts.append(part)
-        static = _static_of(graph)
+        aux = group == "aux"
+        static = totals.add(graph, aux, beside)
         out = graph.output
         field_of[p.path] = _fields(graph, rf_in, static)[out] if out >= 0 else _node_field(graph, rf_in, out)
-        params += static.params
-        buffers += static.buffers
-        if group == "aux":
+        if aux or beside:  # beside the chain: not the network's field
             continue
-        macs += static.macs
-        elements += static.elements
-        peak = max(peak, static.peak)
-        if beside:  # beside the chain: neither its depth nor its field
-            continue
-        depth += static.depth
         if not ended:
             end = static.head_end_at if group == "head" else static.flat_at
             last = (end if end is not None else len(static.nodes)) - 1
@@ -580,9 +597,9 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
                     receptive_field=RF(), receptive_field_layer="input",
                     stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, batch=batch, parts=parts,
-                    freeze=_freeze_patterns(net.spec_data.get("freeze")), network=net, params=params,
-                    buffers=buffers, macs=macs, activation_elements=elements, peak_activation_elements=peak,
-                    depth=depth)
+                    freeze=_freeze_patterns(net.spec_data.get("freeze")), network=net, params=totals.params,
+                    buffers=totals.buffers, macs=totals.macs, activation_elements=totals.activation_elements,
+                    peak_activation_elements=totals.peak_activation_elements, depth=totals.depth)
     if feature is not None:
         part, index = feature
         report.receptive_field = _fields(part.graph, part.rf_in)[index]

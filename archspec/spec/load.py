@@ -18,7 +18,7 @@ from ..core.errors import ArgumentError, LimitError, LocatedError, Location, Pro
 from ..ir.graph import Network
 from . import catalog as zoo
 from .block_language.family import shadowing_notes
-from .lower import lower
+from .lower import Watch, lower
 from .models import SpecModel
 from .resolve import Document, Locator, literal_document, resolve_data, resolve_source
 from .scaling import apply_scaling
@@ -67,11 +67,12 @@ class Spec:
         registered block type (the spec's definition is used; `archspec validate` prints these)."""
         return shadowing_notes(self.data.get("blocks"), self.locator)
 
-    def network(self, hints: bool = True) -> Network:
+    def network(self, hints: bool = True, watch: Watch | None = None) -> Network:
         """The IR, lowered once and cached. `hints=False` leaves out of an error what costs
-        more lowerings to find (the smallest input that works): a sweep counts failures."""
+        more lowerings to find (the smallest input that works): a sweep counts failures.
+        `watch` sees each graph as it is lowered, and may stop the lowering (`lower`)."""
         if self._network is None:
-            self._network = _lower_located(self, hints)
+            self._network = _lower_located(self, hints, watch)
         return self._network
 
     def with_overrides(self, **overrides: Any) -> "Spec":
@@ -149,9 +150,9 @@ def load_embedded(data: dict, name: str) -> Spec:
     return from_document(resolve_data(data, name, sandbox=f"a spec embedded in {name}"))
 
 
-def _lower_located(spec: Spec, hints: bool = True) -> Network:
+def _lower_located(spec: Spec, hints: bool = True, watch: Watch | None = None) -> Network:
     try:
-        return lower(spec.model, literal_document(spec.data))  # carried into checkpoints: text that resolves again
+        return lower(spec.model, literal_document(spec.data), watch)  # carried into checkpoints: text that resolves again
     except LocatedError as exc:
         message = str(exc)
         if exc.spatial_zero and hints:

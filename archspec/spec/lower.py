@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -12,7 +12,7 @@ from .families import BlockContext
 from ..core import memo
 from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug, unknown_name
 from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError, at_input, sizeless
-from ..ir.graph import AuxHead, Block, Graph, Network, Stage
+from ..ir.graph import PART_GROUPS, AuxHead, Block, Graph, Network, Stage
 from ..ir.keys import HashedKey, frozen
 from ..ir.op import Op, OpDefaults, Shape, ShapeError
 from ..ir.output_stride import Dilations, out_jump
@@ -182,12 +182,24 @@ def _matching(found: Any, context: dict[str, Any]) -> tuple[dict[str, Any], Grap
 _BLOCKS = _BlockGraphs()
 
 
-def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
-    """Build the IR of a validated (and scaled) `SpecModel`."""
+# Called with each graph of the stem and the stages as it is lowered (`lower`'s `watch`).
+Watch = Callable[[Graph], None]
+
+
+def lower(spec: SpecModel, spec_data: dict | None = None, watch: Watch | None = None) -> Network:
+    """Build the IR of a validated (and scaled) `SpecModel`.
+
+    `watch` is called with the stem's graph and each block's, in order, as they are lowered,
+    where all of them stay in the network (no `features:`, necks or heads, which may cut stages
+    off): whatever it raises stops the lowering. A sweep counts them against its bounds."""
     shape: Shape = spec.input.shape
     defaults = spec.defaults.op_defaults()
     stem = _layers(spec.stem, shape, defaults, ("stem",))
     shape = stem.out_shape
+    if watch is not None and (spec.features is not None or any(getattr(spec, g) for g in PART_GROUPS)):
+        watch = None
+    if watch is not None:
+        watch(stem)
     # Each stage is an instance of its family's stage model (the family's fields and StageFields'),
     # made at validation: typed here by what every stage has.
     spec_stages: list[Any] = list(spec.stages)
@@ -239,6 +251,8 @@ def lower(spec: SpecModel, spec_data: dict | None = None) -> Network:
             if count > MAX_NODES:
                 raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)
             blocks.append(Block.of(st.block, graph, st, origin))
+            if watch is not None:
+                watch(graph)
             dilations.passed(graph)
             shape = graph.out_shape
             global_index += 1
