@@ -6,6 +6,8 @@ import builtins
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from archspec.spec.load import load_spec
 from archspec.core.errors import SpecError
@@ -153,3 +155,47 @@ def test_powers_are_bounded_before_they_are_computed(expression: str, message: s
 def test_a_huge_power_in_a_spec_is_a_located_error() -> None:
     with pytest.raises(SpecError, match=r"<string>:1:11: vars\.n: in '\$\{10\*\*10\*\*10\}': number too large"):
         load_spec("vars: {n: '${10**10**10}'}\nname: x\ninput: {size: 8}\nstages: [{block: basic, out: '${n}'}]\n")
+
+
+def _walked(expression: str, lookup_fn) -> object:
+    """What the node-by-node interpreter gives (or raises), bypassing the plain steps `evaluate` takes."""
+    import ast
+
+    from archspec.spec.expr import _Evaluator
+
+    try:
+        return ("value", _Evaluator(lookup_fn).eval(ast.parse(expression, mode="eval").body))
+    except ExprError as exc:
+        return ("error", str(exc))
+
+
+def _evaluated(expression: str, lookup_fn) -> object:
+    try:
+        return ("value", evaluate(expression, lookup_fn))
+    except ExprError as exc:
+        return ("error", str(exc))
+
+
+_VALUES = st.recursive(
+    st.one_of(st.integers(-10**16, 10**16), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=5),
+              st.booleans(), st.none()),
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.sampled_from(["a", "0", "b"]), inner,
+                                                                         max_size=3)),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_VALUES, index=st.one_of(st.integers(-6, 6), st.just(10**15), st.just(10**15 + 1)),
+       big=st.booleans())
+def test_a_name_and_an_indexed_name_evaluate_as_the_interpreter_walks_them(value, index, big) -> None:
+    # `name` and `name[3]` take a shorter path than the tree walk (a sweep evaluates thousands): the
+    # same value, or the same error, for any value the name holds (a list over the size limit too)
+    held = [0] * 20_000 if big else value
+
+    def lookup_fn(name: str):
+        if name == "v":
+            return held
+        raise ExprError(f"unknown name '{name}'")
+
+    for expression in ("v", f"v[{index}]", "w", f"w[{index}]", f"v[{index}][0]", "true", f"null[{index}]"):
+        assert _evaluated(expression, lookup_fn) == _walked(expression, lookup_fn), expression

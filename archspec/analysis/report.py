@@ -417,11 +417,19 @@ def _static(graph: Graph) -> _Static:
             ins = tuple([shapes[j] if j >= 0 else inputs_at[j] for j in inputs])
             depths.append(max([depths[j] if j >= 0 else 0 for j in inputs], default=0) + layer)
             keep = False
-        walk = KEEP if keep else UNION if base_rule and union_fits(ins, shape) else OWN
-        rule.append((inputs, None if keep else op.rf_key(ins)))
-        p = count_params(op, ins) if count_params else 0
-        b = count_buffers(op, ins) if count_buffers else 0
-        m = count_macs(op, ins, shape) if count_macs else 0
+        # What the op makes of its inputs, the same in every graph that holds it on inputs of these
+        # shapes: a sweep's new block graphs are mostly nodes met in other graphs (9 in 10 of a
+        # RegNet's, 3 in 4 of a compound-scaled EfficientNet's).
+        facts = _NODE_FACTS.get((id(op), ins), op)
+        if facts is memo.MISS:
+            facts = _NODE_FACTS.put((id(op), ins), (
+                KEEP if keep else UNION if base_rule and union_fits(ins, shape) else OWN,
+                None if keep else op.rf_key(ins),
+                count_params(op, ins) if count_params else 0,
+                count_buffers(op, ins) if count_buffers else 0,
+                count_macs(op, ins, shape) if count_macs else 0), op)
+        walk, rf_key, p, b, m = facts
+        rule.append((inputs, rf_key))
         nodes.append(named_tuple(NodeFacts, (name, op, category, inputs, ins, shape, p, b, m, origin, walk)))
         shapes.append(shape)
         params += p
@@ -483,6 +491,8 @@ _NUMBERS = itertools.count()
 MAX_CACHED = 8192
 _RULES: memo.Memo[int] = memo.Memo("analysis.rf_rules", MAX_CACHED)
 _STATIC: memo.Memo[_Static] = memo.Memo("analysis.graphs", MAX_CACHED)
+# (walk, rf_key, params, buffers, macs) of an op (by identity) on inputs of given shapes (`_static`)
+_NODE_FACTS: memo.Memo[tuple[int, Any, int, int, int]] = memo.Memo("analysis.node_facts", 65536)
 _FIELDS: memo.Memo[list[RF]] = memo.Memo("analysis.fields", MAX_CACHED)
 
 
