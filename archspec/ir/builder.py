@@ -70,7 +70,8 @@ def _op_key(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> tupl
     """What `_made` keeps an op by. Value types are part of it (True == 1 in Python, not for
     validation); `defaults` stands in it by identity. Hashing it raises TypeError for an
     unhashable field value (a list): callers then make the op without the memo."""
-    return cls, id(defaults), tuple(fields.items()), tuple(map(type, fields.values()))
+    # one flat tuple (the names, the values, their types): its length tells where each part starts
+    return (cls, id(defaults), *fields, *fields.values(), *map(type, fields.values()))
 
 
 _RESOLVED: memo.Memo[Op] = memo.Memo("ir.resolved", 4096)
