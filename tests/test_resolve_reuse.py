@@ -145,3 +145,17 @@ def test_a_document_that_variables_blow_up_is_refused_however_its_parts_were_cou
     with pytest.raises(SpecError) as blown:
         resolve_loaded(data, locator, {"vars.n": last_good + 1})
     assert str(blown.value) == f"{path}:3:8: other: variables expand the document to more than 20,000 values"
+
+
+def test_overrides_are_copied_so_the_callers_later_changes_reach_no_document(base) -> None:
+    from archspec.spec.source import plain_copy
+
+    nested = {"size": [48, 48]}
+    doc = resolve_loaded(*base, {"input": nested, "vars.w": 4})
+    nested["size"][0] = 1  # the caller reuses its dict for the next sample
+    assert doc.data["input"] == {"channels": 3, "size": [48, 48]}
+    # what is not plain data (a tuple that holds a list) is deep-copied, not shared
+    held = ([1, 2], "text")
+    copied = plain_copy({"a": held})
+    held[0].append(3)
+    assert copied == {"a": ([1, 2], "text")}

@@ -5,7 +5,6 @@ Nothing here imports torch; analysis, diagrams and validation stop at the IR.
 
 from __future__ import annotations
 
-import copy
 import stat
 import time
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from .lower import Watch, lower
 from .models import SpecModel
 from .resolve import Document, Locator, literal_document, resolve_data, resolve_source
 from .scaling import apply_scaling
-from .source import parse_text, read_file
+from .source import parse_text, plain_copy, read_file
 from .validate import validate_document
 
 MAX_SEARCH_SIZE = 1 << 14
@@ -81,7 +80,7 @@ class Spec:
 
 def _flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """API keywords: `num_classes=10`, `input={"size": [32, 32]}` or `**{"input.size": [32, 32]}`."""
-    return {str(k): copy.deepcopy(v) for k, v in overrides.items()}
+    return {str(k): plain_copy(v) for k, v in overrides.items()}
 
 
 def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:

@@ -9,7 +9,6 @@ and line that gave it, so errors point at the right file even through `extends`.
 
 from __future__ import annotations
 
-import copy
 import itertools
 import marshal
 import re
@@ -26,7 +25,7 @@ from .list_edits import EDITABLE_ROOTS, edit_key, find_item, no_item
 from ..core.reading import InputFileError, check_regular, kind_of, path_state
 from ..core.naming import parse_index
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
-from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, locate, parse_text, read_file
+from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, locate, parse_text, plain_copy, read_file
 
 MAX_EXTENDS_DEPTH = 16
 
@@ -733,7 +732,7 @@ def resolve_loaded(data: dict, locator: Locator, overrides: Mapping[str, Any] | 
         locator = locator.copy()
     if overrides:
         check_plain(overrides, "<overrides>")
-        data = apply_overrides(data, {k: copy.deepcopy(v) for k, v in overrides.items()}, locator)
+        data = apply_overrides(data, {k: plain_copy(v) for k, v in overrides.items()}, locator)
     return Document(interpolate(data, locator, base), locator)
 
 
@@ -742,5 +741,5 @@ def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] 
     """Resolve an in-memory spec (already plain data): no file locations, paths only.
     It meets the limits of a file (nesting, number of values) before anything walks it."""
     check_plain(data, name)
-    source = Source(copy.deepcopy(data), name, {(): Location(name)})
+    source = Source(plain_copy(data), name, {(): Location(name)})
     return resolve_source(source, overrides, sandbox)
