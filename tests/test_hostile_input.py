@@ -86,6 +86,26 @@ def test_deep_nesting_is_refused_at_the_limit_with_its_position() -> None:
     assert problem.message == f"nested deeper than {MAX_DEPTH} levels"
 
 
+def test_override_values_past_a_specs_limits_are_refused_before_anything_copies_them() -> None:
+    # through the Python API, a value a YAML file cannot hold: a list that holds itself, and lists
+    # shared so often (100 x 100 x 100 x 100) that a copy would hold 10^8 values
+    import archspec
+    from archspec.spec.source import MAX_NODES
+
+    itself: list = []
+    itself.append(itself)
+    shared: list = [0]
+    for _ in range(4):
+        shared = [shared] * 100
+    for value, message in ((itself, f"nested deeper than {MAX_DEPTH} levels"),
+                           (shared, f"more than {MAX_NODES:,} values")):
+        start = time.perf_counter()
+        with pytest.raises(SpecError) as info:
+            archspec.load_spec("lenet5", description=value)
+        assert message in str(info.value) and "<overrides>" in str(info.value)
+        assert time.perf_counter() - start < 1.0
+
+
 def test_no_tag_constructs_python_objects(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     payloads = [

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -602,6 +603,48 @@ def test_judging_networks_as_they_are_built_changes_no_verdict(space: Path, samp
     assert early.rejected == whole.rejected and early.examples == whole.examples
     assert early.evaluated == whole.evaluated
     assert early.rejected["params > 2M" if space == SPACE else "macs > 400M"] > samples / 10
+
+
+@pytest.mark.parametrize("constraints, judged_early", [
+    ("{receptive_field: {min: 24}, params: {max: 2M}}", False),  # a figure that does not grow, listed first
+    ("{macs: {max: 100M}, params: {max: 2M}}", True),  # two bounds that both break: the first listed is the reason
+    ("{params: {max: 2M}, macs: {max: 100M}}", True),
+    ("{params: {min: 20K}, macs: {max: 30M}}", True),  # a min already met does not hold the max back
+    ("{macs: {min: 5M, max: 30M}, params: {max: 500K}}", True),
+])
+def test_a_sample_is_rejected_for_the_first_constraint_it_breaks_as_listed(constraints: str, judged_early: bool,
+                                                                           tmp_path: Path, monkeypatch) -> None:
+    # several constraints, each order: the reasons (and their counts and messages) of networks judged
+    # while they are built are those of the same networks built and analysed whole
+    from archspec.sweeps.engine import Evaluator, _OverBound
+
+    space = tmp_path / "space.yaml"
+    space.write_text(SPACE.read_text().replace("extends: small_base.yaml", f"extends: {BASE}")
+                     .split("constraints:")[0] + f"constraints: {constraints}\n")
+    stopped = []
+    watch_of = Evaluator._watch
+
+    def counting(self: Evaluator) -> Any:
+        watch = watch_of(self)
+        if watch is None:
+            return None
+
+        def counted(graph: Any) -> None:
+            try:
+                watch(graph)
+            except _OverBound:
+                stopped.append(graph)
+                raise
+        return counted
+
+    monkeypatch.setattr(Evaluator, "_watch", counting)
+    early = run_sweep(space, samples=150)
+    assert bool(stopped) == judged_early  # networks were (or, with nothing to judge early, were not) cut short
+    monkeypatch.setattr(Evaluator, "_watch", lambda self: None)
+    whole = run_sweep(space, samples=150)
+    assert (early.rows, early.rejected, early.examples, early.evaluated) == \
+        (whole.rows, whole.rejected, whole.examples, whole.evaluated)
+    assert len(whole.rejected) >= 3  # a build failure and at least two constraints' reasons
 
 
 def test_cli_writes_the_table_specs_and_plot(tmp_path: Path) -> None:

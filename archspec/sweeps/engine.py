@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import hashlib
+import itertools
 import marshal
 import math
 import os
@@ -218,17 +219,26 @@ class Evaluator:
     def __init__(self, space: Space):
         self.space = space
         self.constraints = list(space.model.constraints.items())
-        # (name, bounds, read) of each max bound on a figure that grows as graphs are added (`GROWING`)
-        self.growing = [(name, bounds, GROWING[name]) for name, bounds in self.constraints
-                        if name in GROWING and bounds.max is not None]
+        # (name, bounds, read) of the constraints the space lists first, as long as each is on a
+        # figure that only grows as graphs are added (`GROWING`): what a network's totals so far can judge
+        leading = list(itertools.takewhile(lambda c: c[0] in GROWING, self.constraints))
+        self.growing = [(name, bounds, GROWING[name]) for name, bounds in leading] \
+            if any(bounds.max is not None for _, bounds in leading) else []
         self.seen: dict[str, int] = {}  # digest -> first sample index evaluated here
 
     def _watch(self) -> Callable[[Graph], None] | None:
         """What lowering calls with each graph it makes (`lower`'s `watch`): the totals so far,
-        checked against the max bounds on growing figures. A network over one is judged there,
-        without the rest of its graphs (RegNet's space, 400M MACs: two of three samples over, a
-        third of a sample's time saved); its reason is the bound's, as the figures of the whole
-        network would have given."""
+        checked against the constraints in the order the space lists them, as far as they can
+        tell. A network over a max bound on a growing figure is judged there, without the rest of
+        its graphs (RegNet's space, 400M MACs: two of three samples over, a third of a sample's time
+        saved), where its whole figures would give the same reason: every constraint listed before
+        that bound is certainly met (a growing figure already at its min, with no max). A max not
+        passed yet, a min not reached yet, or a figure that does not grow (the receptive field) may
+        still break, and would be the reason, so the later bounds wait for the whole network.
+
+        One difference from judging the whole network, by design: a network over the bound whose
+        later stages would not build is rejected for the bound, not as "does not build" (it is not
+        built further); docs/sweeps.md, "What is counted"."""
         if not self.growing:
             return None
         totals, growing = Totals(), self.growing
@@ -237,8 +247,12 @@ class Evaluator:
             totals.add(graph)
             for name, bounds, read in growing:
                 value = read(totals)
-                if value > bounds.max:  # type: ignore[operator]  # growing bounds have a max
-                    raise _OverBound(bounds.broken(name, value))
+                if bounds.max is not None:
+                    if value > bounds.max:
+                        raise _OverBound(bounds.broken(name, value))
+                    return  # under its max so far: it may pass it later, and its reason comes first
+                if bounds.min is not None and value < bounds.min:
+                    return  # under its min so far: it may stay there, and its reason comes first
 
         return watch
 
