@@ -78,7 +78,8 @@ def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: flo
 
 
 def deploy(model: Any, *, layout: str = "auto", pack: bool = True):
-    """The inference form of a module built by `archspec.build` (trained or not), in eval mode.
+    """The inference form of a module built by `archspec.build` (trained or not), in eval mode, on
+    the module's device and in its dtype.
 
     Batch norms are folded into the conv or linear layer before them, parallel linear branches
     that are summed (RepVGG, MobileOne) become one conv, dropout, stochastic depth and auxiliary

@@ -153,6 +153,70 @@ head: [global_pool: avg, flatten, linear: 3]
     assert_same_function(model, deployed, torch.randn(3, 4, 9, 9))
 
 
+_SUM = """      - add:
+          k: [conv: {out: "${out}", kernel: 3, padding: 1, bias: false}, norm]
+          o: [conv: {out: "${out}", kernel: 1, bias: false}, norm]
+        name: s
+"""
+
+
+@pytest.mark.parametrize("after", [
+    # the merged sum read by a norm and by the add after it: the norm stays a norm
+    """      - norm: {name: n}
+      - add: [s, n]
+""",
+    # ... by a norm (then a 1x1 conv) and by a later add
+    """      - norm: {name: n}
+      - conv: {out: "${out}", kernel: 1, name: z}
+      - add: [s, z]
+""",
+    # ... by an add with the input, whose norm is added to the sum again
+    """      - add: [s, input]
+      - norm: {name: n}
+      - add: [n, s]
+""",
+], ids=["norm_then_add", "norm_conv_then_add", "add_input_norm_then_add"])
+def test_a_merged_sum_read_more_than_once_keeps_what_reads_it(after):
+    """The conv that now computes a merged sum is read wherever the sum was: a norm after it folds
+    only where it is the conv's one reader."""
+    spec = f"""
+name: sum_read_twice
+input: {{channels: 6, size: [9, 9]}}
+num_classes: 3
+defaults: {{norm: batch, activation: relu}}
+blocks:
+  b:
+    params: {{out: int}}
+    layers:
+{_SUM}{after}      - act
+stages:
+  - {{block: b, out: 6}}
+head: [global_pool: avg, flatten, linear: 3]
+"""
+    model = perturb_norms(archspec.build(spec)).eval()
+    deployed = archspec.deploy(model)
+    norms = [m for m in deployed.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert len(norms) == 1  # the branches' two norms folded, the one after the sum kept
+    assert assert_same_function(model, deployed, torch.randn(2, 6, 9, 9)) <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+def test_a_model_in_another_dtype_deploys_in_that_dtype(dtype):
+    model = perturb_norms(archspec.build("resnet18", num_classes=5)).eval().to(dtype)
+    deployed = archspec.deploy(model)
+    assert {p.dtype for p in deployed.parameters()} == {dtype}
+    x = torch.randn(2, 3, 32, 32, dtype=dtype)
+    with torch.no_grad():
+        ours, theirs = deployed(x), model(x)
+    assert ours.dtype == dtype
+    if dtype is torch.float64:
+        assert ((ours - theirs).abs().max() / theirs.abs().max()).item() <= 1e-12
+    else:  # folded in float64, rounded once: no further from the exact result than the training form
+        with torch.no_grad():
+            exact = model.double()(x.double())
+        assert (ours.double() - exact).abs().max() <= 4 * (theirs.double() - exact).abs().max()
+
+
 @pytest.mark.slow
 def test_deploy_after_training_steps_and_a_checkpoint(tmp_path):
     """A module trained a few steps (batch statistics moved by training itself), saved and loaded

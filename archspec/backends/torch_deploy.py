@@ -87,6 +87,8 @@ def deploy_module(model: nn.Module, net: Network, layout: str = "auto", pack: bo
     device = param.device if param is not None else torch.device("cpu")
     with torch.device(device):  # every parameter is loaded below: none is drawn at random first
         out = build_module(deployed.network, init=False, fill=False)
+    if param is not None and param.is_floating_point() and param.dtype != torch.get_default_dtype():
+        out = out.to(dtype=param.dtype)  # a float64 or bfloat16 model deploys as one (before the weights are carried)
     if device.type != "meta":  # on meta (shapes only, as a checkpoint is loaded) there is nothing to fold
         _carry(model, out, deployed)
     out = apply_layout(out.eval(), deployed.network, layout)

@@ -186,8 +186,9 @@ def _merge_sum(entries: list[_Entry], i: int, readers: dict[int, int], keep: set
         rest = [j for pos, j in enumerate(add.inputs) if pos not in used]
         if rest:
             add.inputs = [first, *rest]  # type: ignore[list-item]  # first is a conv branch's index, never None
-        else:
+        else:  # the merged conv is the sum now: whatever read the sum reads it
             alias[i], add.alive = first, False
+            readers[first] = readers.get(i, 0)
         return True
     return False
 
