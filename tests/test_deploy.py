@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from typing import Any
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import archspec
 from archspec.ir.deploy import deploy_network
@@ -215,6 +218,69 @@ def test_a_model_in_another_dtype_deploys_in_that_dtype(dtype):
         with torch.no_grad():
             exact = model.double()(x.double())
         assert (ours.double() - exact).abs().max() <= 4 * (theirs.double() - exact).abs().max()
+
+
+# -- generated blocks: sums of conv and norm branches read in any way --------------------------
+
+_C = 4  # every value of a generated block has 4 channels, 7 x 7: any layer can read any earlier one
+
+
+@st.composite
+def _branch(draw: st.DrawFn, names: list[str]) -> Any:
+    """A body of a sum: the value itself, or a conv (3x3, 1x1, 1x3 or 3x1; with a bias or not) and
+    maybe a norm, or a norm alone; of the current value or of an earlier one (`from:`)."""
+    kind = draw(st.sampled_from(["identity", "norm", "k3", "k1", "h", "v"]))
+    if kind == "identity":
+        return "identity"
+    body: list[Any] = []
+    if draw(st.booleans()):
+        body.append({"from": draw(st.sampled_from(names))})
+    if kind != "norm":
+        kernel, padding = {"k3": (3, 1), "k1": (1, 0), "h": ([1, 3], [0, 1]), "v": ([3, 1], [1, 0])}[kind]
+        body.append({"conv": {"out": _C, "kernel": kernel, "padding": padding, "bias": draw(st.booleans())}})
+    if kind == "norm" or draw(st.booleans()):
+        body.append("norm")
+    return body
+
+
+@st.composite
+def _block_layers(draw: st.DrawFn) -> list[Any]:
+    """3 to 7 named layers: sums of 2 or 3 branches, norms, activations, convs, adds of two earlier
+    values, and jumps back to an earlier value; each may read what any later layer reads too."""
+    names = ["input"]
+    layers: list[Any] = []
+    for i in range(draw(st.integers(3, 7))):
+        name = f"v{i}"
+        kind = draw(st.sampled_from(["sum", "sum", "norm", "act", "conv", "add", "from"]))
+        if kind == "sum":
+            count = draw(st.integers(2, 3))
+            layers.append({"add": {f"b{k}": draw(_branch(names)) for k in range(count)}, "name": name})
+        elif kind == "norm":
+            layers.append({"norm": {"name": name}})
+        elif kind == "act":
+            layers.append({"act": {"name": name}})
+        elif kind == "conv":
+            layers.append({"conv": {"out": _C, "kernel": 1, "name": name}})
+        elif kind == "add":
+            layers.append({"add": [draw(st.sampled_from(names)), draw(st.sampled_from(names))], "name": name})
+        else:
+            layers.append({"from": draw(st.sampled_from(names))})
+            continue
+        names.append(name)
+    return layers
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(layers=_block_layers())
+def test_generated_sums_of_branches_deploy_to_the_same_function(layers: list[Any]) -> None:
+    """Whatever reads a sum, a norm or a conv, and however often: the deployed block computes what
+    the training form computes in eval mode (norms perturbed)."""
+    spec = {"name": "generated", "input": {"channels": _C, "size": [7, 7]}, "num_classes": 3,
+            "defaults": {"norm": "batch", "activation": "relu"},
+            "blocks": {"b": {"layers": layers}},
+            "stages": [{"block": "b"}], "head": [{"global_pool": "avg"}, "flatten", {"linear": 3}]}
+    model = perturb_norms(archspec.build(spec)).eval()
+    assert_same_function(model, archspec.deploy(model), torch.randn(2, _C, 7, 7))
 
 
 @pytest.mark.slow
