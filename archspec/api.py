@@ -61,9 +61,11 @@ def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: flo
     model = build_module(net, init=init_weights)
     if chosen is not None and located is not None:
         _load_weights(model, located, chosen)  # into the training form: deploy folds the loaded norms
-    patterns = [*(located.model.freeze if located is not None else ()), *_patterns(freeze)]
-    if patterns and deploy:
+    if deploy and _patterns(freeze):
         raise ArgumentError("freeze is for training; a deployed module does not train (drop deploy or freeze)")
+    # A spec's own `freeze:` says how to fine-tune it; its deployed form does not train, so the spec deploys
+    # (and a deployed checkpoint of it loads) with nothing to freeze.
+    patterns = [] if deploy else [*(located.model.freeze if located is not None else ()), *_patterns(freeze)]
     if patterns:
         _freeze(model, patterns, located, len(patterns) - len(_patterns(freeze)))
     if deploy:

@@ -65,3 +65,18 @@ def test_a_pattern_that_names_nothing_is_an_error() -> None:
         archspec.build(archspec.load_spec("resnet18", freeze=["stem", "stages.9"]))
     with pytest.raises(ArgumentError, match="freeze is a part path or a list of them"):
         archspec.build("resnet18", freeze=3)
+
+
+def test_a_spec_that_freezes_parts_deploys_and_its_deployed_checkpoint_loads(tmp_path) -> None:
+    spec = {"extends": "resnet18", "num_classes": 10, "freeze": ["stem", "stages.0"]}
+    model = archspec.build(spec).eval()
+    deployed = archspec.deploy(model)
+    path = tmp_path / "deployed.safetensors"
+    archspec.save(deployed, path)
+    loaded = archspec.load(path)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), model(x), rtol=1e-4, atol=1e-5)
+    assert getattr(loaded, "archspec_frozen", None) is None
+    with pytest.raises(ArgumentError, match="freeze is for training"):  # asked for in the same call: refused
+        archspec.build("resnet18", freeze=["stem"], deploy=True)

@@ -79,6 +79,30 @@ def test_a_download_is_hash_checked_written_atomically_and_then_read_from_the_ca
     assert again.archspec_weights.file == target
 
 
+def test_two_urls_of_the_same_file_name_are_cached_apart(hub, monkeypatch) -> None:
+    # HuggingFace names every repository's file the same: the second URL is downloaded too, and each
+    # model gets its own file's weights (a cached file is not hashed again)
+    torch.manual_seed(1)
+    other = archspec.build(TINY).state_dict()
+    first, state = tiny_file()
+    buffer = io.BytesIO()
+    torch.save(other, buffer)
+    files = {"https://weights.example/a/resolve/main/model.pth": first,
+             "https://weights.example/b/resolve/main/model.pth": buffer.getvalue()}
+    asked: list[str] = []
+
+    def fake_open(url):
+        asked.append(url)
+        return Served(files[url])
+
+    monkeypatch.setattr(fetch, "_open", fake_open)
+    a, b = (archspec.build(TINY, weights=url) for url in files)
+    assert asked == list(files) and len(os.listdir(hub)) == 2
+    assert all(torch.equal(a.state_dict()[k], v) for k, v in state.items())
+    assert all(torch.equal(b.state_dict()[k], v) for k, v in other.items())
+    assert a.archspec_weights.file.name.startswith("model_") and a.archspec_weights.file.suffix == ".pth"
+
+
 @pytest.mark.parametrize("digest", ["0" * 64, "deadbeef"])
 def test_a_hash_mismatch_keeps_no_file(hub, monkeypatch, digest: str) -> None:
     data, _ = tiny_file()

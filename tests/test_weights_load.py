@@ -330,3 +330,26 @@ def test_weights_backbone_fill_the_detection_backbones_as_torchvisions_builders(
     for key in want:
         assert_depends_on_input(want[key], f"{name}[{key}]", atol)
         assert_close_outputs(got[key], want[key], f"{name}[{key}]", atol)
+
+
+def test_a_safetensors_file_of_a_deep_resnet_pairs_each_block_with_its_own(tmp_path) -> None:
+    # safetensors keeps names sorted as text (layer3.10 before layer3.2); read back, numbers order
+    # as numbers, so that pairing by module and kind gives ResNet-101's 23 third-stage blocks each
+    # its own weights (checked on the meta device: shapes and names, no values)
+    from safetensors.torch import save_file
+
+    from archspec.interop.torchvision import pair_state
+    from archspec.weights.files import natural_key, read
+
+    path = tmp_path / "order.safetensors"
+    save_file({name: torch.zeros(1) for name in ("layer3.10.w", "layer3.2.w", "fc.w", "layer3.1.w")}, str(path))
+    assert list(read(path, "safetensors")[0]) == ["fc.w", "layer3.1.w", "layer3.2.w", "layer3.10.w"]
+    with torch.device("meta"):
+        ours, theirs = archspec.build("resnet101").state_dict(), tvm.resnet101().state_dict()
+    as_read = {name: theirs[name] for name in sorted(theirs, key=natural_key)}
+    pairs = pair_state(ours, as_read, "ResNet")
+    blocks = [(mine, other) for mine, other in pairs if mine.startswith("stages.")]
+    assert len(blocks) > 300
+    for mine, other in blocks:  # stages.S.blocks.B.x is torchvision's layer{S+1}.B.x
+        _, stage, _, block, rest = mine.split(".", 4)
+        assert other.startswith(f"layer{int(stage) + 1}.{block}."), (mine, other)

@@ -32,9 +32,18 @@ def _safetensors(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
 
     try:
         with safe_open(str(path), framework="pt") as f:
-            return {k: f.get_tensor(k) for k in f.keys()}, dict(f.metadata() or {})
+            return {k: f.get_tensor(k) for k in sorted(f.keys(), key=natural_key)}, dict(f.metadata() or {})
     except Exception as exc:  # safetensors raises its own error types for broken files
         raise WeightsError(f"{path}: not a readable safetensors file, truncated or damaged ({str(exc)[:160]})") from None
+
+
+def natural_key(name: str) -> tuple:
+    """A tensor name's sort key, its numbers compared as numbers: `layer3.2` before `layer3.10`.
+    A safetensors file keeps its names sorted as text, not in the order the network made them, and
+    pairing a file's tensors with archspec's by module and kind reads a stage's repeated blocks in
+    this order (ResNet-101's third stage has 23)."""
+    return tuple((0, int(part), "") if part.isascii() and part.isdigit() else (1, 0, part)
+                 for part in name.split("."))
 
 
 def _torch(path: Path) -> dict[str, Any]:

@@ -13,6 +13,7 @@ the `Report` lists each tensor that did not load and why.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..core.errors import did_you_mean
 from ..interop.torchvision import InteropError, disagreements, pair_state
 from ..spec.load import Spec, load_spec
 from ..spec.weights import Layout, WeightsEntry
-from .fetch import WeightsError, cached
+from .fetch import HASH_IN_NAME, WeightsError, cached
 from .files import read
 
 SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
@@ -111,7 +112,19 @@ def file_of(chosen: Chosen) -> Path:
     if chosen.path is not None:
         return chosen.path
     assert entry.url is not None
-    return cached(entry.url, entry.file_name or "weights.pth", entry.sha256)
+    return cached(entry.url, cache_name(entry.url, entry.file_name or "weights.pth"), entry.sha256)
+
+
+def cache_name(url: str, name: str) -> str:
+    """The name `url` is cached under: its file name where that carries the file's hash (torch.hub's
+    `resnet50-0676ba61.pth`, shared with torchvision's cache), else the file name with a digest of
+    the whole URL, so that two URLs never share a cached file: a cached file is used without
+    checking its hash again, and HuggingFace names every repository's file `model.safetensors`."""
+    if HASH_IN_NAME.search(name):
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    digest = hashlib.sha256(url.encode()).hexdigest()[:12]
+    return f"{stem}_{digest}.{suffix}" if dot and stem else f"{name}_{digest}"
 
 
 def load_into(model: Any, spec: Spec, chosen: Chosen, *, reference: Any) -> Report:
