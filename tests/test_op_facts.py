@@ -211,3 +211,31 @@ def test_the_adding_an_op_walkthrough_is_true() -> None:
     run = subprocess.run([sys.executable, "-c", WALKTHROUGH, str(doc), str(doc.parent.parent)], capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0 and "walkthrough ok" in run.stdout, run.stderr
+
+
+def _shares_memory(out: object, ins: list[torch.Tensor]) -> bool:
+    outs = [out] if isinstance(out, torch.Tensor) else list(out)  # type: ignore[call-overload]
+    mine = {t.untyped_storage().data_ptr() for t in ins}
+    return any(o.untyped_storage().data_ptr() in mine for o in outs)
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLES))
+def test_an_op_whose_output_is_fresh_returns_new_memory(kind: str) -> None:
+    """`fresh_output` lets an activation after the op run in place: the module, run in eval mode,
+    shares no memory with its inputs (a view or the input itself would be overwritten too)."""
+    op, module = _module(kind)
+    if module is None or not op.output_is_fresh():
+        return
+    fields, ins = SAMPLES[kind]
+    xs = [torch.randn(2, *shape) for shape in ins]
+    with torch.no_grad():
+        assert not _shares_memory(module.eval()(*xs), xs), kind
+
+
+@pytest.mark.parametrize("name", typing.get_args(ActKind))
+def test_an_activation_says_whether_its_output_is_new_memory(name: str) -> None:
+    op = op_class("act")(type=name)
+    module = instantiate(op.torch([(4, 6, 6)]))
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad():
+        assert _shares_memory(module(x), [x]) != op.output_is_fresh(), name

@@ -139,3 +139,26 @@ def test_build_honours_the_default_device() -> None:
     with torch.device("meta"):
         model = archspec.build("resnet18")
     assert {p.device.type for p in model.parameters()} == {"meta"}
+
+
+@pytest.mark.parametrize("layers", [
+    [{"concat": [[{"split": {"parts": 2, "index": 0}}, "act"], [{"split": {"parts": 2, "index": 0}}]]}],  # a view
+    [{"add": [[{"dropout": 0.2}, "act"], "identity"]}],  # dropout in eval mode returns its input itself
+    [{"add": [[{"act": "identity"}, "act"], "identity"]}],  # so does the identity activation
+    [{"add": [[{"flatten": None}, "act"], [{"flatten": None}]]}],  # a view of another shape
+], ids=["split", "dropout", "identity_act", "flatten"])
+def test_an_activation_after_a_view_or_its_input_itself_does_not_run_in_place(layers) -> None:
+    # Running it in place would also overwrite the value the other branch reads: the block must
+    # compute what it computes with every activation out of place (torch's own semantics)
+    spec = {"name": "alias", "input": {"channels": 4, "size": 8}, "num_classes": 3,
+            "defaults": {"norm": "batch", "activation": "relu"},
+            "blocks": {"u": {"layers": layers}}, "stem": [{"conv": {"out": 4, "kernel": 1}}],
+            "stages": [{"block": "u"}], "head": ["flatten", {"linear": 3}]}
+    block = archspec.build(spec).eval().stages[0].blocks[0]
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        ours = block(x.clone())
+        for module in block.modules():
+            if hasattr(module, "inplace"):
+                module.inplace = False
+        assert torch.equal(ours, block(x.clone()))

@@ -70,7 +70,7 @@ def plan_graph(graph: Graph) -> GraphPlan:
         call = node.op.torch(graph.in_shapes(node))
         if isinstance(call, ModuleCall) and node.op.inplace_capable():
             src = node.inputs[0]
-            if src >= 0 and readers.get(src, 0) == 1:
+            if src >= 0 and readers.get(src, 0) == 1 and graph.nodes[src].op.output_is_fresh():
                 rest = {k: v for k, v in call.defaults.items() if k != "inplace"}
                 call = replace(call, kwargs={**call.kwargs, "inplace": True}, defaults=rest)
         if isinstance(call, ModuleCall) and type(node.op).init_skippable:

@@ -270,6 +270,11 @@ class Op(SpecNumbers, BaseModel):
     output_overwritable: ClassVar[bool]
     # The spec's `init:` rule that sets its weights ("conv", "linear", "norm"), or None.
     init_kind: ClassVar[str | None]
+    # Its output is new memory: never a view of an input (split, flatten) nor an input itself
+    # (dropout in eval mode, drop_path at rate 0), so an activation after it may write into it in
+    # place when nothing else reads it. Not one of FACTS: False, the safe answer, unless stated
+    # (an in-place ReLU after a view would also change the value the view was taken from).
+    fresh_output: ClassVar[bool] = False
     # Its module draws random weights and holds no buffer, so the constructor's initialisation may
     # be skipped when the spec's rule sets every parameter anyway (building ResNet-50 draws once).
     init_skippable: ClassVar[bool]
@@ -339,6 +344,10 @@ class Op(SpecNumbers, BaseModel):
     def inplace_capable(self) -> bool:
         """Whether its torch module takes `inplace=True` (the backend decides when that is safe)."""
         return False
+
+    def output_is_fresh(self) -> bool:
+        """Whether this op's output is new memory (`fresh_output`; an op whose settings decide says so here)."""
+        return self.fresh_output
 
     def deploy_role(self) -> str | None:
         """What the deploy pass (ir/deploy.py) may do with it in eval mode: "drop" (the identity:

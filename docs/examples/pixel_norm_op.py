@@ -36,6 +36,8 @@ class PixelNormOp(Op):
     init_kind: ClassVar[str | None] = None  # no `init:` rule applies: it has no weights
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = True  # drawn in the row of the layer before it, as norms are
+    fresh_output: ClassVar[bool] = True  # optional (default False): its output is new memory, not a
+    # view of its input, so an activation after it may run in place
 
     eps: float = Field(1e-8, gt=0)  # the fields are what a spec may write; unknown keys are errors
 

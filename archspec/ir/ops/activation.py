@@ -33,6 +33,7 @@ class Act(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = True
@@ -51,6 +52,9 @@ class Act(Op):
 
     def inplace_capable(self) -> bool:
         return ACTIVATIONS[self.type or "relu"][1]
+
+    def output_is_fresh(self) -> bool:
+        return self.type != "identity"  # nn.Identity returns its input itself
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         kwargs: dict = {"negative_slope": self.negative_slope} if self.type == "leaky_relu" else {}

@@ -216,6 +216,7 @@ class SelfAttention(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = True
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = "linear"  # out_proj; in_proj keeps its xavier initialisation
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False
@@ -267,6 +268,7 @@ class WindowAttention(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = True
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = "linear"  # qkv, proj (and the v2 bias MLP)
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False
@@ -383,6 +385,7 @@ class PartitionAttention(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = True
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = "linear"  # to_qkv, merge
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False

@@ -28,6 +28,7 @@ class Conv(Op):
     depth_layer: ClassVar[bool] = True
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = True
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = "conv"
     init_skippable: ClassVar[bool] = True
     fused: ClassVar[bool] = False

@@ -31,6 +31,7 @@ class ConvTranspose(Op):
     depth_layer: ClassVar[bool] = True  # U-Net's 23 layers count its four up-convolutions
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = True
+    fresh_output: ClassVar[bool] = True
     # PyTorch's own initialisation, as torchvision's `isinstance(m, nn.Conv2d)` loops leave it
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False

@@ -23,6 +23,7 @@ class Linear(Op):
     depth_layer: ClassVar[bool] = True
     ends_features: ClassVar[bool] = True
     output_overwritable: ClassVar[bool] = True
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = "linear"
     init_skippable: ClassVar[bool] = True
     fused: ClassVar[bool] = False

@@ -22,6 +22,7 @@ class Add(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False
@@ -55,6 +56,7 @@ class Concat(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False
@@ -85,6 +87,7 @@ class Mul(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False

@@ -31,6 +31,7 @@ class Norm(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = True
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = "norm"
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = True
@@ -128,6 +129,7 @@ class LocalResponseNorm(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = True
@@ -159,6 +161,7 @@ class L2Norm(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None  # its own constant: `scale`
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = True

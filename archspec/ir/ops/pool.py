@@ -17,6 +17,7 @@ class _WindowPool(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False
@@ -105,6 +106,7 @@ class AdaptivePool(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = True
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False
@@ -147,6 +149,7 @@ class GlobalPool(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = True
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False

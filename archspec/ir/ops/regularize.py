@@ -50,6 +50,7 @@ class LayerScale(Op):
     depth_layer: ClassVar[bool] = False
     ends_features: ClassVar[bool] = False
     output_overwritable: ClassVar[bool] = False
+    fresh_output: ClassVar[bool] = True
     init_kind: ClassVar[str | None] = None
     init_skippable: ClassVar[bool] = False
     fused: ClassVar[bool] = False
