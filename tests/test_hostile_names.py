@@ -157,3 +157,17 @@ def test_csv_and_jsonl_writers(values: list[str], tmp_path_factory) -> None:
         assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
         original = cell[1:] if cell.startswith("'") and cell[1:2] in ("=", "+", "-", "@", "\t", "\r") else cell
         assert original in values
+
+
+@pytest.mark.parametrize("name", ["if", "class", "None", "lambda"])
+def test_a_python_keyword_as_a_layer_name_is_refused_where_it_is_written(name: str, tmp_path) -> None:
+    # torch.fx writes a branching block's forward as Python that calls each module as an attribute
+    # (`self.if(x)` does not parse): refused where the name is written, as `validate` reports it
+    path = tmp_path / "kw.yaml"
+    path.write_text("name: kw\ninput: {channels: 3, size: 8}\nnum_classes: 3\n"
+                    "blocks:\n  u:\n    layers:\n      - add: [[conv: {out: 3, kernel: 1, name: " + name + "}], identity]\n"
+                    "stages: [{block: u}]\nhead: [flatten, linear: 3]\n")
+    code, _, err = run_cli("validate", str(path))
+    assert code == 2 and f"name '{name}' is a Python keyword" in err and f"{path}:" in err, err
+    with pytest.raises(ArchspecError, match="Python keyword"):
+        archspec.build(str(path))

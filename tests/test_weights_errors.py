@@ -218,3 +218,13 @@ def test_cli_build_with_weights_reports_what_loaded(tmp_path) -> None:
     assert "head.fc.weight: shape [5, 4] here, [3, 4] in the weights" in err
     code, out, err = run_cli("build", "resnet18", "--weights", "IMAGENET1K_V9")
     assert code == 2 and "resnet18 has no weights named 'IMAGENET1K_V9'" in err
+
+
+def test_a_file_that_loads_nothing_is_an_error_not_a_warning(tmp_path) -> None:
+    empty, wrong = tmp_path / "empty.pth", tmp_path / "wrong.pth"
+    torch.save({}, empty)
+    torch.save({k: torch.zeros(3, 3) for k in archspec.build(TINY).state_dict()}, wrong)  # the names, no shape
+    with pytest.raises(WeightsError, match="load nothing here: it holds no tensors"):
+        archspec.build(TINY, weights=str(empty))
+    with pytest.raises(WeightsError, match=r"load nothing here: none of its \d+ tensors fits"):
+        archspec.build(TINY, weights=str(wrong))

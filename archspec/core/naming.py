@@ -50,6 +50,9 @@ def module_name_problem(name: str) -> str | None:
             return f"name '{name}' is empty" if not name else f"name '{name}' has an empty part"
         if part.startswith("__") or part in MODULE_ATTRIBUTES:
             return f"name '{part}' is taken by every torch module (an attribute of nn.Module); choose another"
+        if keyword.iskeyword(part):  # torch.fx's generated forward reads modules as attributes: `self.if(x)`
+            return (f"name '{part}' is a Python keyword: torch.fx's generated code could not call the module "
+                    f"(`self.{part}(x)`); choose another ('{part}_')")
     return None
 
 

@@ -14,6 +14,7 @@ the `Report` lists each tensor that did not load and why.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,6 +214,11 @@ def _load(model: Any, tensors: dict, mapping: dict[str, str], ref_state: Any, la
             continue
         new[key] = value.reshape(mine.shape)
         report.loaded.append(key)
+    if not report.loaded:  # an empty file, or one of another network whose names happen to agree
+        why = "it holds no tensors" if not tensors else \
+            f"none of its {len(tensors):,} tensors fits this network's {len(own):,} (another architecture?)"
+        raise WeightsError(f"{path}: these weights load nothing here: {why}; the first tensors: "
+                           + "; ".join(f"{k}: {v}" for k, v in itertools.islice(report.skipped.items(), 3)))
     used = {mapping[k] for k in report.loaded} | {mapping[k] for k in report.skipped if k in mapping}
     report.unused = [k for k in tensors if k not in used]
     with torch.no_grad():
