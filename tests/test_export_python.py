@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import json
 import math
@@ -297,3 +298,92 @@ def _check_initialisers(tmp_path: Path) -> None:
     assert abs(float(final.weight.std()) / 0.01 - 1) < 0.05 and not final.bias.any()
     first = squeezenet.stem.conv1  # kaiming_uniform for the other convs, with zero bias
     assert not first.bias.any() and abs(float(first.weight.std()) / math.sqrt(2 / (3 * 9)) - 1) < 0.1
+
+
+_SCRIPT_OP = '''
+import sys
+from typing import ClassVar
+import torch
+from pydantic import Field
+from torch import nn
+import archspec
+from archspec.ir.op import ModuleCall, Op, register_op
+
+
+class PixelNorm(nn.Module):
+    def __init__(self, eps: float = 1e-8):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + self.eps)
+
+
+@register_op
+class PixelNormOp(Op):
+    kind: ClassVar[str] = "pixel_norm"
+    category: ClassVar[str] = "norm"
+    shorthand: ClassVar[str] = "eps"
+    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = True
+    eps: float = Field(1e-8, gt=0)
+
+    def torch(self, ins):
+        return ModuleCall(f"{__name__}.PixelNorm", kwargs={"eps": self.eps})
+
+
+spec = {"name": "pn", "input": {"channels": 3, "size": 16}, "num_classes": 4,
+        "stem": [{"conv": {"out": 8, "kernel": 3}}, "pixel_norm", "act"],
+        "head": ["global_pool", "flatten", {"linear": 4}]}
+model = archspec.build(spec).eval()
+archspec.export(spec, sys.argv[1])
+torch.save(model.state_dict(), sys.argv[2])
+'''
+
+
+def test_a_layer_class_of_the_running_script_is_copied_into_the_export(tmp_path: Path) -> None:
+    # `ModuleCall(f"{__name__}.PixelNorm")` in a script names `__main__`, which no other interpreter
+    # can import: the class is copied in, and the file builds the same model elsewhere
+    script, exported, weights = tmp_path / "make.py", tmp_path / "pn_export.py", tmp_path / "pn.pth"
+    script.write_text(_SCRIPT_OP)
+    made = subprocess.run([sys.executable, str(script), str(exported), str(weights)], capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert "__main__" not in exported.read_text() and "class PixelNorm(nn.Module)" in exported.read_text()
+    check = ("import sys, torch; sys.path.insert(0, sys.argv[1]); import pn_export\n"
+             "m = pn_export.Pn().eval(); m.load_state_dict(torch.load(sys.argv[2]))\n"
+             "print(m(torch.ones(1, 3, 16, 16)).shape)")
+    run = subprocess.run([sys.executable, "-c", check, str(tmp_path), str(weights)], capture_output=True, text=True,
+                         cwd=str(tmp_path))
+    assert run.returncode == 0 and run.stdout.strip() == "torch.Size([1, 4])", run.stderr[-2000:]
+
+
+def test_the_weights_hint_of_a_deployed_export_of_a_checkpoint_loads_them(tmp_path: Path) -> None:
+    # the checkpoint holds the training form's tensors; the note says how to get the deployed form's
+    spec = {"name": "tiny_bn", "input": {"channels": 3, "size": 16}, "num_classes": 4,
+            "defaults": {"norm": "batch", "activation": "relu"},
+            "stem": [{"conv": {"out": 8, "kernel": 3, "padding": 1, "bias": False}}, "norm", "act"],
+            "head": ["global_pool", "flatten", {"linear": 4}]}
+    model = archspec.build(spec).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-1, 1)
+                m.running_var.uniform_(0.5, 2)
+    ckpt, out = tmp_path / "tiny.safetensors", tmp_path / "tiny_dep.py"
+    archspec.save(model, ckpt)
+    code, stdout, err = run_cli("export", str(ckpt), "--deploy", "-o", str(out), "--json")
+    assert code == 0, err
+    hint = json.loads(stdout)["note"]
+    statement = hint.split("with ", 1)[1]
+    loader = importlib.util.spec_from_file_location("tiny_dep", out)
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    exported = module.TinyBn().eval()
+    eval(statement, {"model": exported, "archspec": archspec})  # the note's own code
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(exported(x), model(x), rtol=1e-4, atol=1e-5)

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..api import export
     from ..api import export_format
-    from ..checkpoint import is_checkpoint
+    from ..checkpoint import is_checkpoint, read_deployed
     from ..plugins import load_plugins
 
     check_output_names(args.output)
@@ -62,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
                       weights=args.weights, **overrides(args))
     hint = None
     if chosen.name == "python" and is_checkpoint(args.spec):
-        hint = (f"the source holds no weights; load them with "
-                f"model.load_state_dict(safetensors.torch.load_file({str(args.spec)!r}))")
+        if args.deploy and not read_deployed(args.spec):  # the file holds the training form's tensors
+            hint = (f"the source holds no weights; load the deployed form's with model.load_state_dict("
+                    f"archspec.deploy(archspec.load({str(args.spec)!r})).state_dict())")
+        else:
+            hint = (f"the source holds no weights; load them with "
+                    f"model.load_state_dict(safetensors.torch.load_file({str(args.spec)!r}))")
     if args.json:
         print_json({"output": str(path), "format": chosen.name, "bytes": path.stat().st_size, "note": hint})
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import sys
 import textwrap
 
 from ...core.errors import ArchspecError
@@ -40,8 +41,8 @@ RESERVED_CLASSES = {"Stage", "OrderedDict", "Tensor"} | _class_names(OP_MODULES)
 # -- naming the targets ----------------------------------------------------------------------------------------
 class Imports:
     """Where each target comes from in the generated file: `torch.nn.Conv2d` -> `nn.Conv2d`;
-    an archspec layer, or one from a `--plugin` file (which no other interpreter can import),
-    -> its class, copied in (it must be self-contained, as archspec's are); a layer from an
+    an archspec layer, or one from a `--plugin` file or the running script (which no other
+    interpreter can import), -> its class, copied in (it must be self-contained, as archspec's are); a layer from an
     installed package -> `from package import Name`, aliased if the name is taken."""
 
     def __init__(self, taken: set[str]) -> None:
@@ -57,7 +58,7 @@ class Imports:
             return f"nn.{attr}"
         if module in ("torch", "torch.nn.functional"):
             return target
-        if module.split(".")[0] == "archspec" or module.startswith("archspec_plugin_"):
+        if module.split(".")[0] == "archspec" or module.startswith("archspec_plugin_") or module == "__main__":
             if target not in self.copied and (attr in self.taken - set(RESERVED_CLASSES) or attr in RESERVED_NAMES):
                 raise ArchspecError(f"cannot copy layer class {attr} into the file: a generated class has its name")
             self.copied[target] = attr
@@ -85,14 +86,25 @@ class Imports:
         return [definition_source(target) for target in sorted(self.copied, key=lambda t: self.copied[t])]
 
 
+def _main_file(name: str) -> str:
+    """The script that defines `name` in `__main__` (a layer class registered by the running script:
+    no other interpreter can import it, so it is copied in, as a --plugin's is)."""
+    origin = getattr(sys.modules.get("__main__"), "__file__", None)
+    if origin is None:
+        raise ArchspecError(f"layer class {name} is defined in an interactive session (a notebook or the REPL), whose "
+                            "source cannot be copied into the exported file: define it in a module and import it, "
+                            "or pass its file with --plugin")
+    return str(origin)
+
+
 def definition_source(target: str, method: str | None = None) -> str:
     """The source of a class or function, read from its file without importing it (nor torch);
     with `method`, the source of that method of the class, dedented."""
     module, _, name = target.rpartition(".")
-    spec = importlib.util.find_spec(module)
-    if spec is None or spec.origin is None:
+    origin = _main_file(name) if module == "__main__" else getattr(importlib.util.find_spec(module), "origin", None)
+    if origin is None:
         raise ValueError(f"cannot find the source of {target}")
-    with open(spec.origin, encoding="utf-8") as f:
+    with open(origin, encoding="utf-8") as f:
         text = f.read()
     for node in ast.parse(text).body:
         if isinstance(node, ast.ClassDef | ast.FunctionDef) and node.name == name:
