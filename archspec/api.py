@@ -216,6 +216,8 @@ def predict(spec: Any, images: Any, weights: Any = "DEFAULT", top: int = 5, **ov
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         raise ArgumentError(f"{located.name} does not classify (its output is not one score per category); "
                             "predict takes a classifier")
+    if names is not None and len(names) != logits.shape[1]:  # a head fine-tuned to other classes: no names fit
+        names = None
     probs = logits.softmax(1)
     k = min(top, probs.shape[1])
     values, indices = probs.topk(k, dim=1)

@@ -353,3 +353,18 @@ def test_a_safetensors_file_of_a_deep_resnet_pairs_each_block_with_its_own(tmp_p
     for mine, other in blocks:  # stages.S.blocks.B.x is torchvision's layer{S+1}.B.x
         _, stage, _, block, rest = mine.split(".", 4)
         assert other.startswith(f"layer{int(stage) + 1}.{block}."), (mine, other)
+
+
+def test_a_torchvision_file_fine_tuned_to_other_classes_loads_into_that_many(tmp_path) -> None:
+    # torchvision's resnet18(num_classes=10), trained and saved: archspec's resnet18 with 10 classes
+    # takes every tensor, head included, and computes what it computes
+    torch.manual_seed(0)
+    tuned = tvm.resnet18(num_classes=10).eval()
+    randomise(tuned)
+    path = tmp_path / "resnet18_ft10.pth"
+    torch.save(tuned.state_dict(), path)
+    model = archspec.build("resnet18", num_classes=10, weights=str(path)).eval()
+    assert not model.archspec_weights.skipped and len(model.archspec_weights.loaded) == len(tuned.state_dict())
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert_close_outputs(model(x), tuned(x), "resnet18, 10 classes")

@@ -83,3 +83,14 @@ def test_predict_ranks_as_torchvision_does(tmp_path, monkeypatch) -> None:
     assert out.splitlines()[1].startswith(f"  1. {found[0][0][0]}")
     code, out, err = run_cli("predict", "mobilenet_v3_small", str(tmp_path / "missing.png"))
     assert code == 2 and "missing.png: no such file" in err
+
+
+def test_a_head_fine_tuned_to_other_classes_is_not_labelled_with_the_published_names(tmp_path) -> None:
+    # a 3-class head on ImageNet weights: its outputs are classes 0 to 2, not 'tench', 'goldfish', ...
+    torch.manual_seed(0)
+    model = archspec.build("mobilenet_v3_small", num_classes=3)
+    model.archspec_weights_name = "DEFAULT"  # as after build(..., weights="DEFAULT"): its preprocessing, its names
+    path = tmp_path / "picture.png"
+    image(64, 64, seed=0).save(path)
+    found = archspec.predict(model, str(path), top=3)
+    assert sorted(c for c, _ in found) == ["class 0", "class 1", "class 2"]

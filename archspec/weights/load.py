@@ -141,7 +141,17 @@ def load_into(model: Any, spec: Spec, chosen: Chosen, *, reference: Any) -> Repo
         ref_state = None
     else:
         tensors = _renamed(tensors, entry.layout)
-        ref_state, mapping = _map(tensors, _reference_spec(spec, entry), entry, reference, path)
+        ref = _reference_spec(spec, entry)
+        try:
+            ref_state, mapping = _map(tensors, ref, entry, reference, path)
+        except WeightsError as published:  # a file fine-tuned to this spec's classes (resnet18(num_classes=10))?
+            if ref.model.num_classes == spec.model.num_classes:
+                raise
+            try:
+                ref_state, mapping = _map(tensors, _reference_spec(spec, entry, spec.model.num_classes), entry,
+                                          reference, path)
+            except WeightsError:
+                raise published from None  # neither: the published network's disagreements say most
         if entry.layout.match == "position":
             mapping, ref_state = _in_order(model.state_dict(), ref_state, mapping), None
     return _load(model, tensors, mapping, ref_state, chosen.label, path)
@@ -156,15 +166,18 @@ def _renamed(tensors: dict[str, Any], layout: Layout) -> dict[str, Any]:
     return tensors
 
 
-def _reference_spec(spec: Spec, entry: WeightsEntry) -> Spec:
-    """The network the file was saved from: the entry's `arch` (a zoo spec), else this spec with
-    the published number of classes; then the entry's `reference` overrides."""
+def _reference_spec(spec: Spec, entry: WeightsEntry, classes: int | None = None) -> Spec:
+    """The network the file was saved from: the entry's `arch` (a zoo spec), else this spec, with
+    the published number of classes (or `classes`, a file fine-tuned to them); then the entry's
+    `reference` overrides."""
     overrides = dict(entry.reference)
+    names = entry.category_names
+    if classes is not None:
+        overrides["num_classes"] = classes
+    elif names is not None and entry.arch is None:
+        overrides.setdefault("num_classes", len(names))
     if entry.arch is not None:
         return load_spec(entry.arch, **overrides)
-    names = entry.category_names
-    if names is not None:
-        overrides.setdefault("num_classes", len(names))
     return spec.with_overrides(**overrides) if overrides else spec
 
 
