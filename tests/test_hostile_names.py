@@ -171,3 +171,15 @@ def test_a_python_keyword_as_a_layer_name_is_refused_where_it_is_written(name: s
     assert code == 2 and f"name '{name}' is a Python keyword" in err and f"{path}:" in err, err
     with pytest.raises(ArchspecError, match="Python keyword"):
         archspec.build(str(path))
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from(['"', "\\", "a", " ", "\n", "\x1b", "é", "'"]), max_size=12) | st.text())
+def test_any_text_reads_back_from_a_generated_docstring(text: str) -> None:
+    # a description paragraph or a tap name written into the exported file's docstrings
+    import ast
+
+    from archspec.backends.python_source.writer import docstring_safe
+
+    source = 'def f():\n    """' + docstring_safe(text) + '"""\n'
+    assert ast.get_docstring(ast.parse(source).body[0], clean=False) == text  # type: ignore[arg-type]

@@ -48,7 +48,10 @@ def docstring_safe(text: str) -> str:
     """`text` as the inside of a triple-quoted docstring that reads back as `text` (see `escaped`), with
     no `\"\"\"` that would close it and no quote at the end that would merge with the closing quotes."""
     text = escaped(text).replace('"""', '\\"\\"\\"')
-    return text[:-1] + '\\"' if text.endswith('"') else text
+    if not text.endswith('"'):
+        return text
+    backslashes = len(text[:-1]) - len(text[:-1].rstrip("\\"))
+    return text if backslashes % 2 else text[:-1] + '\\"'  # an odd run escapes the quote already
 
 
 class ClassWriter:
