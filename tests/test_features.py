@@ -151,3 +151,10 @@ def test_onnx_names_each_tap(tmp_path) -> None:
     path = archspec.export("resnet18", tmp_path / "taps.onnx", features={"c3": "stages.1", "c5": "stages.3"},
                            **{"input.size": [32, 32]})
     assert [o.name for o in onnx.load(str(path)).graph.output] == ["c3", "c5"]
+
+
+def test_an_override_of_a_tap_named_by_a_number_replaces_that_tap() -> None:
+    # `features: {"0": ..., "1": ...}` (YAML's `"1":` is text): `--set features.1=...` means that key
+    spec = {"extends": "resnet18", "features": {"0": "stages.0", "1": "stages.1"}}
+    taps = archspec.load_spec(spec, **{"features.1": "stages.2"}).network().taps
+    assert [(t.name, t.path) for t in taps] == [("0", "stages.0"), ("1", "stages.2")]

@@ -69,3 +69,28 @@ def test_a_moved_parent_item_keeps_the_parents_location(tmp_path: Path) -> None:
     child = "name: child\nextends: parent.yaml\nstages:\n  before a: [{block: basic, out: 8}]\n"
     with pytest.raises(SpecError, match=r"parent.yaml:7:25: stages\[3\].out: must be >= 1, got -32"):
         archspec.load_spec(write(tmp_path, parent=parent, child=child))
+
+
+def test_errors_after_edits_by_index_that_move_items_are_located_where_their_text_is(tmp_path) -> None:
+    # a deletion by index moves the parent's next item into its place: an error there is the parent's;
+    # an insertion before index 0 moves the child's own edits of items 0 and 1: their errors are the child's
+    from tests.clirun import run_cli
+
+    (tmp_path / "b2.yaml").write_text(
+        "name: b2\ninput: {channels: 3, size: 4}\nstages:\n  - {block: basic, out: 8, name: s0}\n"
+        "  - maxpool: {kernel: 8, name: pool}\n  - {block: basic, out: 16, name: s2}\nhead: [global_pool, flatten]\n")
+    (tmp_path / "m2.yaml").write_text("name: m2\nextends: b2.yaml\nstages:\n  0: null\n")
+    code, _, err = run_cli("validate", str(tmp_path / "m2.yaml"))
+    assert code == 2 and f"{tmp_path / 'b2.yaml'}:5:5: stages[0]:" in err, err
+    (tmp_path / "base.yaml").write_text(
+        "name: base\ninput: {channels: 3, size: [32, 32]}\nnum_classes: 10\n"
+        "stages:\n  - {block: basic, out: 8, name: s0}\n  - {block: basic, out: 16, stride: 2, name: s1}\n"
+        "head: [global_pool, flatten, {linear: {out: 10}}]\n")
+    (tmp_path / "up.yaml").write_text(
+        "name: up\nextends: base.yaml\nstages:\n  before 0: [{block: basic, out: 8, repaet: 2}]\n"
+        "  0: {repeat: 0}\n  1: {stride: 0}\n")
+    code, _, err = run_cli("validate", str(tmp_path / "up.yaml"))
+    up = tmp_path / "up.yaml"
+    assert code == 2, err
+    assert f"{up}:4:37: stages[0].repaet: unknown key" in err, err
+    assert f"{up}:5:15: stages[1].repeat: must be >= 1" in err and f"{up}:6:15: stages[2].stride" in err, err

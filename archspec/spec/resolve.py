@@ -201,6 +201,9 @@ def _edit_items(parent: list, child: dict, path: SpecPath, locator: Locator, edi
             layout.append(("parent", i, (key, value)))
         else:
             locator.drop_under(path + (i,))
+            if edits is not None:  # the `KEY: null` that deleted it: no item is there any more
+                edits.drop_under(path + (key,))
+                edits.values.pop(path + (key,), None)
         layout += [("child", (key, k), new) for key, items in placed.get((i, "after"), []) for k, new in enumerate(items)]
     layout += [("child", (key, k), new) for key, items in appended for k, new in enumerate(items)]
     moved = [(p, n) for n, (side, p, _) in enumerate(layout) if side == "parent" and p != n]
@@ -208,17 +211,20 @@ def _edit_items(parent: list, child: dict, path: SpecPath, locator: Locator, edi
         locator.rename(path + (p,), path + (f"\0{n}",))
     for _, n in moved:
         locator.rename(path + (f"\0{n}",), path + (n,))
+    if edits is not None:  # the child's edits too, through temporary keys (an edit keyed 1 may move to 0)
+        written = [(n, path + at if side == "child" else path + (what[0],)) for n, (side, at, what) in enumerate(layout)
+                   if side == "child" or what[0] is not None]
+        for n, old in written:
+            edits.rename(old, path + (f"\0{n}",))
+        for n, _ in written:
+            edits.rename(path + (f"\0{n}",), path + (n,))
     out = []
     for n, (side, at, what) in enumerate(layout):
         if side == "child":
-            if edits is not None:
-                edits.rename(path + at, path + (n,))
             locator.drop_under(path + (n,))
             out.append(what)
             continue
         key, value = what
-        if edits is not None and key is not None:
-            edits.rename(path + (key,), path + (n,))
         out.append(_merge(parent[at], value, path + (n,), locator, edits) if key is not None else parent[at])
     return out
 
@@ -392,6 +398,7 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
         resolved: list[str | int] = []
         for part in path[:-1]:
             if isinstance(target, dict):
+                part = _mapping_key(target, part)
                 child = target.get(part)
                 target[part] = child = {} if child is None else _copied(child)
                 target = child
@@ -406,6 +413,7 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
             resolved.append(part)
         last = path[-1]
         if isinstance(target, dict):
+            last = _mapping_key(target, last)
             if isinstance(value, dict) and isinstance(target.get(last), (dict, list)):
                 value = _merge(target[last], value, path, locator)
             target[last] = value
@@ -421,6 +429,14 @@ def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) 
         locator.drop_under(path)
         locator.set_value(path, where)
     return data
+
+
+def _mapping_key(mapping: dict, part: str | int) -> str | int:
+    """The key of `mapping` that a key part names: `1` in `features.1` is the text "1" where the
+    mapping has that key and no number 1 (`features: {"0": stages.0, "1": stages.1}`)."""
+    if type(part) is int and part not in mapping and str(part) in mapping:
+        return str(part)
+    return part
 
 
 def _copied(value: Any) -> Any:
