@@ -237,3 +237,11 @@ def test_exported_containers_are_the_compiled_ones(tmp_path: Path) -> None:
         assert inspect.getsource(torch_layers.Stage) in text
         forward = (torch_layers.AuxNetwork if aux else torch_layers.Network).forward
         assert textwrap.indent(textwrap.dedent(inspect.getsource(forward)), "    ") in text
+
+
+def test_a_value_a_later_head_reads_stays_in_the_forward_peak() -> None:
+    # fcn_resnet50 at 128x128: its aux classifier reads stages.2's output (1024 x 16 x 16), which is
+    # alive while stage 3 runs. Stage 3's first block peaks at its sum: the shortcut's norm, the
+    # branch's last norm and the sum, 3 x 2048 x 16 x 16, with that input held throughout (hand count).
+    report = archspec.analyze("fcn_resnet50", input={"size": [128, 128]})
+    assert report.peak_activation_elements == 3 * 2048 * 16 * 16 + 1024 * 16 * 16

@@ -581,8 +581,10 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
     # classifier (a global pool inside a block, as in squeeze-and-excitation, ends nothing).
     feature: tuple[_Part, int] | None = None
     ended = False
+    source_of: dict[str, str] = {}
     for p in net.parts():  # one pass: a sweep analyses every part of every sample
         graph, group = p.graph, p.group
+        source_of[p.path] = p.source
         rf_in: RF | tuple[RF, ...] = field_of[p.source]
         if p.path in attached:  # a neck or head: the field of each value it reads
             rf_in = tuple(RF() if s.part == "input"
@@ -604,6 +606,9 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
                 feature = (part, last)
             ended = end is not None
 
+    if net.attached or net.taps:  # values read again later are alive in between (`_held_peak`)
+        totals.peak_activation_elements = max(totals.peak_activation_elements,
+                                              _held_peak(net, parts, by_path, source_of))
     report = Report(name=net.name, input_shape=net.input_shape, output_shape=net.output_shape,
                     receptive_field=RF(), receptive_field_layer="input",
                     stage_names=[st.name for st in net.stages], dtype_bytes=dtype_bytes, batch=batch, parts=parts,
@@ -616,6 +621,66 @@ def analyze_network(net: Network, dtype_bytes: int = 4, batch: int = 1) -> Repor
         report.receptive_field_layer = join(part.prefix, _static_of(part.graph).nodes[index][0])
     report.returns_features = bool(net.taps)
     return report
+
+
+def _held_peak(net: Network, parts: list[_Part], by_path: dict[str, _Part], source_of: dict[str, str]) -> int:
+    """The forward peak where values are read again by a later part: a stage's output that a neck or
+    head reads, a tap the forward returns. Each stays alive from the part that makes it to its last
+    reader (the end, for a returned tap), on top of what each part between holds: a part that reads
+    it as its own input holds it throughout (`_pinned_peak`), the others beside their own peak."""
+    position = {part.prefix: k for k, part in enumerate(parts)}
+    last: dict[tuple[str, int], int] = {}  # (graph path, node) -> the position of its last reader
+    for attached in net.attached:
+        for tap in attached.sources:
+            if tap.part != "input":
+                key = (tap.graph_path, tap.node)
+                last[key] = max(last.get(key, -1), position[attached.path])
+    for tap in net.taps:
+        last[(tap.graph_path, tap.node)] = len(parts)
+    held = [(position[g], end, g, node, math.prod(_value_shape(by_path[g].graph, node))) for (g, node), end in last.items()]
+    sources = {a.path: [(t.graph_path, t.node) for t in a.sources] for a in net.attached}
+    peak = 0
+    for k, part in enumerate(parts):
+        if part.group == "aux":  # off the inference path
+            continue
+        pinned: set[int] = set()
+        beside = 0
+        for made, end, g, node, size in held:
+            if not made < k < end:
+                continue
+            if part.prefix in sources:  # a neck or head: its inputs are the values it reads
+                index = next((m for m, read in enumerate(sources[part.prefix]) if read == (g, node)), None)
+            else:  # a chain part reads the output of the part before it
+                source = by_path.get(source_of[part.prefix])
+                index = 0 if source is not None and g == source.prefix and node == source.graph.output else None
+            if index is None:
+                beside += size
+            else:
+                pinned.add(INPUT - index)
+        if pinned or beside:
+            peak = max(peak, (_pinned_peak(part.graph, pinned) if pinned else _static_of(part.graph).peak) + beside)
+    return peak
+
+
+def _value_shape(graph: Graph, node: int) -> Shape:
+    return graph.analysed_as.nodes[node].shape if node >= 0 else graph.input_shapes[INPUT - node]
+
+
+def _pinned_peak(graph: Graph, pinned: set[int]) -> int:
+    """The graph's forward peak as `_static` counts it, with the inputs `pinned` alive throughout."""
+    graph = graph.analysed_as
+    live = {INPUT - k: math.prod(s) for k, s in enumerate(graph.input_shapes)}
+    remaining = graph.consumers()
+    total = peak = sum(live.values())
+    for i, node in enumerate(graph.nodes):
+        live[i] = math.prod(node.shape)
+        total += live[i]
+        peak = max(peak, total)
+        for j in node.inputs:
+            remaining[j] -= 1
+            if remaining[j] == 0 and j not in pinned:
+                total -= live.pop(j, 0)
+    return peak
 
 
 def _features(net: Network, parts: list[_Part]) -> list[FeatureInfo]:
