@@ -20,6 +20,8 @@ SPEC_KEY = "archspec.spec"
 FORMAT_KEY = "archspec.format"
 FORMAT = "1"
 DEPLOYED_KEY = "archspec.deployed"  # "1": the weights are the inference form's (`archspec.deploy`)
+FROZEN_KEY = "archspec.frozen"  # the frozen parts (`freeze`, given to build or in the spec), a JSON list
+WEIGHTS_KEY = "archspec.weights"  # the weights entry the model started from (`predict` reads its preprocessing)
 MAX_SPEC_CHARS = 1 << 20  # the same bound as a spec file
 
 
@@ -47,6 +49,10 @@ def save(model: Any, path: str | Path, spec_data: dict | None = None) -> None:
     metadata = {SPEC_KEY: json.dumps(data, sort_keys=True), FORMAT_KEY: FORMAT}
     if getattr(model, "archspec_deployed", False):
         metadata[DEPLOYED_KEY] = "1"
+    elif getattr(model, "archspec_frozen", None):  # a fine-tune resumed from the file freezes the same parts
+        metadata[FROZEN_KEY] = json.dumps(list(model.archspec_frozen))
+    if isinstance(getattr(model, "archspec_weights_name", None), str):
+        metadata[WEIGHTS_KEY] = model.archspec_weights_name
     write_with(path, lambda tmp: save_file(state, str(tmp), metadata=metadata),
                protect=getattr(model, "archspec_inputs", ()))
 
@@ -153,8 +159,9 @@ def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) ->
     metadata, stored = _header(path)
     spec = load_spec(path, metadata)
     deployed = metadata.get(DEPLOYED_KEY) == "1"
+    frozen = _frozen(path, metadata) if not deployed else []
     with torch.device("meta"):
-        model = build(spec, init_weights=False, deploy=deployed)
+        model = build(spec, init_weights=False, deploy=deployed, freeze=frozen or None)
     expected = model.state_dict()
     missing = [k for k in expected if k not in stored]
     extra = [k for k in stored if k not in expected]
@@ -175,5 +182,22 @@ def load(path: str | Path, device: str = "cpu", *, build: Callable[..., Any]) ->
         from .backends.torch_deploy import apply_layout
 
         model = apply_layout(model, spec.network()).eval()
+    if WEIGHTS_KEY in metadata:
+        model.archspec_weights_name = metadata[WEIGHTS_KEY]
     model.archspec_inputs = (Path(path),)
     return model
+
+
+def _frozen(path: str | Path, metadata: dict[str, str]) -> list[str]:
+    """The frozen parts the file names (none where it names none), checked: a list of module paths."""
+    text = metadata.get(FROZEN_KEY)
+    if text is None:
+        return []
+    try:
+        parts = json.loads(text)
+    except ValueError:
+        parts = None
+    if not (isinstance(parts, list) and len(parts) <= 1024
+            and all(isinstance(p, str) and 0 < len(p) <= 256 for p in parts)):
+        raise CheckpointError(f"{path}: '{FROZEN_KEY}' is not a list of module paths")
+    return parts

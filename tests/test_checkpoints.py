@@ -189,3 +189,26 @@ def test_cli_refuses_a_bad_checkpoint_with_exit_code_2(tmp_path: Path) -> None:
     code, _, err = run_cli("export", str(plain), "-o", str(tmp_path / "model.py"))
     assert code == 2 and "no archspec spec in the metadata" in err, err
     assert not out.exists() and not (tmp_path / "model.py").exists()
+
+
+def test_a_checkpoint_keeps_the_frozen_parts_and_the_weights_name(tmp_path: Path) -> None:
+    # a fine-tune resumed from the file freezes what it froze; predict reads the same preprocessing
+    model = archspec.build("resnet18", num_classes=10, freeze=["stem", "stages.0"])
+    model.archspec_weights_name = "IMAGENET1K_V1"  # as build(..., weights="IMAGENET1K_V1") sets it
+    path = tmp_path / "tuned.safetensors"
+    archspec.save(model, path)
+    loaded = archspec.load(path)
+    assert loaded.archspec_frozen == ("stem", "stages.0")
+    assert not any(p.requires_grad for p in loaded.stem.parameters())
+    assert all(p.requires_grad for p in loaded.stages[1].parameters())
+    loaded.train()
+    assert not loaded.stem.bn1.training and loaded.stages[1].blocks[0].bn1.training
+    assert loaded.archspec_weights_name == "IMAGENET1K_V1"
+
+
+def test_load_refuses_a_frozen_list_that_is_no_list_of_paths(tmp_path: Path) -> None:
+    tensors, metadata = _lenet_file(tmp_path, 10)
+    path = tmp_path / "bad_frozen.safetensors"
+    save_file(tensors, str(path), metadata={**metadata, "archspec.frozen": '{"stem": 1}'})
+    with pytest.raises(CheckpointError, match="not a list of module paths"):
+        archspec.load(path)
