@@ -245,3 +245,12 @@ def test_a_value_a_later_head_reads_stays_in_the_forward_peak() -> None:
     # branch's last norm and the sum, 3 x 2048 x 16 x 16, with that input held throughout (hand count).
     report = archspec.analyze("fcn_resnet50", input={"size": [128, 128]})
     assert report.peak_activation_elements == 3 * 2048 * 16 * 16 + 1024 * 16 * 16
+
+
+@pytest.mark.parametrize("name", ["fcn_resnet50", "resnet50_fpn", "unet_resnet34", "googlenet", "convnext_tiny"])
+def test_the_peak_with_held_inputs_counts_as_the_graphs_own_with_none_held(name: str) -> None:
+    # two counts of one liveness rule: `_static`'s, in a sweep's hot loop, and `_pinned_peak`'s
+    from archspec.analysis.report import _pinned_peak, _static_of
+
+    for part in archspec.load_spec(name).network().parts():
+        assert _pinned_peak(part.graph, set()) == _static_of(part.graph).peak, (name, part.path)

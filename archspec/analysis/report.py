@@ -658,7 +658,7 @@ def _held_peak(net: Network, parts: list[_Part], by_path: dict[str, _Part], sour
             else:
                 pinned.add(INPUT - index)
         if pinned or beside:
-            peak = max(peak, (_pinned_peak(part.graph, pinned) if pinned else _static_of(part.graph).peak) + beside)
+            peak = max(peak, _pinned_peak(part.graph, pinned) + beside)
     return peak
 
 
@@ -667,7 +667,9 @@ def _value_shape(graph: Graph, node: int) -> Shape:
 
 
 def _pinned_peak(graph: Graph, pinned: set[int]) -> int:
-    """The graph's forward peak as `_static` counts it, with the inputs `pinned` alive throughout."""
+    """The graph's forward peak as `_static` counts it, with the inputs `pinned` alive throughout.
+    `_static` keeps its own count in its one pass over a graph (a sweep's hot loop); with nothing
+    pinned the two agree (tests/test_parts.py)."""
     graph = graph.analysed_as
     live = {INPUT - k: math.prod(s) for k, s in enumerate(graph.input_shapes)}
     remaining = graph.consumers()

@@ -21,7 +21,7 @@ from .lower import Watch, lower
 from .models import SpecModel
 from .resolve import Document, Locator, literal_document, resolve_data, resolve_source
 from .scaling import apply_scaling
-from .source import check_plain, parse_text, plain_copy, read_file
+from .source import checked_copy, parse_text, read_file
 from .validate import validate_document
 
 MAX_SEARCH_SIZE = 1 << 14
@@ -80,10 +80,8 @@ class Spec:
 
 def _flatten_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     """API keywords: `num_classes=10`, `input={"size": [32, 32]}` or `**{"input.size": [32, 32]}`,
-    within a spec's limits (checked before they are copied: a list that holds itself, or lists
-    shared a hundred times over, would not fit in memory copied)."""
-    check_plain(overrides, "<overrides>")
-    return {str(k): plain_copy(v) for k, v in overrides.items()}
+    within a spec's limits (`checked_copy`)."""
+    return {str(k): v for k, v in checked_copy(dict(overrides), "<overrides>").items()}
 
 
 def _document(spec: Any, overrides: Mapping[str, Any]) -> Document:

@@ -25,7 +25,7 @@ from .list_edits import EDITABLE_ROOTS, edit_key, find_item, no_item
 from ..core.reading import InputFileError, check_regular, kind_of, path_state
 from ..core.naming import parse_index
 from .expr import MAX_RESULT_ITEMS, MAX_VAR_DEPTH, ExprError, substitute
-from .source import MAX_DEPTH, MAX_NODES, Source, check_plain, locate, parse_text, plain_copy, read_file
+from .source import MAX_DEPTH, MAX_NODES, Source, checked_copy, locate, parse_text, read_file
 
 MAX_EXTENDS_DEPTH = 16
 
@@ -206,18 +206,10 @@ def _edit_items(parent: list, child: dict, path: SpecPath, locator: Locator, edi
                 edits.values.pop(path + (key,), None)
         layout += [("child", (key, k), new) for key, items in placed.get((i, "after"), []) for k, new in enumerate(items)]
     layout += [("child", (key, k), new) for key, items in appended for k, new in enumerate(items)]
-    moved = [(p, n) for n, (side, p, _) in enumerate(layout) if side == "parent" and p != n]
-    for p, n in moved:  # through a temporary key, so that no move overwrites another
-        locator.rename(path + (p,), path + (f"\0{n}",))
-    for _, n in moved:
-        locator.rename(path + (f"\0{n}",), path + (n,))
-    if edits is not None:  # the child's edits too, through temporary keys (an edit keyed 1 may move to 0)
-        written = [(n, path + at if side == "child" else path + (what[0],)) for n, (side, at, what) in enumerate(layout)
-                   if side == "child" or what[0] is not None]
-        for n, old in written:
-            edits.rename(old, path + (f"\0{n}",))
-        for n, _ in written:
-            edits.rename(path + (f"\0{n}",), path + (n,))
+    _move(locator, [(path + (p,), path + (n,)) for n, (side, p, _) in enumerate(layout) if side == "parent" and p != n])
+    if edits is not None:  # the child's edits too (an edit keyed 1 may move to 0, and one keyed 0 elsewhere)
+        _move(edits, [(path + at if side == "child" else path + (what[0],), path + (n,))
+                      for n, (side, at, what) in enumerate(layout) if side == "child" or what[0] is not None])
     out = []
     for n, (side, at, what) in enumerate(layout):
         if side == "child":
@@ -227,6 +219,15 @@ def _edit_items(parent: list, child: dict, path: SpecPath, locator: Locator, edi
         key, value = what
         out.append(_merge(parent[at], value, path + (n,), locator, edits) if key is not None else parent[at])
     return out
+
+
+def _move(locator: Locator, moves: list[tuple[SpecPath, SpecPath]]) -> None:
+    """Re-key the locations under each old path to its new one, all at once: through temporary keys,
+    so that no move overwrites the locations another has still to take."""
+    for old, new in moves:
+        locator.rename(old, new[:-1] + (f"\0{new[-1]}",))
+    for _, new in moves:
+        locator.rename(new[:-1] + (f"\0{new[-1]}",), new)
 
 
 def _parent_path(ref: Any, child: Source, locator: Locator) -> Path:
@@ -747,8 +748,7 @@ def resolve_loaded(data: dict, locator: Locator, overrides: Mapping[str, Any] | 
     if copy_locator:
         locator = locator.copy()
     if overrides:
-        check_plain(overrides, "<overrides>")
-        data = apply_overrides(data, {k: plain_copy(v) for k, v in overrides.items()}, locator)
+        data = apply_overrides(data, checked_copy(dict(overrides), "<overrides>"), locator)
     return Document(interpolate(data, locator, base), locator)
 
 
@@ -756,6 +756,5 @@ def resolve_data(data: dict, name: str = "<dict>", overrides: Mapping[str, Any] 
                  sandbox: str | None = None) -> Document:
     """Resolve an in-memory spec (already plain data): no file locations, paths only.
     It meets the limits of a file (nesting, number of values) before anything walks it."""
-    check_plain(data, name)
-    source = Source(plain_copy(data), name, {(): Location(name)})
+    source = Source(checked_copy(data, name), name, {(): Location(name)})
     return resolve_source(source, overrides, sandbox)

@@ -357,3 +357,10 @@ def plain_copy(value: Any) -> Any:
 
 
 _SHARED = frozenset({str, int, float, bool, type(None)})  # immutable: a copy is the value itself
+
+
+def checked_copy(data: dict, name: str) -> dict:
+    """`plain_copy(data)` of in-memory data, after `check_plain` has held it to a spec file's limits
+    (a list that holds itself, or lists shared a hundred times over, would not fit in memory copied)."""
+    check_plain(data, name)
+    return plain_copy(data)
