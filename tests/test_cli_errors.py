@@ -71,3 +71,20 @@ def test_the_cli_leaves_argument_checks_to_the_api(argv: list[str], message: str
     code, _, err = run_cli(*argv)
     assert code == 2, err
     assert message in err
+
+
+def test_a_layer_parameter_left_beside_its_kind_is_located_at_that_key(tmp_path: Path) -> None:
+    # `out` written beside `linear` (not under it) is the key at fault: located there, in a file or
+    # in the --set that wrote it (before, at the layer, whose location was the file's even for a --set)
+    code, _, err = run_cli("validate", "resnet18", "--set", "head.fc.out=10")
+    assert code == 2 and err.startswith("--set head.fc.out: head[2].out: a layer has exactly one key, its kind "
+                                        "(found linear, out)"), err
+    spec = tmp_path / "stray.yaml"
+    spec.write_text("name: stray\ninput: {channels: 3, size: 8}\nhead:\n  - flatten\n"
+                    "  - {linear: {out: 4}, bias: false}\n", encoding="utf-8")
+    code, _, err = run_cli("validate", str(spec))
+    assert code == 2 and err.startswith(f"{spec}:5:24: head[1].bias: a layer has exactly one key"), err
+    spec.write_text("name: stray\ninput: {channels: 3, size: 8}\nhead:\n  - flatten\n"
+                    "  - {out: 4, bias: false}\n", encoding="utf-8")  # no kind at all: the layer is at fault
+    code, _, err = run_cli("validate", str(spec))
+    assert code == 2 and err.startswith(f"{spec}:5:5: head[1]: a layer has exactly one key"), err

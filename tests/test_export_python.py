@@ -300,6 +300,15 @@ def _check_initialisers(tmp_path: Path) -> None:
     assert not first.bias.any() and abs(float(first.weight.std()) / math.sqrt(2 / (3 * 9)) - 1) < 0.1
 
 
+# The facts every op states (register_op refuses one that leaves any out), for the ops of the scripts below.
+_OP_FACTS = '''    depth_layer: ClassVar[bool] = False
+    ends_features: ClassVar[bool] = False
+    output_overwritable: ClassVar[bool] = False
+    init_kind: ClassVar[str | None] = None
+    init_skippable: ClassVar[bool] = False
+    fused: ClassVar[bool] = True
+'''
+
 _SCRIPT_OP = '''
 import sys
 from typing import ClassVar
@@ -324,13 +333,7 @@ class PixelNormOp(Op):
     kind: ClassVar[str] = "pixel_norm"
     category: ClassVar[str] = "norm"
     shorthand: ClassVar[str] = "eps"
-    depth_layer: ClassVar[bool] = False
-    ends_features: ClassVar[bool] = False
-    output_overwritable: ClassVar[bool] = False
-    init_kind: ClassVar[str | None] = None
-    init_skippable: ClassVar[bool] = False
-    fused: ClassVar[bool] = True
-    eps: float = Field(1e-8, gt=0)
+''' + _OP_FACTS + '''    eps: float = Field(1e-8, gt=0)
 
     def torch(self, ins):
         return ModuleCall(f"{__name__}.PixelNorm", kwargs={"eps": self.eps})
@@ -387,3 +390,73 @@ def test_the_weights_hint_of_a_deployed_export_of_a_checkpoint_loads_them(tmp_pa
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(exported(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+_PLUGIN = '''
+import math
+from typing import ClassVar
+
+import torch.nn.functional as F
+from pydantic import Field
+from torch import nn
+
+from archspec.ir.op import ModuleCall, Op, register_op
+
+
+class ScaledGelu(nn.Module):
+    """gelu(x) * scale / sqrt(2): reads F and math, which its file imports."""
+
+    def __init__(self, scale: float = 1.0):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, x):
+        return F.gelu(x) * self.scale / math.sqrt(2)
+
+
+@register_op
+class ScaledGeluOp(Op):
+    kind: ClassVar[str] = "scaled_gelu"
+    category: ClassVar[str] = "act"
+    shorthand: ClassVar[str] = "scale"
+''' + _OP_FACTS + '''    scale: float = Field(1.0, gt=0)
+
+    def torch(self, ins):
+        return ModuleCall(f"{__name__}.ScaledGelu", kwargs={"scale": self.scale})
+'''
+
+_PLUGIN_SPEC = ("{name: sg, input: {channels: 3, size: 8}, num_classes: 4, stem: [{conv: {out: 6, kernel: 3}}, "
+                "{scaled_gelu: 3.0}], head: [global_pool, flatten, {linear: 4}]}")
+
+
+def test_a_plugin_layer_class_is_exported_with_the_imports_it_reads(tmp_path: Path) -> None:
+    # the class reads `F` and `math`, imported at the top of its file: the exported file imports them too
+    # (before, it was copied alone and failed with a NameError at forward time)
+    (tmp_path / "sg_plugin.py").write_text(_PLUGIN)
+    (tmp_path / "sg.yaml").write_text(_PLUGIN_SPEC)
+    make = ("import sys, torch, archspec; from archspec.plugins import load_plugins; load_plugins([sys.argv[1]])\n"
+            "torch.manual_seed(0); m = archspec.build(sys.argv[2]).eval(); archspec.export(sys.argv[2], sys.argv[3])\n"
+            "torch.save({'state': m.state_dict(), 'out': m(torch.linspace(-2, 2, 192).reshape(1, 3, 8, 8))}, sys.argv[4])")
+    exported, saved = tmp_path / "sg_export.py", tmp_path / "sg.pt"
+    made = subprocess.run([sys.executable, "-c", make, str(tmp_path / "sg_plugin.py"), str(tmp_path / "sg.yaml"),
+                           str(exported), str(saved)], capture_output=True, text=True, cwd=str(tmp_path))
+    assert made.returncode == 0, made.stderr[-2000:]
+    text = exported.read_text()
+    assert "import torch.nn.functional as F" in text and "import math" in text and "class ScaledGelu" in text
+    check = ("import sys, torch; sys.path.insert(0, sys.argv[1]); import sg_export\n"
+             "saved = torch.load(sys.argv[2]); m = sg_export.Sg().eval(); m.load_state_dict(saved['state'])\n"
+             "print(torch.equal(m(torch.linspace(-2, 2, 192).reshape(1, 3, 8, 8)), saved['out']))")
+    run = subprocess.run([sys.executable, "-c", check, str(tmp_path), str(saved)], capture_output=True, text=True,
+                         cwd=str(tmp_path))
+    assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr[-2000:]
+
+
+def test_a_plugin_layer_class_reading_a_name_its_file_defines_is_refused_at_export(tmp_path: Path) -> None:
+    # a module-level constant cannot come along: a located refusal at export, not a NameError later
+    plugin = _PLUGIN.replace("import math\n", "SQRT2 = 2 ** 0.5\n").replace("math.sqrt(2)", "SQRT2")
+    (tmp_path / "sg_plugin.py").write_text(plugin)
+    (tmp_path / "sg.yaml").write_text(_PLUGIN_SPEC)
+    code, _, err = run_cli("export", str(tmp_path / "sg.yaml"), "--plugin", str(tmp_path / "sg_plugin.py"),
+                           "--format", "python", "-o", str(tmp_path / "out.py"))
+    assert code != 0 and "ScaledGelu" in err and "'SQRT2'" in err and "defines outside the class" in err, err
+    assert not (tmp_path / "out.py").exists()

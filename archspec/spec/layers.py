@@ -56,9 +56,14 @@ def parse_layer(value: Any) -> Op:
             raise PydanticCustomError("layer", "empty layer; write it as `kind: params`, e.g. `conv: {out: 64, kernel: 3}`")
         if isinstance(value, dict):
             keys = ", ".join(map(str, value))
+            # located at the key that is no layer kind where the others are (`out` beside `linear`:
+            # a parameter left at the layer's level, often by a --set), else at the layer
+            kinds = set(_kinds())
+            strays = [k for k in value if k not in kinds]
+            at_key = strays[0] if len(strays) == len(value) - 1 else None
             raise PydanticCustomError(
-                "layer", "a layer has exactly one key, its kind (found {keys}); indent its parameters under the kind",
-                {"keys": keys},
+                "layer_keys", "a layer has exactly one key, its kind (found {keys}); indent its parameters under the kind",
+                {"keys": keys, "at_key": at_key},
             )
         raise PydanticCustomError("layer", "a layer is written `kind: params`, e.g. `conv: {out: 64, kernel: 3}`")
     (kind, params), = value.items()

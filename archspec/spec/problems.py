@@ -134,7 +134,8 @@ def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: Spe
         path = _clean_path(tuple(err["loc"]), data)
         if len(grouped) >= MAX_PROBLEMS and prefix + path not in grouped:
             continue
-        key = _ERROR_KEYS.get(err["type"])
+        # the key the problem is about: fixed for some types, named by the error for others (a layer's stray key)
+        key = _ERROR_KEYS.get(err["type"]) or (err.get("ctx") or {}).get("at_key")
         if key is not None and isinstance(_at(data, path), dict) and key in _at(data, path):
             path += (key,)
         path = prefix + path
@@ -148,7 +149,7 @@ def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: Spe
         # true/false is a choice, as a literal's words are (`dilate: true | false | previous | new`).
         specific = [m for t, m in items if t == "bool_type" or not t.endswith(("_type", "_parsing"))]
         messages = list(dict.fromkeys(specific or [m for _, m in items]))
-        key = any(t == "extra_forbidden" for t, _ in items)
+        key = any(t in ("extra_forbidden", "layer_keys") for t, _ in items)
         problems.append(locator.problem(" or ".join(messages[:MAX_SHOWN_PER_PATH]), path, key=key))
     return sort_problems(problems)
 
