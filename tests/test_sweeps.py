@@ -794,3 +794,83 @@ def test_a_worker_sends_a_kept_spec_that_reads_back_the_same_to_the_last_type_an
     assert written is None
     sent = pickle.loads(pickle.dumps(engine._to_send(engine.Outcome(0, {}, data=dated, written=written))))
     assert sent.spec() == dated
+
+
+def test_an_emit_directory_the_sweep_cannot_use_is_refused_before_any_work(tmp_path: Path) -> None:
+    # each was refused only after the whole sweep (its table written, its summary lost)
+    path = _space(tmp_path, "sample: {vars.width: {int: [8, 64], quantize: 8}}\n")
+    (tmp_path / "afile").write_text("")
+    table = tmp_path / "t.csv"
+    code, out, err = run_cli("sweep", str(path), "-o", str(table), "--emit", str(tmp_path / "afile" / "kept"))
+    assert code == 2 and "a part of its path is a file" in err and not out and not table.exists(), err
+    code, out, err = run_cli("sweep", str(path), "-o", str(table), "--emit", str(table))
+    assert code == 2 and "is the --emit directory too" in err and not out and not table.exists(), err
+    code, out, err = run_cli("sweep", str(path), "-o", f"{table}/")  # a Path would drop the slash
+    assert code == 2 and "ends in '/'" in err and not out and not table.exists(), err
+
+
+def test_the_pareto_front_is_drawn_as_the_best_figure_reached_so_far() -> None:
+    # Three networks: (10M MACs, field 100), (20M, 200) and (15M, 50), which the first beats. With MACs
+    # on x (a cost), the best field for at most 15M MACs is 100: the staircase holds each front point's
+    # y until the next point's x. With the field on x (more is better), the cheapest network with a
+    # field of at least 150 costs 20M: the staircase takes the next point's y at once.
+    from matplotlib import cbook
+    from matplotlib import pyplot as plt
+
+    from archspec.sweeps.plot import sweep_figure
+
+    rows = [{"macs": 10e6, "receptive_field": 100}, {"macs": 20e6, "receptive_field": 200},
+            {"macs": 15e6, "receptive_field": 50}]
+    for x, y, corners in (("macs", "receptive_field", [(10, 100), (20, 100), (20, 200)]),
+                          ("receptive_field", "macs", [(100, 10), (100, 20), (200, 20)])):
+        fig = sweep_figure(rows, x=x, y=y)
+        try:
+            (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("Pareto front")]
+            steps = cbook.STEP_LOOKUP_MAP[line.get_drawstyle()](line.get_xdata(), line.get_ydata())
+            assert [(float(a), float(b)) for a, b in zip(*steps)] == corners
+        finally:
+            plt.close(fig)
+
+
+def test_a_space_files_misspelled_keys_get_a_space_files_suggestions(tmp_path: Path) -> None:
+    path = tmp_path / "space.yaml"
+    path.write_text(f"extends: {BASE}\nsamples: 3\nseeds: 1\nmax_draw: 9\nsample:\n"
+                    "  vars.width: {int: [8, 64], qantize: 8}\nconstraints: {macs: {mx: 3}}\n")
+    with pytest.raises(SpecError) as caught:
+        load_space(path)
+    text = str(caught.value)
+    for typo, meant in (("seeds", "seed"), ("max_draw", "max_draws"), ("qantize", "quantize"), ("mx", "max")):
+        assert f"unknown key '{typo}' (did you mean '{meant}'?)" in text, text
+
+
+def test_keys_no_spec_has_are_refused_where_the_space_file_writes_them(tmp_path: Path) -> None:
+    # before, every draw was rejected as an invalid spec, after max_draws of them, with a sample's
+    # message and no line (or `input.sise` hidden behind the sampled size's own errors)
+    cases = {"set: {input.sise: 3}\nsample: {vars.width: {int: [8, 64]}}\n": "set input.sise: input.sise: unknown key",
+             "set: {vars.nope: 3}\nsample: {vars.width: {int: [8, 64]}}\n": ":3:7: set.vars.nope: the base spec has no var",
+             "sample:\n  stages.0.repet: {int: [1, 3]}\n": ":4:3: sample.stages.0.repet: no spec has this key: unknown "
+                                                           "key 'repet' (did you mean 'repeat'?)",
+             "sample:\n  foo.bar: {int: [1, 3]}\n": ":4:3: sample.foo.bar: no spec has this key: unknown key 'foo'"}
+    for text, expected in cases.items():
+        path = _space(tmp_path, text)
+        with pytest.raises(SpecError) as caught:
+            load_space(path)
+        assert expected in str(caught.value), str(caught.value)
+    # a key that one value of another sampler makes known (a bottleneck's expansion) is the space's design
+    path = _space(tmp_path, "sample:\n  stages.0.block: {choice: [basic, bottleneck]}\n"
+                            "  stages.0.expansion: {choice: [2, 4]}\n")
+    result = run_sweep(path, samples=4)
+    assert result.rows and {row["stages.0.block"] for row in result.rows} == {"bottleneck"}
+
+
+def test_the_space_file_in_sweep_help_loads(tmp_path: Path) -> None:
+    import shutil
+
+    from archspec.cli.cmd_sweep import EXAMPLE
+
+    text = EXAMPLE.split("names a base spec, samplers over its keys and bounds on analysed figures:\n")[1]
+    text = "\n".join(line[2:] for line in text.split("\nSee docs/sweeps.md")[0].splitlines())
+    shutil.copy(ROOT / "docs" / "examples" / "regnet_y_like.yaml", tmp_path)
+    (tmp_path / "space.yaml").write_text(text)
+    space = load_space(tmp_path / "space.yaml")
+    assert space.model.samples == 2000 and set(space.model.sample) == {"vars", "vars.se"}

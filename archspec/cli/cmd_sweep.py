@@ -18,7 +18,7 @@ A space file names a base spec, samplers over its keys and bounds on analysed fi
   seed: 0
   sample:
     vars: {regnet: {depth: [12, 28], w_0: [8, 256], w_a: [8, 256], w_m: [2, 3], group_width: [1, 32], stages: 4}}
-    vars.se_ratio: {choice: [0, 0.25]}
+    vars.se: {choice: [0, 0.25]}
   constraints:
     macs: {max: 400M}
 See docs/sweeps.md. Exit status 2 when no sample is kept (the reasons are counted).
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-draws", type=int, metavar="N", help="give up after N draws (default: the space file's, "
                                                                "else 10 x samples)")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="worker processes, at most one per CPU or 4 (default: 1)")
+                   help="worker processes: 1 to the number of CPUs (4 where there are fewer; default: 1)")
     p.add_argument("-o", "--output", metavar="TABLE",
                    help="write the table: .csv or .jsonl, one row per kept network: the sampled values, then params, "
                         "buffers, macs, flops, activation_bytes, peak_activation_bytes, depth, receptive_field, "
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from ..core.errors import ArchspecError
     from ..sweeps import load_space, run_sweep
     from ..sweeps.engine import check_jobs
-    from ..sweeps.output import emit_specs, table_format, write_table
+    from ..sweeps.output import check_emit, emit_specs, table_format, write_table
 
     check_jobs(args.jobs, "-j")
     check_output_names(args.output, args.plot)
@@ -81,22 +81,25 @@ def run(args: argparse.Namespace) -> int:
                 check_figure(getattr(args, option), f"--{option}")
     space = load_space(args.space, samples=args.samples, seed=args.seed, max_draws=args.max_draws)
     check_output_names(args.output, args.plot)  # again, now that the inputs (space, base spec, parents) are read
-    result = run_sweep(space, jobs=args.jobs, progress=True)
-    if args.output:
-        write_table(result, args.output)
     if args.emit:
-        emit_specs(result, args.emit)
-    if args.plot:
-        from ..sweeps.plot import plot_sweep
-
-        plot_sweep(result.rows, args.plot, x=args.x, y=args.y, edf_of=args.edf, title=space.name)
+        check_emit(args.emit, space, (args.output, args.plot))
+    result = run_sweep(space, jobs=args.jobs, progress=True)
+    # the result first: a write that fails (a full disk) loses no more than that file
     if args.json:
         print_json({**result.summary(), "rows": result.rows})
     else:
         say(_summary(result))
-    for written in (args.output, args.emit and f"{len(result.specs)} specs in {args.emit}", args.plot):
-        if written:
-            note(f"wrote {written}")
+    if args.output:
+        write_table(result, args.output)
+        note(f"wrote {args.output}")
+    if args.emit:
+        emit_specs(result, args.emit)
+        note(f"wrote {len(result.specs)} specs in {args.emit}")
+    if args.plot:
+        from ..sweeps.plot import plot_sweep
+
+        plot_sweep(result.rows, args.plot, x=args.x, y=args.y, edf_of=args.edf, title=space.name)
+        note(f"wrote {args.plot}")
     return 0
 
 

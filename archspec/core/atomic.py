@@ -60,6 +60,8 @@ def output_target(path: PathLike, protect: Iterable[PathLike] = ()) -> Path:
     this process ran, and any file read inside `reading.inputs_recorded` (every input of a CLI command).
     """
     text = output_name(path)
+    if text.endswith(("/", os.sep)):  # realpath would drop the slash and write a file of that name
+        raise OutputError(f"{text}: ends in '/', a directory's name; give the name of a file")
     try:
         # Writing through symlinks: the link's target is replaced, the link stays a link.
         target = Path(os.path.realpath(text, strict=False))
@@ -88,8 +90,10 @@ def output_directory(path: PathLike) -> Path:
     text = output_name(path)
     try:
         st = os.stat(text)
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
         return Path(text)
+    except NotADirectoryError:
+        raise OutputError(f"{text}: cannot write: a part of its path is a file, not a directory") from None
     except OSError as exc:
         raise OutputError(f"{text}: cannot write: {exc.strerror or exc}") from None
     if not stat.S_ISDIR(st.st_mode):

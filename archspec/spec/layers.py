@@ -58,8 +58,8 @@ def parse_layer(value: Any) -> Op:
             keys = ", ".join(map(str, value))
             # located at the key that is no layer kind where the others are (`out` beside `linear`:
             # a parameter left at the layer's level, often by a --set), else at the layer
-            kinds = set(_kinds())
-            strays = [k for k in value if k not in kinds]
+            known = set(_kinds())
+            strays = [k for k in value if k not in known]
             at_key = strays[0] if len(strays) == len(value) - 1 else None
             raise PydanticCustomError(
                 "layer_keys", "a layer has exactly one key, its kind (found {keys}); indent its parameters under the kind",

@@ -72,7 +72,7 @@ def _clean_path(loc: tuple, data: Any) -> SpecPath:
     return tuple(path)
 
 
-def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
+def _message(err: dict, path: SpecPath, words: tuple[str, ...] = (), vocabulary: tuple[str, ...] | None = None) -> str:
     kind = err["type"]
     ctx = err.get("ctx", {}) or {}
     got = err.get("input")
@@ -81,7 +81,8 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
         return "required key is missing"
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
-        return f"unknown key '{key}'{bare_key_hint(key, got, _vocabulary() + words)}"
+        pool = _vocabulary() if vocabulary is None else vocabulary
+        return f"unknown key '{key}'{bare_key_hint(key, got, pool + words)}"
     if kind == "greater_than_equal":
         return f"must be >= {ctx.get('ge')}, got {shown}"
     if kind == "greater_than":
@@ -123,9 +124,10 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = ()) -> str:
 
 
 def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: SpecPath = (),
-                  words: tuple[str, ...] = ()) -> list[Problem]:
+                  words: tuple[str, ...] = (), vocabulary: tuple[str, ...] | None = None) -> list[Problem]:
     """One problem per distinct location; several union-branch messages are joined with "or".
-    `words` adds keys (of user-defined blocks) to the suggestions for unknown keys.
+    `words` adds keys (of user-defined blocks) to the suggestions for unknown keys; `vocabulary`
+    replaces the spec's keys as their pool (a file of another kind: a space file).
 
     At most MAX_PROBLEMS locations are worked out (suggestions cost time); see `count_omitted`.
     """
@@ -142,7 +144,7 @@ def problems_from(exc: ValidationError, data: Any, locator: Locator, prefix: Spe
         kind = err["type"]
         if kind in ("int_type", "float_type") and isinstance(err.get("input"), bool):
             kind = "bool_input"  # `padding: true`: that a number is wanted is worth saying beside the words
-        grouped.setdefault(path, []).append((kind, _message(err, path, words)))
+        grouped.setdefault(path, []).append((kind, _message(err, path, words, vocabulary)))
     problems = []
     for path, items in grouped.items():
         # Prefer a constraint message ("must be >= 1") over the other union branches' type errors;

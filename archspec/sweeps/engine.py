@@ -302,6 +302,11 @@ class Evaluator:
         return out
 
 
+def kept_name(space: Space, sample: int) -> str:
+    """The name of a kept network: the space's name and the draw's number (`regnet_y_00042`)."""
+    return f"{space.name}_{sample:05d}"
+
+
 def run(space: Space, *, progress: Callable[[int, int, Counter], None] | None = None,
         pool: Workers | None = None) -> SweepResult:
     """Draw until `samples` networks are kept or `max_draws` are drawn; `progress(draws, kept,
@@ -325,7 +330,7 @@ def run(space: Space, *, progress: Callable[[int, int, Counter], None] | None = 
                 if out.key is not None:
                     seen.add(out.key)
                 if reason is None:
-                    name = f"{space.name}_{out.sample:05d}"
+                    name = kept_name(space, out.sample)
                     result.rows.append({"sample": out.sample, "name": name, **out.columns(), **(out.figures or {})})
                     result._kept.append((name, out))
                 else:
@@ -417,7 +422,8 @@ def check_jobs(jobs: Any, option: str = "jobs") -> int:
     if isinstance(jobs, bool) or not isinstance(jobs, int):
         raise ArgumentError(f"{option} is a whole number of worker processes, not {jobs!r}"[:200])
     if not 1 <= jobs <= max_jobs():
-        raise ArgumentError(f"{option} must be from 1 to {max_jobs()} (one worker per CPU of this machine), got {jobs:,}")
+        raise ArgumentError(f"{option} must be from 1 to {max_jobs()} (the CPUs of this machine, or 4 where it has "
+                            f"fewer), got {jobs:,}")
     return jobs
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,8 @@ from ..core.errors import ArchspecError
 from ..core.atomic import output_directory, output_target, write_atomic
 from ..core.frozen import thaw  # tuples as lists, so that YAML writes plain sequences
 from ..spec.resolve import literal_document
-from .engine import SweepResult
+from .engine import SweepResult, kept_name
+from .space import Space
 
 TABLE_FORMATS = ("csv", "jsonl")
 
@@ -61,6 +64,25 @@ def spec_text(spec: dict[str, Any], source: str) -> str:
     `archspec build` takes as it is."""
     header = f"# Sampled from {source} by `archspec sweep`: the base spec resolved with this sample's values.\n"
     return header + yaml.safe_dump(thaw(literal_document(spec)), sort_keys=False, default_flow_style=None, width=120)
+
+
+def check_emit(directory: str | Path, space: Space, outputs: tuple[str | None, ...] = ()) -> None:
+    """`--emit DIRECTORY` before the sweep, as `emit_specs` would refuse it after: not one of the
+    command's other outputs, and no input of the sweep (the space file, its base spec) inside it
+    under a name a kept spec may take (NAME_00042.yaml)."""
+    folder = output_directory(directory)
+    where = os.path.realpath(folder)
+    for output in outputs:
+        if output is not None and os.path.realpath(output) == where:
+            raise ArchspecError(f"{output}: is the --emit directory too; give the outputs different names")
+    example = kept_name(space, 0)
+    pattern = re.compile(re.escape(example[: -len("00000")]) + r"\d{5,}\.yaml")
+    for item in space.locator.files:
+        path = os.path.realpath(item)
+        if os.path.dirname(path) == where and pattern.fullmatch(os.path.basename(path)):
+            raise ArchspecError(f"{item}: is an input of this command, and --emit {directory} writes kept specs "
+                                f"named like it ({example}.yaml, ...); an input is never overwritten, emit into "
+                                "another directory")
 
 
 def emit_specs(result: SweepResult, directory: str | Path) -> list[Path]:

@@ -53,15 +53,36 @@ def _scaled(rows: Sequence[dict[str, Any]], figure: str) -> list[float]:
     return [r[figure] / scale for r in rows]
 
 
+def front_steps(x: str) -> str:
+    """How the front's staircase runs between two of its points, ordered by x: a front point is
+    the best y there is until the next point, where x is a cost (`post`: hold y until the next
+    network, which costs more); where more x is better, the best y at x is the next point's (`pre`)."""
+    return "post" if lower(x) else "pre"
+
+
 def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, *, x: str = "macs", y: str = "receptive_field",
                edf_of: str | None = None, title: str = "") -> None:
     """Write the figure (format from the suffix: png, svg, pdf)."""
+    from ..core.atomic import write_with
+
+    fig = sweep_figure(rows, x=x, y=y, edf_of=edf_of, title=title)
+    from matplotlib import pyplot as plt  # after sweep_figure chose the Agg backend
+
+    fmt = Path(path).suffix.lstrip(".").lower()
+    try:
+        write_with(path, lambda tmp: fig.savefig(tmp, format=fmt), suffix=f".{fmt}")
+    finally:
+        plt.close(fig)
+
+
+def sweep_figure(rows: Sequence[dict[str, Any]], *, x: str = "macs", y: str = "receptive_field",
+                 edf_of: str | None = None, title: str = "") -> Any:
+    """The matplotlib figure `plot_sweep` writes: the scatter with its Pareto front, and the EDF."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from ..core.atomic import write_with
     from ..plotting import plain
 
     if not rows:
@@ -71,7 +92,7 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, *, x: str = "ma
     scatter.scatter(_scaled(rows, x), _scaled(rows, y), s=6, alpha=0.5, color="tab:blue", linewidths=0,
                     label=f"{len(rows):,} networks")
     best = front(rows, x, y)
-    scatter.step(_scaled(best, x), _scaled(best, y), where="post" if lower(y) else "pre", color="tab:red",
+    scatter.step(_scaled(best, x), _scaled(best, y), where=front_steps(x), color="tab:red",
                  linewidth=1.2, label=f"Pareto front ({len(best)})")
     scatter.set_xlabel(_label(x) + (", lower is better" if lower(x) else ", higher is better"))
     scatter.set_ylabel(_label(y) + (", lower is better" if lower(y) else ", higher is better"))
@@ -87,6 +108,4 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, *, x: str = "ma
     if title:
         fig.suptitle(plain(title), fontsize=11)
     fig.tight_layout()
-    fmt = Path(path).suffix.lstrip(".").lower()
-    write_with(path, lambda tmp: fig.savefig(tmp, format=fmt), suffix=f".{fmt}")
-    plt.close(fig)
+    return fig

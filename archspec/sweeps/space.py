@@ -17,7 +17,9 @@ spec's: `space.yaml:7:12: sample.vars.w.int: ...`.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,12 +27,13 @@ from pydantic import Field, GetCoreSchemaHandler, GetJsonSchemaHandler, Validati
 from pydantic_core import PydanticCustomError, core_schema
 
 from ..core.errors import OVERRIDE_NAME, ArgumentError, Location, Problem, SpecError, did_you_mean
+from ..spec.load import from_document
 from ..spec.models import NAME_PATTERN
-from ..spec.resolve import Locator, apply_overrides, load_document
+from ..spec.resolve import Locator, apply_overrides, load_document, resolve_loaded
 from ..spec.source import Source, parse_text, read_file
 from ..spec.problems import problems_from, sort_problems
 from .figures import FIGURES, Bounds
-from .regnet import RegNet
+from .regnet import RegNet, RegNetParams
 from .samplers import Choice, FloatRange, IntRange, StrictModel
 
 SAMPLERS: dict[str, type[StrictModel]] = {"choice": Choice, "int": IntRange, "float": FloatRange, "regnet": RegNet}
@@ -117,7 +120,7 @@ def load_space(space: str | Path | dict, **changes: Any) -> Space:
     try:
         model = SpaceModel.model_validate(data)
     except ValidationError as exc:
-        problems += problems_from(exc, data, locator)
+        problems += problems_from(exc, data, locator, vocabulary=_space_words())
     if not problems:
         problems += _overlaps(model, locator)
     if problems:
@@ -125,13 +128,15 @@ def load_space(space: str | Path | dict, **changes: Any) -> Space:
     base_source = Source({"extends": model.extends}, source.name, {(): locator.where(()),
                          ("extends",): locator.where(("extends",))}, {("extends",): locator.where(("extends",), key=True)})
     base, base_locator = load_document(base_source)
+    _check_vars(model, base, locator)
     if model.set:
         named = OVERRIDE_NAME.set(f"{source.name}: set")  # a bad key is the space file's, not a --set
         try:
             base = apply_overrides(base, model.set, base_locator)
+            _check_set(model, base, base_locator)
         finally:
             OVERRIDE_NAME.reset(named)
-    _check_vars(model, base, locator)
+    _check_sampled_keys(model, base, base_locator, locator)
     return Space(model, source.name, base, base_locator)
 
 
@@ -173,10 +178,16 @@ def _overlaps(model: SpaceModel, locator: Locator) -> list[Problem]:
 
 
 def _check_vars(model: SpaceModel, base: dict, locator: Locator) -> None:
-    """A sampled `vars.NAME` that the base spec does not have is a typo: nothing would read it (nor a
-    RegNet drawn at `vars` when the base spec has none of its vars)."""
+    """A sampled or set `vars.NAME` that the base spec does not have is a typo: nothing would read it
+    (nor a RegNet drawn at `vars` when the base spec has none of its vars)."""
     known = base.get("vars") if isinstance(base.get("vars"), dict) else {}
     problems: list[Problem] = []
+    for key in model.set:
+        parts = key.split(".")
+        if parts[0] == "vars" and len(parts) >= 2 and parts[1] not in known:
+            problems.append(locator.problem(
+                f"the base spec has no var '{parts[1]}'{did_you_mean(parts[1], known)}"
+                f"{'; its vars: ' + ', '.join(known) if known else ''}", ("set", key), key=True))
     for key, sampler in model.sample.items():
         if key == "vars" and isinstance(sampler, RegNet) and not set(RegNet.entries()) & set(known):
             problems.append(locator.problem(
@@ -190,6 +201,68 @@ def _check_vars(model: SpaceModel, base: dict, locator: Locator) -> None:
                 f"{'; its vars: ' + ', '.join(known) if known else ''}", ("sample", key), key=True))
     if problems:
         raise SpecError(problems)
+
+
+def _check_set(model: SpaceModel, base: dict, base_locator: Locator) -> None:
+    """The base spec with `set` applied, validated once: a key of `set` that no spec has (`input.sise`)
+    or a value it refuses is the space file's mistake, said where it is written, not as the reason
+    every sample is rejected. Problems elsewhere are left to the samples (which may fix them)."""
+    problems = [p for p in _problems(base, base_locator, None) if any(_related(p.path, key) for key in model.set)]
+    if problems:
+        raise SpecError(problems)
+
+
+PROBES = 8  # draws tried at load time for sampled keys that no spec has (`_check_sampled_keys`)
+
+
+def _check_sampled_keys(model: SpaceModel, base: dict, base_locator: Locator, locator: Locator) -> None:
+    """A sampled key that no spec has (`stages.0.repet`, `foo.bar`) makes every sample invalid: refused
+    at load time, where it is written. Tried on `PROBES` draws of their own (the sweep's sequence is not
+    touched); a key counts only where it is unknown in every one, so a key that one value of another
+    sampler makes known (a block type's parameter, under a sampled `block:`) is not refused."""
+    rng = random.Random(model.seed)
+    unknown: dict[str, str] | None = None
+    for _ in range(PROBES):
+        values = {key: sampler.draw(rng) for key, sampler in model.sample.items()}
+        named = OVERRIDE_NAME.set("sample")
+        try:
+            found = {key: p.message for p in _problems(base, base_locator, values)
+                     if p.message.startswith("unknown key") for key in model.sample if _related(p.path, key)}
+        finally:
+            OVERRIDE_NAME.reset(named)
+        unknown = found if unknown is None else {k: m for k, m in unknown.items() if k in found}
+        if not unknown:
+            return
+    if unknown:
+        raise SpecError(sort_problems([locator.problem(f"no spec has this key: {message}", ("sample", key), key=True)
+                                       for key, message in unknown.items()]))
+
+
+def _problems(base: dict, base_locator: Locator, values: dict[str, Any] | None) -> list[Problem]:
+    """The problems of the base spec with `values` applied (none where it validates)."""
+    try:
+        from_document(resolve_loaded(base, base_locator, values))
+    except SpecError as exc:
+        return list(exc.problems)
+    return []
+
+
+def _related(path: tuple, key: str) -> bool:
+    """Whether a problem at `path` is about what the override `key` (dotted, as --set writes it)
+    wrote: the key itself, a key above it that no spec has, or a value inside it."""
+    parts, written = [str(p) for p in path], key.split(".")
+    n = min(len(parts), len(written))
+    return n > 0 and parts[:n] == written[:n]
+
+
+@lru_cache(maxsize=1)
+def _space_words() -> tuple[str, ...]:
+    """The keys a space file may hold: the pool for "did you mean" on its unknown keys."""
+    words = set(SAMPLERS) | set(Bounds.model_fields) | set(RegNetParams.model_fields)
+    models: list[type[StrictModel]] = [SpaceModel, *SAMPLERS.values()]
+    for model in models:
+        words.update(model.model_fields)
+    return tuple(sorted(words))
 
 
 def space_schema() -> dict[str, Any]:
