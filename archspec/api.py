@@ -196,26 +196,51 @@ def predict(spec: Any, images: Any, weights: Any = "DEFAULT", top: int = 5, **ov
     `top` categories with their probabilities (softmax of the logits), most likely first, as
     [(category, probability), ...]; a list of those for a list of images.
 
-    `spec` is a spec (built with `weights` on each call) or a model built by
-    `archspec.build(..., weights=...)` (build once, predict many times)."""
+    `spec` is a spec (built with `weights` on each call), a checkpoint (`archspec.save`'s .safetensors:
+    its own weights, deployed or not) or a model built by `archspec.build(..., weights=...)` (build
+    once, predict many times). Weights that leave a tensor of the network unloaded (a head of
+    another class count) are refused: its random values would pass for predictions."""
     import torch
 
     if not isinstance(top, int) or isinstance(top, bool) or top < 1:
         raise ArgumentError(f"top must be a positive integer, got {top!r}")
+    from .checkpoint import is_checkpoint
+
     single = not isinstance(images, (list, tuple))
     if single:
         images = [images]
-    model = spec if _is_built(spec) else build(spec, weights=weights, **overrides)
+    if is_checkpoint(spec):  # every tensor loads (strictly), in the form it was saved in
+        if weights != "DEFAULT" or overrides:
+            raise ArgumentError("a checkpoint holds its own weights and spec: weights and overrides do not apply to it")
+        model = load(spec)
+    elif not _is_built(spec):
+        import warnings
+
+        with warnings.catch_warnings():  # what did not load is an error here, below
+            warnings.simplefilter("ignore", WeightsWarning)
+            model = build(spec, weights=weights, **overrides)
+        _check_loaded(model)
+    else:
+        model = spec
     located = load_spec(_spec_of(model))
     preprocess = transforms(located, getattr(model, "archspec_weights_name", weights))
     names = _categories(located, getattr(model, "archspec_weights_name", weights))
-    batch = torch.stack([preprocess(image) for image in images])
     model.eval()
-    with torch.no_grad():
-        logits = model(batch)
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
-        raise ArgumentError(f"{located.name} does not classify (its output is not one score per category); "
-                            "predict takes a classifier")
+    outputs = []
+    with torch.no_grad():  # a batch at a time: a thousand images are not held at once
+        for i in range(0, len(images), PREDICT_BATCH):
+            out = model(torch.stack([preprocess(image) for image in images[i:i + PREDICT_BATCH]]))
+            if not isinstance(out, torch.Tensor) or out.ndim != 2:
+                raise ArgumentError(f"{located.name} does not classify (its output is not one score per category); "
+                                    "predict takes a classifier")
+            outputs.append(out)
+    if not outputs:
+        return []
+    logits = torch.cat(outputs)
+    if not bool(torch.isfinite(logits).all()):
+        raise ArgumentError(f"{located.name} gives scores that are not finite numbers (NaN or infinity) for "
+                            f"{_few_images(images, ~torch.isfinite(logits).all(1))}: the weights hold such values, "
+                            "or overflow")
     if names is not None and len(names) != logits.shape[1]:  # a head fine-tuned to other classes: no names fit
         names = None
     probs = logits.softmax(1)
@@ -224,6 +249,31 @@ def predict(spec: Any, images: Any, weights: Any = "DEFAULT", top: int = 5, **ov
     found = [[(names[i] if names is not None and i < len(names) else f"class {i}", float(v))
               for v, i in zip(row_v.tolist(), row_i.tolist())] for row_v, row_i in zip(values, indices)]
     return found[0] if single else found
+
+
+PREDICT_BATCH = 32  # images run through the network at once by `predict`
+
+
+def _check_loaded(model: Any) -> None:
+    """Refuse to predict with a model whose weights did not all load: what did not keeps its random
+    initialisation (a head of another class count, a deployed checkpoint into the training form),
+    and its predictions would be noise that looks like an answer."""
+    from .weights import WeightsError
+
+    report = getattr(model, "archspec_weights", None)
+    if report is None or not report.skipped:
+        return
+    first = "; ".join(f"{k}: {why}" for k, why in list(report.skipped.items())[:3])
+    raise WeightsError(f"predict needs every tensor of the network from the weights, and {len(report.skipped):,} of "
+                       f"{len(report.skipped) + len(report.loaded):,} did not load from {report.file} ({first}): they "
+                       "would keep their random initialisation. Predict with the network the weights were saved "
+                       "from (without --set num_classes=...), or train the parts that did not load first")
+
+
+def _few_images(images: list, which: Any) -> str:
+    chosen = [str(image) if isinstance(image, (str, Path)) else f"image {i}"
+              for i, (image, bad) in enumerate(zip(images, which.tolist())) if bad]
+    return ", ".join(chosen[:3]) + (f" and {len(chosen) - 3} more" if len(chosen) > 3 else "")
 
 
 def _categories(spec: Spec, weights: Any) -> tuple[str, ...] | None:

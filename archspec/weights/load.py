@@ -23,6 +23,7 @@ from typing import Any
 from ..core.errors import did_you_mean
 from ..interop.torchvision import InteropError, disagreements, pair_state
 from ..spec.load import Spec, load_spec
+from ..checkpoint import DEPLOYED_KEY
 from ..spec.weights import Layout, WeightsEntry
 from .fetch import HASH_IN_NAME, WeightsError, cached
 from .files import read
@@ -136,6 +137,10 @@ def load_into(model: Any, spec: Spec, chosen: Chosen, *, reference: Any) -> Repo
         raise WeightsError(f"weights {chosen.label} name no URL; give the file: weights=PATH")
     path = file_of(chosen)
     tensors, metadata = read(path, entry.layout.format)
+    if metadata.get(DEPLOYED_KEY) == "1" and not getattr(model, "archspec_deployed", False):
+        raise WeightsError(f"{path}: holds a deployed network (batch norm folded, branches merged), which does not load "
+                           "into the training form that weights load into: load the file itself (archspec.load(FILE), "
+                           "or FILE as the spec of a command), or load the training form's weights and deploy")
     if entry.layout.format == "archspec" or "archspec.spec" in metadata or set(tensors) <= set(model.state_dict()):
         mapping = {k: k for k in tensors}  # archspec's own names (a checkpoint, or a saved archspec state dict)
         ref_state = None

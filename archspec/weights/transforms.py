@@ -4,7 +4,11 @@ Classification (`ImageClassification`): resize the shorter side to `resize` (the
 proportion, truncated), crop the centre `crop` x `crop`, scale to [0, 1], normalise by mean and
 std. Dense prediction (`SemanticSegmentation`): the same without the crop. A PIL image is resized
 by PIL, as torchvision resizes PIL images, so the result equals torchvision's to the bit; a tensor
-(C x H x W, uint8 or float in [0, 1]) is resized by `interpolate` with antialiasing.
+(C x H x W, uint8 or float in [0, 1]) is resized by `interpolate` with antialiasing, a uint8 one
+then rounded to whole levels in 0..255 as torchvision does (bicubic overshoots them).
+
+An image file or a PIL image is read in the mode the weights' normalisation asks for: RGB for
+three channels, grayscale (`L`) for one (a digit classifier's weights).
 """
 
 from __future__ import annotations
@@ -27,16 +31,19 @@ class Preprocess:
         import torch
 
         t = self.transforms
+        channels = len(t.mean)
+        what = f"{image}: " if isinstance(image, (str, Path)) else ""
         if isinstance(image, (str, Path)):
-            image = open_image(image)
+            image = open_image(image, channels)
         if isinstance(image, torch.Tensor):
             x = _tensor_resized(image, t)
         else:
-            x = _pil_resized(image, t)
+            mode = _MODES.get(channels)
+            x = _pil_resized(image if mode is None or image.mode == mode else image.convert(mode), t)
         mean = torch.as_tensor(t.mean, dtype=x.dtype).view(-1, 1, 1)
         std = torch.as_tensor(t.std, dtype=x.dtype).view(-1, 1, 1)
         if x.shape[0] != mean.shape[0]:
-            raise WeightsError(f"the image has {x.shape[0]} channels, the weights' normalisation {mean.shape[0]}")
+            raise WeightsError(f"{what}the image has {x.shape[0]} channels, the weights' normalisation {mean.shape[0]}")
         return x.sub_(mean).div_(std)
 
     def __repr__(self) -> str:
@@ -46,15 +53,22 @@ class Preprocess:
                 f"mean {list(t.mean)}, std {list(t.std)})")
 
 
-def open_image(path: str | Path) -> Any:
-    """An image file as an RGB PIL image; WeightsError when it is not one."""
+# The PIL mode an image is read in, by the channels of the weights' normalisation.
+_MODES = {3: "RGB", 1: "L"}
+
+
+def open_image(path: str | Path, channels: int = 3) -> Any:
+    """An image file as a PIL image of `channels` channels (RGB, or grayscale for 1); WeightsError
+    when it is not one PIL can read (a file past PIL's decompression-bomb limit included)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            return image.convert("RGB")
+            return image.convert(_MODES.get(channels, "RGB"))
     except FileNotFoundError:
         raise WeightsError(f"{path}: no such file") from None
+    except Image.DecompressionBombError as exc:
+        raise WeightsError(f"{path}: too large an image to read ({str(exc)[:120]})") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not an image PIL can read ({str(exc)[:120]})") from None
 
@@ -95,11 +109,13 @@ def _tensor_resized(image: Any, t: Transforms) -> Any:
 
     if image.ndim != 3:
         raise WeightsError(f"an image tensor is C x H x W, got shape {list(image.shape)}")
-    x = image.to(torch.float32) / 255 if image.dtype == torch.uint8 else image.to(torch.float32)
+    x = image.to(torch.float32)
     h, w = resized_size(x.shape[1], x.shape[2], t.resize)
     antialias = t.interpolation != "nearest"
     x = torch.nn.functional.interpolate(x[None], size=(h, w), mode=t.interpolation, antialias=antialias,
                                         **({} if t.interpolation == "nearest" else {"align_corners": False}))[0]
+    if image.dtype == torch.uint8:  # back to whole levels, as torchvision resizes a uint8 image, then to [0, 1]
+        x = x.clamp_(0, 255).round_().div_(255)
     if t.crop:
         top, left = _offsets(h, w, t.crop)
         x = x[:, top: top + t.crop, left: left + t.crop]
