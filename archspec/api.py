@@ -8,7 +8,7 @@ from typing import Any
 
 from .analysis.report import DTYPE_BYTES, Report, analyze_network
 from .core.deps import require
-from .core.errors import ArgumentError, LimitError, Location, Problem, SpecError
+from .core.errors import OVERRIDE_NAME, ArgumentError, LimitError, Location, Problem, SpecError
 from .ir.deploy import deploy_network
 from .ir.graph import Network
 from .core.limits import DEFAULT_MAX_PARAMS
@@ -53,8 +53,12 @@ def build(spec: Any, *, weights: Any = None, freeze: Any = None, max_params: flo
             if chosen.entry.set:  # what the network needs to use them (GoogLeNet's transform_input)
                 # Resolved again from the source where there is one, so that `${}` values follow (ViT's
                 # position embedding follows input.size); a `Spec` has its values substituted already.
-                located = (located.with_overrides(**chosen.entry.set) if isinstance(spec, Spec)
-                           else load_spec(spec, **{**overrides, **chosen.entry.set}))
+                named = OVERRIDE_NAME.set(f"weights {chosen.entry.name}: set")  # the entry's mistake, not a --set's
+                try:
+                    located = (located.with_overrides(**chosen.entry.set) if isinstance(spec, Spec)
+                               else load_spec(spec, **{**overrides, **chosen.entry.set}))
+                finally:
+                    OVERRIDE_NAME.reset(named)
         net = located.network()
     if max_params is not None:
         check_params_limit(analyze_network(net).params, _limit(max_params), located)

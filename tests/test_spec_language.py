@@ -199,3 +199,32 @@ def test_list_edits_reach_only_the_layer_lists_and_vars_as_the_schema_says(tmp_p
         archspec.load_spec(tmp_path / "size.yaml")
     (tmp_path / "vars.yaml").write_text("extends: resnet101\nname: r\nvars: {depths: {2: 6}}\n")
     assert [s["repeat"] for s in archspec.load_spec(tmp_path / "vars.yaml").data["stages"]] == [3, 4, 6, 3]  # 101: 3, 4, 23, 3
+
+
+def test_an_input_size_computed_as_a_whole_float_is_square() -> None:
+    # `${base / 2}` is 32.0: taken as every other size is (`out: "${w / 2}"`); before, "must be a list"
+    spec = archspec.load_spec("resnet18", **{"vars": {"base": 64}, "input.size": "${base / 2}"})
+    assert spec.model.input.shape == (3, 32, 32)
+    with pytest.raises(SpecError, match="input.size"):
+        archspec.load_spec("resnet18", **{"input.size": 32.5})
+
+
+def test_a_weights_entrys_set_is_blamed_on_the_entry(tmp_path: Path) -> None:
+    # the values a weights entry sets (GoogLeNet's transform_input) were reported as a --set's
+    from safetensors.torch import save_file
+
+    spec = tmp_path / "net.yaml"
+    spec.write_text(textwrap.dedent("""\
+        name: net
+        input: {channels: 3, size: 16}
+        num_classes: 4
+        stem: [{conv: {out: 4, kernel: 3}}]
+        head: [global_pool, flatten, {linear: 4}]
+        weights:
+          - {name: W, url: "https://example.org/w.safetensors", layout: {format: archspec}, set: {stem.0.conv.kernel: 0}}
+        """))
+    save_file({}, str(tmp_path / "w.safetensors"))
+    with pytest.raises(SpecError) as caught:
+        archspec.build(str(spec), weights="W")
+    assert str(caught.value).startswith("weights W: set stem.0.conv.kernel: stem[0].conv.kernel: must be >= 1, got 0"), \
+        str(caught.value)

@@ -68,6 +68,11 @@ class FPN(_Part):
         names = self.names or [str(i) for i in range(len(xs))]
         if len(names) != len(xs):
             raise BlockError(f"fpn reads {len(xs)} inputs but names {len(names)} outputs")
+        extra = {"maxpool": ("pool",), "p6p7": ("p6", "p7"), "none": ()}[self.extra]
+        taken = [n for i, n in enumerate(names) if n in names[:i] or n in extra]
+        if taken:  # a level under a name another level has would be lost
+            raise BlockError(f"the output name '{taken[0]}' is given twice (its levels' names, then "
+                             f"{', '.join(extra)} of extra: {self.extra}); each level needs a name of its own")
         for i in range(1, len(xs)):
             if any(c > f for c, f in zip(xs[i].spatial, xs[i - 1].spatial)):
                 raise BlockError(f"an FPN reads its inputs from fine to coarse, but input {i} is larger than input {i - 1}")

@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
+from ..core.errors import BlockError
 from ..ir.builder import GraphBuilder, Value
 from ..spec.families import BlockContext, BlockFamily, register_block
 
@@ -87,7 +88,7 @@ class SwinBlock(BlockFamily):
                 if self.version == 2:
                     x = b.norm(x, name="norm")
         elif ctx.stride != 1:
-            raise ValueError(f"a swin stage's stride is 1 or 2 (patch merging), not {ctx.stride}")
+            raise BlockError(f"a swin stage's stride is 1 or 2 (patch merging), not {ctx.stride}")
         shift = 0 if ctx.index % 2 == 0 else self.window // 2
         attention: dict[str, Any] = {"heads": self.heads, "window_size": self.window, "shift": shift, "version": self.version,
                      "dropout": self.attention_dropout, "proj_dropout": self.dropout}

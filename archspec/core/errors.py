@@ -199,3 +199,12 @@ def unknown_name(kind: str, word: str, choices: Iterable[str]) -> str:
     """`unknown block type 'botleneck' (did you mean 'bottleneck'?); known: basic, bottleneck, ...`"""
     choices = sorted(set(choices))
     return f"unknown {kind} '{word}'{did_you_mean(word, choices)}; known: {', '.join(choices)}"
+
+
+def first_problem(exc: Any) -> str:
+    """A pydantic ValidationError's first problem as one line (`out: Input should be greater than
+    or equal to 1`): the field's path, without pydantic's names of union members (`constrained-int`,
+    `tuple[...]`)."""
+    first = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and ("-" in p or "[" in p)))
+    return f"{loc}: {first['msg']}" if loc else first["msg"]

@@ -21,7 +21,9 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
 from ..core import memo
-from ..core.errors import ArchspecError, LocatedError, SpecPath
+from pydantic import ValidationError
+
+from ..core.errors import ArchspecError, LocatedError, SpecPath, first_problem
 from ..core.naming import free_index, free_name, join, module_name_problem
 from .graph import INPUT, Graph, Node, input_index, named_tuple
 from .op import Op, OpDefaults, Shape, ShapeError
@@ -321,6 +323,8 @@ class GraphBuilder:
             raise
         except ShapeError as exc:
             raise NodeShapeError(str(exc), full, where, exc.spatial_zero) from None
+        except ValidationError as exc:  # a field out of range (a width a block worked out as 0): named by its layer
+            raise NodeShapeError(first_problem(exc), full, where, False) from None
         self.nodes.append(named_tuple(Node, (full, op, tuple([v[0] for v in inputs]), shape, where)))
         return named_tuple(Value, (len(self.nodes) - 1, shape))
 

@@ -1,6 +1,9 @@
-"""`init.by_name` globs against the lowered network: each must match a layer it can initialise
-(a conv, linear or norm), and a stage may be named as taps name it (`stages.layer4.*` is
-`stages.3.*`), so that a typo is a located error rather than a rule that silently does nothing."""
+"""`init.by_name` globs and `freeze:` patterns against the lowered network, so that a typo is a
+located error when the spec is validated rather than a rule that silently does nothing (or, for
+`freeze`, an error only once the module is built). An init glob must match a layer it can
+initialise (a conv, linear or norm), and a stage may be named as taps name it (`stages.layer4.*`
+is `stages.3.*`); a freeze pattern must name a module of the compiled network (a part, a
+container, a layer), as `archspec.build` freezes them."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from typing import Any
 
 from ..core.errors import LocatedError, did_you_mean
 from ..ir.graph import Network
+from .models import fan_based
 
 
 class InitPathError(LocatedError):
@@ -48,5 +52,35 @@ def checked_init(init: Any, net: Network, aux_disabled: bool = False) -> Any:
             shown = ", ".join(paths[:3] + ["..."] if len(paths) > 3 else paths)
             raise InitPathError(f"'{pattern}' matches no conv, linear or norm layer{did_you_mean(pattern, prefixes)}; "
                                 f"their paths read like {shown}", ("init", "by_name", pattern))
+        if fan_based(rule.weight):  # a norm's weight is one-dimensional: torch refuses to find its fans
+            norms = [ref.path for ref in refs if type(ref.node.op).init_kind == "norm"
+                     and fnmatch.fnmatchcase(ref.path, glob)]
+            if norms:
+                raise InitPathError(f"'{pattern}' matches norm layers ({', '.join(norms[:3])}), whose weight has one "
+                                    f"dimension: {rule.weight} needs a fan in and a fan out (a conv's or linear's "
+                                    "weight); narrow the pattern or use ones, normal(STD)", ("init", "by_name", pattern))
         rules[glob] = rule
     return init.model_copy(update={"by_name": rules})
+
+
+class FreezePathError(LocatedError):
+    """A `freeze:` pattern that names no module of the network."""
+
+
+def check_freeze(patterns: list[str], net: Network) -> None:
+    """Each pattern of the spec's `freeze:` names a module of the compiled network: a layer, or a
+    container of layers (`stem`, `stages.0`, `stages.*.blocks.0`), or a module inside a layer."""
+    if not patterns:
+        return
+    every = [ref.path for ref in net.nodes()]
+    modules = set(every) | {part.path for part in net.parts()}  # a part with no layer is a module too (an empty stem)
+    for path in list(modules):
+        bits = path.split(".")
+        modules.update(".".join(bits[:k]) for k in range(1, len(bits)))
+    for i, pattern in enumerate(patterns):
+        bits = pattern.split(".")
+        inside = any(fnmatch.fnmatchcase(path, ".".join(bits[:k])) for k in range(1, len(bits)) for path in every)
+        if not inside and not any(fnmatch.fnmatchcase(module, pattern) for module in modules):
+            parts = sorted(m for m in modules if m.count(".") <= 1 and m not in every)
+            raise FreezePathError(f"'{pattern}' names no part of the network{did_you_mean(pattern, sorted(modules))}; "
+                                  f"parts: {', '.join(parts)}", ("freeze", i))

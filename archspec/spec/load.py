@@ -5,6 +5,7 @@ Nothing here imports torch; analysis, diagrams and validation stop at the IR.
 
 from __future__ import annotations
 
+import dataclasses
 import stat
 import time
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from .block_language.family import shadowing_notes
 from .lower import Watch, lower
 from .models import SpecModel
 from .resolve import Document, Locator, literal_document, resolve_data, resolve_source
-from .scaling import apply_scaling
+from .problems import problems_from
+from .scaling import ScaledStageError, apply_scaling
 from .source import checked_copy, parse_text, read_file
 from .validate import validate_document
 
@@ -135,7 +137,16 @@ def _looks_like_yaml(line: str) -> bool:
 
 
 def from_document(doc: Document) -> Spec:
-    model = apply_scaling(validate_document(doc))
+    model = validate_document(doc)
+    try:
+        model = apply_scaling(model)
+    except ScaledStageError as exc:
+        scale = model.scale
+        said = f" (once scaled by scale: width {scale.width}, depth {scale.depth})" if scale else ""
+        stages = doc.data.get("stages")
+        written = stages[exc.index] if isinstance(stages, list) and exc.index < len(stages) else {}
+        problems = problems_from(exc.error, written, doc.locator, ("stages", exc.index))
+        raise SpecError([dataclasses.replace(p, message=p.message + said) for p in problems]) from None
     return Spec(model, doc.data, doc.locator)
 
 

@@ -17,7 +17,7 @@ from ..ir.keys import HashedKey, frozen
 from ..ir.op import Op, OpDefaults, Shape, ShapeError
 from ..ir.output_stride import Dilations, out_jump
 from ..ir.taps import resolve_taps, truncate
-from .init_paths import checked_init
+from .init_paths import check_freeze, checked_init
 from .lower_parts import Budget, lower_parts, short_error
 from .models import SpecModel
 
@@ -207,6 +207,7 @@ def lower(spec: SpecModel, spec_data: dict | None = None, watch: Watch | None = 
     if total > MAX_BLOCKS:
         raise LoweringError(f"the stages hold {total:,} blocks in all, more than the limit of {MAX_BLOCKS:,}",
                             ("stages",), limit=True)
+    _check_stage_names(spec)
     count, steps = len(stem.nodes), 0
     stages: list[Stage] = []
     global_index = 0
@@ -244,6 +245,9 @@ def lower(spec: SpecModel, spec_data: dict | None = None, watch: Watch | None = 
                     raise LoweringError(f"{st.block}: {short_error(exc)}", origin) from None
                 except Exception as exc:
                     raise family_bug(f"block type '{st.block}'", type(st), exc) from exc
+                if isinstance(out, dict):  # a neck's (an FPN's levels): a stage passes one value on
+                    raise LoweringError(f"block type '{st.block}' has several outputs ({', '.join(map(str, out))}); "
+                                        "a stage's block has one (several are a neck's: `necks:`)", origin)
                 graph = b.finish(out)
                 _BLOCKS.add(key, shape, ctx.reads, graph, any_size=any_size)
                 steps += b.steps
@@ -283,9 +287,28 @@ def lower(spec: SpecModel, spec_data: dict | None = None, watch: Watch | None = 
     init = checked_init(spec.init, net, any(not h.enabled for h in spec.aux_heads))
     if init is not net.init:  # by_name globs, checked and in index form
         net = dataclasses.replace(net, init=init)
-    if spec.features is None and not net.attached:
-        return net
-    return truncate(net, resolve_taps(spec.features, net))
+    if spec.features is not None or net.attached:
+        net = truncate(net, resolve_taps(spec.features, net))
+    check_freeze(spec.freeze, net)  # on what is built: no head to freeze once taps cut it off
+    return net
+
+
+def _check_stage_names(spec: SpecModel) -> None:
+    """A stage's name stands for its index wherever a stage is named (taps, `aux_heads.after`,
+    `init.by_name`): two stages of one name, or a name of digits (stage "1" as stage 0), would make
+    those refer to the wrong stage."""
+    seen: dict[str, int] = {}
+    for i in range(len(spec.stages)):
+        name = spec.stage_name(i)
+        if name.isdigit():
+            raise LoweringError(f"a stage's name may not be all digits ('{name}'): it would read as a stage's index",
+                                ("stages", i, "name"))
+        if name in seen:
+            first = seen[name]
+            how = " (its default name)" if getattr(spec.stages[first], "name", None) is None else ""
+            raise LoweringError(f"stage {first} is named '{name}' too{how}; each stage needs a name of its own",
+                                ("stages", i, "name"))
+        seen[name] = i
 
 
 def limit_message(exc: NodeLimitError) -> str:

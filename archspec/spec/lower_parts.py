@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..core.formatting import shape_text
-from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug
+from ..core.errors import ArchspecError, LocatedError, SpecPath, family_bug, first_problem
 from ..ir.builder import GraphBuilder, NodeLimitError, NodeShapeError
 from ..ir.graph import PART_GROUPS, Attached, Graph, Network
 from ..ir.taps import Tap, resolve
@@ -115,9 +115,4 @@ def _reads_text(sources: list[Tap], shapes: list[tuple[int, ...]]) -> str:
 def short_error(exc: Exception) -> str:
     """An error from a family's emit as one line: a ValidationError's first problem (an op's field
     out of range: `padding: Input should be less than or equal to 65536`), else the text."""
-    if isinstance(exc, ValidationError):
-        first = exc.errors(include_url=False)[0]
-        # the field's path, without pydantic's names of union members (`constrained-int`, `tuple[...]`)
-        loc = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and ("-" in p or "[" in p)))
-        return f"{loc}: {first['msg']}" if loc else first["msg"]
-    return str(exc)
+    return first_problem(exc) if isinstance(exc, ValidationError) else str(exc)

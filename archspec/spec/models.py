@@ -61,7 +61,9 @@ class InputSpec(StrictModel):
     @field_validator("size", mode="before", json_schema_input_type=_Size | tuple[_Size, _Size])
     @classmethod
     def _square(cls, value: Any) -> Any:
-        return (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
+        # one number is a square (a whole float too: `${base / 2}`, which every other size takes)
+        one = (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and value.is_integer())
+        return (value, value) if one else value
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -143,6 +145,33 @@ class InitRule(StrictModel):
     weight: InitScheme = "default"
     bias: InitScheme = "default"
 
+    @field_validator("weight", "bias")
+    @classmethod
+    def _std(cls, scheme: str) -> str:
+        if scheme.endswith(")") and "normal(" in scheme and not scheme.startswith("kaiming"):
+            text = scheme[scheme.index("(") + 1:-1].strip()
+            try:
+                std = float(text)
+            except ValueError:
+                std = float("nan")
+            if not (0 <= std < float("inf")):  # also refuses nan (a text that is no number)
+                raise ValueError(f"{scheme}: the standard deviation must be a finite number >= 0, got {text!r}")
+        return scheme
+
+    @field_validator("bias")
+    @classmethod
+    def _bias(cls, scheme: str) -> str:
+        if fan_based(scheme):
+            raise ValueError(f"{scheme} needs a tensor with a fan in and a fan out (a weight); a bias has one "
+                             "dimension: use zeros, ones, normal(STD), trunc_normal(STD) or uniform_fan_out")
+        return scheme
+
+
+def fan_based(scheme: str) -> bool:
+    """Whether `scheme` reads a tensor's fan in and fan out, which a one-dimensional tensor (a bias,
+    a norm's weight) has not (torch raises)."""
+    return scheme.startswith(("kaiming_", "xavier_"))
+
 
 class InitSpec(StrictModel):
     """Weight initialisation, as the reference implementation of a family does it."""
@@ -152,6 +181,14 @@ class InitSpec(StrictModel):
     norm: InitRule = InitRule()
     # Module-path globs (`aux_heads.*.1`) with their own rule; the last match wins.
     by_name: dict[str, InitRule] = {}
+
+    @field_validator("norm")
+    @classmethod
+    def _norm(cls, rule: InitRule) -> InitRule:
+        if fan_based(rule.weight):
+            raise ValueError(f"weight: {rule.weight} needs a tensor with a fan in and a fan out; a norm's weight has "
+                             "one dimension: use ones, zeros, normal(STD) or trunc_normal(STD)")
+        return rule
 
     def tables(self) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
         """The rules as plain data: {kind: (weight, bias)} and {glob: (weight, bias)}, in order

@@ -83,6 +83,8 @@ def _message(err: dict, path: SpecPath, words: tuple[str, ...] = (), vocabulary:
         key = str(path[-1]) if path else "?"
         pool = _vocabulary() if vocabulary is None else vocabulary
         return f"unknown key '{key}'{bare_key_hint(key, got, pool + words)}"
+    if kind == "multiple_of":
+        return f"must be a multiple of {ctx.get('multiple_of')}, got {shown}"
     if kind == "greater_than_equal":
         return f"must be >= {ctx.get('ge')}, got {shown}"
     if kind == "greater_than":

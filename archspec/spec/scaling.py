@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pydantic import ValidationError
+
 from ..ir.op import Op
 from .expr import make_divisible
 from .models import ScaleSpec, SpecModel
@@ -26,7 +28,16 @@ def _scale_op(op: Op, scale: ScaleSpec) -> Op:
     return op.model_copy(update={f: make_divisible(getattr(op, f) * scale.width, scale.divisor) for f in fields})
 
 
-def _scale_stage(stage: Any, scale: ScaleSpec) -> Any:
+class ScaledStageError(Exception):
+    """A stage whose scaled values its block type refuses (`out: 21` where it needs an even number):
+    the stage's index and pydantic's error, located by the caller (`spec.load.from_document`)."""
+
+    def __init__(self, index: int, error: ValidationError):
+        super().__init__(str(error))
+        self.index, self.error = index, error
+
+
+def _scale_stage(stage: Any, scale: ScaleSpec, index: int) -> Any:
     update: dict[str, Any] = {f: math.ceil(getattr(stage, f) * scale.depth) for f in type(stage).depth_fields}
     for f in type(stage).channel_fields:
         value = getattr(stage, f)
@@ -35,7 +46,12 @@ def _scale_stage(stage: Any, scale: ScaleSpec) -> Any:
     layers = stage.__dict__.get("layers")  # a field's value (hasattr on a model costs an exception when absent)
     if isinstance(layers, list):
         update["layers"] = [_scale_op(op, scale) if isinstance(op, Op) else op for op in layers]
-    return stage.model_copy(update=update)
+    # validated again, not copied: the scaled values meet the block type's own rules (a multiple of 2,
+    # a width its expansion divides) as written ones do
+    try:  # a model's __dict__ holds its fields' values
+        return type(stage).model_validate({**stage.__dict__, **update})
+    except ValidationError as exc:
+        raise ScaledStageError(index, exc) from None
 
 
 def apply_scaling(spec: SpecModel) -> SpecModel:
@@ -45,7 +61,7 @@ def apply_scaling(spec: SpecModel) -> SpecModel:
     return spec.model_copy(
         update={
             "stem": [_scale_op(op, scale) for op in spec.stem],
-            "stages": [_scale_stage(s, scale) for s in spec.stages],
+            "stages": [_scale_stage(s, scale, i) for i, s in enumerate(spec.stages)],
             "head": [_scale_op(op, scale) for op in spec.head],
         }
     )
