@@ -134,3 +134,80 @@ def test_api_and_cli_fold_options(tmp_path, capsys) -> None:
     assert capsys.readouterr().out == archspec.diagram("resnet18", fold=False).source
     assert main(["diagram", "resnet18", "--level", "layer", "--fold", "-o", "-"]) == 0
     assert "blocks 1–1 · basic ×1" not in capsys.readouterr().out  # a run of one is not folded
+
+
+_TAPPED_INSIDE_A_RUN = """
+name: tapped
+input: {channels: 3, size: [32, 32]}
+num_classes: 10
+blocks:
+  cba:
+    params: {out: int}
+    layers:
+      - conv: {out: "${out}", kernel: "${5 if index % 3 == 0 else 3}", padding: "${2 if index % 3 == 0 else 1}"}
+      - act
+stem:
+  - conv: {out: 64, kernel: 3, padding: 1}
+stages:
+  - {block: cba, out: 64, repeat: 4}
+head: [global_pool, flatten, {linear: 10}]
+heads:
+  side: {block: layers, in: stages.0.blocks.2, layers: [global_pool, flatten, {linear: 5}]}
+  main: {block: layers, in: stages.0, layers: [global_pool, flatten, {linear: 7}]}
+"""
+
+
+def _box_of(pic, path: str):
+    return next(box for box in pic.boxes() if path in box.paths)
+
+
+def test_a_head_reading_a_folded_block_is_drawn_from_that_blocks_run() -> None:
+    # Blocks 0 and 3 are 5x5, 1 and 2 are 3x3: runs 0, 1-2, 3. The head reads block 2, folded into
+    # the run drawn as block 1: its edge comes from that run, not from block 3 (the last box of the stage).
+    pic = picture(load_spec(_TAPPED_INSIDE_A_RUN).network(), "block")
+    assert drawn_blocks(pic) == {0: {0, 1, 3}}
+    run, side = _box_of(pic, "stages.0.blocks.1.0"), _box_of(pic, "heads.side.0")
+    assert [e.src for e in pic.edges if e.dst == side.id] == [run.id]
+
+
+def test_returned_taps_are_marked_on_folded_blocks() -> None:
+    # resnet50 with features=stages returns each stage's last block, which folding hides in every stage
+    pic = picture(load_spec("resnet50", features="stages").network(), "block")
+    notes = " ".join(box.note for box in pic.boxes())
+    assert all(f"→ stages.{s}" in notes for s in range(4)), notes
+
+
+def test_a_value_read_outside_its_graph_ends_its_box() -> None:
+    # unet_resnet34's up4 reads stem.relu (64x112x112), before the stem's max-pool: at block level the
+    # edge leaves a box that ends with the relu, not the stem's box ending with the pooled 64x56x56 map
+    pic = picture(load_spec("unet_resnet34").network(), "block")
+    source = _box_of(pic, "stem.relu")
+    assert source.paths[-1] == "stem.relu"
+    up4 = {box.id for box in pic.boxes() if any(p.startswith("necks.up4.") for p in box.paths)}
+    assert any(e.src == source.id and e.dst in up4 for e in pic.edges)
+
+
+def test_blocks_that_read_inputs_of_another_width_do_not_fold_together() -> None:
+    # the first block reads the stem's 16 channels, the others 64: the same ops, another layer
+    spec = load_spec("""
+name: widths
+input: {channels: 3, size: 32}
+blocks:
+  cba:
+    params: {out: int}
+    layers: [{conv: {out: "${out}", kernel: 3, padding: 1}}, norm, act]
+stem: [{conv: {out: 16, kernel: 3, padding: 1}}]
+stages: [{block: cba, out: 64, repeat: 3}]
+""")
+    pic = picture(spec.network(), "block")
+    assert drawn_blocks(pic) == {0: {0, 1}}
+    assert "blocks 1–2 · cba ×2" in titles(to_digraph(pic).source)
+
+
+def test_diagram_options_that_would_be_ignored_are_refused(capsys) -> None:
+    from archspec.cli.main import main
+
+    assert main(["diagram", "resnet18", "-o", "-", "--format", "png"]) == 2
+    assert "-o - writes the DOT source to stdout, not png" in capsys.readouterr().err
+    assert main(["diagram", "resnet18", "--level", "stage", "--no-fold", "-o", "-"]) == 2
+    assert "--no-fold draws every block, and the stage level draws none" in capsys.readouterr().err

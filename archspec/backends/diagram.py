@@ -21,7 +21,7 @@ import html
 import itertools
 import re
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -200,15 +200,17 @@ def _check(level: str, rankdir: str) -> tuple[str, str]:
 
 
 # -- IR -> picture ----------------------------------------------------------------------------
-def chains(graph: Graph) -> list[list[int]]:
+def chains(graph: Graph, read_outside: Collection[int] = ()) -> list[list[int]]:
     """Split a graph into maximal chains: a node joins the chain of its only input when it is
-    that input's only reader. Merges (several inputs) and branch points end chains."""
+    that input's only reader. Merges (several inputs) and branch points end chains, and so do
+    the nodes `read_outside` the graph (a neck's or head's source, a returned tap), so that what
+    reads them is drawn from them, not from the end of a chain past them."""
     readers = graph.consumers()
     units: list[list[int]] = []
     unit_of: dict[int, int] = {}
     for i, node in enumerate(graph.nodes):
         src = node.inputs[0] if len(node.inputs) == 1 else INPUT
-        if src >= 0 and readers.get(src) == 1 and units[unit_of[src]][-1] == src:
+        if src >= 0 and readers.get(src) == 1 and units[unit_of[src]][-1] == src and src not in read_outside:
             unit_of[i] = unit_of[src]
             units[unit_of[i]].append(i)
         else:
@@ -239,6 +241,11 @@ class _Drawer:
         self.where: dict[str, Box] = {}  # layer path -> the box that draws it
         self.graphs = {part.path: part.graph for part in net.parts()}
         self.section_of = {part.path: part.section for part in net.parts()}
+        self.out_of: dict[str, str] = {}  # part path -> the box holding its output (a folded block's: its run's)
+        self.read_outside: dict[str, set[int]] = {}  # part path -> its nodes that necks, heads and taps read
+        for tap in [*(s for a in net.attached for s in a.sources), *net.taps]:
+            if tap.part != "input" and tap.node >= 0:
+                self.read_outside.setdefault(tap.graph_path, set()).add(tap.node)
 
     def new_id(self) -> str:
         self._ids += 1
@@ -250,19 +257,21 @@ class _Drawer:
         return box
 
     def value_box(self, tap: Any, inp: str) -> str:
-        """The box that holds a tapped value (a part's source, or a returned tap); for a block folded
-        into a run drawn once, the last box drawn for its section (the stage)."""
+        """The id of the box that holds a tapped value (a part's source, or a returned tap): the box
+        of its layer; for a block folded into a run drawn once, the box of that run's output."""
         if tap.part == "input" or tap.node < 0:
             return inp
         box = self.where.get(join(tap.graph_path, self.graphs[tap.graph_path].nodes[tap.node].name))
         if box is not None:
             return box.id
-        section = self.section_of[tap.graph_path]
-        drawn = [b for path, b in self.where.items() if path.startswith(section + ".")]
-        return drawn[-1].id if drawn else inp
+        return self.out_of.get(tap.graph_path, inp)
+
+    def _box(self, box_id: str) -> Box | None:
+        return next((b for b in self.where.values() if b.id == box_id), None)
 
     def attached(self, root: Cluster, inp: str, folded: bool) -> None:
-        """The necks and heads, each wired to the boxes it reads; then each returned tap noted on its box."""
+        """The necks and heads, each wired to the boxes it reads; then each returned tap noted on its box
+        (on its run's box, for a block folded away)."""
         for part in self.net.attached:
             sources = [self.value_box(s, inp) for s in part.sources]
             if folded:
@@ -274,9 +283,7 @@ class _Drawer:
                 self.graph(part.graph, part.path, sources[0], inner, more=sources[1:])
                 self.place(inner, root)
         for tap in self.net.taps:
-            box = None
-            if tap.node >= 0:
-                box = self.where.get(join(tap.graph_path, self.graphs[tap.graph_path].nodes[tap.node].name))
+            box = self._box(self.value_box(tap, inp))
             if box is not None:
                 box.note = f"{box.note} → {tap.name}".strip()
 
@@ -288,7 +295,7 @@ class _Drawer:
         a concatenation of its input is dense (each block appends to every earlier map): that bypass is
         drawn bold, labelled with `dense` when it is not empty."""
         per_layer = self.level == "layer"
-        units = chains(graph)
+        units = chains(graph, self.read_outside.get(prefix, ()))
         group: dict[int, str] = {}
         if per_layer:  # a box per layer, each chain kept straight
             group = {i: f"g{self._ids}_{k}" for k, unit in enumerate(units) if len(unit) > 1 for i in unit}
@@ -350,7 +357,8 @@ class _Drawer:
     def network(self) -> Cluster:
         """Block and layer level."""
         root, inp = self.start()
-        out_of = {"": inp.id}  # part path -> the box holding its output
+        out_of = self.out_of
+        out_of[""] = inp.id
         for section in self.sections():
             first = section[0]
             if first.attached:  # they read several values: drawn last, by `attached`

@@ -63,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
         fmt = diagram_format(args.output)  # a bad extension is reported before any work
         if args.format and args.format != fmt:
             raise ArchspecError(f"--format {args.format} disagrees with the extension of {args.output}")
+    if args.output == "-" and args.format not in (None, "dot"):
+        raise ArchspecError(f"-o - writes the DOT source to stdout, not {args.format}: give a file name for --format "
+                            f"{args.format}")
+    if args.level == "stage" and args.fold is False:
+        raise ArchspecError("--no-fold draws every block, and the stage level draws none: use --level block or layer")
     spec = load(args.spec, args)
     output = args.output or f"{spec.name}.{args.format or 'svg'}"
     if output != "-":
