@@ -135,3 +135,38 @@ def test_commands_without_weights_do_not_import_torch(tmp_path: Path) -> None:
 def test_report_to_dict_matches_the_cli(capsys) -> None:
     _, out, _ = run_cli(capsys, "summary", "resnet18", "--json")
     assert json.loads(out) == json.loads(json.dumps(archspec.analyze("resnet18").to_dict()))
+
+
+def test_summary_escapes_the_weights_text_and_shows_it_with_features(tmp_path: Path, capsys) -> None:
+    # the weights line printed an escape sequence from the spec as it is, and --features dropped it
+    spec = tmp_path / "evil.yaml"
+    spec.write_text('extends: resnet18\nweights:\n  - {name: W, url: "https://x/\\e[34mblue.pth", dataset: "DS\\e[36m",'
+                    ' metrics: {"acc\\e[33m@1": 1.0}, layout: {format: archspec}}\n')
+    for extra in ([], ["--features"]):
+        assert main(["summary", str(spec), "--weights", "W", *extra]) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out and "blue.pth" in out and "\\x1b[34m" in out, out
+
+
+def test_summary_rows_of_aux_heads_are_marked_outside_the_totals(capsys) -> None:
+    # inception_v3's auxiliary classifier runs in training only: its MACs are not in the total
+    assert main(["summary", "inception_v3"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("aux_heads.0"))
+    assert "(5.68M)" in row and "(131.4 KiB)" in row, row
+    report = archspec.analyze("inception_v3")
+    shown = sum(la.macs for la in report.layers if la.group != "aux")
+    assert shown == report.macs  # the rows outside the parentheses add up to the total
+
+
+def test_a_freeze_pattern_inside_a_layer_is_refused(capsys) -> None:
+    # attention's out_proj is a module of one layer, whose parameters summary does not count apart:
+    # frozen 0 was reported for 590,592 frozen parameters
+    assert main(["summary", "vit_b_16", "--set", "freeze=[stages.0.blocks.0.self_attention.out_proj]"]) == 2
+    err = capsys.readouterr().err
+    assert "names a part inside the layer stages.0.blocks.0.self_attention" in err, err
+    report = archspec.analyze("vit_b_16", freeze=["stages.0.blocks.0.self_attention"])
+    import torchvision
+
+    attention = torchvision.models.vit_b_16().encoder.layers[0].self_attention
+    assert report.frozen_params == sum(p.numel() for p in attention.parameters())

@@ -108,3 +108,18 @@ def test_zoo_networks(name: str) -> None:
     report = analyze_network(net)
     layer = report.layer(report.receptive_field_layer)
     check(net, layer.name, tuple((m - 1) // 2 for m in layer.output_shape[1:]))
+
+
+@pytest.mark.parametrize("size, pooled", [(8, 5), (8, 7), (13, 3)])
+def test_an_adaptive_pool_field_covers_what_each_unit_reads(size: int, pooled: int) -> None:
+    # A 3x3/4 conv makes a 2x2 map (8) or a 4x4 one (13), adaptively pooled to 5x5 or 7x7 (up:
+    # several units read one map unit) or to 3x3 (windows of uneven sizes). Each unit's field must hold
+    # every pixel that moves it; before, pooling up took the stride as 1 and a unit's field missed them.
+    s = spec([], stem=[{"conv": {"out": 2, "kernel": 3, "stride": 4, "padding": 1}},
+                       {"adaptive_pool": {"type": "avg", "size": pooled}}], size=size)
+    net = to_network(s)
+    layer = analyze_network(net).layer("stem.1")
+    for unit in [(0, 0), (pooled // 2, pooled - 1), (pooled - 1, pooled - 1)]:
+        measured = measure_region(net, "stem.1", unit)
+        field = clipped(layer.rf.region(unit), net.input_shape)
+        assert all(f0 <= m0 and m1 <= f1 for (f0, f1), (m0, m1) in zip(field, measured)), (unit, field, measured)

@@ -29,9 +29,11 @@ def table_rows(report: Report, level: str) -> tuple[list[list[str]], list[str]]:
     for name, layers in report.rows(level):
         last = layers[-1]
         what = last.label if level == "layer" else str(len(layers))
+        macs, memory = human(sum(la.macs for la in layers)), human_bytes(sum(report.layer_bytes(la) for la in layers))
+        if all(la.group == "aux" for la in layers):  # training only: not in the totals' MACs and activations
+            macs, memory = f"({macs})", f"({memory})"
         rows.append([name, what, shape_text(last.output_shape), f"{sum(la.params for la in layers):,}",
-                     human(sum(la.macs for la in layers)), human_bytes(sum(report.layer_bytes(la) for la in layers)),
-                     rf_text(last.rf, last.output_shape)])
+                     macs, memory, rf_text(last.rf, last.output_shape)])
     header = ["name", "layer" if level == "layer" else "layers", "output", "params", "MACs", "activations", "RF/stride"]
     return rows, header
 
@@ -71,8 +73,9 @@ def totals_text(report: Report) -> str:
 
 CONVENTIONS_TEXT = """\
 conventions: MACs count one fused multiply-add once, over conv and linear layers on the inference
-path (aux heads excluded), as torchvision's documented GFLOPS; activations are output elements x dtype
-bytes x batch; RF/stride is the receptive field of one output unit and the step between neighbours."""
+path (aux heads excluded: their rows show them in parentheses), as torchvision's documented GFLOPS;
+activations are output elements x dtype bytes x batch; RF/stride is the receptive field of one output
+unit and the step between neighbours."""
 
 
 def report_text(report: Report, level: str = "stage", conventions: bool = False) -> str:

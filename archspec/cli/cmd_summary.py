@@ -12,6 +12,7 @@ from .common import (
     analyze,
     overrides,
     print_json,
+    say,
     shape_text,
     table,
 )
@@ -81,14 +82,16 @@ def run(args: argparse.Namespace) -> int:
         print_json({**report.to_dict(), **({"weights": entry} if entry is not None else {})})
         return 0
     if args.features:
-        print(report.heading())
-        print(features_table(report))
-        print("\nreduction: input pixels between neighbouring units; RF: the receptive field of one unit, "
-              "unit i starting at -padding + i * reduction")
+        lines = [report.heading(), features_table(report)]
+        if entry is not None:
+            lines.append(weights_text(entry))
+        lines.append("\nreduction: input pixels between neighbouring units; RF: the receptive field of one unit, "
+                     "unit i starting at -padding + i * reduction")
+        say("\n".join(lines))  # names, URLs and metrics come from the spec: escaped
         return 0
     text = report.text(args.level, conventions=True)
     if entry is not None:  # after the totals, before the conventions
         head, sep, tail = text.partition("\n\nconventions:")
         text = head + "\n" + weights_text(entry) + sep + tail
-    print(text)
+    say(text)
     return 0

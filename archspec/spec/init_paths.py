@@ -69,7 +69,8 @@ class FreezePathError(LocatedError):
 
 def check_freeze(patterns: list[str], net: Network) -> None:
     """Each pattern of the spec's `freeze:` names a module of the compiled network: a layer, or a
-    container of layers (`stem`, `stages.0`, `stages.*.blocks.0`), or a module inside a layer."""
+    container of layers (`stem`, `stages.0`, `stages.*.blocks.0`); not a module inside a layer
+    (attention's `out_proj`), whose parameters analysis does not count apart."""
     if not patterns:
         return
     every = [ref.path for ref in net.nodes()]
@@ -78,9 +79,15 @@ def check_freeze(patterns: list[str], net: Network) -> None:
         bits = path.split(".")
         modules.update(".".join(bits[:k]) for k in range(1, len(bits)))
     for i, pattern in enumerate(patterns):
+        if any(fnmatch.fnmatchcase(module, pattern) for module in modules):
+            continue
         bits = pattern.split(".")
-        inside = any(fnmatch.fnmatchcase(path, ".".join(bits[:k])) for k in range(1, len(bits)) for path in every)
-        if not inside and not any(fnmatch.fnmatchcase(module, pattern) for module in modules):
-            parts = sorted(m for m in modules if m.count(".") <= 1 and m not in every)
-            raise FreezePathError(f"'{pattern}' names no part of the network{did_you_mean(pattern, sorted(modules))}; "
-                                  f"parts: {', '.join(parts)}", ("freeze", i))
+        layer = next((path for k in range(len(bits) - 1, 0, -1) for path in every  # as many parts as the glob's head
+                      if path.count(".") == k - 1 and fnmatch.fnmatchcase(path, ".".join(bits[:k]))), None)
+        if layer is not None:  # a module of a layer's own (attention's out_proj): not counted apart in summaries
+            raise FreezePathError(f"'{pattern}' names a part inside the layer {layer}; freeze: takes layers and the "
+                                  f"parts that hold them (summary counts what they freeze): freeze {layer}",
+                                  ("freeze", i))
+        parts = sorted(m for m in modules if m.count(".") <= 1 and m not in every)
+        raise FreezePathError(f"'{pattern}' names no part of the network{did_you_mean(pattern, sorted(modules))}; "
+                              f"parts: {', '.join(parts)}", ("freeze", i))

@@ -65,6 +65,14 @@ class Reads:
         return Fraction(self.lo.a, self.lo.d)
 
 
+def area_reads(n_in: int, n_out: int) -> Reads:
+    """An area resize's (and an adaptive pool's) reads along one axis: output i reads input units
+    floor(i * n_in / n_out) to ceil((i + 1) * n_in / n_out) - 1."""
+    r = Fraction(n_in, n_out)
+    p, q = r.numerator, r.denominator
+    return Reads(Floor(p, 0, q), Floor(p, p - 1, q), n_in, n_out, clamp=True)
+
+
 def resampled(field: RF, reads: Sequence[Reads], stride: Sequence[float] | None = None) -> RF:
     """The field after a resampling op that reads `reads` per axis (h, w) of a map whose units have
     `field`. `stride` is the output's stride when it is known otherwise (resizing to a second

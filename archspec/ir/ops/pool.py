@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from typing import ClassVar, Literal
 from collections.abc import Hashable, Sequence
 
 from pydantic import StrictBool
 
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, Window, omit_defaults, pair, register_op, window_out
+from ._resample import area_reads, resampled
 from ._types import NonNegPair, PosInt, PosPair, hw, spatial
 
 
@@ -122,14 +122,14 @@ class AdaptivePool(Op):
         return (c, h, w)
 
     def rf(self, fields: Sequence[RF], ins: Sequence[Shape]) -> RF:
-        # Output i pools input rows [floor(i*n/m), ceil((i+1)*n/m)): the widest window and
-        # the mean step stand in for kernel and stride (exact when m divides n).
+        # Output i pools input rows [floor(i*n/m), ceil((i+1)*n/m) - 1], as an area resize reads
+        # them: a sliding window where m divides n; otherwise (fewer rows, or more: pooled up, each
+        # row read by several outputs) the tightest field at the output's stride covering them.
         _, h, w = ins[0]
-        kernel, stride = [], []
-        for n, m in zip((h, w), pair(self.size)):
-            kernel.append(max(math.ceil((i + 1) * n / m) - (i * n) // m for i in range(m)))
-            stride.append(max(1, n // m))
-        return fields[0].window(kernel, stride, (0, 0))
+        if all(n % m == 0 for n, m in zip((h, w), pair(self.size))):
+            steps = [n // m for n, m in zip((h, w), pair(self.size))]
+            return fields[0].window(steps, steps, (0, 0))
+        return resampled(fields[0], [area_reads(n, m) for n, m in zip((h, w), pair(self.size))])
 
     def torch(self, ins: Sequence[Shape]) -> ModuleCall:
         target = "torch.nn.AdaptiveAvgPool2d" if self.type == "avg" else "torch.nn.AdaptiveMaxPool2d"
