@@ -267,8 +267,9 @@ def _check_loaded(model: Any) -> None:
     report = getattr(model, "archspec_weights", None)
     if report is None or not report.skipped:
         return
-    first = "; ".join(f"{k}: {why}" for k, why in list(report.skipped.items())[:3])
-    raise WeightsError(f"predict needs every tensor of the network from the weights, and {len(report.skipped):,} of "
+    skipped = report.skipped
+    first = "; ".join(f"{k}: {why}" for k, why in list(skipped.items())[:3])
+    raise WeightsError(f"predict needs every tensor of the network from the weights, and {len(skipped):,} of "
                        f"{len(report.skipped) + len(report.loaded):,} did not load from {report.file} ({first}): they "
                        "would keep their random initialisation. Predict with the network the weights were saved "
                        "from (without --set num_classes=...), or train the parts that did not load first")

@@ -368,3 +368,19 @@ def test_a_torchvision_file_fine_tuned_to_other_classes_loads_into_that_many(tmp
     x = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert_close_outputs(model(x), tuned(x), "resnet18, 10 classes")
+
+
+def test_a_file_saved_before_batch_norm_counted_its_steps_loads(tmp_path) -> None:
+    # PyTorch < 0.4.1 saved no `num_batches_tracked` (torchvision's first ResNet files): such a file did
+    # not pair with the network at all ("tensor #5 disagrees"); torch loads it, the counts left at 0
+    torch.manual_seed(0)
+    reference = tvm.resnet18()
+    randomise(reference)
+    calibrate_norms(reference.eval(), torch.randn(4, 3, 64, 64))
+    path = tmp_path / "resnet18-old.pth"
+    torch.save({k: v for k, v in reference.state_dict().items() if not k.endswith("num_batches_tracked")}, path)
+    model = archspec.build("resnet18", weights=str(path)).eval()
+    assert model.archspec_weights.skipped == {}
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert_close_outputs(model(x), reference(x), "resnet18", atol=1e-5)

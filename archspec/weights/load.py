@@ -29,6 +29,7 @@ from .fetch import HASH_IN_NAME, WeightsError, cached
 from .files import read
 
 SUFFIXES = (".pth", ".pt", ".bin", ".safetensors")
+STEPS = ".num_batches_tracked"  # a batch norm's step count: no weight, absent from files older than PyTorch 0.4.1
 
 
 @dataclass
@@ -187,8 +188,12 @@ def _reference_spec(spec: Spec, entry: WeightsEntry, classes: int | None = None)
 
 
 def _map(tensors: dict[str, Any], ref: Spec, entry: WeightsEntry, build: Any, path: Path) -> tuple[dict, dict]:
-    """{archspec name in the reference: file tensor name}; WeightsError with the table when they disagree."""
+    """{archspec name in the reference: file tensor name}; WeightsError with the table when they disagree.
+    A file saved before batch norm counted its steps (PyTorch < 0.4.1: torchvision's first ResNet files)
+    holds no `num_batches_tracked`: the reference's are left out of the pairing, and keep their 0."""
     ref_state = build(ref).state_dict()
+    if not any(k.endswith(STEPS) for k in tensors):
+        ref_state = {k: v for k, v in ref_state.items() if not k.endswith(STEPS)}
     try:
         pairs = pair_state(ref_state, tensors, entry.layout.cls)
     except InteropError as exc:
@@ -217,10 +222,12 @@ def _load(model: Any, tensors: dict, mapping: dict[str, str], ref_state: Any, la
     report = Report(label, path)
     own = model.state_dict()
     new = {}
+    counted = any(k.endswith(STEPS) for k in tensors)
     for key, mine in own.items():
         source = mapping.get(key)
         if source is None:
-            report.skipped[key] = "not in the weights"
+            if counted or not key.endswith(STEPS):  # a file without step counts keeps them at 0, as torch loads it
+                report.skipped[key] = "not in the weights"
             continue
         value = tensors[source]
         if value.numel() != mine.numel() or (ref_state is None and tuple(value.shape) != tuple(mine.shape)) or \
