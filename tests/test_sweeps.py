@@ -846,7 +846,7 @@ def test_a_space_files_misspelled_keys_get_a_space_files_suggestions(tmp_path: P
 def test_keys_no_spec_has_are_refused_where_the_space_file_writes_them(tmp_path: Path) -> None:
     # before, every draw was rejected as an invalid spec, after max_draws of them, with a sample's
     # message and no line (or `input.sise` hidden behind the sampled size's own errors)
-    cases = {"set: {input.sise: 3}\nsample: {vars.width: {int: [8, 64]}}\n": "set input.sise: input.sise: unknown key",
+    cases = {"set: {input.sise: 3}\nsample: {vars.width: {int: [8, 64]}}\n": ":3:7: input.sise: unknown key 'sise'",
              "set: {vars.nope: 3}\nsample: {vars.width: {int: [8, 64]}}\n": ":3:7: set.vars.nope: the base spec has no var",
              "sample:\n  stages.0.repet: {int: [1, 3]}\n": ":4:3: sample.stages.0.repet: no spec has this key: unknown "
                                                            "key 'repet' (did you mean 'repeat'?)",

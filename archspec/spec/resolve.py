@@ -378,17 +378,20 @@ def _split_key(key: str) -> SpecPath:
     return tuple(parts)
 
 
-def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator) -> dict:
+def apply_overrides(data: dict, overrides: Mapping[str, Any], locator: Locator,
+                    places: Mapping[str, Location] | None = None) -> dict:
     """Set each dotted path (`stages.0.repeat`, `input.size`) to its value.
 
     `data` is left as it was: the mappings and lists on each path are copied before they
     change, and everything else is shared (nothing later modifies a document in place),
     so that a sweep can apply a few overrides to a large document thousands of times.
+    `places`: where each override is written, when it is in a file (a space file's `set:`);
+    otherwise it is named as OVERRIDE_NAME says (`--set KEY`).
     """
     data = dict(data)
     for key, value in overrides.items():
         path = _split_key(key)
-        where = Location(f"{OVERRIDE_NAME.get()} {key[:80] + '...' if len(key) > 80 else key}")
+        where = (places or {}).get(key) or Location(f"{OVERRIDE_NAME.get()} {key[:80] + '...' if len(key) > 80 else key}")
         if not path:
             raise SpecError(Problem("empty override key", (), where))
         if len(path) > MAX_DEPTH:

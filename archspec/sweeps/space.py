@@ -132,7 +132,8 @@ def load_space(space: str | Path | dict, **changes: Any) -> Space:
     if model.set:
         named = OVERRIDE_NAME.set(f"{source.name}: set")  # a bad key is the space file's, not a --set
         try:
-            base = apply_overrides(base, model.set, base_locator)
+            places = {key: locator.where(("set", key), key=True) for key in model.set}  # in the space file
+            base = apply_overrides(base, model.set, base_locator, places)
             _check_set(model, base, base_locator)
         finally:
             OVERRIDE_NAME.reset(named)
