@@ -535,9 +535,11 @@ def test_a_bad_set_or_sampled_key_is_named_as_the_space_gives_it(tmp_path: Path)
     """They were reported as `--set stages.9.repeat` (from the CLI) though no --set was given."""
     with pytest.raises(SpecError) as caught:
         load_space(_space(tmp_path, "set: {stages.9.repeat: 2}\nsample: {vars.width: {choice: [8]}}\n"))
-    assert "space.yaml: set stages.9.repeat: stages[9]: cannot set" in str(caught.value), str(caught.value)
+    assert "space.yaml:3:7: stages[9]: cannot set 'stages.9.repeat' at stages: no item 9" in str(caught.value), \
+        str(caught.value)
     code, _, err = run_cli("sweep", str(_space(tmp_path, "sample: {stages.9.repeat: {choice: [1, 2]}}\n")))
-    assert code == 2 and "for example: sample stages.9.repeat: stages[9]: cannot set" in err, err
+    assert code == 2 and ("space.yaml:3:10: sample.stages.9.repeat: every trial draw fails at this key: cannot set "
+                          "'stages.9.repeat' at stages: no item 9") in err, err
 
 
 def test_a_space_nothing_meets_exits_2_with_the_reasons(tmp_path: Path) -> None:
@@ -848,9 +850,10 @@ def test_keys_no_spec_has_are_refused_where_the_space_file_writes_them(tmp_path:
     # message and no line (or `input.sise` hidden behind the sampled size's own errors)
     cases = {"set: {input.sise: 3}\nsample: {vars.width: {int: [8, 64]}}\n": ":3:7: input.sise: unknown key 'sise'",
              "set: {vars.nope: 3}\nsample: {vars.width: {int: [8, 64]}}\n": ":3:7: set.vars.nope: the base spec has no var",
-             "sample:\n  stages.0.repet: {int: [1, 3]}\n": ":4:3: sample.stages.0.repet: no spec has this key: unknown "
+             "sample:\n  stages.0.repet: {int: [1, 3]}\n": ":4:3: sample.stages.0.repet: every trial draw fails at this key: unknown "
                                                            "key 'repet' (did you mean 'repeat'?)",
-             "sample:\n  foo.bar: {int: [1, 3]}\n": ":4:3: sample.foo.bar: no spec has this key: unknown key 'foo'"}
+             "sample:\n  foo.bar: {int: [1, 3]}\n": ":4:3: sample.foo.bar: every trial draw fails at this key: unknown "
+                                                    "key 'foo'"}
     for text, expected in cases.items():
         path = _space(tmp_path, text)
         with pytest.raises(SpecError) as caught:

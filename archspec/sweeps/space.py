@@ -217,8 +217,8 @@ PROBES = 8  # draws tried at load time for sampled keys that no spec has (`_chec
 
 
 def _check_sampled_keys(model: SpaceModel, base: dict, base_locator: Locator, locator: Locator) -> None:
-    """A sampled key that no spec has (`stages.0.repet`, `foo.bar`) makes every sample invalid: refused
-    at load time, where it is written. Tried on `PROBES` draws of their own (the sweep's sequence is not
+    """A sampled key that no spec has (`stages.0.repet`, `foo.bar`), or that names no item (`stages.9`),
+    makes every sample invalid: refused at load time, where it is written. Tried on `PROBES` draws of their own (the sweep's sequence is not
     touched); a key counts only where it is unknown in every one, so a key that one value of another
     sampler makes known (a block type's parameter, under a sampled `block:`) is not refused."""
     rng = random.Random(model.seed)
@@ -228,15 +228,15 @@ def _check_sampled_keys(model: SpaceModel, base: dict, base_locator: Locator, lo
         named = OVERRIDE_NAME.set("sample")
         try:
             found = {key: p.message for p in _problems(base, base_locator, values)
-                     if p.message.startswith("unknown key") for key in model.sample if _related(p.path, key)}
+                     if p.message.startswith(("unknown key", "cannot set")) for key in model.sample if _related(p.path, key)}
         finally:
             OVERRIDE_NAME.reset(named)
         unknown = found if unknown is None else {k: m for k, m in unknown.items() if k in found}
         if not unknown:
             return
     if unknown:
-        raise SpecError(sort_problems([locator.problem(f"no spec has this key: {message}", ("sample", key), key=True)
-                                       for key, message in unknown.items()]))
+        raise SpecError(sort_problems([locator.problem(f"every trial draw fails at this key: {message}", ("sample", key),
+                                                       key=True) for key, message in unknown.items()]))
 
 
 def _problems(base: dict, base_locator: Locator, values: dict[str, Any] | None) -> list[Problem]:
