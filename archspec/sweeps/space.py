@@ -218,9 +218,10 @@ PROBES = 8  # draws tried at load time for sampled keys that no spec has (`_chec
 
 def _check_sampled_keys(model: SpaceModel, base: dict, base_locator: Locator, locator: Locator) -> None:
     """A sampled key that no spec has (`stages.0.repet`, `foo.bar`), or that names no item (`stages.9`),
-    makes every sample invalid: refused at load time, where it is written. Tried on `PROBES` draws of their own (the sweep's sequence is not
-    touched); a key counts only where it is unknown in every one, so a key that one value of another
-    sampler makes known (a block type's parameter, under a sampled `block:`) is not refused."""
+    makes every sample invalid: refused at load time, where it is written. Tried on `PROBES` draws of
+    their own (the sweep's sequence is not touched); a key counts only where it fails in every one, so
+    a key that one value of another sampler makes known (a block type's parameter, under a sampled
+    `block:`) is not refused."""
     rng = random.Random(model.seed)
     unknown: dict[str, str] | None = None
     for _ in range(PROBES):
@@ -228,7 +229,8 @@ def _check_sampled_keys(model: SpaceModel, base: dict, base_locator: Locator, lo
         named = OVERRIDE_NAME.set("sample")
         try:
             found = {key: p.message for p in _problems(base, base_locator, values)
-                     if p.message.startswith(("unknown key", "cannot set")) for key in model.sample if _related(p.path, key)}
+                     if p.message.startswith(("unknown key", "cannot set"))
+                     for key in model.sample if _related(p.path, key)}
         finally:
             OVERRIDE_NAME.reset(named)
         unknown = found if unknown is None else {k: m for k, m in unknown.items() if k in found}
