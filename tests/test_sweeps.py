@@ -850,8 +850,8 @@ def test_keys_no_spec_has_are_refused_where_the_space_file_writes_them(tmp_path:
     # message and no line (or `input.sise` hidden behind the sampled size's own errors)
     cases = {"set: {input.sise: 3}\nsample: {vars.width: {int: [8, 64]}}\n": ":3:7: input.sise: unknown key 'sise'",
              "set: {vars.nope: 3}\nsample: {vars.width: {int: [8, 64]}}\n": ":3:7: set.vars.nope: the base spec has no var",
-             "sample:\n  stages.0.repet: {int: [1, 3]}\n": ":4:3: sample.stages.0.repet: every trial draw fails at this key: unknown "
-                                                           "key 'repet' (did you mean 'repeat'?)",
+             "sample:\n  stages.0.repet: {int: [1, 3]}\n":
+                 ":4:3: sample.stages.0.repet: every trial draw fails at this key: unknown key 'repet' (did you mean 'repeat'?)",
              "sample:\n  foo.bar: {int: [1, 3]}\n": ":4:3: sample.foo.bar: every trial draw fails at this key: unknown "
                                                     "key 'foo'"}
     for text, expected in cases.items():
