@@ -145,3 +145,18 @@ class Grows(BlockFamily):
 
     def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
         return b.conv(x, name="conv", out=self.base * (ctx.index + 1), kernel=3, padding=1)
+
+
+@register_block("test_spreads")
+class Spreads(BlockFamily):
+    """Test-only family that keeps its input's shape and dilates its conv by the block's position:
+    in its stage (`by: index`) or in the network (`by: global_index`)."""
+
+    channel_fields: ClassVar[tuple[str, ...]] = ()
+    strided: ClassVar[bool] = False
+
+    by: str = "index"
+
+    def emit(self, b: GraphBuilder, x: Value, ctx: BlockContext) -> Value:
+        step = getattr(ctx, self.by) + 1
+        return b.conv(x, name="conv", out=x.channels, kernel=3, padding=step, dilation=step)

@@ -214,6 +214,22 @@ def test_lowering_reuses_a_block_only_when_nothing_it_read_changed() -> None:
     assert [b.graph.out_shape for b in net.stages[0].blocks] == [(2, 8, 8), (4, 8, 8), (6, 8, 8)]
 
 
+
+@pytest.mark.parametrize("by", ["index", "global_index"])
+def test_blocks_after_the_second_share_its_graph_only_when_their_position_is_not_read(by: str) -> None:
+    # Blocks 1, 2, 3 of a stage see the same input and context but for their position; a family that
+    # reads it dilates each block's conv by its own (1 + position), all on one 4x9x9 shape.
+    stages = [{"block": "test_grows", "base": 4, "repeat": 1},
+              {"block": "test_spreads", "by": by, "repeat": 4}]
+    net = to_network(spec(stages, size=9))
+    first = 1 if by == "global_index" else 0  # the stage's first block is block 1 of the network
+    assert [b.graph.nodes[0].op.dilation for b in net.stages[1].blocks] == list(range(first + 1, first + 5))
+    assert [b.graph.out_shape for b in net.stages[1].blocks] == [(4, 9, 9)] * 4
+    # a family that does not read it: blocks 1, 2, 3 are one graph
+    blocks = to_network("resnet50").stages[1].blocks
+    assert len({id(b.graph) for b in blocks[1:]}) == 1 and blocks[0].graph is not blocks[1].graph
+
+
 def test_the_receptive_field_stride_has_one_name_in_python_and_json() -> None:
     """`stride` in Python and in JSON; `jump` (the older name, Araujo et al.'s) stays as an alias."""
     report = archspec.analyze("vgg16")

@@ -607,6 +607,38 @@ def test_judging_networks_as_they_are_built_changes_no_verdict(space: Path, samp
     assert early.rejected["params > 2M" if space == SPACE else "macs > 400M"] > samples / 10
 
 
+@pytest.mark.parametrize("name", ["regnet_y_400mf", "efficientnet_b0", "densenet121", "swin_t"])
+def test_a_bound_on_params_or_macs_counts_what_the_analysis_counts(name: str) -> None:
+    # A sweep whose growing bounds are all on params, buffers, macs or flops counts each graph alone
+    # (`Totals.add_counts`, most of whose graphs no one analyses further); from empty memo tables, the
+    # sums over the network are the report's (whose params are torchvision's: tests/test_analysis_zoo.py).
+    from archspec.analysis.report import Totals
+    from archspec.core import memo
+    from archspec.spec.load import to_network
+
+    memo.clear()
+    net = to_network(name)
+    counted = Totals()
+    for part in net.parts():
+        counted.add_counts(part.graph)
+    report = archspec.analyze(name)
+    assert (counted.params, counted.buffers, counted.macs) == (report.params, report.buffers, report.macs)
+    assert counted.macs > 0
+
+
+def test_a_network_lowered_without_its_spec_data_is_not_kept_for_the_spec() -> None:
+    # a sweep lowers each sample without copying its spec into the network (`data=False`); the
+    # spec's own network, asked for later, still carries the spec: its checkpoint can be rebuilt
+    from archspec.spec.load import load_spec
+
+    spec = load_spec("regnet_y_400mf")
+    bare = spec.network(data=False)
+    assert dict(bare.spec_data) == {} and bare.stages
+    full = spec.network()
+    assert full is not bare and full.spec_data["name"] == "regnet_y_400mf"
+    assert spec.network(data=False) is full  # a network already made is handed out as it is
+
+
 @pytest.mark.parametrize("constraints, judged_early", [
     ("{receptive_field: {min: 24}, params: {max: 2M}}", False),  # a figure that does not grow, listed first
     ("{macs: {max: 100M}, params: {max: 2M}}", True),  # two bounds that both break: the first listed is the reason

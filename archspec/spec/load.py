@@ -68,10 +68,15 @@ class Spec:
         registered block type (the spec's definition is used; `archspec validate` prints these)."""
         return shadowing_notes(self.data.get("blocks"), self.locator)
 
-    def network(self, hints: bool = True, watch: Watch | None = None) -> Network:
+    def network(self, hints: bool = True, watch: Watch | None = None, data: bool = True) -> Network:
         """The IR, lowered once and cached. `hints=False` leaves out of an error what costs
         more lowerings to find (the smallest input that works): a sweep counts failures.
-        `watch` sees each graph as it is lowered, and may stop the lowering (`lower`)."""
+        `watch` sees each graph as it is lowered, and may stop the lowering (`lower`).
+        `data=False`: a network without the spec's data (`Network.spec_data` empty, so it cannot be
+        saved or exported), not cached: a sweep analyses each sample's network and lets it go,
+        and copying its spec into it cost a twentieth of a sample."""
+        if not data:
+            return self._network or _lower_located(self, hints, watch, data=False)
         if self._network is None:
             self._network = _lower_located(self, hints, watch)
         return self._network
@@ -161,9 +166,9 @@ def load_embedded(data: dict, name: str) -> Spec:
     return from_document(resolve_data(data, name, sandbox=f"a spec embedded in {name}"))
 
 
-def _lower_located(spec: Spec, hints: bool = True, watch: Watch | None = None) -> Network:
-    try:
-        return lower(spec.model, literal_document(spec.data), watch)  # carried into checkpoints: text that resolves again
+def _lower_located(spec: Spec, hints: bool = True, watch: Watch | None = None, data: bool = True) -> Network:
+    try:  # the data is carried into checkpoints: text that resolves again
+        return lower(spec.model, literal_document(spec.data) if data else None, watch)
     except LocatedError as exc:
         message = str(exc)
         if exc.spatial_zero and hints:

@@ -39,9 +39,9 @@ def _layers(ops: Sequence[Op], shape: Shape, defaults: OpDefaults, origin: SpecP
         key: HashedKey | None = HashedKey(("layers", tuple(ops), defaults, origin))
     except TypeError:
         key = None
-    graph = _BLOCKS.find(key, shape, {}, any_size=True)  # a stem or head seen before (sweep samples share theirs)
-    if graph is not None:
-        return graph
+    found = _BLOCKS.find(key, shape, {}, any_size=True)  # a stem or head seen before (sweep samples share theirs)
+    if found is not None:
+        return found[1]
     b = GraphBuilder(shape, defaults, origin)
     # A layer that is the identity with its values (`channel_affine` of ones and zeros) is left out.
     kept = [(op, origin + (i,)) for i, op in enumerate(ops) if not getattr(op, "is_identity", False)]
@@ -84,6 +84,7 @@ class _ContextReads(BlockContext):
 
 
 _CONTEXT_FIELDS = frozenset(f.name for f in dataclasses.fields(BlockContext))
+_POSITION = frozenset({"index", "global_index"})  # the context fields that differ between blocks 1, 2, ...
 
 
 def _family_key(stage: Any, defaults: OpDefaults, origin: SpecPath) -> HashedKey | None:
@@ -130,14 +131,16 @@ class _BlockGraphs:
         self.any_size: memo.Memo[tuple[tuple[dict[str, Any], Graph], ...]] = memo.Memo("spec.block_graphs_any_size",
                                                                                      self.MAX_KEYS)
 
-    def find(self, key: Hashable | None, shape: Shape, context: dict[str, Any], any_size: bool = False) -> Graph | None:
-        """The graph emitted for `key` on an input of `shape` in `context`, or None; with `any_size`,
-        one emitted for an input of another size, reshaped (None where a rule refuses the size)."""
+    def find(self, key: Hashable | None, shape: Shape, context: dict[str, Any],
+             any_size: bool = False) -> tuple[dict[str, Any], Graph] | None:
+        """(the context fields it read, the graph) emitted for `key` on an input of `shape` in `context`,
+        or None; with `any_size`, one emitted for an input of another size, reshaped (None where a rule
+        refuses the size)."""
         if key is None:
             return None
         entry = _matching(self.entries.get((key, shape)), context)
         if entry is not None:
-            return entry[1]
+            return entry
         entry = _matching(self.any_size.get((key, sizeless(shape))), context) if any_size else None
         if entry is None:
             return None
@@ -147,7 +150,7 @@ class _BlockGraphs:
         except ShapeError:
             return None
         self._put(self.entries, (key, shape), reads, graph)
-        return graph
+        return reads, graph
 
     def add(self, key: Hashable | None, shape: Shape, reads: dict[str, Any], graph: Graph, any_size: bool = False) -> None:
         """Keep `graph`, emitted for `key` on `shape` reading `reads` of its context; with `any_size`,
@@ -219,38 +222,29 @@ def lower(spec: SpecModel, spec_data: dict | None = None, watch: Watch | None = 
         plan = dilations.stage(i, st.block, st.stride, st.dilate, type(st).first_block_dilation)
         family_key = _family_key(st, stage_defaults, origin)
         repeat, any_size = st.repeat, not st.reads_input_size  # read once: the loop runs for every block
+        shared: tuple[Graph, bool] | None = None  # block 1's graph and whether it drops, for blocks 2, 3, ...
         for r in range(repeat):
-            context = dict(index=r, repeat=repeat, stage=i, global_index=global_index, total_blocks=total,
-                           defaults=stage_defaults, **plan.context(r))
             # The block's stochastic-depth rate: whether it drops at all shapes the graph; its value
             # does not, so a graph emitted at another rate is reused with this one.
             rate = st.drop_rate(global_index, total)
-            key = None if family_key is None else (family_key, rate > 0)
-            graph = _BLOCKS.find(key, shape, context, any_size=any_size)
-            if graph is not None:
-                graph = graph.with_rate(rate)
+            if shared is not None and shared[1] == (rate > 0) and shared[0].in_shape == shape:
+                graph = shared[0].with_rate(rate)  # what `_BLOCKS.find` gives it, without the context and lookup
             else:
-                b = GraphBuilder(shape, stage_defaults, origin, max_nodes=MAX_NODES - count, max_steps=MAX_STEPS - steps,
-                                 drop_rate=rate)
-                ctx = _ContextReads(**context)
-                try:
-                    out = st.emit(b, b.input, ctx)
-                except NodeLimitError as exc:
-                    raise LoweringError(limit_message(exc), origin, limit=True) from None
-                except NodeShapeError as exc:
-                    where = f"block {r} of {repeat}, " if repeat > 1 else ""
-                    raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin,
-                                        exc.spatial_zero) from None
-                except (ValidationError, ArchspecError) as exc:
-                    raise LoweringError(f"{st.block}: {short_error(exc)}", origin) from None
-                except Exception as exc:
-                    raise family_bug(f"block type '{st.block}'", type(st), exc) from exc
-                if isinstance(out, dict):  # a neck's (an FPN's levels): a stage passes one value on
-                    raise LoweringError(f"block type '{st.block}' has several outputs ({', '.join(map(str, out))}); "
-                                        "a stage's block has one (several are a neck's: `necks:`)", origin)
-                graph = b.finish(out)
-                _BLOCKS.add(key, shape, ctx.reads, graph, any_size=any_size)
-                steps += b.steps
+                context = dict(index=r, repeat=repeat, stage=i, global_index=global_index, total_blocks=total,
+                               defaults=stage_defaults, **plan.context(r))
+                key = None if family_key is None else (family_key, rate > 0)
+                entry = _BLOCKS.find(key, shape, context, any_size=any_size)
+                if entry is None:
+                    reads, graph, taken = _emit_block(st, shape, context, rate, origin, MAX_NODES - count,
+                                                      MAX_STEPS - steps)
+                    _BLOCKS.add(key, shape, reads, graph, any_size=any_size)
+                    steps += taken
+                else:
+                    reads, graph = entry[0], entry[1].with_rate(rate)
+                if r == 1 and key is not None and not reads.keys() & _POSITION:
+                    # Blocks 2, 3, ... of a stage have block 1's context but for their position: where
+                    # the family read neither, block 1's graph is theirs on the same input.
+                    shared = (graph, rate > 0)
             count += len(graph.analysed_as.nodes)  # a rebound graph's nodes are made when read
             if count > MAX_NODES:
                 raise LoweringError(f"the network has more than {MAX_NODES:,} layers", origin, limit=True)
@@ -291,6 +285,30 @@ def lower(spec: SpecModel, spec_data: dict | None = None, watch: Watch | None = 
         net = truncate(net, resolve_taps(spec.features, net))
     check_freeze(spec.freeze, net)  # on what is built: no head to freeze once taps cut it off
     return net
+
+
+def _emit_block(st: Any, shape: Shape, context: dict[str, Any], rate: float, origin: SpecPath,
+                max_nodes: int, max_steps: int) -> tuple[dict[str, Any], Graph, int]:
+    """(the context fields it read, the graph, the steps it took) of stage `st`'s block emitted on
+    `shape` in `context`, within what is left of the network's node and step budgets; its failures
+    as located errors."""
+    b = GraphBuilder(shape, context["defaults"], origin, max_nodes=max_nodes, max_steps=max_steps, drop_rate=rate)
+    ctx = _ContextReads(**context)
+    try:
+        out = st.emit(b, b.input, ctx)
+    except NodeLimitError as exc:
+        raise LoweringError(limit_message(exc), origin, limit=True) from None
+    except NodeShapeError as exc:
+        where = f"block {context['index']} of {context['repeat']}, " if context["repeat"] > 1 else ""
+        raise LoweringError(f"{st.block} ({where}layer '{exc.name}'): {exc}", origin, exc.spatial_zero) from None
+    except (ValidationError, ArchspecError) as exc:
+        raise LoweringError(f"{st.block}: {short_error(exc)}", origin) from None
+    except Exception as exc:
+        raise family_bug(f"block type '{st.block}'", type(st), exc) from exc
+    if isinstance(out, dict):  # a neck's (an FPN's levels): a stage passes one value on
+        raise LoweringError(f"block type '{st.block}' has several outputs ({', '.join(map(str, out))}); "
+                            "a stage's block has one (several are a neck's: `necks:`)", origin)
+    return ctx.reads, b.finish(out), b.steps
 
 
 def _check_stage_names(spec: SpecModel) -> None:

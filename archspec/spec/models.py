@@ -8,6 +8,7 @@ that users register take part exactly like the built-in ones.
 from __future__ import annotations
 
 import marshal
+from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -37,6 +38,15 @@ from .weights import WeightsList, check_entries
 
 MAX_REPEAT = 1024
 NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$"
+
+
+def _fresh(factory: Callable[[], Any], **constraints: Any) -> Any:
+    """A field's default made new for each model by `factory` (an empty list or mapping, a model that
+    holds one): pydantic deep-copies a default it cannot hash (`= []`) at every validation, a few
+    microseconds each, and a sweep validates a spec a sample. The JSON schema still shows it."""
+    made = factory()
+    shown = made.model_dump(mode="json") if isinstance(made, BaseModel) else made
+    return Field(default_factory=factory, json_schema_extra={"default": shown}, **constraints)
 
 
 class StrictModel(SpecNumbers, BaseModel):
@@ -180,7 +190,7 @@ class InitSpec(StrictModel):
     linear: InitRule = InitRule()
     norm: InitRule = InitRule()
     # Module-path globs (`aux_heads.*.1`) with their own rule; the last match wins.
-    by_name: dict[str, InitRule] = {}
+    by_name: dict[str, InitRule] = _fresh(dict)
 
     @field_validator("norm")
     @classmethod
@@ -411,30 +421,30 @@ class SpecModel(StrictModel):
     description: str = ""
     extends: str | None = None
     include: str | list[str] | None = None  # files whose `blocks:` join this spec's (consumed while resolving)
-    vars: dict[str, Any] = {}
+    vars: dict[str, Any] = _fresh(dict)
     input: InputSpec = InputSpec()
     num_classes: int = Field(default=1000, ge=1, le=1 << 24)
     defaults: Defaults = Defaults()
-    init: InitSpec = InitSpec()
+    init: InitSpec = _fresh(InitSpec)
     scale: ScaleSpec | None = None
     # The stride of the last stage's output: later stage strides become dilation (see docs/spec-language.md).
     output_stride: int | None = Field(default=None, ge=1, le=1024)
     # Named outputs: `stages`, a list of paths or stage indices, or {name: path} (ir/taps.py).
     features: _TapRef | list[_TapRef] | dict[str, _TapRef | None] | None = None
-    blocks: dict[str, Any] = {}
+    blocks: dict[str, Any] = _fresh(dict)
     stem: LayerList = []
     stages: list[Stage] = []
     head: LayerList = []
-    aux_heads: list[AuxHeadSpec] = []
+    aux_heads: list[AuxHeadSpec] = _fresh(list)
     # Parts that read several earlier values (blocks/parts.py): necks, then dense heads.
     # `null` removes a part a parent spec defines (`heads: {aux_classifier: null}`).
-    necks: dict[PartName, Part | None] = {}
-    heads: dict[PartName, Part | None] = {}
+    necks: dict[PartName, Part | None] = _fresh(dict)
+    heads: dict[PartName, Part | None] = _fresh(dict)
     # Published weights (spec/weights.py); `archspec.build(spec, weights=NAME)` loads one.
     weights: WeightsList = []
     # Parts whose parameters do not train (`stem`, `stages.0`, `stages.*.blocks.0`): no gradient, and
     # their norms keep their running statistics (eval mode) while the rest of the model trains.
-    freeze: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default=[], max_length=1024)
+    freeze: list[Annotated[str, Field(min_length=1, max_length=256)]] = _fresh(list, max_length=1024)
 
     @field_validator("weights", mode="wrap")
     @classmethod

@@ -40,7 +40,7 @@ from ..analysis.report import Totals, analyze_network
 from ..spec.load import from_document
 from ..core.errors import OVERRIDE_NAME, ArgumentError, LimitError, SpecError
 from ..spec.resolve import resolve_loaded
-from .figures import FIGURES, GROWING, figures_of
+from .figures import COUNTED, FIGURES, GROWING, figures_of
 from ..ir.graph import Graph
 from .space import Space
 
@@ -242,9 +242,10 @@ class Evaluator:
         if not self.growing:
             return None
         totals, growing = Totals(), self.growing
+        add = totals.add_counts if all(name in COUNTED for name, _, _ in growing) else totals.add
 
         def watch(graph: Graph) -> None:
-            totals.add(graph)
+            add(graph)
             for name, bounds, read in growing:
                 value = read(totals)
                 if bounds.max is not None:
@@ -278,7 +279,7 @@ class Evaluator:
         except SpecError as exc:
             return self._failed(out, INVALID, exc)
         try:
-            net = spec.network(hints=False, watch=self._watch())
+            net = spec.network(hints=False, watch=self._watch(), data=False)  # its figures alone are read
         except _OverBound as over:
             out.reason = over.reason
             return out

@@ -24,6 +24,10 @@ GROWING: dict[str, Callable[[Totals], int]] = {
     "depth": lambda t: t.depth,
 }
 
+# The growing figures that `Totals.add_counts` keeps: a sweep bound on these alone counts each graph's
+# parameters, buffers and MACs, not the rest of its facts.
+COUNTED = frozenset({"params", "buffers", "macs", "flops"})
+
 # name -> (what it is, how to read it from a report)
 FIGURES: dict[str, tuple[str, Callable[[Report], int]]] = {
     "params": ("parameters", GROWING["params"]),
