@@ -626,6 +626,26 @@ def test_a_bound_on_params_or_macs_counts_what_the_analysis_counts(name: str) ->
     assert counted.macs > 0
 
 
+def test_a_graph_the_builder_did_not_count_is_counted_node_by_node() -> None:
+    # A graph resized to another input (`at_input`: a sweep over input sizes) has no counts from the
+    # builder; `counts_of` sums its nodes, as the analysis does (a MAC count scales with the map).
+    from archspec.analysis.report import _static, counts_of
+    from archspec.ir.builder import at_input
+    from archspec.spec.load import to_network
+
+    net = to_network("efficientnet_b0")
+    for block in net.stages[2].blocks:
+        graph = block.graph.analysed_as
+        assert graph.counts is not None
+        channels, height, width = graph.in_shape
+        resized = at_input(graph, (channels, 2 * height, 2 * width))
+        static = _static(resized)
+        assert resized.counts is None
+        assert counts_of(resized) == (static.params, static.buffers, static.macs)
+        params, _, macs = counts_of(resized)
+        assert params == graph.counts[0] and 3 * graph.counts[2] < macs < 4 * graph.counts[2]  # SE's are 1x1
+
+
 def test_a_network_lowered_without_its_spec_data_is_not_kept_for_the_spec() -> None:
     # a sweep lowers each sample without copying its spec into the network (`data=False`); the
     # spec's own network, asked for later, still carries the spec: its checkpoint can be rebuilt

@@ -89,16 +89,26 @@ def _resolved(op: Op, defaults: OpDefaults) -> Op:
     return _RESOLVED.put((id(op), id(defaults)), op.resolved(defaults), keep)
 
 
-_SHAPES: memo.Memo[Shape] = memo.Memo("ir.shapes", 8192)
+Counts = tuple[int, int, int]  # a node's (params, buffers, macs)
 
 
-def _out_shape(op: Op, ins: tuple[Shape, ...]) -> Shape:
-    """`op.out_shape(ins)`, remembered for ops shared by `_made` (keyed by identity, which
+def _node_of(op: Op, ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts]:
+    """(`op`, its output shape on `ins`, its (params, buffers, macs) there): what the builder keeps
+    of a node, its counts summed into the graph's (`Graph.counts`)."""
+    shape = tuple(op.out_shape(list(ins)))
+    return op, shape, (op.params(ins), op.buffers(ins), op.macs(ins, shape))
+
+
+_SHAPES: memo.Memo[tuple[Op, Shape, Counts]] = memo.Memo("ir.shapes", 8192)
+
+
+def _shared_node(op: Op, ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts]:
+    """`_node_of(op, ins)`, remembered for ops shared by `_resolved` (keyed by identity, which
     is cheap where hashing a pydantic model is not)."""
     hit = _SHAPES.get((id(op), ins), op)
     if hit is not memo.MISS:
         return hit
-    return _SHAPES.put((id(op), ins), tuple(op.out_shape(list(ins))), op)
+    return _SHAPES.put((id(op), ins), _node_of(op, ins), op)
 
 
 @memo.function("ir.name_problems", 4096)
@@ -118,24 +128,23 @@ def _parents(full: str) -> tuple[str, ...]:
     return tuple(parents)
 
 
-_NODES: memo.Memo[tuple[Op, Shape]] = memo.Memo("ir.nodes", 65536)
+_NODES: memo.Memo[tuple[Op, Shape, Counts]] = memo.Memo("ir.nodes", 65536)
 
 
-def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults, ins: tuple[Shape, ...]) -> tuple[Op, Shape]:
-    """(`_made(cls, fields, defaults)`, its output shape on `ins`) in one lookup: the step every
-    node of every block takes, and most often one asked before (the blocks of a stage, a sweep's
-    siblings). A `ShapeError` of the rule propagates, and nothing is kept for it."""
+def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults,
+               ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts]:
+    """`_node_of(_made(cls, fields, defaults), ins)` in one lookup: the step every node of every
+    block takes, and most often one asked before (the blocks of a stage, a sweep's siblings). A
+    `ShapeError` of the rule propagates, and nothing is kept for it."""
     try:
         made = _op_key(cls, fields, defaults)
         key = (made, ins)
         hit = _NODES.get(key, defaults)
     except TypeError:  # an unhashable field value (a list): no memo
-        op = cls(**fields).resolved(defaults)
-        return op, tuple(op.out_shape(list(ins)))
+        return _node_of(cls(**fields).resolved(defaults), ins)
     if hit is not memo.MISS:
         return hit
-    op = _made(cls, fields, defaults, made)
-    return _NODES.put(key, (op, tuple(op.out_shape(list(ins)))), defaults)
+    return _NODES.put(key, _node_of(_made(cls, fields, defaults, made), ins), defaults)
 
 
 def sizeless(shape: Shape) -> Shape:
@@ -214,6 +223,7 @@ class GraphBuilder:
         self.defaults = defaults if defaults is not None else OpDefaults()
         self.origin = origin
         self.nodes: list[Node] = []
+        self._counts: list[Counts] = []  # each node's (params, buffers, macs)
         self._prefix: list[str] = []
         self._prefix_text = ""  # ".".join(self._prefix), kept as scopes open and close
         self._counters: dict[str, int] = {}
@@ -315,10 +325,9 @@ class GraphBuilder:
         ins = tuple([v[1] for v in inputs])
         try:
             if kind is not None:
-                op, shape = _made_node(cls, fields, self.defaults, ins)
+                op, shape, counts = _made_node(cls, fields, self.defaults, ins)
             else:
-                op = _resolved(op, self.defaults)
-                shape = _out_shape(op, ins)
+                op, shape, counts = _shared_node(_resolved(op, self.defaults), ins)
         except NodeShapeError:
             raise
         except ShapeError as exc:
@@ -326,6 +335,7 @@ class GraphBuilder:
         except ValidationError as exc:  # a field out of range (a width a block worked out as 0): named by its layer
             raise NodeShapeError(first_problem(exc), full, where, False) from None
         self.nodes.append(named_tuple(Node, (full, op, tuple([v[0] for v in inputs]), shape, where)))
+        self._counts.append(counts)
         return named_tuple(Value, (len(self.nodes) - 1, shape))
 
     def sequence(self, x: Value, ops: Sequence[Op], origins: Sequence[SpecPath] | None = None) -> Value:
@@ -412,4 +422,6 @@ class GraphBuilder:
         """The graph; `outputs` names several outputs (a part's), `out` being the main one."""
         named = {name: v.index for name, v in (outputs or {}).items()}
         graph = Graph(self.in_shape, tuple(self.nodes), out.index, tuple(self.more_inputs), named, dict(self.titles))
+        p, b, m = (sum(column) for column in zip(*self._counts)) if self._counts else (0, 0, 0)
+        graph.counting((p, b, m))
         return graph.scheduling(self._scheduled) if self._scheduled else graph

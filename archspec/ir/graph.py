@@ -86,6 +86,9 @@ class Graph:
     # The graph this one was made from by `with_rate`. No rate changes a shape, a count or a
     # receptive field, so analysis keeps what it derives by the template's identity (`analysed_as`).
     template: Graph | None = field(default=None, init=False, compare=False, repr=False)
+    # The nodes' (params, buffers, macs), summed by the builder as it emitted them (`counting`), or
+    # None: analysis counts them itself (a sweep's bound asks for them of every new graph).
+    counts: tuple[int, int, int] | None = field(default=None, init=False, compare=False, repr=False)
     # Both are set where the graph is made (`scheduling`) and are not constructor arguments, so
     # that `dataclasses.replace` (a transformed graph: other nodes) drops them: a changed graph
     # neither rebinds rates at stale indices nor shares an analysis that is no longer its own.
@@ -98,6 +101,12 @@ class Graph:
         """This new graph, its scheduled nodes and template set (by the builder, by `with_rate`)
         before anyone reads it; returns it."""
         _set(self, scheduled=tuple(scheduled), template=template)
+        return self
+
+    def counting(self, counts: tuple[int, int, int]) -> Graph:
+        """This new graph with its nodes' (params, buffers, macs) set (by the builder) before anyone
+        reads it; returns it."""
+        _set(self, counts=counts)
         return self
 
     @property
