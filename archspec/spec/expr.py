@@ -167,6 +167,22 @@ def value_size(value: Any, memo: dict[int, tuple[Any, int]] | None = None) -> in
     return total
 
 
+def _bounded(value: Any, sizes: dict[int, tuple[Any, int]]) -> Any:
+    """`value`, if within the limits at every level of nesting (not just the top); `sizes`: the
+    memo of `value_size`."""
+    if type(value) is int and -MAX_ABS_INT <= value <= MAX_ABS_INT:  # the usual case, first
+        return value
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExprError(f"the result is not a finite number ({value})")
+    if isinstance(value, (int, float)) and abs(value) > MAX_ABS_INT:
+        raise ExprError(f"number too large: more than {MAX_ABS_INT}")
+    if isinstance(value, (str, list, tuple, dict)) and value_size(value, sizes) > MAX_RESULT_ITEMS:
+        raise ExprError(f"result too large: more than {MAX_RESULT_ITEMS} items in all")
+    return value
+
+
 class _Evaluator:
     def __init__(self, lookup: Callable[[str], Any], sizes: dict[int, tuple[Any, int]] | None = None):
         self.lookup = lookup
@@ -182,18 +198,7 @@ class _Evaluator:
         return value_size(value, self.sizes)
 
     def bounded(self, value: Any) -> Any:
-        """`value`, if within the limits at every level of nesting (not just the top)."""
-        if type(value) is int and -MAX_ABS_INT <= value <= MAX_ABS_INT:  # the usual case, first
-            return value
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ExprError(f"the result is not a finite number ({value})")
-        if isinstance(value, (int, float)) and abs(value) > MAX_ABS_INT:
-            raise ExprError(f"number too large: more than {MAX_ABS_INT}")
-        if isinstance(value, (str, list, tuple, dict)) and self.size(value) > MAX_RESULT_ITEMS:
-            raise ExprError(f"result too large: more than {MAX_RESULT_ITEMS} items in all")
-        return value
+        return _bounded(value, self.sizes)
 
     def _Expression(self, node: ast.Expression) -> Any:
         return self.eval(node.body)
@@ -347,12 +352,14 @@ def evaluate(expression: str, lookup: Callable[[str], Any], memo: bool = False,
     change while it is resolved), so that a list variable is measured once, not at every use.
     """
     tree, names, plain = _parsed(expression)
+    if plain is not None and not memo:  # `name` or `name[3]`: one step, no evaluator
+        return plain(lookup, {} if sizes is None else sizes)
     key = _result_key(expression, names, lookup) if memo else None
     if key is not None and (hit := _RESULTS.get(key)) is not memos.MISS:
         return hit
     try:
         evaluator = _Evaluator(lookup, sizes)
-        value = plain(evaluator) if plain is not None else evaluator.eval(tree.body)  # the Expression only wraps it
+        value = plain(lookup, evaluator.sizes) if plain is not None else evaluator.eval(tree.body)  # the Expression only wraps it
     except RecursionError:
         raise ExprError("expression nested too deeply") from None
     if key is not None:
@@ -388,7 +395,7 @@ def expression_names(expression: str) -> tuple[str, ...]:
     return _parsed(expression)[1]
 
 
-_Plain = Callable[[_Evaluator], Any]
+_Plain = Callable[[Callable[[str], Any], dict[int, tuple[Any, int]]], Any]  # (lookup, value_size's memo) -> value
 
 
 @memos.function("spec.expression_trees", 4096)
@@ -419,20 +426,20 @@ def _plain(body: ast.expr) -> _Plain | None:
     without walking the tree node by node. None for any other expression."""
     if type(body) is ast.Name and body.id not in _CONSTANT_NAMES:
         name = body.id
-        return lambda ev: ev.bounded(ev.lookup(name))
+        return lambda lookup, sizes: _bounded(lookup(name), sizes)
     if not (type(body) is ast.Subscript and type(body.value) is ast.Name and body.value.id not in _CONSTANT_NAMES
             and type(body.slice) is ast.Constant and type(body.slice.value) is int
             and -MAX_ABS_INT <= body.slice.value <= MAX_ABS_INT):
         return None
     name, key = body.value.id, body.slice.value
 
-    def item(ev: _Evaluator) -> Any:
-        container = ev.bounded(ev.lookup(name))
+    def item(lookup: Callable[[str], Any], sizes: dict[int, tuple[Any, int]]) -> Any:
+        container = _bounded(lookup(name), sizes)
         try:
             value = container[key]
         except (KeyError, IndexError, TypeError) as exc:
             raise ExprError(f"cannot index {_short(container)} with {key!r}: {exc}") from None
-        return ev.bounded(value)
+        return _bounded(value, sizes)
 
     return item
 

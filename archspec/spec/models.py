@@ -251,9 +251,11 @@ def stage_model(family: type[BlockFamily]) -> type[BlockFamily]:
 
 def _layer_stage(value: dict) -> dict | None:
     """A stage item written as a single layer (`- maxpool: {kernel: 3}`) -> a `layers` stage."""
+    if "block" in value or len(value) != 1:  # a stage (every stage of every sweep sample): no import
+        return None
     from ..ir.ops import OPS
 
-    if "block" not in value and len(value) == 1 and next(iter(value)) in OPS:
+    if next(iter(value)) in OPS:
         return {"block": "layers", "layers": [value]}
     return None
 
