@@ -87,6 +87,9 @@ def _op_defaults(written: str, values: tuple[Any, ...]) -> OpDefaults:
     return OpDefaults(*values)
 
 
+_OP_DEFAULTS_OF: memo.Memo[OpDefaults] = memo.Memo("spec.op_defaults_of", 1024)  # Defaults.op_defaults, by identity
+
+
 class Defaults(StrictModel):
     """What bare `norm` and `act` layers, and blocks, use unless told otherwise."""
 
@@ -109,8 +112,11 @@ class Defaults(StrictModel):
         """The IR's defaults: one object for the same values written alike, so that the memo tables
         that key on the defaults' identity (ir/builder.py) are shared by every spec, stage and sweep
         sample that has them, where a new object per spec made each sample's new blocks miss."""
+        hit = _OP_DEFAULTS_OF.get(id(self), self)  # asked again for each stage: by identity (models are frozen)
+        if hit is not memo.MISS:
+            return hit
         values = (self.norm, self.activation, self.norm_eps, self.norm_momentum)
-        return _op_defaults(repr(values), values)
+        return _OP_DEFAULTS_OF.put(id(self), _op_defaults(repr(values), values), self)
 
     def updated(self, override: "DefaultsOverride | None") -> "Defaults":
         if override is None:
