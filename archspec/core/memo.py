@@ -73,10 +73,14 @@ class Memo(Generic[V]):
         if hit is None:
             return MISS
         kept = hit[0]
-        if kept is keep or (type(keep) is tuple and type(kept) is tuple and len(kept) == len(keep)
-                            and all(a is b for a, b in zip(kept, keep))):
+        if kept is keep:
             return hit[1]
-        return MISS
+        if type(keep) is not tuple or type(kept) is not tuple or len(kept) != len(keep):
+            return MISS
+        for a, b in zip(kept, keep):  # a loop, not all(...) over a generator: lowering asks this per node
+            if a is not b:
+                return MISS
+        return hit[1]
 
     def put(self, key: Any, value: V, keep: Any = None) -> V:
         """Store `value` for `key` (keeping `keep` alive with it) and return it."""
