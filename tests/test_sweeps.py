@@ -646,6 +646,26 @@ def test_a_graph_the_builder_did_not_count_is_counted_node_by_node() -> None:
         assert params == graph.counts[0] and 3 * graph.counts[2] < macs < 4 * graph.counts[2]  # SE's are 1x1
 
 
+def test_a_stage_scaled_to_numbers_met_before_is_the_stage_made_then() -> None:
+    # compound scaling keeps each stage it validated by (stage, scaled numbers): two multipliers that
+    # round to the same numbers share it; a scaled stage the block refuses is refused every time
+    from archspec.spec.load import load_spec
+
+    def stages(width: float, depth: float) -> list:
+        return list(load_spec("efficientnet_b0", **{"scale.width": width, "scale.depth": depth}).model.stages)
+
+    first, again = stages(1.2, 1.4), stages(1.2, 1.4)
+    assert all(a is b for a, b in zip(first, again))
+    # torchvision's _make_divisible(c * 1.2, 8) of b0's 16, 24, 40, 80, 112, 192, 320, by hand (19.2 -> 16,
+    # under 90% of 19.2, so 24)
+    assert [s.out for s in first] == [24, 32, 48, 96, 136, 232, 384]
+    assert stages(1.5, 1.4)[1] is not first[1]
+    bad = Path(__file__).parent / "bad_specs" / "scaled_width_odd.yaml"
+    for _ in range(2):
+        with pytest.raises(SpecError, match="21"):
+            load_spec(bad)
+
+
 def test_a_network_lowered_without_its_spec_data_is_not_kept_for_the_spec() -> None:
     # a sweep lowers each sample without copying its spec into the network (`data=False`); the
     # spec's own network, asked for later, still carries the spec: its checkpoint can be rebuilt

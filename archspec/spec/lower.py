@@ -92,12 +92,20 @@ def _family_key(stage: Any, defaults: OpDefaults, origin: SpecPath) -> HashedKey
     one per YAML definition text) and the values of its own parameters, the stage's defaults
     and its place in the spec; hashed once for all the blocks of the stage. None when a value
     cannot be hashed (the block is then emitted every time)."""
+    known = (id(stage), id(defaults), origin)  # stages are shared (validated once, scaled once): by identity
+    hit = _FAMILY_KEYS.get(known, (stage, defaults))
+    if hit is not memo.MISS:
+        return hit
     family = type(stage)
     values = stage.__dict__  # a model's field values (read here for every stage of every sample)
     try:
-        return HashedKey((family, tuple([frozen(values[f]) for f in _key_fields(family)]), defaults, origin))
+        key = HashedKey((family, tuple([frozen(values[f]) for f in _key_fields(family)]), defaults, origin))
     except TypeError:
-        return None
+        key = None
+    return _FAMILY_KEYS.put(known, key, (stage, defaults))
+
+
+_FAMILY_KEYS: memo.Memo[HashedKey | None] = memo.Memo("spec.family_keys", 4096)
 
 
 @memo.function("spec.family_key_fields", 1024)

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..core import memo
 from ..ir.op import Op
 from .expr import make_divisible
 from .models import ScaleSpec, SpecModel
@@ -46,12 +47,25 @@ def _scale_stage(stage: Any, scale: ScaleSpec, index: int) -> Any:
     layers = stage.__dict__.get("layers")  # a field's value (hasattr on a model costs an exception when absent)
     if isinstance(layers, list):
         update["layers"] = [_scale_op(op, scale) if isinstance(op, Op) else op for op in layers]
+        key = None
+    else:  # whole numbers alone: the same stage scaled to the same numbers is the same model (it is frozen)
+        key = (id(stage), *update.items())
+        hit = _SCALED.get(key, stage)
+        if hit is not memo.MISS:
+            return hit
     # validated again, not copied: the scaled values meet the block type's own rules (a multiple of 2,
     # a width its expansion divides) as written ones do
     try:  # a model's __dict__ holds its fields' values
-        return type(stage).model_validate({**stage.__dict__, **update})
+        scaled = type(stage).model_validate({**stage.__dict__, **update})
     except ValidationError as exc:
         raise ScaledStageError(index, exc) from None
+    return scaled if key is None else _SCALED.put(key, scaled, stage)
+
+
+# Scaled stages by the stage (its identity: validated stages are shared, spec.models._STAGES) and the
+# numbers scaling gave it: a compound-scaling sweep meets each stage at a few dozen (depth, width)
+# roundings, not at each sample's multipliers.
+_SCALED: memo.Memo[Any] = memo.Memo("spec.scaled_stages", 4096)
 
 
 def apply_scaling(spec: SpecModel) -> SpecModel:
