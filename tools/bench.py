@@ -27,7 +27,11 @@ change of machine load hits both, and reports medians:
   reference / ours). Target: >= 50x for the first.
 * sweeps: from tools/bench_sweep.py, two RegNet-Y design spaces and efficientnet_b0's compound
   scaling in samples per second, each sample resolved, validated, lowered and analysed. Targets
-  (with `-j 2`): RegNet >= 2,000 samples/s, EfficientNet >= 1,000.
+  (with `-j 2`): RegNet >= 2,000 samples/s, EfficientNet >= 1,000. Measured first, before the rows
+  above: their targets are absolute rates, with no reference timed in alternation to take the same
+  slowdown, and this machine runs slower after minutes of load (docs/benchmarks.md: a RegNet sweep
+  at 1,433 samples/s idle read 1,117 to 1,317 right after two minutes of load on both CPUs), which
+  the torch rows, four minutes of it, would hand on to them.
 
 Timings use one torch thread by default (`--threads`): on a 2-core machine a second
 thread mostly measures the neighbour's load.
@@ -341,10 +345,10 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(args.threads)
     started = _load()
-    rows = measure(args.repeat, args.repeat)
     from tools.bench_sweep import measure as measure_sweeps
 
-    sweeps = measure_sweeps()
+    sweeps = measure_sweeps()  # first: absolute targets, on a machine the torch rows have not loaded yet
+    rows = measure(args.repeat, args.repeat)
     if args.json:
         json.dump(rows + sweeps, sys.stdout, indent=2)
         sys.stdout.write("\n")
