@@ -270,6 +270,28 @@ stages: [{block: unit, out: 4}]
         torch.testing.assert_close(exported(x), model(x), rtol=0, atol=0)
 
 
+def test_an_op_whose_counting_fails_is_still_lowered(monkeypatch) -> None:
+    # The builder sums each node's params, buffers and MACs as it emits it (`Graph.counts`, for a
+    # sweep's bounds); an op whose counting raises (a plugin's bug) leaves its graphs without counts
+    # and is lowered as before: only analysis, which asks for the counts, meets the error (not run
+    # here: it keeps each op class's rules once read).
+    from archspec.core import memo
+    from archspec.ir.ops.norm import Norm
+    from archspec.spec.load import to_network
+
+    def broken(self: Any, ins: Any, out: Any) -> int:
+        raise ZeroDivisionError("a plugin's rule")
+
+    memo.clear()
+    monkeypatch.setattr(Norm, "macs", broken)
+    try:
+        net = to_network("resnet18")
+        assert net.stem.counts is None and net.head.counts is not None  # the head has no norm
+        assert [len(stage.blocks) for stage in net.stages] == [2, 2, 2, 2]
+    finally:
+        memo.clear()
+
+
 def test_did_you_mean_never_repeats_the_word() -> None:
     from archspec.core.errors import did_you_mean
 

@@ -120,6 +120,21 @@ def test_variable_chains_and_expansions_are_bounded() -> None:
     assert time.process_time() - start < 5
 
 
+def test_variables_naming_variables_past_the_stack_are_a_located_error() -> None:
+    # 59 variables, each `${previous}` 30 mappings deep: within the limits of depth (64 variables, 64
+    # levels), but resolving v59 recurses through all of them, deeper than Python's stack
+    def nested(value: object, depth: int) -> object:
+        for _ in range(depth):
+            value = {"a": value}
+        return value
+
+    variables = {"v0": 1, **{f"v{i}": nested(f"${{v{i - 1}}}", 30) for i in range(1, 60)}}
+    spec = {"name": "t", "vars": variables, "stem": [{"conv": {"out": 8, "kernel": 3}}],
+            "head": [{"global_pool": {}}, "flatten", {"linear": {"out": "${v59}"}}]}
+    with pytest.raises(SpecError, match=r"vars\.v\d+(\.a)+: in '\$\{v\d+\}': expression nested too deeply"):
+        load_spec(spec)
+
+
 def test_self_reference_is_reported_with_the_cycle() -> None:
     with pytest.raises(SpecError, match=r"'a' refers to itself: a -> b -> a"):
         load_spec("name: x\nvars: {a: '${b}', b: '${a}'}\nnum_classes: '${a}'\n")

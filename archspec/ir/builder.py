@@ -92,17 +92,22 @@ def _resolved(op: Op, defaults: OpDefaults) -> Op:
 Counts = tuple[int, int, int]  # a node's (params, buffers, macs)
 
 
-def _node_of(op: Op, ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts]:
+def _node_of(op: Op, ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts | None]:
     """(`op`, its output shape on `ins`, its (params, buffers, macs) there): what the builder keeps
-    of a node, its counts summed into the graph's (`Graph.counts`)."""
+    of a node, its counts summed into the graph's (`Graph.counts`). Counts a rule fails to give
+    (a plugin op's) are None, and the graph has none: the analysis asks for them, and reports it."""
     shape = tuple(op.out_shape(list(ins)))
-    return op, shape, (op.params(ins), op.buffers(ins), op.macs(ins, shape))
+    try:
+        counts: Counts | None = (op.params(ins), op.buffers(ins), op.macs(ins, shape))
+    except Exception:
+        counts = None
+    return op, shape, counts
 
 
-_SHAPES: memo.Memo[tuple[Op, Shape, Counts]] = memo.Memo("ir.shapes", 8192)
+_SHAPES: memo.Memo[tuple[Op, Shape, Counts | None]] = memo.Memo("ir.shapes", 8192)
 
 
-def _shared_node(op: Op, ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts]:
+def _shared_node(op: Op, ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts | None]:
     """`_node_of(op, ins)`, remembered for ops shared by `_resolved` (keyed by identity, which
     is cheap where hashing a pydantic model is not)."""
     hit = _SHAPES.get((id(op), ins), op)
@@ -128,11 +133,11 @@ def _parents(full: str) -> tuple[str, ...]:
     return tuple(parents)
 
 
-_NODES: memo.Memo[tuple[Op, Shape, Counts]] = memo.Memo("ir.nodes", 65536)
+_NODES: memo.Memo[tuple[Op, Shape, Counts | None]] = memo.Memo("ir.nodes", 65536)
 
 
 def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults,
-               ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts]:
+               ins: tuple[Shape, ...]) -> tuple[Op, Shape, Counts | None]:
     """`_node_of(_made(cls, fields, defaults), ins)` in one lookup: the step every node of every
     block takes, and most often one asked before (the blocks of a stage, a sweep's siblings). A
     `ShapeError` of the rule propagates, and nothing is kept for it."""
@@ -223,7 +228,7 @@ class GraphBuilder:
         self.defaults = defaults if defaults is not None else OpDefaults()
         self.origin = origin
         self.nodes: list[Node] = []
-        self._counts: list[Counts] = []  # each node's (params, buffers, macs)
+        self._counts: list[Counts | None] = []  # each node's (params, buffers, macs)
         self._prefix: list[str] = []
         self._prefix_text = ""  # ".".join(self._prefix), kept as scopes open and close
         self._counters: dict[str, int] = {}
@@ -422,6 +427,7 @@ class GraphBuilder:
         """The graph; `outputs` names several outputs (a part's), `out` being the main one."""
         named = {name: v.index for name, v in (outputs or {}).items()}
         graph = Graph(self.in_shape, tuple(self.nodes), out.index, tuple(self.more_inputs), named, dict(self.titles))
-        p, b, m = (sum(column) for column in zip(*self._counts)) if self._counts else (0, 0, 0)
-        graph.counting((p, b, m))
+        if None not in self._counts:
+            p, b, m = (sum(column) for column in zip(*self._counts)) if self._counts else (0, 0, 0)
+            graph.counting((p, b, m))
         return graph.scheduling(self._scheduled) if self._scheduled else graph

@@ -353,7 +353,10 @@ def evaluate(expression: str, lookup: Callable[[str], Any], memo: bool = False,
     """
     tree, names, plain = _parsed(expression)
     if plain is not None and not memo:  # `name` or `name[3]`: one step, no evaluator
-        return plain(lookup, {} if sizes is None else sizes)
+        try:
+            return plain(lookup, {} if sizes is None else sizes)
+        except RecursionError:  # a lookup that evaluates variables naming variables, too deep for the stack
+            raise ExprError("expression nested too deeply") from None
     key = _result_key(expression, names, lookup) if memo else None
     if key is not None and (hit := _RESULTS.get(key)) is not memos.MISS:
         return hit
