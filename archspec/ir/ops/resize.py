@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pydantic import Field, StrictBool, model_validator
 
 from ..op import RF, ModuleCall, Op, Shape, ShapeError, pair, register_op
-from ._resample import Floor, Reads, resampled
+from ._resample import Floor, Reads, area_reads, resampled
 from ._types import hw, spatial
 
 ResizeMode = Literal["nearest", "nearest-exact", "bilinear", "bicubic", "area"]
@@ -106,10 +106,12 @@ class Resize(Op):
         `(i + 0.5) * r` (nearest-exact), `(i + 0.5) * r - 0.5` (bilinear, bicubic) or `i * r`
         with `r = (in - 1) / (out - 1)` (align_corners); bilinear reads floor(x) and ceil(x),
         bicubic floor(x) - 1 to floor(x) + 2, area [floor(i * r), ceil((i + 1) * r) - 1]."""
+        if self.mode == "area":  # the rule an adaptive pool reads by too (no corners, no scales)
+            return area_reads(n_in, n_out)
         scales = self.scales
         if self.corners:
             r = Fraction(n_in - 1, n_out - 1) if n_out > 1 else Fraction(0)
-        elif scales is not None and self.mode != "area":
+        elif scales is not None:
             r = 1 / Fraction(scales[axis]).limit_denominator(1 << 16)
         else:
             r = Fraction(n_in, n_out)
@@ -119,8 +121,6 @@ class Resize(Op):
             lo = hi = Floor(p, 0, q)
         elif mode == "nearest-exact":
             lo = hi = Floor(2 * p, p, 2 * q)
-        elif mode == "area":
-            lo, hi = Floor(p, 0, q), Floor(p, p - 1, q)
         else:  # x = (a*i + b) / d
             a, b, d = (p, 0, q) if self.corners else (2 * p, p - q, 2 * q)
             if mode == "bilinear":
