@@ -430,7 +430,12 @@ def _static(graph: Graph) -> _Static:
         # RegNet's, 3 in 4 of a compound-scaled EfficientNet's).
         facts = _NODE_FACTS.get((id(op), ins), op)
         if facts is memo.MISS:
-            facts = _node_facts(op, ins, shape, keep, base_rule, count_params, count_buffers, count_macs)
+            facts = _NODE_FACTS.put((id(op), ins), (
+                KEEP if keep else UNION if base_rule and union_fits(ins, shape) else OWN,
+                None if keep else op.rf_key(ins),
+                count_params(op, ins) if count_params else 0,
+                count_buffers(op, ins) if count_buffers else 0,
+                count_macs(op, ins, shape) if count_macs else 0), op)
         walk, rf_key, p, b, m = facts
         rule.append((inputs, rf_key))
         nodes.append(named_tuple(NodeFacts, (name, op, category, inputs, ins, shape, p, b, m, origin, walk)))
@@ -460,50 +465,17 @@ def _static(graph: Graph) -> _Static:
                    head_end_at, _rule_number(tuple(rule)))
 
 
-def _node_facts(op: Op, ins: tuple[Shape, ...], shape: Shape, keep: bool, base_rule: bool,
-                count_params: Any, count_buffers: Any, count_macs: Any) -> tuple[int, Any, int, int, int]:
-    """(walk, rf_key, params, buffers, macs) of `op` on `ins`, kept in `_NODE_FACTS` (`_static`)."""
-    return _NODE_FACTS.put((id(op), ins), (
-        KEEP if keep else UNION if base_rule and union_fits(ins, shape) else OWN,
-        None if keep else op.rf_key(ins),
-        count_params(op, ins) if count_params else 0,
-        count_buffers(op, ins) if count_buffers else 0,
-        count_macs(op, ins, shape) if count_macs else 0), op)
-
-
 def counts_of(graph: Graph) -> tuple[int, int, int]:
-    """(params, buffers, macs) of `graph`: `_static_of(graph)`'s sums, without the rest of its facts.
+    """(params, buffers, macs) of `graph`: the builder's sums (`Graph.counts`), else `_static_of`'s.
 
     A sweep with a max bound on one of these asks for each graph as it is lowered (sweeps/engine.py),
     and most of those graphs belong to networks the bound then rejects, whose other facts (depths,
-    live memory, receptive-field rules) no one reads: about 3 in 5 of a RegNet space's new graphs.
-    Kept by identity, as `_static_of`; taken from it where it has the graph."""
+    live memory, receptive-field rules) no one reads: about 3 in 5 of a RegNet space's new graphs."""
     graph = graph.analysed_as
     if graph.counts is not None:  # summed by the builder
         return graph.counts
-    static = _STATIC.get(id(graph), graph)
-    if static is not memo.MISS:
-        return static.params, static.buffers, static.macs
-    hit = _COUNTS.get(id(graph), graph)
-    if hit is not memo.MISS:
-        return hit
-    inputs_at = {INPUT - k: s for k, s in enumerate(graph.input_shapes)}
-    shapes: list[Shape] = []
-    params = buffers = macs = 0
-    for _, op, inputs, shape, _ in graph.nodes:
-        ins = tuple([shapes[j] if j >= 0 else inputs_at[j] for j in inputs])
-        facts = _NODE_FACTS.get((id(op), ins), op)
-        if facts is memo.MISS:
-            _, base_rule, _, _, count_params, count_buffers, count_macs = (
-                _CLASS_FACTS.get(type(op)) or _facts_of(type(op)))
-            keep = (base_rule and len(inputs) == 1 and len(shape) == len(ins[0])
-                    and (len(shape) != 3 or shape[1:] == ins[0][1:]))
-            facts = _node_facts(op, ins, shape, keep, base_rule, count_params, count_buffers, count_macs)
-        params += facts[2]
-        buffers += facts[3]
-        macs += facts[4]
-        shapes.append(shape)
-    return _COUNTS.put(id(graph), (params, buffers, macs), graph)
+    static = _static_of(graph)  # a graph resized or transformed after it was built
+    return static.params, static.buffers, static.macs
 
 
 # What `_static` reads of an op class, once per class: whether it is a layer of the depth, whether it
@@ -542,7 +514,6 @@ _RULES: memo.Memo[int] = memo.Memo("analysis.rf_rules", MAX_CACHED)
 _STATIC: memo.Memo[_Static] = memo.Memo("analysis.graphs", MAX_CACHED)
 # (walk, rf_key, params, buffers, macs) of an op (by identity) on inputs of given shapes (`_static`)
 _NODE_FACTS: memo.Memo[tuple[int, Any, int, int, int]] = memo.Memo("analysis.node_facts", 65536)
-_COUNTS: memo.Memo[tuple[int, int, int]] = memo.Memo("analysis.graph_counts", MAX_CACHED)  # `counts_of`
 _FIELDS: memo.Memo[list[RF]] = memo.Memo("analysis.fields", MAX_CACHED)
 
 
