@@ -419,17 +419,17 @@ def _static(graph: Graph) -> _Static:
             else:
                 ins = (inputs_at[j],)
                 depths.append(layer)
-            # the base rule on one input whose map keeps its size (it refuses any other: see Op.rf)
-            keep = base_rule and len(shape) == len(ins[0]) and (len(shape) != 3 or shape[1:] == ins[0][1:])
         else:
             ins = tuple([shapes[j] if j >= 0 else inputs_at[j] for j in inputs])
             depths.append(max([depths[j] if j >= 0 else 0 for j in inputs], default=0) + layer)
-            keep = False
         # What the op makes of its inputs, the same in every graph that holds it on inputs of these
         # shapes: a sweep's new block graphs are mostly nodes met in other graphs (9 in 10 of a
         # RegNet's, 3 in 4 of a compound-scaled EfficientNet's).
         facts = _NODE_FACTS.get((id(op), ins), op)
         if facts is memo.MISS:
+            # the base rule on one input whose map keeps its size (it refuses any other: see Op.rf)
+            keep = base_rule and len(ins) == 1 and len(shape) == len(ins[0]) and (
+                len(shape) != 3 or shape[1:] == ins[0][1:])
             facts = _NODE_FACTS.put((id(op), ins), (
                 KEEP if keep else UNION if base_rule and union_fits(ins, shape) else OWN,
                 None if keep else op.rf_key(ins),

@@ -59,21 +59,13 @@ _MADE: memo.Memo[Op] = memo.Memo("ir.ops", 16384)  # a sweep makes thousands of 
 
 
 def _made(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults, key: tuple) -> Op:
-    """`cls(**fields).resolved(defaults)`, shared between identical requests (`key`, from `_op_key`):
-    ops are immutable, and a network asks for the same few (`norm`, `act`, a 1x1 conv) hundreds of
-    times."""
+    """`cls(**fields).resolved(defaults)`, shared between identical requests: ops are immutable, and
+    a network asks for the same few (`norm`, `act`, a 1x1 conv) hundreds of times. `key`: the op's
+    key (`_made_node`'s without the input shapes)."""
     hit = _MADE.get(key, defaults)
     if hit is not memo.MISS:
         return hit
     return _MADE.put(key, cls(**fields).resolved(defaults), defaults)
-
-
-def _op_key(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults) -> tuple:
-    """What `_made` keeps an op by. Value types are part of it (True == 1 in Python, not for
-    validation); `defaults` stands in it by identity. Hashing it raises TypeError for an
-    unhashable field value (a list): callers then make the op without the memo."""
-    # one flat tuple (the names, the values, their types): its length tells where each part starts
-    return (cls, id(defaults), *fields, *fields.values(), *map(type, fields.values()))
 
 
 _RESOLVED: memo.Memo[Op] = memo.Memo("ir.resolved", 4096)
@@ -141,15 +133,19 @@ def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults,
     """`_node_of(_made(cls, fields, defaults), ins)` in one lookup: the step every node of every
     block takes, and most often one asked before (the blocks of a stage, a sweep's siblings). A
     `ShapeError` of the rule propagates, and nothing is kept for it."""
+    values = fields.values()
     try:
-        made = _op_key(cls, fields, defaults)
-        key = (made, ins)
+        # One flat tuple, made and hashed once per node: the class, `defaults` by identity, the field
+        # names, values and their types (True == 1 in Python, not for validation), the input shapes
+        # last; its length tells where each part starts, and without `ins` it keys the op (`_made`).
+        # Hashing it raises TypeError for an unhashable field value (a list).
+        key = (cls, id(defaults), *fields, *values, *map(type, values), ins)
         hit = _NODES.get(key, defaults)
     except TypeError:  # an unhashable field value (a list): no memo
         return _node_of(cls(**fields).resolved(defaults), ins)
     if hit is not memo.MISS:
         return hit
-    return _NODES.put(key, _node_of(_made(cls, fields, defaults, made), ins), defaults)
+    return _NODES.put(key, _node_of(_made(cls, fields, defaults, key[:-1]), ins), defaults)
 
 
 def sizeless(shape: Shape) -> Shape:
@@ -285,16 +281,17 @@ class GraphBuilder:
         names = self._names
         if full in names:
             raise ShapeError(f"two layers are named '{full}' in the same block")
-        parents = _parents(full)
         clash = full if full in self._scopes else None
-        for parent in parents:  # a loop, not next(...) over a generator: this runs for every node
-            if clash is None and parent in names:
-                clash = parent
+        parents = _parents(full)
+        if parents:
+            for parent in parents:  # a loop, not next(...) over a generator: this runs for every node
+                if clash is None and parent in names:
+                    clash = parent
+            self._scopes.update(parents)
         if clash is not None:
             raise ShapeError(f"'{clash}' names both a layer and a scope (a nested block or a named branch) "
                              "in the same block; rename one")
-        self._names.add(full)
-        self._scopes.update(parents)
+        names.add(full)
         return full
 
     def free_name(self, base: str) -> str:
@@ -313,23 +310,36 @@ class GraphBuilder:
 
     def op(self, op: Op | str, *inputs: Value, name: str | None = None, origin: SpecPath | None = None, **fields: Any) -> Value:
         """Append one node. `op` is an Op instance or a kind name with `fields`."""
-        kind = op if type(op) is str else None
-        if kind is not None:
-            cls = OPS.get(kind) or op_class(kind)
+        # Written for speed (every node of every emitted block comes here): one branch on the kind of
+        # `op`, one-input nodes without list comprehensions.
+        kind = type(op) is str
+        if kind:
+            cls = OPS.get(op) or op_class(op)
+            if name is None:
+                name = fields.get("name")
         else:
             if fields:
                 op = op.model_copy(update=fields)
             cls = type(op)
-        if self.max_nodes is not None and len(self.nodes) >= self.max_nodes:
+            if name is None:
+                name = op.name
+        nodes = self.nodes
+        if self.max_nodes is not None and len(nodes) >= self.max_nodes:
             raise NodeLimitError(f"more than {self.max_nodes:,} layers", self.origin)
         arity = cls.arity
         if arity is not None and len(inputs) != arity:
             raise ShapeError(f"{cls.kind} takes {arity} input(s), got {len(inputs)}")
-        full = self._name(name if name is not None else (fields.get("name") if kind else op.name))
+        full = self._name(name)
         where = self.origin if origin is None else origin
-        ins = tuple([v[1] for v in inputs])
+        if len(inputs) == 1:
+            source, in_shape = inputs[0]
+            ins: tuple[Shape, ...] = (in_shape,)
+            sources: tuple[int, ...] = (source,)
+        else:
+            ins = tuple([v[1] for v in inputs])
+            sources = tuple([v[0] for v in inputs])
         try:
-            if kind is not None:
+            if kind:
                 op, shape, counts = _made_node(cls, fields, self.defaults, ins)
             else:
                 op, shape, counts = _shared_node(_resolved(op, self.defaults), ins)
@@ -339,9 +349,9 @@ class GraphBuilder:
             raise NodeShapeError(str(exc), full, where, exc.spatial_zero) from None
         except ValidationError as exc:  # a field out of range (a width a block worked out as 0): named by its layer
             raise NodeShapeError(first_problem(exc), full, where, False) from None
-        self.nodes.append(named_tuple(Node, (full, op, tuple([v[0] for v in inputs]), shape, where)))
+        nodes.append(named_tuple(Node, (full, op, sources, shape, where)))
         self._counts.append(counts)
-        return named_tuple(Value, (len(self.nodes) - 1, shape))
+        return named_tuple(Value, (len(nodes) - 1, shape))
 
     def sequence(self, x: Value, ops: Sequence[Op], origins: Sequence[SpecPath] | None = None) -> Value:
         for i, op in enumerate(ops):
@@ -412,15 +422,15 @@ class GraphBuilder:
         `act=True` uses the default activation, a string names one, False/None skips it.
         The conv has no bias when a norm follows. Names default to conv/bn/act.
         """
-        names = list(names) if names else [None, None, None]
+        named: Sequence[str | None] = names or (None, None, None)  # None: numbered by the builder
         use_norm = norm and self.defaults.norm is not None
         # `op` asked directly, not through the shorthands: most nodes of most families come this way
-        y = self.op("conv", x, name=names[0], out=out, kernel=kernel, stride=stride, padding=padding,
+        y = self.op("conv", x, name=named[0], out=out, kernel=kernel, stride=stride, padding=padding,
                     groups=groups, bias=conv_fields.pop("bias", not use_norm), **conv_fields)
         if use_norm:
-            y = self.op("norm", y, name=names[1])
+            y = self.op("norm", y, name=named[1])
         if act:
-            y = self.op("act", y, name=names[2]) if act is True else self.op("act", y, name=names[2], type=act)
+            y = self.op("act", y, name=named[2]) if act is True else self.op("act", y, name=named[2], type=act)
         return y
 
     def finish(self, out: Value, outputs: dict[str, Value] | None = None) -> Graph:

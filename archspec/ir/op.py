@@ -74,7 +74,7 @@ class RF:
     def window(self, kernel: Sequence[int], stride: Sequence[int], padding: Sequence[int], dilation=(1, 1)) -> RF:
         """The field after a sliding window (conv or pool): r + (k_eff - 1) * j, j * s, P + p * j."""
         (r0, r1), (j0, j1), (p0, p1) = self.size, self.stride, self.padding
-        return RF(
+        return _field(
             (r0 + dilation[0] * (kernel[0] - 1) * j0, r1 + dilation[1] * (kernel[1] - 1) * j1),
             (j0 * stride[0], j1 * stride[1]),
             (p0 + padding[0] * j0, p1 + padding[1] * j1),
@@ -92,7 +92,7 @@ class RF:
         context, and the local field stays."""
         reach = [(-p, -p + (n - 1) * j + r - 1) for p, n, j, r in zip(self.padding, spatial, self.stride, self.size)]
         context = [_hull(c, m) for c, m in zip(self.context, reach)]
-        return RF(self.size, self.stride, self.padding, (context[0], context[1]))
+        return _field(self.size, self.stride, self.padding, (context[0], context[1]))
 
     @staticmethod
     def union(fields: Sequence[RF], ins: Sequence[Shape] = ()) -> RF:
@@ -128,7 +128,7 @@ class RF:
             padding.append(p)
             jump.append(stride)
             context.append(ctx)
-        return RF(tuple(size), tuple(jump), tuple(padding), tuple(context))  # type: ignore[arg-type]  # two axes, two items each
+        return _field(tuple(size), tuple(jump), tuple(padding), tuple(context))  # type: ignore[arg-type]  # two axes, two items each
 
     # -- where a unit looks ----------------------------------------------------------
     def start(self, index: Sequence[int]) -> tuple[int, int]:
@@ -147,6 +147,16 @@ class RF:
     @property
     def has_context(self) -> bool:
         return any(c is not None for c in self.context)
+
+
+def _field(size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+           context: tuple[Interval | None, Interval | None]) -> RF:
+    """`RF(size, stride, padding, context)` without the frozen dataclass's `__init__` and its four
+    `object.__setattr__` calls, in half its time: the receptive-field walk makes one a window and a merge."""
+    field = object.__new__(RF)
+    state = field.__dict__
+    state["size"], state["stride"], state["padding"], state["context"] = size, stride, padding, context
+    return field
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -24,7 +26,8 @@ from ..core.errors import ArchspecError
 
 from ..spec.expr import make_divisible
 from ..spec.lower import MAX_NODES
-from .samplers import StrictModel, is_power2, is_multiple, log_uniform, power2_or_log_uniform, power2_uniform, uniform
+from .samplers import (Drawer, StrictModel, is_multiple, is_power2, log_uniform_drawer, power2_or_log_uniform_drawer,
+                       power2_uniform_drawer, uniform_drawer)
 
 QUANT = 8
 # The largest value of any of the six parameters: widths are channel counts (an input has at most
@@ -119,21 +122,26 @@ class RegNetParams(StrictModel):
                 raise ValueError(f"{name}: must be at most {MAX_PARAM:,}, got {shown}")
         return self
 
-    def draw_params(self, rng: random.Random) -> dict[str, Any]:
-        """The six numbers, drawn where a range is given (in a fixed order: the same seed, the same draws)."""
+    @cached_property
+    def drawers(self) -> tuple[tuple[str, Callable[[random.Random], Any], type], ...]:
+        """(name, drawer, type) of the six parameters, in the order they are drawn (a fixed order: the
+        same seed, the same draws); a fixed parameter's drawer gives its value and draws nothing."""
 
-        def pick(name: str, fn: Any, q: float) -> Any:
+        def drawer(name: str, make: Callable[[float, float, float], Drawer], q: float) -> Callable[[random.Random], Any]:
             value = getattr(self, name)
-            return fn(rng, value[0], value[1], q) if isinstance(value, tuple) else value
+            if isinstance(value, tuple):
+                return make(value[0], value[1], q)
+            return lambda rng: value
 
-        return {
-            "depth": int(pick("depth", uniform, 1)),
-            "w_0": int(pick("w_0", log_uniform, 8)),
-            "w_a": pick("w_a", log_uniform, 0.1),
-            "w_m": pick("w_m", log_uniform, 0.001),
-            "group_width": int(pick("group_width", power2_or_log_uniform, 8)),
-            "bottleneck": pick("bottleneck", power2_uniform, 1 / 128),
-        }
+        return (("depth", drawer("depth", uniform_drawer, 1), int), ("w_0", drawer("w_0", log_uniform_drawer, 8), int),
+                ("w_a", drawer("w_a", log_uniform_drawer, 0.1), float),
+                ("w_m", drawer("w_m", log_uniform_drawer, 0.001), float),
+                ("group_width", drawer("group_width", power2_or_log_uniform_drawer, 8), int),
+                ("bottleneck", drawer("bottleneck", power2_uniform_drawer, 1 / 128), float))
+
+    def draw_params(self, rng: random.Random) -> dict[str, Any]:
+        """The six numbers, drawn where a range is given."""
+        return {name: int(draw(rng)) if kind is int else draw(rng) for name, draw, kind in self.drawers}
 
 
 class RegNet(StrictModel):
