@@ -161,3 +161,28 @@ def test_a_builder_names_nodes_and_scopes_as_torch_names_modules() -> None:
     graph = b.finish(y)
     assert [n.name for n in graph.nodes] == ["3", "branch.0", "branch.conv"]
     assert b.scope_path == ()
+
+
+def test_a_resized_graph_counts_the_readers_of_each_value_as_its_nodes_read_them() -> None:
+    """`consumers` by hand for x -> conv -> act, with a shortcut add(act, x): the input is read by
+    conv and add, conv by act, act by add, add once as the output. Each call gives a dict of its own,
+    and the graph resized to another input (`at_input`) counts the same."""
+    b = GraphBuilder((4, 16, 16))
+    y = b.act(b.conv(b.input, out=4, kernel=3, padding=1))
+    graph = b.finish(b.add(y, b.input))
+    small = builder.at_input(graph, (4, 6, 6))
+    for g in (graph, small, graph):
+        counts = g.consumers()
+        assert counts == {-1: 2, 0: 1, 1: 1, 2: 1}
+        counts[-1] = 0  # the caller's to change, as analysis does
+    assert [n.shape for n in small.nodes][-1] == (4, 6, 6)
+
+
+def test_a_dotted_layer_name_under_a_layer_of_that_name_is_refused() -> None:
+    b = GraphBuilder((3, 8, 8))
+    y = b.conv(b.input, name="stem", out=4)
+    with pytest.raises(ShapeError, match="'stem' names both a layer and a scope"):
+        b.conv(y, name="stem.conv", out=4)
+    z = b.conv(y, name="proj.0", out=4)  # a dotted name opens its scope: `proj` is taken as one
+    with pytest.raises(ShapeError, match="'proj' names both a layer and a scope"):
+        b.conv(z, name="proj", out=4)

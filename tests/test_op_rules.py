@@ -175,3 +175,14 @@ def test_an_op_that_changes_the_size_must_state_its_field() -> None:
         Doubled().rf([RF()], [(4, 6, 6)])
     # a pointwise op (the same size) keeps the default, the union of its inputs' fields
     assert op_class("act")(type="relu").rf([RF((3, 3), (2, 2), (1, 1))], [(4, 6, 6)]) == RF((3, 3), (2, 2), (1, 1))
+
+
+def test_a_field_made_by_the_walk_equals_and_hashes_as_one_written_out() -> None:
+    """A 3x3 stride-2 window, padding 1, on the input's field: size 3, jump 2, padding 1 (hand), as
+    `RF(...)` writes it; equal fields find each other as keys (analysis keeps fields by the field fed)."""
+    made = RF().window((3, 3), (2, 2), (1, 1))
+    written = RF((3, 3), (2, 2), (1, 1))
+    assert made == written and hash(made) == hash(written) and {written: "found"}[made] == "found"
+    merged = RF.union([made, RF((5, 5), (2, 2), (2, 2))], [(8, 4, 4), (8, 4, 4)])
+    assert merged == RF((5, 5), (2, 2), (2, 2)) and hash(merged) == hash(RF((5, 5), (2, 2), (2, 2)))
+    assert made != RF((3, 3), (2, 2), (0, 0)) and str(made) == repr(written)

@@ -159,3 +159,35 @@ def test_overrides_are_copied_so_the_callers_later_changes_reach_no_document(bas
     copied = plain_copy({"a": held})
     held[0].append(3)
     assert copied == {"a": ([1, 2], "text")}
+
+
+def test_a_text_met_twice_in_a_document_gives_each_place_its_value(tmp_path: Path) -> None:
+    """A scalar text is evaluated once per document (`${n}` in both stages, `${n * 5}` twice): every
+    place gets its value, and the next document (another n) its own."""
+    path = tmp_path / "twice.yaml"
+    path.write_text('name: twice\nvars: {n: 2}\ninput: {channels: 3, size: [32, 32]}\nnum_classes: "${n * 5}"\n'
+                    'stages:\n  - {block: basic, out: 8, repeat: "${n}"}\n  - {block: basic, out: 16, repeat: "${n}"}\n'
+                    'head:\n  - linear: {out: "${n * 5}"}\n  - act: {type: "${\'re\' + \'lu\' if n > 2 else \'gelu\'}"}\n')
+    loaded = load_document(read_file(path))
+    for n in (2, 3, 2):
+        doc = resolve_loaded(*loaded, {"vars.n": n})
+        assert [s["repeat"] for s in doc.data["stages"]] == [n, n]
+        assert doc.data["num_classes"] == doc.data["head"][0]["linear"]["out"] == n * 5
+        assert doc.data["head"][1] == {"act": {"type": "relu" if n > 2 else "gelu"}}
+
+
+def test_overrides_past_the_limits_are_refused_as_they_are_copied() -> None:
+    from archspec.spec.source import MAX_DEPTH, MAX_NODES, checked_copy
+
+    looped: list = []
+    looped.append(looped)  # a list that holds itself: deeper than any limit
+    with pytest.raises(SpecError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        checked_copy({"x": looped}, "<overrides>")
+    shared: list = [0] * 10
+    for _ in range(5):  # 10^6 values once each use is counted, in 60 lists
+        shared = [shared] * 10
+    with pytest.raises(SpecError, match=f"more than {MAX_NODES:,} values"):
+        checked_copy({"x": shared}, "<overrides>")
+    within = {"x": [[1, 2], {"y": (3, [4])}]}
+    copied = checked_copy(within, "<overrides>")
+    assert copied == within and copied["x"][0] is not within["x"][0] and copied["x"][1]["y"][1] is not within["x"][1]["y"][1]

@@ -948,3 +948,34 @@ def test_the_space_file_in_sweep_help_loads(tmp_path: Path) -> None:
     (tmp_path / "space.yaml").write_text(text)
     space = load_space(tmp_path / "space.yaml")
     assert space.model.samples == 2000 and set(space.model.sample) == {"vars", "vars.se"}
+
+
+def test_range_samplers_draw_pycls_numbers_from_the_generator() -> None:
+    """Each sampler's draws, for a seed, are pycls's formulas (pycls/sweep/random.py) applied to
+    `random.Random`'s stream, written out here: `uniform` floors `rng.uniform(low, high + q) / q`,
+    `log_uniform` ceils exp(-uniform(-log high, -log(low - min(q, low / 2)))) / q, both times q at
+    q's decimals. RegNet's drawn parameters follow in the same order (depth, w_0, w_a, w_m, group
+    width: a power of two below 8, else log-uniform multiples of 8; a fixed parameter draws nothing)."""
+    def theirs_log(rng: random.Random, low: float, high: float, q: float, digits: int) -> float:
+        f = math.exp(-rng.uniform(-math.log(high), -math.log(low - min(q, low / 2))))
+        return round(math.ceil(f / q) * q, digits)
+
+    ints = IntRange.model_validate({"int": [8, 256], "quantize": 8, "draw": "log"})
+    floats = FloatRange.model_validate({"float": [0.5, 2.0], "quantize": 0.01})
+    mine, theirs = random.Random(7), random.Random(7)
+    for _ in range(300):
+        assert ints.draw(mine) == int(round(theirs_log(theirs, 8, 256, 8, 0)))
+        assert floats.draw(mine) == round(math.floor(theirs.uniform(0.5, 2.0 + 0.01) / 0.01) * 0.01, 2)
+    sampler = RegNet.model_validate({"regnet": {"depth": [12, 28], "w_0": [8, 256], "w_a": [8, 256],
+                                                "w_m": [2, 3], "group_width": [1, 32]}})
+    mine, theirs = random.Random(3), random.Random(3)
+    for _ in range(300):
+        value = sampler.draw(mine)
+        depth = int(math.floor(theirs.uniform(12, 28 + 1) / 1) * 1)
+        w_0 = int(theirs_log(theirs, 8, 256, 8, 0))
+        w_a, w_m = theirs_log(theirs, 8, 256, 0.1, 1), theirs_log(theirs, 2, 3, 0.001, 3)
+        group = 2.0 ** math.floor(theirs.uniform(math.log2(1), math.log2(32) + 1))
+        if group >= 8:
+            group = theirs_log(theirs, 8, 32, 8, 0)
+        assert (value["depth"], value["w_0"], value["w_a"], value["w_m"], value["group_width"], value["bottleneck"]) == \
+            (depth, w_0, w_a, w_m, int(group), 1.0)  # the bottleneck is fixed (1): nothing drawn for it

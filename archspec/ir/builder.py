@@ -175,7 +175,7 @@ def at_input(graph: Graph, in_shape: Shape) -> Graph:
             shape = tuple(shape)
         shapes.append(shape)
         nodes.append(named_tuple(Node, (name, op, inputs, shape, origin)))
-    resized = Graph(tuple(in_shape), tuple(nodes), graph.output, (), graph.outputs, graph.titles)
+    resized = Graph(tuple(in_shape), tuple(nodes), graph.output, (), graph.outputs, graph.titles).reading_as(graph)
     return resized.scheduling(graph.scheduled) if graph.scheduled else resized
 
 

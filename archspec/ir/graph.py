@@ -103,6 +103,13 @@ class Graph:
         _set(self, scheduled=tuple(scheduled), template=template)
         return self
 
+    def reading_as(self, other: Graph) -> Graph:
+        """This new graph, whose nodes read what `other`'s nodes read (the same nodes at other shapes:
+        `at_input`), with `other`'s count of readers (`consumers`, counted once for both); returns it."""
+        other.consumers()
+        self.__dict__["_consumers"] = other.__dict__["_consumers"]
+        return self
+
     def counting(self, counts: tuple[int, int, int]) -> Graph:
         """This new graph with its nodes' (params, buffers, macs) set (by the builder) before anyone
         reads it; returns it."""
@@ -195,14 +202,19 @@ class Graph:
         )
 
     def consumers(self) -> dict[int, int]:
-        """How many nodes read each value (INPUT included); the output counts as one reader."""
-        counts: dict[int, int] = {}
-        for n in self.nodes:
-            for i in n.inputs:
-                counts[i] = counts.get(i, 0) + 1
-        for out in {self.output, *self.outputs.values()}:
-            counts[out] = counts.get(out, 0) + 1
-        return counts
+        """How many nodes read each value (INPUT included); the output counts as one reader. A new
+        dict each time (the caller's to change), counted once per graph and shared with the graphs
+        made from it with the same nodes (`at_input`, `with_rate`): analysis asks for every new graph."""
+        state = self.__dict__
+        counts = state.get("_consumers")
+        if counts is None:
+            counts = state["_consumers"] = {}
+            for n in self.nodes:
+                for i in n.inputs:
+                    counts[i] = counts.get(i, 0) + 1
+            for out in {self.output, *self.outputs.values()}:
+                counts[out] = counts.get(out, 0) + 1
+        return dict(counts)
 
 
 _RATED: memo.Memo[Op] = memo.Memo("ir.rated_ops", 16384)

@@ -148,6 +148,14 @@ class RF:
     def has_context(self) -> bool:
         return any(c is not None for c in self.context)
 
+    def __hash__(self) -> int:
+        """The fields' hash, made once: analysis keys its memo of fields by the field fed to a graph."""
+        state = self.__dict__
+        known = state.get("_hash")
+        if known is None:
+            known = state["_hash"] = hash((self.size, self.stride, self.padding, self.context))
+        return known
+
 
 def _field(size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
            context: tuple[Interval | None, Interval | None]) -> RF:

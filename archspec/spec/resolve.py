@@ -454,6 +454,10 @@ def _copied(value: Any) -> Any:
 
 # -- interpolation -----------------------------------------------------------------
 
+_UNKNOWN = object()
+_SCALAR_TYPES = frozenset({int, float, bool, str, type(None)})
+
+
 class _Interpolator:
     def __init__(self, data: dict, locator: Locator):
         self.data = data
@@ -464,6 +468,7 @@ class _Interpolator:
         self.used: dict[str, Any] | None = None  # while an item is resolved for the memo: the names it read
         self.sizes: dict[int, tuple[Any, int]] = {}  # the expressions' memo of value sizes (expr.evaluate)
         self.counted: dict[int, int] = {}  # id of an item taken from the memo -> its values, as _check_size counts
+        self.texts: dict[str, Any] = {}  # a `${...}` text -> its scalar value (`string`)
 
     def lookup(self, name: str) -> Any:
         value = self._lookup(name)
@@ -505,13 +510,22 @@ class _Interpolator:
         return value
 
     def string(self, text: str, path: SpecPath) -> Any:
+        # A text met before in this document has the value it had (the names it reads cannot change
+        # while the document is resolved): RegNet's four stages each read `${se}` and `${bottleneck}`.
+        # Scalars alone, so that no list or mapping is shared by two places of the document; and not
+        # while an item records the names it reads (`item`), which a kept value would not record.
+        known = self.texts.get(text, _UNKNOWN) if self.used is None else _UNKNOWN
+        if known is not _UNKNOWN:
+            return known
         try:
             out = substitute(text, self.lookup, sizes=self.sizes)
             if isinstance(out, str) and len(out) > MAX_RESULT_ITEMS:
                 raise ExprError(f"the text grows longer than {MAX_RESULT_ITEMS} characters")
-            return out
         except ExprError as exc:
             raise SpecError(self.locator.problem(f"in '{text}': {exc}", path)) from None
+        if type(out) in _SCALAR_TYPES:
+            self.texts[text] = out
+        return out
 
     def item(self, raw: Any, path: SpecPath, made: list | None) -> Any:
         """One top-level value or list item, resolved. With `made` (a list), the item is one of a
