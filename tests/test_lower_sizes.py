@@ -186,3 +186,30 @@ def test_a_dotted_layer_name_under_a_layer_of_that_name_is_refused() -> None:
     z = b.conv(y, name="proj.0", out=4)  # a dotted name opens its scope: `proj` is taken as one
     with pytest.raises(ShapeError, match="'proj' names both a layer and a scope"):
         b.conv(z, name="proj", out=4)
+
+
+@pytest.mark.parametrize("norm", ["batch", None])
+def test_a_conv_norm_act_made_again_names_and_counts_its_nodes_as_the_first(norm: str | None) -> None:
+    """The second builder takes the chains the first made (`conv_norm_act` keeps them): the same
+    names, ops and counts; with no default norm, the act is named by the third name, not the second.
+    Counts by hand, 8 -> 8 channels, 3x3 conv on 16x16: 8 * 8 * 9 = 576 weights, + 8 bias without a
+    norm; a batch norm adds 16 parameters and 16 statistics (+1 step count) per chain."""
+    from archspec.ir.builder import NodeLimitError
+    from archspec.ir.op import OpDefaults
+
+    defaults = OpDefaults(norm=norm)
+    graphs = []
+    for _ in range(2):
+        b = GraphBuilder((8, 16, 16), defaults)
+        y = b.conv_norm_act(b.input, 8, kernel=3, padding=1, names=("c", "n", "a"))
+        y = b.conv_norm_act(y, 8, kernel=3, padding=1, act=False, names=("c2", "n2", "a2"))
+        graphs.append(b.finish(y))
+    first, again = graphs
+    expected = ["c", "n", "a", "c2", "n2"] if norm else ["c", "a", "c2"]
+    assert [n.name for n in again.nodes] == [n.name for n in first.nodes] == expected
+    assert [n.op for n in again.nodes] == [n.op for n in first.nodes]
+    assert again.counts == first.counts == ((2 * (576 + 16), 2 * 17, 2 * 576 * 256) if norm
+                                            else (2 * (576 + 8), 0, 2 * 576 * 256))
+    tight = GraphBuilder((8, 16, 16), defaults, max_nodes=2 if norm else 1)
+    with pytest.raises(NodeLimitError, match="more than"):
+        tight.conv_norm_act(tight.input, 8, kernel=3, padding=1, names=("c", "n", "a"))

@@ -405,6 +405,7 @@ def _static(graph: Graph) -> _Static:
     params = buffers = macs = elements = 0
     flat_at = head_end_at = None
     rule: list[tuple] = []  # what the receptive-field walk reads (`_rule_number`)
+    known_facts = _NODE_FACTS.entry
     # Nodes unpacked by position, and what each op's class says read once per class (`_facts_of`):
     # this loop runs for every node of every new graph.
     for i, (name, op, inputs, shape, origin) in enumerate(graph.nodes):
@@ -425,8 +426,10 @@ def _static(graph: Graph) -> _Static:
         # What the op makes of its inputs, the same in every graph that holds it on inputs of these
         # shapes: a sweep's new block graphs are mostly nodes met in other graphs (9 in 10 of a
         # RegNet's, 3 in 4 of a compound-scaled EfficientNet's).
-        facts = _NODE_FACTS.get((id(op), ins), op)
-        if facts is memo.MISS:
+        found = known_facts((id(op), ins))
+        if found is not None and found[0] is op:
+            facts = found[1]
+        else:
             # the base rule on one input whose map keeps its size (it refuses any other: see Op.rf)
             keep = base_rule and len(ins) == 1 and len(shape) == len(ins[0]) and (
                 len(shape) != 3 or shape[1:] == ins[0][1:])
@@ -515,16 +518,17 @@ _STATIC: memo.Memo[_Static] = memo.Memo("analysis.graphs", MAX_CACHED)
 # (walk, rf_key, params, buffers, macs) of an op (by identity) on inputs of given shapes (`_static`)
 _NODE_FACTS: memo.Memo[tuple[int, Any, int, int, int]] = memo.Memo("analysis.node_facts", 65536)
 _FIELDS: memo.Memo[list[RF]] = memo.Memo("analysis.fields", MAX_CACHED)
+_STATIC_ENTRY, _FIELDS_ENTRY = _STATIC.entry, _FIELDS.entry
 
 
 def _static_of(graph: Graph) -> _Static:
     """`_static(graph)`, kept by identity: lowering reuses one graph for identical blocks, in
     a network and across networks (spec.lower), and graphs are immutable (ir/graph.py)."""
     graph = graph.analysed_as  # a stage's blocks at other stochastic-depth rates share it
-    hit = _STATIC.get(id(graph), graph)
-    if hit is memo.MISS:
-        hit = _STATIC.put(id(graph), _static(graph), graph)
-    return hit
+    found = _STATIC_ENTRY(id(graph))  # asked for every part of every network
+    if found is not None and found[0] is graph:
+        return found[1]
+    return _STATIC.put(id(graph), _static(graph), graph)
 
 
 def _fields(graph: Graph, rf_in: RF | tuple[RF, ...], static: _Static | None = None) -> list[RF]:
@@ -537,9 +541,9 @@ def _fields(graph: Graph, rf_in: RF | tuple[RF, ...], static: _Static | None = N
     ruled = static.rf_rule is not None
     key: tuple = ("rule", static.rf_rule, rf_in) if ruled else (id(graph.analysed_as), rf_in)
     keep = None if ruled else graph.analysed_as
-    hit = _FIELDS.get(key, keep)
-    if hit is not memo.MISS:
-        return hit
+    found = _FIELDS_ENTRY(key)  # asked for every part of every network
+    if found is not None and found[0] is keep:
+        return found[1]
     fields: list[RF] = []
     given = {INPUT - k: f for k, f in enumerate(rf_in if isinstance(rf_in, tuple) else (rf_in,))}
     # NodeFacts unpacked (a tuple's fields by position): attribute access costs more in this hot loop.

@@ -66,6 +66,14 @@ class Memo(Generic[V]):
         self._entries: dict[Any, tuple[Any, V]] = {}
         _TABLES[name] = self
 
+    @property
+    def entry(self) -> Callable[[Any], tuple[Any, V] | None]:
+        """The table's own lookup, for code that asks for thousands of keys (a graph's nodes): the
+        `(keep, value)` stored for a key, or None. A hit counts only if `keep` is the caller's object
+        (`is`); `get` checks that for the caller, at the cost of a call. It may be kept (bound once):
+        the table's dict is never replaced, only emptied."""
+        return self._entries.get
+
     def get(self, key: Any, keep: Any = None) -> V:
         """The value stored for `key`, or `MISS`. `keep`: the object (or tuple of objects) whose
         identity the key holds, as given to `put`; the hit counts only if it is the same."""

@@ -126,6 +126,10 @@ def _parents(full: str) -> tuple[str, ...]:
 
 
 _NODES: memo.Memo[tuple[Op, Shape, Counts | None]] = memo.Memo("ir.nodes", 65536)
+_NODE_ENTRY = _NODES.entry  # every node of every emitted block asks
+# conv -> norm -> act chains (`GraphBuilder.conv_norm_act`): the three nodes' (op, shape, counts)
+_UNITS: memo.Memo[tuple[tuple[Op, Shape, Counts | None], ...]] = memo.Memo("ir.conv_norm_act", 16384)
+_UNIT_ENTRY = _UNITS.entry
 
 
 def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults,
@@ -140,11 +144,11 @@ def _made_node(cls: type[Op], fields: dict[str, Any], defaults: OpDefaults,
         # last; its length tells where each part starts, and without `ins` it keys the op (`_made`).
         # Hashing it raises TypeError for an unhashable field value (a list).
         key = (cls, id(defaults), *fields, *values, *map(type, values), ins)
-        hit = _NODES.get(key, defaults)
+        found = _NODE_ENTRY(key)
     except TypeError:  # an unhashable field value (a list): no memo
         return _node_of(cls(**fields).resolved(defaults), ins)
-    if hit is not memo.MISS:
-        return hit
+    if found is not None and found[0] is defaults:
+        return found[1]
     return _NODES.put(key, _node_of(_made(cls, fields, defaults, key[:-1]), ins), defaults)
 
 
@@ -353,6 +357,18 @@ class GraphBuilder:
         self._counts.append(counts)
         return named_tuple(Value, (len(nodes) - 1, shape))
 
+    def _known(self, x: Value, made: tuple[tuple[Op, Shape, Counts | None], ...], names: Sequence[str | None]) -> Value:
+        """Append a chain of nodes made before from the same request (`conv_norm_act`): each reads the
+        one before, the first `x`; named and counted against the budget as `op` does."""
+        nodes, where = self.nodes, self.origin
+        for (op, shape, counts), name in zip(made, names):
+            if self.max_nodes is not None and len(nodes) >= self.max_nodes:
+                raise NodeLimitError(f"more than {self.max_nodes:,} layers", self.origin)
+            nodes.append(named_tuple(Node, (self._name(name), op, (x[0],), shape, where)))
+            self._counts.append(counts)
+            x = named_tuple(Value, (len(nodes) - 1, shape))
+        return x
+
     def sequence(self, x: Value, ops: Sequence[Op], origins: Sequence[SpecPath] | None = None) -> Value:
         for i, op in enumerate(ops):
             x = self.op(op, x, origin=origins[i] if origins else None)
@@ -423,14 +439,31 @@ class GraphBuilder:
         The conv has no bias when a norm follows. Names default to conv/bn/act.
         """
         named: Sequence[str | None] = names or (None, None, None)  # None: numbered by the builder
-        use_norm = norm and self.defaults.norm is not None
-        # `op` asked directly, not through the shorthands: most nodes of most families come this way
+        defaults = self.defaults
+        use_norm = norm and defaults.norm is not None
+        bias = conv_fields.pop("bias", not use_norm)
+        # The three nodes, made before for the same request: their ops, shapes and counts depend on the
+        # arguments (with their types: True == 1), the defaults and the input's shape alone. Most of a
+        # block's nodes come this way, and a sweep emits blocks of widths met before on other inputs.
+        values = (out, kernel, stride, padding, groups, bias, act, use_norm, *conv_fields.values())
+        try:
+            key = (id(defaults), x[1], *conv_fields, *values, *map(type, values))
+            found = _UNIT_ENTRY(key)
+        except TypeError:  # an unhashable argument (a list): made each time
+            key = found = None
+        if found is not None and found[0] is defaults:  # the names of the nodes it holds: conv, [norm], [act]
+            return self._known(x, found[1], (named[0], *named[1:2 if use_norm else 1], *named[2:3 if act else 2]))
+        start = len(self.nodes)
+        # `op` asked directly, not through the shorthands
         y = self.op("conv", x, name=named[0], out=out, kernel=kernel, stride=stride, padding=padding,
-                    groups=groups, bias=conv_fields.pop("bias", not use_norm), **conv_fields)
+                    groups=groups, bias=bias, **conv_fields)
         if use_norm:
             y = self.op("norm", y, name=named[1])
         if act:
             y = self.op("act", y, name=named[2]) if act is True else self.op("act", y, name=named[2], type=act)
+        if key is not None:
+            _UNITS.put(key, tuple((n.op, n.shape, c) for n, c in zip(self.nodes[start:], self._counts[start:])),
+                       defaults)
         return y
 
     def finish(self, out: Value, outputs: dict[str, Value] | None = None) -> Graph:
