@@ -99,14 +99,6 @@ def free_name(base: str, taken: Callable[[str], bool]) -> str:
         n += 1
 
 
-def free_index(start: int, taken: Callable[[str], bool]) -> int:
-    """The first index from `start` whose name (`str(index)`) is not taken: unnamed layers are numbered."""
-    n = start
-    while taken(str(n)):
-        n += 1
-    return n
-
-
 # A list index as a user writes it in a key (`stages.2`, `--set stages.-1.repeat=2`, `features: [stages.1]`):
 # ASCII digits only (`str.isdigit` takes `²`, which `int` refuses) and few enough that `int` is cheap and
 # Python's 4,300-digit conversion limit is never met.

@@ -17,14 +17,14 @@ unnamed nodes are numbered within their scope like `nn.Sequential` children.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, NamedTuple
 
 from ..core import memo
 from pydantic import ValidationError
 
 from ..core.errors import ArchspecError, LocatedError, SpecPath, first_problem
-from ..core.naming import free_index, free_name, join, module_name_problem
+from ..core.naming import free_name, join, module_name_problem
 from .graph import INPUT, Graph, Node, input_index, named_tuple
 from .op import Op, OpDefaults, Shape, ShapeError
 from .ops import OPS, op_class
@@ -270,19 +270,18 @@ class GraphBuilder:
         """The scopes the next node is emitted in, outermost first."""
         return tuple(self._prefix)
 
-    def _taken(self, prefix: str) -> Callable[[str], bool]:
-        return lambda name: join(prefix, name) in self._names
-
     def _name(self, name: str | None) -> str:
         prefix = self._prefix_text
-        if name is None:
-            n = free_index(self._counters.get(prefix, 0), self._taken(prefix))
-            self._counters[prefix] = n + 1
-            name = str(n)
-        elif (problem := _name_problem(name)) is not None:  # a name that no module can hold
-            raise ShapeError(problem)
-        full = f"{prefix}.{name}" if prefix else str(name)  # naming.join, inlined: every node is named here
         names = self._names
+        if name is None:  # numbered within its scope: the first free number from the scope's counter on
+            n = self._counters.get(prefix, 0)
+            while (full := f"{prefix}.{n}" if prefix else str(n)) in names:
+                n += 1
+            self._counters[prefix] = n + 1
+        else:
+            if (problem := _name_problem(name)) is not None:  # a name that no module can hold
+                raise ShapeError(problem)
+            full = f"{prefix}.{name}" if prefix else str(name)  # naming.join, inlined: every node is named here
         if full in names:
             raise ShapeError(f"two layers are named '{full}' in the same block")
         clash = full if full in self._scopes else None
