@@ -213,3 +213,30 @@ def test_a_conv_norm_act_made_again_names_and_counts_its_nodes_as_the_first(norm
     tight = GraphBuilder((8, 16, 16), defaults, max_nodes=2 if norm else 1)
     with pytest.raises(NodeLimitError, match="more than"):
         tight.conv_norm_act(tight.input, 8, kernel=3, padding=1, names=("c", "n", "a"))
+
+
+def test_a_conv_norm_act_made_again_keeps_what_its_arguments_say() -> None:
+    """A chain made again (`conv_norm_act` keeps them) still gives the conv the origin it is passed,
+    takes its names from any iterable, and refuses too few names as the first call does."""
+    from archspec.ir.op import OpDefaults
+
+    defaults = OpDefaults()
+    for _ in range(2):
+        b = GraphBuilder((4, 8, 8), defaults, origin=("stages", 0))
+        y = b.conv_norm_act(b.input, 4, kernel=3, padding=1, origin=("layers", 5))
+        y = b.conv_norm_act(y, 4, names=(n for n in ("c", "n", "a")))
+        graph = b.finish(y)
+        assert [n.origin for n in graph.nodes][:3] == [("layers", 5), ("stages", 0), ("stages", 0)]
+        assert [n.name for n in graph.nodes][3:] == ["c", "n", "a"]
+        with pytest.raises(IndexError):
+            b.conv_norm_act(y, 4, names=("c2", "n2"))  # three nodes, two names
+
+
+def test_a_refused_name_leaves_no_scope_behind() -> None:
+    b = GraphBuilder((3, 8, 8))
+    y = b.conv(b.input, name="a", out=4)
+    with pytest.raises(ShapeError, match="'a' names both a layer and a scope"):
+        b.conv(y, name="a.m.n", out=4)
+    # `a.m` was never taken as a scope: the clash is still the layer `a`
+    with pytest.raises(ShapeError, match="'a' names both a layer and a scope"):
+        b.conv(y, name="a.m", out=4)

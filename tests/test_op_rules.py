@@ -186,3 +186,8 @@ def test_a_field_made_by_the_walk_equals_and_hashes_as_one_written_out() -> None
     merged = RF.union([made, RF((5, 5), (2, 2), (2, 2))], [(8, 4, 4), (8, 4, 4)])
     assert merged == RF((5, 5), (2, 2), (2, 2)) and hash(merged) == hash(RF((5, 5), (2, 2), (2, 2)))
     assert made != RF((3, 3), (2, 2), (0, 0)) and str(made) == repr(written)
+    # a copy for another process carries the fields, not this process's hash (None hashes by address)
+    import pickle
+
+    sent = pickle.loads(pickle.dumps(made))
+    assert sent == made and "_hash" not in vars(sent) and hash(sent) == hash(made)

@@ -191,3 +191,20 @@ def test_overrides_past_the_limits_are_refused_as_they_are_copied() -> None:
     within = {"x": [[1, 2], {"y": (3, [4])}]}
     copied = checked_copy(within, "<overrides>")
     assert copied == within and copied["x"][0] is not within["x"][0] and copied["x"][1]["y"][1] is not within["x"][1]["y"][1]
+
+
+def test_overrides_holding_what_is_not_plain_data_are_checked_whole_before_any_copy() -> None:
+    """A value that cannot be copied (a lock) beside one nested too deep: the limit is the error, as
+    the whole is checked before anything is copied."""
+    import threading
+
+    from archspec.spec.source import MAX_DEPTH, checked_copy
+
+    deep: list = []
+    for _ in range(MAX_DEPTH + 2):
+        deep = [deep]
+    with pytest.raises(SpecError, match=f"nested deeper than {MAX_DEPTH} levels"):
+        checked_copy({"a": threading.Lock(), "b": deep}, "<overrides>")
+    held = {"a": (1, [2])}
+    copied = checked_copy(held, "<overrides>")
+    assert copied == held and copied["a"][1] is not held["a"][1]

@@ -979,3 +979,23 @@ def test_range_samplers_draw_pycls_numbers_from_the_generator() -> None:
             group = theirs_log(theirs, 8, 32, 8, 0)
         assert (value["depth"], value["w_0"], value["w_a"], value["w_m"], value["group_width"], value["bottleneck"]) == \
             (depth, w_0, w_a, w_m, int(group), 1.0)  # the bottleneck is fixed (1): nothing drawn for it
+
+
+def test_a_space_that_has_drawn_pickles_and_draws_the_same_and_a_copy_draws_its_own_range() -> None:
+    """Worker processes that are spawned (macOS, Windows) get the space pickled, after the sweeping
+    process has drawn from it: it holds no drawer, and draws on as the original does. A sampler
+    copied with other bounds draws within them, not with the original's drawer."""
+    import pickle
+
+    from archspec.sweeps import engine
+
+    for path in (ROOT / "docs" / "examples" / "regnet_space.yaml", ROOT / "docs" / "examples" / "efficientnet_space.yaml"):
+        space = load_space(path, samples=10, seed=4)
+        before = list(itertools.islice(engine.draws(space), 20))
+        copied = pickle.loads(pickle.dumps(space))
+        assert list(itertools.islice(engine.draws(copied), 20)) == before
+    sampler = IntRange.model_validate({"int": [8, 32], "quantize": 8})
+    rng = random.Random(0)
+    assert {sampler.draw(rng) for _ in range(200)} == {8, 16, 24, 32}
+    wider = sampler.model_copy(update={"int_": (104, 200)})
+    assert {wider.draw(rng) for _ in range(200)} <= set(range(104, 201, 8))

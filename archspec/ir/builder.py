@@ -286,15 +286,15 @@ class GraphBuilder:
             raise ShapeError(f"two layers are named '{full}' in the same block")
         clash = full if full in self._scopes else None
         parents = _parents(full)
-        if parents:
-            for parent in parents:  # a loop, not next(...) over a generator: this runs for every node
-                if clash is None and parent in names:
-                    clash = parent
-            self._scopes.update(parents)
+        for parent in parents:  # a loop, not next(...) over a generator: this runs for every node
+            if clash is None and parent in names:
+                clash = parent
         if clash is not None:
             raise ShapeError(f"'{clash}' names both a layer and a scope (a nested block or a named branch) "
                              "in the same block; rename one")
         names.add(full)
+        if parents:  # recorded once the name is taken, not for a name refused
+            self._scopes.update(parents)
         return full
 
     def free_name(self, base: str) -> str:
@@ -437,7 +437,7 @@ class GraphBuilder:
         `act=True` uses the default activation, a string names one, False/None skips it.
         The conv has no bias when a norm follows. Names default to conv/bn/act.
         """
-        named: Sequence[str | None] = names or (None, None, None)  # None: numbered by the builder
+        named: Sequence[str | None] = tuple(names) if names else (None, None, None)  # None: numbered by the builder
         defaults = self.defaults
         use_norm = norm and defaults.norm is not None
         bias = conv_fields.pop("bias", not use_norm)
@@ -446,12 +446,13 @@ class GraphBuilder:
         # block's nodes come this way, and a sweep emits blocks of widths met before on other inputs.
         values = (out, kernel, stride, padding, groups, bias, act, use_norm, *conv_fields.values())
         try:
-            key = (id(defaults), x[1], *conv_fields, *values, *map(type, values))
-            found = _UNIT_ENTRY(key)
+            # not with an `origin` for the conv alone (`op`'s own argument): a kept chain takes the builder's
+            key = None if "origin" in conv_fields else (id(defaults), x[1], *conv_fields, *values, *map(type, values))
+            found = _UNIT_ENTRY(key) if key is not None else None
         except TypeError:  # an unhashable argument (a list): made each time
             key = found = None
         if found is not None and found[0] is defaults:  # the names of the nodes it holds: conv, [norm], [act]
-            return self._known(x, found[1], (named[0], *named[1:2 if use_norm else 1], *named[2:3 if act else 2]))
+            return self._known(x, found[1], (named[0], *((named[1],) if use_norm else ()), *((named[2],) if act else ())))
         start = len(self.nodes)
         # `op` asked directly, not through the shorthands
         y = self.op("conv", x, name=named[0], out=out, kernel=kernel, stride=stride, padding=padding,

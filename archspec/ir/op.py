@@ -156,6 +156,11 @@ class RF:
             known = state["_hash"] = hash((self.size, self.stride, self.padding, self.context))
         return known
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields alone: the kept hash is this process's (Python 3.11 hashes None by its address,
+        and a context holds None), so a copy in another process makes its own."""
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
 
 def _field(size: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
            context: tuple[Interval | None, Interval | None]) -> RF:

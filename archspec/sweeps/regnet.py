@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from functools import cached_property
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -26,7 +25,7 @@ from ..core.errors import ArchspecError
 
 from ..spec.expr import make_divisible
 from ..spec.lower import MAX_NODES
-from .samplers import (Drawer, StrictModel, is_multiple, is_power2, log_uniform_drawer, power2_or_log_uniform_drawer,
+from .samplers import (Drawer, StrictModel, drawer_of, is_multiple, is_power2, log_uniform_drawer, power2_or_log_uniform_drawer,
                        power2_uniform_drawer, uniform_drawer)
 
 QUANT = 8
@@ -122,10 +121,13 @@ class RegNetParams(StrictModel):
                 raise ValueError(f"{name}: must be at most {MAX_PARAM:,}, got {shown}")
         return self
 
-    @cached_property
     def drawers(self) -> tuple[tuple[str, Callable[[random.Random], Any], type], ...]:
         """(name, drawer, type) of the six parameters, in the order they are drawn (a fixed order: the
-        same seed, the same draws); a fixed parameter's drawer gives its value and draws nothing."""
+        same seed, the same draws); a fixed parameter's drawer gives its value and draws nothing.
+        Made on the first draw and kept (`drawer_of`)."""
+        return drawer_of(self, self._drawers)
+
+    def _drawers(self) -> tuple[tuple[str, Callable[[random.Random], Any], type], ...]:
 
         def drawer(name: str, make: Callable[[float, float, float], Drawer], q: float) -> Callable[[random.Random], Any]:
             value = getattr(self, name)
@@ -141,7 +143,7 @@ class RegNetParams(StrictModel):
 
     def draw_params(self, rng: random.Random) -> dict[str, Any]:
         """The six numbers, drawn where a range is given."""
-        return {name: int(draw(rng)) if kind is int else draw(rng) for name, draw, kind in self.drawers}
+        return {name: int(draw(rng)) if kind is int else draw(rng) for name, draw, kind in self.drawers()}
 
 
 class RegNet(StrictModel):

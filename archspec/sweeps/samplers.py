@@ -12,12 +12,13 @@ from __future__ import annotations
 import math
 import random
 from decimal import Decimal, InvalidOperation
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..core import memo
 from ..core.numbers import SpecNumbers
 
 Draw = Literal["uniform", "log"]
@@ -79,6 +80,18 @@ def power2_or_log_uniform_drawer(low: float, high: float, q: float) -> Drawer:
         return above(rng) if f >= q else f
 
     return draw
+
+
+# Each sampler's drawers, by the sampler's identity (samplers are frozen), made on its first draw:
+# kept here rather than on the model, so that a space pickled for a worker process (spawned, not
+# forked: macOS, Windows) holds no function, and a copy with other fields gets drawers of its own.
+_DRAWERS: memo.Memo[Any] = memo.Memo("sweeps.drawers", 256)
+
+
+def drawer_of(sampler: BaseModel, make: Callable[[], Any]) -> Any:
+    """`make()`, the drawers of `sampler`, made once for it."""
+    found = _DRAWERS.get(id(sampler), sampler)
+    return _DRAWERS.put(id(sampler), make(), sampler) if found is memo.MISS else found
 
 
 def is_multiple(value: float, q: float) -> bool:
@@ -159,9 +172,12 @@ class _Range(StrictModel):
         """A drawn value's place in the range: the value itself (see `Choice.order`)."""
         return value
 
-    @cached_property
-    def quantized(self) -> Drawer:
-        """The drawer of a multiple of the step in the range (made once: see `uniform_drawer`)."""
+    def quantized(self, rng: random.Random) -> float:
+        """A multiple of the step in the range, by the range's drawer (made once: see `uniform_drawer`)."""
+        draw = drawer_of(self, self._quantized)
+        return draw(rng)
+
+    def _quantized(self) -> Drawer:
         low, high = self._bounds()
         return (log_uniform_drawer if self.draw_ == "log" else uniform_drawer)(low, high, self._step())
 
