@@ -999,3 +999,19 @@ def test_a_space_that_has_drawn_pickles_and_draws_the_same_and_a_copy_draws_its_
     assert {sampler.draw(rng) for _ in range(200)} == {8, 16, 24, 32}
     wider = sampler.model_copy(update={"int_": (104, 200)})
     assert {wider.draw(rng) for _ in range(200)} <= set(range(104, 201, 8))
+
+
+def test_spawned_workers_take_the_space_and_give_the_forked_workers_table() -> None:
+    """Where workers are spawned (macOS, Windows: `engine.workers`), the space goes to them pickled,
+    after the sweeping process has drawn from it; their table is the one forked workers give."""
+    from archspec.sweeps import engine
+
+    path = ROOT / "docs" / "examples" / "regnet_space.yaml"
+    forked = run_sweep(path, samples=6, seed=5, jobs=2)
+    space = load_space(path, samples=6, seed=5)
+    pool = engine.Workers(space, 2, "spawn")
+    try:
+        spawned = engine.run(space, pool=pool)
+    finally:
+        pool.close()
+    assert spawned.rows == forked.rows and spawned.rejected == forked.rejected
