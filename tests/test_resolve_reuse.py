@@ -176,7 +176,7 @@ def test_a_text_met_twice_in_a_document_gives_each_place_its_value(tmp_path: Pat
         assert doc.data["head"][1] == {"act": {"type": "relu" if n > 2 else "gelu"}}
 
 
-def test_overrides_past_the_limits_are_refused_as_they_are_copied() -> None:
+def test_overrides_past_the_limits_are_refused_before_they_are_copied() -> None:
     from archspec.spec.source import MAX_DEPTH, MAX_NODES, checked_copy
 
     looped: list = []

@@ -299,6 +299,25 @@ def parse_text(text: str | bytes, name: str = "<string>") -> Source:
     return source
 
 
+def check_plain(data: Any, name: str) -> None:
+    """Refuse in-memory data (a dict, checkpoint metadata) beyond the limits of a spec file:
+    nesting deeper than MAX_DEPTH, more than MAX_NODES values. Walked without recursion."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    count = 0
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if depth > MAX_DEPTH:
+            raise SpecError(Problem(f"nested deeper than {MAX_DEPTH} levels", (), Location(name)))
+        if count > MAX_NODES:
+            raise SpecError(Problem(f"the spec has more than {MAX_NODES:,} values; a spec is a page of text",
+                                    (), Location(name)))
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def read_file(path: str | Path) -> Source:
     """Parse the spec file `path`: a regular file, read only up to the size limit."""
     path = Path(path)
@@ -341,58 +360,7 @@ _SHARED = frozenset({str, int, float, bool, type(None)})  # immutable: a copy is
 
 
 def checked_copy(data: dict, name: str) -> dict:
-    """`plain_copy(data)` of in-memory data (a dict, checkpoint metadata, a sweep sample's overrides)
-    held to a spec file's limits: nesting deeper than MAX_DEPTH, more than MAX_NODES values (a list
-    that holds itself, or lists shared a hundred times over, would not fit in memory copied). Plain
-    data is checked as it is copied, in one walk that stops at the first value past a limit; data
-    holding anything else (a tuple, an object) is checked whole before any of it is copied."""
-    try:
-        return _checked(data, 0, [0], name)
-    except _NotPlain:
-        check_plain(data, name)
-        return plain_copy(data)
-
-
-def _past_limit(name: str, deep: bool) -> SpecError:
-    """The error of data nested past MAX_DEPTH (`deep`) or holding more than MAX_NODES values."""
-    if deep:
-        return SpecError(Problem(f"nested deeper than {MAX_DEPTH} levels", (), Location(name)))
-    return SpecError(Problem(f"the spec has more than {MAX_NODES:,} values; a spec is a page of text", (), Location(name)))
-
-
-class _NotPlain(Exception):
-    """`_checked` met a value that is not plain data."""
-
-
-def _checked(value: Any, depth: int, count: list[int], name: str) -> Any:
-    """`checked_copy` of plain `value` at `depth`; `count`: the values met so far, in a list that the walk shares."""
-    count[0] += 1
-    if depth > MAX_DEPTH:
-        raise _past_limit(name, deep=True)
-    if count[0] > MAX_NODES:
-        raise _past_limit(name, deep=False)
-    kind = type(value)
-    if kind is dict:
-        return {k: _checked(v, depth + 1, count, name) for k, v in value.items()}
-    if kind is list:
-        return [_checked(v, depth + 1, count, name) for v in value]
-    if kind in _SHARED:
-        return value
-    raise _NotPlain
-
-
-def check_plain(data: Any, name: str) -> None:
-    """Refuse in-memory data beyond the limits of a spec file (`checked_copy`). Walked without recursion."""
-    stack: list[tuple[Any, int]] = [(data, 0)]
-    count = 0
-    while stack:
-        value, depth = stack.pop()
-        count += 1
-        if depth > MAX_DEPTH:
-            raise _past_limit(name, deep=True)
-        if count > MAX_NODES:
-            raise _past_limit(name, deep=False)
-        if isinstance(value, dict):
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, (list, tuple)):
-            stack.extend((v, depth + 1) for v in value)
+    """`plain_copy(data)` of in-memory data, after `check_plain` has held it to a spec file's limits
+    (a list that holds itself, or lists shared a hundred times over, would not fit in memory copied)."""
+    check_plain(data, name)
+    return plain_copy(data)

@@ -30,10 +30,10 @@ class StrictModel(SpecNumbers, BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def quantize(value: float, q: float, rounding: Any = math.floor, digits: int | None = None) -> float:
-    """`value` rounded (down by default) to a multiple of `q`, written with q's decimals (`digits`,
-    where the caller has them), so that 3 x 0.1 is 0.3 and not 0.30000000000000004."""
-    return round(rounding(value / q) * q, _decimals(q) if digits is None else digits)
+def quantize(value: float, q: float, rounding: Callable[[float], int], digits: int) -> float:
+    """`value` rounded (`math.floor` or `math.ceil`) to a multiple of `q`, written with q's `digits`
+    decimals (`_decimals(q)`), so that 3 x 0.1 is 0.3 and not 0.30000000000000004."""
+    return round(rounding(value / q) * q, digits)
 
 
 @lru_cache(maxsize=64)
