@@ -1,4 +1,5 @@
-"""`PackedConv2d` (backends/torch_packed.py): a deployed conv whose weight oneDNN reorders once.
+"""`PackedConv2d` (backends/torch_packed.py): a deployed conv whose weight oneDNN reorders once,
+and which runs NNPACK instead where NNPACK times faster.
 
 The oracle is PyTorch's own convolution (`F.conv2d`, or a plain `nn.Conv2d` for what it returns
 beyond values: strides, dtype) on the module's current weight; each test also checks which path
@@ -18,8 +19,9 @@ from torch import nn
 from torch.nn import functional as F
 
 import archspec
-from archspec.backends.torch_packed import (AVAILABLE, PackedConv2d, forget_reordered, pack_convolutions, packable,
-                                            unpack_convolutions)
+from archspec.backends import torch_packed
+from archspec.backends.torch_packed import (AVAILABLE, NNPACK, PackedConv2d, forget_reordered, pack_convolutions,
+                                            packable, unpack_convolutions)
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="this PyTorch build has no oneDNN")
 
@@ -229,3 +231,136 @@ def test_a_deployed_network_holds_packed_convs_and_exports_plain_ones(tmp_path):
     assert loaded_convs and all(type(m) is PackedConv2d for m in loaded_convs)
     with torch.no_grad():
         assert close(loaded(x), expected) and all(reordered(m) for m in loaded_convs[1:])
+
+
+# -- the choice between oneDNN and NNPACK ------------------------------------------------------------
+
+needs_nnpack = pytest.mark.skipif(not NNPACK, reason="this PyTorch build has no NNPACK")
+
+
+class Timed:
+    """A fake `_clock` under which each oneDNN run takes 1 s and each NNPACK run `nnpack` s, and a
+    count of NNPACK's runs (the real operator runs: its outputs are checked)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, nnpack: float) -> None:
+        self.now, self.nnpack_runs, self.timed = 0.0, 0, 0
+        self.running_nnpack = False
+        real = torch_packed._nnpack
+
+        def counted(*args):
+            self.nnpack_runs += 1
+            self.running_nnpack = True
+            return real(*args)
+
+        def clock() -> float:
+            self.timed += 1
+            if self.timed % 2 == 0:  # the end of a timed run: it took what its library takes
+                self.now += nnpack if self.running_nnpack else 1.0
+            self.running_nnpack = False
+            return self.now
+
+        monkeypatch.setattr(torch_packed, "_nnpack", counted)
+        monkeypatch.setattr(torch_packed, "_clock", clock)
+        monkeypatch.setattr(torch_packed, "_NNPACK_FASTER", {})
+
+
+@needs_nnpack
+@pytest.mark.parametrize("bias", [True, False])
+def test_nnpack_runs_where_it_times_faster_and_gives_pytorchs_convolution(monkeypatch, bias):
+    timed = Timed(monkeypatch, nnpack=0.5)
+    torch.manual_seed(0)
+    plain = nn.Conv2d(8, 16, 3, padding=1, bias=bias)
+    conv = packed(copy.deepcopy(plain))
+    x = maps(2, 8, 12, 10)
+    with torch.no_grad():
+        y = conv(x)
+        assert timed.timed == 8 and conv._packed[3] == {(2, torch.get_num_threads()): True}
+        runs = timed.nnpack_runs  # the check, two timed runs and the call itself
+        assert runs == 4
+        assert close(y, reference(conv, x)) and y.stride() == plain(x).stride()  # channels-last, as oneDNN gives
+        y = conv(x)
+        assert timed.nnpack_runs == runs + 1 and timed.timed == 8  # chosen once
+        assert close(y, reference(conv, x))
+
+
+@needs_nnpack
+def test_oneDNN_stays_where_nnpack_is_slower_or_not_faster_by_the_margin(monkeypatch):
+    torch.manual_seed(0)
+    x = maps(2, 8, 12, 10)
+    for nnpack_time in (2.0, 1.0 / torch_packed.NNPACK_MARGIN + 0.01):
+        timed = Timed(monkeypatch, nnpack=nnpack_time)
+        conv = packed(nn.Conv2d(8, 16, 3, padding=1))
+        with torch.no_grad():
+            y = conv(x)
+            assert timed.timed == 8 and conv._packed[3] == {(2, torch.get_num_threads()): False}
+            runs = timed.nnpack_runs
+            assert close(conv(x), reference(conv, x)) and close(y, reference(conv, x))
+            assert timed.nnpack_runs == runs
+
+
+@needs_nnpack
+def test_equal_convs_are_timed_once_and_a_new_batch_or_thread_count_again(monkeypatch):
+    timed = Timed(monkeypatch, nnpack=0.5)
+    torch.manual_seed(0)
+    first, second = packed(nn.Conv2d(8, 16, 3, padding=1)), packed(nn.Conv2d(8, 16, 3, padding=1))
+    other = packed(nn.Conv2d(8, 16, 5, padding=2))  # another geometry: timed on its own
+    x = maps(2, 8, 12, 10)
+    threads = torch.get_num_threads()
+    with torch.no_grad():
+        first(x)
+        assert timed.timed == 8
+        assert close(second(x), reference(second, x)) and timed.timed == 8 and second._packed[3][(2, threads)]
+        other(x)
+        assert timed.timed == 16
+        first(maps(3, 8, 12, 10))
+        assert timed.timed == 24
+        try:
+            torch.set_num_threads(threads + 1)
+            first(x)
+            assert timed.timed == 32 and set(first._packed[3]) == {(2, threads), (3, threads), (2, threads + 1)}
+        finally:
+            torch.set_num_threads(threads)
+
+
+@needs_nnpack
+@pytest.mark.parametrize("options", [
+    dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=3, padding=1, groups=2),
+    dict(kernel_size=3, padding=2, dilation=2), dict(kernel_size=1), dict(kernel_size=(1, 7), padding=(0, 3)),
+])
+def test_convs_nnpack_cannot_take_are_never_timed(monkeypatch, options):
+    timed = Timed(monkeypatch, nnpack=0.01)
+    torch.manual_seed(0)
+    conv = packed(nn.Conv2d(8, 16, **options))
+    x = maps(2, 8, 12, 10)
+    with torch.no_grad():
+        assert close(conv(x), reference(conv, x))
+    assert reordered(conv) and conv._packed[3] is None and timed.timed == 0 and timed.nnpack_runs == 0
+
+
+@needs_nnpack
+def test_an_nnpack_that_fails_or_disagrees_is_never_chosen(monkeypatch):
+    torch.manual_seed(0)
+    x = maps(2, 8, 12, 10)
+    for broken in (lambda *args: (_ for _ in ()).throw(RuntimeError("NNPACK SpatialConvolution_updateOutput failed")),
+                   lambda x, weight, bias, padding: torch.zeros(2, 16, 12, 10).to(memory_format=torch.channels_last)):
+        Timed(monkeypatch, nnpack=0.01)
+        monkeypatch.setattr(torch_packed, "_nnpack", broken)
+        conv = packed(nn.Conv2d(8, 16, 3, padding=1))
+        with torch.no_grad():
+            assert close(conv(x), reference(conv, x)) and close(conv(x), reference(conv, x))
+        assert conv._packed[3] == {(2, torch.get_num_threads()): False}
+
+
+@needs_nnpack
+def test_a_deployed_network_on_nnpack_equals_its_training_form(monkeypatch):
+    """Every conv NNPACK can take on it (stride 1, groups 1): the deployed RepVGG's outputs are its
+    training form's, as on oneDNN alone."""
+    timed = Timed(monkeypatch, nnpack=0.01)
+    model = archspec.build("repvgg_a0", num_classes=10, **{"input.size": [64, 64]}).eval()
+    deployed = archspec.deploy(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = model(x)
+        assert close(deployed(x), expected)
+    chosen = [m for m in deployed.modules() if type(m) is PackedConv2d and m._packed and m._packed[3]]
+    assert len(chosen) >= 10 and all(all(m._packed[3].values()) for m in chosen) and timed.nnpack_runs > len(chosen)

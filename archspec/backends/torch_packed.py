@@ -24,6 +24,20 @@ comes out is what a plain conv gives, strides and dtype included:
   `torch.inference_mode`, which has no version counter;
 * an input the conv cannot take (wrong channels, a map smaller than the kernel): PyTorch's error.
 
+Where NNPACK, PyTorch's other CPU convolution library, takes the conv (groups 1, stride 1, no
+dilation, a kernel of 3 to 16 with padding under it: where its Winograd and FFT transforms apply),
+the first call times both libraries on the call's own input (a run of each that also checks that
+they agree, then the best of two) and keeps NNPACK where it is at least `NNPACK_MARGIN` faster,
+its output put back in channels-last memory. Like cuDNN's benchmark mode, the choice is made once
+per process for each conv geometry, input size and thread count, so that a network's repeated
+blocks are timed once: RepVGG-A2's first call at batch 8 takes about 1.3 s rather than 0.8 s.
+Measured on this project's machine, one thread, batch 8: NNPACK runs RepVGG-A2's 96-channel 56x56
+and 192-channel 28x28 convs 1.23x to 1.26x faster, its 384-channel 14x14 ones 0.91x (they stay on
+oneDNN), the deployed network 1.04x (docs/benchmarks.md). Which library runs can differ between
+processes when the two are close, and with it the last bits of the outputs (both are within
+float32 rounding of the exact convolution, tested); `pack=False` runs PyTorch's own choice every
+time.
+
 A weight changed in place (a loaded state dict, `copy_` under no_grad) or replaced (`.to()`, a new
 tensor) is reordered again on the next call. Writes through `.data` or numpy bypass the version
 counter that tells of a change: after one, call `forget_reordered(model)`. Tools that look for
@@ -35,6 +49,8 @@ second copy of each conv weight, made on the first call.
 from __future__ import annotations
 
 import copy
+import math
+import time
 from typing import Any
 
 import torch
@@ -58,14 +74,28 @@ _MISSING: Any = object()  # a bias neither present nor None: pruned or parametri
 _convolution_pointwise: Any = torch.ops.mkldnn._convolution_pointwise if AVAILABLE else None
 
 
+def _nnpack_available() -> bool:
+    """Whether NNPACK runs here (asking also initialises it: its operator fails until then)."""
+    return hasattr(torch, "_nnpack_spatial_convolution") and torch.backends.nnpack.is_available()
+
+
+NNPACK = AVAILABLE and _nnpack_available()
+NNPACK_MARGIN = 1.10  # NNPACK is kept only where it is this much faster: a close call stays on oneDNN
+_clock = time.perf_counter  # what the choice times with (a test gives it a fake clock)
+_threads = torch.get_num_threads
+# (conv geometry, input shape, thread count) -> whether NNPACK runs it: equal convs are timed once
+_NNPACK_FASTER: dict[tuple, bool] = {}
+
+
 class PackedConv2d(nn.Conv2d):
     """An `nn.Conv2d` that keeps its weight in oneDNN's layout for CPU inference (see the module
     docstring); made by `pack_convolutions`, which checks that its options allow it."""
 
     # (input map size and dtype, the weight's address, strides and version), oneDNN's copy of the
-    # weight for it (None: the plain path), and the weight, held so that no other tensor can take
-    # its address while the key names it.
-    _packed: tuple[tuple, torch.Tensor | None, torch.Tensor] | None = None
+    # weight for it (None: the plain path), the weight, held so that no other tensor can take its
+    # address while the key names it, and, where NNPACK can take the conv, (batch size, thread
+    # count) -> whether NNPACK runs it (None: oneDNN always).
+    _packed: tuple[tuple, torch.Tensor | None, torch.Tensor, dict[tuple[int, int], bool] | None] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Runs for every conv of every call: parameters read from their dict (a module's
@@ -89,9 +119,19 @@ class PackedConv2d(nn.Conv2d):
         key = (x.shape[1:], x.dtype, weight.data_ptr(), weight.stride(), weight._version)
         packed = self._packed
         if packed is None or packed[0] != key:
-            packed = self._packed = (key, self._reordered(x, weight), weight.detach())
+            reordered = self._reordered(x, weight)
+            packed = self._packed = (key, reordered, weight.detach(),
+                                     {} if reordered is not None and self._nnpack_takes() else None)
         if packed[1] is None:
             return self._conv_forward(x, weight, bias)
+        choices = packed[3]
+        if choices is not None:
+            at = (x.shape[0], _threads())
+            nnpack = choices.get(at)
+            if nnpack is None:
+                nnpack = choices[at] = self._nnpack_faster(x, packed[1], weight, bias)
+            if nnpack:
+                return _nnpack(x, weight, bias, self.padding)
         return _convolution_pointwise(x, packed[1], bias, self.padding, self.stride, self.dilation, self.groups,
                                       "none", [], "")
 
@@ -107,6 +147,50 @@ class PackedConv2d(nn.Conv2d):
             return None  # (a wrong input, too: PyTorch's own path says what is wrong with it)
         return torch.ops.mkldnn._reorder_convolution_weight(weight.detach(), padding, self.stride,
                                                             self.dilation, self.groups, list(x.shape))
+
+    def _nnpack_takes(self) -> bool:
+        """Whether NNPACK's operator can run this conv and its transforms apply (see the module
+        docstring); the input was checked by `_reordered`."""
+        padding: Any = self.padding
+        return (NNPACK and self.groups == 1 and self.stride == (1, 1) and self.dilation == (1, 1)
+                and all(3 <= k <= 16 and p < k for k, p in zip(self.kernel_size, padding)))
+
+    def _nnpack_faster(self, x: torch.Tensor, reordered: torch.Tensor, weight: torch.Tensor,
+                       bias: torch.Tensor | None) -> bool:
+        """Whether NNPACK runs convs like this one on inputs like `x` at least `NNPACK_MARGIN`
+        faster than oneDNN, on this many threads: both timed on `x` itself, after a run of each that
+        also checks that their outputs agree (a library that fails or disagrees is never chosen).
+        Kept for the process (`_NNPACK_FASTER`)."""
+        key = (self.in_channels, self.out_channels, self.kernel_size, self.padding, bias is None, tuple(x.shape),
+               _threads())
+        known = _NNPACK_FASTER.get(key)
+        if known is not None:
+            return known
+
+        def onednn() -> torch.Tensor:
+            return _convolution_pointwise(x, reordered, bias, self.padding, self.stride, self.dilation,
+                                          self.groups, "none", [], "")
+
+        def nnpack() -> torch.Tensor:
+            return _nnpack(x, weight, bias, self.padding)
+
+        try:
+            theirs = nnpack()
+        except RuntimeError:  # NNPACK refused the shape: "NNPACK SpatialConvolution_updateOutput failed"
+            theirs = None
+        ours = onednn()
+        if theirs is None or not torch.allclose(theirs, ours, rtol=1e-4, atol=1e-5 * float(ours.abs().max())):
+            faster = False
+        else:
+            best = [math.inf, math.inf]
+            for _ in range(2):
+                for i, run in enumerate((onednn, nnpack)):
+                    start = _clock()
+                    run()
+                    best[i] = min(best[i], _clock() - start)
+            faster = best[1] * NNPACK_MARGIN <= best[0]
+        _NNPACK_FASTER[key] = faster
+        return faster
 
     def forget(self) -> None:
         """Drop the reordered weight: the next call reorders the weight as it is then (needed only
@@ -126,6 +210,13 @@ class PackedConv2d(nn.Conv2d):
     def __prepare_scriptable__(self) -> nn.Conv2d:
         """What `torch.jit.script` compiles: a plain `nn.Conv2d` holding the same parameters."""
         return _unpacked(copy.copy(self))
+
+
+def _nnpack(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: Any) -> torch.Tensor:
+    """NNPACK's convolution (stride 1) of channels-last maps, given back in channels-last memory:
+    NNPACK reads and writes channels-first ones."""
+    y = torch._nnpack_spatial_convolution(x.contiguous(), weight, bias, padding)
+    return y.contiguous(memory_format=_CHANNELS_LAST)
 
 
 def forget_reordered(model: nn.Module) -> None:
