@@ -281,6 +281,8 @@ def test_nnpack_runs_where_it_times_faster_and_gives_pytorchs_convolution(monkey
         y = conv(x)
         assert timed.nnpack_runs == runs + 1 and timed.timed == 8  # chosen once
         assert close(y, reference(conv, x))
+        with torch.backends.nnpack.flags(enabled=False):  # PyTorch's switch is heeded
+            assert close(conv(x), reference(conv, x)) and timed.nnpack_runs == runs + 1 and reordered(conv)
 
 
 @needs_nnpack

@@ -36,7 +36,7 @@ and 192-channel 28x28 convs 1.23x to 1.26x faster, its 384-channel 14x14 ones 0.
 oneDNN), the deployed network 1.04x (docs/benchmarks.md). Which library runs can differ between
 processes when the two are close, and with it the last bits of the outputs (both are within
 float32 rounding of the exact convolution, tested); `pack=False` runs PyTorch's own choice every
-time.
+time, and `torch.backends.nnpack.flags(enabled=False)` keeps packed convs on oneDNN.
 
 A weight changed in place (a loaded state dict, `copy_` under no_grad) or replaced (`.to()`, a new
 tensor) is reordered again on the next call. Writes through `.data` or numpy bypass the version
@@ -82,7 +82,7 @@ def _nnpack_available() -> bool:
 NNPACK = AVAILABLE and _nnpack_available()
 NNPACK_MARGIN = 1.10  # NNPACK is kept only where it is this much faster: a close call stays on oneDNN
 _clock = time.perf_counter  # what the choice times with (a test gives it a fake clock)
-_threads = torch.get_num_threads
+_threads, _nnpack_enabled = torch.get_num_threads, torch._C._get_nnpack_enabled
 # (conv geometry, input shape, thread count) -> whether NNPACK runs it: equal convs are timed once
 _NNPACK_FASTER: dict[tuple, bool] = {}
 
@@ -125,7 +125,7 @@ class PackedConv2d(nn.Conv2d):
         if packed[1] is None:
             return self._conv_forward(x, weight, bias)
         choices = packed[3]
-        if choices is not None:
+        if choices is not None and _nnpack_enabled():
             at = (x.shape[0], _threads())
             nnpack = choices.get(at)
             if nnpack is None:
