@@ -265,11 +265,14 @@ class Timed:
 
 
 @needs_nnpack
-@pytest.mark.parametrize("bias", [True, False])
-def test_nnpack_runs_where_it_times_faster_and_gives_pytorchs_convolution(monkeypatch, bias):
+@pytest.mark.parametrize("options", [
+    dict(kernel_size=3, padding=1), dict(kernel_size=3, padding=1, bias=False),
+    dict(kernel_size=(3, 5), padding=(1, 2)), dict(kernel_size=(5, 3), padding=(2, 0)),  # (height, width) kept apart
+])
+def test_nnpack_runs_where_it_times_faster_and_gives_pytorchs_convolution(monkeypatch, options):
     timed = Timed(monkeypatch, nnpack=0.5)
     torch.manual_seed(0)
-    plain = nn.Conv2d(8, 16, 3, padding=1, bias=bias)
+    plain = nn.Conv2d(8, 16, **options)
     conv = packed(copy.deepcopy(plain))
     x = maps(2, 8, 12, 10)
     with torch.no_grad():
