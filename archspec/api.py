@@ -93,8 +93,8 @@ def deploy(model: Any, *, layout: str = "auto", pack: bool = True):
     result is for inference only: it has no batch norm left to train, and its parameters do not
     require grad. `layout`: "auto" (channels-last memory for convolutional networks, faster on
     CPU), "channels_last" or "contiguous". `pack`: its 2-d convs keep their weights in oneDNN's
-    layout for CPU inference, and run NNPACK instead where the first call times it faster
-    (`PackedConv2d`, an `nn.Conv2d`; exports and other devices run the plain conv); False leaves
+    layout for CPU inference, and run NNPACK instead where the first call times it faster and
+    finds it as accurate (`PackedConv2d`, an `nn.Conv2d`; exports and other devices run the plain conv); False leaves
     plain `nn.Conv2d`s, for tools that look for that exact type, and PyTorch's own choice of kernel.
     """
     require("torch", feature="deploying a module")

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import archspec
+from archspec.backends import torch_packed
 from archspec.ir.deploy import deploy_network
 from tests.clirun import run_cli
 from tests.zoo_tiers import input_side
@@ -87,9 +88,31 @@ FAST = {"lenet5", "resnet18", "mobilenet_v3_small", "efficientnet_b0", "googlene
 TOO_BIG = {"regnet_y_128gf", "vit_h_14"}
 
 
-@pytest.mark.parametrize("name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
-                                  for n in archspec.zoo.names() if n not in TOO_BIG])
-def test_deployed_equals_training_form(name):
+@pytest.fixture
+def conv_library(request, monkeypatch):
+    """Which library the deployed form's packed convs run where NNPACK can take them: "nnpack"
+    wherever it is as accurate (a margin of 0: never slower by the timing's rule), or "onednn" alone."""
+    monkeypatch.setattr(torch_packed, "_NNPACK_FASTER", {})
+    if request.param == "nnpack":
+        monkeypatch.setattr(torch_packed, "NNPACK_MARGIN", 0.0)
+        yield request.param
+    else:
+        with torch.backends.nnpack.flags(enabled=False):
+            yield request.param
+
+
+def nnpack_choices(model: torch.nn.Module) -> list[bool]:
+    """Whether NNPACK runs each (conv, batch size) of `model` that it could run."""
+    return [nnpack for m in model.modules() if isinstance(m, torch_packed.PackedConv2d) and m._packed and m._packed[3]
+            for nnpack in m._packed[3].values()]
+
+
+# The whole zoo on NNPACK where it can run a conv; the fast tier's networks (every family) on oneDNN too.
+@pytest.mark.parametrize("name, conv_library",
+                         [pytest.param(n, "nnpack", marks=() if n in FAST else pytest.mark.slow)
+                          for n in archspec.zoo.names() if n not in TOO_BIG] + [(n, "onednn") for n in sorted(FAST)],
+                         indirect=["conv_library"])
+def test_deployed_equals_training_form(name, conv_library):
     size = _size(name)
     model = perturb_norms(archspec.build(name, max_params=None, **{"input.size": [size, size]})).eval()
     deployed = archspec.deploy(model)
@@ -97,6 +120,8 @@ def test_deployed_equals_training_form(name):
     x = torch.randn(2, archspec.load_spec(name).network().input_shape[0], size, size,
                     generator=torch.Generator().manual_seed(1))
     assert_same_function(model, deployed, x)
+    if conv_library == "onednn":
+        assert not any(nnpack_choices(deployed))
     # the analysis of the deployed IR counts what the deployed module holds
     assert archspec.analyze(deployed).params == sum(p.numel() for p in deployed.parameters())
 

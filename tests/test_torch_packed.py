@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import io
+import math
 import pickle
 
 import pytest
@@ -240,7 +241,8 @@ needs_nnpack = pytest.mark.skipif(not NNPACK, reason="this PyTorch build has no 
 
 class Timed:
     """A fake `_clock` under which each oneDNN run takes 1 s and each NNPACK run `nnpack` s, and a
-    count of NNPACK's runs (the real operator runs: its outputs are checked)."""
+    count of NNPACK's runs (the real operator runs). NNPACK's accuracy is not asked (its own
+    test below): on these small maps of a few Winograd tiles it is less accurate than oneDNN."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, nnpack: float) -> None:
         self.now, self.nnpack_runs, self.timed = 0.0, 0, 0
@@ -262,6 +264,7 @@ class Timed:
         monkeypatch.setattr(torch_packed, "_nnpack", counted)
         monkeypatch.setattr(torch_packed, "_clock", clock)
         monkeypatch.setattr(torch_packed, "_NNPACK_FASTER", {})
+        monkeypatch.setattr(torch_packed, "NNPACK_ERROR", math.inf)
 
 
 @needs_nnpack
@@ -354,6 +357,23 @@ def test_an_nnpack_that_fails_or_disagrees_is_never_chosen(monkeypatch):
         with torch.no_grad():
             assert close(conv(x), reference(conv, x)) and close(conv(x), reference(conv, x))
         assert conv._packed[3] == {(2, torch.get_num_threads()): False}
+
+
+@needs_nnpack
+def test_a_faster_nnpack_that_is_less_accurate_is_not_chosen(monkeypatch):
+    """Off by a relative 1e-5 (a float32 conv is off by about 1e-7): faster, but further from the
+    float64 convolution than `NNPACK_ERROR` times oneDNN; allowed any error, it is chosen."""
+    torch.manual_seed(0)
+    x = maps(2, 8, 12, 10)
+    real = torch_packed._nnpack
+    for allowed, chosen in ((2.0, False), (math.inf, True)):
+        monkeypatch.setattr(torch_packed, "_nnpack", lambda *args: (lambda y: y + 1e-5 * y.abs().max())(real(*args)))
+        Timed(monkeypatch, nnpack=0.5)  # (times the operator above)
+        monkeypatch.setattr(torch_packed, "NNPACK_ERROR", allowed)
+        conv = packed(nn.Conv2d(8, 16, 3, padding=1))
+        with torch.no_grad():
+            conv(x)
+        assert conv._packed[3] == {(2, torch.get_num_threads()): chosen}
 
 
 @needs_nnpack
