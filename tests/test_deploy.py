@@ -93,6 +93,7 @@ def conv_library(request, monkeypatch):
     """Which library the deployed form's packed convs run where NNPACK can take them: "nnpack"
     wherever it is as accurate (a margin of 0: never slower by the timing's rule), or "onednn" alone."""
     monkeypatch.setattr(torch_packed, "_NNPACK_FASTER", {})
+    monkeypatch.setattr(torch_packed, "_NNPACK_POOL", None)
     if request.param == "nnpack":
         monkeypatch.setattr(torch_packed, "NNPACK_MARGIN", 0.0)
         yield request.param
@@ -124,6 +125,20 @@ def test_deployed_equals_training_form(name, conv_library):
         assert not any(nnpack_choices(deployed))
     # the analysis of the deployed IR counts what the deployed module holds
     assert archspec.analyze(deployed).params == sum(p.numel() for p in deployed.parameters())
+
+
+@pytest.mark.skipif(not torch_packed.NNPACK, reason="this PyTorch build has no NNPACK")
+@pytest.mark.parametrize("conv_library", ["nnpack"], indirect=True)
+def test_a_deployed_network_on_nnpack_where_it_is_as_accurate(conv_library):
+    """At 224x224 and a batch of two, NNPACK is as accurate as oneDNN on repvgg_a0's convs (the
+    zoo-wide test's 64x64 maps are mostly too small for it) and runs them; the outputs are the
+    training form's."""
+    model = perturb_norms(archspec.build("repvgg_a0")).eval()
+    deployed = archspec.deploy(model)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    assert_same_function(model, deployed, x)
+    chosen = nnpack_choices(deployed)
+    assert any(chosen)
 
 
 BATCH_NORMS = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)

@@ -27,6 +27,16 @@ from archspec.backends.torch_packed import (AVAILABLE, NNPACK, PackedConv2d, for
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason="this PyTorch build has no oneDNN")
 
 
+@pytest.fixture(autouse=True)
+def onednn_alone(monkeypatch):
+    """Each test starts with NNPACK switched off (the tests of oneDNN's path mean that path) and
+    nothing timed; the tests of the choice switch it on (`Timed`)."""
+    monkeypatch.setattr(torch_packed, "_NNPACK_FASTER", {})
+    monkeypatch.setattr(torch_packed, "_NNPACK_POOL", None)
+    with torch.backends.nnpack.flags(enabled=False):
+        yield
+
+
 def packed(conv: nn.Conv2d) -> PackedConv2d:
     assert pack_convolutions(conv) == 1
     assert type(conv) is PackedConv2d
@@ -265,6 +275,7 @@ class Timed:
         monkeypatch.setattr(torch_packed, "_clock", clock)
         monkeypatch.setattr(torch_packed, "_NNPACK_FASTER", {})
         monkeypatch.setattr(torch_packed, "NNPACK_ERROR", math.inf)
+        torch.backends.nnpack.set_flags(True)  # (`onednn_alone` puts the switch back)
 
 
 @needs_nnpack
@@ -280,7 +291,7 @@ def test_nnpack_runs_where_it_times_faster_and_gives_pytorchs_convolution(monkey
     x = maps(2, 8, 12, 10)
     with torch.no_grad():
         y = conv(x)
-        assert timed.timed == 8 and conv._packed[3] == {(2, torch.get_num_threads()): True}
+        assert timed.timed == 8 and conv._packed[3] == {(True, torch.get_num_threads()): True}
         runs = timed.nnpack_runs  # the check, two timed runs and the call itself
         assert runs == 4
         assert close(y, reference(conv, x)) and y.stride() == plain(x).stride()  # channels-last, as oneDNN gives
@@ -300,14 +311,14 @@ def test_oneDNN_stays_where_nnpack_is_slower_or_not_faster_by_the_margin(monkeyp
         conv = packed(nn.Conv2d(8, 16, 3, padding=1))
         with torch.no_grad():
             y = conv(x)
-            assert timed.timed == 8 and conv._packed[3] == {(2, torch.get_num_threads()): False}
+            assert timed.timed == 8 and conv._packed[3] == {(True, torch.get_num_threads()): False}
             runs = timed.nnpack_runs
             assert close(conv(x), reference(conv, x)) and close(y, reference(conv, x))
             assert timed.nnpack_runs == runs
 
 
 @needs_nnpack
-def test_equal_convs_are_timed_once_and_a_new_batch_or_thread_count_again(monkeypatch):
+def test_equal_convs_are_timed_once_a_batch_of_one_apart_and_other_thread_counts_on_onednn(monkeypatch):
     timed = Timed(monkeypatch, nnpack=0.5)
     torch.manual_seed(0)
     first, second = packed(nn.Conv2d(8, 16, 3, padding=1)), packed(nn.Conv2d(8, 16, 3, padding=1))
@@ -317,17 +328,65 @@ def test_equal_convs_are_timed_once_and_a_new_batch_or_thread_count_again(monkey
     with torch.no_grad():
         first(x)
         assert timed.timed == 8
-        assert close(second(x), reference(second, x)) and timed.timed == 8 and second._packed[3][(2, threads)]
+        assert close(second(x), reference(second, x)) and timed.timed == 8 and second._packed[3][(True, threads)]
         other(x)
         assert timed.timed == 16
-        first(maps(3, 8, 12, 10))
-        assert timed.timed == 24
-        try:
+        first(maps(3, 8, 12, 10))  # another batch of more than one: decided
+        assert timed.timed == 16
+        first(maps(1, 8, 12, 10))  # one image: NNPACK's other path, timed apart
+        assert timed.timed == 24 and set(first._packed[3]) == {(True, threads), (False, threads)}
+        try:  # NNPACK's pool was made for `threads`: at another count the conv stays on oneDNN, untimed
             torch.set_num_threads(threads + 1)
-            first(x)
-            assert timed.timed == 32 and set(first._packed[3]) == {(2, threads), (3, threads), (2, threads + 1)}
+            runs = timed.nnpack_runs
+            assert close(first(x), reference(first, x))
+            assert timed.timed == 24 and timed.nnpack_runs == runs and first._packed[3][(True, threads + 1)] is False
         finally:
             torch.set_num_threads(threads)
+
+
+@needs_nnpack
+@pytest.mark.parametrize("options, shape", [
+    (dict(in_channels=8, out_channels=1, kernel_size=3, padding=1), (2, 8, 12, 10)),  # one channel out
+    (dict(in_channels=8, out_channels=16, kernel_size=3), (2, 8, 3, 3)),  # a 1x1 map out
+])
+def test_nnpack_gives_the_strides_a_plain_conv_gives(monkeypatch, options, shape):
+    timed = Timed(monkeypatch, nnpack=0.5)
+    torch.manual_seed(0)
+    plain = nn.Conv2d(**options)
+    conv = packed(copy.deepcopy(plain))
+    x = maps(*shape)
+    with torch.no_grad():
+        y = conv(x)
+        assert timed.nnpack_runs == 4 and close(y, reference(conv, x)) and y.stride() == plain(x).stride()
+
+
+@needs_nnpack
+def test_each_conv_checks_nnpacks_accuracy_on_its_own_weights_and_an_exact_input_decides_nothing(monkeypatch):
+    """Speed is timed once for equal convs, accuracy checked per conv and again after its weight
+    changes; an input of zeros (both libraries exact) leaves the choice to the next call."""
+    Timed(monkeypatch, nnpack=0.5)
+    monkeypatch.setattr(torch_packed, "NNPACK_ERROR", 2.0)
+    checked = []
+    real = PackedConv2d._as_accurate
+
+    def spy(self, *args):
+        verdict = real(self, *args)
+        checked.append((self, verdict))
+        return verdict
+
+    monkeypatch.setattr(PackedConv2d, "_as_accurate", spy)
+    torch.manual_seed(0)
+    first, second = packed(nn.Conv2d(8, 16, 3, padding=1)), packed(nn.Conv2d(8, 16, 3, padding=1))
+    x = maps(2, 8, 40, 36)  # maps of many Winograd tiles: NNPACK as accurate as oneDNN
+    with torch.no_grad():
+        zeros = torch.zeros_like(x)
+        assert close(first(zeros), reference(first, zeros)) and checked == [(first, None)] and first._packed[3] == {}
+        first(x)
+        second(x)
+        assert checked[1:] == [(first, True), (second, True)]
+        first.weight.mul_(2)  # a new weight version: checked again
+        first(x)
+        assert checked[3:] == [(first, True)] and len(checked) == 4
 
 
 @needs_nnpack
@@ -356,7 +415,7 @@ def test_an_nnpack_that_fails_or_disagrees_is_never_chosen(monkeypatch):
         conv = packed(nn.Conv2d(8, 16, 3, padding=1))
         with torch.no_grad():
             assert close(conv(x), reference(conv, x)) and close(conv(x), reference(conv, x))
-        assert conv._packed[3] == {(2, torch.get_num_threads()): False}
+        assert conv._packed[3] == {(True, torch.get_num_threads()): False}
 
 
 @needs_nnpack
@@ -373,7 +432,7 @@ def test_a_faster_nnpack_that_is_less_accurate_is_not_chosen(monkeypatch):
         conv = packed(nn.Conv2d(8, 16, 3, padding=1))
         with torch.no_grad():
             conv(x)
-        assert conv._packed[3] == {(2, torch.get_num_threads()): chosen}
+        assert conv._packed[3] == {(True, torch.get_num_threads()): chosen}
 
 
 @needs_nnpack

@@ -25,22 +25,22 @@ comes out is what a plain conv gives, strides and dtype included:
 * an input the conv cannot take (wrong channels, a map smaller than the kernel): PyTorch's error.
 
 Where NNPACK, PyTorch's other CPU convolution library, takes the conv (groups 1, stride 1, no
-dilation, a kernel of 3 to 16 with padding under it: where its Winograd and FFT transforms apply),
-the first call times both libraries on the call's own input (a run of each, then the best of two)
-and keeps NNPACK where it is at least `NNPACK_MARGIN` faster and its output no more than
-`NNPACK_ERROR` times further from a float64 convolution than oneDNN's (its Winograd transforms are
-more accurate than oneDNN on large maps, less on maps of a few tiles), its output put back in
-channels-last memory. Like cuDNN's benchmark mode, the choice is made once
-per process for each conv geometry, input size and thread count, so that a network's repeated
-blocks are timed once: RepVGG-A2's first call at batch 8 takes about 1.5 s rather than 0.8 s.
-Measured on this project's machine, one thread, batch 8: NNPACK runs RepVGG-A2's 96-channel 56x56
-and 192-channel 28x28 convs 1.23x to 1.26x faster, its 384-channel 14x14 ones 0.91x (they stay on
-oneDNN), the deployed network 1.03x (docs/benchmarks.md). At batch 1 NNPACK takes another path
-(one image at a time), 2x to 4x further from the exact convolution than oneDNN on resnet50's
-convs: not chosen. Which library runs can differ between
-processes when the two are close, and with it the last bits of the outputs (both within float32
-rounding of the exact convolution, tested); `pack=False` runs PyTorch's own choice every
-time, and `torch.backends.nnpack.flags(enabled=False)` keeps packed convs on oneDNN.
+dilation, kernels of 3 to 16 with padding under them: where its Winograd and FFT transforms apply),
+the conv runs NNPACK where NNPACK is at least `NNPACK_MARGIN` faster than oneDNN and no more than
+`NNPACK_ERROR` times further from a float64 convolution, its output put back in channels-last
+memory. Speed is a property of the conv's geometry and input size: like cuDNN's benchmark mode,
+the first call of each in the process times both libraries on its input (a run of each, then the
+best of two), so a network's repeated blocks are timed once. Accuracy depends on the weights too:
+each conv checks its own first input against a float64 convolution of its first item (again after
+a weight changes; an input both libraries convolve exactly, such as zeros, decides nothing). A
+batch of one and larger batches are decided apart (NNPACK runs them on different paths), and NNPACK
+runs only at the thread count its pool was made with (PyTorch sizes it once, at NNPACK's first
+call). Measured on this project's machine, one thread, batch 8: NNPACK runs RepVGG-A2's 96-channel
+56x56 and 192-channel 28x28 convs 1.23x to 1.26x faster and more accurately, its 384-channel 14x14
+ones 0.91x (they stay on oneDNN): the deployed network 1.03x faster, its first call about 1.5 s
+rather than 0.8 s (docs/benchmarks.md). Which library runs can differ between processes when the
+two are close, and with it the last bits of the outputs; `pack=False` runs PyTorch's own choice
+every time, and `torch.backends.nnpack.flags(enabled=False)` keeps packed convs on oneDNN.
 
 A weight changed in place (a loaded state dict, `copy_` under no_grad) or replaced (`.to()`, a new
 tensor) is reordered again on the next call. Writes through `.data` or numpy bypass the version
@@ -88,8 +88,9 @@ NNPACK_MARGIN = 1.10  # NNPACK is kept only where it is this much faster: a clos
 NNPACK_ERROR = 2.0  # ... and no more than this many times further from the exact convolution than oneDNN
 _clock = time.perf_counter  # what the choice times with (a test gives it a fake clock)
 _threads, _nnpack_enabled = torch.get_num_threads, torch._C._get_nnpack_enabled
-# (conv geometry, input shape, thread count) -> whether NNPACK runs it: equal convs are timed once
+# (conv geometry, input shape, thread count) -> whether NNPACK runs it faster: equal convs are timed once
 _NNPACK_FASTER: dict[tuple, bool] = {}
+_NNPACK_POOL: int | None = None  # the thread count NNPACK's pool was made with (`_pool_fits`)
 
 
 class PackedConv2d(nn.Conv2d):
@@ -98,9 +99,9 @@ class PackedConv2d(nn.Conv2d):
 
     # (input map size and dtype, the weight's address, strides and version), oneDNN's copy of the
     # weight for it (None: the plain path), the weight, held so that no other tensor can take its
-    # address while the key names it, and, where NNPACK can take the conv, (batch size, thread
-    # count) -> whether NNPACK runs it (None: oneDNN always).
-    _packed: tuple[tuple, torch.Tensor | None, torch.Tensor, dict[tuple[int, int], bool] | None] | None = None
+    # address while the key names it, and, where NNPACK can take the conv, (batch of more than one,
+    # thread count) -> whether NNPACK runs it (None: oneDNN always).
+    _packed: tuple[tuple, torch.Tensor | None, torch.Tensor, dict[tuple[bool, int], bool] | None] | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Runs for every conv of every call: parameters read from their dict (a module's
@@ -131,10 +132,12 @@ class PackedConv2d(nn.Conv2d):
             return self._conv_forward(x, weight, bias)
         choices = packed[3]
         if choices is not None and _nnpack_enabled():
-            at = (x.shape[0], _threads())
+            at = (x.shape[0] > 1, _threads())  # NNPACK runs one image and a batch on different paths
             nnpack = choices.get(at)
             if nnpack is None:
-                nnpack = choices[at] = self._nnpack_faster(x, packed[1], weight, bias)
+                nnpack = self._nnpack_chosen(x, packed[1], weight, bias)
+                if nnpack is not None:  # (None: this input decides nothing; the next call asks again)
+                    choices[at] = nnpack
             if nnpack:
                 return _nnpack(x, weight, bias, self.padding)
         return _convolution_pointwise(x, packed[1], bias, self.padding, self.stride, self.dilation, self.groups,
@@ -160,17 +163,14 @@ class PackedConv2d(nn.Conv2d):
         return (NNPACK and self.groups == 1 and self.stride == (1, 1) and self.dilation == (1, 1)
                 and all(3 <= k <= 16 and p < k for k, p in zip(self.kernel_size, padding)))
 
-    def _nnpack_faster(self, x: torch.Tensor, reordered: torch.Tensor, weight: torch.Tensor,
-                       bias: torch.Tensor | None) -> bool:
-        """Whether NNPACK runs convs like this one on inputs like `x` at least `NNPACK_MARGIN`
-        faster than oneDNN, on this many threads, and as accurately (`_as_accurate`): both timed
-        on `x` itself, after a run of each whose outputs are checked (a library that fails or is
-        less accurate is never chosen). Kept for the process (`_NNPACK_FASTER`)."""
-        key = (self.in_channels, self.out_channels, self.kernel_size, self.padding, bias is None, tuple(x.shape),
-               _threads())
-        known = _NNPACK_FASTER.get(key)
-        if known is not None:
-            return known
+    def _nnpack_chosen(self, x: torch.Tensor, reordered: torch.Tensor, weight: torch.Tensor,
+                       bias: torch.Tensor | None) -> bool | None:
+        """Whether NNPACK runs this conv on inputs like `x`: where it is at least `NNPACK_MARGIN`
+        faster than oneDNN (timed once per process for convs of this geometry and input shape:
+        `_NNPACK_FASTER`) and as accurate on this conv's weights (`_as_accurate`). None where `x`
+        cannot tell (an input both libraries convolve exactly, such as zeros)."""
+        if not _pool_fits():
+            return False
 
         def onednn() -> torch.Tensor:
             return _convolution_pointwise(x, reordered, bias, self.padding, self.stride, self.dilation,
@@ -179,32 +179,40 @@ class PackedConv2d(nn.Conv2d):
         def nnpack() -> torch.Tensor:
             return _nnpack(x, weight, bias, self.padding)
 
+        key = (self.in_channels, self.out_channels, self.kernel_size, self.padding, bias is None, tuple(x.shape),
+               _threads())
+        faster = _NNPACK_FASTER.get(key)
+        if faster is False:
+            return False
         try:
-            theirs = nnpack()
+            theirs = nnpack()  # (the first run: NNPACK makes its workspace)
         except RuntimeError:  # NNPACK refused the shape: "NNPACK SpatialConvolution_updateOutput failed"
-            theirs = None
-        if theirs is None or not self._as_accurate(x, weight, bias, theirs, onednn()):
-            faster = False
-        else:
+            _NNPACK_FASTER[key] = False
+            return False
+        if faster is None:
             best = [math.inf, math.inf]
             for _ in range(2):
                 for i, run in enumerate((onednn, nnpack)):
                     start = _clock()
                     run()
                     best[i] = min(best[i], _clock() - start)
-            faster = best[1] * NNPACK_MARGIN <= best[0]
-        _NNPACK_FASTER[key] = faster
-        return faster
+            faster = _NNPACK_FASTER[key] = best[1] * NNPACK_MARGIN <= best[0]
+        return self._as_accurate(x, weight, bias, theirs, onednn()) if faster else False
 
     def _as_accurate(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, theirs: torch.Tensor,
-                     ours: torch.Tensor) -> bool:
+                     ours: torch.Tensor) -> bool | None:
         """Whether NNPACK's output `theirs` is no further from the exact convolution than
-        `NNPACK_ERROR` times oneDNN's `ours`, on the batch's first item computed in float64. Its
-        Winograd transforms are more accurate than oneDNN on large maps (0.2x to 0.3x its error on
-        RepVGG-A2's 14x14 to 56x56 ones) and less on small ones (2x to 8x on 2x2 to 16x16)."""
+        `NNPACK_ERROR` times oneDNN's `ours`, on the batch's first item computed in float64; None
+        where oneDNN's is exact (nothing to compare with). NNPACK's Winograd transforms are more
+        accurate than oneDNN on large maps (0.2x to 0.3x its error on RepVGG-A2's 28x28 and 56x56
+        maps at batch 8) and less on maps of a few tiles (2x to 8x on 2x2 to 16x16) and on its
+        one-image path (2x to 4x on resnet50's maps at batch 1)."""
         exact = torch.nn.functional.conv2d(x[:1].double(), weight.double(), None if bias is None else bias.double(),
                                            self.stride, self.padding)
-        return float((theirs[:1] - exact).abs().max()) <= NNPACK_ERROR * float((ours[:1] - exact).abs().max())
+        error = float((ours[:1] - exact).abs().max())
+        if not error > 0:  # exact, or not a number: this input cannot tell
+            return None if error == 0 else False
+        return float((theirs[:1] - exact).abs().max()) <= NNPACK_ERROR * error
 
     def forget(self) -> None:
         """Drop the reordered weight: the next call reorders the weight as it is then (needed only
@@ -227,10 +235,22 @@ class PackedConv2d(nn.Conv2d):
 
 
 def _nnpack(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: Any) -> torch.Tensor:
-    """NNPACK's convolution (stride 1) of channels-last maps, given back in channels-last memory:
-    NNPACK reads and writes channels-first ones."""
+    """NNPACK's convolution (stride 1) of channels-last maps, given back in channels-last memory
+    with the strides oneDNN and `nn.Conv2d` give (NNPACK reads and writes channels-first maps;
+    `.contiguous(memory_format=...)` would keep a one-channel or 1x1 output's channels-first strides)."""
     y = torch._nnpack_spatial_convolution(x.contiguous(), weight, bias, padding)
-    return y.contiguous(memory_format=_CHANNELS_LAST)
+    out = torch.empty(y.shape, dtype=y.dtype, memory_format=_CHANNELS_LAST)
+    return out.copy_(y)
+
+
+def _pool_fits() -> bool:
+    """Whether NNPACK would run on as many threads as torch is set to: PyTorch sizes NNPACK's thread
+    pool by the thread count at its first call and never again, so NNPACK runs only at that count
+    (the first call is this module's, unless PyTorch's own conv ran NNPACK before)."""
+    global _NNPACK_POOL
+    if _NNPACK_POOL is None:
+        _NNPACK_POOL = _threads()
+    return _threads() == _NNPACK_POOL
 
 
 def forget_reordered(model: nn.Module) -> None:
